@@ -1,0 +1,273 @@
+"""Load a model file: YAML with line numbers, pydantic validation, every problem at once."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from leadscore.errors import ModelError, Problem
+from leadscore.model import conditions
+from leadscore.model.schema import GRADE_LETTERS, STAGES, Model
+
+KeyPath = tuple[str | int, ...]
+
+
+class YamlLoader(yaml.SafeLoader):
+    """YAML 1.2 scalars: `on`/`off`/`yes`/`no` stay strings (`on:` is a lifecycle key) and
+    timestamps stay strings (the engines parse them)."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML the way model files are read everywhere in leadscore."""
+    return yaml.load(text, Loader=YamlLoader)
+
+
+class _Lines:
+    """Line numbers (1-based) of every key and list item of a YAML document."""
+
+    def __init__(self, node: yaml.Node | None):
+        self.lines: dict[KeyPath, int] = {}
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, at: KeyPath) -> None:
+        self.lines.setdefault(at, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*at, key.value)
+                self.lines[here] = key.start_mark.line + 1
+                self._walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*at, i))
+
+    def of(self, at: KeyPath) -> int | None:
+        while at not in self.lines and at:
+            at = at[:-1]
+        return self.lines.get(at)
+
+
+def _key(at: KeyPath) -> str:
+    text = ""
+    for part in at:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(file)"
+
+
+# Values with a fixed vocabulary, for 'did you mean' on a near-miss.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "stage": STAGES, "limit": ("once", "daily", "weekly"),
+    "mql_requires_grade": (*GRADE_LETTERS, "F"),
+}
+
+
+def _fields_of(at: KeyPath) -> list[str]:
+    """The keys allowed at a place in the model, for 'did you mean' suggestions."""
+    cls: Any = Model
+    for part in at:
+        if isinstance(part, int):
+            continue
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        cls = _model_class(field.annotation)
+        if cls is None:
+            return []
+    return list(getattr(cls, "model_fields", {}))
+
+
+def _model_class(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_class(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _suggest(word: str, choices: list[str]) -> str | None:
+    for choice in choices:
+        if word.lower() == choice.lower():
+            return choice
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _pydantic_problems(exc: ValidationError, file: str, lines: _Lines,
+                       raw: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        # Drop the union-branch names pydantic inserts (e.g. 'Decay', 'literal[False]').
+        at = _document_path(raw, err["loc"])
+        kind, value = err["type"], err.get("input")
+        suggestion = None
+        if kind == "extra_forbidden":
+            suggestion = _suggest(str(at[-1]), _fields_of(at[:-1]))
+            message, expected = f"unknown key {at[-1]!r}", (
+                "one of " + ", ".join(_fields_of(at[:-1])) if _fields_of(at[:-1]) else None)
+            value = None
+        elif kind == "missing":
+            message, expected, value = "required key is missing", None, None
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            expected = None
+            if kind == "literal_error":
+                expected = err.get("ctx", {}).get("expected")
+            choices = CHOICES.get(str(at[-1])) if at else None
+            if choices and isinstance(value, str):
+                suggestion = _suggest(value, list(choices))
+        problems.append(Problem(file, lines.of(at), _key(at), message, value, expected,
+                                suggestion))
+    # One problem per place and message: union branches repeat themselves.
+    unique: dict[tuple[str, str], Problem] = {}
+    for p in problems:
+        unique.setdefault((p.key, p.message), p)
+    return list(unique.values())
+
+
+def _document_path(raw: Any, loc: tuple[Any, ...]) -> KeyPath:
+    """Pydantic's error location without the union-branch tags it inserts ('Decay', ...)."""
+    at: list[str | int] = []
+    node = raw
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            at.append(part)
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        elif isinstance(node, Mapping) and part in node:
+            at.append(part)
+            node = node[part]
+        elif i == len(loc) - 1:
+            at.append(part)   # a missing or unknown key
+    return tuple(at)
+
+
+def _condition_problems(raw: Mapping[str, Any], file: str, lines: _Lines) -> list[Problem]:
+    """Validate every condition of the model (pydantic keeps them as raw mappings)."""
+    found: list[tuple[KeyPath, Any, str, str | None]] = []
+    if isinstance(raw.get("applies_to"), Mapping):
+        found.append((("applies_to",), raw["applies_to"], "lead", "traits"))
+    for i, rule in enumerate(_items(raw.get("fit"))):
+        if "when" in rule:
+            found.append((("fit", i, "when"), rule["when"], "lead", "traits"))
+        attribute = rule.get("attribute")
+        for j, band in enumerate(_items(rule.get("bands"))):
+            ops = {k: v for k, v in band.items() if k != "points"}
+            if isinstance(attribute, str):
+                found.append((("fit", i, "bands", j), {attribute: ops}, "lead", "traits"))
+    engagement = raw.get("engagement") if isinstance(raw.get("engagement"), Mapping) else {}
+    for i, rule in enumerate(_items(engagement.get("rules"))):
+        if "where" in rule:
+            found.append((("engagement", "rules", i, "where"), rule["where"], "event", None))
+    for i, rule in enumerate(_items(raw.get("lifecycle"))):
+        if "when" in rule:
+            found.append((("lifecycle", i, "when"), rule["when"], "lead", "traits"))
+        on = rule.get("on")
+        if isinstance(on, Mapping) and "where" in on:
+            found.append((("lifecycle", i, "on", "where"), on["where"], "event", None))
+    problems = []
+    for at, cond, scope, bare in found:
+        for err in conditions.problems(cond, scope=scope, bare=bare):
+            # A band's condition was wrapped in {attribute: ...}: drop that level.
+            sub = err.path[1:] if at[-2:-1] == ("bands",) else err.path
+            where = (*at, *sub)
+            problems.append(Problem(file, lines.of(where), _key(where), err.message,
+                                    err.value, err.expected, err.suggestion))
+    return problems
+
+
+def _items(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _semantic_problems(model: Model, file: str, lines: _Lines) -> list[Problem]:
+    problems = []
+
+    def add(at: KeyPath, message: str, value: object = None, expected: str | None = None,
+            suggestion: str | None = None) -> None:
+        problems.append(Problem(file, lines.of(at), _key(at), message, value, expected,
+                                suggestion))
+
+    seen: dict[str, KeyPath] = {}
+    for section, rules in (("fit", model.fit), ("engagement", model.engagement.rules)):
+        for i, rule in enumerate(rules):
+            at: KeyPath = (section, i) if section == "fit" else ("engagement", "rules", i)
+            if rule.name in seen:
+                add((*at, "name"), f"rule name is used twice (first at {_key(seen[rule.name])})",
+                    rule.name, "a unique name per rule")
+            seen.setdefault(rule.name, at)
+    for i, rule in enumerate(model.engagement.rules):
+        if rule.distinct is not None and conditions.canonical_path(
+                rule.distinct, "event", None) is None:
+            add(("engagement", "rules", i, "distinct"), "cannot group by this path",
+                rule.distinct, "properties.<x>, context.<x>, event or path")
+    return problems
+
+
+def load_model(source: str | Path, *, text: str | None = None) -> Model:
+    """Load and validate a model file; raise ModelError listing every problem in it."""
+    file = str(source)
+    if text is None:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ModelError([Problem(file, None, "(file)", "file not found")]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError([Problem(file, None, "(file)", f"cannot read: {exc}")]) from None
+    try:
+        node = yaml.compose(text, Loader=YamlLoader)
+        raw = load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ModelError([Problem(file, line, "(file)", f"not valid YAML: "
+                                  f"{getattr(exc, 'problem', exc)}")]) from None
+    if not isinstance(raw, Mapping):
+        raise ModelError([Problem(file, 1, "(file)", "a model file must be a YAML mapping",
+                                  type(raw).__name__, "name:, fit:, engagement: ...")])
+    lines = _Lines(node)
+    problems = _condition_problems(raw, file, lines)
+    try:
+        model = Model.model_validate({**raw, "source": file})
+    except ValidationError as exc:
+        problems = _pydantic_problems(exc, file, lines, raw) + problems
+        raise ModelError(sorted(problems, key=lambda p: p.line or 0)) from None
+    problems += _semantic_problems(model, file, lines)
+    if problems:
+        raise ModelError(sorted(problems, key=lambda p: p.line or 0))
+    return model
+
+
+def load_models(sources: list[str | Path]) -> list[Model]:
+    """Load several models; every problem of every file is reported together."""
+    models, problems = [], []
+    for source in sources:
+        try:
+            models.append(load_model(source))
+        except ModelError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ModelError(problems)
+    names = [m.name for m in models]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ModelError([Problem(str(m.source), None, "name", "two models have the same "
+                                  "name", m.name, "a unique name per model")
+                          for m in models if m.name in duplicated])
+    return models
