@@ -1,0 +1,1 @@
+"""Scoring engines: incremental (one event at a time) and batch (the model as one SQL plan)."""
