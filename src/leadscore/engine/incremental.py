@@ -1,0 +1,454 @@
+"""The incremental engine: one event or one trait update at a time, constant work per event.
+
+`Scorer` keeps, per lead and model, one `RuleState` per engagement rule and the latest time of
+each lifecycle rule. Fit depends on traits only and is recomputed when they change. Scores are
+read at any `as_of` not before the events folded in; decay is applied at read time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from leadscore.engine.lifecycle import stage_of
+from leadscore.engine.state import Bucket, RuleState, decay_factor
+from leadscore.errors import EngineError
+from leadscore.events import Event, Lead, event_from_message
+from leadscore.model.compiled import (
+    CUSTOMER_RANK,
+    CompiledModel,
+    EngagementRule,
+    compile_model,
+)
+from leadscore.model.schema import Model
+from leadscore.timeutil import US_PER_DAY, iso_week, local_day, now_us
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One rule behind a score: its points now, the events it matched and counted."""
+
+    rule: str
+    kind: str               # fit | disqualify | engagement
+    points: float
+    count: int = 1          # matching events (1 for a fit rule)
+    counted: int = 1        # of those, the ones that count (limit / distinct)
+    last_at: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Score:
+    """One lead under one model at one moment; `reasons` sum to `score`."""
+
+    lead_id: str
+    model: str
+    fit: float
+    engagement: float
+    score: float
+    grade: str | None
+    temperature: str | None
+    stage: str
+    mql: bool
+    disqualified: bool
+    disqualify_reason: str | None
+    purchases: int
+    customer_since: int | None
+    tenure_days: float | None
+    as_of: int
+    reasons: tuple[Reason, ...] = field(default=(), repr=False)
+
+    COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
+               "stage", "mql", "disqualified", "disqualify_reason", "purchases",
+               "customer_since", "tenure_days", "as_of")
+
+    def row(self) -> dict[str, Any]:
+        """The score as a row of the scores table (times as µs)."""
+        return {name: getattr(self, name) for name in self.COLUMNS}
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Raised once per upward crossing of the MQL threshold: hand the lead to sales."""
+
+    id: str
+    lead_id: str
+    model: str
+    at: int
+    score: Score
+    event: Event | None
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return self.score.reasons
+
+
+@dataclass(frozen=True)
+class Update:
+    score: Score
+    handoff: Handoff | None = None
+
+
+@dataclass
+class _Fit:
+    """Everything that depends on traits only, for one model."""
+
+    points: float
+    reasons: tuple[Reason, ...]
+    disqualify_reason: str | None
+    when_rank: int            # highest stage of the `when` lifecycle rules that hold
+
+
+class ModelState:
+    """One lead under one model."""
+
+    __slots__ = ("fit", "handoffs", "mql", "purchases", "rules", "since", "stage_times")
+
+    def __init__(self, model: CompiledModel):
+        self.rules: list[RuleState | None] = [None] * len(model.rules)
+        self.stage_times: list[int | None] = [None] * len(model.stages)
+        self.purchases = 0
+        self.since: int | None = None
+        self.mql = False
+        self.handoffs = 0
+        self.fit: _Fit | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rules": [None if r is None else r.to_dict() for r in self.rules],
+            "stage_times": self.stage_times, "purchases": self.purchases,
+            "since": self.since, "mql": self.mql, "handoffs": self.handoffs,
+        }
+
+    @classmethod
+    def from_dict(cls, model: CompiledModel, data: Mapping[str, Any]) -> ModelState:
+        state = cls(model)
+        if len(data["rules"]) != len(model.rules) or len(data["stage_times"]) != len(
+                model.stages):
+            raise EngineError(f"saved state does not fit model {model.name!r} "
+                              "(its rules changed): rescore from the events")
+        state.rules = [None if r is None else RuleState.from_dict(r) for r in data["rules"]]
+        state.stage_times = list(data["stage_times"])
+        state.purchases, state.since = int(data["purchases"]), data["since"]
+        state.mql, state.handoffs = bool(data["mql"]), int(data["handoffs"])
+        return state
+
+
+class LeadState:
+    __slots__ = ("latest", "lead", "models")
+
+    def __init__(self, lead_id: str):
+        self.lead = Lead(lead_id)
+        self.latest: int | None = None
+        self.models: dict[str, ModelState] = {}
+
+
+class Scorer:
+    """Score leads one event at a time under one or several models.
+
+    >>> scorer = Scorer(load_model("examples/b2c-art-supplies.yaml"))   # doctest: +SKIP
+    >>> scorer.identify("ann", {"email": "ann@example.org"})            # doctest: +SKIP
+    >>> scorer.update_one({"type": "track", "event": "Newsletter Subscribed", ...})
+    """
+
+    def __init__(self, models: Model | Sequence[Model]):
+        models = [models] if isinstance(models, Model) else list(models)
+        if not models:
+            raise EngineError("a Scorer needs at least one model")
+        self.models: dict[str, CompiledModel] = {}
+        for model in models:
+            if model.name in self.models:
+                raise EngineError(f"two models are named {model.name!r}")
+            self.models[model.name] = compile_model(model)
+        self._leads: dict[str, LeadState] = {}
+        self._dispatch = {name: _Dispatch(m) for name, m in self.models.items()}
+
+    # ---- input
+
+    def identify(self, lead_id: str, traits: Mapping[str, Any] | None = None,
+                 account: Mapping[str, Any] | None = None, *,
+                 as_of: int | None = None) -> list[Update]:
+        """Merge traits (and account traits) into a lead's profile; re-score its fit."""
+        lead = self._lead(str(lead_id))
+        when = _read_time(lead, as_of)
+        before = self._mql_before(lead, when)
+        if traits:
+            lead.lead.traits.update(traits)
+        if account:
+            lead.lead.account.update(account)
+        for state in lead.models.values():
+            state.fit = None
+        return self._evaluate(lead, when, None, before)
+
+    def update_one(self, event: Event | Mapping[str, Any], *,
+                   as_of: int | None = None) -> list[Update]:
+        """Fold in one event; return the new score under each model that applies."""
+        if not isinstance(event, Event):
+            event = event_from_message(event)
+        lead = self._lead(event.lead_id)
+        ts = event.timestamp
+        when = _read_time(lead, as_of if as_of is not None else max(ts, lead.latest or ts))
+        before = self._mql_before(lead, when)
+        if lead.latest is None or ts > lead.latest:
+            lead.latest = ts
+        for name, dispatch in self._dispatch.items():
+            model = dispatch.model
+            state = lead.models.get(name)
+            if state is None:
+                state = lead.models[name] = ModelState(model)
+            for rule in dispatch.rules_for(event):
+                rule_state = state.rules[rule.index]
+                if rule_state is None:
+                    rule_state = state.rules[rule.index] = RuleState()
+                bucketed = rule.bucketed
+                rule_state.add(ts, rule.half_life_days,
+                               _bucket(rule, event, model.timezone) if bucketed else None,
+                               bucketed)
+            if dispatch.stage_rules:
+                self._stages(model, state, event)
+        return self._evaluate(lead, when, event, before)
+
+    def update_many(self, events: Iterable[Event | Mapping[str, Any]]) -> list[Handoff]:
+        """Fold in many events (in any order); return the handoffs they raised."""
+        handoffs = []
+        for event in events:
+            for update in self.update_one(event):
+                if update.handoff is not None:
+                    handoffs.append(update.handoff)
+        return handoffs
+
+    # ---- output
+
+    def score(self, lead_id: str, model: str | None = None, *,
+              as_of: int | None = None) -> Score:
+        """The lead's score under a model (default: the only one) at `as_of` (default: now)."""
+        lead = self._leads.get(str(lead_id))
+        if lead is None:
+            raise EngineError(f"unknown lead {lead_id!r}")
+        compiled = self._model(model)
+        state = lead.models.get(compiled.name)
+        if state is None:
+            state = lead.models[compiled.name] = ModelState(compiled)
+        return self._score(compiled, lead, state, _read_time(lead, as_of, default_now=True))
+
+    def scores(self, *, as_of: int | None = None) -> Iterator[Score]:
+        """Every lead's score under every model that applies to it."""
+        when = now_us() if as_of is None else as_of
+        for lead in self._leads.values():
+            for name, compiled in self.models.items():
+                if compiled.applies(lead.lead):
+                    state = lead.models.get(name) or ModelState(compiled)
+                    yield self._score(compiled, lead, state, max(when, lead.latest or when))
+
+    def leads(self) -> list[str]:
+        return list(self._leads)
+
+    def lead(self, lead_id: str) -> Lead:
+        return self._leads[lead_id].lead
+
+    # ---- state, for the store
+
+    def state(self, lead_id: str) -> dict[str, Any]:
+        lead = self._leads[lead_id]
+        return {"lead_id": lead_id, "traits": lead.lead.traits, "account": lead.lead.account,
+                "latest": lead.latest,
+                "models": {name: s.to_dict() for name, s in lead.models.items()}}
+
+    def load_state(self, data: Mapping[str, Any]) -> None:
+        lead = self._lead(str(data["lead_id"]))
+        lead.lead.traits, lead.lead.account = dict(data["traits"]), dict(data["account"])
+        lead.latest = data["latest"]
+        lead.models = {name: ModelState.from_dict(self.models[name], s)
+                       for name, s in data["models"].items() if name in self.models}
+
+    # ---- internals
+
+    def _lead(self, lead_id: str) -> LeadState:
+        lead = self._leads.get(lead_id)
+        if lead is None:
+            lead = self._leads[lead_id] = LeadState(lead_id)
+        return lead
+
+    def _model(self, name: str | None) -> CompiledModel:
+        if name is None:
+            if len(self.models) > 1:
+                raise EngineError("several models are loaded: name one "
+                                  f"({', '.join(self.models)})")
+            return next(iter(self.models.values()))
+        try:
+            return self.models[name]
+        except KeyError:
+            raise EngineError(f"unknown model {name!r}; loaded: "
+                              f"{', '.join(self.models)}") from None
+
+    def _stages(self, model: CompiledModel, state: ModelState, event: Event) -> None:
+        purchase = False
+        for rule in model.stages:
+            if rule.matcher is not None and rule.matcher.matches(event):
+                old = state.stage_times[rule.index]
+                if old is None or event.timestamp > old:
+                    state.stage_times[rule.index] = event.timestamp
+                purchase = purchase or rule.rank == CUSTOMER_RANK
+        if purchase:
+            state.purchases += 1
+            if state.since is None or event.timestamp < state.since:
+                state.since = event.timestamp
+
+    def _mql_before(self, lead: LeadState, as_of: int) -> set[str]:
+        """Models under which the lead is an MQL at `as_of` before the coming change.
+
+        Only asked where the last evaluation was an MQL: a lead that has decayed below the
+        threshold since and crosses it again raises a new handoff.
+        """
+        return {name for name, state in lead.models.items() if state.mql
+                and self._score(self.models[name], lead, state, as_of).mql}
+
+    def _evaluate(self, lead: LeadState, as_of: int, event: Event | None,
+                  before: set[str]) -> list[Update]:
+        updates = []
+        for name, model in self.models.items():
+            if not model.applies(lead.lead):
+                continue
+            state = lead.models.get(name)
+            if state is None:
+                state = lead.models[name] = ModelState(model)
+            score = self._score(model, lead, state, as_of)
+            handoff = None
+            if score.mql and name not in before:
+                state.handoffs += 1
+                handoff = Handoff(_handoff_id(lead.lead.lead_id, name, state.handoffs, as_of),
+                                  lead.lead.lead_id, name, as_of, score, event)
+            state.mql = score.mql
+            updates.append(Update(score, handoff))
+        return updates
+
+    def _fit(self, model: CompiledModel, lead: Lead, state: ModelState) -> _Fit:
+        if state.fit is not None:
+            return state.fit
+        reasons: list[Reason] = []
+        disqualify_reason = None
+        for rule in model.fit:
+            points = rule.points_for(lead)
+            if points is None:
+                continue
+            if rule.disqualify is not None:
+                disqualify_reason = disqualify_reason or rule.disqualify
+                reasons.append(Reason(rule.name, "disqualify", points,
+                                      detail=rule.disqualify))
+            else:
+                reasons.append(Reason(rule.name, "fit", points))
+        when_rank = max((r.rank for r in model.stages
+                         if r.when is not None and _holds(r.when, lead)),
+                        default=0)
+        state.fit = _Fit(math.fsum(r.points for r in reasons), tuple(reasons),
+                         disqualify_reason, when_rank)
+        return state.fit
+
+    def _score(self, model: CompiledModel, lead: LeadState, state: ModelState,
+               as_of: int) -> Score:
+        fit = self._fit(model, lead.lead, state)
+        reasons = list(fit.reasons)
+        for rule in model.rules:
+            rule_state = state.rules[rule.index]
+            if rule_state is None:
+                continue
+            points = rule.points * rule_state.value(as_of, rule.half_life_days)
+            if rule.cap is not None:
+                points = max(-rule.cap, min(rule.cap, points))
+            reasons.append(Reason(rule.name, "engagement", points, rule_state.matched,
+                                  rule_state.counted, rule_state.last))
+        engagement = math.fsum(r.points for r in reasons if r.kind == "engagement")
+        total = fit.points + engagement
+        disqualified = fit.disqualify_reason is not None
+        grade = model.grade(fit.points)
+        mql = model.is_mql(total, grade, disqualified)
+        stage = stage_of(model, state.stage_times, fit.when_rank, mql)
+        tenure = None if state.since is None else (as_of - state.since) / US_PER_DAY
+        return Score(lead.lead.lead_id, model.name, fit.points, engagement, total, grade,
+                     model.temperature(engagement, disqualified), stage, mql, disqualified,
+                     fit.disqualify_reason, state.purchases, state.since, tenure, as_of,
+                     tuple(reasons))
+
+
+class _Dispatch:
+    """Which rules an event can match, found without trying every rule.
+
+    Track/screen events are looked up by name; page paths are matched against the page
+    globs once per distinct path (cached), as the batch engine does.
+    """
+
+    def __init__(self, model: CompiledModel):
+        self.model = model
+        self.by_name: dict[str, list[EngagementRule]] = {}
+        self.page_rules = [r for r in model.rules if r.matcher.page_regex is not None]
+        for rule in model.rules:
+            for name in rule.matcher.events:
+                self.by_name.setdefault(name, []).append(rule)
+        self.by_path: dict[str, list[EngagementRule]] = {}
+        self.stage_rules = any(r.matcher is not None for r in model.stages)
+
+    def rules_for(self, event: Event) -> list[EngagementRule]:
+        if event.type == "page":
+            path = event.path
+            if path is None:
+                return []
+            candidates = self.by_path.get(path)
+            if candidates is None:
+                candidates = [r for r in self.page_rules
+                              if r.matcher.page_regex.fullmatch(path)]  # type: ignore[union-attr]
+                if len(self.by_path) < 100_000:
+                    self.by_path[path] = candidates
+        else:
+            candidates = self.by_name.get(event.event or "", [])
+        if not candidates:
+            return candidates
+        return [r for r in candidates if r.matcher.where is None or _where(r, event)]
+
+
+def _where(rule: EngagementRule, event: Event) -> bool:
+    from leadscore.model.conditions import evaluate
+
+    assert rule.matcher.where is not None
+    return evaluate(rule.matcher.where, event.get)
+
+
+def _holds(condition: Any, lead: Lead) -> bool:
+    from leadscore.model.conditions import evaluate
+
+    return evaluate(condition, lead.get)
+
+
+def _bucket(rule: EngagementRule, event: Event, timezone: str) -> Bucket:
+    period: int | None = None
+    if rule.limit == "daily":
+        period = local_day(event.timestamp, timezone)
+    elif rule.limit == "weekly":
+        period = iso_week(local_day(event.timestamp, timezone))
+    if rule.distinct is None:
+        return period
+    value = event.get(rule.distinct)
+    return value if period is None else (value, period)
+
+
+def _read_time(lead: LeadState, as_of: int | None, default_now: bool = False) -> int:
+    if as_of is None:
+        if default_now:
+            return max(now_us(), lead.latest or 0)
+        return lead.latest if lead.latest is not None else now_us()
+    if lead.latest is not None and as_of < lead.latest:
+        raise EngineError("as_of is before events this scorer has already seen; score "
+                          "past dates with `explain` or the batch engine")
+    return as_of
+
+
+def _handoff_id(lead_id: str, model: str, crossing: int, at: int) -> str:
+    """A stable id: the same crossing always gets the same id (for deduplication)."""
+    return hashlib.sha256(f"{model}\x00{lead_id}\x00{crossing}\x00{at}".encode()).hexdigest()[:32]
+
+
+def decayed(points: float, age_us: int, half_life_days: float | None) -> float:
+    """What `points` earned `age_us` ago are worth now."""
+    return points * decay_factor(age_us, half_life_days)

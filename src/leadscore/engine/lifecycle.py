@@ -1,0 +1,39 @@
+"""Lifecycle stages: order-independent, so late and out-of-order events give the same stage.
+
+See docs/model-format.md, "lifecycle": the latest `back: true` event (ties: the lowest stage)
+sets the stage; forward events strictly after it can only raise it; `when` rules on traits and
+the MQL threshold raise it further.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from leadscore.model.compiled import MQL_RANK, CompiledModel
+from leadscore.model.schema import STAGES
+
+
+def event_stage_rank(model: CompiledModel, times: Sequence[int | None]) -> int:
+    """The stage rank reached through event rules, given each rule's latest matching time."""
+    back_time: int | None = None
+    back_rank = 0
+    for rule in model.stages:
+        t = times[rule.index]
+        if not rule.back or t is None:
+            continue
+        if back_time is None or t > back_time or (t == back_time and rule.rank < back_rank):
+            back_time, back_rank = t, rule.rank
+    rank = back_rank
+    for rule in model.stages:
+        t = times[rule.index]
+        if rule.back or t is None or rule.matcher is None:
+            continue
+        if (back_time is None or t > back_time) and rule.rank > rank:
+            rank = rule.rank
+    return rank
+
+
+def stage_of(model: CompiledModel, times: Sequence[int | None], when_rank: int,
+             mql: bool) -> str:
+    rank = max(event_stage_rank(model, times), when_rank, MQL_RANK if mql else 0)
+    return STAGES[rank]
