@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from leadscore import ModelError, load_model, load_models
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "b2c-art-supplies.yaml"
+
+
+def write(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_design_example_loads_with_every_section() -> None:
+    model = load_model(EXAMPLE)
+    assert model.name == "b2c-art-supplies"
+    assert model.timezone == "Europe/Berlin"
+    assert [r.name for r in model.fit][:2] == ["core age band", "gave birthday"]
+    assert model.engagement.decay is not None and model.engagement.decay.half_life_days == 30
+    # `on:` is a key here, not the YAML 1.1 boolean
+    assert model.lifecycle[0].on is not None and model.lifecycle[0].on.event == "Newsletter Subscribed"
+    assert model.tests[0].as_of == "2026-05-10T00:00:00Z"
+
+
+BAD = """\
+name: bad
+timezone: Europe/Berln
+fit:
+  - name: a
+    when: {age: {equal: 5}}
+    pionts: 3
+engagement:
+  rules:
+    - {name: x, event: E, points: 1, limit: dayly}
+    - {name: y, page: /x*, points: 1, where: {properties.a: {regex: "("}}}
+lifecycle:
+  - {stage: custmer, on: {event: X}}
+"""
+
+
+def test_every_problem_is_reported_at_once_with_line_key_and_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, BAD)
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    problems = {p.key: p for p in info.value.problems}
+    assert set(problems) == {
+        "timezone", "fit[0].when.age.equal", "fit[0].pionts", "engagement.rules[0].limit",
+        "engagement.rules[1].where.properties.a.regex", "lifecycle[0].stage",
+    }
+    assert problems["fit[0].pionts"].line == 6
+    assert problems["fit[0].pionts"].suggestion == "points"
+    assert problems["fit[0].when.age.equal"].suggestion == "eq"
+    assert problems["fit[0].when.age.equal"].line == 5
+    assert problems["engagement.rules[0].limit"].suggestion == "daily"
+    assert problems["lifecycle[0].stage"].suggestion == "customer"
+    assert problems["timezone"].line == 2
+    text = str(info.value)
+    assert f"{path}:6: fit[0].pionts: unknown key 'pionts'" in text
+    assert "Did you mean 'points'?" in text
+
+
+@pytest.mark.parametrize(("snippet", "key", "fragment"), [
+    ("fit:\n  - {name: a, when: {age: {range: [10]}}, points: 1}\n", "fit[0].when.age.range",
+     "two numbers"),
+    ("fit:\n  - {name: a, when: {age: {in: 5}}, points: 1}\n", "fit[0].when.age.in", "list"),
+    ("fit:\n  - {name: a, when: {}, points: 1}\n", "fit[0].when", "non-empty"),
+    ("fit:\n  - {name: a, points: 1}\n", "fit[0]", "needs `when`"),
+    ("engagement:\n  rules:\n    - {name: a, points: 1}\n", "engagement.rules[0]",
+     "exactly one of `event`"),
+    ("engagement:\n  rules:\n    - {name: a, event: X, points: 1, cap: -3}\n",
+     "engagement.rules[0].cap", "greater than 0"),
+    ("thresholds: {mql: 3, mql_requires_grade: C}\n", "(file)", "needs `grades`"),
+    ("engagement:\n  rules:\n    - {name: a, event: X, points: 1, where: {traits.x: 1}}\n",
+     "engagement.rules[0].where.traits.x", "cannot be read here"),
+    ("lifecycle:\n  - {stage: lead, when: {email: {exists: true}}, back: true}\n", "lifecycle[0]",
+     "needs `on`"),
+])
+def test_invalid_models_name_the_key(tmp_path: Path, snippet: str, key: str,
+                                     fragment: str) -> None:
+    with pytest.raises(ModelError) as info:
+        load_model(write(tmp_path, "name: m\n" + snippet))
+    keys = [p.key for p in info.value.problems]
+    assert key in keys, keys
+    assert fragment in str(info.value)
+
+
+def test_duplicate_rule_names_and_models(tmp_path: Path) -> None:
+    text = "name: m\nfit:\n  - {name: a, when: {x: 1}, points: 1}\n  - {name: a, when: {x: 2}, points: 1}\n"
+    with pytest.raises(ModelError, match="used twice"):
+        load_model(write(tmp_path, text))
+    one = write(tmp_path, "name: same\n", "one.yaml")
+    two = write(tmp_path, "name: same\n", "two.yaml")
+    with pytest.raises(ModelError, match="same name"):
+        load_models([one, two])
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="file not found"):
+        load_model(tmp_path / "missing.yaml")
+    with pytest.raises(ModelError, match="not valid YAML") as info:
+        load_model(write(tmp_path, "name: [unclosed\n"))
+    assert info.value.problems[0].line is not None
+    with pytest.raises(ModelError, match="must be a YAML mapping"):
+        load_model(write(tmp_path, "- a\n- b\n"))
