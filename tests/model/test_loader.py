@@ -22,7 +22,8 @@ def test_design_example_loads_with_every_section() -> None:
     assert [r.name for r in model.fit][:2] == ["core age band", "gave birthday"]
     assert model.engagement.decay is not None and model.engagement.decay.half_life_days == 30
     # `on:` is a key here, not the YAML 1.1 boolean
-    assert model.lifecycle[0].on is not None and model.lifecycle[0].on.event == "Newsletter Subscribed"
+    first = model.lifecycle[0].on
+    assert first is not None and first.event == "Newsletter Subscribed"
     assert model.tests[0].as_of == "2026-05-10T00:00:00Z"
 
 
@@ -89,7 +90,8 @@ def test_invalid_models_name_the_key(tmp_path: Path, snippet: str, key: str,
 
 
 def test_duplicate_rule_names_and_models(tmp_path: Path) -> None:
-    text = "name: m\nfit:\n  - {name: a, when: {x: 1}, points: 1}\n  - {name: a, when: {x: 2}, points: 1}\n"
+    text = ("name: m\nfit:\n  - {name: a, when: {x: 1}, points: 1}\n"
+            "  - {name: a, when: {x: 2}, points: 1}\n")
     with pytest.raises(ModelError, match="used twice"):
         load_model(write(tmp_path, text))
     one = write(tmp_path, "name: same\n", "one.yaml")
