@@ -169,8 +169,9 @@ def _is_scalar(value: Any) -> bool:
 
 def _predicate(path: str, op: str, value: Any, at: tuple[str | int, ...],
                errors: list[ConditionError]) -> Predicate | None:
-    def bad(message: str, expected: str) -> None:
+    def bad(message: str, expected: str) -> Predicate | None:
         errors.append(ConditionError(at, message, value=value, expected=expected))
+        return None
 
     if op not in OPERATORS:
         errors.append(ConditionError(at, f"unknown operator {op!r}", value=op,
@@ -279,6 +280,8 @@ def holds(pred: Predicate, value: Any) -> bool:
     if op == "not_in":
         return not any(equals(value, e) for e in expected)
     if op in ("gt", "gte", "lt", "lte"):
+        left: Any
+        right: Any
         if isinstance(expected, str):
             if not isinstance(value, str):
                 return False
@@ -288,8 +291,13 @@ def holds(pred: Predicate, value: Any) -> bool:
             if number is None:
                 return False
             left, right = number, float(expected)
-        return {"gt": left > right, "gte": left >= right,
-                "lt": left < right, "lte": left <= right}[op]
+        if op == "gt":
+            return bool(left > right)
+        if op == "gte":
+            return bool(left >= right)
+        if op == "lt":
+            return bool(left < right)
+        return bool(left <= right)
     if op == "range":
         number = as_number(value)
         return number is not None and expected[0] <= number <= expected[1]

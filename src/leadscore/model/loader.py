@@ -171,7 +171,7 @@ def _condition_problems(raw: Mapping[str, Any], file: str, lines: _Lines) -> lis
             ops = {k: v for k, v in band.items() if k != "points"}
             if isinstance(attribute, str):
                 found.append((("fit", i, "bands", j), {attribute: ops}, "lead", "traits"))
-    engagement = raw.get("engagement") if isinstance(raw.get("engagement"), Mapping) else {}
+    engagement = raw["engagement"] if isinstance(raw.get("engagement"), Mapping) else {}
     for i, rule in enumerate(_items(engagement.get("rules"))):
         if "where" in rule:
             found.append((("engagement", "rules", i, "where"), rule["where"], "event", None))
@@ -205,13 +205,14 @@ def _semantic_problems(model: Model, file: str, lines: _Lines) -> list[Problem]:
                                 suggestion))
 
     seen: dict[str, KeyPath] = {}
-    for section, rules in (("fit", model.fit), ("engagement", model.engagement.rules)):
-        for i, rule in enumerate(rules):
-            at: KeyPath = (section, i) if section == "fit" else ("engagement", "rules", i)
-            if rule.name in seen:
-                add((*at, "name"), f"rule name is used twice (first at {_key(seen[rule.name])})",
-                    rule.name, "a unique name per rule")
-            seen.setdefault(rule.name, at)
+    named: list[tuple[KeyPath, str]] = [(("fit", i), r.name) for i, r in enumerate(model.fit)]
+    named += [(("engagement", "rules", i), r.name)
+              for i, r in enumerate(model.engagement.rules)]
+    for at, name in named:
+        if name in seen:
+            add((*at, "name"), f"rule name is used twice (first at {_key(seen[name])})",
+                name, "a unique name per rule")
+        seen.setdefault(name, at)
     for i, rule in enumerate(model.engagement.rules):
         if rule.distinct is not None and conditions.canonical_path(
                 rule.distinct, "event", None) is None:
