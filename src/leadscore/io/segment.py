@@ -1,0 +1,181 @@
+"""Segment messages in JSON files (JSON lines, a JSON array, or a `{"batch": [...]}` body) as
+Arrow tables: track/page/screen messages become event rows, identify messages lead rows.
+
+The semantics of one message are those of `leadscore.events.event_from_message`; this module
+only turns many of them into columns (nested objects flattened to dotted names).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from leadscore.errors import EventError
+from leadscore.events import event_from_message, flatten
+from leadscore.timeutil import to_datetime
+
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
+
+
+@dataclass
+class Rejected:
+    """Rows a reader could not use: 1-based row (line) number, field and reason."""
+
+    rows: list[int] = field(default_factory=list)
+    fields: list[str | None] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    values: list[str | None] = field(default_factory=list)
+
+    def add(self, row: int, field_name: str | None, reason: str, value: object = None) -> None:
+        self.rows.append(row)
+        self.fields.append(field_name)
+        self.reasons.append(reason)
+        self.values.append(None if value is None else str(value)[:200])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def messages(path: Path, rejected: Rejected) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """(line or item number, message) for every JSON object of the file; the rest is rejected."""
+    with path.open(encoding="utf-8") as handle:
+        head = handle.read(1)
+        while head and head.isspace():
+            head = handle.read(1)
+        handle.seek(0)
+        if head in ("[", "{") and path.suffix == ".json":
+            try:
+                document = json.load(handle)
+            except json.JSONDecodeError:
+                document = None  # fall back to JSON lines below
+            else:
+                items = document.get("batch", [document]) if isinstance(document, dict) \
+                    else document
+                for number, item in enumerate(items if isinstance(items, list) else [], 1):
+                    if isinstance(item, Mapping):
+                        yield number, item
+                    else:
+                        rejected.add(number, None, "not a JSON object", item)
+                return
+            handle.seek(0)
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                rejected.add(number, None, f"not JSON: {exc.msg}", line.strip())
+                continue
+            if isinstance(item, Mapping):
+                yield number, item
+            else:
+                rejected.add(number, None, "not a JSON object", line.strip())
+
+
+def event_table(path: Path, *, strict: bool) -> tuple[pa.Table, Rejected, Counter[str]]:
+    """The events of a Segment JSON file: lead_id, timestamp, type, event, path, properties.*,
+    context.*; other message types (identify, group, alias) are counted, not rejected."""
+    rejected, others = Rejected(), Counter[str]()
+    rows: list[dict[str, Any]] = []
+    for number, message in messages(path, rejected):
+        kind = message.get("type")
+        if kind in ("identify", "group", "alias"):
+            others[str(kind)] += 1
+            continue
+        try:
+            event = event_from_message(message, source=str(path), row=number)
+        except EventError as exc:
+            if strict:
+                raise
+            rejected.add(number, exc.field, str(exc).split(": ", 1)[-1],
+                         message.get(exc.field or "") if exc.field else None)
+            continue
+        row: dict[str, Any] = {"lead_id": event.lead_id,
+                               "timestamp": to_datetime(event.timestamp),
+                               "type": event.type, "event": event.event, "path": event.path}
+        row.update(flatten("properties.", event.properties))
+        row.update(flatten("context.", event.context))
+        rows.append(row)
+    if strict and rejected:
+        raise EventError(rejected.reasons[0], source=str(path), row=rejected.rows[0],
+                         field=rejected.fields[0])
+    fixed = {"lead_id": pa.string(), "timestamp": pa.timestamp("us", tz="UTC"),
+             "type": pa.string(), "event": pa.string(), "path": pa.string()}
+    return columns_table(rows, fixed), rejected, others
+
+
+def lead_table(path: Path, *, strict: bool) -> tuple[pa.Table, Rejected, Counter[str]]:
+    """The leads of a Segment JSON file from its identify messages; traits of later messages
+    for the same lead override earlier ones."""
+    rejected, others = Rejected(), Counter[str]()
+    leads: dict[str, dict[str, Any]] = {}
+    for number, message in messages(path, rejected):
+        kind = message.get("type")
+        if kind != "identify":
+            others[str(kind)] += 1
+            continue
+        lead = message.get("userId") or message.get("anonymousId")
+        if not isinstance(lead, str | int) or isinstance(lead, bool) or lead == "":
+            if strict:
+                raise EventError("the message has neither userId nor anonymousId",
+                                 source=str(path), row=number, field="userId")
+            rejected.add(number, "userId", "the message has neither userId nor anonymousId")
+            continue
+        traits = message.get("traits") or {}
+        if not isinstance(traits, Mapping):
+            if strict:
+                raise EventError("traits must be an object", source=str(path), row=number,
+                                 field="traits")
+            rejected.add(number, "traits", "traits must be an object", traits)
+            continue
+        row = leads.setdefault(str(lead), {"lead_id": str(lead)})
+        row.update(flatten("traits.", traits))
+    return columns_table(list(leads.values()), {"lead_id": pa.string()}), rejected, others
+
+
+def columns_table(rows: list[dict[str, Any]], fixed: dict[str, pa.DataType]) -> pa.Table:
+    """Rows of mixed keys as one table: a column per key, typed by its values."""
+    names = list(fixed)
+    for row in rows:
+        names.extend(key for key in row if key not in fixed and key not in names)
+    names = list(dict.fromkeys(names))
+    arrays = []
+    for name in names:
+        values = [row.get(name) for row in rows]
+        arrays.append(pa.array(values, type=fixed[name]) if name in fixed
+                      else _typed_array(values))
+    return pa.table(dict(zip(names, arrays, strict=True)))
+
+
+def _typed_array(values: list[Any]) -> pa.Array:
+    """One Arrow type for a property's values: bool, int64, float64, else text.
+
+    A property holding numbers in some events and text in others becomes text (JSON for lists
+    and objects): a column has one type."""
+    kinds = {_kind(v) for v in values if v is not None}
+    if kinds == {"bool"}:
+        return pa.array(values, type=pa.bool_())
+    if kinds == {"int"}:
+        return pa.array(values, type=pa.int64())
+    if kinds and kinds <= {"int", "float"}:
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    return pa.array([None if v is None else (v if isinstance(v, str) else json.dumps(v))
+                     for v in values], type=pa.string())
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if -(2**63) <= value < 2**63 else "other"
+    if isinstance(value, float):
+        return "float"
+    return "str" if isinstance(value, str) else "other"
+
+
