@@ -1,0 +1,236 @@
+"""Conditions compiled to SQL (sqlglot expressions) that give exactly `conditions.holds`.
+
+Every predicate is wrapped so it is never NULL (TRUE or FALSE, so `not` works), and the column's
+type decides what can match at all: a number never equals a string, `glob` needs text, and so
+on; where the type can never match, the predicate is the constant FALSE. A path without a column
+is a missing value: only `exists: false` holds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from sqlglot import exp
+
+from leadscore.model import conditions as cond
+from leadscore.model.globs import LIKE_ESCAPE, glob_to_like
+
+# The kinds of column a value can have, from its SQL type.
+STRING, INTEGER, DOUBLE, BOOLEAN, OTHER = "string", "integer", "double", "boolean", "other"
+
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+                  "USMALLINT", "UINTEGER", "UBIGINT", "INT", "LONG", "SHORT", "BYTE")
+_DOUBLE_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "NUMERIC")
+
+
+def column_kind(sql_type: str) -> str:
+    """The kind (string, integer, double, boolean, other) of a SQL type name."""
+    name = sql_type.upper().split("(")[0].strip()
+    if name in ("VARCHAR", "STRING", "TEXT", "CHAR") or name.startswith("VARCHAR"):
+        return STRING
+    if name in _INTEGER_TYPES:
+        return INTEGER
+    if name in _DOUBLE_TYPES:
+        return DOUBLE
+    if name in ("BOOLEAN", "BOOL"):
+        return BOOLEAN
+    return OTHER
+
+
+def number(value: float) -> exp.Expression:
+    """A numeric literal that stays a number in every dialect (no decimal literals)."""
+    if isinstance(value, int) or (math.isfinite(value) and value == int(value)
+                                  and abs(value) < 2**53):
+        return exp.Literal.number(int(value))
+    return exp.cast(exp.Literal.string(repr(float(value))), exp.DataType.Type.DOUBLE)
+
+
+def text(value: str) -> exp.Expression:
+    return exp.Literal.string(value)
+
+
+def like(column: exp.Expression, pattern: str) -> exp.Expression:
+    """`column LIKE pattern ESCAPE '\\'` (DuckDB's LIKE has no default escape character)."""
+    return exp.Escape(this=exp.Like(this=column, expression=text(pattern)),
+                      expression=text(LIKE_ESCAPE))
+
+
+def and_(*items: exp.Expression) -> exp.Expression:
+    """AND with constants folded (TRUE dropped; any FALSE makes FALSE)."""
+    kept = []
+    for item in items:
+        if _is_false(item):
+            return exp.false()
+        if not _is_true(item):
+            kept.append(item)
+    if not kept:
+        return exp.true()
+    return kept[0] if len(kept) == 1 else exp.and_(*kept)
+
+
+def or_(*items: exp.Expression) -> exp.Expression:
+    """OR with constants folded (FALSE dropped; any TRUE makes TRUE)."""
+    kept = []
+    for item in items:
+        if _is_true(item):
+            return exp.true()
+        if not _is_false(item):
+            kept.append(item)
+    if not kept:
+        return exp.false()
+    return kept[0] if len(kept) == 1 else exp.or_(*kept)
+
+
+def not_(item: exp.Expression) -> exp.Expression:
+    if _is_true(item):
+        return exp.false()
+    if _is_false(item):
+        return exp.true()
+    return exp.not_(item)
+
+
+def _is_true(item: exp.Expression) -> bool:
+    return isinstance(item, exp.Boolean) and item.this is True
+
+
+def _is_false(item: exp.Expression) -> bool:
+    return isinstance(item, exp.Boolean) and item.this is False
+
+
+def never_null(item: exp.Expression) -> exp.Expression:
+    if isinstance(item, exp.Boolean):
+        return item
+    return exp.func("COALESCE", item, exp.false())
+
+
+# Largest finite double, as text so no dialect reads it as a decimal literal.
+_MAX_DOUBLE = exp.cast(text("1.7976931348623157e308"), exp.DataType.Type.DOUBLE)
+_INFINITY = exp.cast(text("Infinity"), exp.DataType.Type.DOUBLE)
+_COMPARE = {"gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _numeric(column: exp.Expression, kind: str) -> tuple[exp.Expression, exp.Expression] | None:
+    """(the value as a number, the guard that it is one), as `conditions.as_number` reads it."""
+    if kind == INTEGER:
+        return column, exp.true()
+    if kind == DOUBLE:
+        # NaN is no number to compare (SQL engines sort it above infinity).
+        return column, exp.LTE(this=column, expression=_INFINITY)
+    if kind == STRING:
+        parsed = exp.TryCast(this=column, to=exp.DataType.build("DOUBLE"))
+        finite = exp.LTE(this=exp.Abs(this=parsed.copy()), expression=_MAX_DOUBLE)
+        return parsed, finite
+    return None
+
+
+def _equals(column: exp.Expression, kind: str, expected: Any) -> exp.Expression:
+    """`conditions.equals(value, expected)` for a present value (NULL-safe)."""
+    if isinstance(expected, bool):
+        if kind != BOOLEAN:
+            return exp.false()
+        return never_null(exp.EQ(this=column, expression=exp.Boolean(this=expected)))
+    if _is_number(expected):
+        if kind not in (INTEGER, DOUBLE):
+            return exp.false()
+        return never_null(exp.EQ(this=column, expression=number(expected)))
+    if kind != STRING:
+        return exp.false()
+    return never_null(exp.EQ(this=column, expression=text(str(expected))))
+
+
+def _in(column: exp.Expression, kind: str, values: tuple[Any, ...]) -> exp.Expression:
+    matching = [v for v in values if not _is_false(_equals(column, kind, v))]
+    if not matching:
+        return exp.false()
+    if len(matching) == 1:
+        return _equals(column, kind, matching[0])
+    literals = [exp.Boolean(this=v) if isinstance(v, bool) else (
+        number(v) if _is_number(v) else text(str(v))) for v in matching]
+    return never_null(exp.In(this=column, expressions=literals))
+
+
+def predicate(pred: cond.Predicate, column: exp.Expression | None, kind: str
+              ) -> exp.Expression:
+    """SQL for `holds(pred, value)` where `column` holds the value (None: no such column)."""
+    op, expected = pred.op, pred.value
+    if column is None:
+        return exp.Boolean(this=op == "exists" and expected is False)
+    missing = exp.Is(this=column.copy(), expression=exp.Null())
+    present = exp.not_(missing.copy())
+    if op == "exists":
+        if kind == STRING:   # the empty string is no value
+            empty = exp.EQ(this=column.copy(), expression=text(""))
+            return exp.or_(missing, empty) if expected is False else exp.and_(
+                present, exp.NEQ(this=column.copy(), expression=text("")))
+        return present if expected else missing
+    if op == "eq":
+        return _equals(column, kind, expected)
+    if op == "ne":
+        return and_(present, not_(_equals(column, kind, expected)))
+    if op == "in":
+        return _in(column, kind, expected)
+    if op == "not_in":
+        return and_(present, not_(_in(column, kind, expected)))
+    if op in _COMPARE:
+        compare = _COMPARE[op]
+        if isinstance(expected, str):
+            if kind != STRING:
+                return exp.false()
+            return never_null(compare(this=column, expression=text(expected)))
+        numeric = _numeric(column, kind)
+        if numeric is None:
+            return exp.false()
+        value, guard = numeric
+        return never_null(and_(guard, compare(this=value.copy(), expression=number(expected))))
+    if op == "range":
+        numeric = _numeric(column, kind)
+        if numeric is None:
+            return exp.false()
+        value, guard = numeric
+        low, high = expected
+        return never_null(and_(guard, exp.Between(this=value.copy(), low=number(low),
+                                                  high=number(high))))
+    if kind != STRING:
+        return exp.false()
+    if op == "glob":
+        return never_null(like(column, glob_to_like(expected)))
+    if op == "regex":
+        return never_null(exp.RegexpLike(this=column, expression=text(expected)))
+    if op == "contains":
+        return never_null(like(column, "%" + _like_escape(expected) + "%"))
+    if op == "domain_in":
+        lowered = exp.Lower(this=column)
+        tests: list[exp.Expression] = []
+        for domain in expected:
+            tests.append(exp.EQ(this=lowered.copy(), expression=text(domain)))
+            tests.append(like(lowered.copy(), "%@" + _like_escape(domain)))
+            tests.append(like(lowered.copy(), "%." + _like_escape(domain)))
+        return never_null(or_(*tests))
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def _like_escape(value: str) -> str:
+    return "".join(LIKE_ESCAPE + c if c in ("%", "_", LIKE_ESCAPE) else c for c in value)
+
+
+def to_sql(condition: cond.Condition, columns: Mapping[str, str], *,
+           table: str | None = None) -> exp.Expression:
+    """SQL for `conditions.evaluate(condition, …)` over a table whose columns are named by
+    canonical path (`traits.age`, `properties.topic`, `event`) with their SQL types."""
+    if isinstance(condition, cond.Predicate):
+        sql_type = columns.get(condition.path)
+        if sql_type is None:
+            return predicate(condition, None, OTHER)
+        column = exp.column(condition.path, table=table, quoted=True)
+        return predicate(condition, column, column_kind(sql_type))
+    if isinstance(condition, cond.All):
+        return and_(*(to_sql(c, columns, table=table) for c in condition.items))
+    if isinstance(condition, cond.Any_):
+        return or_(*(to_sql(c, columns, table=table) for c in condition.items))
+    return not_(to_sql(condition.item, columns, table=table))
