@@ -39,7 +39,7 @@ def column_kind(sql_type: str) -> str:
     return OTHER
 
 
-def number(value: float) -> exp.Expression:
+def number(value: float) -> exp.Expr:
     """A numeric literal that stays a number in every dialect (no decimal literals)."""
     if isinstance(value, int) or (math.isfinite(value) and value == int(value)
                                   and abs(value) < 2**53):
@@ -47,17 +47,17 @@ def number(value: float) -> exp.Expression:
     return exp.cast(exp.Literal.string(repr(float(value))), exp.DataType.Type.DOUBLE)
 
 
-def text(value: str) -> exp.Expression:
+def text(value: str) -> exp.Expr:
     return exp.Literal.string(value)
 
 
-def like(column: exp.Expression, pattern: str) -> exp.Expression:
+def like(column: exp.Expr, pattern: str) -> exp.Expr:
     """`column LIKE pattern ESCAPE '\\'` (DuckDB's LIKE has no default escape character)."""
     return exp.Escape(this=exp.Like(this=column, expression=text(pattern)),
                       expression=text(LIKE_ESCAPE))
 
 
-def and_(*items: exp.Expression) -> exp.Expression:
+def and_(*items: exp.Expr) -> exp.Expr:
     """AND with constants folded (TRUE dropped; any FALSE makes FALSE)."""
     kept = []
     for item in items:
@@ -70,7 +70,7 @@ def and_(*items: exp.Expression) -> exp.Expression:
     return kept[0] if len(kept) == 1 else exp.and_(*kept)
 
 
-def or_(*items: exp.Expression) -> exp.Expression:
+def or_(*items: exp.Expr) -> exp.Expr:
     """OR with constants folded (FALSE dropped; any TRUE makes TRUE)."""
     kept = []
     for item in items:
@@ -83,7 +83,7 @@ def or_(*items: exp.Expression) -> exp.Expression:
     return kept[0] if len(kept) == 1 else exp.or_(*kept)
 
 
-def not_(item: exp.Expression) -> exp.Expression:
+def not_(item: exp.Expr) -> exp.Expr:
     if _is_true(item):
         return exp.false()
     if _is_false(item):
@@ -91,15 +91,15 @@ def not_(item: exp.Expression) -> exp.Expression:
     return exp.not_(item)
 
 
-def _is_true(item: exp.Expression) -> bool:
+def _is_true(item: exp.Expr) -> bool:
     return isinstance(item, exp.Boolean) and item.this is True
 
 
-def _is_false(item: exp.Expression) -> bool:
+def _is_false(item: exp.Expr) -> bool:
     return isinstance(item, exp.Boolean) and item.this is False
 
 
-def never_null(item: exp.Expression) -> exp.Expression:
+def never_null(item: exp.Expr) -> exp.Expr:
     if isinstance(item, exp.Boolean):
         return item
     return exp.func("COALESCE", item, exp.false())
@@ -115,7 +115,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _numeric(column: exp.Expression, kind: str) -> tuple[exp.Expression, exp.Expression] | None:
+def _numeric(column: exp.Expr, kind: str) -> tuple[exp.Expr, exp.Expr] | None:
     """(the value as a number, the guard that it is one), as `conditions.as_number` reads it."""
     if kind == INTEGER:
         return column, exp.true()
@@ -129,7 +129,7 @@ def _numeric(column: exp.Expression, kind: str) -> tuple[exp.Expression, exp.Exp
     return None
 
 
-def _equals(column: exp.Expression, kind: str, expected: Any) -> exp.Expression:
+def _equals(column: exp.Expr, kind: str, expected: Any) -> exp.Expr:
     """`conditions.equals(value, expected)` for a present value (NULL-safe)."""
     if isinstance(expected, bool):
         if kind != BOOLEAN:
@@ -144,7 +144,7 @@ def _equals(column: exp.Expression, kind: str, expected: Any) -> exp.Expression:
     return never_null(exp.EQ(this=column, expression=text(str(expected))))
 
 
-def _in(column: exp.Expression, kind: str, values: tuple[Any, ...]) -> exp.Expression:
+def _in(column: exp.Expr, kind: str, values: tuple[Any, ...]) -> exp.Expr:
     matching = [v for v in values if not _is_false(_equals(column, kind, v))]
     if not matching:
         return exp.false()
@@ -155,8 +155,8 @@ def _in(column: exp.Expression, kind: str, values: tuple[Any, ...]) -> exp.Expre
     return never_null(exp.In(this=column, expressions=literals))
 
 
-def predicate(pred: cond.Predicate, column: exp.Expression | None, kind: str
-              ) -> exp.Expression:
+def predicate(pred: cond.Predicate, column: exp.Expr | None, kind: str
+              ) -> exp.Expr:
     """SQL for `holds(pred, value)` where `column` holds the value (None: no such column)."""
     op, expected = pred.op, pred.value
     if column is None:
@@ -206,7 +206,7 @@ def predicate(pred: cond.Predicate, column: exp.Expression | None, kind: str
         return never_null(like(column, "%" + _like_escape(expected) + "%"))
     if op == "domain_in":
         lowered = exp.Lower(this=column)
-        tests: list[exp.Expression] = []
+        tests: list[exp.Expr] = []
         for domain in expected:
             tests.append(exp.EQ(this=lowered.copy(), expression=text(domain)))
             tests.append(like(lowered.copy(), "%@" + _like_escape(domain)))
@@ -220,7 +220,7 @@ def _like_escape(value: str) -> str:
 
 
 def to_sql(condition: cond.Condition, columns: Mapping[str, str], *,
-           table: str | None = None) -> exp.Expression:
+           table: str | None = None) -> exp.Expr:
     """SQL for `conditions.evaluate(condition, …)` over a table whose columns are named by
     canonical path (`traits.age`, `properties.topic`, `event`) with their SQL types."""
     if isinstance(condition, cond.Predicate):
