@@ -1,0 +1,136 @@
+"""Events per second of the incremental engine (`Scorer.update_one`) on one core.
+
+    python benchmarks/bench_incremental.py                 # 1M events, median of 3 runs
+    python benchmarks/bench_incremental.py --check         # and compare with the pandas baseline
+
+The events (in time order, as they would arrive) are turned into `Event` objects and the leads
+of the file are identified with their traits before the clock starts; each run times
+`update_one` over all events with a fresh `Scorer`. Results go to benchmarks/data/ as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import leadscore
+from leadscore.engine.incremental import Scorer
+from leadscore.events import EVENT_COLUMNS, Event
+
+HERE = Path(__file__).parent
+AS_OF_US = 1_782_777_600_000_000   # 2026-06-30T00:00:00Z
+
+
+def read_events(path: Path, limit: int | None = None) -> list[Event]:
+    table = pq.read_table(path)
+    if limit is not None:
+        table = table.slice(0, limit)
+    ts = table["timestamp"].cast("int64").to_pylist()
+    cols = {name: table[name].to_pylist() for name in EVENT_COLUMNS if name != "timestamp"}
+    props = {name: table[name].to_pylist() for name in table.column_names
+             if name not in EVENT_COLUMNS}
+    events = []
+    for i in range(table.num_rows):
+        properties = {k: v[i] for k, v in props.items() if v[i] is not None}
+        events.append(Event(cols["lead_id"][i], ts[i], cols["type"][i], cols["event"][i],
+                            cols["path"][i], properties))
+    return events
+
+
+def read_traits(path: Path, lead_ids: set[str]) -> dict[str, dict]:
+    table = pq.read_table(path)
+    table = table.filter(pc.is_in(table["lead_id"], value_set=__import__("pyarrow").array(
+        sorted(lead_ids))))
+    out = {}
+    for row in table.to_pylist():
+        lead = row.pop("lead_id")
+        out[lead] = {k: v for k, v in row.items() if v is not None}
+    return out
+
+
+def fresh_scorer(model: leadscore.Model, traits: dict[str, dict]) -> Scorer:
+    scorer = Scorer(model)
+    for lead, values in traits.items():
+        scorer.identify(lead, values, as_of=0)
+    return scorer
+
+
+def run(scorer: Scorer, events: list[Event]) -> float:
+    update = scorer.update_one
+    gc.collect()
+    started = time.perf_counter()
+    for event in events:
+        update(event)
+    return time.perf_counter() - started
+
+
+def check(scorer: Scorer, model: leadscore.Model, events: Path, leads: Path) -> int:
+    sys.path.insert(0, str(HERE))
+    import pandas_baseline
+
+    expected = pandas_baseline.score(model, str(events), str(leads)).set_index("lead_id")
+    bad = 0
+    for s in scorer.scores(as_of=AS_OF_US):
+        row = expected.loc[s.lead_id]
+        for name in ("fit", "engagement", "score"):
+            if abs(getattr(s, name) - row[name]) > 1e-6 * max(1.0, abs(row[name])):
+                bad += 1
+                if bad <= 10:
+                    print(f"  {s.lead_id} {name}: incremental {getattr(s, name)!r} "
+                          f"pandas {row[name]!r}", file=sys.stderr)
+    return bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=HERE / "model-17.yaml")
+    parser.add_argument("--events", type=Path, default=HERE / "data/events-1m.parquet")
+    parser.add_argument("--leads", type=Path, default=HERE / "data/leads-100k.parquet")
+    parser.add_argument("--limit", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--check", action="store_true",
+                        help="compare the final scores with the pandas baseline")
+    parser.add_argument("--json", type=Path, default=HERE / "data/bench_incremental.json")
+    args = parser.parse_args(argv)
+
+    model = leadscore.load_model(args.model)
+    events = read_events(args.events, args.limit)
+    traits = read_traits(args.leads, {e.lead_id for e in events})
+    print(f"{len(events):,} events of {len({e.lead_id for e in events}):,} leads, "
+          f"{len(traits):,} with traits", file=sys.stderr)
+    seconds = []
+    scorer = None
+    for i in range(args.runs):
+        scorer = fresh_scorer(model, traits)
+        seconds.append(run(scorer, events))
+        print(f"  run {i + 1}: {seconds[-1]:.2f} s, {len(events) / seconds[-1]:,.0f} events/s",
+              file=sys.stderr)
+    median = statistics.median(seconds)
+    result = {"events": len(events), "runs_s": seconds, "median_s": median,
+              "events_per_s": len(events) / median, "python": platform.python_version(),
+              "goal_events_per_s": 250_000}
+    print(f"update_one: {result['events_per_s']:,.0f} events/s (median of {args.runs}; "
+          f"goal 250,000)")
+    if args.check and scorer is not None:
+        if args.limit is not None and args.limit < pq.ParquetFile(args.events).metadata.num_rows:
+            print("--check needs the whole file (no --limit below its size)", file=sys.stderr)
+            return 2
+        bad = check(scorer, model, args.events, args.leads)
+        result["check_mismatches"] = bad
+        print(f"check against pandas: {bad} mismatches")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
