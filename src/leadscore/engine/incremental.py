@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from leadscore.engine.lifecycle import stage_of
-from leadscore.engine.state import Bucket, RuleState, decay_factor
+from leadscore.engine.state import Bucket, DecayedSum, RuleState, decay_factor
 from leadscore.errors import EngineError
 from leadscore.events import Event, Lead, event_from_message
 from leadscore.model.compiled import (
@@ -27,22 +27,25 @@ from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY, iso_week, local_day, now_us
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
     """One rule behind a score: its points now, the events it matched and counted."""
 
     rule: str
     kind: str               # fit | disqualify | engagement
     points: float
-    count: int = 1          # matching events (1 for a fit rule)
+    matched: int = 1        # matching events (1 for a fit rule)
     counted: int = 1        # of those, the ones that count (limit / distinct)
     last_at: int | None = None
     detail: str | None = None
 
 
-@dataclass(frozen=True)
-class Score:
-    """One lead under one model at one moment; `reasons` sum to `score`."""
+SCORE_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
+                 "stage", "mql", "disqualified", "disqualify_reason", "purchases",
+                 "customer_since", "tenure_days", "as_of")
+
+
+class Score(NamedTuple):
+    """One lead under one model at one moment (times in µs); `reasons` sum to `score`."""
 
     lead_id: str
     model: str
@@ -59,15 +62,11 @@ class Score:
     customer_since: int | None
     tenure_days: float | None
     as_of: int
-    reasons: tuple[Reason, ...] = field(default=(), repr=False)
-
-    COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
-               "stage", "mql", "disqualified", "disqualify_reason", "purchases",
-               "customer_since", "tenure_days", "as_of")
+    reasons: tuple[Reason, ...] = ()
 
     def row(self) -> dict[str, Any]:
         """The score as a row of the scores table (times as µs)."""
-        return {name: getattr(self, name) for name in self.COLUMNS}
+        return {name: getattr(self, name) for name in SCORE_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -105,10 +104,13 @@ class _Fit:
 class ModelState:
     """One lead under one model."""
 
-    __slots__ = ("fit", "handoffs", "mql", "purchases", "rules", "since", "stage_times")
+    __slots__ = ("fit", "handoffs", "mql", "purchases", "rules", "since", "stage_times",
+                 "sums")
 
     def __init__(self, model: CompiledModel):
-        self.rules: list[RuleState | None] = [None] * len(model.rules)
+        self.rules: dict[int, RuleState] = {}   # rule index → state, once it matched
+        # The uncapped rules' points summed per half-life (derived from `rules`, not saved).
+        self.sums: dict[float | None, DecayedSum] = {}
         self.stage_times: list[int | None] = [None] * len(model.stages)
         self.purchases = 0
         self.since: int | None = None
@@ -118,7 +120,7 @@ class ModelState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rules": [None if r is None else r.to_dict() for r in self.rules],
+            "rules": [[i, r.to_dict()] for i, r in self.rules.items()],
             "stage_times": self.stage_times, "purchases": self.purchases,
             "since": self.since, "mql": self.mql, "handoffs": self.handoffs,
         }
@@ -126,11 +128,17 @@ class ModelState:
     @classmethod
     def from_dict(cls, model: CompiledModel, data: Mapping[str, Any]) -> ModelState:
         state = cls(model)
-        if len(data["rules"]) != len(model.rules) or len(data["stage_times"]) != len(
-                model.stages):
+        if any(i >= len(model.rules) for i, _ in data["rules"]) or len(
+                data["stage_times"]) != len(model.stages):
             raise EngineError(f"saved state does not fit model {model.name!r} "
                               "(its rules changed): rescore from the events")
-        state.rules = [None if r is None else RuleState.from_dict(r) for r in data["rules"]]
+        state.rules = {int(i): RuleState.from_dict(r) for i, r in data["rules"]}
+        for index, rule_state in state.rules.items():
+            rule = model.rules[index]
+            if rule.cap is None:
+                # Each rule's total re-enters its half-life's sum as one term at its `ref`.
+                acc = state.sums.setdefault(rule.half_life_days, DecayedSum())
+                acc.add(rule.points * rule_state.total, rule_state.ref, rule.half_life_days)
         state.stage_times = list(data["stage_times"])
         state.purchases, state.since = int(data["purchases"]), data["since"]
         state.mql, state.handoffs = bool(data["mql"]), int(data["handoffs"])
@@ -165,6 +173,7 @@ class Scorer:
             self.models[model.name] = compile_model(model)
         self._leads: dict[str, LeadState] = {}
         self._dispatch = {name: _Dispatch(m) for name, m in self.models.items()}
+        self._empty_fit: dict[str, _Fit] = {}
 
     # ---- input
 
@@ -185,7 +194,11 @@ class Scorer:
 
     def update_one(self, event: Event | Mapping[str, Any], *,
                    as_of: int | None = None) -> list[Update]:
-        """Fold in one event; return the new score under each model that applies."""
+        """Fold in one event; return the new score under each model that applies.
+
+        The scores of updates carry the numbers only (no `reasons`, for speed), except where
+        a handoff is raised; `score()` gives the reasons at any time.
+        """
         if not isinstance(event, Event):
             event = event_from_message(event)
         lead = self._lead(event.lead_id)
@@ -200,13 +213,21 @@ class Scorer:
             if state is None:
                 state = lead.models[name] = ModelState(model)
             for rule in dispatch.rules_for(event):
-                rule_state = state.rules[rule.index]
+                rule_state = state.rules.get(rule.index)
                 if rule_state is None:
                     rule_state = state.rules[rule.index] = RuleState()
                 bucketed = rule.bucketed
-                rule_state.add(ts, rule.half_life_days,
-                               _bucket(rule, event, model.timezone) if bucketed else None,
-                               bucketed)
+                half_life = rule.half_life_days
+                change = rule_state.add(ts, half_life,
+                                        _bucket(rule, event, model.timezone) if bucketed
+                                        else None, bucketed)
+                if rule.cap is None and change is not False:
+                    acc = state.sums.get(half_life)
+                    if acc is None:
+                        acc = state.sums[half_life] = DecayedSum()
+                    acc.add(rule.points, ts, half_life)
+                    if change is not None:
+                        acc.add(-rule.points, change, half_life)
             if dispatch.stage_rules:
                 self._stages(model, state, event)
         return self._evaluate(lead, when, event, before)
@@ -304,7 +325,7 @@ class Scorer:
         threshold since and crosses it again raises a new handoff.
         """
         return {name for name, state in lead.models.items() if state.mql
-                and self._score(self.models[name], lead, state, as_of).mql}
+                and self._score(self.models[name], lead, state, as_of, reasons=False).mql}
 
     def _evaluate(self, lead: LeadState, as_of: int, event: Event | None,
                   before: set[str]) -> list[Update]:
@@ -315,9 +336,10 @@ class Scorer:
             state = lead.models.get(name)
             if state is None:
                 state = lead.models[name] = ModelState(model)
-            score = self._score(model, lead, state, as_of)
+            score = self._score(model, lead, state, as_of, reasons=False)
             handoff = None
             if score.mql and name not in before:
+                score = self._score(model, lead, state, as_of)
                 state.handoffs += 1
                 handoff = Handoff(_handoff_id(lead.lead.lead_id, name, state.handoffs, as_of),
                                   lead.lead.lead_id, name, as_of, score, event)
@@ -327,6 +349,10 @@ class Scorer:
 
     def _fit(self, model: CompiledModel, lead: Lead, state: ModelState) -> _Fit:
         if state.fit is not None:
+            return state.fit
+        empty = not lead.traits and not lead.account
+        if empty and model.name in self._empty_fit:
+            state.fit = self._empty_fit[model.name]
             return state.fit
         reasons: list[Reason] = []
         disqualify_reason = None
@@ -345,32 +371,60 @@ class Scorer:
                         default=0)
         state.fit = _Fit(math.fsum(r.points for r in reasons), tuple(reasons),
                          disqualify_reason, when_rank)
+        if empty:
+            self._empty_fit[model.name] = state.fit
         return state.fit
 
-    def _score(self, model: CompiledModel, lead: LeadState, state: ModelState,
-               as_of: int) -> Score:
-        fit = self._fit(model, lead.lead, state)
-        reasons = list(fit.reasons)
-        for rule in model.rules:
-            rule_state = state.rules[rule.index]
-            if rule_state is None:
+    def _score(self, model: CompiledModel, lead: LeadState, state: ModelState, as_of: int,
+               reasons: bool = True) -> Score:
+        """The lead's score; without `reasons` (the per-event path) only the numbers."""
+        # The hot path of every update: kept free of helper calls on purpose.
+        fit = state.fit or self._fit(model, lead.lead, state)
+        parts = []
+        explained = list(fit.reasons) if reasons else []
+        rules = model.rules
+        if not reasons:
+            # Numbers only: one term per half-life for the uncapped rules.
+            for half_life, acc in state.sums.items():
+                parts.append(acc.total if half_life is None else acc.total
+                             * 2.0 ** ((acc.ref - as_of) / (half_life * US_PER_DAY)))
+        for index, rule_state in state.rules.items():
+            rule = rules[index]
+            if not reasons and rule.cap is None:
                 continue
-            points = rule.points * rule_state.value(as_of, rule.half_life_days)
-            if rule.cap is not None:
-                points = max(-rule.cap, min(rule.cap, points))
-            reasons.append(Reason(rule.name, "engagement", points, rule_state.matched,
-                                  rule_state.counted, rule_state.last))
-        engagement = math.fsum(r.points for r in reasons if r.kind == "engagement")
+            half_life = rule.half_life_days
+            points = rule.points * (rule_state.total if half_life is None else rule_state.total
+                                    * 2.0 ** ((rule_state.ref - as_of) / (half_life * US_PER_DAY)))
+            cap = rule.cap
+            if cap is not None:
+                points = -cap if points < -cap else (cap if points > cap else points)
+            parts.append(points)
+            if reasons:
+                explained.append(Reason(rule.name, "engagement", points, rule_state.matched,
+                                        rule_state.counted, rule_state.last))
+        # fsum is correctly rounded, so the order of the rules does not matter.
+        engagement = math.fsum(parts) if len(parts) > 1 else (parts[0] if parts else 0.0)
         total = fit.points + engagement
         disqualified = fit.disqualify_reason is not None
         grade = model.grade(fit.points)
         mql = model.is_mql(total, grade, disqualified)
-        stage = stage_of(model, state.stage_times, fit.when_rank, mql)
-        tenure = None if state.since is None else (as_of - state.since) / US_PER_DAY
+        stage = stage_of(model, state.stage_times, fit.when_rank, mql) if model.stages else (
+            "mql" if mql else "visitor")
+        since = state.since
+        if reasons:
+            explained.sort(key=_reason_order(model))
         return Score(lead.lead.lead_id, model.name, fit.points, engagement, total, grade,
                      model.temperature(engagement, disqualified), stage, mql, disqualified,
-                     fit.disqualify_reason, state.purchases, state.since, tenure, as_of,
-                     tuple(reasons))
+                     fit.disqualify_reason, state.purchases, since,
+                     None if since is None else (as_of - since) / US_PER_DAY, as_of,
+                     tuple(explained))
+
+
+def _reason_order(model: CompiledModel) -> Any:
+    """Reasons in file order: fit rules first, then engagement rules."""
+    position = {r.name: i for i, r in enumerate(model.fit)}
+    position.update({r.name: len(model.fit) + i for i, r in enumerate(model.rules)})
+    return lambda reason: position.get(reason.rule, 0)
 
 
 class _Dispatch:

@@ -10,7 +10,7 @@ a later event of the same bucket replaces the earlier one's term — in any arri
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from leadscore.timeutil import US_PER_DAY
 
@@ -37,8 +37,12 @@ class RuleState:
         self.buckets: dict[Bucket, int] | None = None
 
     def add(self, ts: int, half_life: float | None, bucket: Bucket = None,
-            bucketed: bool = False) -> None:
-        """Fold in one matching event at `ts` (µs)."""
+            bucketed: bool = False) -> int | Literal[False] | None:
+        """Fold in one matching event at `ts` (µs).
+
+        Returns what changed among the events that count: False (nothing: an event of its
+        bucket is later), None (`ts` was added) or the time of the event `ts` replaced.
+        """
         self.matched += 1
         if self.last is None or ts > self.last:
             self.last = ts
@@ -48,20 +52,20 @@ class RuleState:
                 buckets = self.buckets = {}
             old = buckets.get(bucket)
             if old is not None and old >= ts:
-                return
+                return False
             buckets[bucket] = ts
             if old is not None:
-                if half_life is None:
-                    return  # one event for one: the count stays
-                self._shift(ts, half_life)
-                self.total += decay_factor(self.ref - ts, half_life) - decay_factor(
-                    self.ref - old, half_life)
-                return
+                if half_life is not None:
+                    self._shift(ts, half_life)
+                    self.total += decay_factor(self.ref - ts, half_life) - decay_factor(
+                        self.ref - old, half_life)
+                return old   # without decay one event for one: the count stays
         if half_life is None:
             self.total += 1.0
-            return
+            return None
         self._shift(ts, half_life)
         self.total += decay_factor(self.ref - ts, half_life)
+        return None
 
     def _shift(self, ts: int, half_life: float) -> None:
         if ts > self.ref:
@@ -103,3 +107,31 @@ def _encode(key: Bucket) -> Any:
 
 def _decode(key: Any) -> Bucket:
     return tuple(key) if isinstance(key, list) else key
+
+
+class DecayedSum:
+    """Σ points × 2^((t − ref) / half_life) over terms added and removed, in any time order.
+
+    The incremental engine keeps one per half-life for the rules without a cap, so a score
+    costs one term per half-life instead of one per rule.
+    """
+
+    __slots__ = ("ref", "total")
+
+    def __init__(self) -> None:
+        self.ref = 0
+        self.total = 0.0
+
+    def add(self, points: float, ts: int, half_life: float | None) -> None:
+        if half_life is None:
+            self.total += points
+            return
+        if ts > self.ref:
+            self.total *= decay_factor(ts - self.ref, half_life)
+            self.ref = ts
+        self.total += points * decay_factor(self.ref - ts, half_life)
+
+    def value(self, as_of: int, half_life: float | None) -> float:
+        if half_life is None:
+            return self.total
+        return self.total * decay_factor(as_of - self.ref, half_life)
