@@ -91,13 +91,13 @@ def run_model_tests(model: Model) -> list[CheckResult]:
             for i, test in enumerate(model.tests)]
 
 
-def reasons_text(reasons: Sequence[Any], limit: int = 8) -> str:
+def reasons_text(reasons: Sequence[Any], limit: int = 8, *, more: bool = True) -> str:
     """'pricing page +5, demo request +30' — the rules with the largest points first."""
     shown = sorted((r for r in reasons if r.kind == "disqualify" or r.points != 0),
                    key=lambda r: -abs(r.points))
     parts = [f"{r.rule} {_points(r.points)}" if r.kind != "disqualify"
              else f"{r.rule} (disqualify: {r.detail or r.rule})" for r in shown[:limit]]
-    if len(shown) > limit:
+    if more and len(shown) > limit:
         parts.append(f"… {len(shown) - limit} more")
     return ", ".join(parts) if parts else "no rule matched"
 

@@ -132,7 +132,10 @@ def _show_personas(console: Console, rows: list[dict[str, Any]], world: World) -
 
 
 def _share(count: int, total: int) -> str:
-    return f"{100 * count / total:.0f}%" if count else "·"
+    if not count:
+        return "·"
+    share = 100 * count / total
+    return f"{share:.0f}%" if share >= 1 else "<1%"
 
 
 def _temperature(value: str | None) -> str:
@@ -157,7 +160,7 @@ def _why(model: Model, world: World, person: dict[str, Any]) -> str:
     lead = lead_from_row(person)
     score = explain(model, events, lead, as_of=world.as_of)
     positive = [r for r in score.reasons if r.points > 0]
-    return reasons_text(positive, limit=3)
+    return reasons_text(positive, limit=3, more=False)
 
 
 def _best(rows: list[dict[str, Any]], model: str) -> str:

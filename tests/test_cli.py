@@ -1,0 +1,190 @@
+"""The `leadscore` command, run for real through typer's CliRunner."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from leadscore import __version__
+from leadscore.cli import app
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+B2C = str(EXAMPLES / "b2c-art-supplies.yaml")
+runner = CliRunner()
+
+EVENTS_CSV = """\
+lead_id,timestamp,type,event,path,topic
+ann,2026-05-01T09:00:00Z,track,Newsletter Subscribed,,
+ann,2026-05-09T17:00:00Z,page,,/stores/hamburg,
+ann,yesterday-ish,page,,/products/paper/a4,
+,2026-05-09T17:05:00Z,page,,/products/paper/a4,
+bob,2026-05-08T10:00:00Z,page,,/products/paint/oil,
+bob,2026-05-08T11:00:00Z,track,Email Link Clicked,,painting
+"""
+LEADS_CSV = """\
+lead_id,segment,email,age,birthday,occupation
+ann,consumer,ann@example.org,31,1995-01-02,artist
+bob,consumer,bob@rival-art.example,40,,shop owner
+"""
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def no_traceback(output: str) -> None:
+    assert "Traceback" not in output and 'File "' not in output
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / "events.csv").write_text(EVENTS_CSV, encoding="utf-8")
+    (tmp_path / "leads.csv").write_text(LEADS_CSV, encoding="utf-8")
+    return tmp_path
+
+
+def test_version() -> None:
+    code, output = run("--version")
+    assert code == 0 and output.strip() == f"leadscore {__version__}"
+
+
+# ---- check
+
+def test_check_passes_the_examples() -> None:
+    pytest.importorskip("leadscore.engine.batch")
+    code, output = run("check", B2C, str(EXAMPLES / "b2b-software.yaml"))
+    assert code == 0, output
+    assert "2 model files, 8 worked examples: 8 passed" in output
+
+
+def test_check_lists_every_problem_one_line_each(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nfit:\n  - {name: a, when: {age: {gte: 1}}, points: 1, limt: 1}\n"
+                   "engagement: {rules: [{name: b, page: /x, points: 1, limit: dayly}]}\n")
+    code, output = run("check", str(bad), str(tmp_path / "missing.yaml"))
+    assert code == 1
+    no_traceback(output)
+    assert f"{bad}:3: fit[0].limt: unknown key 'limt'" in output
+    assert re.search(rf"{re.escape(str(bad))}:4: engagement\.rules\[0\]\.limit: .*"
+                     r"Did you mean 'daily'\?", output)
+    assert f"{tmp_path / 'missing.yaml'}: (file): file not found" in output
+
+
+def test_check_reports_a_failing_worked_example(tmp_path: Path) -> None:
+    pytest.importorskip("leadscore.engine.batch")
+    text = Path(B2C).read_text().replace("temperature: warm, mql: false",
+                                         "temperature: hot, mql: false")
+    model = tmp_path / "m.yaml"
+    model.write_text(text)
+    code, output = run("check", str(model))
+    assert code == 1
+    assert ("test 'a newsletter reader who visits a store is warm, not yet an MQL': "
+            "temperature: expected 'hot', got 'warm' (both engines); reasons: store locator"
+            in output)
+    assert "1 failed" in output
+
+
+# ---- score
+
+def test_score_skips_counts_and_writes_bad_rows(files: Path) -> None:
+    pytest.importorskip("leadscore.engine.batch")
+    out = files / "scores.csv"
+    code, output = run("score", "--model", B2C, "--events", str(files / "events.csv"),
+                       "--leads", str(files / "leads.csv"), "--as-of", "2026-05-10T00:00:00Z",
+                       "--out", str(out))
+    assert code == 0, output
+    assert "skipped 2 bad rows" in output
+    rejected = files / "scores.rejected.csv"
+    assert rejected.exists() and str(rejected) in output
+    lines = rejected.read_text().splitlines()
+    assert len(lines) == 3 and "timestamp" in lines[1] and "lead_id" in lines[2]
+    scores = out.read_text().splitlines()
+    assert scores[0].startswith('"lead_id","model","fit"')
+    assert len(scores) == 3
+    assert "Scores by model" in output and "b2c-art-supplies" in output
+    bob = next(line for line in scores if line.startswith('"bob"'))
+    assert '"competitor"' in bob
+
+
+def test_score_strict_fails_naming_file_row_and_field(files: Path) -> None:
+    pytest.importorskip("leadscore.engine.batch")
+    events = files / "events.csv"
+    code, output = run("score", "--model", B2C, "--events", str(events), "--as-of",
+                       "2026-05-10T00:00:00Z", "--out", str(files / "s.parquet"), "--strict")
+    assert code == 1
+    no_traceback(output)
+    [line] = output.strip().splitlines()
+    assert str(events) in line and "row 3" in line and "'timestamp'" in line
+    assert not (files / "s.parquet").exists()
+
+
+def test_score_bad_input_is_one_line(files: Path) -> None:
+    cases = [
+        ("--events", str(files / "nope.parquet")),
+        ("--model", str(files / "nope.yaml")),
+        ("--as-of", "next week"),
+        ("--out", str(files / "scores.xlsx")),
+    ]
+    for option, value in cases:
+        args = {"--model": B2C, "--events": str(files / "events.csv"),
+                "--out": str(files / "o.csv"), "--as-of": "2026-05-10T00:00:00Z"}
+        args[option] = value
+        code, output = run("score", *[part for pair in args.items() for part in pair])
+        assert code == 1, (option, output)
+        no_traceback(output)
+        assert len(output.strip().splitlines()) == 1, (option, output)
+        assert value.split("/")[-1] in output or option == "--as-of", (option, output)
+
+
+def test_score_missing_column_names_it(files: Path) -> None:
+    events = files / "no_lead.csv"
+    events.write_text("timestamp,event\n2026-05-01T00:00:00Z,Signed Up\n")
+    code, output = run("score", "--model", B2C, "--events", str(events), "--out",
+                       str(files / "o.csv"))
+    assert code == 1
+    no_traceback(output)
+    assert "lead_id" in output and str(events) in output
+
+
+# ---- explain
+
+def test_explain_shows_reasons_that_sum_to_the_score(files: Path) -> None:
+    code, output = run("explain", "--model", B2C, "--events", str(files / "events.csv"),
+                       "--leads", str(files / "leads.csv"), "--lead", "ann", "--as-of",
+                       "2026-05-10T00:00:00Z")
+    assert code == 0, output
+    for rule in ("core age band", "gave birthday", "creative occupation", "newsletter signup",
+                 "store locator"):
+        assert rule in output
+    assert "score 52.32 = fit 30 + engagement 22.32" in output
+    assert "grade A · warm · stage mql · MQL yes" in output
+
+
+def test_explain_unknown_lead(files: Path) -> None:
+    code, output = run("explain", "--model", B2C, "--events", str(files / "events.csv"),
+                       "--lead", "zoe")
+    assert code == 1
+    no_traceback(output)
+    assert "lead 'zoe' has no events" in output
+
+
+# ---- demo
+
+def test_demo_is_deterministic_and_shows_the_picture(tmp_path: Path) -> None:
+    pytest.importorskip("leadscore.engine.batch")
+    code, output = run("demo", "--out", str(tmp_path / "one"))
+    assert code == 0, output
+    for text in ("Top leads", "Disqualified", "competitor", "student", "job_seeker",
+                 "grade (fit) × temperature", "Who they really are"):
+        assert text in output
+    code, _ = run("demo", "--out", str(tmp_path / "two"))
+    assert code == 0
+    one = (tmp_path / "one" / "scores.csv").read_bytes()
+    assert one == (tmp_path / "two" / "scores.csv").read_bytes()
+    assert len(one.splitlines()) == 4001
+    assert (tmp_path / "one" / "events.parquet").exists()
+    assert (tmp_path / "one" / "models" / "b2b-software.yaml").exists()
