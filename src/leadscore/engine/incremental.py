@@ -99,18 +99,20 @@ class _Fit:
     reasons: tuple[Reason, ...]
     disqualify_reason: str | None
     when_rank: int            # highest stage of the `when` lifecycle rules that hold
+    applies: bool             # the model's `applies_to` holds
 
 
 class ModelState:
     """One lead under one model."""
 
-    __slots__ = ("fit", "handoffs", "mql", "purchases", "rules", "since", "stage_times",
-                 "sums")
+    __slots__ = ("capped", "fit", "handoffs", "mql", "purchases", "rules", "since",
+                 "stage_times", "sums")
 
     def __init__(self, model: CompiledModel):
         self.rules: dict[int, RuleState] = {}   # rule index → state, once it matched
         # The uncapped rules' points summed per half-life (derived from `rules`, not saved).
         self.sums: dict[float | None, DecayedSum] = {}
+        self.capped: dict[int, RuleState] = {}  # the capped rules' states, scored one by one
         self.stage_times: list[int | None] = [None] * len(model.stages)
         self.purchases = 0
         self.since: int | None = None
@@ -135,7 +137,9 @@ class ModelState:
         state.rules = {int(i): RuleState.from_dict(r) for i, r in data["rules"]}
         for index, rule_state in state.rules.items():
             rule = model.rules[index]
-            if rule.cap is None:
+            if rule.cap is not None:
+                state.capped[index] = rule_state
+            else:
                 # Each rule's total re-enters its half-life's sum as one term at its `ref`.
                 acc = state.sums.setdefault(rule.half_life_days, DecayedSum())
                 acc.add(rule.points * rule_state.total, rule_state.ref, rule.half_life_days)
@@ -201,11 +205,33 @@ class Scorer:
         """
         if not isinstance(event, Event):
             event = event_from_message(event)
-        lead = self._lead(event.lead_id)
+        lead, when, before = self._fold(event, as_of)
+        return self._evaluate(lead, when, event, before)
+
+    def update_many(self, events: Iterable[Event | Mapping[str, Any]]) -> list[Handoff]:
+        """Fold in many events (in any order); return the handoffs they raised."""
+        handoffs: list[Handoff] = []
+        for event in events:
+            if not isinstance(event, Event):
+                event = event_from_message(event)
+            lead, when, before = self._fold(event, None)
+            for update in self._evaluate(lead, when, event, before, scores=False):
+                if update.handoff is not None:
+                    handoffs.append(update.handoff)
+        return handoffs
+
+    def _fold(self, event: Event, as_of: int | None) -> tuple[LeadState, int, set[str]]:
+        """Add one event to its lead's state; return the lead, the read time and the models
+        under which the lead was an MQL just before."""
+        lead = self._leads.get(event.lead_id) or self._lead(event.lead_id)
         ts = event.timestamp
-        when = _read_time(lead, as_of if as_of is not None else max(ts, lead.latest or ts))
+        latest = lead.latest
+        if as_of is not None:
+            when = _read_time(lead, as_of)
+        else:
+            when = ts if latest is None or ts > latest else latest
         before = self._mql_before(lead, when)
-        if lead.latest is None or ts > lead.latest:
+        if latest is None or ts > latest:
             lead.latest = ts
         for name, dispatch in self._dispatch.items():
             model = dispatch.model
@@ -216,6 +242,8 @@ class Scorer:
                 rule_state = state.rules.get(rule.index)
                 if rule_state is None:
                     rule_state = state.rules[rule.index] = RuleState()
+                    if rule.cap is not None:
+                        state.capped[rule.index] = rule_state
                 bucketed = rule.bucketed
                 half_life = rule.half_life_days
                 change = rule_state.add(ts, half_life,
@@ -230,16 +258,7 @@ class Scorer:
                         acc.add(-rule.points, change, half_life)
             if dispatch.stage_rules:
                 self._stages(model, state, event)
-        return self._evaluate(lead, when, event, before)
-
-    def update_many(self, events: Iterable[Event | Mapping[str, Any]]) -> list[Handoff]:
-        """Fold in many events (in any order); return the handoffs they raised."""
-        handoffs = []
-        for event in events:
-            for update in self.update_one(event):
-                if update.handoff is not None:
-                    handoffs.append(update.handoff)
-        return handoffs
+        return lead, when, before
 
     # ---- output
 
@@ -324,27 +343,52 @@ class Scorer:
         Only asked where the last evaluation was an MQL: a lead that has decayed below the
         threshold since and crosses it again raises a new handoff.
         """
-        return {name for name, state in lead.models.items() if state.mql
-                and self._score(self.models[name], lead, state, as_of, reasons=False).mql}
+        if not lead.models:
+            return set()
+        found = set()
+        for name, state in lead.models.items():
+            if state.mql:
+                model = self.models[name]
+                fit = state.fit or self._fit(model, lead.lead, state)
+                total = fit.points + _engagement(model, state, as_of)
+                disqualified = fit.disqualify_reason is not None
+                if model.is_mql(total, model.grade(fit.points), disqualified):
+                    found.add(name)
+        return found
 
     def _evaluate(self, lead: LeadState, as_of: int, event: Event | None,
-                  before: set[str]) -> list[Update]:
+                  before: set[str], scores: bool = True) -> list[Update]:
+        """Scores after a change, with a handoff where the lead crossed the MQL threshold;
+        without `scores`, only the updates that carry a handoff."""
         updates = []
         for name, model in self.models.items():
-            if not model.applies(lead.lead):
-                continue
             state = lead.models.get(name)
             if state is None:
                 state = lead.models[name] = ModelState(model)
-            score = self._score(model, lead, state, as_of, reasons=False)
-            handoff = None
-            if score.mql and name not in before:
+            fit = state.fit or self._fit(model, lead.lead, state)
+            if not fit.applies:
+                continue
+            engagement = _engagement(model, state, as_of)
+            total = fit.points + engagement
+            disqualified = fit.disqualify_reason is not None
+            grade = model.grade(fit.points)
+            mql = model.is_mql(total, grade, disqualified)
+            state.mql = mql
+            if mql and name not in before:
                 score = self._score(model, lead, state, as_of)
                 state.handoffs += 1
                 handoff = Handoff(_handoff_id(lead.lead.lead_id, name, state.handoffs, as_of),
                                   lead.lead.lead_id, name, as_of, score, event)
-            state.mql = score.mql
-            updates.append(Update(score, handoff))
+                updates.append(Update(score, handoff))
+            elif scores:
+                since = state.since
+                stage = stage_of(model, state.stage_times, fit.when_rank, mql) \
+                    if model.stages else ("mql" if mql else "visitor")
+                updates.append(Update(tuple.__new__(Score, (
+                    lead.lead.lead_id, name, fit.points, engagement, total, grade,
+                    model.temperature(engagement, disqualified), stage, mql, disqualified,
+                    fit.disqualify_reason, state.purchases, since,
+                    None if since is None else (as_of - since) / US_PER_DAY, as_of, ()))))
         return updates
 
     def _fit(self, model: CompiledModel, lead: Lead, state: ModelState) -> _Fit:
@@ -370,61 +414,58 @@ class Scorer:
                          if r.when is not None and _holds(r.when, lead)),
                         default=0)
         state.fit = _Fit(math.fsum(r.points for r in reasons), tuple(reasons),
-                         disqualify_reason, when_rank)
+                         disqualify_reason, when_rank, model.applies(lead))
         if empty:
             self._empty_fit[model.name] = state.fit
         return state.fit
 
-    def _score(self, model: CompiledModel, lead: LeadState, state: ModelState, as_of: int,
-               reasons: bool = True) -> Score:
-        """The lead's score; without `reasons` (the per-event path) only the numbers."""
-        # The hot path of every update: kept free of helper calls on purpose.
+    def _score(self, model: CompiledModel, lead: LeadState, state: ModelState,
+               as_of: int) -> Score:
+        """The lead's score with its reasons, rule by rule."""
         fit = state.fit or self._fit(model, lead.lead, state)
         parts = []
-        explained = list(fit.reasons) if reasons else []
-        rules = model.rules
-        if not reasons:
-            # Numbers only: one term per half-life for the uncapped rules.
-            for half_life, acc in state.sums.items():
-                parts.append(acc.total if half_life is None else acc.total
-                             * 2.0 ** ((acc.ref - as_of) / (half_life * US_PER_DAY)))
-        for index, rule_state in state.rules.items():
-            rule = rules[index]
-            if not reasons and rule.cap is None:
-                continue
-            half_life = rule.half_life_days
-            points = rule.points * (rule_state.total if half_life is None else rule_state.total
-                                    * 2.0 ** ((rule_state.ref - as_of) / (half_life * US_PER_DAY)))
-            cap = rule.cap
-            if cap is not None:
-                points = -cap if points < -cap else (cap if points > cap else points)
+        explained = list(fit.reasons)
+        for index in sorted(state.rules):
+            rule_state, rule = state.rules[index], model.rules[index]
+            points = rule.points * rule_state.value(as_of, rule.half_life_days)
+            if rule.cap is not None:
+                points = max(-rule.cap, min(rule.cap, points))
             parts.append(points)
-            if reasons:
-                explained.append(Reason(rule.name, "engagement", points, rule_state.matched,
-                                        rule_state.counted, rule_state.last))
-        # fsum is correctly rounded, so the order of the rules does not matter.
-        engagement = math.fsum(parts) if len(parts) > 1 else (parts[0] if parts else 0.0)
+            explained.append(Reason(rule.name, "engagement", points, rule_state.matched,
+                                    rule_state.counted, rule_state.last))
+        # fsum is correctly rounded: the order of the terms does not matter.
+        engagement = math.fsum(parts)
         total = fit.points + engagement
         disqualified = fit.disqualify_reason is not None
         grade = model.grade(fit.points)
         mql = model.is_mql(total, grade, disqualified)
-        stage = stage_of(model, state.stage_times, fit.when_rank, mql) if model.stages else (
-            "mql" if mql else "visitor")
         since = state.since
-        if reasons:
-            explained.sort(key=_reason_order(model))
         return Score(lead.lead.lead_id, model.name, fit.points, engagement, total, grade,
-                     model.temperature(engagement, disqualified), stage, mql, disqualified,
-                     fit.disqualify_reason, state.purchases, since,
+                     model.temperature(engagement, disqualified),
+                     stage_of(model, state.stage_times, fit.when_rank, mql), mql,
+                     disqualified, fit.disqualify_reason, state.purchases, since,
                      None if since is None else (as_of - since) / US_PER_DAY, as_of,
                      tuple(explained))
 
 
-def _reason_order(model: CompiledModel) -> Any:
-    """Reasons in file order: fit rules first, then engagement rules."""
-    position = {r.name: i for i, r in enumerate(model.fit)}
-    position.update({r.name: len(model.fit) + i for i, r in enumerate(model.rules)})
-    return lambda reason: position.get(reason.rule, 0)
+def _engagement(model: CompiledModel, state: ModelState, as_of: int) -> float:
+    """Engagement at `as_of`: one term per half-life for the uncapped rules, then the capped
+    rules one by one. The per-event path: kept free of helper calls on purpose."""
+    parts = []
+    for half_life, acc in state.sums.items():
+        parts.append(acc.total if half_life is None else acc.total
+                     * 2.0 ** ((acc.ref - as_of) / (half_life * US_PER_DAY)))
+    if state.capped:
+        rules = model.rules
+        for index, rule_state in state.capped.items():
+            rule = rules[index]
+            half_life = rule.half_life_days
+            points = rule.points * (rule_state.total if half_life is None else rule_state.total
+                                    * 2.0 ** ((rule_state.ref - as_of) / (half_life * US_PER_DAY)))
+            cap = rule.cap
+            assert cap is not None
+            parts.append(-cap if points < -cap else (cap if points > cap else points))
+    return math.fsum(parts) if len(parts) > 1 else (parts[0] if parts else 0.0)
 
 
 class _Dispatch:
