@@ -226,9 +226,7 @@ def _score_many(models: list[Model], con: Any, with_leads: bool, as_of: int) -> 
     """The batch engine over the canonical `events` (and `leads`) views registered in `con`."""
     from leadscore.engine.batch import score_many
 
-    events = con.sql("SELECT * FROM events").to_arrow_table()
-    leads = con.sql("SELECT * FROM leads").to_arrow_table() if with_leads else None
-    return score_many(models, events, leads, as_of=as_of, con=con)
+    return score_many(models, "events", "leads" if with_leads else None, as_of=as_of, con=con)
 
 
 @contextmanager
@@ -247,6 +245,9 @@ def _progress() -> Iterator[Callable[[str], None]]:
 
 def _summary(scores: Any, con: Any) -> None:
     """Rows per model, MQLs, disqualified, and counts by grade and temperature."""
+    if scores.num_rows == 0:
+        say("no lead was scored: no events at or before --as-of, and no leads selected", "yellow")
+        return
     con.register("scores__summary", scores)
     rows = con.sql("""
         SELECT model, count(*), count(*) FILTER (WHERE mql), count(*) FILTER (WHERE disqualified),
@@ -317,7 +318,7 @@ def show_explanation(result: Any, model: Model) -> None:
             reason.rule,
             reason.kind if reason.kind != "disqualify" else f"disqualify: {reason.detail}",
             _points(reason.points),
-            str(reason.count) if engagement else "",
+            str(reason.matched) if engagement else "",
             str(reason.counted) if engagement else "",
             _when(reason.last_at) if engagement and reason.last_at is not None else "",
             style="red" if reason.kind == "disqualify" else None,
