@@ -1,0 +1,128 @@
+"""The batch engine: every lead scored at once, each model compiled to one SQL plan run by
+DuckDB (`engine.compiler` builds the plan; `leadscore.io` reads the inputs)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from leadscore.engine.compiler import OUTPUT_COLUMNS, PlanOptions, compile_plan
+from leadscore.errors import EngineError, InputError
+from leadscore.io.readers import read_events, read_leads
+from leadscore.model.schema import Model
+from leadscore.timeutil import now_us, parse_timestamp
+
+_sequence = itertools.count()
+
+SCORE_SCHEMA = pa.schema([
+    ("lead_id", pa.string()), ("model", pa.string()), ("fit", pa.float64()),
+    ("engagement", pa.float64()), ("score", pa.float64()), ("grade", pa.string()),
+    ("temperature", pa.string()), ("stage", pa.string()), ("mql", pa.bool_()),
+    ("disqualified", pa.bool_()), ("disqualify_reason", pa.string()),
+    ("purchases", pa.int64()), ("customer_since", pa.timestamp("us", tz="UTC")),
+    ("tenure_days", pa.float64()), ("as_of", pa.timestamp("us", tz="UTC")),
+])
+assert tuple(SCORE_SCHEMA.names) == OUTPUT_COLUMNS
+
+
+def connect(memory_limit: str | None = None, threads: int | None = None
+            ) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection set up for scoring: a memory limit it spills beyond, UTC."""
+    con = duckdb.connect()
+    limit = memory_limit or os.environ.get("LEADSCORE_MEMORY_LIMIT", "3GB")
+    con.sql(f"SET memory_limit = '{limit}'")
+    con.sql("SET preserve_insertion_order = false")
+    if threads:
+        con.sql(f"SET threads = {int(threads)}")
+    return con
+
+
+def _as_of_us(as_of: datetime | date | str | int | float | None) -> int:
+    if as_of is None:
+        return now_us()
+    try:
+        return parse_timestamp(as_of)
+    except ValueError as exc:
+        raise InputError(f"as_of: {exc}") from None
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
+    rel = con.sql(f'SELECT * FROM "{name}" LIMIT 0')
+    return {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    try:
+        con.sql(f'SELECT * FROM "{name}" LIMIT 0')
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _input(source: Any, con: duckdb.DuckDBPyConnection, kind: str) -> str:
+    """The name of a canonical table in `con` holding `source`."""
+    if isinstance(source, str) and not os.path.exists(source) and _has_table(con, source) \
+            and not any(mark in source for mark in "*?["):
+        return source
+    name = f"__{kind}_{next(_sequence)}"
+    if kind == "events":
+        report = read_events(source, con, name=name)
+    else:
+        report = read_leads(source, con, name=name)
+    del report  # rejected rows are counted there; score_many scores the good ones
+    return name
+
+
+def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
+               as_of: datetime | date | str | int | None = None,
+               con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """Score every lead under every model at `as_of` (default: now).
+
+    `events` / `leads`: anything `leadscore.io.read_events` / `read_leads` accept, or the name
+    of a canonical table already in `con`. One row per lead and model, sorted by model then
+    lead_id, with the columns of `OUTPUT_COLUMNS`.
+    """
+    model_list = [models] if isinstance(models, Model) else list(models)
+    as_of_us = _as_of_us(as_of)
+    own = con is None
+    connection = connect() if con is None else con
+    try:
+        events_name = _input(events, connection, "events")
+        leads_name = _input(leads, connection, "leads") if leads is not None else None
+        events_columns = _table_columns(connection, events_name)
+        leads_columns = _table_columns(connection, leads_name) if leads_name else None
+        tables = []
+        for model in sorted(model_list, key=lambda m: m.name):
+            plan = compile_plan(model, events_columns, leads_columns, as_of_us,
+                                options=PlanOptions(events_table=events_name,
+                                                    leads_table=leads_name))
+            sql = plan.sql(dialect="duckdb")
+            try:
+                result = connection.sql(sql).to_arrow_table()
+            except duckdb.Error as exc:
+                raise EngineError(f"model {model.name!r}: the batch plan failed: {exc}") \
+                    from None
+            tables.append(_typed(result))
+        if not tables:
+            return SCORE_SCHEMA.empty_table()
+        return pa.concat_tables(tables)
+    finally:
+        if own:
+            connection.close()
+
+
+def _typed(result: pa.Table) -> pa.Table:
+    """The plan's µs integers as UTC timestamps; every column in the output schema's type."""
+    columns = []
+    for field in SCORE_SCHEMA:
+        column = result.column(field.name)
+        if pa.types.is_timestamp(field.type):
+            column = column.cast(pa.int64()).cast(field.type)
+        columns.append(column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=SCORE_SCHEMA)

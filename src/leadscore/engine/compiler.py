@@ -1,0 +1,449 @@
+"""A model compiled to one SQL plan, built as sqlglot expressions so it renders for DuckDB and
+Spark alike (DESIGN.md §5: BIGINT µs timestamps, LIKE … ESCAPE, no float literals, integer day
+arithmetic; the one dialect difference, local time in a time zone, is `LOCAL_TIME`).
+
+The plan, for one model and one `as_of`:
+
+    ev      the events at or before as_of, with one match flag per rule
+    rows    one row per event (its points for rules where every event counts, lifecycle
+            marks) UNION ALL one row per (lead, rule, bucket) of `once`/`daily`/`weekly`/
+            `distinct` rules (the most recent event of the bucket, decayed)
+    agg     per lead: the sum of uncapped points, each capped rule's own sum, lifecycle marks
+    people  leads FULL OUTER JOIN agg: every lead of the table and every lead with an event
+    final   fit, grade, temperature, mql, stage ... for the leads `applies_to` selects
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from leadscore.engine.sqlconditions import and_, number, or_, text, to_sql
+from leadscore.model import conditions as cond
+from leadscore.model.compiled import (
+    CUSTOMER_RANK,
+    MQL_RANK,
+    CompiledModel,
+    EngagementRule,
+    Matcher,
+    StageRule,
+    compile_model,
+)
+from leadscore.model.globs import glob_to_like
+from leadscore.model.schema import STAGES, Model
+from leadscore.timeutil import ISO_WEEK_SHIFT_DAYS, US_PER_DAY
+
+# Days added before integer division so that `//` (which truncates in some engines) floors
+# for any instant after year ~100 too; a multiple of 7 so ISO weeks stay aligned.
+DAY_SHIFT = 7 * 100_000
+STAGE_BITS = 8            # stage ranks 0..7 packed under a timestamp: (ts + shift) * 8 + 7 - rank
+
+OUTPUT_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
+                  "stage", "mql", "disqualified", "disqualify_reason", "purchases",
+                  "customer_since", "tenure_days", "as_of")
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table, quoted=True)
+
+
+def _as(expression: exp.Expr, name: str) -> exp.Alias:
+    return exp.alias_(expression, name, quoted=True)
+
+
+def _table(name: str, alias: str | None = None) -> exp.Table:
+    table = exp.Table(this=exp.to_identifier(name, quoted=True))
+    return table.as_(alias, quoted=True) if alias else table
+
+
+def _double(expression: exp.Expr) -> exp.Expr:
+    return exp.cast(expression, exp.DataType.Type.DOUBLE)
+
+
+def _bigint(expression: exp.Expr) -> exp.Expr:
+    return exp.cast(expression, exp.DataType.Type.BIGINT)
+
+
+def _case(whens: Sequence[tuple[exp.Expr, exp.Expr]], default: exp.Expr | None = None
+          ) -> exp.Expr:
+    case = exp.Case()
+    for condition, value in whens:
+        case = case.when(condition, value)
+    return case.else_(default) if default is not None else case
+
+
+def _coalesce(expression: exp.Expr, default: exp.Expr) -> exp.Expr:
+    return exp.func("COALESCE", expression, default)
+
+
+def _greatest(items: Sequence[exp.Expr]) -> exp.Expr:
+    """GREATEST of non-NULL arguments (every item must be non-NULL: dialects differ there)."""
+    if len(items) == 1:
+        return items[0]
+    return exp.Greatest(this=items[0], expressions=list(items[1:]), ignore_nulls=True)
+
+
+# ----------------------------------------------------------------------------- dialects
+
+def _duckdb_local_us(ts: exp.Expr, zone: str) -> exp.Expr:
+    instant = exp.Anonymous(this="timezone", expressions=[
+        text("UTC"), exp.Anonymous(this="make_timestamp", expressions=[ts])])
+    local = exp.Anonymous(this="timezone", expressions=[text(zone), instant])
+    return exp.Anonymous(this="epoch_us", expressions=[local])
+
+
+def _spark_local_us(ts: exp.Expr, zone: str) -> exp.Expr:
+    # Needs the session time zone set to UTC (spark.sql.session.timeZone=UTC).
+    stamp = exp.Anonymous(this="timestamp_micros", expressions=[ts])
+    local = exp.Anonymous(this="from_utc_timestamp", expressions=[stamp, text(zone)])
+    return exp.Anonymous(this="unix_micros", expressions=[local])
+
+
+# The wall-clock time (µs) of an instant in a time zone: the one function that differs by engine.
+LOCAL_TIME: dict[str, Callable[[exp.Expr, str], exp.Expr]] = {
+    "duckdb": _duckdb_local_us,
+    "spark": _spark_local_us,
+}
+
+
+# ----------------------------------------------------------------------------- matching
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Choices that change speed, never results."""
+
+    events_table: str = "events"
+    leads_table: str | None = "leads"
+    dialect: str = "duckdb"
+
+
+def _matches(matcher: Matcher, columns: Mapping[str, str]) -> exp.Expr:
+    """SQL for `Matcher.matches(event)` over the canonical events columns."""
+    kind = col("type")
+    if matcher.pages:
+        path = col("path")
+        globs = or_(*(exp.Escape(this=exp.Like(this=path.copy(),
+                                               expression=text(glob_to_like(g))),
+                                 expression=text("\\")) for g in matcher.pages))
+        hit = and_(exp.EQ(this=kind, expression=text("page")),
+                   exp.not_(exp.Is(this=path.copy(), expression=exp.Null())), globs)
+    else:
+        names = sorted(matcher.events)
+        event = col("event")
+        named = exp.EQ(this=event, expression=text(names[0])) if len(names) == 1 else \
+            exp.In(this=event, expressions=[text(n) for n in names])
+        hit = and_(exp.NEQ(this=kind, expression=text("page")),
+                   exp.func("COALESCE", named, exp.false()))
+    if matcher.where is not None:
+        hit = and_(hit, to_sql(matcher.where, columns))
+    return hit
+
+
+def _flag(index: int) -> str:
+    return f"m{index}"
+
+
+def _stage_flag(index: int) -> str:
+    return f"s{index}"
+
+
+def _decay(ts: exp.Expr, as_of: int, half_life_days: float | None) -> exp.Expr | None:
+    """2^((ts − as_of) / half-life) or None for no decay."""
+    if half_life_days is None:
+        return None
+    age = _double(exp.Sub(this=ts, expression=exp.Literal.number(as_of)))
+    return exp.Pow(this=exp.Literal.number(2),
+                   expression=exp.Div(this=exp.Paren(this=age),
+                                      expression=number(half_life_days * US_PER_DAY)))
+
+
+def _weighted(points: float, weight: exp.Expr | None) -> exp.Expr:
+    value = _double(number(points))
+    return value if weight is None else exp.Mul(this=value, expression=weight)
+
+
+def _bucket_keys(rule: EngagementRule, columns: Mapping[str, str], zone: str,
+                 dialect: str) -> list[exp.Expr]:
+    keys: list[exp.Expr] = []
+    if rule.limit in ("daily", "weekly"):
+        ts = col("ts")
+        local = ts if zone == "UTC" else LOCAL_TIME[dialect](ts, zone)
+        shifted = exp.Add(this=local, expression=exp.Literal.number(DAY_SHIFT * US_PER_DAY))
+        day = exp.IntDiv(this=exp.Paren(this=shifted),
+                         expression=exp.Literal.number(US_PER_DAY))
+        if rule.limit == "weekly":
+            day = exp.IntDiv(this=exp.Paren(this=exp.Add(
+                this=day, expression=exp.Literal.number(ISO_WEEK_SHIFT_DAYS))),
+                expression=exp.Literal.number(7))
+        keys.append(day)
+    if rule.distinct is not None:
+        keys.append(col(rule.distinct) if rule.distinct in columns else exp.Null())
+    return keys
+
+
+# ----------------------------------------------------------------------------- the plan
+
+def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str],
+                 leads_columns: Mapping[str, str] | None, as_of_us: int, *,
+                 options: PlanOptions | None = None) -> exp.Select:
+    """The SQL plan scoring every lead under `model` at `as_of_us` (µs since the epoch, UTC).
+
+    `events_columns` / `leads_columns` map the canonical columns of the events and leads
+    tables (see `leadscore.io`) to their SQL types; `leads_columns` None means no leads table.
+    Render with `.sql(dialect="duckdb")` (or "spark").
+    """
+    opts = options or PlanOptions()
+    compiled = model if isinstance(model, CompiledModel) else compile_model(model)
+    leads_table = opts.leads_table if leads_columns is not None else None
+    lead_columns = dict(leads_columns or {})
+    as_of = exp.Literal.number(as_of_us)
+    ts = col("ts")
+
+    # ---- ev: needed columns, one flag per engagement rule and lifecycle `on` rule
+    flags: list[exp.Expr] = []
+    for rule in compiled.rules:
+        flags.append(_as(_matches(rule.matcher, events_columns), _flag(rule.index)))
+    for stage in compiled.stages:
+        if stage.matcher is not None:
+            flags.append(_as(_matches(stage.matcher, events_columns), _stage_flag(stage.index)))
+    needed = {"lead_id", "ts"}
+    for rule in compiled.rules:
+        if rule.distinct is not None and rule.distinct in events_columns:
+            needed.add(rule.distinct)
+    ev = exp.select(*(col(c) for c in sorted(needed)), *flags) \
+        .from_(_table(opts.events_table)) \
+        .where(exp.LTE(this=ts.copy(), expression=as_of.copy()))
+
+    # ---- rows: per event, and per bucket of the bucketed rules
+    capped = [r for r in compiled.rules if r.cap is not None]
+    each = [r for r in compiled.rules if not r.bucketed]
+    forward_ranks = sorted({s.rank for s in compiled.stages if s.matcher and not s.back})
+    backs = sorted((s for s in compiled.stages if s.matcher and s.back), key=lambda s: s.rank)
+    customers = [s for s in compiled.stages if s.matcher and s.rank == CUSTOMER_RANK]
+
+    def flag(rule: EngagementRule) -> exp.Expr:
+        return col(_flag(rule.index))
+
+    def stage_hit(stages: Sequence[StageRule]) -> exp.Expr:
+        return or_(*(col(_stage_flag(s.index)) for s in stages))
+
+    # Uncapped rules where every event counts: one number per event, decay computed once per
+    # half-life.
+    by_half_life: dict[float | None, list[EngagementRule]] = {}
+    for rule in each:
+        if rule.cap is None:
+            by_half_life.setdefault(rule.half_life_days, []).append(rule)
+    parts: list[exp.Expr] = []
+    for half_life, rules in by_half_life.items():
+        points = [(flag(r), _double(number(r.points))) for r in rules]
+        total = _case(points, _double(exp.Literal.number(0))) if len(rules) == 1 else \
+            _sum_of([_case([p], _double(exp.Literal.number(0))) for p in points])
+        weight = _decay(ts.copy(), as_of_us, half_life)
+        parts.append(total if weight is None else exp.Mul(this=exp.Paren(this=total),
+                                                          expression=weight))
+    value = _sum_of(parts) if parts else _double(exp.Literal.number(0))
+    shift = exp.Literal.number(DAY_SHIFT * US_PER_DAY)
+
+    def row_columns(v: exp.Expr, capped_values: dict[int, exp.Expr],
+                    per_event: bool) -> list[exp.Expr]:
+        out: list[exp.Expr] = [col("lead_id"), _as(v, "v")]
+        for r in capped:
+            out.append(_as(capped_values.get(r.index, _double(exp.Null())), f"c{r.index}"))
+        if backs:
+            key = _case([(col(_stage_flag(s.index)), exp.Add(
+                this=exp.Mul(this=exp.Paren(this=exp.Add(this=ts.copy(), expression=shift.copy())),
+                             expression=exp.Literal.number(STAGE_BITS)),
+                expression=exp.Literal.number(STAGE_BITS - 1 - s.rank))) for s in backs])
+            out.append(_as(key if per_event else _bigint(exp.Null()), "back_key"))
+        for rank in forward_ranks:
+            hits = [s for s in compiled.stages if s.matcher and not s.back and s.rank == rank]
+            out.append(_as(_case([(stage_hit(hits), ts.copy())]) if per_event
+                           else _bigint(exp.Null()), f"f{rank}"))
+        if customers:
+            out.append(_as(_case([(stage_hit(customers), exp.Literal.number(1))],
+                                 exp.Literal.number(0)) if per_event
+                           else exp.Literal.number(0), "buys"))
+            out.append(_as(_case([(stage_hit(customers), ts.copy())]) if per_event
+                           else _bigint(exp.Null()), "first_buy"))
+        return out
+
+    capped_each = {r.index: _case([(flag(r), _weighted(r.points, _decay(
+        ts.copy(), as_of_us, r.half_life_days)))]) for r in each if r.cap is not None}
+    rows: exp.Query = exp.select(*row_columns(value, capped_each, True)).from_(_table("ev"))
+    for rule in compiled.rules:
+        if not rule.bucketed:
+            continue
+        keys = _bucket_keys(rule, events_columns, compiled.timezone, opts.dialect)
+        latest = exp.select(col("lead_id"), _as(exp.Max(this=ts.copy()), "ts")) \
+            .from_(_table("ev")).where(flag(rule)).group_by(col("lead_id"), *keys)
+        contribution = _weighted(rule.points, _decay(ts.copy(), as_of_us, rule.half_life_days))
+        if rule.cap is None:
+            branch = row_columns(contribution, {}, False)
+        else:
+            branch = row_columns(_double(exp.Literal.number(0)),
+                                 {rule.index: contribution}, False)
+        rows = exp.union(rows, exp.select(*branch).from_(
+            latest.subquery(f"b{rule.index}", copy=False)), distinct=False)
+
+    # ---- agg: per lead
+    aggregates: list[exp.Expr] = [col("lead_id"), _as(exp.Sum(this=col("v")), "v")]
+    aggregates += [_as(exp.Sum(this=col(f"c{r.index}")), f"c{r.index}") for r in capped]
+    if backs:
+        aggregates.append(_as(exp.Max(this=col("back_key")), "back_key"))
+    aggregates += [_as(exp.Max(this=col(f"f{k}")), f"f{k}") for k in forward_ranks]
+    if customers:
+        aggregates += [_as(exp.Sum(this=col("buys")), "buys"),
+                       _as(exp.Min(this=col("first_buy")), "first_buy")]
+    agg = exp.select(*aggregates).from_(rows.subquery("r", copy=False)).group_by(col("lead_id"))
+
+    # ---- people: every lead of the table and every lead with an event
+    if leads_table is not None:
+        people = exp.select(
+            _as(_coalesce(col("lead_id", "l"), col("lead_id", "a")), "lead_id"),
+            *(col(c, "l") for c in lead_columns if c != "lead_id"),
+            *(col(c.alias_or_name, "a") for c in aggregates[1:]),
+        ).from_(_table(leads_table, "l")).join(
+            _table("agg", "a"), on=exp.EQ(this=col("lead_id", "l"), expression=col("lead_id", "a")),
+            join_type="FULL OUTER")
+    else:
+        people = exp.select(exp.Star()).from_(_table("agg"))
+
+    # ---- scored: fit, engagement, disqualification, stages from traits and events
+    def lead_condition(condition: cond.Condition) -> exp.Expr:
+        return to_sql(condition, lead_columns)
+
+    fit_terms: list[exp.Expr] = []
+    disqualify: list[tuple[exp.Expr, exp.Expr]] = []
+    for fit_rule in compiled.fit:
+        if fit_rule.bands:
+            whens = [(lead_condition(band), _double(number(points)))
+                     for band, points in fit_rule.bands]
+            matched = or_(*(w for w, _ in whens))
+            fit_terms.append(_case(whens, _double(exp.Literal.number(0))))
+        else:
+            assert fit_rule.when is not None
+            matched = lead_condition(fit_rule.when)
+            fit_terms.append(_case([(matched, _double(number(fit_rule.points)))],
+                                   _double(exp.Literal.number(0))))
+        if fit_rule.disqualify is not None:
+            disqualify.append((matched.copy(), text(fit_rule.disqualify)))
+    fit = _sum_of(fit_terms) if fit_terms else _double(exp.Literal.number(0))
+    engagement = _coalesce(col("v"), _double(exp.Literal.number(0)))
+    clamped = []
+    for rule in capped:
+        assert rule.cap is not None
+        total = _coalesce(col(f"c{rule.index}"), _double(exp.Literal.number(0)))
+        cap = _double(number(rule.cap))
+        clamped.append(_case([(exp.GT(this=total, expression=cap), cap.copy()),
+                              (exp.LT(this=total.copy(), expression=exp.Neg(this=cap.copy())),
+                               exp.Neg(this=cap.copy()))], total.copy()))
+    engagement = _sum_of([engagement, *clamped])
+
+    ranks: list[exp.Expr] = [exp.Literal.number(0)]
+    if backs or forward_ranks:
+        back_time = exp.Sub(this=exp.IntDiv(this=col("back_key"),
+                                            expression=exp.Literal.number(STAGE_BITS)),
+                            expression=shift.copy())
+        if backs:
+            ranks.append(_coalesce(exp.Sub(
+                this=exp.Literal.number(STAGE_BITS - 1),
+                expression=exp.Mod(this=col("back_key"),
+                                   expression=exp.Literal.number(STAGE_BITS))),
+                exp.Literal.number(0)))
+        for rank in forward_ranks:
+            seen = exp.not_(exp.Is(this=col(f"f{rank}"), expression=exp.Null()))
+            after = seen if not backs else and_(seen, or_(
+                exp.Is(this=col("back_key"), expression=exp.Null()),
+                exp.GT(this=col(f"f{rank}"), expression=back_time.copy())))
+            ranks.append(_case([(after, exp.Literal.number(rank))], exp.Literal.number(0)))
+    for stage in compiled.stages:
+        if stage.when is not None:
+            ranks.append(_case([(lead_condition(stage.when), exp.Literal.number(stage.rank))],
+                               exp.Literal.number(0)))
+    scored_columns = [
+        col("lead_id"),
+        _as(fit, "fit"),
+        _as(engagement, "engagement"),
+        _as(_case(disqualify) if disqualify else exp.cast(exp.Null(), "VARCHAR"),
+            "disqualify_reason"),
+        _as(_greatest(ranks), "rank"),
+        _as(_bigint(_coalesce(col("buys"), exp.Literal.number(0))) if customers
+            else _bigint(exp.Literal.number(0)), "purchases"),
+        _as(col("first_buy") if customers else _bigint(exp.Null()), "customer_since"),
+    ]
+    scored = exp.select(*scored_columns).from_(_table("people"))
+    if compiled.applies_to is not None:
+        scored = scored.where(lead_condition(compiled.applies_to))
+
+    # ---- graded: score, grade, disqualified, mql
+    model_cfg = compiled.model
+    fit_col, eng_col = col("fit"), col("engagement")
+    score = exp.Add(this=fit_col.copy(), expression=eng_col.copy())
+    grade: exp.Expr = exp.cast(exp.Null(), "VARCHAR")
+    if compiled.grades:
+        grade = _case([(exp.GTE(this=fit_col.copy(), expression=_double(number(minimum))),
+                        text(letter)) for letter, minimum in compiled.grades], text("F"))
+    disqualified = exp.not_(exp.Is(this=col("disqualify_reason"), expression=exp.Null()))
+    mql: exp.Expr = exp.false()
+    if model_cfg.thresholds.mql is not None:
+        mql = and_(exp.Is(this=col("disqualify_reason"), expression=exp.Null()),
+                   exp.GTE(this=exp.Paren(this=score.copy()),
+                           expression=_double(number(model_cfg.thresholds.mql))))
+        required = model_cfg.thresholds.mql_requires_grade
+        if required is not None:
+            mql = and_(mql, _coalesce(exp.LTE(this=col("grade"), expression=text(required)),
+                                      exp.false()))
+    graded = exp.select(
+        exp.Star(), _as(_double(score), "score"), _as(disqualified, "disqualified"),
+    ).from_(exp.select(exp.Star(), _as(grade, "grade")).from_(_table("scored"))
+            .subquery("s", copy=False))
+    graded = exp.select(exp.Star(), _as(mql, "mql")).from_(graded.subquery("g", copy=False))
+
+    # ---- final: temperature, stage, tenure
+    temperature: exp.Expr = _case([(col("disqualified"), text("dead"))],
+                                  exp.cast(exp.Null(), "VARCHAR"))
+    if model_cfg.temperature is not None:
+        temperature = _case([
+            (col("disqualified"), text("dead")),
+            (exp.GTE(this=eng_col.copy(), expression=_double(number(model_cfg.temperature.hot))),
+             text("hot")),
+            (exp.GTE(this=eng_col.copy(), expression=_double(number(model_cfg.temperature.warm))),
+             text("warm"))], text("cold"))
+    stage_rank = _greatest([col("rank"), _case([(col("mql"), exp.Literal.number(MQL_RANK))],
+                                               exp.Literal.number(0))])
+    stage_name = exp.Case(this=stage_rank)
+    for i, name in enumerate(STAGES):
+        stage_name = stage_name.when(exp.Literal.number(i), text(name))
+    tenure = _case([(exp.not_(exp.Is(this=col("customer_since"), expression=exp.Null())),
+                     exp.Div(this=_double(exp.Paren(this=exp.Sub(
+                         this=as_of.copy(), expression=col("customer_since")))),
+                         expression=_double(exp.Literal.number(US_PER_DAY))))],
+                   _double(exp.Null()))
+    final = exp.select(
+        col("lead_id"),
+        _as(text(compiled.name), "model"),
+        _as(_double(fit_col.copy()), "fit"),
+        _as(_double(eng_col.copy()), "engagement"),
+        col("score"),
+        col("grade"),
+        _as(temperature, "temperature"),
+        _as(stage_name, "stage"),
+        col("mql"),
+        col("disqualified"),
+        col("disqualify_reason"),
+        col("purchases"),
+        col("customer_since"),
+        _as(tenure, "tenure_days"),
+        _as(_bigint(as_of.copy()), "as_of"),
+    ).from_(_table("graded")).order_by(col("lead_id"))
+    return final.with_("ev", as_=ev).with_("agg", as_=agg).with_("people", as_=people) \
+        .with_("scored", as_=scored).with_("graded", as_=graded)
+
+
+def _sum_of(items: Sequence[exp.Expr]) -> exp.Expr:
+    total = items[0]
+    for item in items[1:]:
+        total = exp.Add(this=total, expression=item)
+    return total
