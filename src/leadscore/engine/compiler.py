@@ -49,11 +49,11 @@ def col(name: str, table: str | None = None) -> exp.Column:
     return exp.column(name, table=table, quoted=True)
 
 
-def _as(expression: exp.Expr, name: str) -> exp.Alias:
+def _as(expression: exp.Expr, name: str) -> exp.Expr:
     return exp.alias_(expression, name, quoted=True)
 
 
-def _table(name: str, alias: str | None = None) -> exp.Table:
+def _table(name: str, alias: str | None = None) -> exp.Expr:
     table = exp.Table(this=exp.to_identifier(name, quoted=True))
     return table.as_(alias, quoted=True) if alias else table
 
