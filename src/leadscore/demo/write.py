@@ -22,7 +22,7 @@ def write_world(world: World, folder: str | Path, *,
     """Write events, leads and personas to `folder` in each of `formats`; return the paths.
 
     parquet: events.parquet, leads.parquet; csv: events.csv, leads.csv (ISO timestamps);
-    jsonl: events.jsonl of Segment track/page messages and leads.jsonl of lead rows.
+    jsonl: events.jsonl of Segment track/page messages, leads.jsonl of identify messages.
     personas.csv (who each lead really is) is always written.
     """
     out = Path(folder)
@@ -39,7 +39,7 @@ def write_world(world: World, folder: str | Path, *,
             paths["leads.csv"] = _csv(world.leads, out / "leads.csv")
         else:
             paths["events.jsonl"] = _jsonl(segment_messages(world.events), out / "events.jsonl")
-            paths["leads.jsonl"] = _jsonl(_rows(world.leads), out / "leads.jsonl")
+            paths["leads.jsonl"] = _jsonl(identify_messages(world.leads), out / "leads.jsonl")
     paths["personas.csv"] = _csv(world.personas, out / "personas.csv")
     return paths
 
@@ -58,6 +58,19 @@ def segment_messages(events: pa.Table) -> list[dict[str, Any]]:
             message["event"] = row["event"]
         message["properties"] = properties
         messages.append(message)
+    return messages
+
+
+def identify_messages(leads: pa.Table) -> list[dict[str, Any]]:
+    """The leads as Segment `identify` messages; account traits go under `traits.account`
+    (Segment itself would send them in `group` calls)."""
+    messages = []
+    for row in _rows(leads):
+        lead_id = row.pop("lead_id")
+        account = {k.removeprefix("account."): row.pop(k) for k in list(row)
+                   if k.startswith("account.")}
+        traits: dict[str, Any] = {**row, "account": account} if account else row
+        messages.append({"type": "identify", "userId": lead_id, "traits": traits})
     return messages
 
 
