@@ -191,3 +191,17 @@ def test_scoring_the_past_after_seeing_later_events_is_refused(model) -> None:  
     s.update_one(track("Clicked", T0 + DAY))
     with pytest.raises(EngineError, match="as_of is before"):
         s.score("l1", as_of=T0)
+
+
+def test_a_model_scores_only_its_audience(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "a.yaml"
+    path.write_text("name: a\napplies_to: {traits.segment: {eq: consumer}}\nengagement:\n"
+                    "  rules:\n    - {name: x, event: X, points: 1}\n")
+    s = Scorer(load_model(path))
+    s.identify("biz", {"segment": "business"})
+    assert s.update_one(track("X", T0, lead="biz")) == []
+    with pytest.raises(EngineError, match="does not apply"):
+        s.score("biz", as_of=T0)
+    s.identify("biz", {"segment": "consumer"})
+    assert s.score("biz", as_of=T0).engagement == 1.0
+    assert [x.lead_id for x in s.scores(as_of=T0)] == ["biz"]

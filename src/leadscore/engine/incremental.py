@@ -24,7 +24,7 @@ from leadscore.model.compiled import (
     compile_model,
 )
 from leadscore.model.schema import Model
-from leadscore.timeutil import US_PER_DAY, iso_week, local_day, now_us
+from leadscore.timeutil import US_PER_DAY, iso_week, local_day, now_us, parse_timestamp
 
 
 class Reason(NamedTuple):
@@ -183,7 +183,7 @@ class Scorer:
 
     def identify(self, lead_id: str, traits: Mapping[str, Any] | None = None,
                  account: Mapping[str, Any] | None = None, *,
-                 as_of: int | None = None) -> list[Update]:
+                 as_of: object = None) -> list[Update]:
         """Merge traits (and account traits) into a lead's profile; re-score its fit."""
         lead = self._lead(str(lead_id))
         when = _read_time(lead, as_of)
@@ -197,7 +197,7 @@ class Scorer:
         return self._evaluate(lead, when, None, before)
 
     def update_one(self, event: Event | Mapping[str, Any], *,
-                   as_of: int | None = None) -> list[Update]:
+                   as_of: object = None) -> list[Update]:
         """Fold in one event; return the new score under each model that applies.
 
         The scores of updates carry the numbers only (no `reasons`, for speed), except where
@@ -220,7 +220,7 @@ class Scorer:
                     handoffs.append(update.handoff)
         return handoffs
 
-    def _fold(self, event: Event, as_of: int | None) -> tuple[LeadState, int, set[str]]:
+    def _fold(self, event: Event, as_of: object) -> tuple[LeadState, int, set[str]]:
         """Add one event to its lead's state; return the lead, the read time and the models
         under which the lead was an MQL just before."""
         lead = self._leads.get(event.lead_id) or self._lead(event.lead_id)
@@ -263,7 +263,7 @@ class Scorer:
     # ---- output
 
     def score(self, lead_id: str, model: str | None = None, *,
-              as_of: int | None = None) -> Score:
+              as_of: object = None) -> Score:
         """The lead's score under a model (default: the only one) at `as_of` (default: now)."""
         lead = self._leads.get(str(lead_id))
         if lead is None:
@@ -272,11 +272,14 @@ class Scorer:
         state = lead.models.get(compiled.name)
         if state is None:
             state = lead.models[compiled.name] = ModelState(compiled)
+        if not (state.fit or self._fit(compiled, lead.lead, state)).applies:
+            raise EngineError(f"model {compiled.name!r} does not apply to lead {lead_id!r} "
+                              "(its applies_to does not hold)")
         return self._score(compiled, lead, state, _read_time(lead, as_of, default_now=True))
 
-    def scores(self, *, as_of: int | None = None) -> Iterator[Score]:
+    def scores(self, *, as_of: object = None) -> Iterator[Score]:
         """Every lead's score under every model that applies to it."""
-        when = now_us() if as_of is None else as_of
+        when = now_us() if as_of is None else _read_time(LeadState(""), as_of)
         for lead in self._leads.values():
             for name, compiled in self.models.items():
                 if compiled.applies(lead.lead):
@@ -528,7 +531,11 @@ def _bucket(rule: EngagementRule, event: Event, timezone: str) -> Bucket:
     return value if period is None else (value, period)
 
 
-def _read_time(lead: LeadState, as_of: int | None, default_now: bool = False) -> int:
+def _read_time(lead: LeadState, as_of: object, default_now: bool = False) -> int:
+    """The time to score at: `as_of` (µs, ISO string or datetime), else the lead's latest
+    event (updates) or now (reads); never before events already folded in."""
+    if as_of is not None and not isinstance(as_of, int):
+        as_of = parse_timestamp(as_of)
     if as_of is None:
         if default_now:
             return max(now_us(), lead.latest or 0)
