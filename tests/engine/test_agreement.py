@@ -19,7 +19,7 @@ from leadscore.engine.batch import score_many
 from leadscore.engine.incremental import Scorer
 from leadscore.events import event_from_row, lead_from_row
 from leadscore.model.schema import Model
-from leadscore.timeutil import US_PER_DAY, parse_timestamp
+from leadscore.timeutil import parse_timestamp
 
 AS_OF = parse_timestamp("2026-03-29T12:00:00Z")   # a DST change in Europe that night
 EVENT_NAMES = ["Signed Up", "Clicked", "Order Completed", "Cancelled"]
