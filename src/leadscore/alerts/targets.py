@@ -1,0 +1,128 @@
+"""Where handoffs go: webhooks (signed JSON over HTTP) and e-mail (SMTP)."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from leadscore import __version__
+from leadscore.alerts.payload import (
+    ATTEMPT_HEADER,
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    body_bytes,
+    sign,
+    summary,
+)
+from leadscore.config import Settings
+
+
+class DeliveryFailed(Exception):
+    """One attempt to deliver to one target failed; the message says why."""
+
+
+class Target(Protocol):
+    name: str
+
+    def send(self, delivery_id: str, payload: Mapping[str, Any], attempt: int) -> None:
+        """Deliver or raise DeliveryFailed."""
+
+
+@dataclass
+class WebhookTarget:
+    url: str
+    secret: str
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        self.name = f"webhook {self.url}"
+        self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+
+    def send(self, delivery_id: str, payload: Mapping[str, Any], attempt: int) -> None:
+        body = body_bytes(payload)
+        headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id,
+                   SIGNATURE_HEADER: sign(body, self.secret), ATTEMPT_HEADER: str(attempt),
+                   "User-Agent": f"leadscore/{__version__}"}
+        try:
+            response = self._client.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"{self.url}: {type(exc).__name__}: {exc}") from None
+        if not 200 <= response.status_code < 300:
+            raise DeliveryFailed(f"{self.url}: HTTP {response.status_code} "
+                                 f"{response.text[:200]!r}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@dataclass
+class EmailTarget:
+    url: str               # smtp://[user:password@]host:port or smtps://…
+    sender: str
+    recipients: tuple[str, ...]
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        self.name = f"e-mail via {parts.hostname}:{parts.port}"
+        self._tls = parts.scheme == "smtps"
+        self._host = parts.hostname or "localhost"
+        self._port = parts.port or (465 if self._tls else 25)
+        self._user = unquote(parts.username) if parts.username else None
+        self._password = unquote(parts.password) if parts.password else ""
+
+    def message(self, delivery_id: str, payload: Mapping[str, Any]) -> EmailMessage:
+        mail = EmailMessage()
+        mail["From"] = self.sender
+        mail["To"] = ", ".join(self.recipients)
+        mail["Subject"] = summary(payload)
+        mail["Date"] = formatdate(localtime=False)
+        # The same id on every attempt: mail clients and filters can drop a repeat.
+        mail["Message-ID"] = f"<{delivery_id}@leadscore>"
+        mail[DELIVERY_HEADER] = delivery_id
+        reasons = payload.get("reasons") or []
+        lines = [summary(payload), "", "Why:"]
+        for reason in reasons if isinstance(reasons, list) else []:
+            if isinstance(reason, Mapping):
+                lines.append(f"  {reason.get('points', 0):+.1f}  {reason.get('rule')}")
+        interests = payload.get("interests")
+        if interests:
+            lines += ["", f"Interested in: {json.dumps(interests, default=str)}"]
+        lines += ["", "The handoff as JSON:", body_bytes(payload).decode("utf-8")]
+        mail.set_content("\n".join(lines))
+        return mail
+
+    def send(self, delivery_id: str, payload: Mapping[str, Any], attempt: int) -> None:
+        if not self.recipients:
+            raise DeliveryFailed("smtp_to is empty: no recipient for handoff e-mails")
+        mail = self.message(delivery_id, payload)
+        smtp_class = smtplib.SMTP_SSL if self._tls else smtplib.SMTP
+        try:
+            with smtp_class(self._host, self._port, timeout=self.timeout) as smtp:
+                if self._user:
+                    smtp.login(self._user, self._password)
+                smtp.send_message(mail)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryFailed(f"{self.name}: {type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        pass
+
+
+def targets_from(settings: Settings) -> list[WebhookTarget | EmailTarget]:
+    """The delivery targets the settings configure (webhooks first, then e-mail)."""
+    found: list[WebhookTarget | EmailTarget] = [
+        WebhookTarget(w.url, w.secret, settings.delivery_timeout_seconds)
+        for w in settings.webhooks]
+    if settings.smtp_url:
+        found.append(EmailTarget(settings.smtp_url, settings.smtp_from, settings.smtp_to,
+                                 settings.delivery_timeout_seconds))
+    return found

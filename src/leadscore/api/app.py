@@ -1,0 +1,90 @@
+"""The FastAPI application: ingestion (`/v1`), the admin API (`/api`), `/healthz`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from leadscore import __version__
+from leadscore.api import errors, handoffs, ingest, leads, models
+from leadscore.config import Settings
+
+access_log = logging.getLogger("leadscore.access")
+
+
+def open_service(settings: Settings) -> Any:
+    from leadscore.service import Service
+
+    return Service.open(settings.db, models_dir=settings.models_dir)
+
+
+def create_app(settings: Settings, service: Any = None, *,
+               on_handoff: Callable[[], None] | None = None) -> FastAPI:
+    """The API for `settings`. Without `service`, one is opened at start-up and closed at
+    shutdown (after the last request in flight has been answered)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = app.state.service is None
+        if owned:
+            app.state.service = open_service(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.service.close()
+
+    app = FastAPI(title="leadscore", version=__version__, lifespan=lifespan,
+                  description="Segment-compatible ingestion, real-time lead scores, models and "
+                              "sales handoffs. Errors: `{ok: false, error, errors, status}`.")
+    app.state.settings = settings
+    app.state.service = service
+    app.state.wake_dispatcher = on_handoff
+    errors.install(app)
+    app.include_router(ingest.router)
+    app.include_router(leads.router)
+    app.include_router(models.router)
+    app.include_router(handoffs.router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the service is up")
+    def healthz(request: Request) -> dict[str, Any]:
+        return {"ok": True, "status": "up", "version": __version__}
+
+    if settings.log_requests:
+        app.add_middleware(AccessLog)
+    return app
+
+
+class AccessLog:
+    """One structured log line per request: method, path, status, milliseconds."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            client = scope.get("client")
+            access_log.info("request", extra={
+                "method": scope["method"], "path": scope["path"], "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "client": client[0] if client else None})

@@ -1,0 +1,335 @@
+"""The service's settings: declared once as data, read from `leadscore.toml`, then the
+environment, then command-line flags (each overriding the one before).
+
+The admin token is never stored: the file keeps its SHA-256 (`admin_token_sha256`), and
+`LEADSCORE_ADMIN_TOKEN` may give the token itself (it is hashed on reading). Write keys are
+stored as they are: like Segment's, they are embedded in web pages and only let a client write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from leadscore.errors import LeadscoreError
+
+CONFIG_FILE = "leadscore.toml"
+
+
+class ConfigError(LeadscoreError):
+    """A setting in the config file or the environment has the wrong type or value."""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A URL that receives handoffs, and the secret their HMAC-SHA256 signature is made with."""
+
+    url: str
+    secret: str = ""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its key in the file, its environment variable, its type and what it does."""
+
+    key: str
+    env: str | None
+    kind: type
+    help: str
+
+
+# Declared once: the file format, the environment and `leadscore init` all come from this.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("db", "LEADSCORE_DB", str,
+            "database URL: sqlite:///path.db (default) or postgresql://user@host/db"),
+    Setting("models_dir", "LEADSCORE_MODELS", str,
+            "folder of model YAML files loaded at start (relative to the config file)"),
+    Setting("write_keys", "LEADSCORE_WRITE_KEYS", list,
+            "write keys accepted by the ingestion API (HTTP Basic user name); comma-separated "
+            "in the environment"),
+    Setting("admin_token_sha256", "LEADSCORE_ADMIN_TOKEN", str,
+            "SHA-256 (hex) of the admin bearer token; the environment variable gives the "
+            "token itself"),
+    Setting("webhooks", "LEADSCORE_WEBHOOK_URLS", list,
+            "handoff webhooks, [{url, secret}]; comma-separated URLs in the environment, "
+            "signed with LEADSCORE_WEBHOOK_SECRET"),
+    Setting("smtp_url", "LEADSCORE_SMTP_URL", str,
+            "smtp://[user:password@]host:port for handoff e-mails (smtps:// for TLS); "
+            "empty: no e-mail"),
+    Setting("smtp_from", "LEADSCORE_SMTP_FROM", str, "sender address of handoff e-mails"),
+    Setting("smtp_to", "LEADSCORE_SMTP_TO", list,
+            "recipients of handoff e-mails; comma-separated in the environment"),
+    Setting("host", "LEADSCORE_HOST", str, "address the server listens on"),
+    Setting("port", "LEADSCORE_PORT", int, "port the server listens on"),
+    Setting("workers", "LEADSCORE_WORKERS", int, "API worker processes"),
+    Setting("log_level", "LEADSCORE_LOG_LEVEL", str, "debug | info | warning | error"),
+    Setting("log_requests", "LEADSCORE_LOG_REQUESTS", bool, "log one JSON line per request"),
+    Setting("delivery_poll_seconds", "LEADSCORE_DELIVERY_POLL_SECONDS", float,
+            "how often the dispatcher looks for due handoffs"),
+    Setting("delivery_timeout_seconds", "LEADSCORE_DELIVERY_TIMEOUT_SECONDS", float,
+            "timeout of one webhook request or SMTP session"),
+    Setting("retry_base_seconds", "LEADSCORE_RETRY_BASE_SECONDS", float,
+            "first retry delay of a failed delivery; doubled each attempt, with jitter"),
+    Setting("retry_max_seconds", "LEADSCORE_RETRY_MAX_SECONDS", float,
+            "longest delay between two delivery attempts"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to run; build with `load_settings`."""
+
+    db: str = "sqlite:///leadscore.db"
+    models_dir: str = "models"
+    write_keys: tuple[str, ...] = ()
+    admin_token_sha256: str | None = None
+    webhooks: tuple[Webhook, ...] = ()
+    smtp_url: str | None = None
+    smtp_from: str = "leadscore@localhost"
+    smtp_to: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+    log_requests: bool = True
+    delivery_poll_seconds: float = 0.2
+    delivery_timeout_seconds: float = 10.0
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 3600.0
+    config_file: str | None = field(default=None, compare=False)
+
+    def is_admin_token(self, token: str) -> bool:
+        return self.admin_token_sha256 is not None and hmac.compare_digest(
+            hash_token(token), self.admin_token_sha256)
+
+    def is_write_key(self, key: str) -> bool:
+        return any(hmac.compare_digest(key, known) for known in self.write_keys)
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as plain JSON values (how `serve` hands them to worker processes)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "webhooks":
+                value = [{"url": w.url, "secret": w.secret} for w in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Settings:
+        return _apply(cls(), data, source="settings")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_write_key() -> str:
+    return "wk_" + secrets.token_urlsafe(24)
+
+
+def new_admin_token() -> str:
+    return "adm_" + secrets.token_urlsafe(32)
+
+
+def load_settings(config_file: str | Path | None = None, *,
+                  env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults, then the config file (`config_file`, else `$LEADSCORE_CONFIG`, else
+    `./leadscore.toml` if there), then the environment, then `overrides` (flags that were given).
+    Relative paths in the file (models_dir, a SQLite database) are relative to the file."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    path = Path(config_file) if config_file else (
+        Path(env["LEADSCORE_CONFIG"]) if env.get("LEADSCORE_CONFIG") else None)
+    if path is None and Path(CONFIG_FILE).is_file():
+        path = Path(CONFIG_FILE)
+    if path is not None:
+        settings = _apply(settings, read_file(path), source=str(path))
+        settings = replace(settings, config_file=str(path),
+                           models_dir=_relative_to(path, settings.models_dir),
+                           db=_sqlite_relative_to(path, settings.db))
+    settings = _apply(settings, _from_env(env), source="environment")
+    if overrides:
+        settings = _apply(settings, {k: v for k, v in overrides.items() if v is not None},
+                          source="command line")
+    return settings
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    known = {s.key for s in SETTINGS}
+    for key in data:
+        if key not in known:
+            close = _closest(key, known)
+            hint = f"; did you mean {close!r}?" if close else ""
+            raise ConfigError(f"{path}: unknown setting {key!r}{hint}")
+    return data
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = env.get(setting.env or "")
+        if raw is None or setting.env is None:
+            continue
+        if setting.key == "admin_token_sha256":
+            out[setting.key] = hash_token(raw) if raw else None
+        elif setting.key == "webhooks":
+            secret = env.get("LEADSCORE_WEBHOOK_SECRET", "")
+            out[setting.key] = [{"url": u.strip(), "secret": secret}
+                                for u in raw.split(",") if u.strip()]
+        elif setting.kind is list:
+            out[setting.key] = [part.strip() for part in raw.split(",") if part.strip()]
+        elif setting.kind is bool:
+            out[setting.key] = raw.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            out[setting.key] = raw
+    return out
+
+
+def _apply(settings: Settings, data: Mapping[str, Any], *, source: str) -> Settings:
+    changes: dict[str, Any] = {}
+    types = {s.key: s.kind for s in SETTINGS}
+    for key, value in data.items():
+        if key == "config_file":
+            changes[key] = value
+            continue
+        kind = types.get(key)
+        if kind is None:
+            raise ConfigError(f"{source}: unknown setting {key!r}")
+        changes[key] = _coerce(key, kind, value, source)
+    return replace(settings, **changes)
+
+
+def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
+    def wrong(expected: str) -> ConfigError:
+        return ConfigError(f"{source}: {key} = {value!r}: expected {expected}")
+
+    if value is None:
+        if key in ("admin_token_sha256", "smtp_url"):
+            return None
+        raise wrong(kind.__name__)
+    if key == "webhooks":
+        if not isinstance(value, list):
+            raise wrong("a list of {url, secret} tables")
+        hooks = []
+        for item in value:
+            if isinstance(item, str):
+                item = {"url": item}
+            if not isinstance(item, Mapping) or not isinstance(item.get("url"), str) \
+                    or not isinstance(item.get("secret", ""), str):
+                raise wrong("a list of {url, secret} tables")
+            if not item["url"].startswith(("http://", "https://")):
+                raise wrong("webhook URLs starting with http:// or https://")
+            hooks.append(Webhook(item["url"], item.get("secret", "")))
+        return tuple(hooks)
+    if kind is list:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise wrong("a list of strings")
+        return tuple(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise wrong(kind.__name__)
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise wrong("a number" if kind is float else "a whole number") from None
+        if number < 0 or (key == "workers" and number < 1):
+            raise wrong("a positive number")
+        return number
+    if not isinstance(value, str):
+        raise wrong("a string")
+    if key == "log_level" and value.lower() not in ("debug", "info", "warning", "error"):
+        raise wrong("debug, info, warning or error")
+    if key == "smtp_url" and value and not value.startswith(("smtp://", "smtps://")):
+        raise wrong("smtp://host:port or smtps://host:port")
+    if key == "smtp_url":
+        return value or None
+    return value.lower() if key == "log_level" else value
+
+
+def _relative_to(config: Path, path: str) -> str:
+    return path if Path(path).is_absolute() else str(config.parent / path)
+
+
+def _sqlite_relative_to(config: Path, url: str) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str((config.parent / url[len(prefix):]).resolve())
+    return url
+
+
+def _closest(word: str, options: set[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word, sorted(options), n=1)
+    return found[0] if found else None
+
+
+def write_config(directory: Path, *, db: str | None = None, models_dir: str = "models",
+                 overwrite: bool = False) -> tuple[Path, str, str]:
+    """Write a new `leadscore.toml` in `directory` with a fresh write key and admin token.
+
+    Returns (path, write key, admin token); only the token's hash is written."""
+    path = directory / CONFIG_FILE
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} exists already (use --force to replace it)")
+    write_key, token = new_write_key(), new_admin_token()
+    values: dict[str, Any] = {
+        "db": db or "sqlite:///leadscore.db",
+        "models_dir": models_dir,
+        "write_keys": [write_key],
+        "admin_token_sha256": hash_token(token),
+        "smtp_url": "",
+        "smtp_from": Settings.smtp_from,
+        "smtp_to": [],
+        "host": Settings.host,
+        "port": Settings.port,
+        "workers": Settings.workers,
+        "log_level": Settings.log_level,
+        "log_requests": Settings.log_requests,
+        "delivery_poll_seconds": Settings.delivery_poll_seconds,
+        "delivery_timeout_seconds": Settings.delivery_timeout_seconds,
+        "retry_base_seconds": Settings.retry_base_seconds,
+        "retry_max_seconds": Settings.retry_max_seconds,
+    }
+    lines = ["# leadscore service settings (`leadscore serve --config` reads this file).",
+             "# Each can be overridden by the environment variable named beside it.", ""]
+    for setting in SETTINGS:
+        if setting.key == "webhooks":
+            continue
+        lines.append(f"# {setting.help} [${setting.env}]")
+        lines.append(tomli_w.dumps({setting.key: values[setting.key]}).strip())
+    hooks = next(s for s in SETTINGS if s.key == "webhooks")
+    lines += ["", f"# {hooks.help} [${hooks.env}]", "# [[webhooks]]",
+              '# url = "https://crm.example/hooks/leadscore"', '# secret = "change me"', ""]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / models_dir).mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    path.chmod(0o600)
+    return path, write_key, token

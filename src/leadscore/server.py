@@ -1,0 +1,137 @@
+"""Running the service: uvicorn with N worker processes, structured JSON logs, the handoff
+dispatcher, and a graceful shutdown on SIGTERM/SIGINT.
+
+Shutdown order: stop accepting connections, answer every request in flight (each message is
+committed before its 2xx, so an acknowledged event is never lost), close the workers' stores,
+then stop the dispatcher (an item in flight is finished or stays due) and close its store.
+
+The dispatcher runs once per server, in the main process, whatever the number of workers: it
+polls the outbox every `delivery_poll_seconds`; with one worker, a request that raised a handoff
+also wakes it at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import os
+import signal
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from leadscore.alerts import Backoff, Dispatcher, targets_from
+from leadscore.api.app import create_app, open_service
+from leadscore.config import Settings
+
+SETTINGS_ENV = "LEADSCORE_SETTINGS_JSON"
+GRACEFUL_SECONDS = 30
+log = logging.getLogger("leadscore.server")
+
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, and the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(), "logger": record.name,
+            "msg": record.getMessage(), "pid": record.process}
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                data[key] = value
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str, ensure_ascii=False)
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """A logging.config dict: every logger (uvicorn's too) as JSON lines on stderr."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json",
+               "stream": "ext://sys.stderr"}
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"default": handler},
+        "loggers": {
+            "leadscore": {"handlers": ["default"], "level": level.upper(), "propagate": False},
+            "uvicorn": {"handlers": ["default"], "level": level.upper(), "propagate": False},
+            "uvicorn.error": {"level": level.upper()},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        },
+        "root": {"handlers": ["default"], "level": "WARNING"},
+    }
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process, from the settings `serve` put in the environment."""
+    settings = Settings.from_json(json.loads(os.environ[SETTINGS_ENV]))
+    return create_app(settings)
+
+
+def dispatcher_for(settings: Settings, service: Any) -> Dispatcher:
+    return Dispatcher(service, targets_from(settings),
+                      poll_seconds=settings.delivery_poll_seconds,
+                      backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds))
+
+
+def serve(settings: Settings) -> None:
+    """Run the service until SIGTERM or SIGINT (blocking)."""
+    logging.config.dictConfig(log_config(settings.log_level))
+    service = open_service(settings)
+    dispatcher = dispatcher_for(settings, service).start()
+    log.info("leadscore starting", extra={
+        "host": settings.host, "port": settings.port, "workers": settings.workers,
+        "db": _safe_url(settings.db), "models_dir": settings.models_dir,
+        "webhooks": len(settings.webhooks), "smtp": bool(settings.smtp_url)})
+    stopping: list[int] = []
+
+    def note(sig: int, frame: FrameType | None) -> None:
+        stopping.append(sig)
+
+    # uvicorn restores the handlers it found and re-raises the signal after its graceful
+    # shutdown: with this one in place, that lands here instead of killing the process
+    # before the dispatcher and the store are closed.
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
+    common: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "log_config": log_config(
+            settings.log_level), "access_log": False, "timeout_graceful_shutdown":
+            GRACEFUL_SECONDS, "server_header": False, "proxy_headers": False}
+    try:
+        if settings.workers <= 1:
+            app = create_app(settings, service, on_handoff=dispatcher.wake)
+            uvicorn.Server(uvicorn.Config(app, **common)).run()
+        else:
+            os.environ[SETTINGS_ENV] = json.dumps(settings.to_json())
+            uvicorn.run("leadscore.server:app_from_env", factory=True,
+                        workers=settings.workers, **common)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        dispatcher.stop()
+        service.close()
+        log.info("leadscore stopped", extra={"signal": stopping[0] if stopping else None})
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for logs."""
+    head, sep, tail = url.partition("@")
+    if not sep or "://" not in head:
+        return url
+    scheme, _, credentials = head.partition("://")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{tail}"
+
+
+if __name__ == "__main__":  # pragma: no cover - `leadscore serve` is the way in
+    from leadscore.config import load_settings
+
+    serve(load_settings(sys.argv[1] if len(sys.argv) > 1 else None))
