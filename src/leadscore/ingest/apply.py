@@ -1,0 +1,93 @@
+"""One valid message applied to the store: appended to the log, its ids resolved to a lead,
+and the lead re-scored (see `Session`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from leadscore.ingest.session import Session
+from leadscore.ingest.validate import Message
+from leadscore.store import leads as lead_store
+from leadscore.store.leads import ANONYMOUS, USER
+from leadscore.store.schema import events
+
+DUPLICATE = None
+
+
+def _plain(message: Any) -> Any:
+    """The message as JSON values (datetimes and the like as text)."""
+    return json.loads(json.dumps(message, default=str))
+
+
+def apply(session: Session, message: Message) -> str | None:
+    """Store and score one message; return its lead's id, or None for a duplicate."""
+    db, connection, now = session.db, session.connection, session.now
+    stored = connection.execute(db.insert(events).values(
+        message_id=message.message_id, type=message.type, user_id=message.user_id,
+        anonymous_id=message.anonymous_id,
+        event=message.event.event if message.event else None,
+        path=message.event.path if message.event else None, timestamp=message.timestamp,
+        received_at=now, message=_plain(message.raw),
+    ).on_conflict_do_nothing(index_elements=["message_id"]).returning(events.c.seq)).first()
+    if stored is None:
+        return DUPLICATE
+    if message.type == "alias":
+        return _alias(session, message)
+    if message.user_id is not None:
+        lead_id = lead_store.ensure(db, connection, USER, message.user_id, now)
+    else:
+        assert message.anonymous_id is not None
+        lead_id = lead_store.ensure(db, connection, ANONYMOUS, message.anonymous_id, now)
+    if message.type == "identify":
+        if message.user_id is not None and message.anonymous_id is not None:
+            _link_anonymous(session, message.anonymous_id, lead_id)
+        if message.traits:
+            lead_store.set_traits(connection, lead_id, message.traits, now)
+        session.profile_changed(lead_id)
+    elif message.type == "group":
+        assert message.group_id is not None
+        moved, changed = lead_store.set_account(db, connection, lead_id, message.group_id,
+                                                message.traits, now)
+        if changed:
+            for member in lead_store.account_leads(connection, message.group_id):
+                session.profile_changed(member)
+        elif moved:
+            session.profile_changed(lead_id)
+        else:
+            session.touch(lead_id)
+    else:
+        assert message.event is not None
+        session.event(lead_id, message.event)
+    return lead_id
+
+
+def _link_anonymous(session: Session, anonymous_id: str, lead_id: str) -> None:
+    """identify with both ids: the anonymous lead (and its history) joins the user's lead.
+    An anonymousId already linked to another known user stays with that user."""
+    connection = session.connection
+    other = lead_store.find(connection, ANONYMOUS, anonymous_id)
+    if other is None:
+        lead_store.link(session.db, connection, ANONYMOUS, anonymous_id, lead_id, session.now)
+    elif other != lead_id and not lead_store.is_known(connection, other):
+        session.merge(other, lead_id)
+
+
+def _alias(session: Session, message: Message) -> str:
+    """alias: `previousId` (an anonymousId or a former userId) is now `userId`; two leads
+    become one, scored from all their events."""
+    db, connection, now = session.db, session.connection, session.now
+    assert message.user_id is not None and message.previous_id is not None
+    target = lead_store.ensure(db, connection, USER, message.user_id, now)
+    previous = message.previous_id
+    source = lead_store.find(connection, USER, previous) or lead_store.find(
+        connection, ANONYMOUS, previous)
+    if source is None:
+        lead_store.link(db, connection, USER, previous, target, now)
+        lead_store.link(db, connection, ANONYMOUS, previous, target, now)
+        session.touch(target)
+    elif source != target:
+        session.merge(source, target)
+    else:
+        session.touch(target)
+    return target

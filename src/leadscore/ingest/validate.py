@@ -1,0 +1,143 @@
+"""Checking one Segment message before anything is stored: ids, types, timestamps.
+
+A message that fails raises EventError naming the message's index and the field. A timestamp
+before 2000 or more than a day after the message was received is absurd and rejected; one
+slightly in the future (a client's fast clock) is clamped to the time it was received.
+A message without `messageId` gets one derived from its content, so re-sending the same
+message is still counted once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from leadscore.errors import EventError
+from leadscore.events import Event, event_from_message
+from leadscore.timeutil import US_PER_DAY, iso, parse_timestamp
+
+MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+EARLIEST = parse_timestamp("2000-01-01T00:00:00Z")
+MAX_AHEAD_US = US_PER_DAY
+MAX_ID_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class Message:
+    """A valid message: its ids as text, its timestamp as scored, the message as sent."""
+
+    index: int
+    message_id: str
+    type: str
+    user_id: str | None
+    anonymous_id: str | None
+    timestamp: int
+    raw: Mapping[str, Any]
+    event: Event | None = None              # track, page, screen
+    traits: Mapping[str, Any] = field(default_factory=dict)   # identify, group
+    group_id: str | None = None             # group
+    previous_id: str | None = None          # alias
+
+
+def _error(index: int, field_name: str | None, reason: str) -> EventError:
+    error = EventError(reason, source=f"message {index}", field=field_name)
+    error.row = index
+    return error
+
+
+def _id(message: Mapping[str, Any], key: str, index: int) -> str | None:
+    value = message.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _error(index, key, f"must be a string (got {type(value).__name__})")
+    text = str(value)
+    if not text.strip():
+        return None
+    if len(text) > MAX_ID_LENGTH:
+        raise _error(index, key, f"is longer than {MAX_ID_LENGTH} characters")
+    return text
+
+
+def _object(message: Mapping[str, Any], key: str, index: int) -> Mapping[str, Any]:
+    value = message.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _error(index, key, f"must be an object (got {type(value).__name__})")
+    return value
+
+
+def content_id(message: Mapping[str, Any]) -> str:
+    """A messageId for a message that has none: the same content, the same id."""
+    text = json.dumps(message, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def validate(message: Any, index: int, received_at: int) -> Message:
+    """The message checked and read; raises EventError naming the index and the field."""
+    if not isinstance(message, Mapping):
+        raise _error(index, None, f"a message must be an object (got {type(message).__name__})")
+    kind = message.get("type")
+    if kind not in MESSAGE_TYPES:
+        raise _error(index, "type", f"unknown message type {kind!r}; expected one of "
+                     f"{', '.join(MESSAGE_TYPES)}")
+    message_id = _id(message, "messageId", index) or content_id(message)
+    user_id = _id(message, "userId", index)
+    anonymous_id = _id(message, "anonymousId", index)
+    if kind == "alias":
+        if user_id is None:
+            raise _error(index, "userId", "an alias message needs userId")
+    elif user_id is None and anonymous_id is None:
+        raise _error(index, "userId", "the message has neither userId nor anonymousId")
+    timestamp = _timestamp(message, index, received_at)
+    for key in ("context", "properties", "traits"):
+        _object(message, key, index)
+    common: dict[str, Any] = dict(index=index, message_id=message_id, type=kind,
+                                  user_id=user_id, anonymous_id=anonymous_id,
+                                  timestamp=timestamp, raw=message)
+    if kind in ("track", "page", "screen"):
+        name_key = "event" if kind == "track" else "name"
+        name = message.get(name_key)
+        if name is not None and not isinstance(name, str):
+            raise _error(index, name_key, f"must be a string (got {type(name).__name__})")
+        if kind == "track" and not (name or "").strip():
+            raise _error(index, "event", "a track message needs an event name")
+        try:
+            event = event_from_message({**message, "userId": user_id or anonymous_id,
+                                        "timestamp": timestamp})
+        except EventError as exc:
+            raise _error(index, exc.field, str(exc).split(": ", 1)[-1]) from None
+        return Message(**common, event=event)
+    if kind == "identify":
+        return Message(**common, traits=_object(message, "traits", index))
+    if kind == "group":
+        group_id = _id(message, "groupId", index)
+        if group_id is None:
+            raise _error(index, "groupId", "a group message needs groupId")
+        return Message(**common, traits=_object(message, "traits", index), group_id=group_id)
+    previous_id = _id(message, "previousId", index)
+    if previous_id is None:
+        raise _error(index, "previousId", "an alias message needs previousId")
+    return Message(**common, previous_id=previous_id)
+
+
+def _timestamp(message: Mapping[str, Any], index: int, received_at: int) -> int:
+    key = "timestamp" if message.get("timestamp") is not None else (
+        "originalTimestamp" if message.get("originalTimestamp") is not None else None)
+    if key is None:
+        return received_at
+    value = message[key]
+    try:
+        timestamp = parse_timestamp(value)
+    except (ValueError, OverflowError) as exc:
+        raise _error(index, key, str(exc)) from None
+    if timestamp < EARLIEST:
+        raise _error(index, key, f"{value!r} is before 2000-01-01: not a plausible time")
+    if timestamp > received_at + MAX_AHEAD_US:
+        raise _error(index, key, f"{value!r} is more than a day in the future (received at "
+                     f"{iso(received_at)})")
+    return min(timestamp, received_at)

@@ -1,0 +1,447 @@
+"""The scoring service's one API, for the HTTP layer, the CLI and Python users.
+
+>>> service = Service.open("leadscore.db", models_dir="models")        # doctest: +SKIP
+>>> service.ingest([{"type": "track", "userId": "ann", "event": "Demo Requested"}])  # +SKIP
+>>> service.get_lead("ann")["score"]                                    # doctest: +SKIP
+
+Every accepted message is stored and scored in one transaction; scores are read as of now
+(decay applied at read time); model versions, rescoring and the handoff outbox live in the
+store, so several processes can share it (PostgreSQL) or one can restart at any moment.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from sqlalchemy import Connection, select
+
+from leadscore.errors import EventError, ModelError, Problem
+from leadscore.ingest.apply import apply
+from leadscore.ingest.session import ActiveModel, Session, reason_json
+from leadscore.ingest.validate import Message, validate
+from leadscore.model.loader import load_model, load_models
+from leadscore.model.schema import Model
+from leadscore.store import leads as lead_store
+from leadscore.store import models as model_store
+from leadscore.store import outbox
+from leadscore.store import scores as score_store
+from leadscore.store.database import Database, NotFound, StoreError
+from leadscore.store.migrate import migrate
+from leadscore.store.outbox import OutboxItem
+from leadscore.store.schema import leads as leads_table
+from leadscore.timeutil import iso, now_us, parse_timestamp
+
+Progress = Callable[[int, int], None]
+RESCORE_BATCH = 200
+
+__all__ = ["IngestResult", "MessageResult", "NotFound", "OutboxItem", "Service",
+           "StoreError"]
+
+
+@dataclass(frozen=True)
+class MessageResult:
+    """What became of one message: accepted, duplicate (its messageId was stored before) or
+    rejected (`field` and `message` say why)."""
+
+    index: int
+    status: Literal["accepted", "duplicate", "rejected"]
+    message_id: str | None = None
+    lead_id: str | None = None
+    field: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class IngestResult:
+    results: list[MessageResult]
+    handoffs: list[str] = field(default_factory=list)   # ids written to the outbox
+
+    @property
+    def accepted(self) -> int:
+        return sum(r.status == "accepted" for r in self.results)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(r.status == "duplicate" for r in self.results)
+
+    @property
+    def rejected(self) -> list[MessageResult]:
+        return [r for r in self.results if r.status == "rejected"]
+
+
+class Service:
+    """The store, the active models and the work on them. Thread-safe; open one per process."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._lock = threading.Lock()
+        self._models: dict[str, ActiveModel] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._closing = threading.Event()
+
+    # ---- opening and closing
+
+    @classmethod
+    def open(cls, db_url: str | Path | None = None, *, models: Sequence[Model] | None = None,
+             models_dir: str | Path | None = None, background: bool = True) -> Service:
+        """Open (and migrate) the store; install the given models, each as a new active
+        version where its text differs from the active one (then rescored: in a background
+        thread, or before returning without `background`)."""
+        db = Database(db_url)
+        migrate(db)
+        service = cls(db)
+        given: list[tuple[Model, str]] = []
+        if models_dir is not None:
+            files = sorted(p for p in Path(models_dir).iterdir()
+                           if p.suffix in (".yaml", ".yml")) if Path(models_dir).is_dir() \
+                else []
+            if not files:
+                raise ModelError([Problem(str(models_dir), None, "(directory)",
+                                          "no model file (*.yaml) found")])
+            given += [(m, Path(str(m.source)).read_text(encoding="utf-8"))
+                      for m in load_models(list(files))]
+        given += [(m, model_text(m)) for m in models or ()]
+        for model, text in given:
+            service._install(model.name, text)
+        with db.read() as connection:
+            pending = model_store.rescoring(connection)
+        for name, version in pending:
+            service._start_rescore(name, version, background)
+        return service
+
+    def close(self) -> None:
+        """Stop background rescoring (it resumes at the next open) and close the store."""
+        self._closing.set()
+        for thread in list(self._threads.values()):
+            thread.join()
+        self.db.close()
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ---- ingestion
+
+    def ingest(self, messages: Sequence[Any], *, received_at: int | None = None
+               ) -> IngestResult:
+        """Validate, store and score Segment messages; the valid ones in one transaction.
+
+        A rejected message costs nothing to the others; a message whose messageId is already
+        stored is a duplicate, counted once. `received_at` (µs, default now) clamps
+        timestamps slightly in the future and is the time scores are saved at."""
+        now = now_us() if received_at is None else received_at
+        results: list[MessageResult | None] = [None] * len(messages)
+        valid: list[Message] = []
+        for index, message in enumerate(messages):
+            try:
+                valid.append(validate(message, index, now))
+            except EventError as exc:
+                results[index] = MessageResult(index, "rejected", field=exc.field,
+                                               message=str(exc))
+        handoffs: list[str] = []
+        if valid:
+            def work(connection: Connection) -> tuple[list[MessageResult], list[str]]:
+                session = Session(self.db, connection, self._active(connection), now)
+                done = []
+                for message in valid:
+                    lead_id = apply(session, message)
+                    done.append(MessageResult(
+                        message.index, "accepted" if lead_id is not None else "duplicate",
+                        message.message_id, lead_id))
+                session.flush()
+                return done, session.handoffs
+
+            done, handoffs = self.db.write(work)
+            for result in done:
+                results[result.index] = result
+        return IngestResult([r for r in results if r is not None], handoffs)
+
+    def import_events(self, source: Any, *, kind: Literal["auto", "events", "leads"] = "auto",
+                      progress: Progress | None = None, batch_size: int = 500) -> Any:
+        """Load Segment JSON lines, or events / leads tables (CSV, Parquet, Arrow, pandas),
+        through `ingest`; see `leadscore.ingest.files`."""
+        from leadscore.ingest.files import import_source
+
+        return import_source(self, source, kind=kind, progress=progress,
+                             batch_size=batch_size)
+
+    # ---- leads
+
+    def get_lead(self, lead_id: str, model: str | None = None, *,
+                 as_of: object = None) -> dict[str, Any]:
+        """A lead's current score under a model (default: the first model, by name, that
+        applies to it), decay applied as of now (or `as_of`), with traits, account and
+        reasons. A merged-away id, a userId or an anonymousId resolves to its lead."""
+        with self.db.read() as connection:
+            found = lead_store.resolve(connection, str(lead_id))
+            if found is None:
+                raise NotFound(f"no lead {lead_id!r}")
+            active = self._active(connection)
+            if model is not None and model not in {m.name for m in active}:
+                raise NotFound(f"no model {model!r}; active: "
+                               f"{', '.join(sorted(m.name for m in active)) or '(none)'}")
+            row = lead_store.load(connection, found)
+            assert row is not None
+            out: dict[str, Any] = {"lead_id": found, "traits": row.traits,
+                                   "account_id": row.account_id, "account": row.account}
+            session = Session(self.db, connection, active, now_us(), write=False)
+            scorer = session.scorer(found)
+            if scorer is None:
+                return {**out, **_no_score(model)}
+            when = session.as_of(found) if as_of is None else parse_timestamp(as_of)
+            lead = scorer.lead(found)
+            applying = [name for name in sorted(scorer.models)
+                        if scorer.models[name].applies(lead)]
+            name = model or (applying[0] if applying else None)
+            if name is None or name not in applying:
+                return {**out, **_no_score(name)}
+            score = scorer.score(found, name, as_of=when)
+            return {**out, "model": name, "model_version": session.models[name].version,
+                    "score": score.score, "fit": score.fit, "engagement": score.engagement,
+                    "grade": score.grade, "temperature": score.temperature,
+                    "stage": score.stage, "mql": score.mql, "disqualified": score.disqualified,
+                    "disqualify_reason": score.disqualify_reason,
+                    "purchases": score.purchases,
+                    "customer_since": iso(score.customer_since)
+                    if score.customer_since is not None else None,
+                    "as_of": iso(score.as_of), "models": applying,
+                    "reasons": [reason_json(score_store.reason_dict(r))
+                                for r in score.reasons]}
+
+    def list_leads(self, *, model: str | None = None, grade: str | Sequence[str] | None = None,
+                   temperature: str | Sequence[str] | None = None,
+                   stage: str | Sequence[str] | None = None, min_score: float | None = None,
+                   disqualified: bool | None = None, q: str | None = None,
+                   sort: str = "score", descending: bool = True, limit: int = 50,
+                   offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Saved scores (as of each lead's last change; `refresh` re-reads them as of now),
+        filtered and sorted in SQL, one row per lead and model; and the total matching."""
+        with self.db.read() as connection:
+            return score_store.list_scores(
+                connection, model=model, grade=grade, temperature=temperature, stage=stage,
+                min_score=min_score, disqualified=disqualified, q=q, sort=sort,
+                descending=descending, limit=limit, offset=offset)
+
+    # ---- models
+
+    def models(self) -> list[dict[str, Any]]:
+        """The active models: name, version, rescore state and progress."""
+        with self.db.read() as connection:
+            return [model_store.status(connection, name)
+                    for name in sorted(model_store.active_versions(connection))]
+
+    def model(self, name: str, version: int | None = None) -> str:
+        """The YAML text of a model's active (or given) version."""
+        with self.db.read() as connection:
+            return model_store.text_of(connection, name, version)
+
+    def model_versions(self, name: str) -> list[dict[str, Any]]:
+        with self.db.read() as connection:
+            return model_store.versions(connection, name)
+
+    def model_status(self, name: str) -> dict[str, Any]:
+        """{name, version, state: rescoring | ready, done, total, created_at}."""
+        with self.db.read() as connection:
+            return model_store.status(connection, name)
+
+    def put_model(self, name: str, text: str, *, background: bool = True) -> int:
+        """Validate a model's YAML and make it the active version of `name` (the same text as
+        the active version: nothing changes); every lead is then rescored from the event log.
+        Raises ModelError (the running version stays) if it does not validate."""
+        model = load_model(f"{name}.yaml", text=text)
+        if model.name != name:
+            raise ModelError([Problem(f"{name}.yaml", _name_line(text), "name",
+                                      "the model's name differs from the name it is uploaded "
+                                      "as", model.name, repr(name))])
+        version, changed = self._install(name, text)
+        if changed:
+            self._start_rescore(name, version, background)
+        return version
+
+    def restore_model(self, name: str, version: int, *, background: bool = True) -> int:
+        """Make an older version active again (and rescore)."""
+        def work(connection: Connection) -> None:
+            model_store.activate(connection, name, version)
+
+        self.db.write(work)
+        self._start_rescore(name, version, background)
+        return version
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for background rescoring to finish."""
+        for thread in list(self._threads.values()):
+            thread.join(timeout)
+
+    def _install(self, name: str, text: str) -> tuple[int, bool]:
+        def work(connection: Connection) -> tuple[int, bool]:
+            current = model_store.active(connection).get(name)
+            if current is not None and current[1] == text:
+                return current[0], False
+            return model_store.add(connection, name, text, now_us()), True
+
+        return self.db.write(work)
+
+    # ---- rescoring
+
+    def rescore(self, model: str | None = None, progress: Progress | None = None) -> int:
+        """Score every lead afresh from the event log under `model` (default: all active
+        models); return the number of leads. A lead that is now an MQL and was not before gets
+        a handoff."""
+        with self.db.read() as connection:
+            names = set(model_store.active_versions(connection))
+        if model is not None:
+            if model not in names:
+                raise NotFound(f"no model {model!r}")
+            names = {model}
+        return self._rescore(names, progress)
+
+    def refresh(self, progress: Progress | None = None) -> int:
+        """Save every lead's score again as of now (decay since its last event), from the
+        saved engine state; the listing's filters then see current values."""
+        return self._each_lead(lambda session, lead_id: session.touch(lead_id), None,
+                               progress)
+
+    def _rescore(self, names: set[str], progress: Progress | None,
+                 stop: Callable[[], bool] = lambda: False) -> int:
+        return self._each_lead(lambda session, lead_id: session.rebuild(lead_id), names,
+                               progress, stop)
+
+    def _each_lead(self, action: Callable[[Session, str], object], names: set[str] | None,
+                   progress: Progress | None, stop: Callable[[], bool] = lambda: False) -> int:
+        with self.db.read() as connection:
+            lead_ids = list(connection.execute(select(leads_table.c.id).where(
+                leads_table.c.merged_into.is_(None)).order_by(leads_table.c.id)).scalars())
+        total, done = len(lead_ids), 0
+        if progress is not None:
+            progress(0, total)
+        for start in range(0, total, RESCORE_BATCH):
+            if stop():
+                break
+            chunk = lead_ids[start:start + RESCORE_BATCH]
+
+            def work(connection: Connection, chunk: list[str] = chunk) -> None:
+                active = [m for m in self._active(connection)
+                          if names is None or m.name in names]
+                session = Session(self.db, connection, active, now_us())
+                for lead_id in chunk:
+                    if lead_store.resolve(connection, lead_id) == lead_id:
+                        action(session, lead_id)
+                session.flush()
+
+            self.db.write(work)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+        return done
+
+    def _start_rescore(self, name: str, version: int, background: bool) -> None:
+        def run() -> None:
+            def report(done: int, total: int) -> None:
+                def work(connection: Connection) -> None:
+                    if model_store.active_versions(connection).get(name) == version:
+                        model_store.progress(connection, name, version, done, total,
+                                             "rescoring")
+                self.db.write(work)
+
+            def stop() -> bool:
+                if self._closing.is_set():
+                    return True
+                with self.db.read() as connection:
+                    return model_store.active_versions(connection).get(name) != version
+
+            done = self._rescore({name}, report, stop)
+            if not stop():
+                def finish(connection: Connection) -> None:
+                    model_store.progress(connection, name, version, done, done, "ready")
+                self.db.write(finish)
+
+        if not background:
+            run()
+            return
+        previous = self._threads.get(name)
+        if previous is not None and previous.is_alive():
+            previous.join()   # it stops at its next batch: its version is no longer active
+        thread = threading.Thread(target=run, name=f"rescore-{name}", daemon=True)
+        self._threads[name] = thread
+        thread.start()
+
+    def _active(self, connection: Connection) -> list[ActiveModel]:
+        """The active models (re-read when another process changed a version)."""
+        versions = model_store.active_versions(connection)
+        with self._lock:
+            if {n: m.version for n, m in self._models.items()} != versions:
+                texts = model_store.active(connection)
+                loaded = {}
+                for name, (version, text) in texts.items():
+                    known = self._models.get(name)
+                    loaded[name] = known if known is not None and known.version == version \
+                        else ActiveModel(name, version,
+                                         load_model(f"{name}@v{version}.yaml", text=text))
+                self._models = loaded
+            return [self._models[n] for n in sorted(self._models)]
+
+    # ---- outbox
+
+    def handoffs(self, status: str | None = None, limit: int = 50, offset: int = 0
+                 ) -> tuple[list[OutboxItem], int]:
+        """Outbox items, newest first, and how many there are."""
+        with self.db.read() as connection:
+            return outbox.listing(connection, status, limit, offset)
+
+    def handoff(self, handoff_id: str) -> OutboxItem:
+        with self.db.read() as connection:
+            return outbox.get(connection, handoff_id)
+
+    def claim_due(self, limit: int = 100, now: int | None = None) -> list[OutboxItem]:
+        """Take due items for delivery (leased for a minute: safe with several dispatchers)."""
+        when = now_us() if now is None else now
+        return self.db.write(lambda connection: outbox.claim_due(connection, limit, when))
+
+    def mark_delivered(self, handoff_id: str) -> None:
+        self.db.write(lambda c: outbox.mark_delivered(c, handoff_id, now_us()))
+
+    def mark_failed(self, handoff_id: str, error: str, next_attempt_at: int | None) -> None:
+        """A failed attempt, retried at `next_attempt_at` (µs; None: only by `retry`)."""
+        self.db.write(lambda c: outbox.mark_failed(c, handoff_id, error, next_attempt_at))
+
+    def retry(self, handoff_id: str) -> None:
+        """Deliver an item again as soon as possible."""
+        self.db.write(lambda c: outbox.retry(c, handoff_id, now_us()))
+
+    # ---- operations
+
+    def healthy(self) -> bool:
+        with self.db.read() as connection:
+            connection.exec_driver_sql("SELECT 1")
+        return True
+
+
+def _no_score(model: str | None) -> dict[str, Any]:
+    return {"model": model, "model_version": None, "score": None, "fit": None,
+            "engagement": None, "grade": None, "temperature": None, "stage": None,
+            "mql": None, "disqualified": None, "disqualify_reason": None, "purchases": None,
+            "customer_since": None, "as_of": None, "models": [], "reasons": []}
+
+
+def _name_line(text: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("name:"):
+            return number
+    return None
+
+
+def model_text(model: Model) -> str:
+    """A model's YAML: its file's text where it came from one, else the model dumped."""
+    if model.source and Path(model.source).is_file():
+        text = Path(model.source).read_text(encoding="utf-8")
+        if load_model(model.source, text=text) == model:
+            return text
+    return yaml.safe_dump(model.model_dump(mode="json", exclude_none=True), sort_keys=False,
+                          allow_unicode=True)

@@ -1,0 +1,146 @@
+"""Connecting to the store: SQLite (the default, a file) or PostgreSQL (psycopg 3).
+
+SQLite runs in WAL mode with `synchronous=FULL`, so a committed transaction survives a
+SIGKILL or a power cut; write transactions start with `BEGIN IMMEDIATE`, one writer at a time,
+others waiting up to the busy timeout. On PostgreSQL transient failures (deadlock,
+serialization, a unique key raced by another worker) are retried by `Database.write`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import StaticPool
+
+from leadscore.errors import LeadscoreError
+
+T = TypeVar("T")
+
+DEFAULT_URL = "sqlite:///leadscore.db"
+BUSY_TIMEOUT_S = 30
+# SQLSTATEs worth retrying: serialization failure, deadlock, unique violation (a race).
+_RETRY_STATES = {"40001", "40P01", "23505"}
+
+
+class StoreError(LeadscoreError):
+    """The store cannot be opened, migrated or written."""
+
+
+class NotFound(LeadscoreError, KeyError):
+    """No such lead, model, version or handoff."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+def normalize_url(url: str | Path | None) -> str:
+    """A SQLAlchemy URL: a bare path is a SQLite file; `postgresql://` means psycopg 3."""
+    if url is None:
+        return DEFAULT_URL
+    text = str(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + text.split("://", 1)[1]
+    if text.startswith(("postgresql+psycopg://", "sqlite:")):
+        return text
+    if "://" in text:
+        raise StoreError(f"unsupported database URL {text!r}; expected a SQLite file path, "
+                         "sqlite:///path or postgresql://user@host/db")
+    return f"sqlite:///{text}"
+
+
+class Database:
+    """An open store: an SQLAlchemy engine and transactions for reading and writing."""
+
+    def __init__(self, url: str | Path | None = None):
+        self.url = normalize_url(url)
+        self.dialect = "postgresql" if self.url.startswith("postgresql") else "sqlite"
+        try:
+            self.engine = self._create_engine()
+        except Exception as exc:  # bad URLs and missing drivers surface here
+            raise StoreError(f"cannot open {self.url!r}: {exc}") from None
+
+    def _create_engine(self) -> Engine:
+        if self.dialect == "postgresql":
+            return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        memory = self.url in ("sqlite://", "sqlite:///:memory:")
+        if not memory:
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            self.url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+            **({"poolclass": StaticPool} if memory else {}))
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None     # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Connection) -> None:
+            mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+            connection.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    # ---- transactions
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot on SQLite; rolled back at the end)."""
+        with self.engine.connect() as connection:
+            connection.execution_options(sqlite_begin="DEFERRED")
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction, committed on leaving the block without an exception."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    def write(self, work: Callable[[Connection], T], *, attempts: int = 4) -> T:
+        """Run `work` in a write transaction, again on a transient failure (deadlock, lock
+        timeout, a race on a unique key); `work` must be safe to repeat."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.begin() as connection:
+                    return work(connection)
+            except DBAPIError as exc:
+                if attempt == attempts or not self._transient(exc):
+                    raise
+                time.sleep(0.01 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _transient(self, exc: DBAPIError) -> bool:
+        state = getattr(exc.orig, "sqlstate", None)
+        if state in _RETRY_STATES:
+            return True
+        return self.dialect == "sqlite" and "locked" in str(exc.orig)
+
+    # ---- dialect helpers
+
+    def insert(self, table: Any) -> Any:
+        """An INSERT that supports `on_conflict_do_nothing` / `on_conflict_do_update`."""
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def upsert(self, connection: Connection, table: Any, values: dict[str, Any],
+               keys: tuple[str, ...]) -> None:
+        statement = self.insert(table).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={k: statement.excluded[k] for k in values if k not in keys})
+        connection.execute(statement)
+
+    def close(self) -> None:
+        self.engine.dispose()

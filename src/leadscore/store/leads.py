@@ -1,0 +1,199 @@
+"""Leads, identities and accounts: who a message is about, and merging two leads into one.
+
+A lead's id is the first id it was known by: its userId, or its anonymousId while anonymous.
+`identities` maps every userId and anonymousId to its lead. Identifying an anonymous lead
+merges it into the user's lead; `alias` merges any two leads. A merged-away lead keeps its row
+with `merged_into` set, so its old id still resolves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, exists, or_, select, update
+
+from leadscore.events import Event, event_from_message
+from leadscore.store.database import Database
+from leadscore.store.schema import accounts, events, identities, lead_state, leads, scores
+
+USER, ANONYMOUS = "user", "anonymous"
+EVENT_TYPES = ("track", "page", "screen")
+
+
+@dataclass
+class LeadRow:
+    id: str
+    traits: dict[str, Any]
+    account_id: str | None
+    account: dict[str, Any]
+
+
+def find(connection: Connection, kind: str, external_id: str) -> str | None:
+    """The lead an identity belongs to."""
+    return connection.execute(select(identities.c.lead_id).where(
+        identities.c.kind == kind, identities.c.id == external_id)).scalar()
+
+
+def resolve(connection: Connection, lead_id: str) -> str | None:
+    """The surviving lead for a lead id, a userId or an anonymousId; None if unknown."""
+    row = connection.execute(select(leads.c.id, leads.c.merged_into).where(
+        leads.c.id == lead_id)).first()
+    if row is None:
+        found = find(connection, USER, lead_id) or find(connection, ANONYMOUS, lead_id)
+        if found is None:
+            return None
+        row = connection.execute(select(leads.c.id, leads.c.merged_into).where(
+            leads.c.id == found)).first()
+        if row is None:
+            return None
+    return row.merged_into or row.id
+
+
+def ensure(db: Database, connection: Connection, kind: str, external_id: str,
+           now: int) -> str:
+    """The lead of an identity, created (with the identity) if it is new."""
+    found = find(connection, kind, external_id)
+    if found is not None:
+        return found
+    lead_id = _free_id(connection, external_id)
+    connection.execute(db.insert(leads).values(
+        id=lead_id, traits={}, account_id=None, merged_into=None, created_at=now,
+        updated_at=now).on_conflict_do_nothing())
+    link(db, connection, kind, external_id, lead_id, now)
+    return find(connection, kind, external_id) or lead_id
+
+
+def link(db: Database, connection: Connection, kind: str, external_id: str, lead_id: str,
+         now: int) -> None:
+    """Add an identity to a lead (nothing if the identity already has a lead)."""
+    connection.execute(db.insert(identities).values(
+        kind=kind, id=external_id, lead_id=lead_id, created_at=now).on_conflict_do_nothing())
+
+
+def _free_id(connection: Connection, wanted: str) -> str:
+    """`wanted`, or `wanted#2`, `#3`… where a lead already has that id (an anonymousId equal
+    to someone's userId)."""
+    candidate, n = wanted, 1
+    while connection.execute(select(leads.c.id).where(leads.c.id == candidate)).first():
+        n += 1
+        candidate = f"{wanted}#{n}"
+    return candidate
+
+
+def is_known(connection: Connection, lead_id: str) -> bool:
+    """Whether a userId belongs to the lead (else it is anonymous)."""
+    return connection.execute(select(exists().where(
+        identities.c.lead_id == lead_id, identities.c.kind == USER))).scalar() is True
+
+
+def load(connection: Connection, lead_id: str, *, lock: bool = False) -> LeadRow | None:
+    """The lead with its account's traits; `lock` holds its row until commit (PostgreSQL)."""
+    query = select(leads.c.id, leads.c.traits, leads.c.account_id).where(leads.c.id == lead_id)
+    if lock:
+        query = query.with_for_update()
+    row = connection.execute(query).first()
+    if row is None:
+        return None
+    account: dict[str, Any] = {}
+    if row.account_id is not None:
+        account = connection.execute(select(accounts.c.traits).where(
+            accounts.c.id == row.account_id)).scalar() or {}
+    return LeadRow(row.id, dict(row.traits or {}), row.account_id, dict(account))
+
+
+def set_traits(connection: Connection, lead_id: str, traits: Mapping[str, Any],
+               now: int) -> dict[str, Any]:
+    """Merge traits into the lead's (Segment `identify` semantics); return them all."""
+    current = connection.execute(select(leads.c.traits).where(leads.c.id == lead_id)).scalar()
+    merged = {**(current or {}), **traits}
+    connection.execute(update(leads).where(leads.c.id == lead_id).values(
+        traits=merged, updated_at=now))
+    return merged
+
+
+def set_account(db: Database, connection: Connection, lead_id: str, account_id: str,
+                traits: Mapping[str, Any], now: int) -> tuple[bool, bool]:
+    """Link the lead to an account and merge the account's traits.
+
+    Returns (the lead changed account, the account's traits changed)."""
+    current = connection.execute(select(accounts.c.traits).where(
+        accounts.c.id == account_id)).first()
+    traits_changed = False
+    if current is None:
+        connection.execute(db.insert(accounts).values(
+            id=account_id, traits=dict(traits), created_at=now,
+            updated_at=now).on_conflict_do_nothing())
+        traits_changed = bool(traits)
+    else:
+        merged = {**(current.traits or {}), **traits}
+        if merged != current.traits:
+            connection.execute(update(accounts).where(accounts.c.id == account_id).values(
+                traits=merged, updated_at=now))
+            traits_changed = True
+    before = connection.execute(select(leads.c.account_id).where(
+        leads.c.id == lead_id)).scalar()
+    if before != account_id:
+        connection.execute(update(leads).where(leads.c.id == lead_id).values(
+            account_id=account_id, updated_at=now))
+    return before != account_id, traits_changed
+
+
+def account_leads(connection: Connection, account_id: str) -> list[str]:
+    return list(connection.execute(select(leads.c.id).where(
+        leads.c.account_id == account_id, leads.c.merged_into.is_(None))).scalars())
+
+
+def merge(connection: Connection, source: str, target: str, now: int) -> None:
+    """Merge lead `source` into `target`: its identities, events and traits (the target's
+    traits win) become the target's; its state and scores go (rescore the target)."""
+    source_row = connection.execute(select(leads.c.traits, leads.c.account_id).where(
+        leads.c.id == source)).first()
+    target_row = connection.execute(select(leads.c.traits, leads.c.account_id).where(
+        leads.c.id == target)).first()
+    assert source_row is not None and target_row is not None
+    connection.execute(update(leads).where(leads.c.id == target).values(
+        traits={**(source_row.traits or {}), **(target_row.traits or {})},
+        account_id=target_row.account_id or source_row.account_id, updated_at=now))
+    connection.execute(update(identities).where(identities.c.lead_id == source).values(
+        lead_id=target))
+    connection.execute(update(leads).where(
+        or_(leads.c.id == source, leads.c.merged_into == source)).values(
+        merged_into=target, updated_at=now))
+    connection.execute(delete(lead_state).where(lead_state.c.lead_id == source))
+    connection.execute(delete(scores).where(scores.c.lead_id == source))
+
+
+def events_of(connection: Connection, lead_id: str) -> list[Event]:
+    """The lead's track/page/screen events from the log, oldest first: those sent with one of
+    its userIds, and those sent with only one of its anonymousIds."""
+    ids = connection.execute(select(identities.c.kind, identities.c.id).where(
+        identities.c.lead_id == lead_id)).all()
+    users = [i for kind, i in ids if kind == USER]
+    anonymous = [i for kind, i in ids if kind == ANONYMOUS]
+    query = select(events.c.message, events.c.timestamp).where(
+        events.c.type.in_(EVENT_TYPES),
+        or_(events.c.user_id.in_(users),
+            and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous)))
+    ).order_by(events.c.timestamp, events.c.seq)
+    return [stored_event(message, timestamp, lead_id)
+            for message, timestamp in connection.execute(query)]
+
+
+def has_events(connection: Connection, lead_id: str) -> bool:
+    ids = connection.execute(select(identities.c.kind, identities.c.id).where(
+        identities.c.lead_id == lead_id)).all()
+    users = [i for kind, i in ids if kind == USER]
+    anonymous = [i for kind, i in ids if kind == ANONYMOUS]
+    return connection.execute(select(exists().where(
+        events.c.type.in_(EVENT_TYPES),
+        or_(events.c.user_id.in_(users),
+            and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous)))
+    ))).scalar() is True
+
+
+def stored_event(message: Mapping[str, Any], timestamp: int, lead_id: str) -> Event:
+    """The Event of a stored message, for its (resolved) lead at its stored (clamped) time."""
+    event = event_from_message({**message, "userId": lead_id, "timestamp": timestamp})
+    return event

@@ -1,0 +1,54 @@
+"""Schema versions: a list of steps, applied in order on start; `schema_version` records them.
+
+Step 1 creates every table. A later change appends a step (ALTER, backfill) and never edits an
+applied one. Several processes may start at once: PostgreSQL takes an advisory lock, SQLite's
+write transaction is exclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, func, select
+
+from leadscore.store import schema
+from leadscore.store.database import Database, StoreError
+from leadscore.timeutil import now_us
+
+_LOCK_ID = 0x1EAD5C0E
+
+
+def _v1(connection: Connection) -> None:
+    schema.metadata.create_all(connection, tables=list(schema.V1_TABLES))
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "leads, identities, accounts, events, lead_state, scores, models, outbox", _v1),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(connection: Connection) -> int:
+    if not connection.dialect.has_table(connection, "schema_version"):
+        return 0
+    return int(connection.execute(select(func.max(schema.schema_version.c.version)))
+               .scalar() or 0)
+
+
+def migrate(db: Database) -> int:
+    """Bring the store to the latest schema version; return it."""
+    def work(connection: Connection) -> int:
+        if db.dialect == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_ID})")
+        version = current_version(connection)
+        if version > LATEST:
+            raise StoreError(f"the store has schema version {version}, newer than this "
+                             f"leadscore knows ({LATEST}): upgrade leadscore")
+        for number, description, step in MIGRATIONS:
+            if number > version:
+                step(connection)
+                connection.execute(schema.schema_version.insert().values(
+                    version=number, description=description, applied_at=now_us()))
+        return LATEST
+
+    return db.write(work)

@@ -1,0 +1,119 @@
+"""Per-lead engine state and the scores table (for listing and filtering in SQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, or_, select
+
+from leadscore.engine.incremental import Reason, Score
+from leadscore.store.database import Database
+from leadscore.store.schema import lead_state, leads, scores
+from leadscore.timeutil import iso
+
+SORTS = {"score": scores.c.score, "fit": scores.c.fit, "engagement": scores.c.engagement,
+         "grade": scores.c.grade, "temperature": scores.c.temperature,
+         "stage": scores.c.stage, "lead_id": scores.c.lead_id, "as_of": scores.c.as_of,
+         "updated_at": scores.c.as_of}
+# Text searched by `q`, besides the lead id.
+SEARCHED_TRAITS = ("email", "name", "first_name", "last_name", "firstName", "lastName",
+                   "company")
+
+
+def states(connection: Connection, lead_id: str) -> dict[str, Any]:
+    """The lead's saved engine state rows by model name."""
+    return {row.model: row for row in connection.execute(
+        select(lead_state).where(lead_state.c.lead_id == lead_id))}
+
+
+def mql_models(connection: Connection, lead_id: str) -> set[str]:
+    """The models under which the lead's saved score is an MQL."""
+    return set(connection.execute(select(scores.c.model).where(
+        scores.c.lead_id == lead_id, scores.c.mql.is_(True))).scalars())
+
+
+def reason_dict(reason: Reason) -> dict[str, Any]:
+    return {"rule": reason.rule, "kind": reason.kind, "points": reason.points,
+            "matched": reason.matched, "counted": reason.counted, "last_at": reason.last_at,
+            "detail": reason.detail}
+
+
+def save(db: Database, connection: Connection, lead_id: str, model: str, version: int,
+         latest: int | None, state: dict[str, Any], score: Score | None, now: int) -> None:
+    """Save one lead's state under one model and its score (None: the model does not apply)."""
+    db.upsert(connection, lead_state, {
+        "lead_id": lead_id, "model": model, "model_version": version, "latest": latest,
+        "state": state, "updated_at": now}, ("lead_id", "model"))
+    if score is None:
+        connection.execute(delete(scores).where(scores.c.lead_id == lead_id,
+                                                scores.c.model == model))
+        return
+    db.upsert(connection, scores, {
+        "lead_id": lead_id, "model": model, "model_version": version, "fit": score.fit,
+        "engagement": score.engagement, "score": score.score, "grade": score.grade,
+        "temperature": score.temperature, "stage": score.stage, "mql": score.mql,
+        "disqualified": score.disqualified, "disqualify_reason": score.disqualify_reason,
+        "purchases": score.purchases, "customer_since": score.customer_since,
+        "as_of": score.as_of, "reasons": [reason_dict(r) for r in score.reasons]},
+        ("lead_id", "model"))
+
+
+def _many(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def list_scores(connection: Connection, *, model: str | None = None,
+                grade: str | Sequence[str] | None = None,
+                temperature: str | Sequence[str] | None = None,
+                stage: str | Sequence[str] | None = None, min_score: float | None = None,
+                disqualified: bool | None = None, q: str | None = None, sort: str = "score",
+                descending: bool = True, limit: int = 50, offset: int = 0
+                ) -> tuple[list[dict[str, Any]], int]:
+    """Saved scores joined with their leads, filtered and sorted in SQL; and the total."""
+    if sort not in SORTS:
+        raise ValueError(f"unknown sort {sort!r}; expected one of {', '.join(SORTS)}")
+    conditions: list[Any] = [leads.c.merged_into.is_(None)]
+    if model is not None:
+        conditions.append(scores.c.model == model)
+    for column, wanted in ((scores.c.grade, grade), (scores.c.temperature, temperature),
+                           (scores.c.stage, stage)):
+        values = _many(wanted)
+        if values is not None:
+            conditions.append(column.in_(values))
+    if min_score is not None:
+        conditions.append(scores.c.score >= min_score)
+    if disqualified is not None:
+        conditions.append(scores.c.disqualified.is_(disqualified))
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(or_(
+            scores.c.lead_id.ilike(pattern, escape="\\"),
+            *(leads.c.traits[name].as_string().ilike(pattern, escape="\\")
+              for name in SEARCHED_TRAITS)))
+    joined = scores.join(leads, leads.c.id == scores.c.lead_id)
+    total = connection.execute(select(func.count()).select_from(joined).where(*conditions)
+                               ).scalar() or 0
+    key = SORTS[sort]
+    order = [key.desc() if descending else key.asc()]
+    if descending and sort in ("grade", "temperature"):
+        order = [key.asc()]   # A before B; cold < hot < warm is no order: keep it simple
+    query = select(scores, leads.c.traits, leads.c.account_id).select_from(joined).where(
+        *conditions).order_by(*order, scores.c.lead_id, scores.c.model).limit(limit
+                                                                             ).offset(offset)
+    rows = [score_row(row._mapping) for row in connection.execute(query)]
+    return rows, int(total)
+
+
+def score_row(row: Any) -> dict[str, Any]:
+    """A saved score as the API shows it (times as ISO-8601)."""
+    return {
+        "lead_id": row["lead_id"], "model": row["model"], "score": row["score"],
+        "fit": row["fit"], "engagement": row["engagement"], "grade": row["grade"],
+        "temperature": row["temperature"], "stage": row["stage"], "mql": row["mql"],
+        "disqualified": row["disqualified"], "disqualify_reason": row["disqualify_reason"],
+        "as_of": iso(row["as_of"]), "traits": row.get("traits") or {},
+        "account_id": row.get("account_id"),
+    }
