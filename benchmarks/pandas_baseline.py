@@ -64,11 +64,13 @@ def _op(col: pd.Series | None, op: str, value: Any, index: pd.Index) -> pd.Serie
                 "lte": col <= value}.get(op) if op != "range" else col.between(lo, hi)
         return mask.fillna(False).astype(bool)
     if op == "domain_in" and not numeric:
-        domain = col.str.rsplit("@", n=1).str[-1].str.lower()
+        # The domain is what follows the last @ (or the whole value): equal or a subdomain.
+        lower = col.str.lower()
         mask = pd.Series(False, index=index)
         for d in value:
             d = d.lower()
-            mask |= (domain.eq(d) | domain.str.endswith("." + d)).fillna(False).astype(bool)
+            mask |= (lower.eq(d) | lower.str.endswith("@" + d)
+                     | lower.str.endswith("." + d)).fillna(False).astype(bool)
         return mask
     raise NotImplementedError(f"the pandas baseline does not do {op!r} on {col.dtype}")
 
@@ -132,11 +134,13 @@ def fit_scores(model: Model, leads: pd.DataFrame) -> pd.DataFrame:
 
 def engagement_scores(model: Model, ev: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
     ev = ev[ev["timestamp"] <= as_of]
+    # Lead ids as integer codes once, rather than hashing the strings in every groupby.
+    lead, lead_ids = pd.factorize(ev["lead_id"])
+    lead = pd.Series(lead, index=ev.index)
     age_days = (as_of - ev["timestamp"]).dt.total_seconds() / 86_400.0
-    if model.timezone == "UTC":
-        day = ev["timestamp"].dt.floor("D")
-    else:
-        day = ev["timestamp"].dt.tz_convert(model.timezone).dt.floor("D")
+    local = ev["timestamp"] if model.timezone == "UTC" else \
+        ev["timestamp"].dt.tz_convert(model.timezone)
+    day = local.dt.floor("D")
     is_page = ev["type"].eq("page")
     week = None
     totals = []
@@ -150,8 +154,8 @@ def engagement_scores(model: Model, ev: pd.DataFrame, as_of: pd.Timestamp) -> pd
             hit = ev["event"].isin(list(rule.events)) & ~is_page
         if rule.where:
             hit &= mask(ev, rule.where)
-        sub = pd.DataFrame({"lead_id": ev["lead_id"][hit], "age": age_days[hit]})
-        keys = ["lead_id"]
+        sub = pd.DataFrame({"lead": lead[hit], "age": age_days[hit]})
+        keys = ["lead"]
         if rule.limit == "daily":
             sub["day"] = day[hit]
             keys.append("day")
@@ -174,13 +178,15 @@ def engagement_scores(model: Model, ev: pd.DataFrame, as_of: pd.Timestamp) -> pd
             sub["points"] = rule.points
         else:
             sub["points"] = rule.points * np.exp2(-sub["age"] / half_life)
-        total = sub.groupby("lead_id", sort=False)["points"].sum()
+        total = sub.groupby("lead", sort=False)["points"].sum()
         if rule.cap is not None:
             total = total.clip(-rule.cap, rule.cap)
         totals.append(total)
     # Every lead with an event is scored, whether or not a rule matched.
-    everyone = pd.Series(0.0, index=pd.Index(ev["lead_id"].unique(), name="lead_id"))
-    return pd.concat([everyone, *totals]).groupby(level=0, sort=False).sum()
+    engagement = np.zeros(len(lead_ids))
+    for total in totals:
+        np.add.at(engagement, total.index.to_numpy(), total.to_numpy())
+    return pd.Series(engagement, index=pd.Index(lead_ids, name="lead_id"))
 
 
 def score(model: Model, events: str, leads: str | None = None,
