@@ -14,17 +14,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from leadscore import __version__
 from leadscore.api import errors, handoffs, ingest, leads, models
 from leadscore.config import Settings
+from leadscore.service import Service
 
 access_log = logging.getLogger("leadscore.access")
 
 
-def open_service(settings: Settings) -> Any:
-    from leadscore.service import Service
-
+def open_service(settings: Settings) -> Service:
     return Service.open(settings.db, models_dir=settings.models_dir)
 
 
-def create_app(settings: Settings, service: Any = None, *,
+def create_app(settings: Settings, service: Service | None = None, *,
                on_handoff: Callable[[], None] | None = None) -> FastAPI:
     """The API for `settings`. Without `service`, one is opened at start-up and closed at
     shutdown (after the last request in flight has been answered)."""
@@ -54,6 +53,7 @@ def create_app(settings: Settings, service: Any = None, *,
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the service is up")
     def healthz(request: Request) -> dict[str, Any]:
+        request.app.state.service.healthy()     # the store answers, or the error shape (500)
         return {"ok": True, "status": "up", "version": __version__}
 
     if settings.log_requests:

@@ -54,7 +54,10 @@ def _body(schema: dict[str, Any], limit: int) -> dict[str, Any]:
                             "content": {"application/json": {"schema": schema}}}}
 
 
-def _answer(outcome: Outcome) -> Accepted:
+def _answer(request: Request, outcome: Outcome) -> Accepted:
+    wake = request.app.state.wake_dispatcher
+    if outcome.handoffs and wake is not None:
+        wake()
     return Accepted(accepted=outcome.accepted, duplicates=outcome.duplicates,
                     rejected=outcome.rejected)
 
@@ -76,7 +79,7 @@ def _single(kind: str) -> Callable[[Request], Coroutine[Any, Any, Accepted]]:
             first = outcome.rejected[0]
             raise ApiError(400, f"{first['field'] or 'message'}: {first['message']}",
                            outcome.rejected)
-        return _answer(outcome)
+        return _answer(request, outcome)
 
     receive.__name__ = kind
     receive.__doc__ = f"Record a Segment `{kind}` message."
@@ -130,7 +133,7 @@ async def batch(request: Request) -> Accepted:
         raise ApiError(400, f"no message of the batch could be stored ({len(outcome.rejected)} "
                        f"rejected; first: message {outcome.rejected[0]['index']}: "
                        f"{outcome.rejected[0]['message']})", outcome.rejected)
-    return _answer(outcome)
+    return _answer(request, outcome)
 
 
 for _path in ("/v1/batch", "/v1/import"):

@@ -12,7 +12,8 @@ from leadscore.api.errors import ERROR_RESPONSES
 router = APIRouter(prefix="/api/leads", tags=["leads"], responses=ERROR_RESPONSES,
                    dependencies=[Security(admin_scheme), Depends(require_admin)])
 
-SORTS = Literal["score", "fit", "engagement", "lead_id", "updated_at", "grade"]
+SORTS = Literal["score", "fit", "engagement", "grade", "temperature", "stage", "lead_id",
+                "as_of", "updated_at"]
 
 
 @router.get("/{lead_id}", summary="One lead: score, fit, engagement, grade, temperature, "
