@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from sqlglot import exp
 
 from leadscore.engine.compiler import OUTPUT_COLUMNS, PlanOptions, compile_plan
 from leadscore.errors import EngineError, InputError
@@ -102,9 +103,8 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
             plan = compile_plan(model, events_columns, leads_columns, as_of_us,
                                 options=PlanOptions(events_table=events_name,
                                                     leads_table=leads_name))
-            sql = plan.sql(dialect="duckdb")
             try:
-                result = connection.sql(sql).to_arrow_table()
+                result = _run(connection, plan)
             except duckdb.Error as exc:
                 raise EngineError(f"model {model.name!r}: the batch plan failed: {exc}") \
                     from None
@@ -115,6 +115,24 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
     finally:
         if own:
             connection.close()
+
+
+def _run(con: duckdb.DuckDBPyConnection, plan: exp.Select) -> pa.Table:
+    """Run a plan on DuckDB, staging its `ev` CTE (every rule reads it) as a temporary table:
+    DuckDB would otherwise scan the input once per reference. Spark runs the plan as it is."""
+    plan = plan.copy()
+    ctes = plan.args["with_"].expressions
+    ev = next(cte for cte in ctes if cte.alias == "ev")
+    staged = f"__ev_{next(_sequence)}"
+    con.sql(f'CREATE TEMP TABLE "{staged}" AS {ev.this.sql(dialect="duckdb")}')
+    try:
+        plan.args["with_"].set("expressions", [cte for cte in ctes if cte is not ev])
+        for table in plan.find_all(exp.Table):
+            if table.name == "ev":
+                table.set("this", exp.to_identifier(staged, quoted=True))
+        return con.sql(plan.sql(dialect="duckdb")).to_arrow_table()
+    finally:
+        con.sql(f'DROP TABLE IF EXISTS "{staged}"')
 
 
 def _typed(result: pa.Table) -> pa.Table:

@@ -306,25 +306,27 @@ def _read(source: Any, con: duckdb.DuckDBPyConnection, name: str, strict: bool,
     canonical, checks = build(columns, label)
     select = ", ".join(f"{sql} AS {_quote(col)}" for col, sql, _ in canonical)
     checked = f"{name}__checked"
-    order = "row_number() OVER () AS _row, " if kind == "leads" else ""
-    con.sql(f"CREATE OR REPLACE TEMP VIEW {_quote(checked)} AS SELECT {order}{select}, "
+    con.sql(f"CREATE OR REPLACE TEMP VIEW {_quote(checked)} AS SELECT {select}, "
                 f"{_checks_sql(checks)} FROM {_quote(raw)}")
     if kind == "leads":
-        # First row per lead_id wins; later ones are rejected as duplicates.
-        later = "row_number() OVER (PARTITION BY lead_id ORDER BY _row) > 1"
-        con.sql(
-            f"CREATE OR REPLACE TEMP VIEW {_quote(checked + '_d')} AS SELECT * REPLACE ("
-            f"coalesce(_reason, CASE WHEN {later} THEN 'duplicate lead_id (its first row is "
-            f"kept)' END) AS _reason, coalesce(_field, CASE WHEN {later} THEN 'lead_id' END) "
-            f"AS _field, coalesce(_value, CASE WHEN {later} THEN lead_id END) AS _value) "
-            f"FROM {_quote(checked)}")
-        checked += "_d"
+        [(rows, distinct)] = con.sql(f"SELECT count(lead_id), count(DISTINCT lead_id) "
+                                     f"FROM {_quote(checked)}").fetchall()
+        if rows != distinct:
+            # First row per lead_id wins; later ones are rejected as duplicates.
+            later = "row_number() OVER (PARTITION BY lead_id ORDER BY _row) > 1"
+            con.sql(
+                f"CREATE OR REPLACE TEMP VIEW {_quote(checked + '_d')} AS SELECT * REPLACE ("
+                f"coalesce(_reason, CASE WHEN {later} THEN 'duplicate lead_id (its first row "
+                f"is kept)' END) AS _reason, coalesce(_field, CASE WHEN {later} THEN 'lead_id' "
+                f"END) AS _field, coalesce(_value, CASE WHEN {later} THEN lead_id END) AS _value)"
+                f" FROM (SELECT row_number() OVER () AS _row, * FROM {_quote(checked)}) AS n")
+            checked += "_d"
     names = ", ".join(_quote(col) for col, _, _ in canonical)
     con.sql(f"CREATE OR REPLACE TEMP VIEW {_quote(name)} AS SELECT {names} "
                 f"FROM {_quote(checked)} WHERE _reason IS NULL")
     [(total, bad)] = con.sql(f"SELECT count(*), count(*) FILTER (WHERE _reason IS NOT NULL) "
                              f"FROM {_quote(checked)}").fetchall()
-    rejected = _rejected_rows(con, checked, kind) if bad else REJECTED_SCHEMA.empty_table()
+    rejected = _rejected_rows(con, checked) if bad else REJECTED_SCHEMA.empty_table()
     if strict and bad:
         first = rejected.slice(0, 1).to_pylist()[0]
         raise EventError(first["reason"], source=label, row=first["row"], field=first["field"])
@@ -344,9 +346,10 @@ def _read(source: Any, con: duckdb.DuckDBPyConnection, name: str, strict: bool,
                       {col: typ for col, _, typ in canonical}, others)
 
 
-def _rejected_rows(con: duckdb.DuckDBPyConnection, checked: str, kind: str) -> pa.Table:
+def _rejected_rows(con: duckdb.DuckDBPyConnection, checked: str) -> pa.Table:
     """The bad rows with their 1-based row numbers (a second pass, only when there are any)."""
-    source = _quote(checked) if kind == "leads" else (
+    numbered = "_row" in con.sql(f"SELECT * FROM {_quote(checked)} LIMIT 0").columns
+    source = _quote(checked) if numbered else (
         f"(SELECT row_number() OVER () AS _row, * FROM {_quote(checked)})")
     rel = con.sql(f"SELECT CAST(_row AS BIGINT) AS row, _field AS field, _reason AS reason, "
                   f"_value AS value FROM {source} WHERE _reason IS NOT NULL "
