@@ -17,6 +17,7 @@ from leadscore.config import Settings
 from leadscore.service import Service
 
 access_log = logging.getLogger("leadscore.access")
+ROUTERS = (ingest.router, leads.router, models.router, handoffs.router)
 
 
 def open_service(settings: Settings) -> Service:
@@ -46,10 +47,8 @@ def create_app(settings: Settings, service: Service | None = None, *,
     app.state.service = service
     app.state.wake_dispatcher = on_handoff
     errors.install(app)
-    app.include_router(ingest.router)
-    app.include_router(leads.router)
-    app.include_router(models.router)
-    app.include_router(handoffs.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the service is up")
     def healthz(request: Request) -> dict[str, Any]:
