@@ -1,0 +1,198 @@
+"""The server as a process: graceful shutdown, crash safety under SIGKILL, the dispatcher
+inside it, JSON logs, `leadscore init`. Real processes, real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from leadscore.cli_service import register
+from leadscore.config import load_settings
+from leadscore.service import Service
+from leadscore.timeutil import US_PER_SECOND, iso, now_us
+from tests.alerts.receiver import Receiver
+from tests.api.conftest import MODELS, WRITE_KEY
+from tests.api.live import Live, serving, start
+
+
+def sender(live: Live, acked: list[str], stop: threading.Event, worker: int) -> None:
+    """Send batches of 5 tracks until stopped or the server is gone; record what got a 2xx."""
+    sequence = 0
+    with httpx.Client(base_url=live.url, auth=(WRITE_KEY, ""), timeout=10) as client:
+        while not stop.is_set():
+            ids = [f"w{worker}-{sequence}-{i}" for i in range(5)]
+            sequence += 1
+            stamp = iso(now_us() - US_PER_SECOND)
+            batch = [{"type": "track", "userId": f"lead-{worker}-{sequence % 7}",
+                      "event": "Demo Requested" if i == 0 else "Clicked",
+                      "messageId": mid, "timestamp": stamp} for i, mid in enumerate(ids)]
+            try:
+                response = client.post("/v1/batch", json={"batch": batch})
+            except httpx.HTTPError:
+                return
+            if response.status_code == 200:
+                acked.extend(ids)
+
+
+def load(live: Live, seconds: float, workers: int = 4) -> tuple[list[str], threading.Event,
+                                                                 list[threading.Thread]]:
+    acked: list[str] = []
+    stop = threading.Event()
+    threads = [threading.Thread(target=sender, args=(live, acked, stop, w)) for w in
+               range(workers)]
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    return acked, stop, threads
+
+
+def resend_all(live: Live, acked: list[str]) -> dict[str, Any]:
+    """Send every acknowledged message again: each must be a duplicate (it was stored)."""
+    totals = {"accepted": 0, "duplicates": 0}
+    stamp = iso(now_us() - US_PER_SECOND)
+    with httpx.Client(base_url=live.url, auth=(WRITE_KEY, ""), timeout=30) as client:
+        for start_at in range(0, len(acked), 100):
+            batch = [{"type": "track", "userId": "someone", "event": "Clicked",
+                      "messageId": mid, "timestamp": stamp}
+                     for mid in acked[start_at:start_at + 100]]
+            answer = client.post("/v1/batch", json={"batch": batch}).json()
+            totals["accepted"] += answer["accepted"]
+            totals["duplicates"] += answer["duplicates"]
+    return totals
+
+
+def scores(db: str, as_of: str) -> dict[str, tuple[float, float, str]]:
+    with Service.open(db) as service:
+        rows, _ = service.list_leads(model="web", limit=1000)
+        out = {}
+        for row in rows:
+            lead = service.get_lead(row["lead_id"], "web", as_of=as_of)
+            out[row["lead_id"]] = (round(lead["score"], 9), round(lead["fit"], 9),
+                                   lead["stage"])
+        return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_mid_stream_loses_no_acknowledged_event(tmp_path: Path, workers: int) -> None:
+    db = f"sqlite:///{tmp_path / 'crash.db'}"
+    live = start(db, tmp_path, workers=workers)
+    acked, stop, threads = load(live, 1.5)
+    live.stop(signal.SIGKILL)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert len(acked) >= 50
+    with serving(db, tmp_path) as again:
+        totals = resend_all(again, acked)
+    assert totals == {"accepted": 0, "duplicates": len(acked)}
+    as_of = iso(now_us())
+    incremental = scores(db, as_of)
+    with Service.open(db) as service:
+        service.rescore()
+    assert scores(db, as_of) == incremental and len(incremental) > 10
+
+
+@pytest.mark.slow
+def test_sigterm_is_graceful_and_loses_no_acknowledged_event(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'term.db'}"
+    live = start(db, tmp_path)
+    acked, stop, threads = load(live, 1.0)
+    code = live.stop(signal.SIGTERM)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert code == 0, live.log.read_text()[-2000:]
+    lines = [json.loads(line) for line in live.log.read_text().splitlines()
+             if line.startswith("{")]
+    messages = [line["msg"] for line in lines]
+    assert "leadscore starting" in messages and "leadscore stopped" in messages
+    assert all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    with serving(db, tmp_path) as again:
+        assert resend_all(again, acked) == {"accepted": 0, "duplicates": len(acked)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_server_delivers_handoffs_to_webhooks(tmp_path: Path, workers: int) -> None:
+    receiver = Receiver("hook-secret").start()
+    env = {"LEADSCORE_WEBHOOK_URLS": receiver.url, "LEADSCORE_WEBHOOK_SECRET": "hook-secret"}
+    try:
+        with serving(f"sqlite:///{tmp_path / 'hooks.db'}", tmp_path, workers=workers,
+                     env=env) as live, httpx.Client(base_url=live.url,
+                                                    auth=(WRITE_KEY, "")) as client:
+            for i in range(5):
+                client.post("/v1/identify", json={"userId": f"p{i}",
+                                                  "traits": {"email": f"p{i}@x.example"}})
+                client.post("/v1/track", json={"userId": f"p{i}", "event": "Demo Requested"})
+            assert receiver.wait_for(5, timeout=10)
+            with live.admin() as admin:
+                time.sleep(0.3)
+                listed = admin.get("/api/handoffs", params={"status": "delivered"}).json()
+    finally:
+        receiver.stop()
+    assert listed["total"] == 5
+    assert receiver.bad_signatures == 0 and max(receiver.counts.values()) == 1
+    body = next(iter(receiver.bodies.values()))
+    assert {"lead", "score", "reasons"} <= set(body) or "reasons" in json.dumps(body)
+
+
+def test_init_writes_the_config_and_prints_the_keys(tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+
+    @app.command("version")
+    def version() -> None:  # a second command keeps typer from flattening the app
+        pass
+
+    result = CliRunner().invoke(app, ["init", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    write_key = next(line.split()[-1] for line in result.output.splitlines()
+                     if line.startswith("write key:"))
+    token = next(line.split()[-1] for line in result.output.splitlines()
+                 if line.startswith("admin token:"))
+    settings = load_settings(tmp_path / "leadscore.toml", env={})
+    assert settings.is_write_key(write_key) and settings.is_admin_token(token)
+    again = CliRunner().invoke(app, ["init", "--dir", str(tmp_path)])
+    assert again.exit_code == 1 and "exists already" in again.output
+
+
+def test_serve_refuses_a_missing_models_folder_in_one_line(tmp_path: Path) -> None:
+    app = typer.Typer()
+    register(app)
+    app.command("version")(lambda: None)
+    result = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{tmp_path}/x.db",
+                                      "--models", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert "no model file" in result.output and "Traceback" not in result.output
+
+
+def test_import_and_rescore_go_through_the_service(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    stamp = iso(now_us() - 60 * US_PER_SECOND)
+    events.write_text("\n".join(json.dumps(m) for m in [
+        {"type": "identify", "userId": "ann", "traits": {"email": "a@x.example"},
+         "timestamp": stamp},
+        {"type": "track", "userId": "ann", "event": "Demo Requested", "timestamp": stamp,
+         "messageId": "i1"}]) + "\n")
+    app = typer.Typer()
+    register(app)
+    db = f"sqlite:///{tmp_path / 'import.db'}"
+    runner = CliRunner()
+    imported = runner.invoke(app, ["import", str(events), "--db", db, "--models", str(MODELS)])
+    assert imported.exit_code == 0, imported.output
+    rescored = runner.invoke(app, ["rescore", "--db", db, "--models", str(MODELS)])
+    assert rescored.exit_code == 0, rescored.output
+    assert "rescored: 1" in rescored.output
+    with Service.open(db) as service:
+        ann = service.get_lead("ann", "web")
+    assert ann["fit"] == 10 and 29.9 < ann["engagement"] <= 30
