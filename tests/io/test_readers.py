@@ -63,7 +63,7 @@ def test_strict_raises_on_the_first_bad_row(tmp_path: Path,
 
 
 def test_missing_file_and_missing_column(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
-    with pytest.raises(InputError, match="nope.parquet: file not found"):
+    with pytest.raises(InputError, match=r"nope\.parquet: file not found"):
         read_events(tmp_path / "nope.parquet", con)
     source = tmp_path / "e.csv"
     source.write_text("lead_id,when\n1,2026-01-01\n")
@@ -150,5 +150,5 @@ def test_write_table_by_extension(tmp_path: Path) -> None:
                                                              {"a": 2, "b": None}]
     assert (tmp_path / "t.jsonl").read_text().splitlines()[1] == '{"a": 2, "b": null}'
     assert (tmp_path / "t.csv").read_text().splitlines()[0] == '"a","b"'
-    with pytest.raises(InputError, match="unknown output type '.xlsx'"):
+    with pytest.raises(InputError, match=r"unknown output type '\.xlsx'"):
         write_table(table, tmp_path / "t.xlsx")
