@@ -114,6 +114,8 @@ def spawn(contender: str, model: Path, events: Path, leads: Path,
     result = json.loads(out.strip().splitlines()[-1])
     result["wall_s"] = wall
     result["peak_mb"] = usage.ru_maxrss / 1024      # KiB on Linux
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime  # whole process, all threads
+    result["load_after"] = os.getloadavg()[0]
     return result
 
 
@@ -171,7 +173,8 @@ def bench(size: str, runs: int, model: Path, contenders: tuple[str, ...],
             r = spawn(contender, model, events, leads, save)
             results[contender].append(r)
             print(f"  {size} run {run + 1} {contender:6s} {r['seconds']:7.2f} s "
-                  f"{r['peak_mb']:8.0f} MB  ({r['rows']:,} rows)", file=sys.stderr)
+                  f"{r['peak_mb']:8.0f} MB  cpu {r['cpu_s']:6.1f} s  load {r['load_after']:.1f}"
+                  f"  ({r['rows']:,} rows)", file=sys.stderr)
         if run == 0 and check and "ours" in contenders and "pandas" in contenders:
             problems = compare(saved["ours"], saved["pandas"], model_name)
             if problems:
@@ -186,6 +189,8 @@ def bench(size: str, runs: int, model: Path, contenders: tuple[str, ...],
             "median_s": statistics.median(r["seconds"] for r in rs),
             "runs_s": [r["seconds"] for r in rs],
             "median_wall_s": statistics.median(r["wall_s"] for r in rs),
+            "median_cpu_s": statistics.median(r["cpu_s"] for r in rs),
+            "load_after": [r["load_after"] for r in rs],
             "peak_mb": max(r["peak_mb"] for r in rs),
             "rows": rs[0]["rows"],
         }
@@ -196,10 +201,11 @@ def bench(size: str, runs: int, model: Path, contenders: tuple[str, ...],
 def report(entry: dict) -> None:
     r = entry["results"]
     print(f"\n{entry['events']:,} events, {entry['leads']:,} leads — median of {entry['runs']}")
-    print(f"  {'':8s} {'time s':>8s} {'peak MB':>9s}   runs")
+    print(f"  {'':8s} {'time s':>8s} {'peak MB':>9s} {'cpu s':>7s}   runs (s)")
     for contender, s in r.items():
         runs = " ".join(f"{x:.2f}" for x in s["runs_s"])
-        print(f"  {contender:8s} {s['median_s']:8.2f} {s['peak_mb']:9.0f}   {runs}")
+        print(f"  {contender:8s} {s['median_s']:8.2f} {s['peak_mb']:9.0f} "
+              f"{s['median_cpu_s']:7.1f}   {runs}")
     if "ours" in r and "pandas" in r:
         print(f"  pandas / ours = {r['pandas']['median_s'] / r['ours']['median_s']:.2f}×"
               "  (goal ≥ 5×)")
@@ -241,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(), "duckdb": duckdb.__version__,
         "pandas": pandas.__version__, "pyarrow": pyarrow.__version__,
         "cpus": os.cpu_count(), "model": str(args.model), "sizes": entries,
+        "load_at_end": os.getloadavg(),
     }, indent=2))
     print(f"\nJSON: {args.json}", file=sys.stderr)
     return 0
