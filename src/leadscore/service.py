@@ -280,9 +280,14 @@ class Service:
             thread.join(timeout)
 
     def _install(self, name: str, text: str) -> tuple[int, bool]:
+        """Make `text` the active version of `name` unless the active one is the same model
+        (the same text, or the same rules written differently)."""
+        wanted = load_model(f"{name}.yaml", text=text).model_dump()
+
         def work(connection: Connection) -> tuple[int, bool]:
             current = model_store.active(connection).get(name)
-            if current is not None and current[1] == text:
+            if current is not None and (current[1] == text or load_model(
+                    f"{name}.yaml", text=current[1]).model_dump() == wanted):
                 return current[0], False
             return model_store.add(connection, name, text, now_us()), True
 

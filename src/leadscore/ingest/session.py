@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from leadscore.engine.incremental import Handoff, Scorer, Update
+from leadscore.engine.incremental import Handoff, ModelState, Scorer, Update
 from leadscore.errors import EngineError
 from leadscore.events import Event
 from leadscore.model.schema import Model
@@ -196,14 +196,13 @@ class Session:
         for lead_id in sorted(self._dirty):
             scorer = self._scorers[lead_id]
             as_of, lead = self.as_of(lead_id), scorer.lead(lead_id)
-            every = {name: scorer.score(lead_id, name, as_of=as_of) for name in self.models}
-            found = {name: score if scorer.models[name].applies(lead) else None
-                     for name, score in every.items()}
-            state = scorer.state(lead_id)
+            found = {name: scorer.score(lead_id, name, as_of=as_of)
+                     if scorer.models[name].applies(lead) else None for name in self.models}
+            state = scorer.state(lead_id)["models"]
             for name, active in self.models.items():
+                saved = state.get(name) or ModelState(scorer.models[name]).to_dict()
                 scores.save(self.db, self.connection, lead_id, name, active.version,
-                            self._latest.get(lead_id), state["models"][name], found[name],
-                            self.now)
+                            self._latest.get(lead_id), saved, found[name], self.now)
         self._dirty.clear()
 
 

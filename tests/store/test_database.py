@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, select
+
+from leadscore.store import LATEST, Database, StoreError, migrate, normalize_url
+from leadscore.store.schema import schema_version
+
+
+def test_urls() -> None:
+    assert normalize_url(None) == "sqlite:///leadscore.db"
+    assert normalize_url("data/x.db") == "sqlite:///data/x.db"
+    assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    with pytest.raises(StoreError, match="unsupported database URL"):
+        normalize_url("mysql://u@h/db")
+
+
+def test_migrate_creates_every_table_once(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        assert migrate(db) == LATEST
+        assert migrate(db) == LATEST
+        with db.read() as connection:
+            tables = set(inspect(connection).get_table_names())
+            versions = connection.execute(select(schema_version.c.version)).scalars().all()
+        assert {"leads", "identities", "accounts", "events", "lead_state", "scores", "models",
+                "outbox", "schema_version"} <= tables
+        assert versions == list(range(1, LATEST + 1))
+    finally:
+        db.close()
+
+
+def test_a_newer_store_is_refused(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        migrate(db)
+        with db.begin() as connection:
+            connection.execute(schema_version.insert().values(
+                version=LATEST + 1, description="from the future", applied_at=0))
+        with pytest.raises(StoreError, match="newer than this leadscore knows"):
+            migrate(db)
+    finally:
+        db.close()
+
+
+def test_sqlite_is_durable(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db = Database(tmp_path / "x.db")
+    try:
+        with db.read() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2   # FULL
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+    finally:
+        db.close()

@@ -1,0 +1,466 @@
+"""The service façade on SQLite and PostgreSQL: ingestion, identity, scores, models, outbox."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from leadscore import load_model
+from leadscore.errors import ModelError
+from leadscore.events import Event, Lead
+from leadscore.explain import explain
+from leadscore.service import NotFound, Service
+from leadscore.store.schema import events, outbox
+from leadscore.timeutil import US_PER_DAY, iso, parse_timestamp
+
+NOW = parse_timestamp("2026-05-20T12:00:00Z")
+HOUR = US_PER_DAY // 24
+
+MODEL = """\
+name: web
+fit:
+  - {name: has email, when: {email: {exists: true}}, points: 10}
+  - {name: big company, when: {account.employees: {gte: 100}}, points: 15}
+  - {name: competitor, when: {email: {domain_in: [rival.example]}}, disqualify: competitor}
+engagement:
+  decay: {half_life_days: 10}
+  rules:
+    - {name: pricing, page: /pricing*, points: 10, limit: daily}
+    - {name: demo, event: Demo Requested, points: 30, limit: once}
+    - {name: opens, event: Email Opened, points: 2, distinct: properties.email_id}
+grades: {A: 20, B: 10, C: 0}
+temperature: {hot: 30, warm: 10}
+thresholds: {mql: 40}
+lifecycle:
+  - {stage: subscriber, on: {event: Newsletter Subscribed}}
+  - {stage: lead, when: {email: {exists: true}}}
+"""
+
+
+def at(days_ago: float) -> str:
+    return iso(NOW - round(days_ago * US_PER_DAY))
+
+
+def track(user: str | None, name: str, days_ago: float, *, anonymous: str | None = None,
+          message_id: str | None = None, **properties: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "track", "event": name, "timestamp": at(days_ago),
+                               "properties": properties}
+    if user:
+        message["userId"] = user
+    if anonymous:
+        message["anonymousId"] = anonymous
+    if message_id:
+        message["messageId"] = message_id
+    return message
+
+
+def page(user: str | None, path: str, days_ago: float, *, anonymous: str | None = None
+         ) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "page", "timestamp": at(days_ago),
+                               "properties": {"path": path}}
+    if user:
+        message["userId"] = user
+    if anonymous:
+        message["anonymousId"] = anonymous
+    return message
+
+
+def identify(user: str, anonymous: str | None = None, **traits: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "identify", "userId": user, "traits": traits,
+                               "timestamp": at(0)}
+    if anonymous:
+        message["anonymousId"] = anonymous
+    return message
+
+
+@pytest.fixture
+def service(db_url: str) -> Iterator[Service]:
+    with Service.open(db_url, models=[load_model("web.yaml", text=MODEL)],
+                      background=False) as opened:
+        yield opened
+
+
+def expected(events_of_lead: list[dict[str, Any]], lead_id: str, traits: dict[str, Any],
+             account: dict[str, Any] | None = None) -> Any:
+    """The score `explain` gives the lead's events scored together, as of NOW."""
+    from leadscore.events import event_from_message
+
+    parsed = [event_from_message({**m, "userId": lead_id}) for m in events_of_lead]
+    return explain(load_model("web.yaml", text=MODEL), parsed,
+                   Lead(lead_id, traits, account or {}), as_of=NOW)
+
+
+def same(lead: dict[str, Any], score: Any) -> None:
+    assert math.isclose(lead["score"], score.score, abs_tol=1e-9)
+    assert math.isclose(lead["engagement"], score.engagement, abs_tol=1e-9)
+    assert lead["fit"] == score.fit
+    assert (lead["grade"], lead["temperature"], lead["stage"], lead["mql"]) == (
+        score.grade, score.temperature, score.stage, score.mql)
+    assert sorted(r["rule"] for r in lead["reasons"]) == sorted(r.rule for r in score.reasons)
+
+
+# ---------------------------------------------------------------- ingestion
+
+
+def test_a_message_sent_twice_is_counted_once(service: Service) -> None:
+    batch = [track("ann", "Demo Requested", 1, message_id="m-1"),
+             track("ann", "Email Opened", 1, message_id="m-2", email_id="e1")]
+    first = service.ingest(batch, received_at=NOW)
+    assert (first.accepted, first.duplicates) == (2, 0)
+    again = service.ingest([*batch, batch[0]], received_at=NOW)
+    assert (again.accepted, again.duplicates, again.rejected) == (0, 3, [])
+    with service.db.read() as connection:
+        assert connection.execute(select(func.count()).select_from(events)).scalar() == 2
+    same(service.get_lead("ann", as_of=NOW), expected(batch, "ann", {}))
+
+
+def test_a_message_without_message_id_is_deduplicated_by_content(service: Service) -> None:
+    message = track("ann", "Demo Requested", 1)
+    assert service.ingest([message], received_at=NOW).accepted == 1
+    assert service.ingest([dict(message)], received_at=NOW).duplicates == 1
+
+
+BAD = [
+    ({"type": "track", "event": "Demo Requested"}, "userId", "neither userId nor anonymousId"),
+    ({"type": "track", "userId": ["x"], "event": "E"}, "userId", "must be a string"),
+    ({"type": "track", "userId": "x", "event": "E", "timestamp": "yesterday"}, "timestamp",
+     "not an ISO-8601 timestamp"),
+    ({"type": "track", "userId": "x", "event": "E", "timestamp": "1999-12-31T00:00:00Z"},
+     "timestamp", "before 2000"),
+    ({"type": "track", "userId": "x", "event": "E", "timestamp": at(-2)}, "timestamp",
+     "more than a day in the future"),
+    ({"type": "shout", "userId": "x"}, "type", "unknown message type"),
+    ({"type": "track", "userId": "x"}, "event", "needs an event name"),
+    ({"type": "track", "userId": "x", "event": "E", "properties": [1]}, "properties",
+     "must be an object"),
+    ({"type": "group", "userId": "x"}, "groupId", "needs groupId"),
+    ({"type": "alias", "userId": "x"}, "previousId", "needs previousId"),
+    ("not a message", None, "must be an object"),
+]
+
+
+def test_bad_messages_are_rejected_naming_the_field_and_the_rest_is_stored(
+        service: Service) -> None:
+    good = [track("ann", "Demo Requested", 1), page("bob", "/pricing", 0.5)]
+    result = service.ingest([good[0], *(m for m, _, _ in BAD), good[1]], received_at=NOW)
+    assert result.accepted == 2
+    assert [r.index for r in result.rejected] == list(range(1, len(BAD) + 1))
+    for rejected, (_, field, text) in zip(result.rejected, BAD, strict=True):
+        assert rejected.field == field
+        assert text in (rejected.message or "")
+        assert f"message {rejected.index}" in (rejected.message or "")
+    assert service.get_lead("ann", as_of=NOW)["engagement"] > 0
+    assert service.get_lead("bob", as_of=NOW)["engagement"] > 0
+
+
+def test_a_timestamp_slightly_in_the_future_is_clamped(service: Service) -> None:
+    service.ingest([{"type": "track", "userId": "ann", "event": "Demo Requested",
+                     "timestamp": iso(NOW + 2 * HOUR)}], received_at=NOW)
+    with service.db.read() as connection:
+        assert connection.execute(select(events.c.timestamp)).scalar() == NOW
+    lead = service.get_lead("ann", as_of=NOW)
+    assert lead["engagement"] == 30.0
+    assert lead["reasons"][0]["last_at"] == iso(NOW)
+
+
+# ---------------------------------------------------------------- identity
+
+
+def test_anonymous_history_counts_once_identified(service: Service) -> None:
+    anonymous = [page(None, "/pricing", 3, anonymous="a-1"),
+                 page(None, "/pricing/team", 2, anonymous="a-1"),
+                 track(None, "Email Opened", 2, anonymous="a-1", email_id="e1")]
+    service.ingest(anonymous, received_at=NOW)
+    assert service.get_lead("a-1", as_of=NOW)["lead_id"] == "a-1"
+    service.ingest([track("ann", "Demo Requested", 1)], received_at=NOW)
+    service.ingest([identify("ann", "a-1", email="ann@example.org")], received_at=NOW)
+    lead = service.get_lead("ann", as_of=NOW)
+    want = expected([*anonymous, track("ann", "Demo Requested", 1)], "ann",
+                    {"email": "ann@example.org"})
+    same(lead, want)
+    assert service.get_lead("a-1", as_of=NOW)["lead_id"] == "ann"
+    # Later anonymous activity goes to the lead too.
+    service.ingest([page(None, "/pricing", 0, anonymous="a-1")], received_at=NOW)
+    assert service.get_lead("ann", as_of=NOW)["score"] > lead["score"]
+    rows, total = service.list_leads()
+    assert total == 1 and rows[0]["lead_id"] == "ann"
+
+
+def test_alias_merges_two_known_leads_into_one_score(service: Service) -> None:
+    ann = [track("ann", "Demo Requested", 4), page("ann", "/pricing", 3)]
+    old = [page("ann-old", "/pricing", 2), track("ann-old", "Email Opened", 1, email_id="x")]
+    service.ingest([identify("ann", email="ann@example.org"), *ann,
+                    identify("ann-old", company="Old Co"), *old], received_at=NOW)
+    result = service.ingest([{"type": "alias", "previousId": "ann-old", "userId": "ann"}],
+                            received_at=NOW)
+    assert result.accepted == 1
+    lead = service.get_lead("ann", as_of=NOW)
+    same(lead, expected([*ann, *old], "ann", {"email": "ann@example.org",
+                                             "company": "Old Co"}))
+    assert lead["traits"] == {"email": "ann@example.org", "company": "Old Co"}
+    assert service.get_lead("ann-old", as_of=NOW)["lead_id"] == "ann"
+    assert service.list_leads()[1] == 1
+    # Later events under the old id count for the surviving lead.
+    service.ingest([track("ann-old", "Email Opened", 0, email_id="y")], received_at=NOW)
+    assert math.isclose(service.get_lead("ann", as_of=NOW)["score"], lead["score"] + 2)
+
+
+def test_group_links_an_account_whose_traits_fit_rules_read(service: Service) -> None:
+    service.ingest([identify("ann", email="ann@acme.example"),
+                    identify("bob", email="bob@acme.example"),
+                    {"type": "group", "userId": "ann", "groupId": "acme",
+                     "traits": {"name": "Acme", "employees": 50}}], received_at=NOW)
+    assert service.get_lead("ann", as_of=NOW)["fit"] == 10
+    service.ingest([{"type": "group", "userId": "bob", "groupId": "acme",
+                     "traits": {"employees": 500}}], received_at=NOW)
+    for lead_id in ("ann", "bob"):   # both leads of the account are re-scored
+        lead = service.get_lead(lead_id, as_of=NOW)
+        assert lead["account_id"] == "acme"
+        assert lead["account"] == {"name": "Acme", "employees": 500}
+        assert lead["fit"] == 25
+        assert "big company" in [r["rule"] for r in lead["reasons"]]
+    assert {r["lead_id"]: r["fit"] for r in service.list_leads()[0]} == {"ann": 25, "bob": 25}
+
+
+def test_unknown_leads_and_models_are_not_found(service: Service) -> None:
+    with pytest.raises(NotFound, match="no lead 'nobody'"):
+        service.get_lead("nobody")
+    with pytest.raises(KeyError):
+        service.get_lead("nobody")
+    service.ingest([track("ann", "Demo Requested", 1)], received_at=NOW)
+    with pytest.raises(NotFound, match="no model 'other'"):
+        service.get_lead("ann", model="other")
+
+
+# ---------------------------------------------------------------- handoffs
+
+
+def test_a_handoff_is_written_once_per_crossing(service: Service) -> None:
+    first = service.ingest([identify("ann", email="ann@example.org"),
+                            track("ann", "Demo Requested", 1)], received_at=NOW)
+    assert first.handoffs == []                     # 10 + 30·2^(-0.1) < 40
+    crossing = service.ingest([page("ann", "/pricing", 0)], received_at=NOW)
+    assert len(crossing.handoffs) == 1
+    more = service.ingest([page("ann", "/pricing/x", 0), track("ann", "Email Opened", 0,
+                                                               email_id="e")],
+                          received_at=NOW)
+    assert more.handoffs == []
+    items, total = service.handoffs()
+    assert total == 1
+    [item] = items
+    assert item.id == crossing.handoffs[0] and item.status == "pending"
+    payload = item.payload
+    assert payload["lead_id"] == "ann" and payload["model"] == "web"
+    assert payload["traits"] == {"email": "ann@example.org"}
+    assert payload["event"]["path"] == "/pricing"
+    assert payload["interests"] == []
+    assert payload["score"] >= 40 and payload["grade"] == "B"
+    assert {r["rule"] for r in payload["reasons"]} == {"has email", "demo", "pricing"}
+    assert math.isclose(sum(r["points"] for r in payload["reasons"]), payload["score"])
+    # Rescoring from the log raises no second handoff for the same crossing.
+    service.rescore()
+    assert service.handoffs()[1] == 1
+
+
+def test_a_handoff_is_written_in_the_transaction_of_its_event(
+        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    from leadscore.ingest.session import Session
+
+    def fail(self: Session) -> None:
+        raise RuntimeError("the disk is gone")
+
+    monkeypatch.setattr(Session, "flush", fail)
+    with pytest.raises(RuntimeError):
+        service.ingest([identify("ann", email="ann@example.org"),
+                        track("ann", "Demo Requested", 0), page("ann", "/pricing", 0)],
+                       received_at=NOW)
+    with service.db.read() as connection:
+        assert connection.execute(select(func.count()).select_from(events)).scalar() == 0
+        assert connection.execute(select(func.count()).select_from(outbox)).scalar() == 0
+    monkeypatch.undo()
+    result = service.ingest([identify("ann", email="ann@example.org"),
+                             track("ann", "Demo Requested", 0), page("ann", "/pricing", 0)],
+                            received_at=NOW)
+    assert len(result.handoffs) == 1
+
+
+def test_outbox_claim_deliver_fail_retry(service: Service) -> None:
+    for name in ("ann", "bob", "cy"):
+        service.ingest([identify(name, email=f"{name}@example.org"),
+                        track(name, "Demo Requested", 0), page(name, "/pricing", 0)],
+                       received_at=NOW)
+    assert service.handoffs(status="pending")[1] == 3
+    claimed = service.claim_due(limit=2, now=NOW)
+    assert len(claimed) == 2 and all(c.attempts == 1 for c in claimed)
+    rest = service.claim_due(limit=10, now=NOW)   # the first two are leased
+    assert len(rest) == 1 and rest[0].id not in {c.id for c in claimed}
+    assert service.claim_due(limit=10, now=NOW) == []
+    delivered, failed, given_up = claimed[0], claimed[1], rest[0]
+    service.mark_delivered(delivered.id)
+    service.mark_failed(failed.id, "HTTP 503", NOW + 10 * 1_000_000)
+    service.mark_failed(given_up.id, "HTTP 410", None)
+    assert service.claim_due(limit=10, now=NOW + 5 * 1_000_000) == []
+    [again] = service.claim_due(limit=10, now=NOW + 10 * 1_000_000)
+    assert again.id == failed.id and again.attempts == 2 and again.last_error == "HTTP 503"
+    # A dispatcher that died: its lease runs out and the item is due again.
+    [after_lease] = service.claim_due(limit=10, now=NOW + 200 * 1_000_000)
+    assert after_lease.id == failed.id and after_lease.attempts == 3
+    assert service.handoff(delivered.id).status == "delivered"
+    assert [i.id for i in service.handoffs(status="failed")[0]] == sorted(
+        [failed.id, given_up.id], key=[i.id for i in service.handoffs()[0]].index)
+    service.retry(given_up.id)
+    due = service.claim_due(limit=10)                    # retry: due now (wall clock)
+    assert given_up.id in {d.id for d in due}
+    with pytest.raises(NotFound):
+        service.retry("no-such-id")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def test_list_leads_filters_sorts_and_pages_in_sql(service: Service) -> None:
+    service.ingest([
+        identify("ann", email="ann@example.org", name="Ann Lee"),
+        track("ann", "Demo Requested", 0), page("ann", "/pricing", 0),
+        identify("bob", email="bob@rival.example"), track("bob", "Demo Requested", 0),
+        identify("cy", email="cy@example.org"),
+        page(None, "/pricing", 1, anonymous="anon-1"),
+    ], received_at=NOW)
+    rows, total = service.list_leads()
+    assert total == 4
+    assert rows[0]["lead_id"] == "ann"
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert {r["lead_id"] for r in service.list_leads(disqualified=True)[0]} == {"bob"}
+    assert {r["lead_id"] for r in service.list_leads(temperature="dead")[0]} == {"bob"}
+    assert {r["lead_id"] for r in service.list_leads(grade=["A", "B"])[0]} == {"ann", "bob",
+                                                                             "cy"}
+    assert {r["lead_id"] for r in service.list_leads(min_score=40)[0]} == {"ann", "bob"}
+    assert {r["lead_id"] for r in service.list_leads(q="ann lee")[0]} == {"ann"}
+    assert {r["lead_id"] for r in service.list_leads(q="RIVAL")[0]} == {"bob"}
+    assert {r["lead_id"] for r in service.list_leads(q="anon")[0]} == {"anon-1"}
+    assert {r["lead_id"] for r in service.list_leads(stage="lead")[0]} == {"bob", "cy"}
+    page_two, total = service.list_leads(sort="lead_id", descending=False, limit=2, offset=2)
+    assert total == 4 and [r["lead_id"] for r in page_two] == ["bob", "cy"]
+    with pytest.raises(ValueError, match="unknown sort"):
+        service.list_leads(sort="nonsense")
+
+
+def test_scores_decay_at_read_time(service: Service) -> None:
+    service.ingest([track("ann", "Demo Requested", 0)], received_at=NOW)
+    assert service.get_lead("ann", as_of=NOW)["engagement"] == 30
+    later = service.get_lead("ann", as_of=NOW + 10 * US_PER_DAY)
+    assert math.isclose(later["engagement"], 15)
+    assert service.get_lead("ann")["engagement"] < 30     # now: months after NOW
+
+
+# ---------------------------------------------------------------- models
+
+
+BETTER = MODEL.replace("points: 30, limit: once", "points: 50, limit: once")
+
+
+def test_a_bad_model_is_refused_and_the_running_one_stays(service: Service) -> None:
+    service.ingest([track("ann", "Demo Requested", 0)], received_at=NOW)
+    with pytest.raises(ModelError) as caught:
+        service.put_model("web", MODEL.replace("points: 30", "points: lots"))
+    assert any("points" in p.key for p in caught.value.problems)
+    with pytest.raises(ModelError, match="name"):
+        service.put_model("other", MODEL)
+    assert [m["version"] for m in service.models()] == [1]
+    assert service.get_lead("ann", as_of=NOW)["engagement"] == 30
+
+
+def test_a_new_model_version_rescores_every_lead(service: Service) -> None:
+    service.ingest([track("ann", "Demo Requested", 0), track("bob", "Demo Requested", 0),
+                    page("bob", "/pricing", 0)], received_at=NOW)
+    assert service.put_model("web", MODEL) == 1          # the same text: nothing changes
+    version = service.put_model("web", BETTER)
+    assert version == 2
+    service.wait()
+    status = service.model_status("web")
+    assert (status["version"], status["state"], status["done"], status["total"]) == (
+        2, "ready", 2, 2)
+    assert service.get_lead("ann", as_of=NOW)["engagement"] == 50
+    assert [m["version"] for m in service.model_versions("web")] == [1, 2]
+    # bob crosses 40 under version 2 (50 + 10), not before (30 + 10): one handoff.
+    assert {i.lead_id for i in service.handoffs()[0]} == {"bob"}
+    service.restore_model("web", 1, background=False)
+    assert service.get_lead("ann", as_of=NOW)["engagement"] == 30
+    assert service.model_status("web")["version"] == 1
+    assert load_model("v1.yaml", text=service.model("web")).model_dump() == load_model(
+        "web.yaml", text=MODEL).model_dump()
+    assert service.model("web", version=2) == BETTER
+
+
+def test_rescore_equals_a_batch_score_of_the_stored_events(service: Service) -> None:
+    import random
+
+    import pyarrow as pa
+
+    from leadscore.engine.batch import score_many
+    from leadscore.events import event_to_row
+    from leadscore.store.leads import events_of
+
+    rng = random.Random(7)
+    messages: list[dict[str, Any]] = []
+    for n in range(12):
+        lead = f"lead-{n}"
+        if n % 3:
+            messages.append(identify(lead, email=f"{lead}@example.org"))
+        for _ in range(rng.randint(0, 8)):
+            days = rng.uniform(0, 40)
+            kind = rng.choice(["pricing", "demo", "open"])
+            messages.append(page(lead, "/pricing", days) if kind == "pricing" else
+                            track(lead, "Demo Requested", days) if kind == "demo" else
+                            track(lead, "Email Opened", days, email_id=rng.choice("abc")))
+    rng.shuffle(messages)
+    service.ingest(messages, received_at=NOW)
+    incremental = {r["lead_id"]: service.get_lead(r["lead_id"], as_of=NOW)
+                   for r in service.list_leads(limit=100)[0]}
+    assert service.rescore() == 12
+    for lead_id, lead in incremental.items():
+        assert service.get_lead(lead_id, as_of=NOW)["score"] == pytest.approx(lead["score"])
+    with service.db.read() as connection:
+        stored: list[Event] = [e for lead_id in incremental
+                               for e in events_of(connection, lead_id)]
+    event_rows = [event_to_row(e) for e in stored]
+    columns = list(dict.fromkeys(key for row in event_rows for key in row))
+    event_rows = [{key: row.get(key) for key in columns} for row in event_rows]
+    lead_rows = [{"lead_id": i, "email": lead["traits"].get("email")}
+                 for i, lead in incremental.items()]
+    batch = score_many(load_model("web.yaml", text=MODEL), pa.Table.from_pylist(event_rows),
+                       pa.Table.from_pylist(lead_rows), as_of=NOW).to_pylist()
+    assert {r["lead_id"] for r in batch} == set(incremental)
+    for row in batch:
+        lead = incremental[row["lead_id"]]
+        assert lead["score"] == pytest.approx(row["score"], abs=1e-9)
+        assert (lead["grade"], lead["temperature"], lead["stage"], lead["mql"]) == (
+            row["grade"], row["temperature"], row["stage"], row["mql"])
+
+
+# ---------------------------------------------------------------- durability
+
+
+def test_everything_is_there_after_reopening(db_url: str) -> None:
+    model = load_model("web.yaml", text=MODEL)
+    with Service.open(db_url, models=[model], background=False) as service:
+        service.ingest([identify("ann", "a-1", email="ann@example.org"),
+                        track("ann", "Demo Requested", 0), page("ann", "/pricing", 0),
+                        {"type": "group", "userId": "ann", "groupId": "acme",
+                         "traits": {"employees": 500}}], received_at=NOW)
+        service.put_model("web", BETTER, background=False)
+        before = service.get_lead("a-1", as_of=NOW)
+        handoffs = service.handoffs()
+    with Service.open(db_url) as service:
+        assert service.get_lead("a-1", as_of=NOW) == before
+        assert service.handoffs() == handoffs
+        assert [m["version"] for m in service.models()] == [2]
+        assert service.list_leads()[1] == 1
+    # Opening with the original file again makes it a new active version (3).
+    with Service.open(db_url, models=[model], background=False) as service:
+        assert service.model_status("web")["version"] == 3
+        assert service.get_lead("ann", as_of=NOW)["engagement"] < before["engagement"]
