@@ -83,8 +83,9 @@ def scores(db: str, as_of: str) -> dict[str, tuple[float, float, str]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sigkill_mid_stream_loses_no_acknowledged_event(tmp_path: Path, workers: int) -> None:
-    db = f"sqlite:///{tmp_path / 'crash.db'}"
+def test_sigkill_mid_stream_loses_no_acknowledged_event(tmp_path: Path, workers: int,
+                                                        db_url: str) -> None:
+    db = db_url
     live = start(db, tmp_path, workers=workers)
     acked, stop, threads = load(live, 1.5)
     live.stop(signal.SIGKILL)
@@ -123,11 +124,12 @@ def test_sigterm_is_graceful_and_loses_no_acknowledged_event(tmp_path: Path) -> 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
-def test_the_server_delivers_handoffs_to_webhooks(tmp_path: Path, workers: int) -> None:
+def test_the_server_delivers_handoffs_to_webhooks(tmp_path: Path, workers: int,
+                                                  db_url: str) -> None:
     receiver = Receiver("hook-secret").start()
     env = {"LEADSCORE_WEBHOOK_URLS": receiver.url, "LEADSCORE_WEBHOOK_SECRET": "hook-secret"}
     try:
-        with serving(f"sqlite:///{tmp_path / 'hooks.db'}", tmp_path, workers=workers,
+        with serving(db_url, tmp_path, workers=workers,
                      env=env) as live, httpx.Client(base_url=live.url,
                                                     auth=(WRITE_KEY, "")) as client:
             for i in range(5):

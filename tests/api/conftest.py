@@ -23,8 +23,9 @@ def settings_for(db: str, models_dir: Path | str = MODELS, **changes: Any) -> Se
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return settings_for(f"sqlite:///{tmp_path / 'leadscore.db'}")
+def settings(db_url: str) -> Settings:
+    """On SQLite and on PostgreSQL (tests/conftest.py's `db_url`)."""
+    return settings_for(db_url)
 
 
 @pytest.fixture
