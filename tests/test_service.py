@@ -32,6 +32,7 @@ engagement:
     - {name: pricing, page: /pricing*, points: 10, limit: daily}
     - {name: demo, event: Demo Requested, points: 30, limit: once}
     - {name: opens, event: Email Opened, points: 2, distinct: properties.email_id}
+    - {name: clicks, event: Email Link Clicked, points: 1, decay: false}
 grades: {A: 20, B: 10, C: 0}
 temperature: {hot: 30, warm: 10}
 thresholds: {mql: 40}
@@ -116,6 +117,19 @@ def test_a_message_sent_twice_is_counted_once(service: Service) -> None:
     with service.db.read() as connection:
         assert connection.execute(select(func.count()).select_from(events)).scalar() == 2
     same(service.get_lead("ann", as_of=NOW), expected(batch, "ann", {}))
+
+
+def test_every_event_counts_once_new_lead_or_not(service: Service) -> None:
+    clicks = [track("ann", "Email Link Clicked", 1), track("ann", "Email Link Clicked", 0.5)]
+    service.ingest(clicks[:1], received_at=NOW)                  # a new lead's first event
+    service.ingest(clicks[1:], received_at=NOW)
+    service.ingest([track(None, "Email Link Clicked", 2, anonymous="a-1")], received_at=NOW)
+    assert service.get_lead("ann", as_of=NOW)["engagement"] == 2
+    service.ingest([identify("ann", "a-1"), track("ann", "Email Link Clicked", 0)],
+                   received_at=NOW)
+    assert service.get_lead("ann", as_of=NOW)["engagement"] == 4
+    service.rescore()
+    assert service.get_lead("ann", as_of=NOW)["engagement"] == 4
 
 
 def test_a_message_without_message_id_is_deduplicated_by_content(service: Service) -> None:

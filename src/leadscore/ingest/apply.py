@@ -13,6 +13,7 @@ from leadscore.store.leads import ANONYMOUS, USER
 from leadscore.store.schema import events
 
 DUPLICATE = None
+_APPEND: dict[str, Any] = {}   # the INSERT into the log, per dialect
 
 
 def _plain(message: Any) -> Any:
@@ -23,22 +24,18 @@ def _plain(message: Any) -> Any:
 def apply(session: Session, message: Message) -> str | None:
     """Store and score one message; return its lead's id, or None for a duplicate."""
     db, connection, now = session.db, session.connection, session.now
-    stored = connection.execute(db.insert(events).values(
-        message_id=message.message_id, type=message.type, user_id=message.user_id,
-        anonymous_id=message.anonymous_id,
-        event=message.event.event if message.event else None,
-        path=message.event.path if message.event else None, timestamp=message.timestamp,
-        received_at=now, message=_plain(message.raw),
-    ).on_conflict_do_nothing(index_elements=["message_id"]).returning(events.c.seq)).first()
-    if stored is None:
+    lead_id: str | None = None
+    if message.event is not None:
+        # Load the lead before its event is in the log: a lead scored afresh from the log
+        # (new, or its state stale) must not see this event and then get it again.
+        lead_id = _lead_of(session, message)
+        session.scorer(lead_id)
+    if not _append(session, message):
         return DUPLICATE
     if message.type == "alias":
         return _alias(session, message)
-    if message.user_id is not None:
-        lead_id = lead_store.ensure(db, connection, USER, message.user_id, now)
-    else:
-        assert message.anonymous_id is not None
-        lead_id = lead_store.ensure(db, connection, ANONYMOUS, message.anonymous_id, now)
+    if lead_id is None:
+        lead_id = _lead_of(session, message)
     if message.type == "identify":
         if message.user_id is not None and message.anonymous_id is not None:
             _link_anonymous(session, message.anonymous_id, lead_id)
@@ -62,6 +59,29 @@ def apply(session: Session, message: Message) -> str | None:
     return lead_id
 
 
+def _lead_of(session: Session, message: Message) -> str:
+    if message.user_id is not None:
+        return session.ensure(USER, message.user_id)
+    assert message.anonymous_id is not None
+    return session.ensure(ANONYMOUS, message.anonymous_id)
+
+
+def _append(session: Session, message: Message) -> bool:
+    """Add the message to the log; False if its messageId is there already."""
+    db = session.db
+    statement = _APPEND.get(db.dialect)
+    if statement is None:
+        statement = _APPEND[db.dialect] = db.insert(events).on_conflict_do_nothing(
+            index_elements=["message_id"]).returning(events.c.seq)
+    return session.connection.execute(statement, {
+        "message_id": message.message_id, "type": message.type, "user_id": message.user_id,
+        "anonymous_id": message.anonymous_id,
+        "event": message.event.event if message.event else None,
+        "path": message.event.path if message.event else None,
+        "timestamp": message.timestamp, "received_at": session.now,
+        "message": _plain(message.raw)}).first() is not None
+
+
 def _link_anonymous(session: Session, anonymous_id: str, lead_id: str) -> None:
     """identify with both ids: the anonymous lead (and its history) joins the user's lead.
     An anonymousId already linked to another known user stays with that user."""
@@ -78,7 +98,7 @@ def _alias(session: Session, message: Message) -> str:
     become one, scored from all their events."""
     db, connection, now = session.db, session.connection, session.now
     assert message.user_id is not None and message.previous_id is not None
-    target = lead_store.ensure(db, connection, USER, message.user_id, now)
+    target = session.ensure(USER, message.user_id)
     previous = message.previous_id
     source = lead_store.find(connection, USER, previous) or lead_store.find(
         connection, ANONYMOUS, previous)

@@ -45,6 +45,7 @@ class Session:
         self._scorers: dict[str, Scorer] = {}
         self._latest: dict[str, int | None] = {}
         self._dirty: set[str] = set()
+        self._identities: dict[tuple[str, str], str] = {}
         self.handoffs: list[str] = []
 
     # ---- loading
@@ -116,6 +117,15 @@ class Session:
         return {name for name, model in scorer.models.items()
                 if model.applies(lead) and scorer.score(lead_id, name, as_of=as_of).mql}
 
+    def ensure(self, kind: str, external_id: str) -> str:
+        """The lead of a userId / anonymousId, created if new (remembered for the batch)."""
+        key = (kind, external_id)
+        found = self._identities.get(key)
+        if found is None:
+            found = self._identities[key] = lead_store.ensure(
+                self.db, self.connection, kind, external_id, self.now)
+        return found
+
     # ---- changes
 
     def event(self, lead_id: str, event: Event) -> None:
@@ -151,6 +161,7 @@ class Session:
         """Merge lead `source` into `target` and score the target from all their events."""
         prior = self._prior(source) | self._prior(target)
         lead_store.merge(self.connection, source, target, self.now)
+        self._identities.clear()
         self._scorers.pop(source, None)
         self._latest.pop(source, None)
         self._dirty.discard(source)

@@ -61,6 +61,7 @@ class Database:
     def __init__(self, url: str | Path | None = None):
         self.url = normalize_url(url)
         self.dialect = "postgresql" if self.url.startswith("postgresql") else "sqlite"
+        self._upserts: dict[tuple[Any, ...], Any] = {}
         try:
             self.engine = self._create_engine()
         except Exception as exc:  # bad URLs and missing drivers surface here
@@ -136,11 +137,15 @@ class Database:
 
     def upsert(self, connection: Connection, table: Any, values: dict[str, Any],
                keys: tuple[str, ...]) -> None:
-        statement = self.insert(table).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={k: statement.excluded[k] for k in values if k not in keys})
-        connection.execute(statement)
+        """INSERT … ON CONFLICT (keys) DO UPDATE, the statement built once per shape."""
+        shape = (table.name, tuple(values), keys)
+        statement = self._upserts.get(shape)
+        if statement is None:
+            statement = self.insert(table)
+            statement = self._upserts[shape] = statement.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={k: statement.excluded[k] for k in values if k not in keys})
+        connection.execute(statement, values)
 
     def close(self) -> None:
         self.engine.dispose()
