@@ -198,6 +198,15 @@ def bench(size: str, runs: int, model: Path, contenders: tuple[str, ...],
             "runs": runs, "checked": check, "results": summary}
 
 
+def _git_state() -> str:
+    """The commit benchmarked, and whether the engine's files differ from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True).stdout
+    head = git("rev-parse", "--short", "HEAD").strip()
+    dirty = git("status", "--porcelain", "--", "../src/leadscore/engine", "../src/leadscore/io")
+    return head + (" + uncommitted engine changes" if dirty.strip() else "")
+
+
 def report(entry: dict) -> None:
     r = entry["results"]
     print(f"\n{entry['events']:,} events, {entry['leads']:,} leads — median of {entry['runs']}")
@@ -237,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas
     import pyarrow
 
+    print(f"benchmarking {_git_state()}", file=sys.stderr)
     entries = []
     for size in args.sizes:
         entry = bench(size, args.runs, args.model, tuple(args.only), not args.no_check)
@@ -247,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(), "duckdb": duckdb.__version__,
         "pandas": pandas.__version__, "pyarrow": pyarrow.__version__,
         "cpus": os.cpu_count(), "model": str(args.model), "sizes": entries,
-        "load_at_end": os.getloadavg(),
+        "load_at_end": os.getloadavg(), "git": _git_state(),
     }, indent=2))
     print(f"\nJSON: {args.json}", file=sys.stderr)
     return 0
