@@ -217,7 +217,11 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         .where(exp.LTE(this=ts.copy(), expression=as_of.copy()))
 
     # ---- rows: per event, and per bucket of the bucketed rules
-    capped = [r for r in compiled.rules if r.cap is not None]
+    # `once` without `distinct`: only the latest matching time per lead matters, a MAX in the
+    # per-lead aggregate (no GROUP BY of its own).
+    latest_only = [r for r in compiled.rules if r.limit == "once" and r.distinct is None]
+    grouped = [r for r in compiled.rules if r.bucketed and r not in latest_only]
+    capped = [r for r in compiled.rules if r.cap is not None and r not in latest_only]
     each = [r for r in compiled.rules if not r.bucketed]
     forward_ranks = sorted({s.rank for s in compiled.stages if s.matcher and not s.back})
     backs = sorted((s for s in compiled.stages if s.matcher and s.back), key=lambda s: s.rank)
@@ -251,6 +255,9 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         out: list[exp.Expr] = [col("lead_id"), _as(v, "v")]
         for r in capped:
             out.append(_as(capped_values.get(r.index, _double(exp.Null())), f"c{r.index}"))
+        for r in latest_only:
+            out.append(_as(_case([(flag(r), ts.copy())]) if per_event else _bigint(exp.Null()),
+                           f"o{r.index}"))
         if backs:
             key = _case([(col(_stage_flag(s.index)), exp.Add(
                 this=exp.Mul(this=exp.Paren(this=exp.Add(this=ts.copy(), expression=shift.copy())),
@@ -272,9 +279,7 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     capped_each = {r.index: _case([(flag(r), _weighted(r.points, _decay(
         ts.copy(), as_of_us, r.half_life_days)))]) for r in each if r.cap is not None}
     rows: exp.Query = exp.select(*row_columns(value, capped_each, True)).from_(_table("ev"))
-    for rule in compiled.rules:
-        if not rule.bucketed:
-            continue
+    for rule in grouped:
         keys = _bucket_keys(rule, events_columns, compiled.timezone, opts.dialect)
         latest = exp.select(col("lead_id"), _as(exp.Max(this=ts.copy()), "ts")) \
             .from_(_table("ev")).where(flag(rule)).group_by(col("lead_id"), *keys)
@@ -290,6 +295,7 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     # ---- agg: per lead
     aggregates: list[exp.Expr] = [col("lead_id"), _as(exp.Sum(this=col("v")), "v")]
     aggregates += [_as(exp.Sum(this=col(f"c{r.index}")), f"c{r.index}") for r in capped]
+    aggregates += [_as(exp.Max(this=col(f"o{r.index}")), f"o{r.index}") for r in latest_only]
     if backs:
         aggregates.append(_as(exp.Max(this=col("back_key")), "back_key"))
     aggregates += [_as(exp.Max(this=col(f"f{k}")), f"f{k}") for k in forward_ranks]
@@ -339,6 +345,16 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         clamped.append(_case([(exp.GT(this=total, expression=cap), cap.copy()),
                               (exp.LT(this=total.copy(), expression=exp.Neg(this=cap.copy())),
                                exp.Neg(this=cap.copy()))], total.copy()))
+    for rule in latest_only:
+        last_seen = col(f"o{rule.index}")
+        worth = _weighted(rule.points, _decay(last_seen.copy(), as_of_us, rule.half_life_days))
+        if rule.cap is not None:
+            cap = _double(number(rule.cap))
+            worth = _case([(exp.GT(this=worth, expression=cap), cap.copy()),
+                            (exp.LT(this=worth.copy(), expression=exp.Neg(this=cap.copy())),
+                             exp.Neg(this=cap.copy()))], worth.copy())
+        clamped.append(_case([(exp.not_(exp.Is(this=last_seen.copy(), expression=exp.Null())),
+                               worth)], _double(exp.Literal.number(0))))
     engagement = _sum_of([engagement, *clamped])
 
     ranks: list[exp.Expr] = [exp.Literal.number(0)]
