@@ -31,6 +31,7 @@ from leadscore.config import Settings
 
 SETTINGS_ENV = "LEADSCORE_SETTINGS_JSON"
 GRACEFUL_SECONDS = 30
+HEALTHCHECK_SECONDS = 120
 log = logging.getLogger("leadscore.server")
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
@@ -111,8 +112,11 @@ def serve(settings: Settings) -> None:
             uvicorn.Server(uvicorn.Config(app, **common)).run()
         else:
             os.environ[SETTINGS_ENV] = json.dumps(settings.to_json())
+            # A worker busy with a burst answers the supervisor's ping late; uvicorn's 5 s
+            # default would kill it mid-request (its clients see a dropped connection).
             uvicorn.run("leadscore.server:app_from_env", factory=True,
-                        workers=settings.workers, **common)
+                        workers=settings.workers, timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
+                        **common)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
