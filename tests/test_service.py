@@ -117,6 +117,11 @@ def test_a_message_sent_twice_is_counted_once(service: Service) -> None:
     with service.db.read() as connection:
         assert connection.execute(select(func.count()).select_from(events)).scalar() == 2
     same(service.get_lead("ann", as_of=NOW), expected(batch, "ann", {}))
+    # A resent message whose lead is unknown here creates no lead.
+    service.ingest([{**track("zed", "Demo Requested", 1), "messageId": "m-1"}],
+                   received_at=NOW)
+    with pytest.raises(NotFound):
+        service.get_lead("zed")
 
 
 def test_every_event_counts_once_new_lead_or_not(service: Service) -> None:

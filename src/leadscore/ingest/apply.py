@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy import select
+
 from leadscore.ingest.session import Session
 from leadscore.ingest.validate import Message
 from leadscore.store import leads as lead_store
@@ -26,6 +28,8 @@ def apply(session: Session, message: Message) -> str | None:
     db, connection, now = session.db, session.connection, session.now
     lead_id: str | None = None
     if message.event is not None:
+        if _stored(session, message.message_id):
+            return DUPLICATE
         # Load the lead before its event is in the log: a lead scored afresh from the log
         # (new, or its state stale) must not see this event and then get it again.
         lead_id = _lead_of(session, message)
@@ -64,6 +68,11 @@ def _lead_of(session: Session, message: Message) -> str:
         return session.ensure(USER, message.user_id)
     assert message.anonymous_id is not None
     return session.ensure(ANONYMOUS, message.anonymous_id)
+
+
+def _stored(session: Session, message_id: str) -> bool:
+    return session.connection.execute(
+        select(events.c.seq).where(events.c.message_id == message_id)).first() is not None
 
 
 def _append(session: Session, message: Message) -> bool:
