@@ -365,6 +365,17 @@ def demo(
     run_demo(out_dir, seed, out)
 
 
+# ----------------------------------------------------------------------------- evaluate, learn
+
+def _register_learn() -> None:
+    from leadscore.learn.commands import register
+
+    register(app, clean_errors)
+
+
+_register_learn()
+
+
 def main() -> None:
     """Entry point of the `leadscore` console script."""
     app()

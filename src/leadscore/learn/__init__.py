@@ -1,0 +1,28 @@
+"""Evaluate models against what converted, and learn point values from data.
+
+`evaluate(models, events, leads, outcomes, as_of=...)` backtests models as of a cut-off;
+`learn(events, leads, outcomes, ...)` fits a points model and returns it with its YAML.
+Imports are lazy: scikit-learn and pandas load when first used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "evaluate": "leadscore.learn.backtest", "Backtest": "leadscore.learn.backtest",
+    "Evaluation": "leadscore.learn.backtest", "learn": "leadscore.learn.scorecard",
+    "Learned": "leadscore.learn.scorecard", "LearnError": "leadscore.learn.scorecard",
+    "Outcomes": "leadscore.learn.outcomes", "read_outcomes": "leadscore.learn.outcomes",
+    "fit_predictive": "leadscore.learn.predictive",
+    "generate_planted_world": "leadscore.demo.planted",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'leadscore.learn' has no attribute {name!r}")

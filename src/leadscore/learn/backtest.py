@@ -1,0 +1,190 @@
+"""Backtest models against what converted: score every lead as of a cut-off (the engine never
+sees a later event) and compare with the conversions in the window after it.
+
+Disqualified leads rank last (they are never handed to sales), whatever their points.
+Per rule, the model is scored once per rule with that rule alone (`rule_models`): a lead "fires"
+a rule when the rule alone gives it points (or disqualifies it). That costs one batch run per
+rule; `Evaluation.seconds` records what the rules took.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leadscore.engine.batch import score_many
+from leadscore.learn import metrics
+from leadscore.learn.inputs import Inputs, Step, When, as_of_us, open_inputs, quiet
+from leadscore.model.schema import Engagement, Model, Thresholds
+from leadscore.timeutil import iso
+
+US_PER_DAY = 86_400_000_000
+LAST = -1e18     # the rank score of a disqualified lead
+
+
+@dataclass
+class Evaluation:
+    """How one model ranked the leads that converted after the cut-off."""
+
+    model: str
+    as_of: str
+    window_days: float | None
+    leads: int
+    conversions: int
+    summary: dict[str, Any]
+    gains: pd.DataFrame
+    calibration: pd.DataFrame
+    by_grade: pd.DataFrame
+    by_temperature: pd.DataFrame
+    by_stage: pd.DataFrame
+    rules: pd.DataFrame
+    scores: pd.DataFrame = field(repr=False)     # lead_id, score, rank_score, converted, ...
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Backtest:
+    """Every model's evaluation on the same leads, and the differences from the first."""
+
+    evaluations: list[Evaluation]
+    comparison: pd.DataFrame
+    notes: list[str]
+
+
+def evaluate(models: Model | Sequence[Model], events: Any, leads: Any = None,
+             outcomes: Any = None, *, as_of: When = None, window_days: float | None = None,
+             rules: bool = True, replicates: int = 200, seed: int = 0, step: Step = quiet,
+             inputs: Inputs | None = None) -> Backtest:
+    """Backtest each model as of `as_of` against the outcomes in the `window_days` after it
+    (None: any time after it; outcomes without dates count as "in the window")."""
+    model_list = [models] if isinstance(models, Model) else list(models)
+    data = inputs or open_inputs(events, leads, outcomes, step=step)
+    con = data.con
+    cut = as_of_us(as_of, data.data_end)
+    notes = []
+    data.population(cut, "ls_eval_pop")
+    data.labels("ls_eval_pop", cut, window_days, "ls_eval_labels")
+    [(excluded,)] = con.sql(f"SELECT count(*) FROM ls_eval_pop AS p JOIN {data.outcomes.table} "
+                            f"AS o USING (lead_id) WHERE o.converted_at <= {cut}").fetchall()
+    if excluded:
+        notes.append(f"{excluded:,} leads had converted by the cut-off and are left out")
+    [(unknown,)] = con.sql(
+        f"SELECT count(*) FROM {data.outcomes.table} AS o WHERE o.converted AND "
+        f"(o.converted_at IS NULL OR o.converted_at > {cut}) AND lead_id NOT IN "
+        f"(SELECT lead_id FROM ls_eval_pop)").fetchall()
+    if unknown:
+        notes.append(f"{unknown:,} converted leads were unknown at the cut-off (no event, no "
+                     "lead row) and are not counted")
+    labels = con.sql("SELECT lead_id, converted FROM ls_eval_labels").df()
+    evaluations = []
+    for model in model_list:
+        step(f"scoring {model.name} as of {iso(cut)}")
+        started = time.perf_counter()
+        table = score_many(model, data.events, data.leads, as_of=cut, con=con).to_pandas()
+        scored = time.perf_counter() - started
+        frame = labels.merge(table, on="lead_id", how="inner")
+        rule_table, rule_seconds = (_rules(model, data, cut, frame, step) if rules
+                                    else (pd.DataFrame(), 0.0))
+        evaluations.append(_evaluation(model, frame, cut, window_days, rule_table,
+                                       {"score": scored, "rules": rule_seconds}))
+    step("bootstrapping confidence intervals")
+    y = evaluations[0].scores["converted"].to_numpy(dtype=float)
+    aligned = [e.scores.set_index("lead_id").loc[evaluations[0].scores["lead_id"],
+                                                 "rank_score"].to_numpy()
+               for e in evaluations]
+    each, diffs = metrics.bootstrap(aligned, y, replicates=replicates, seed=seed)
+    rows = []
+    for i, (evaluation, intervals) in enumerate(zip(evaluations, each, strict=True)):
+        evaluation.summary["intervals"] = intervals
+        row: dict[str, Any] = {"model": evaluation.model}
+        for key, interval in intervals.items():
+            row[key] = interval.estimate
+            row[f"{key}_low"], row[f"{key}_high"] = interval.low, interval.high
+        if i:
+            for key, interval in diffs[i - 1].items():
+                row[f"{key}_diff"] = interval.estimate
+                row[f"{key}_diff_low"] = interval.low
+                row[f"{key}_diff_high"] = interval.high
+        rows.append(row)
+    return Backtest(evaluations, pd.DataFrame(rows), notes)
+
+
+def _evaluation(model: Model, frame: pd.DataFrame, cut: int, window: float | None,
+                rule_table: pd.DataFrame, seconds: dict[str, float]) -> Evaluation:
+    frame = frame.sort_values("lead_id").reset_index(drop=True)
+    frame["rank_score"] = np.where(frame["disqualified"], LAST, frame["score"])
+    y = frame["converted"].to_numpy(dtype=float)
+    rank = frame["rank_score"].to_numpy()
+    ranked = metrics.Ranked.of(rank, y)
+    summary: dict[str, Any] = {"auc": ranked.auc(),
+                               **{f"capture_{round(d * 100)}": ranked.capture(d)
+                                  for d in metrics.DEPTHS},
+                               "conversion_rate": float(y.mean()) if len(y) else float("nan")}
+    if model.thresholds.mql is not None:
+        mql = frame["mql"].to_numpy(dtype=bool)
+        summary.update({
+            "mql_leads": int(mql.sum()),
+            "mql_precision": float(y[mql].mean()) if mql.any() else float("nan"),
+            "mql_recall": float(y[mql].sum() / y.sum()) if y.sum() else float("nan"),
+            "conversion_below_mql": float(y[~mql].mean()) if (~mql).any() else float("nan"),
+        })
+    return Evaluation(
+        model.name, iso(cut), window, len(frame), int(y.sum()), summary,
+        metrics.gains_table(rank, y), metrics.calibration_table(frame["score"].to_numpy(), y),
+        _by(frame, "grade"), _by(frame, "temperature"), _by(frame, "stage"), rule_table,
+        frame[["lead_id", "score", "rank_score", "converted", "disqualified", "mql"]], seconds)
+
+
+def _by(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    grouped = frame.assign(**{column: frame[column].fillna("-")}).groupby(column)["converted"]
+    out = grouped.agg(leads="count", conversions="sum", conversion_rate="mean").reset_index()
+    return out.sort_values(column).reset_index(drop=True)
+
+
+def rule_models(model: Model) -> list[tuple[str, str, Model]]:
+    """(rule name, kind, a model with that rule alone) for every fit and engagement rule."""
+    bare: dict[str, Any] = {"grades": None, "temperature": None, "thresholds": Thresholds(),
+                            "lifecycle": [], "tests": []}
+    out = []
+    for rule in model.fit:
+        kind = "disqualify" if rule.disqualify else "fit"
+        out.append((rule.name, kind, model.model_copy(update={
+            **bare, "fit": [rule], "engagement": Engagement()})))
+    for engagement_rule in model.engagement.rules:
+        out.append((engagement_rule.name, "engagement", model.model_copy(update={
+            **bare, "fit": [], "engagement": Engagement(decay=model.engagement.decay,
+                                                        rules=[engagement_rule])})))
+    return out
+
+
+def _rules(model: Model, data: Inputs, cut: int, frame: pd.DataFrame, step: Step
+           ) -> tuple[pd.DataFrame, float]:
+    started = time.perf_counter()
+    y_of = frame.set_index("lead_id")["converted"]
+    rows = []
+    singles = rule_models(model)
+    for i, (name, kind, single) in enumerate(singles, start=1):
+        step(f"rule {i}/{len(singles)} of {model.name}: {name}")
+        scored = score_many(single, data.events, data.leads, as_of=cut, con=data.con)
+        ids = scored.column("lead_id").to_numpy(zero_copy_only=False)
+        if kind == "disqualify":
+            fired_mask = scored.column("disqualified").to_numpy(zero_copy_only=False)
+        else:
+            fired_mask = scored.column("score").to_numpy(zero_copy_only=False) != 0
+        fired = pd.Series(False, index=y_of.index)
+        fired.loc[fired.index.intersection(pd.Index(ids[fired_mask]))] = True
+        y = y_of.to_numpy(dtype=float)
+        on = fired.to_numpy()
+        with_rate = float(y[on].mean()) if on.any() else float("nan")
+        without = float(y[~on].mean()) if (~on).any() else float("nan")
+        rows.append({"rule": name, "kind": kind, "leads": int(on.sum()),
+                     "share": float(on.mean()) if len(on) else float("nan"),
+                     "conversions": int(y[on].sum()), "conversion_with": with_rate,
+                     "conversion_without": without,
+                     "lift": with_rate / without if without else float("nan")})
+    return pd.DataFrame(rows), time.perf_counter() - started

@@ -1,0 +1,107 @@
+"""The inputs of evaluate and learn, registered once in one DuckDB connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from leadscore.engine.batch import connect
+from leadscore.errors import InputError
+from leadscore.io.readers import _quote, read_events, read_leads
+from leadscore.learn.outcomes import Outcomes, label_sql, read_outcomes
+from leadscore.timeutil import parse_timestamp
+
+Step = Callable[[str], None]
+When = datetime | date | str | int | None
+EVENTS, LEADS, OUTCOMES = "ls_events", "ls_leads", "ls_outcomes"
+
+
+def quiet(_: str) -> None:
+    """A progress callback that shows nothing."""
+
+
+@dataclass
+class Inputs:
+    """Events, leads and outcomes as canonical tables in `con`."""
+
+    con: duckdb.DuckDBPyConnection
+    events: str
+    leads: str | None
+    outcomes: Outcomes
+    dated: bool                 # do outcomes carry dates?
+    data_end: int               # the last event or conversion, µs UTC
+
+    def population(self, as_of_us: int, name: str) -> str:
+        """A table of the leads the engine scores at `as_of`: every lead of the leads table
+        and every lead with an event at or before it."""
+        parts = [f"SELECT DISTINCT lead_id FROM {_quote(self.events)} WHERE ts <= {as_of_us}"]
+        if self.leads is not None:
+            parts.append(f"SELECT lead_id FROM {_quote(self.leads)}")
+        self.con.sql(f"CREATE OR REPLACE TEMP TABLE {_quote(name)} AS "
+                     + " UNION ".join(parts))
+        return name
+
+    def labels(self, population: str, as_of_us: int, window_days: float | None,
+               name: str) -> str:
+        """`lead_id, converted, converted_at` of the population's not-yet-converted leads."""
+        self.con.sql(f"CREATE OR REPLACE TEMP TABLE {_quote(name)} AS "
+                     + label_sql(population, self.outcomes.table, as_of_us, window_days))
+        return name
+
+
+def open_inputs(events: Any, leads: Any, outcomes: Any, *,
+                con: duckdb.DuckDBPyConnection | None = None, step: Step = quiet) -> Inputs:
+    """Read the three inputs; `events` may be None for leads with traits only."""
+    con = con or connect()
+    step("reading events")
+    if events is None:
+        empty = pa.table({"lead_id": pa.array([], pa.string()),
+                          "timestamp": pa.array([], pa.timestamp("us", tz="UTC")),
+                          "type": pa.array([], pa.string()), "event": pa.array([], pa.string()),
+                          "path": pa.array([], pa.string())})
+        read_events(empty, con, name=EVENTS)
+    else:
+        read_events(events, con, name=EVENTS)
+    events_name = EVENTS
+    if not _is_parquet(events):   # every later step reads the events again: parse them once
+        con.sql(f"CREATE OR REPLACE TEMP TABLE {EVENTS}_t AS SELECT * FROM {EVENTS}")
+        events_name = f"{EVENTS}_t"
+    leads_name = None
+    if leads is not None:
+        step("reading leads")
+        read_leads(leads, con, name=LEADS)
+        con.sql(f"CREATE OR REPLACE TEMP TABLE {LEADS}_t AS SELECT * FROM {LEADS}")
+        leads_name = f"{LEADS}_t"
+    step("reading outcomes")
+    read = read_outcomes(outcomes, con, events=events_name, name=OUTCOMES)
+    [(dated, last_conversion)] = con.sql(
+        f"SELECT count(converted_at) > 0, max(converted_at) FROM {OUTCOMES}").fetchall()
+    [(last_event,)] = con.sql(f"SELECT max(ts) FROM {events_name}").fetchall()
+    ends = [v for v in (last_event, last_conversion) if v is not None]
+    if not ends and leads_name is None:
+        raise InputError("no events and no leads: nothing to evaluate or learn from")
+    return Inputs(con, events_name, leads_name, read, bool(dated),
+                  int(max(ends)) if ends else 0)
+
+
+def _is_parquet(source: Any) -> bool:
+    if not isinstance(source, str | Path):
+        return False
+    text = str(source)
+    return text.endswith((".parquet", ".pq")) or Path(text).is_dir()
+
+
+def as_of_us(value: When, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise InputError(f"as_of: {exc}; expected ISO 8601 such as 2026-05-01T00:00:00Z") \
+            from None
