@@ -39,6 +39,9 @@ def test_init_writes_a_documented_file_that_loads(tmp_path: Path) -> None:
     assert settings.is_admin_token(token) and not settings.is_admin_token(write_key)
     assert settings.db == f"sqlite:///{tmp_path.resolve() / 'leadscore.db'}"
     assert settings.models_dir == str(tmp_path / "models") and (tmp_path / "models").is_dir()
+    # the example models, so that `leadscore serve` scores from the first event
+    assert sorted(p.name for p in (tmp_path / "models").glob("*.yaml")) == [
+        "b2b-software.yaml", "b2c-art-supplies.yaml"]
     tomllib.loads(text)
     with pytest.raises(ConfigError, match="exists already"):
         write_config(tmp_path)

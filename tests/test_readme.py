@@ -26,7 +26,11 @@ def test_the_readme_has_the_two_setup_commands() -> None:
     assert "python3 -m pytest" in ci
 
 
-@pytest.mark.parametrize("code", blocks("python"))
+OFFLINE = [b for b in blocks("python") if "analytics.host" not in b]
+SERVICE = [b for b in blocks("python") if "analytics.host" in b]
+
+
+@pytest.mark.parametrize("code", OFFLINE)
 def test_python_examples_run(code: str, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
@@ -34,8 +38,27 @@ def test_python_examples_run(code: str, tmp_path: Path) -> None:
     assert result.stdout.strip(), "the example printed nothing"
 
 
+@pytest.mark.parametrize("code", SERVICE)
+def test_service_example_sends_to_a_live_server(code: str, tmp_path: Path) -> None:
+    from tests.api.conftest import WRITE_KEY
+    from tests.api.live import serving
+
+    models = ROOT / "src" / "leadscore" / "demo" / "models"
+    with serving(f"sqlite:///{tmp_path / 'ls.db'}", tmp_path, models=models) as live:
+        script = code.replace('"wk_…"', repr(WRITE_KEY)).replace(
+            '"http://127.0.0.1:8000"', repr(live.url))
+        result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        with live.admin() as admin:
+            lead = admin.get("/api/leads/ann", params={"model": "b2c-art-supplies"}).json()
+    assert lead["fit"] == 10.0
+    assert {r["rule"] for r in lead["reasons"]} >= {"core age band", "newsletter signup"}
+
+
+# `demo` is run by tests/test_cli.py; `serve` runs until stopped (tests/test_server.py).
 CLI = [b for b in blocks("bash") if b.lstrip().startswith("leadscore ")
-       and not b.lstrip().startswith(("leadscore demo", "leadscore serve"))]
+       and not b.lstrip().startswith("leadscore demo") and "leadscore serve" not in b]
 
 
 @pytest.mark.parametrize("command", CLI)

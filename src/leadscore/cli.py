@@ -376,6 +376,17 @@ def _register_learn() -> None:
 _register_learn()
 
 
+# ----------------------------------------------------------------------------- the service
+
+def _register_service() -> None:
+    from leadscore.cli_service import register
+
+    register(app)
+
+
+_register_service()
+
+
 def main() -> None:
     """Entry point of the `leadscore` console script."""
     app()

@@ -329,7 +329,14 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
     lines += ["", f"# {hooks.help} [${hooks.env}]", "# [[webhooks]]",
               '# url = "https://crm.example/hooks/leadscore"', '# secret = "change me"', ""]
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / models_dir).mkdir(parents=True, exist_ok=True)
+    models = directory / models_dir
+    models.mkdir(parents=True, exist_ok=True)
+    if not any(models.glob("*.yaml")):
+        # Start from the example models, so `leadscore serve` scores from the first event.
+        examples = Path(__file__).parent / "demo" / "models"
+        for example in sorted(examples.glob("*.yaml")):
+            (models / example.name).write_text(example.read_text(encoding="utf-8"),
+                                               encoding="utf-8")
     path.write_text("\n".join(lines), encoding="utf-8")
     path.chmod(0o600)
     return path, write_key, token

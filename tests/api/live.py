@@ -44,7 +44,7 @@ class Live:
 
 
 def start(db: str, tmp_path: Path, *, workers: int = 1, env: dict[str, str] | None = None,
-          port: int | None = None) -> Live:
+          port: int | None = None, models: Path = MODELS) -> Live:
     port = port or free_port()
     log = tmp_path / f"server-{port}-{time.monotonic_ns()}.log"
     environment = {**os.environ, "LEADSCORE_WRITE_KEYS": WRITE_KEY,
@@ -52,7 +52,7 @@ def start(db: str, tmp_path: Path, *, workers: int = 1, env: dict[str, str] | No
                    "LEADSCORE_DELIVERY_POLL_SECONDS": "0.05", **(env or {})}
     environment.pop("LEADSCORE_CONFIG", None)
     command = [sys.executable, "-m", "leadscore.cli_service", "serve", "--db", db,
-               "--models", str(MODELS), "--port", str(port), "--workers", str(workers)]
+               "--models", str(models), "--port", str(port), "--workers", str(workers)]
     handle = log.open("wb")
     process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
                                env=environment, cwd=tmp_path,
