@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.engine.batch import score_many
+from leadscore.errors import InputError
 from leadscore.learn import metrics
 from leadscore.learn.inputs import Inputs, Step, When, as_of_us, open_inputs, quiet
 from leadscore.model.schema import Engagement, Model, Thresholds
@@ -88,6 +89,9 @@ def evaluate(models: Model | Sequence[Model], events: Any, leads: Any = None,
         table = score_many(model, data.events, data.leads, as_of=cut, con=con).to_pandas()
         scored = time.perf_counter() - started
         frame = labels.merge(table, on="lead_id", how="inner")
+        if frame.empty:
+            raise InputError(f"model {model.name!r} scored none of the {len(labels):,} leads "
+                             "as of the cut-off (check its applies_to and --as-of)")
         rule_table, rule_seconds = (_rules(model, data, cut, frame, step) if rules
                                     else (pd.DataFrame(), 0.0))
         evaluations.append(_evaluation(model, frame, cut, window_days, rule_table,
