@@ -105,14 +105,21 @@ class _Fit:
 class ModelState:
     """One lead under one model."""
 
-    __slots__ = ("capped", "fit", "handoffs", "mql", "purchases", "rules", "since",
-                 "stage_times", "sums")
+    __slots__ = ("bound", "bound_at", "capped", "fit", "handoffs", "mql", "negative", "purchases",
+                 "rules", "since", "stage_times", "sums")
 
     def __init__(self, model: CompiledModel):
         self.rules: dict[int, RuleState] = {}   # rule index → state, once it matched
         # The uncapped rules' points summed per half-life (derived from `rules`, not saved).
-        self.sums: dict[float | None, DecayedSum] = {}
+        self.sums: dict[float | None, DecayedSum] = {}       # rules with positive points
+        self.negative: dict[float | None, DecayedSum] = {}   # ... and with negative points
         self.capped: dict[int, RuleState] = {}  # the capped rules' states, scored one by one
+        # An upper bound of engagement from now on: the positive part at the last exact
+        # evaluation plus the points added since (decay only lowers it, negative points never
+        # raise it). While fit + bound is below the MQL threshold no crossing is possible and
+        # `update_many` skips the evaluation. A new state has no engagement.
+        self.bound = 0.0
+        self.bound_at = 0          # the bound holds from this time on
         self.stage_times: list[int | None] = [None] * len(model.stages)
         self.purchases = 0
         self.since: int | None = None
@@ -141,11 +148,13 @@ class ModelState:
                 state.capped[index] = rule_state
             else:
                 # Each rule's total re-enters its half-life's sum as one term at its `ref`.
-                acc = state.sums.setdefault(rule.half_life_days, DecayedSum())
+                sums = state.sums if rule.points > 0 else state.negative
+                acc = sums.setdefault(rule.half_life_days, DecayedSum())
                 acc.add(rule.points * rule_state.total, rule_state.ref, rule.half_life_days)
         state.stage_times = list(data["stage_times"])
         state.purchases, state.since = int(data["purchases"]), data["since"]
         state.mql, state.handoffs = bool(data["mql"]), int(data["handoffs"])
+        state.bound = math.inf    # unknown until the next exact evaluation
         return state
 
 
@@ -249,13 +258,19 @@ class Scorer:
                 change = rule_state.add(ts, half_life,
                                         _bucket(rule, event, model.timezone) if bucketed
                                         else None, bucketed)
-                if rule.cap is None and change is not False:
-                    acc = state.sums.get(half_life)
+                if change is False:
+                    continue
+                points = rule.points
+                if points > 0:
+                    state.bound += points
+                if rule.cap is None:
+                    sums = state.sums if points > 0 else state.negative
+                    acc = sums.get(half_life)
                     if acc is None:
-                        acc = state.sums[half_life] = DecayedSum()
-                    acc.add(rule.points, ts, half_life)
+                        acc = sums[half_life] = DecayedSum()
+                    acc.add(points, ts, half_life)
                     if change is not None:
-                        acc.add(-rule.points, change, half_life)
+                        acc.add(-points, change, half_life)
             if dispatch.stage_rules:
                 self._stages(model, state, event)
         return lead, when, before
@@ -353,7 +368,7 @@ class Scorer:
             if state.mql:
                 model = self.models[name]
                 fit = state.fit or self._fit(model, lead.lead, state)
-                total = fit.points + _engagement(model, state, as_of)
+                total = fit.points + _engagement(model, state, as_of)[0]
                 disqualified = fit.disqualify_reason is not None
                 if model.is_mql(total, model.grade(fit.points), disqualified):
                     found.add(name)
@@ -371,7 +386,13 @@ class Scorer:
             fit = state.fit or self._fit(model, lead.lead, state)
             if not fit.applies:
                 continue
-            engagement = _engagement(model, state, as_of)
+            if not scores and (fit.disqualify_reason is not None or model.mql_threshold is None
+                               or (fit.points + state.bound < model.mql_threshold
+                                   and as_of >= state.bound_at)):
+                state.mql = False      # no crossing is possible: skip the evaluation
+                continue
+            engagement, state.bound = _engagement(model, state, as_of)
+            state.bound_at = as_of
             total = fit.points + engagement
             disqualified = fit.disqualify_reason is not None
             grade = model.grade(fit.points)
@@ -451,13 +472,18 @@ class Scorer:
                      tuple(explained))
 
 
-def _engagement(model: CompiledModel, state: ModelState, as_of: int) -> float:
-    """Engagement at `as_of`: one term per half-life for the uncapped rules, then the capped
-    rules one by one. The per-event path: kept free of helper calls on purpose."""
-    parts = []
+def _engagement(model: CompiledModel, state: ModelState, as_of: int) -> tuple[float, float]:
+    """Engagement at `as_of` and its positive part: one term per half-life and sign for the
+    uncapped rules, then the capped rules one by one. The per-event path: kept free of helper
+    calls on purpose."""
+    positive = []
     for half_life, acc in state.sums.items():
-        parts.append(acc.total if half_life is None else acc.total
-                     * 2.0 ** ((acc.ref - as_of) / (half_life * US_PER_DAY)))
+        positive.append(acc.total if half_life is None else acc.total
+                        * 2.0 ** ((acc.ref - as_of) / (half_life * US_PER_DAY)))
+    negative = []
+    for half_life, acc in state.negative.items():
+        negative.append(acc.total if half_life is None else acc.total
+                        * 2.0 ** ((acc.ref - as_of) / (half_life * US_PER_DAY)))
     if state.capped:
         rules = model.rules
         for index, rule_state in state.capped.items():
@@ -467,8 +493,16 @@ def _engagement(model: CompiledModel, state: ModelState, as_of: int) -> float:
                                     * 2.0 ** ((rule_state.ref - as_of) / (half_life * US_PER_DAY)))
             cap = rule.cap
             assert cap is not None
-            parts.append(-cap if points < -cap else (cap if points > cap else points))
-    return math.fsum(parts) if len(parts) > 1 else (parts[0] if parts else 0.0)
+            if points >= 0:
+                positive.append(cap if points > cap else points)
+            else:
+                negative.append(-cap if points < -cap else points)
+    if not negative:
+        total = math.fsum(positive) if len(positive) > 1 else (
+            positive[0] if positive else 0.0)
+        return total, total
+    # fsum is correctly rounded, so the order of the terms does not matter.
+    return math.fsum(positive + negative), math.fsum(positive)
 
 
 class _Dispatch:

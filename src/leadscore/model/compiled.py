@@ -134,6 +134,10 @@ class CompiledModel:
             return None
         return "hot" if engagement >= t.hot else ("warm" if engagement >= t.warm else "cold")
 
+    @property
+    def mql_threshold(self) -> float | None:
+        return self.model.thresholds.mql
+
     def is_mql(self, score: float, grade: str | None, disqualified: bool) -> bool:
         thresholds = self.model.thresholds
         if disqualified or thresholds.mql is None or score < thresholds.mql:
