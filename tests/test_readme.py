@@ -69,8 +69,8 @@ def test_cli_examples_run(command: str, tmp_path: Path) -> None:
     result = subprocess.run(line, shell=True, cwd=tmp_path, capture_output=True, text=True,
                             timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    if "--out" in line:
-        out = line.split("--out", 1)[1].split()[0]
+    if " --out " in line:
+        out = line.split(" --out ", 1)[1].split()[0]
         assert (tmp_path / out).stat().st_size > 0
 
 
