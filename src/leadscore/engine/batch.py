@@ -82,15 +82,25 @@ def _input(source: Any, con: duckdb.DuckDBPyConnection, kind: str) -> str:
 
 def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
                as_of: datetime | date | str | int | None = None,
-               con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+               con: duckdb.DuckDBPyConnection | None = None, engine: str = "duckdb",
+               spark: Any = None) -> pa.Table:
     """Score every lead under every model at `as_of` (default: now).
 
     `events` / `leads`: anything `leadscore.io.read_events` / `read_leads` accept, or the name
     of a canonical table already in `con`. One row per lead and model, sorted by model then
-    lead_id, with the columns of `OUTPUT_COLUMNS`.
+    lead_id, with the columns of `OUTPUT_COLUMNS`. `engine="spark"` runs the same plan on
+    Spark (`spark`: a SparkSession; events/leads may also be Spark DataFrames or any path
+    Spark reads), see `leadscore.engine.spark`.
     """
     model_list = [models] if isinstance(models, Model) else list(models)
     as_of_us = _as_of_us(as_of)
+    if engine == "spark":
+        from leadscore.engine import spark as on_spark
+
+        return on_spark.score_many(model_list, events, leads, as_of_us=as_of_us,
+                                   spark=spark if spark is not None else on_spark.session())
+    if engine != "duckdb":
+        raise InputError(f"engine {engine!r}: unknown; expected 'duckdb' or 'spark'")
     own = con is None
     connection = connect() if con is None else con
     try:
