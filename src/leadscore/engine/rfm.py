@@ -1,0 +1,104 @@
+"""Customer lifecycle (B2C): recency, frequency, monetary value and tenure of each customer.
+
+A purchase is an event matching one of the model's `customer` lifecycle rules' `on` (as for
+`purchases` in the scores output); its value is `properties.revenue` (else `properties.total`,
+else `properties.value`; none: 0). For a customer at `as_of`:
+
+- `recency_days`: days since the latest purchase; `frequency`: purchases; `monetary`: their
+  total value; `tenure_days`: days since the first purchase.
+
+Leads without a purchase have none of these (null). `rfm_many` is the batch form (one query
+over the canonical events table, joined to the scores by `lead_id, model`); `customer_facts`
+the Python form the live service and segments use. Both give the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from leadscore.engine.sqlconditions import or_
+from leadscore.events import Event
+from leadscore.model.compiled import CUSTOMER_RANK, CompiledModel, compile_model
+from leadscore.model.conditions import as_number
+from leadscore.model.schema import Model
+from leadscore.timeutil import US_PER_DAY
+
+VALUE_PATHS = ("properties.revenue", "properties.total", "properties.value")
+RFM_COLUMNS = ("recency_days", "frequency", "monetary", "tenure_days")
+RFM_SCHEMA = pa.schema([("lead_id", pa.string()), ("model", pa.string()),
+                        ("recency_days", pa.float64()), ("frequency", pa.int64()),
+                        ("monetary", pa.float64()), ("tenure_days", pa.float64())])
+
+
+def _purchase_rules(model: CompiledModel) -> list[Any]:
+    return [r.matcher for r in model.stages
+            if r.rank == CUSTOMER_RANK and r.matcher is not None and not r.back]
+
+
+def value_of(event: Event) -> float:
+    for path in VALUE_PATHS:
+        number = as_number(event.get(path))
+        if number is not None:
+            return number
+    return 0.0
+
+
+def customer_facts(model: CompiledModel | Model, events: Sequence[Event], as_of: int
+                   ) -> dict[str, Any]:
+    """{recency_days, frequency, monetary, tenure_days} of one lead's events (empty if it
+    never bought)."""
+    compiled = model if isinstance(model, CompiledModel) else compile_model(model)
+    matchers = _purchase_rules(compiled)
+    bought = [e for e in events if e.timestamp <= as_of and any(m.matches(e) for m in matchers)]
+    if not bought:
+        return {}
+    first = min(e.timestamp for e in bought)
+    last = max(e.timestamp for e in bought)
+    return {"recency_days": (as_of - last) / US_PER_DAY, "frequency": len(bought),
+            "monetary": float(sum(value_of(e) for e in bought)),
+            "tenure_days": (as_of - first) / US_PER_DAY}
+
+
+def rfm_sql(model: Model, events_table: str, columns: Mapping[str, str], as_of: int) -> str:
+    """The batch query: one row per customer of `model` (DuckDB SQL)."""
+    from leadscore.engine.compiler import _matches
+
+    compiled = compile_model(model)
+    matchers = _purchase_rules(compiled)
+    hit = or_(*(_matches(m, columns) for m in matchers)) if matchers else exp.false()
+    values = [f'TRY_CAST("{p}" AS DOUBLE)' for p in VALUE_PATHS if p in columns]
+    value = f"COALESCE({', '.join([*values, '0.0'])})"
+    name = model.name.replace("'", "''")
+    return (f"SELECT lead_id, '{name}' AS model, "
+            f"CAST({as_of} - MAX(ts) AS DOUBLE) / {US_PER_DAY} AS recency_days, "
+            f"COUNT(*) AS frequency, CAST(SUM({value}) AS DOUBLE) AS monetary, "
+            f"CAST({as_of} - MIN(ts) AS DOUBLE) / {US_PER_DAY} AS tenure_days "
+            f'FROM "{events_table}" WHERE ts <= {as_of} AND ({hit.sql(dialect="duckdb")}) '
+            "GROUP BY lead_id")
+
+
+def rfm_many(models: Model | Sequence[Model], events: Any, *, as_of: Any = None,
+             con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """Recency, frequency, monetary value and tenure of every customer under each model, as
+    of `as_of`: `lead_id, model, recency_days, frequency, monetary, tenure_days` (join it to
+    `score_many`'s output on lead_id and model)."""
+    from leadscore.engine.batch import _as_of_us, _input, _table_columns, connect
+
+    model_list = [models] if isinstance(models, Model) else list(models)
+    as_of_us = _as_of_us(as_of)
+    own = con is None
+    connection = connect() if con is None else con
+    try:
+        name = _input(events, connection, "events")
+        columns = _table_columns(connection, name)
+        tables = [connection.sql(rfm_sql(m, name, columns, as_of_us)).to_arrow_table()
+                  .cast(RFM_SCHEMA) for m in sorted(model_list, key=lambda m: m.name)]
+        return pa.concat_tables(tables) if tables else RFM_SCHEMA.empty_table()
+    finally:
+        if own:
+            connection.close()
