@@ -67,9 +67,9 @@ def _tree(rng: random.Random, depth: int = 0) -> str:
         return _atom(rng)
     kind = rng.choice(["all", "any", "not"])
     if kind == "not":
-        return "{not: %s}" % _tree(rng, depth + 1)
-    return "{%s: [%s]}" % (kind, ", ".join(_tree(rng, depth + 1)
-                                          for _ in range(rng.randint(1, 3))))
+        return "{not: " + _tree(rng, depth + 1) + "}"
+    items = ", ".join(_tree(rng, depth + 1) for _ in range(rng.randint(1, 3)))
+    return "{" + kind + ": [" + items + "]}"
 
 
 def _world(rng: random.Random, as_of: int) -> tuple[list[Event], list[dict[str, object]]]:

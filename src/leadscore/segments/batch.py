@@ -145,7 +145,7 @@ def segment_many(segments: Sequence[Segment], models: Sequence[Model], events: A
                            f"{rfm_sql(by_model[name], ev, ev_columns, as_of_us)}")
             scored[name] = (scores, rfm)
         members: dict[str, str] = {}
-        outputs = []
+        outputs: list[str] = []
         for segment in segments:
             columns: dict[str, tuple[str, str]] = {
                 c: (f"b.{c}", t) for c, t in ld_columns.items() if c != "lead_id"}

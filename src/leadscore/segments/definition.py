@@ -226,7 +226,7 @@ class Parser:
                            _close(str(value), STAGES))
 
     def canonical(self, key: str, at: KeyPath) -> str | None:
-        root, dot, rest = key.partition(".")
+        root, _, rest = key.partition(".")
         if key == "stage":
             return key
         if root in ("traits", "account", "interest") and rest:

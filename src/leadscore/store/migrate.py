@@ -22,8 +22,15 @@ def _v1(connection: Connection) -> None:
     schema.metadata.create_all(connection, tables=list(schema.V1_TABLES))
 
 
+def _v3(connection: Connection) -> None:
+    from leadscore.store.lifecycle import LIFECYCLE_TABLES
+
+    schema.metadata.create_all(connection, tables=list(LIFECYCLE_TABLES))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "leads, identities, accounts, events, lead_state, scores, models, outbox", _v1),
+    (3, "segments and programs: memberships, history, enrolments, journeys, actions", _v3),
 ]
 LATEST = MIGRATIONS[-1][0]
 

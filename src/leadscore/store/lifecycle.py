@@ -1,0 +1,124 @@
+"""Tables of segments and programs: memberships with their history, enrolments, the journey
+log (one row per step executed, keyed for at-most-once effects) and the actions programs take
+outside the store (e-mails, webhooks, events to ingest), delivered later like the outbox.
+Same conventions as `store.schema` (µs times, JSON columns); created by migration step 2.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+
+from leadscore.store.schema import Micros, Serial, metadata
+
+segment_members = Table(
+    "segment_members", metadata,
+    Column("segment", Text, primary_key=True),
+    Column("lead_id", Text, primary_key=True),
+    Column("entered_at", Micros, nullable=False),
+    Index("ix_segment_members_lead", "lead_id"),
+)
+
+segment_history = Table(
+    "segment_history", metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    Column("segment", Text, nullable=False),
+    Column("lead_id", Text, nullable=False),
+    Column("entered_at", Micros, nullable=False),
+    Column("left_at", Micros),
+    Index("ix_segment_history_lead", "segment", "lead_id"),
+)
+
+segment_sizes = Table(
+    "segment_sizes", metadata,
+    Column("segment", Text, primary_key=True),
+    Column("at", Micros, primary_key=True),
+    Column("size", Integer, nullable=False),
+)
+
+# When time alone may change a lead's memberships (a within_days window closing).
+segment_recheck = Table(
+    "segment_recheck", metadata,
+    Column("lead_id", Text, primary_key=True),
+    Column("at", Micros, nullable=False, index=True),
+)
+
+lifecycle_cursor = Table(
+    "lifecycle_cursor", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+enrolments = Table(
+    "enrolments", metadata,
+    Column("id", String(200), primary_key=True),          # program|lead|n
+    Column("program", Text, nullable=False),
+    Column("lead_id", Text, nullable=False),
+    Column("number", Integer, nullable=False),            # 1 for the first entry, then 2 …
+    Column("status", String(16), nullable=False),         # active | done | exited
+    Column("step", Integer, nullable=False),              # index of the next step
+    Column("executed", Integer, nullable=False),          # steps executed (idempotency keys)
+    Column("due_at", Micros),                             # None when finished
+    Column("state", JSON, nullable=False),                # step times, wait in progress
+    Column("entered_at", Micros, nullable=False),
+    Column("updated_at", Micros, nullable=False),
+    Column("exit_reason", Text),
+    Index("ix_enrolments_due", "status", "due_at"),
+    Index("ix_enrolments_lead", "lead_id", "program"),
+)
+
+journeys = Table(
+    "program_journeys", metadata,
+    Column("key", String(240), primary_key=True),         # enrolment id + step number
+    Column("enrolment_id", String(200), nullable=False, index=True),
+    Column("program", Text, nullable=False),
+    Column("lead_id", Text, nullable=False, index=True),
+    Column("step", Text, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("at", Micros, nullable=False),
+    Column("detail", Text),
+)
+
+actions = Table(
+    "program_actions", metadata,
+    Column("id", String(240), primary_key=True),          # the journey key: at most once
+    Column("kind", String(16), nullable=False),           # email | webhook | ingest
+    Column("lead_id", Text, nullable=False, index=True),
+    Column("program", Text, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),   # pending|sending|sent|failed|unknown
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Micros),
+    Column("last_error", Text),
+    Column("created_at", Micros, nullable=False),
+    Column("done_at", Micros),
+    Index("ix_program_actions_due", "status", "next_attempt_at"),
+)
+
+unsubscribes = Table(
+    "unsubscribes", metadata,
+    Column("lead_id", Text, primary_key=True),
+    Column("at", Micros, nullable=False),
+    Column("source", Text),
+)
+
+email_sends = Table(        # every e-mail handed to a program action, for the weekly limit
+    "email_sends", metadata,
+    Column("id", String(240), primary_key=True),
+    Column("lead_id", Text, nullable=False),
+    Column("at", Micros, nullable=False),
+    Column("content_id", Text),
+    Column("topic", Text),
+    Index("ix_email_sends_lead", "lead_id", "at"),
+)
+
+LIFECYCLE_TABLES = (segment_members, segment_history, segment_sizes, segment_recheck,
+                    lifecycle_cursor, enrolments, journeys, actions, unsubscribes, email_sends)
