@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -71,6 +72,18 @@ def engagement_rules(draw: st.DrawFn, index: int) -> dict[str, Any]:
     return rule
 
 
+@st.composite
+def interest_rules(draw: st.DrawFn, index: int) -> dict[str, Any]:
+    """Like an engagement rule, with a topic (fixed, or from the event) and points > 0 (a
+    profile lists the topics above 0: a sum exactly at 0 would be a coin toss)."""
+    rule = draw(engagement_rules(index))
+    del rule["name"]
+    rule["points"] = float(draw(st.integers(1, 40)))
+    rule["topic"] = draw(st.sampled_from(["paper", "painting", "{properties.topic}",
+                                          "t-{properties.topic}", "{event}"]))
+    return rule
+
+
 FIT_CONDITIONS = [
     {"email": {"exists": True}}, {"age": {"range": [25, 44]}}, {"age": {"gt": 30}},
     {"age": {"eq": 40}}, {"occupation": {"in": ["student", "teacher"]}},
@@ -127,6 +140,7 @@ def models(draw: st.DrawFn) -> Model:
             raw["thresholds"]["mql_requires_grade"] = "B"
     if draw(st.integers(0, 3)) == 0:
         raw["applies_to"] = {"traits.country": {"ne": "FR"}}
+    raw["interests"] = [draw(interest_rules(i)) for i in range(draw(st.integers(0, 3)))]
     return Model.model_validate(raw)
 
 
@@ -185,13 +199,18 @@ def incremental_scores(model: Model, leads: list[dict[str, Any]], events: list[d
 
 
 def batch_scores(model: Model, leads: list[dict[str, Any]],
-                 events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+                 events: list[dict[str, Any]], **engine: Any) -> dict[str, dict[str, Any]]:
     table = score_many(model, pa.Table.from_pylist(events, EVENT_SCHEMA),
-                       pa.Table.from_pylist(leads, LEAD_SCHEMA), as_of=AS_OF)
+                       pa.Table.from_pylist(leads, LEAD_SCHEMA), as_of=AS_OF, **engine)
     return {row["lead_id"]: row for row in table.to_pylist()}
 
 
 def same(a: Any, b: Any) -> bool:
+    if isinstance(a, list):   # interests: [{topic, weight}], compared as topic → weight
+        return isinstance(b, list) and len(a) == len(b) and {i["topic"] for i in a} == {
+            i["topic"] for i in b} and all(same(i["weight"], {j["topic"]: j["weight"]
+                                                              for j in b}[i["topic"]])
+                                           for i in a)
     if isinstance(a, float) or isinstance(b, float):
         if a is None or b is None:
             return a is b
@@ -210,7 +229,26 @@ def test_incremental_and_batch_agree(model: Model, world: Any, data: st.DataObje
     leads, events = world
     order = data.draw(st.permutations(range(len(events))))
     expected = incremental_scores(model, leads, events, list(order))
-    actual = batch_scores(model, leads, events)
+    assert_agree(expected, batch_scores(model, leads, events))
+
+
+SPARK_EXAMPLES = int(os.environ.get("LEADSCORE_SPARK_EXAMPLES", "10"))
+
+
+@pytest.mark.spark
+@settings(max_examples=SPARK_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(model=models(), world=worlds(), data=st.data())
+def test_incremental_and_spark_agree(spark: Any, model: Model, world: Any,
+                                     data: st.DataObject) -> None:
+    leads, events = world
+    order = data.draw(st.permutations(range(len(events))))
+    expected = incremental_scores(model, leads, events, list(order))
+    assert_agree(expected, batch_scores(model, leads, events, engine="spark", spark=spark))
+
+
+def assert_agree(expected: dict[str, dict[str, Any]], actual: dict[str, dict[str, Any]]
+                 ) -> None:
     assert set(actual) == set(expected)
     for lead_id, want in expected.items():
         got = actual[lead_id]

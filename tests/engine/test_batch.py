@@ -47,7 +47,7 @@ def page(path: str, at: int | str, lead: str = "a") -> dict[str, Any]:
 def score(m: Model, table: pa.Table, leads: pa.Table | None = None,
           as_of: str = AS_OF) -> dict[str, dict[str, Any]]:
     out = score_many(m, table, leads, as_of=as_of)
-    assert tuple(out.column_names) == OUTPUT_COLUMNS
+    assert tuple(out.column_names) == (*OUTPUT_COLUMNS, "interests")
     return {row["lead_id"]: row for row in out.to_pylist()}
 
 

@@ -62,6 +62,10 @@ ENGINES = {"incremental": incremental, "duckdb": batch}
 
 
 def matches(actual: Any, expected: Any, column: str) -> bool:
+    if column == "interests":   # expected: {topic: weight} in rank order
+        pairs = [(i["topic"], i["weight"]) for i in actual]
+        return [t for t, _ in pairs] == list(expected) and all(
+            math.isclose(w, expected[t], rel_tol=1e-6, abs_tol=1e-6) for t, w in pairs)
     if column in ("customer_since", "as_of") and expected is not None:
         expected = parse_timestamp(expected)
         actual = actual if isinstance(actual, int) or actual is None else parse_timestamp(actual)

@@ -14,6 +14,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from leadscore.engine.compiler import OUTPUT_COLUMNS, PlanOptions, compile_plan
+from leadscore.engine.interest_plan import output_schema, with_interests
 from leadscore.errors import EngineError, InputError
 from leadscore.io.readers import read_events, read_leads
 from leadscore.model.schema import Model
@@ -118,9 +119,10 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
             except duckdb.Error as exc:
                 raise EngineError(f"model {model.name!r}: the batch plan failed: {exc}") \
                     from None
-            tables.append(_typed(result))
+            tables.append(with_interests(connection, model, events_name, events_columns,
+                                         as_of_us, _typed(result)))
         if not tables:
-            return SCORE_SCHEMA.empty_table()
+            return output_schema(SCORE_SCHEMA).empty_table()
         return pa.concat_tables(tables)
     finally:
         if own:

@@ -13,6 +13,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from leadscore.engine.interests import (
+    InterestDispatch,
+    profile,
+    profile_json,
+    states_from_list,
+    states_to_list,
+)
 from leadscore.engine.lifecycle import stage_of
 from leadscore.engine.state import Bucket, DecayedSum, RuleState, decay_factor
 from leadscore.errors import EngineError
@@ -23,6 +30,7 @@ from leadscore.model.compiled import (
     EngagementRule,
     compile_model,
 )
+from leadscore.model.interests import compile_interests
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY, iso_week, local_day, now_us, parse_timestamp
 
@@ -41,7 +49,7 @@ class Reason(NamedTuple):
 
 SCORE_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
                  "stage", "mql", "disqualified", "disqualify_reason", "purchases",
-                 "customer_since", "tenure_days", "as_of")
+                 "customer_since", "tenure_days", "as_of", "interests")
 
 
 class Score(NamedTuple):
@@ -63,10 +71,15 @@ class Score(NamedTuple):
     tenure_days: float | None
     as_of: int
     reasons: tuple[Reason, ...] = ()
+    # The ranked interest profile: (topic, weight), highest first (model-format.md).
+    interests: tuple[tuple[str, float], ...] = ()
 
     def row(self) -> dict[str, Any]:
-        """The score as a row of the scores table (times as µs)."""
-        return {name: getattr(self, name) for name in SCORE_COLUMNS}
+        """The score as a row of the scores table (times as µs; interests as
+        [{topic, weight}, …])."""
+        row = {name: getattr(self, name) for name in SCORE_COLUMNS}
+        row["interests"] = profile_json(self.interests)
+        return row
 
 
 @dataclass(frozen=True)
@@ -105,8 +118,8 @@ class _Fit:
 class ModelState:
     """One lead under one model."""
 
-    __slots__ = ("bound", "bound_at", "capped", "fit", "handoffs", "mql", "negative", "purchases",
-                 "rules", "since", "stage_times", "sums")
+    __slots__ = ("bound", "bound_at", "capped", "fit", "handoffs", "interests", "mql", "negative",
+                 "purchases", "rules", "since", "stage_times", "sums")
 
     def __init__(self, model: CompiledModel):
         self.rules: dict[int, RuleState] = {}   # rule index → state, once it matched
@@ -126,13 +139,17 @@ class ModelState:
         self.mql = False
         self.handoffs = 0
         self.fit: _Fit | None = None
+        self.interests: dict[tuple[int, str], RuleState] | None = None  # (rule, topic) → state
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "rules": [[i, r.to_dict()] for i, r in self.rules.items()],
             "stage_times": self.stage_times, "purchases": self.purchases,
             "since": self.since, "mql": self.mql, "handoffs": self.handoffs,
         }
+        if self.interests:
+            out["interests"] = states_to_list(self.interests)
+        return out
 
     @classmethod
     def from_dict(cls, model: CompiledModel, data: Mapping[str, Any]) -> ModelState:
@@ -155,6 +172,7 @@ class ModelState:
         state.purchases, state.since = int(data["purchases"]), data["since"]
         state.mql, state.handoffs = bool(data["mql"]), int(data["handoffs"])
         state.bound = math.inf    # unknown until the next exact evaluation
+        state.interests = states_from_list(data.get("interests"), compile_interests(model.model))
         return state
 
 
@@ -273,6 +291,8 @@ class Scorer:
                         acc.add(-points, change, half_life)
             if dispatch.stage_rules:
                 self._stages(model, state, event)
+            if dispatch.interests is not None:
+                state.interests = dispatch.interests.fold(state.interests, event, model.timezone)
         return lead, when, before
 
     # ---- output
@@ -412,7 +432,7 @@ class Scorer:
                     lead.lead.lead_id, name, fit.points, engagement, total, grade,
                     model.temperature(engagement, disqualified), stage, mql, disqualified,
                     fit.disqualify_reason, state.purchases, since,
-                    None if since is None else (as_of - since) / US_PER_DAY, as_of, ()))))
+                    None if since is None else (as_of - since) / US_PER_DAY, as_of, (), ()))))
         return updates
 
     def _fit(self, model: CompiledModel, lead: Lead, state: ModelState) -> _Fit:
@@ -469,7 +489,8 @@ class Scorer:
                      stage_of(model, state.stage_times, fit.when_rank, mql), mql,
                      disqualified, fit.disqualify_reason, state.purchases, since,
                      None if since is None else (as_of - since) / US_PER_DAY, as_of,
-                     tuple(explained))
+                     tuple(explained),
+                     profile(compile_interests(model.model), state.interests, as_of))
 
 
 def _engagement(model: CompiledModel, state: ModelState, as_of: int) -> tuple[float, float]:
@@ -521,6 +542,8 @@ class _Dispatch:
                 self.by_name.setdefault(name, []).append(rule)
         self.by_path: dict[str, list[EngagementRule]] = {}
         self.stage_rules = any(r.matcher is not None for r in model.stages)
+        interests = compile_interests(model.model)
+        self.interests = InterestDispatch(interests) if interests else None
 
     def rules_for(self, event: Event) -> list[EngagementRule]:
         if event.type == "page":

@@ -27,7 +27,7 @@ def write_table(table: pa.Table, path: str | Path) -> None:
     if suffix == ".parquet":
         pq.write_table(table, target)
     elif suffix == ".csv":
-        pacsv.write_csv(table, target)
+        pacsv.write_csv(_flat(table), target)
     else:
         rows = table.to_pylist()
         with target.open("w", encoding="utf-8") as handle:
@@ -38,6 +38,17 @@ def write_table(table: pa.Table, path: str | Path) -> None:
                 for row in rows:
                     handle.write(json.dumps(row, default=_json_value, ensure_ascii=False))
                     handle.write("\n")
+
+
+def _flat(table: pa.Table) -> pa.Table:
+    """List and struct columns (interests, roles) as JSON text: CSV has no nested values."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_list(field.type) or pa.types.is_struct(field.type):
+            text = pa.array([None if v is None else json.dumps(v, ensure_ascii=False,
+                                                               default=_json_value)
+                             for v in table.column(i).to_pylist()], pa.string())
+            table = table.set_column(i, pa.field(field.name, pa.string()), text)
+    return table
 
 
 def _json_value(value: Any) -> Any:

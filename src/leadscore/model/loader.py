@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from leadscore.errors import ModelError, Problem
 from leadscore.model import conditions
+from leadscore.model.interests import parse_topic
 from leadscore.model.schema import GRADE_LETTERS, STAGES, Model
 
 KeyPath = tuple[str | int, ...]
@@ -181,6 +182,7 @@ def _condition_problems(raw: Mapping[str, Any], file: str, lines: _Lines) -> lis
         on = rule.get("on")
         if isinstance(on, Mapping) and "where" in on:
             found.append((("lifecycle", i, "on", "where"), on["where"], "event", None))
+    found += _interest_and_account_conditions(raw)
     problems = []
     for at, cond, scope, bare in found:
         for err in conditions.problems(cond, scope=scope, bare=bare):
@@ -190,6 +192,25 @@ def _condition_problems(raw: Mapping[str, Any], file: str, lines: _Lines) -> lis
             problems.append(Problem(file, lines.of(where), _key(where), err.message,
                                     err.value, err.expected, err.suggestion))
     return problems
+
+
+def _interest_and_account_conditions(raw: Mapping[str, Any]
+                                     ) -> list[tuple[KeyPath, Any, str, str | None]]:
+    found: list[tuple[KeyPath, Any, str, str | None]] = []
+    for i, rule in enumerate(_items(raw.get("interests"))):
+        if "where" in rule:
+            found.append((("interests", i, "where"), rule["where"], "event", None))
+    account = raw["account"] if isinstance(raw.get("account"), Mapping) else {}
+    for i, rule in enumerate(_items(account.get("fit"))):
+        if "when" in rule:
+            found.append((("account", "fit", i, "when"), rule["when"], "lead", "account"))
+        attribute = rule.get("attribute")
+        for j, band in enumerate(_items(rule.get("bands"))):
+            ops = {k: v for k, v in band.items() if k != "points"}
+            if isinstance(attribute, str):
+                found.append((("account", "fit", i, "bands", j), {attribute: ops}, "lead",
+                              "account"))
+    return found
 
 
 def _items(value: Any) -> list[Mapping[str, Any]]:
@@ -218,6 +239,16 @@ def _semantic_problems(model: Model, file: str, lines: _Lines) -> list[Problem]:
                 rule.distinct, "event", None) is None:
             add(("engagement", "rules", i, "distinct"), "cannot group by this path",
                 rule.distinct, "properties.<x>, context.<x>, event or path")
+    for i, interest in enumerate(model.interests):
+        try:
+            parse_topic(interest.topic)
+        except ValueError as exc:
+            add(("interests", i, "topic"), str(exc), interest.topic,
+                "a topic such as painting, or a template such as \"{properties.topic}\"")
+        if interest.distinct is not None and conditions.canonical_path(
+                interest.distinct, "event", None) is None:
+            add(("interests", i, "distinct"), "cannot group by this path", interest.distinct,
+                "properties.<x>, context.<x>, event or path")
     return problems
 
 

@@ -95,6 +95,42 @@ class EngagementRule(EventMatch):
     decay: Decay | Literal[False] | None = None   # None: the model's decay
 
 
+class InterestRule(EventMatch):
+    """A topic a matching event shows interest in: fixed, or a template `"{properties.x}"`."""
+
+    topic: str = Field(min_length=1)
+    points: float
+    name: str | None = None
+    limit: Limit | None = None
+    distinct: str | None = None
+    cap: float | None = Field(default=None, gt=0)
+    decay: Decay | Literal[False] | None = None   # None: the model's engagement decay
+
+
+class Roles(Strict):
+    """The buying committee: which values of a lead trait an account wants engaged."""
+
+    attribute: str = Field(min_length=1)
+    want: list[str] = Field(min_length=1)
+
+
+class AccountEngagement(Strict):
+    rollup: Literal["sum", "max", "top3_mean"] = "sum"
+
+
+class AccountThresholds(Strict):
+    mqa: float | None = None
+
+
+class AccountModel(Strict):
+    """`account:` — score the company too (B2B)."""
+
+    fit: list[FitRule] = Field(default_factory=list)
+    engagement: AccountEngagement = Field(default_factory=AccountEngagement)
+    roles: Roles | None = None
+    thresholds: AccountThresholds = Field(default_factory=AccountThresholds)
+
+
 class Engagement(Strict):
     decay: Decay | None = None
     rules: list[EngagementRule] = Field(default_factory=list)
@@ -170,6 +206,8 @@ class Model(Strict):
     temperature: Temperature | None = None
     thresholds: Thresholds = Field(default_factory=Thresholds)
     lifecycle: list[LifecycleRule] = Field(default_factory=list)
+    interests: list[InterestRule] = Field(default_factory=list)
+    account: AccountModel | None = None
     tests: list[ModelTest] = Field(default_factory=list)
     # Where the model was loaded from (not part of the format).
     source: str | None = Field(default=None, exclude=True)
@@ -201,7 +239,7 @@ class Model(Strict):
                                  f"{', '.join(GRADE_LETTERS)} (F is the grade below all)")
         return value
 
-    def rule_half_life(self, rule: EngagementRule) -> float | None:
+    def rule_half_life(self, rule: EngagementRule | InterestRule) -> float | None:
         """The half-life in days that applies to `rule`, or None for no decay."""
         if rule.decay is False:
             return None
