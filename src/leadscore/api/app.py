@@ -1,4 +1,5 @@
-"""The FastAPI application: ingestion (`/v1`), the admin API (`/api`), `/healthz`."""
+"""The FastAPI application: ingestion (`/v1`), the admin API (`/api`), `/healthz`, and the
+dashboard (`/dashboard`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from leadscore import __version__
 from leadscore.api import errors, handoffs, ingest, leads, models
 from leadscore.config import Settings
+from leadscore.dashboard import install as install_dashboard
 from leadscore.service import Service
 
 access_log = logging.getLogger("leadscore.access")
@@ -49,6 +51,7 @@ def create_app(settings: Settings, service: Service | None = None, *,
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_dashboard(app)      # /dashboard, behind the admin login
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the service is up")
     def healthz(request: Request) -> dict[str, Any]:

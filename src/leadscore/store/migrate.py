@@ -22,6 +22,11 @@ def _v1(connection: Connection) -> None:
     schema.metadata.create_all(connection, tables=list(schema.V1_TABLES))
 
 
+def _v2(connection: Connection) -> None:
+    for index in schema.DASHBOARD_INDEXES:     # a new store has them from step 1
+        index.create(connection, checkfirst=True)
+
+
 def _v3(connection: Connection) -> None:
     from leadscore.store.lifecycle import LIFECYCLE_TABLES
 
@@ -30,6 +35,8 @@ def _v3(connection: Connection) -> None:
 
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "leads, identities, accounts, events, lead_state, scores, models, outbox", _v1),
+    (2, "dashboard indexes: scores by model, score, lead; lead_state by model, latest event; "
+        "outbox by creation", _v2),
     (3, "segments and programs: memberships, history, enrolments, journeys, actions", _v3),
 ]
 LATEST = MIGRATIONS[-1][0]

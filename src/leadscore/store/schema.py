@@ -138,3 +138,12 @@ outbox = Table(
 
 V1_TABLES = (schema_version, leads, identities, accounts, events, lead_state, scores, models,
              outbox)
+
+# The dashboard's keyset pagination (store/dashboard.py): the leads list by score and by last
+# activity, each with the lead id as tie-breaker; the handoffs listing, newest first.
+DASHBOARD_INDEXES = (
+    Index("ix_scores_model_score_lead", scores.c.model, scores.c.score, scores.c.lead_id),
+    Index("ix_lead_state_model_latest", lead_state.c.model, lead_state.c.latest,
+          lead_state.c.lead_id),
+    Index("ix_outbox_created", outbox.c.created_at),
+)

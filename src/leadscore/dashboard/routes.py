@@ -1,0 +1,313 @@
+"""The dashboard's pages under `/dashboard`, behind the admin login (a session cookie)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from leadscore import __version__
+from leadscore.dashboard import charts, session, views
+from leadscore.dashboard.evaluation import Evaluations, available
+from leadscore.store import dashboard as queries
+from leadscore.store.database import NotFound
+from leadscore.timeutil import iso, now_us
+
+HERE = Path(__file__).parent
+PREFIX = "/dashboard"
+env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                  autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+env.globals.update(charts=charts, prefix=PREFIX, version=__version__)
+env.filters["when"] = lambda us: iso(us)[:16].replace("T", " ") if us else ""
+env.filters["pts"] = lambda v: "" if v is None else f"{v:+.1f}"
+env.filters["num"] = lambda v: "" if v is None else f"{v:.1f}"
+env.filters["ago"] = lambda us: _ago(us)
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+class LoginRequired(Exception):
+    pass
+
+
+def _ago(us: int | None) -> str:
+    if not us:
+        return ""
+    seconds = max((now_us() - us) / 1e6, 0)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size:.0f} {unit} ago"
+    return "just now"
+
+
+def render(request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
+    context.update(request=request, csrf=session.csrf_token(request),
+                   signed_in=session.signed_in(request))
+    return HTMLResponse(env.get_template(name).render(**context), status_code=code)
+
+
+def _guard(request: Request) -> None:
+    if not session.signed_in(request):
+        raise LoginRequired()
+
+
+def _service(request: Request) -> Any:
+    return request.app.state.service
+
+
+def _model(request: Request, name: str | None) -> tuple[views.ActiveModel | None,
+                                                       dict[str, views.ActiveModel]]:
+    models = views.active_models(_service(request))
+    if name and name in models:
+        return models[name], models
+    return (next(iter(models.values())) if models else None), models
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body()).decode("utf-8", "replace")
+    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+
+# ---- login
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = PREFIX + "/") -> HTMLResponse:
+    configured = request.app.state.settings.admin_token_sha256 is not None
+    return render(request, "login.html", next=_safe_next(next), error=None,
+                  configured=configured)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    settings = request.app.state.settings
+    target = _safe_next(form.get("next", ""))
+    if not settings.is_admin_token(form.get("token", "").strip()):
+        time.sleep(0.2)     # slows guessing down a little; the token is long anyway
+        return render(request, "login.html", 401, next=target, configured=True,
+                      error="That is not the admin token.")
+    response = RedirectResponse(target, status_code=303)
+    session.set_cookie(response, request, session.new_session(settings))
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    response = RedirectResponse(PREFIX + "/login", status_code=303)
+    session.clear_cookie(response)
+    return response
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith(PREFIX + "/") and "//" not in target[1:] \
+        else PREFIX + "/"
+
+
+# ---- leads
+
+
+@router.get("/")
+def leads_list(request: Request, model: str | None = None, q: str = "",
+               sort: str = "score", dir: str = "desc", cursor: str | None = None,
+               size: int = 50) -> HTMLResponse:
+    _guard(request)
+    params = request.query_params
+    active, models = _model(request, model)
+    if active is None:
+        return render(request, "empty.html", page="leads")
+    disq = params.get("disqualified", "")
+    f = queries.LeadFilter(
+        model=active.name, grades=tuple(params.getlist("grade")),
+        temperatures=tuple(params.getlist("temperature")),
+        stages=tuple(params.getlist("stage")),
+        disqualified={"yes": True, "no": False}.get(disq), q=q.strip()[:100],
+        sort=sort if sort in queries.SORTS else "score", descending=dir != "asc")
+    size = size if size in queries.PAGE_SIZES else 50
+    page, stages = views.leads_page(_service(request), f, size, cursor)
+    keep = [(k, v) for k, v in params.multi_items() if k != "cursor"]
+    return render(request, "leads.html", page="leads", f=f, rows=page.rows, total=page.total,
+                  cap=queries.COUNT_CAP, model=active, models=models, stages=stages,
+                  grades=views.GRADES, temperatures=views.TEMPERATURES, disq=disq, size=size,
+                  sizes=queries.PAGE_SIZES,
+                  next_url=_url("/", keep, cursor=page.next_cursor) if page.next_cursor
+                  else None,
+                  prev_url=_url("/", keep, cursor=page.prev_cursor) if page.prev_cursor
+                  else None,
+                  sort_url=lambda key: _url("/", [(k, v) for k, v in keep
+                                                  if k not in ("sort", "dir")],
+                                            sort=key, dir="asc" if f.sort == key
+                                            and f.descending else "desc"))
+
+
+def _url(path: str, items: list[tuple[str, str]], **extra: str | None) -> str:
+    pairs = [(k, v) for k, v in items if k not in extra] + [
+        (k, v) for k, v in extra.items() if v is not None]
+    return PREFIX + path + ("?" + urlencode(pairs) if pairs else "")
+
+
+@router.get("/sparklines")
+def sparklines(request: Request, model: str, ids: str = "") -> JSONResponse:
+    if not session.signed_in(request):
+        return JSONResponse({"ok": False, "error": "sign in first", "errors": [],
+                             "status": 401}, status_code=401)
+    active, _ = _model(request, model)
+    if active is None:
+        return JSONResponse({})
+    found = views.sparklines(_service(request), active, [i for i in ids.split(",") if i])
+    return JSONResponse({lead: str(charts.sparkline(values)) for lead, values in found.items()})
+
+
+# ---- a lead
+
+
+@router.get("/leads/{lead_id}")
+def lead_page(request: Request, lead_id: str, model: str | None = None) -> HTMLResponse:
+    _guard(request)
+    try:
+        view = views.lead_view(_service(request), lead_id, model)
+    except NotFound as exc:
+        return render(request, "not_found.html", 404, page="leads", message=str(exc))
+    return render(request, "lead.html", page="leads", v=view, lead=view.lead,
+                  models=views.active_models(_service(request)))
+
+
+# ---- pipeline
+
+
+@router.get("/pipeline")
+def pipeline_page(request: Request, model: str | None = None) -> HTMLResponse:
+    _guard(request)
+    active, models = _model(request, model)
+    if active is None:
+        return render(request, "empty.html", page="pipeline")
+    data = views.pipeline(_service(request), active.name)
+    return render(request, "pipeline.html", page="pipeline", model=active, models=models,
+                  d=data, grades=views.GRADES, temperatures=views.TEMPERATURES)
+
+
+# ---- models
+
+
+@router.get("/models")
+def models_index(request: Request) -> Response:
+    _guard(request)
+    active, _ = _model(request, None)
+    if active is None:
+        return render(request, "empty.html", page="models")
+    return RedirectResponse(f"{PREFIX}/models/{active.name}", status_code=303)
+
+
+@router.get("/models/{name}")
+def model_page(request: Request, name: str) -> HTMLResponse:
+    _guard(request)
+    active, models = _model(request, name)
+    if active is None or active.name != name:
+        return render(request, "not_found.html", 404, page="models",
+                      message=f"no active model {name!r}")
+    data = views.model_view(_service(request), active)
+    result = _evaluations(request).results.get(name)
+    whatif = {"eligible": data["eligible"], "threshold": data["threshold"],
+              "outcomes": sorted(result.by_point.items()) if result else None}
+    return render(request, "model.html", page="models", model=active, models=models, d=data,
+                  result=result, whatif=json.dumps(whatif))
+
+
+# ---- evaluation
+
+
+def _evaluations(request: Request) -> Evaluations:
+    state = request.app.state
+    if getattr(state, "evaluations", None) is None:
+        state.evaluations = Evaluations()
+    found: Evaluations = state.evaluations
+    return found
+
+
+@router.get("/evaluation")
+def evaluation_page(request: Request, model: str | None = None) -> HTMLResponse:
+    _guard(request)
+    active, models = _model(request, model)
+    evaluations = _evaluations(request)
+    return render(request, "evaluation.html", page="evaluation", model=active, models=models,
+                  ev=evaluations, result=evaluations.results.get(active.name) if active
+                  else None, missing=available())
+
+
+@router.post("/evaluation")
+async def run_evaluation(request: Request) -> Response:
+    _guard(request)
+    form = await _form(request)
+    if not session.csrf_ok(request, form.get("csrf")):
+        return render(request, "not_found.html", 403, page="evaluation",
+                      message="The form expired: reload the page and try again.")
+    active, _ = _model(request, form.get("model"))
+    if active is not None and available() is None:
+        try:
+            days = float(form.get("days_back") or 30)
+            window = float(form["window_days"]) if form.get("window_days") else None
+        except ValueError:
+            days, window = 30.0, None
+        event = form.get("event", "").strip()
+        _evaluations(request).start(_service(request), [active.model], days_back=days,
+                                    window_days=window,
+                                    events={active.name: event} if event else None)
+    return RedirectResponse(f"{PREFIX}/evaluation?model={active.name if active else ''}",
+                            status_code=303)
+
+
+# ---- handoffs
+
+
+@router.get("/handoffs")
+def handoffs_page(request: Request, status: str | None = None, page: int = 1) -> HTMLResponse:
+    _guard(request)
+    status = status if status in ("pending", "delivered", "failed") else None
+    page = max(page, 1)
+    size = 50
+    items, total = _service(request).handoffs(status=status, limit=size,
+                                              offset=(page - 1) * size)
+    return render(request, "handoffs.html", page="handoffs", items=items, total=total,
+                  state=status, number=page, pages=max((total + size - 1) // size, 1))
+
+
+@router.post("/handoffs/{handoff_id}/retry")
+async def retry(request: Request, handoff_id: str) -> Response:
+    _guard(request)
+    form = await _form(request)
+    if not session.csrf_ok(request, form.get("csrf")):
+        return render(request, "not_found.html", 403, page="handoffs",
+                      message="The form expired: reload the page and try again.")
+    try:
+        _service(request).retry(handoff_id)
+    except NotFound as exc:
+        return render(request, "not_found.html", 404, page="handoffs", message=str(exc))
+    wake = getattr(request.app.state, "wake_dispatcher", None)
+    if wake is not None:
+        wake()
+    back = _safe_next(form.get("back", "")) if form.get("back") else PREFIX + "/handoffs"
+    return RedirectResponse(back, status_code=303)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the dashboard from `app`: pages under /dashboard, `/` redirects there."""
+    app.include_router(router)
+    app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, _: LoginRequired) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': target})}",
+                                status_code=303)
+
+    if not any(getattr(r, "path", None) == "/" for r in app.routes):
+        @app.get("/", include_in_schema=False)
+        def _home() -> RedirectResponse:
+            return RedirectResponse(PREFIX + "/", status_code=307)
