@@ -68,6 +68,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp_from", "LEADSCORE_SMTP_FROM", str, "sender address of handoff e-mails"),
     Setting("smtp_to", "LEADSCORE_SMTP_TO", list,
             "recipients of handoff e-mails; comma-separated in the environment"),
+    Setting("lifecycle_dir", "LEADSCORE_LIFECYCLE_DIR", str,
+            "folder with segments/, programs/, templates/ and content.yaml (default: the models "
+            "folder's parent)"),
+    Setting("public_url", "LEADSCORE_PUBLIC_URL", str,
+            "the server's address as e-mail readers reach it (tracked links, unsubscribe)"),
+    Setting("link_secret", "LEADSCORE_LINK_SECRET", str,
+            "secret that signs tracked and unsubscribe links (default: from the admin token)"),
+    Setting("emails_per_week", "LEADSCORE_EMAILS_PER_WEEK", int,
+            "most program e-mails a lead receives in any 7 days, across programs"),
     Setting("host", "LEADSCORE_HOST", str, "address the server listens on"),
     Setting("port", "LEADSCORE_PORT", int, "port the server listens on"),
     Setting("workers", "LEADSCORE_WORKERS", int, "API worker processes"),
@@ -96,6 +105,10 @@ class Settings:
     smtp_url: str | None = None
     smtp_from: str = "leadscore@localhost"
     smtp_to: tuple[str, ...] = ()
+    lifecycle_dir: str | None = None
+    public_url: str | None = None
+    link_secret: str | None = None
+    emails_per_week: int = 3
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -159,6 +172,8 @@ def load_settings(config_file: str | Path | None = None, *,
         settings = _apply(settings, read_file(path), source=str(path))
         settings = replace(settings, config_file=str(path),
                            models_dir=_relative_to(path, settings.models_dir),
+                           lifecycle_dir=_relative_to(path, settings.lifecycle_dir)
+                           if settings.lifecycle_dir else None,
                            db=_sqlite_relative_to(path, settings.db))
     settings = _apply(settings, _from_env(env), source="environment")
     if overrides:
@@ -225,7 +240,8 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
         return ConfigError(f"{source}: {key} = {value!r}: expected {expected}")
 
     if value is None:
-        if key in ("admin_token_sha256", "smtp_url"):
+        if key in ("admin_token_sha256", "smtp_url", "lifecycle_dir", "public_url",
+                   "link_secret"):
             return None
         raise wrong(kind.__name__)
     if key == "webhooks":
@@ -308,6 +324,10 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "smtp_url": "",
         "smtp_from": Settings.smtp_from,
         "smtp_to": [],
+        "lifecycle_dir": ".",
+        "public_url": "",
+        "link_secret": secrets.token_urlsafe(32),
+        "emails_per_week": Settings.emails_per_week,
         "host": Settings.host,
         "port": Settings.port,
         "workers": Settings.workers,

@@ -215,9 +215,8 @@ def _leads_of(connection: Connection, rows: Iterable[Any]) -> set[str]:
 # ---- reading, for the API and the dashboard
 
 def listing(connection: Connection, segments: Sequence[Segment]) -> list[dict[str, Any]]:
-    sizes: dict[str, int] = dict(connection.execute(select(  # type: ignore[misc]
-        segment_members.c.segment, func.count()).group_by(
-        segment_members.c.segment)).all())
+    sizes = {str(name): int(size) for name, size in connection.execute(select(
+        segment_members.c.segment, func.count()).group_by(segment_members.c.segment))}
     return [{"name": s.name, "model": s.model, "description": s.description,
              "size": int(sizes.get(s.name, 0))} for s in segments]
 

@@ -1,0 +1,197 @@
+"""The step interpreter: one enrolment advanced as far as it can go at `now`.
+
+The live scheduler and `simulate` both run `advance`; only the `Context` differs (the store,
+or a replay in memory). Each executed step is one `Action` with a key unique per enrolment and
+step execution (`<enrolment>#<n>`): the live scheduler writes it with the step's effect in one
+transaction, so an effect happens at most once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from leadscore.programs.definition import DONE, Program
+from leadscore.segments.evaluate import LeadFacts, holds
+from leadscore.timeutil import to_datetime, zone
+
+WEEK_US = 7 * 86_400_000_000
+UNTIL_RECHECK_US = 3_600_000_000      # a `wait: {until}` looks again at least hourly
+MAX_STEPS_AT_ONCE = 1000
+
+
+@dataclass
+class Enrolment:
+    id: str
+    program: str
+    lead_id: str
+    entered_at: int
+    step: int = 0
+    executed: int = 0
+    state: dict[str, Any] = field(default_factory=lambda: {"step_times": {}})
+    status: str = "active"
+    exit_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    key: str
+    lead_id: str
+    program: str
+    step: str
+    action: str
+    at: int
+    detail: str | None = None
+    effect: dict[str, Any] | None = None
+
+
+class Context(Protocol):
+    timezone: str
+    emails_per_week: int | None
+
+    def facts(self, lead_id: str, model: str | None, now: int) -> LeadFacts: ...
+
+    def unsubscribed(self, lead_id: str, facts: LeadFacts) -> bool: ...
+
+    def emails_since(self, lead_id: str, since: int) -> list[int]: ...
+
+    def received(self, lead_id: str) -> set[str]: ...
+
+    def pick_content(self, facts: LeadFacts, received: set[str]) -> dict[str, Any] | None: ...
+
+
+def _duration(us: int) -> str:
+    for unit, size in (("day", 86_400_000_000), ("hour", 3_600_000_000),
+                       ("minute", 60_000_000)):
+        if us >= size and us % size == 0:
+            n = us // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{us / 60_000_000:g} minutes"
+
+
+def quiet_until(program: Program, timezone: str, now: int) -> int | None:
+    """The end of the quiet hours if `now` falls in them (model time zone), else None."""
+    if program.quiet_hours is None:
+        return None
+    start, end = program.quiet_hours
+    local = to_datetime(now).astimezone(zone(timezone))
+    minute = local.hour * 60 + local.minute
+    inside = start <= minute < end if start < end else (minute >= start or minute < end)
+    if not inside:
+        return None
+    day = local.date() if minute < end else local.date() + timedelta(days=1)
+    wake = datetime(day.year, day.month, day.day, end // 60, end % 60, tzinfo=local.tzinfo)
+    return int(wake.timestamp() * 1_000_000)
+
+
+def exit_reason(program: Program, ctx: Context, facts: LeadFacts) -> str | None:
+    score = facts.score or {}
+    for rule in program.exits:
+        if rule == "mql" and score.get("mql"):
+            return "mql"
+        if rule == "disqualified" and score.get("disqualified"):
+            return "disqualified"
+        if rule == "unsubscribed" and ctx.unsubscribed(facts.lead_id, facts):
+            return "unsubscribed"
+        if not isinstance(rule, str) and holds(rule, facts):
+            return "condition"
+    return None
+
+
+def advance(program: Program, enrolment: Enrolment, ctx: Context, now: int
+            ) -> tuple[list[Action], int | None]:
+    """Run the enrolment's steps due at `now`; return the actions and when it is due next
+    (None: it has finished — `status` says how)."""
+    actions: list[Action] = []
+    state = enrolment.state
+    times: dict[str, int] = state.setdefault("step_times", {})
+
+    def act(step: str, action: str, detail: str | None = None,
+            effect: dict[str, Any] | None = None) -> None:
+        actions.append(Action(f"{enrolment.id}#{enrolment.executed}", enrolment.lead_id,
+                              program.name, step, action, now, detail, effect))
+        enrolment.executed += 1
+
+    for _ in range(MAX_STEPS_AT_ONCE):
+        if enrolment.step >= len(program.steps):
+            enrolment.status, enrolment.exit_reason = "done", "done"
+            act(DONE, "exit", "done")
+            return actions, None
+        facts = ctx.facts(enrolment.lead_id, program.model, now)
+        facts.step_times = times
+        reason = exit_reason(program, ctx, facts)
+        if reason is not None:
+            enrolment.status, enrolment.exit_reason = "exited", reason
+            act(program.steps[enrolment.step].id, "exit", reason)
+            return actions, None
+        step = program.steps[enrolment.step]
+        target: str | None = step.then
+        if step.kind == "wait":
+            until = state.get("wait_until")
+            if until is None:
+                length = step.spec.get("for", step.spec.get("timeout", 0))
+                state["wait_until"] = until = now + length
+                detail = (f"until condition, timeout {_duration(length)}"
+                          if "until" in step.spec else _duration(length))
+                times[step.id] = now
+                act(step.id, "wait", detail)
+            if ("until" in step.spec and holds(step.spec["until"], facts)) or now >= until:
+                state.pop("wait_until", None)
+            else:
+                recheck = until if "until" not in step.spec else min(
+                    until, now + UNTIL_RECHECK_US)
+                return actions, recheck
+        elif step.kind == "send_email":
+            wake = quiet_until(program, ctx.timezone, now)
+            if wake is not None:
+                return actions, wake
+            if ctx.unsubscribed(enrolment.lead_id, facts):
+                act(step.id, "send_email", "suppressed: unsubscribed")
+            else:
+                limit = ctx.emails_per_week
+                sent = ctx.emails_since(enrolment.lead_id, now - WEEK_US + 1)
+                if limit is not None and len(sent) >= limit:
+                    return actions, min(sent) + WEEK_US
+                content = None
+                if step.spec.get("content") == "by_interest":
+                    content = ctx.pick_content(facts, ctx.received(enrolment.lead_id))
+                detail = f"template={step.spec['template']}"
+                if content is not None:
+                    detail += f" content={content['id']}"
+                act(step.id, "send_email", detail, {
+                    "kind": "email", "template": step.spec["template"], "content": content,
+                    "facts": facts})
+            times[step.id] = now
+        elif step.kind == "branch":
+            chosen = next((goto for condition, goto in step.spec if holds(condition, facts)),
+                          None)
+            act(step.id, "branch", f"goto {chosen}" if chosen else "no arm held")
+            times[step.id] = now
+            target = chosen or target
+        elif step.kind == "goto":
+            target = step.spec
+        elif step.kind == "notify_sales":
+            condition = step.spec.get("if")
+            if condition is None or holds(condition, facts):
+                act(step.id, "notify_sales", step.spec.get("note"), {
+                    "kind": "handoff", "note": step.spec.get("note"), "facts": facts})
+            else:
+                act(step.id, "notify_sales", "skipped: condition does not hold")
+            times[step.id] = now
+        elif step.kind == "set_stage":
+            act(step.id, "set_stage", step.spec["stage"], {"kind": "ingest", "message": {
+                "type": "identify", "traits": {"stage": step.spec["stage"]}}})
+            times[step.id] = now
+        elif step.kind == "add_points":
+            act(step.id, "add_points", f"{step.spec['points']:+g}", {
+                "kind": "ingest", "message": {"type": "track", "event": "Program Points Added",
+                                              "properties": {"points": step.spec["points"],
+                                                             "reason": step.spec["reason"],
+                                                             "program": program.name}}})
+            times[step.id] = now
+        elif step.kind == "webhook":
+            act(step.id, "webhook", step.spec["url"], {"kind": "webhook", **step.spec})
+            times[step.id] = now
+        enrolment.step = program.index_of(target) if target else enrolment.step + 1
+    raise RuntimeError(f"program {program.name!r}: more than {MAX_STEPS_AT_ONCE} steps at once")
