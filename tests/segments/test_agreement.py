@@ -27,6 +27,9 @@ engagement:
     - {name: browse, page: /products/*, points: 4, limit: daily}
     - {name: signup, event: Newsletter Subscribed, points: 5, limit: once}
     - {name: click, event: Email Link Clicked, points: 3, cap: 9}
+interests:
+  - {topic: paint, page: /products/paint*, points: 5}
+  - {topic: "{properties.topic}", event: Email Link Clicked, points: 3}
 grades: {A: 10, B: 5}
 temperature: {hot: 15, warm: 6}
 thresholds: {mql: 20}
@@ -51,6 +54,8 @@ ATOMS = [
     "{customer.frequency: {gte: 2}}",
     "{customer.recency_days: {lte: %d}}",
     "{customer.monetary: {gt: 50}}",
+    "{interest.paint: {gte: %d}}",
+    "{interest.paper: {exists: true}}",
 ]
 EVENTS = [("track", "Newsletter Subscribed", None), ("track", "Order Completed", None),
           ("track", "Email Link Clicked", None), ("page", None, "/products/paint/oil"),

@@ -51,6 +51,13 @@ class _Compiler:
         self.members = members            # segment → member table
 
     def sql(self, node: Node) -> exp.Expr:
+        if isinstance(node, cond.Predicate) and node.path.startswith("interest.") and \
+                "score.interests" in self.columns:
+            topic = node.path.split(".", 1)[1].replace("'", "''")
+            weight = exp.maybe_parse(
+                f"list_extract(list_filter(s.interests, x -> x.topic = '{topic}'), 1).weight",
+                dialect="duckdb")
+            return predicate(node, weight, "double")
         if isinstance(node, cond.Predicate):
             found = self.columns.get(node.path)
             if found is None:
