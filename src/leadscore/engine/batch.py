@@ -82,16 +82,18 @@ def _input(source: Any, con: duckdb.DuckDBPyConnection, kind: str) -> str:
 
 
 def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
-               as_of: datetime | date | str | int | None = None,
+               as_of: datetime | date | str | int | None = None, accounts: Any = None,
                con: duckdb.DuckDBPyConnection | None = None, engine: str = "duckdb",
                spark: Any = None) -> pa.Table:
     """Score every lead under every model at `as_of` (default: now).
 
     `events` / `leads`: anything `leadscore.io.read_events` / `read_leads` accept, or the name
     of a canonical table already in `con`. One row per lead and model, sorted by model then
-    lead_id, with the columns of `OUTPUT_COLUMNS`. `engine="spark"` runs the same plan on
-    Spark (`spark`: a SparkSession; events/leads may also be Spark DataFrames or any path
-    Spark reads), see `leadscore.engine.spark`.
+    lead_id, with the columns of `OUTPUT_COLUMNS` and `interests`; with `accounts` (a table
+    of `account_id` and traits incl. `domain`) also each lead's `account_id` and
+    `account_match` (`engine.account_plan.score_accounts` scores the accounts). `engine="spark"` runs the same
+    plan on Spark (`spark`: a SparkSession; events/leads may also be Spark DataFrames or any
+    path Spark reads), see `leadscore.engine.spark`.
     """
     model_list = [models] if isinstance(models, Model) else list(models)
     as_of_us = _as_of_us(as_of)
@@ -121,9 +123,12 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
                     from None
             tables.append(with_interests(connection, model, events_name, events_columns,
                                          as_of_us, _typed(result)))
-        if not tables:
-            return output_schema(SCORE_SCHEMA).empty_table()
-        return pa.concat_tables(tables)
+        scored = pa.concat_tables(tables) if tables else output_schema(SCORE_SCHEMA).empty_table()
+        if accounts is not None:   # each lead's account_id and account_match
+            from leadscore.engine.account_plan import with_account_links
+
+            scored = with_account_links(connection, scored, leads_name, accounts)
+        return scored
     finally:
         if own:
             connection.close()

@@ -324,6 +324,26 @@ class Scorer:
     def leads(self) -> list[str]:
         return list(self._leads)
 
+    def peek(self, lead_id: str, model: str, as_of: int) -> tuple[float, bool] | None:
+        """(engagement, disqualified) of a lead under a model at `as_of` (µs), without
+        reasons; None where the lead is unknown or the model does not apply to it."""
+        lead = self._leads.get(lead_id)
+        if lead is None:
+            return None
+        compiled = self.models[model]
+        state = lead.models.get(model)
+        if state is None:
+            state = lead.models[model] = ModelState(compiled)
+        fit = state.fit or self._fit(compiled, lead.lead, state)
+        if not fit.applies:
+            return None
+        return _engagement(compiled, state, as_of)[0], fit.disqualify_reason is not None
+
+    def latest(self, lead_id: str) -> int | None:
+        """The time of the lead's latest event folded in."""
+        lead = self._leads.get(lead_id)
+        return None if lead is None else lead.latest
+
     def lead(self, lead_id: str) -> Lead:
         return self._leads[lead_id].lead
 
