@@ -91,9 +91,9 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
     of a canonical table already in `con`. One row per lead and model, sorted by model then
     lead_id, with the columns of `OUTPUT_COLUMNS` and `interests`; with `accounts` (a table
     of `account_id` and traits incl. `domain`) also each lead's `account_id` and
-    `account_match` (`engine.account_plan.score_accounts` scores the accounts). `engine="spark"` runs the same
-    plan on Spark (`spark`: a SparkSession; events/leads may also be Spark DataFrames or any
-    path Spark reads), see `leadscore.engine.spark`.
+    `account_match` (`engine.account_plan.score_accounts` scores the accounts).
+    `engine="spark"` runs the same plan on Spark (`spark`: a SparkSession; events/leads may
+    also be Spark DataFrames or any path Spark reads), see `leadscore.engine.spark`.
     """
     model_list = [models] if isinstance(models, Model) else list(models)
     as_of_us = _as_of_us(as_of)
