@@ -1,0 +1,315 @@
+"""The batch engine on Apache Spark: the plan DuckDB runs (`engine.compiler`, dialect "spark"),
+rendered by sqlglot and executed by Spark SQL — no second implementation of the semantics.
+
+Inputs are Spark DataFrames, paths Spark reads (local, `hdfs://`, `s3a://`, … — `.parquet`
+files or hive-partitioned folders of them, `.csv`) or in-memory tables (Arrow, pandas, polars),
+which `leadscore.io` canonicalises exactly as for DuckDB before Spark gets them. Paths and
+DataFrames are canonicalised here, in Spark, to the columns of `leadscore.io.readers`.
+
+Spark settings the plan needs, set for the duration of a run and restored afterwards:
+`spark.sql.session.timeZone=UTC` (days and epochs are computed in the session time zone) and
+`spark.sql.ansi.enabled=false` — sqlglot renders `TRY_CAST` as a plain `CAST` for Spark, which
+ANSI mode turns into an error on text such as "n/a" where the model format says non-match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from itertools import count
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from leadscore.engine.compiler import OUTPUT_COLUMNS, PlanOptions, compile_plan
+from leadscore.errors import EngineError, InputError
+from leadscore.events import EVENT_TYPES
+from leadscore.model.schema import Model
+
+DEFAULT_MASTER = "local[*]"
+# Session settings the plan relies on (see the module docstring).
+SESSION_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"}
+_sequence = count()
+
+_INTEGER = {"byte", "short", "int", "integer", "long", "bigint", "tinyint", "smallint"}
+_FLOAT = {"float", "double", "real"}
+
+
+def session(master: str = DEFAULT_MASTER, app_name: str = "leadscore", **conf: str) -> Any:
+    """A SparkSession for scoring (`master`: `local[*]`, `spark://…`, `yarn`, `k8s://…`)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise EngineError("the Spark engine needs PySpark: pip install 'leadscore[spark]'") \
+            from None
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in {**SESSION_CONF, "spark.ui.enabled": "false", **conf}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+@contextmanager
+def _settings(spark: Any) -> Iterator[None]:
+    """SESSION_CONF for the duration of a run; the caller's values restored afterwards."""
+    before = {key: spark.conf.get(key, None) for key in SESSION_CONF}
+    for key, value in SESSION_CONF.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _is_frame(source: Any) -> bool:
+    return type(source).__module__.startswith("pyspark.")
+
+
+def _load(spark: Any, source: str) -> Any:
+    """A path Spark reads: `.csv` (header row, text columns) or Parquet (a file or a folder,
+    hive partitions such as `month=2026-01/` become columns)."""
+    lowered = source.lower().rstrip("/")
+    try:
+        if lowered.endswith((".csv", ".tsv", ".txt")):
+            return spark.read.option("header", "true").option("inferSchema", "false") \
+                .option("sep", "\t" if lowered.endswith(".tsv") else ",").csv(source)
+        if lowered.endswith((".json", ".jsonl", ".ndjson")):
+            raise InputError(f"{source}: the Spark engine reads Parquet and CSV; convert "
+                             "Segment JSON with the DuckDB engine first")
+        return spark.read.option("mergeSchema", "true").parquet(source)
+    except InputError:
+        raise
+    except Exception as exc:   # Spark's AnalysisException: path not found, not Parquet, …
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{source}: Spark cannot read it: {first}") from None
+
+
+def _value_columns(expr: str, name: str, dtype: Any) -> list[tuple[str, str, str]]:
+    """(canonical name, Spark SQL, type) of a property/trait column; structs flatten."""
+    from pyspark.sql import types as T
+
+    if isinstance(dtype, T.StructType):
+        out: list[tuple[str, str, str]] = []
+        for field in dtype.fields:
+            out += _value_columns(f"{expr}.{_quote(field.name)}", f"{name}.{field.name}",
+                                  field.dataType)
+        return out
+    kind = dtype.simpleString().split("(")[0]
+    if kind == "boolean":
+        return [(name, expr, "BOOLEAN")]
+    if kind in _INTEGER:
+        return [(name, f"CAST({expr} AS BIGINT)", "BIGINT")]
+    if kind in _FLOAT or kind == "decimal":
+        return [(name, f"CAST({expr} AS DOUBLE)", "DOUBLE")]
+    if kind == "string":
+        return [(name, expr, "STRING")]
+    if isinstance(dtype, T.ArrayType | T.MapType):
+        return [(name, f"to_json({expr})", "STRING")]
+    return [(name, f"CAST({expr} AS STRING)", "STRING")]
+
+
+def _timestamp_sql(expr: str, dtype: Any, label: str) -> str:
+    """µs since the epoch (NULL when unreadable), as `timeutil.parse_timestamp` reads values."""
+    kind = dtype.simpleString().split("(")[0]
+    if kind in ("timestamp", "timestamp_ntz", "date"):
+        return f"unix_micros(CAST({expr} AS TIMESTAMP))"
+    if kind in _INTEGER:
+        x = f"CAST({expr} AS BIGINT)"
+        return (f"CASE WHEN abs({x}) < 100000000000 THEN {x} * 1000000 "
+                f"WHEN abs({x}) < 100000000000000 THEN {x} * 1000 ELSE {x} END")
+    if kind in _FLOAT or kind == "decimal":
+        x = f"CAST({expr} AS DOUBLE)"
+        return (f"CASE WHEN isnan({x}) OR abs({x}) = double('infinity') THEN NULL "
+                f"WHEN abs({x}) < 1e11 THEN CAST(round({x} * 1e6) AS BIGINT) "
+                f"WHEN abs({x}) < 1e14 THEN CAST(round({x} * 1e3) AS BIGINT) "
+                f"ELSE CAST({x} AS BIGINT) END")
+    if kind == "string":
+        text = f"trim({expr})"
+        from pyspark.sql import types as T
+
+        number = _timestamp_sql(f"try_cast({text} AS DOUBLE)", T.DoubleType(), label)
+        # ISO-8601 with an offset or Z, or naive (= UTC, the session time zone here).
+        return (f"CASE WHEN {text} RLIKE '^-?[0-9]+([.][0-9]+)?$' THEN {number} "
+                f"ELSE unix_micros(try_cast({text} AS TIMESTAMP)) END")
+    raise InputError(f"{label}: column 'timestamp' has type {kind}; expected a timestamp, an "
+                     "ISO-8601 string or an epoch number")
+
+
+def _canonical_events(frame: Any, label: str) -> tuple[list[tuple[str, str, str]], str]:
+    """Canonical event columns (name, SQL, type) and the SQL of a good row."""
+    fields = {f.name: f.dataType for f in frame.schema.fields}
+    lead_col = "lead_id" if "lead_id" in fields else None
+    ts_col = next((c for c in ("timestamp", "ts") if c in fields), None)
+    for wanted, found in (("lead_id", lead_col), ("timestamp", ts_col)):
+        if found is None:
+            raise InputError(f"{label}: no column {wanted!r}; columns found: "
+                             f"{', '.join(fields) or '(none)'}")
+    assert lead_col is not None and ts_col is not None
+    lead = f"CAST({_quote(lead_col)} AS STRING)"
+    ts = _timestamp_sql(_quote(ts_col), fields[ts_col], label)
+    raw_path = f"CAST({_quote('path')} AS STRING)" if "path" in fields \
+        else "CAST(NULL AS STRING)"
+    kind = (f"nullif(CAST({_quote('type')} AS STRING), '')" if "type" in fields
+            else "CAST(NULL AS STRING)")
+    kind = f"coalesce({kind}, CASE WHEN {raw_path} <> '' THEN 'page' ELSE 'track' END)"
+    event = f"CAST({_quote('event')} AS STRING)" if "event" in fields \
+        else "CAST(NULL AS STRING)"
+    out = [("lead_id", lead, "STRING"), ("ts", ts, "BIGINT"), ("type", kind, "STRING"),
+           ("event", event, "STRING"),
+           ("path", f"regexp_replace({raw_path}, '[?#].*$', '')", "STRING")]
+    for name, dtype in fields.items():
+        if name in (lead_col, ts_col, "lead_id", "timestamp", "type", "event", "path"):
+            continue
+        canonical = name if name.startswith(("context.", "properties.")) \
+            else f"properties.{name}"
+        out += _value_columns(_quote(name), canonical, dtype)
+    known = ", ".join(_literal(t) for t in EVENT_TYPES)
+    good = (f"{lead} IS NOT NULL AND {lead} <> '' AND ({ts}) IS NOT NULL "
+            f"AND {kind} IN ({known})")
+    return _dedupe(out), good
+
+
+def _canonical_leads(frame: Any, label: str) -> tuple[list[tuple[str, str, str]], str]:
+    fields = {f.name: f.dataType for f in frame.schema.fields}
+    if "lead_id" not in fields:
+        raise InputError(f"{label}: no column 'lead_id'; columns found: "
+                         f"{', '.join(fields) or '(none)'}")
+    lead = f"CAST({_quote('lead_id')} AS STRING)"
+    out = [("lead_id", lead, "STRING")]
+    for name, dtype in fields.items():
+        if name == "lead_id":
+            continue
+        canonical = name if name.startswith(("traits.", "account.")) else f"traits.{name}"
+        out += _value_columns(_quote(name), canonical, dtype)
+    return _dedupe(out), f"{lead} IS NOT NULL AND {lead} <> ''"
+
+
+def _dedupe(columns: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    return list({c[0]: c for c in columns}.values())
+
+
+def register(spark: Any, source: Any, kind: str) -> tuple[str, dict[str, str], int | None]:
+    """Register `source` as a canonical temp view: (view name, column types, rows rejected —
+    None where leadscore.io counted them, for in-memory tables)."""
+    name = f"leadscore_{kind}_{next(_sequence)}"
+    if not _is_frame(source) and not isinstance(source, str):
+        # In-memory tables: leadscore.io canonicalises them exactly as for DuckDB.
+        from leadscore.io.readers import read_events, read_leads
+
+        con = duckdb.connect()
+        try:
+            reader = read_events if kind == "events" else read_leads
+            report = reader(source, con, name="canonical")
+            table = con.sql('SELECT * FROM "canonical"').to_arrow_table()
+        finally:
+            con.close()
+        types = {n: _spark_type(t) for n, t in report.columns.items()}
+        frame = spark.createDataFrame(table) if table.num_rows else \
+            spark.createDataFrame([], ", ".join(f"{_quote(n)} {t}" for n, t in types.items()))
+        frame.createOrReplaceTempView(name)
+        return name, types, None
+    label = source if isinstance(source, str) else f"<Spark DataFrame {kind}>"
+    frame = _load(spark, source) if isinstance(source, str) else source
+    raw = f"{name}_raw"
+    frame.createOrReplaceTempView(raw)
+    columns, good = (_canonical_events if kind == "events" else _canonical_leads)(frame, label)
+    select = ", ".join(f"{sql} AS {_quote(col)}" for col, sql, _ in columns)
+    checked = f"SELECT {select}, ({good}) AS `_good` FROM {_quote(raw)}"
+    if kind == "leads":   # a lead_id given twice keeps its first row
+        checked = (f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY lead_id ORDER BY "
+                   f"`_row`) AS `_n` FROM (SELECT *, monotonically_increasing_id() AS `_row` "
+                   f"FROM ({checked}))) WHERE `_n` = 1 OR NOT `_good`")
+    names = ", ".join(_quote(col) for col, _, _ in columns)
+    spark.sql(f"SELECT {names} FROM ({checked}) WHERE `_good`").createOrReplaceTempView(name)
+    total = frame.count()
+    kept = spark.table(name).count()
+    return name, {col: typ for col, _, typ in columns}, total - kept
+
+
+def _spark_type(duckdb_type: str) -> str:
+    upper = duckdb_type.upper()
+    return {"VARCHAR": "STRING"}.get(upper, upper)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+def plan_sql(model: Model, events_view: str, events_columns: dict[str, str],
+             leads_view: str | None, leads_columns: dict[str, str] | None,
+             as_of_us: int) -> str:
+    """The model's batch plan rendered for Spark SQL."""
+    plan = compile_plan(model, events_columns, leads_columns, as_of_us,
+                        options=PlanOptions(events_table=events_view, leads_table=leads_view,
+                                            dialect="spark"))
+    return plan.sql(dialect="spark")
+
+
+def score_frame(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
+                as_of_us: int, spark: Any) -> tuple[Any, int | None, int | None]:
+    """The scores as a Spark DataFrame (timestamps as µs integers), and the rows of events and
+    leads that were rejected. The session's SESSION_CONF must be in force while it runs."""
+    model_list = [models] if isinstance(models, Model) else list(models)
+    events_view, events_columns, bad_events = register(spark, events, "events")
+    leads_view, leads_columns, bad_leads = (None, None, None) if leads is None else \
+        register(spark, leads, "leads")
+    frames = []
+    for model in sorted(model_list, key=lambda m: m.name):
+        sql = plan_sql(model, events_view, events_columns, leads_view, leads_columns, as_of_us)
+        try:
+            frames.append(spark.sql(sql))
+        except Exception as exc:   # Spark's AnalysisException / ParseException
+            raise EngineError(f"model {model.name!r}: the Spark plan failed: "
+                              f"{str(exc).strip().splitlines()[0]}") from None
+    if not frames:
+        raise InputError("no model to score")
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionAll(frame)
+    return result.select(*(_quote(c) for c in OUTPUT_COLUMNS)), bad_events, bad_leads
+
+
+def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
+               as_of_us: int, spark: Any) -> pa.Table:
+    """`leadscore.score_many` on Spark: the scores collected to an Arrow table."""
+    from leadscore.engine.batch import SCORE_SCHEMA, _typed
+
+    model_list = [models] if isinstance(models, Model) else list(models)
+    if not model_list:
+        return SCORE_SCHEMA.empty_table()
+    with _settings(spark):
+        frame, _, _ = score_frame(model_list, events, leads, as_of_us=as_of_us, spark=spark)
+        try:
+            result = frame.toArrow()
+        except Exception as exc:
+            raise EngineError(f"the Spark plan failed: {str(exc).strip().splitlines()[0]}") \
+                from None
+    return _typed(result)
+
+
+def write_frame(frame: Any, path: str) -> None:
+    """Write scores with Spark's own writer (a folder of part files), format by suffix."""
+    lowered = path.lower().rstrip("/")
+    typed = frame.withColumn("customer_since", frame["customer_since"].cast("long")) \
+        .selectExpr(*(f"timestamp_micros({_quote(c)}) AS {_quote(c)}"
+                      if c in ("customer_since", "as_of") else _quote(c)
+                      for c in OUTPUT_COLUMNS))
+    writer = typed.write.mode("overwrite")
+    if lowered.endswith(".csv"):
+        writer.option("header", "true").csv(path)
+    elif lowered.endswith((".json", ".jsonl", ".ndjson")):
+        writer.json(path)
+    else:
+        writer.parquet(path)
