@@ -132,14 +132,12 @@ def backtest(service: Service, model: Model, event: str, days_back: float,
         write_html(backtest_, report, png=False)
         html = report.read_text(encoding="utf-8")
     evaluation = backtest_.evaluations[0]
+    # The backtest's frame has no grade: the estimate leaves out the disqualified only.
     by_point: dict[int, list[int]] = {}
-    from leadscore.dashboard.views import eligible_grade
-
     frame = evaluation.scores
-    for score, grade, disqualified, converted in zip(
-            frame["score"], frame["grade"], frame["disqualified"], frame["converted"],
-            strict=True):
-        if disqualified or not eligible_grade(model, grade):
+    for score, disqualified, converted in zip(frame["score"], frame["disqualified"],
+                                              frame["converted"], strict=True):
+        if disqualified:
             continue
         point = by_point.setdefault(int(score // 1), [0, 0])
         point[0] += 1

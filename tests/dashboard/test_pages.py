@@ -1,0 +1,111 @@
+"""The dashboard over HTTP (no browser): login, keyset pages, the numbers behind the pages."""
+
+from __future__ import annotations
+
+import re
+
+from leadscore.dashboard.history import history
+from leadscore.dashboard.views import active_models, waterfall
+from leadscore.demo.serve import DemoStore
+from leadscore.service import Service
+from leadscore.store import dashboard as queries
+from leadscore.store import leads as lead_store
+from leadscore.timeutil import parse_timestamp
+from tests.dashboard.conftest import signed_in_client
+
+
+def test_pages_need_the_admin_login(demo_store: DemoStore) -> None:
+    from fastapi.testclient import TestClient
+
+    from leadscore.api.app import create_app
+
+    with TestClient(create_app(demo_store.settings)) as anonymous:
+        for path in ("/dashboard/", "/dashboard/pipeline", "/dashboard/handoffs"):
+            response = anonymous.get(path, follow_redirects=False)
+            assert response.status_code == 303
+            assert response.headers["location"].startswith("/dashboard/login?next=")
+        assert anonymous.get("/dashboard/sparklines?model=x").status_code == 401
+        refused = anonymous.post("/dashboard/login", data={"token": demo_store.write_key})
+        assert refused.status_code == 401
+        assert anonymous.get("/", follow_redirects=False).headers["location"] == "/dashboard/"
+        assert anonymous.get("/dashboard/static/app.css").status_code == 200
+    client = signed_in_client(demo_store)
+    cookie = client.cookies.get("leadscore_session")
+    assert cookie and client.get("/dashboard/").status_code == 200
+    client.post("/dashboard/logout")
+    assert client.get("/dashboard/", follow_redirects=False).status_code == 303
+    client.__exit__(None, None, None)
+
+
+def test_keyset_pages_cover_the_ranking_once_in_order(demo_store: DemoStore) -> None:
+    service = Service.open(demo_store.settings.db)
+    try:
+        for sort in queries.SORTS:
+            f = queries.LeadFilter(model="b2c-art-supplies", sort=sort)
+            seen, cursor, pages = [], None, []
+            with service.db.read() as connection:
+                while True:
+                    page = queries.list_page(connection, f, limit=7, cursor=cursor)
+                    pages.append(page)
+                    seen += [r["lead_id"] for r in page.rows]
+                    if page.next_cursor is None:
+                        break
+                    cursor = page.next_cursor
+                back = queries.list_page(connection, f, limit=7, cursor=pages[2].prev_cursor)
+            key = "score" if sort == "score" else "latest"
+            assert len(seen) == len(set(seen)) == pages[0].total
+            assert [r["lead_id"] for r in back.rows] == [r["lead_id"] for r in pages[1].rows]
+            values = [r[key] for p in pages for r in p.rows]
+            assert values == sorted(values, reverse=True)
+    finally:
+        service.close()
+
+
+def test_the_waterfall_and_the_timeline_add_up_to_the_score(demo_store: DemoStore) -> None:
+    service = Service.open(demo_store.settings.db)
+    try:
+        models = active_models(service)
+        rows, _ = service.list_leads(limit=40)
+        checked = 0
+        for row in rows:
+            lead = service.get_lead(row["lead_id"], row["model"])
+            steps = waterfall(lead["reasons"])
+            assert steps[-1]["end"] == __import__("pytest").approx(lead["score"], abs=1e-9)
+            active = models[lead["model"]]
+            with service.db.read() as connection:
+                events = lead_store.events_of(connection, lead["lead_id"])
+            replay = history(active.model, active.compiled, lead["lead_id"], lead["traits"],
+                             lead["account"] or {}, events, parse_timestamp(lead["as_of"]))
+            assert abs(replay.engagement_now - lead["engagement"]) < 1e-6
+            assert len(replay.sparkline) == 30
+            assert abs(replay.sparkline[-1] - lead["score"]) < 1e-6
+            checked += 1
+        assert checked == len(rows) > 0
+    finally:
+        service.close()
+
+
+def test_every_page_renders_and_a_failed_handoff_is_retried(demo_store: DemoStore) -> None:
+    client = signed_in_client(demo_store)
+    try:
+        leads = client.get("/dashboard/?grade=A&grade=B&temperature=hot&sort=activity")
+        assert leads.status_code == 200 and "leads match" in leads.text
+        lead_id = re.search(r'data-lead="([^"]+)"', leads.text).group(1)  # type: ignore[union-attr]
+        sparks = client.get(f"/dashboard/sparklines?model=b2c-art-supplies&ids={lead_id}")
+        assert sparks.status_code == 200
+        assert client.get(f"/dashboard/leads/{lead_id}").status_code == 200
+        assert client.get("/dashboard/leads/nobody").status_code == 404
+        for path in ("/dashboard/pipeline", "/dashboard/models/b2b-software",
+                     "/dashboard/evaluation", "/dashboard/handoffs?status=pending"):
+            assert client.get(path).status_code == 200, path
+        service = client.app.state.service   # type: ignore[attr-defined]
+        item = service.handoffs(limit=1)[0][0]
+        service.mark_failed(item.id, "HTTP 500", None)
+        page = client.get("/dashboard/handoffs?status=failed").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        forged = client.post(f"/dashboard/handoffs/{item.id}/retry", data={"csrf": "x"})
+        assert forged.status_code == 403 and service.handoff(item.id).status == "failed"
+        client.post(f"/dashboard/handoffs/{item.id}/retry", data={"csrf": csrf})
+        assert service.handoff(item.id).status == "pending"
+    finally:
+        client.__exit__(None, None, None)
