@@ -161,6 +161,12 @@ def score(
                                          "instead of skipping it.")] = False,
     rejected: Annotated[Path | None, typer.Option("--rejected", help="Where to write skipped "
                                                   "rows; default: next to --out.")] = None,
+    accounts_out: Annotated[Path | None, typer.Option(
+        "--accounts", help="Also score accounts (models with `account:`): one row per account "
+        "and model written here (.csv, .parquet, .json, .jsonl).")] = None,
+    account_traits: Annotated[str | None, typer.Option(
+        "--account-traits", help="Accounts table: account_id plus traits incl. domain "
+                                 "(.csv, .parquet, .jsonl).")] = None,
 ) -> None:
     """Score every lead in an events file (and leads file) under one or more models."""
     import duckdb
@@ -172,6 +178,8 @@ def score(
     when = _as_of(as_of)
     models = load_models(list(model))
     _check_output(out_path)
+    if accounts_out is not None:
+        _check_output(accounts_out)
     con = duckdb.connect()
     with _progress() as step:
         step("reading events")
@@ -185,6 +193,15 @@ def score(
         scores = _score_many(models, con, leads is not None, when)
         step(f"writing {out_path}")
         write_table(scores, out_path)
+        if accounts_out is not None:
+            from leadscore.engine.account_plan import score_accounts
+
+            step(f"scoring accounts into {accounts_out}")
+            account_rows = score_accounts(models, "events", "leads" if leads is not None
+                                          else None, account_traits, as_of=when, con=con,
+                                          scores=scores)
+            write_table(account_rows, accounts_out)
+            say(f"wrote {account_rows.num_rows:,} account scores to {accounts_out}", "green")
     for report, suffix in ((events_report, ""), (leads_report, "-leads")):
         if report is None or not report.rejected:
             continue
@@ -336,6 +353,10 @@ def show_explanation(result: Any, model: Model) -> None:
         verdict += (f" · customer since {iso(result.customer_since)[:10]} "
                     f"({result.purchases} purchase{'s' * (result.purchases != 1)})")
     say(verdict, "bold")
+    if getattr(result, "interests", ()):
+        from leadscore.model.interests import summary
+
+        say(summary(result.interests, top=5), "bold")
 
 
 def _when(us: int) -> str:
@@ -393,6 +414,7 @@ def _register_service() -> None:
 
 
 _register_service()
+__import__("leadscore.cli_lifecycle").cli_lifecycle.register(app, clean_errors)
 
 
 def main() -> None:
