@@ -86,3 +86,16 @@ def test_a_bad_event_in_a_worked_example_is_reported_not_raised(tmp_path: Path) 
     [result] = run_model_tests(load_model(write(tmp_path, text)))
     assert not result.ok
     assert "events[0].at" in (result.error or "")
+
+
+def test_interest_expectations_compare_the_ranked_profile(tmp_path: Path) -> None:
+    text = MODEL.replace("temperature: {hot", "interests:\n"
+                         "  - {topic: '{properties.source}', event: Demo Requested, points: 3}\n"
+                         "temperature: {hot")
+    good = text.replace("      mql: true\n", "      mql: true\n      interests: {web: 3}\n")
+    [result] = run_model_tests(load_model(write(tmp_path, good)))
+    assert result.ok, result.messages()
+    for wrong in ("{web: 4}", "{web: 3, mail: 1}", "{}"):
+        bad = text.replace("      mql: true\n", f"      mql: true\n      interests: {wrong}\n")
+        [result] = run_model_tests(load_model(write(tmp_path, bad)))
+        assert not result.ok and "interests" in " ".join(result.messages())

@@ -11,6 +11,7 @@ not the audience.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from leadscore.timeutil import parse_timestamp
 
 OUTPUT_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
                   "stage", "mql", "disqualified", "disqualify_reason", "purchases",
-                  "customer_since", "tenure_days", "as_of")
+                  "customer_since", "tenure_days", "as_of", "interests")
 TIME_COLUMNS = ("customer_since", "as_of")
 ENGINES = ("incremental", "batch")
 TEST_LEAD = "test-lead"
@@ -236,7 +237,25 @@ def _is_approx(expected: Any) -> bool:
     return isinstance(expected, Mapping) and "approx" in expected
 
 
+def _profile(actual: Any) -> dict[str, Any]:
+    """An interest profile as {topic: weight}, from either engine's form."""
+    if isinstance(actual, str):
+        actual = json.loads(actual)
+    out: dict[str, Any] = {}
+    for item in actual or ():
+        topic, weight = (item["topic"], item["weight"]) if isinstance(item, Mapping) else item
+        out[str(topic)] = weight
+    return out
+
+
 def _matches(key: str, expected: Any, actual: Any) -> bool:
+    if key == "interests":
+        # `{topic: weight}`: exactly these topics, each weight exact or {approx, within}
+        if not isinstance(expected, Mapping):
+            return False
+        profile = _profile(actual)
+        return set(profile) == {str(t) for t in expected} and all(
+            _matches("weight", weight, profile[str(topic)]) for topic, weight in expected.items())
     if isinstance(actual, datetime):
         actual = parse_timestamp(actual)
     if _is_approx(expected):
