@@ -89,6 +89,10 @@ def serve(settings: Settings) -> None:
     logging.config.dictConfig(log_config(settings.log_level))
     service = open_service(settings)
     dispatcher = dispatcher_for(settings, service).start()
+    from leadscore.programs.live import open_lifecycle  # segments and programs, in a thread
+
+    lifecycle = open_lifecycle(service, settings)
+    lifecycle.scheduler.start(settings.delivery_poll_seconds * 5, keeper=lifecycle.keeper)
     log.info("leadscore starting", extra={
         "host": settings.host, "port": settings.port, "workers": settings.workers,
         "db": _safe_url(settings.db), "models_dir": settings.models_dir,
@@ -120,6 +124,7 @@ def serve(settings: Settings) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        lifecycle.scheduler.stop()
         dispatcher.stop()
         service.close()
         log.info("leadscore stopped", extra={"signal": stopping[0] if stopping else None})

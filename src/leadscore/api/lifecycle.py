@@ -154,8 +154,13 @@ def clicked(request: Request, token: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=302)
 
 
-@tracking.api_route("/u/{token}", methods=["GET", "POST"],
-                    summary="Unsubscribe: records `Unsubscribed`; no program e-mails again")
+@tracking.post("/u/{token}", summary="One-click unsubscribe (RFC 8058)")
+def unsubscribed_one_click(request: Request, token: str) -> HTMLResponse:
+    return unsubscribed(request, token)
+
+
+@tracking.get("/u/{token}", summary="Unsubscribe: records `Unsubscribed`; no program e-mails "
+                                    "again")
 def unsubscribed(request: Request, token: str) -> HTMLResponse:
     data = _token(request, token)
     unsubscribe(request.app.state.service, data["l"], f"email {data['e']}", now_us())

@@ -54,7 +54,7 @@ class _Compiler:
         if isinstance(node, cond.Predicate) and node.path.startswith("interest.") and \
                 "score.interests" in self.columns:
             topic = node.path.split(".", 1)[1].replace("'", "''")
-            weight = exp.maybe_parse(
+            weight: exp.Expr = exp.maybe_parse(
                 f"list_extract(list_filter(s.interests, x -> x.topic = '{topic}'), 1).weight",
                 dialect="duckdb")
             return predicate(node, weight, "double")
