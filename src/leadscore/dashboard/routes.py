@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.routing import Route
 
 from leadscore import __version__
 from leadscore.dashboard import charts, session, views
@@ -30,7 +31,7 @@ env.filters["pts"] = lambda v: "" if v is None else f"{v:+.1f}"
 env.filters["num"] = lambda v: "" if v is None else f"{v:.1f}"
 env.filters["ago"] = lambda us: _ago(us)
 
-router = APIRouter(prefix=PREFIX, include_in_schema=False)
+router = APIRouter(include_in_schema=False)   # mounted at PREFIX by `install`
 
 
 class LoginRequired(Exception):
@@ -297,17 +298,26 @@ async def retry(request: Request, handoff_id: str) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    """Serve the dashboard from `app`: pages under /dashboard, `/` redirects there."""
-    app.include_router(router)
-    app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
+    """Serve the dashboard from `app`: a sub-application mounted at /dashboard (sharing the
+    app's state: settings, service), and `/` redirecting there. Not in the OpenAPI document."""
+    dashboard = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    dashboard.state = app.state
+    dashboard.include_router(router, prefix="")
+    dashboard.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
-    @app.exception_handler(LoginRequired)
+    @dashboard.exception_handler(LoginRequired)
     async def _login(request: Request, _: LoginRequired) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': target})}",
                                 status_code=303)
 
+    async def home(request: Request) -> Response:
+        return RedirectResponse(PREFIX + "/", status_code=307)
+
+    async def bare(request: Request) -> Response:
+        return RedirectResponse(PREFIX + "/", status_code=307)
+
     if not any(getattr(r, "path", None) == "/" for r in app.routes):
-        @app.get("/", include_in_schema=False)
-        def _home() -> RedirectResponse:
-            return RedirectResponse(PREFIX + "/", status_code=307)
+        app.router.routes.append(Route("/", home, include_in_schema=False))
+    app.router.routes.append(Route(PREFIX, bare, include_in_schema=False))
+    app.mount(PREFIX, dashboard)
