@@ -149,6 +149,7 @@ class Service:
         if valid:
             def work(connection: Connection) -> tuple[list[MessageResult], list[str]]:
                 session = Session(self.db, connection, self._active(connection), now)
+                session.prefetch(valid)
                 done = []
                 for message in valid:
                     lead_id = apply(session, message)

@@ -1,41 +1,29 @@
 """One valid message applied to the store: appended to the log, its ids resolved to a lead,
-and the lead re-scored (see `Session`)."""
+and the lead re-scored (see `Session`; `Session.prefetch` has read, for the whole batch, what
+this reads message by message)."""
 
 from __future__ import annotations
-
-import json
-from typing import Any
-
-from sqlalchemy import select
 
 from leadscore.ingest.session import Session
 from leadscore.ingest.validate import Message
 from leadscore.store import leads as lead_store
 from leadscore.store.leads import ANONYMOUS, USER
-from leadscore.store.schema import events
 
 DUPLICATE = None
-_APPEND: dict[str, Any] = {}   # the INSERT into the log, per dialect
-
-
-def _plain(message: Any) -> Any:
-    """The message as JSON values (datetimes and the like as text)."""
-    return json.loads(json.dumps(message, default=str))
 
 
 def apply(session: Session, message: Message) -> str | None:
     """Store and score one message; return its lead's id, or None for a duplicate."""
-    db, connection, now = session.db, session.connection, session.now
+    if session.seen(message.message_id):
+        return DUPLICATE
+    connection, now = session.connection, session.now
     lead_id: str | None = None
     if message.event is not None:
-        if _stored(session, message.message_id):
-            return DUPLICATE
         # Load the lead before its event is in the log: a lead scored afresh from the log
         # (new, or its state stale) must not see this event and then get it again.
         lead_id = _lead_of(session, message)
         session.scorer(lead_id)
-    if not _append(session, message):
-        return DUPLICATE
+    session.append(log_row(message, now))
     if message.type == "alias":
         return _alias(session, message)
     if lead_id is None:
@@ -48,19 +36,35 @@ def apply(session: Session, message: Message) -> str | None:
         session.profile_changed(lead_id)
     elif message.type == "group":
         assert message.group_id is not None
-        moved, changed = lead_store.set_account(db, connection, lead_id, message.group_id,
-                                                message.traits, now)
-        if changed:
-            for member in lead_store.account_leads(connection, message.group_id):
-                session.profile_changed(member)
-        elif moved:
-            session.profile_changed(lead_id)
-        else:
-            session.touch(lead_id)
+        _join(session, lead_id, message.group_id, dict(message.traits))
+        session.touch(lead_id)
     else:
         assert message.event is not None
         session.event(lead_id, message.event)
     return lead_id
+
+
+def log_row(message: Message, received_at: int) -> dict[str, object]:
+    """The message as a row of the log (the store's JSON serializer writes datetimes and the
+    like as text)."""
+    event = message.event
+    return {"message_id": message.message_id, "type": message.type,
+            "user_id": message.user_id, "anonymous_id": message.anonymous_id,
+            "event": event.event if event else None, "path": event.path if event else None,
+            "timestamp": message.timestamp, "received_at": received_at,
+            "message": message.raw}
+
+
+def _join(session: Session, lead_id: str, account_id: str, traits: dict[str, object]) -> None:
+    """The lead joins an account whose traits merge `traits` (a group call); the leads whose
+    profile changed are re-scored."""
+    moved, changed = lead_store.set_account(session.db, session.connection, lead_id,
+                                            account_id, traits, session.now)
+    if changed:
+        for member in lead_store.account_leads(session.connection, account_id):
+            session.profile_changed(member)
+    elif moved:
+        session.profile_changed(lead_id)
 
 
 def _lead_of(session: Session, message: Message) -> str:
@@ -68,27 +72,6 @@ def _lead_of(session: Session, message: Message) -> str:
         return session.ensure(USER, message.user_id)
     assert message.anonymous_id is not None
     return session.ensure(ANONYMOUS, message.anonymous_id)
-
-
-def _stored(session: Session, message_id: str) -> bool:
-    return session.connection.execute(
-        select(events.c.seq).where(events.c.message_id == message_id)).first() is not None
-
-
-def _append(session: Session, message: Message) -> bool:
-    """Add the message to the log; False if its messageId is there already."""
-    db = session.db
-    statement = _APPEND.get(db.dialect)
-    if statement is None:
-        statement = _APPEND[db.dialect] = db.insert(events).on_conflict_do_nothing(
-            index_elements=["message_id"]).returning(events.c.seq)
-    return session.connection.execute(statement, {
-        "message_id": message.message_id, "type": message.type, "user_id": message.user_id,
-        "anonymous_id": message.anonymous_id,
-        "event": message.event.event if message.event else None,
-        "path": message.event.path if message.event else None,
-        "timestamp": message.timestamp, "received_at": session.now,
-        "message": _plain(message.raw)}).first() is not None
 
 
 def _link_anonymous(session: Session, anonymous_id: str, lead_id: str) -> None:

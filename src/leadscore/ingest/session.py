@@ -2,14 +2,20 @@
 state, or a replay of its events when the state is missing or from another model version),
 updated message by message, and saved once at the end with its score. A crossing of the MQL
 threshold writes a handoff to the outbox in the same transaction.
+
+The work is per transaction, not per message: `prefetch` reads which messageIds are stored,
+resolves (and creates) the identities of every message, and locks and loads every lead they
+name with its saved state, each in one statement; messages are appended to the log in one
+executemany (`write_log`, before anything reads the log back); states and scores are written
+with one statement per table at `flush`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -20,7 +26,11 @@ from leadscore.model.schema import Model
 from leadscore.store import leads as lead_store
 from leadscore.store import outbox, scores
 from leadscore.store.database import Database
+from leadscore.store.leads import ANONYMOUS, USER, LeadRow
 from leadscore.timeutil import iso
+
+if TYPE_CHECKING:
+    from leadscore.ingest.validate import Message
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,66 @@ class Session:
         self._dirty: set[str] = set()
         self._identities: dict[tuple[str, str], str] = {}
         self.handoffs: list[str] = []
+        self._seen: set[str] | None = None      # messageIds stored, or met in this session
+        self._prefetched = False
+        self._log: list[dict[str, Any]] = []    # messages to append to the log
 
     # ---- loading
+
+    def prefetch(self, messages: Sequence[Message]) -> None:
+        """Read in a few statements what applying `messages` one by one would read message by
+        message: which messageIds the log holds, the lead of each message (created where
+        new), those leads locked with their accounts and saved states.
+
+        The ids an identify or alias may link to a lead (anonymousId, previousId) are left to
+        be resolved in order, as the messages come."""
+        self._seen = lead_store.stored(self.connection, (m.message_id for m in messages))
+        self._prefetched = True
+        later: set[tuple[str, str]] = set()
+        for m in messages:
+            if m.type == "identify" and m.user_id is not None and m.anonymous_id is not None:
+                later.add((ANONYMOUS, m.anonymous_id))
+            elif m.type == "alias" and m.previous_id is not None:
+                later |= {(USER, m.previous_id), (ANONYMOUS, m.previous_id)}
+        keys, met = [], set(self._seen)
+        for m in messages:
+            if m.message_id in met:
+                continue            # a duplicate makes no lead
+            met.add(m.message_id)
+            key = (USER, m.user_id) if m.user_id is not None else (ANONYMOUS,
+                                                                    str(m.anonymous_id))
+            if key not in later:
+                keys.append(key)
+        found, created = lead_store.ensure_many(self.db, self.connection, keys, self.now)
+        self._identities.update(found)
+        if self._main is not None:
+            self.load(found.values(), created)
+        # A lead merged away by another worker since its identity was read: resolve again.
+        self._identities = {k: v for k, v in self._identities.items()
+                            if self._main is None or v in self._scorers}
+
+    def load(self, lead_ids: Iterable[str], created: set[str] | frozenset[str] = frozenset()
+             ) -> None:
+        """Lock and load many leads (`created`: new in this transaction, so without events
+        or state) in three statements, where not loaded yet."""
+        wanted = {i for i in lead_ids if i not in self._scorers}
+        if self._main is None or not wanted:
+            return
+        rows = lead_store.load_many(self.connection, wanted, lock=self.write)
+        saved = scores.states_many(self.connection, set(rows) - created)
+        for lead_id in sorted(rows):
+            self._install(lead_id, rows[lead_id], saved.get(lead_id, {}), lead_id in created)
+
+    def seen(self, message_id: str) -> bool:
+        """Whether the message is a duplicate: its messageId is stored, or was met before in
+        this session (it is remembered as met). Without `prefetch`, the log is asked."""
+        if self._seen is None:
+            self._seen = set()
+        if message_id in self._seen or (not self._prefetched and lead_store.stored(
+                self.connection, [message_id])):
+            return True
+        self._seen.add(message_id)
+        return False
 
     def scorer(self, lead_id: str) -> Scorer | None:
         """The scorer holding the lead (loaded on first use); None without models."""
@@ -62,17 +130,21 @@ class Session:
         return self.now if latest is None else max(self.now, latest)
 
     def _load(self, lead_id: str) -> Scorer:
-        assert self._main is not None
         row = lead_store.load(self.connection, lead_id, lock=self.write)
         if row is None:
             raise EngineError(f"no lead {lead_id!r} in the store")
-        saved = scores.states(self.connection, lead_id)
+        return self._install(lead_id, row, scores.states(self.connection, lead_id), False)
+
+    def _install(self, lead_id: str, row: LeadRow, saved: dict[str, Any], new: bool
+                 ) -> Scorer:
+        """Put a loaded lead in the scorer from its saved state, or replay its events where
+        the state is missing or stale."""
+        assert self._main is not None
         usable = {name: r.state for name, r in saved.items()
                   if name in self.models and r.model_version == self.models[name].version}
         latest = max((r.latest for r in saved.values() if r.latest is not None), default=None)
-        if set(self.models) - set(usable) and (
-                latest is not None or (not saved and lead_store.has_events(self.connection,
-                                                                           lead_id))):
+        if set(self.models) - set(usable) and (latest is not None or (
+                not saved and not new and self._has_events(lead_id))):
             return self.rebuild(lead_id)
         try:
             self._main.load_state({"lead_id": lead_id, "traits": row.traits,
@@ -84,12 +156,17 @@ class Session:
         self._latest[lead_id] = latest
         return self._main
 
+    def _has_events(self, lead_id: str) -> bool:
+        self.write_log()
+        return lead_store.has_events(self.connection, lead_id)
+
     def rebuild(self, lead_id: str, prior: set[str] | None = None) -> Scorer:
         """Score the lead afresh from its events in the log (after a merge, an identify that
         brought anonymous history, a model change). `prior`: the models under which it was an
         MQL before; crossing the threshold now under another one raises a handoff."""
         if prior is None:
             prior = self._prior(lead_id)
+        self.write_log()                # the log is read: it must hold the messages so far
         row = lead_store.load(self.connection, lead_id, lock=self.write)
         if row is None:
             raise EngineError(f"no lead {lead_id!r} in the store")
@@ -200,10 +277,24 @@ class Session:
             "event": event_json(handoff.event), "interests": [],
         }
 
+    def append(self, row: dict[str, Any]) -> None:
+        """Add a message (a row of the log) to the log, with the others, at the latest at
+        `flush`; an event's lead must be loaded before (a replay must not see it twice)."""
+        self._log.append(row)
+
+    def write_log(self) -> None:
+        """Append the messages held so far to the log (one executemany)."""
+        if self._log:
+            lead_store.append(self.connection, self._log)
+            self._log = []
+
     def flush(self) -> None:
-        """Save the state and score of every lead changed."""
+        """Append the messages held, and save the state and score of every lead changed
+        (one executemany per table)."""
         if not self.write:
             return
+        self.write_log()
+        saving = scores.Saving()
         for lead_id in sorted(self._dirty):
             scorer = self._scorers[lead_id]
             as_of, lead = self.as_of(lead_id), scorer.lead(lead_id)
@@ -212,8 +303,9 @@ class Session:
             state = scorer.state(lead_id)["models"]
             for name, active in self.models.items():
                 saved = state.get(name) or ModelState(scorer.models[name]).to_dict()
-                scores.save(self.db, self.connection, lead_id, name, active.version,
-                            self._latest.get(lead_id), saved, found[name], self.now)
+                saving.add(lead_id, name, active.version, self._latest.get(lead_id), saved,
+                           found[name], self.now)
+        saving.write(self.db, self.connection)
         self._dirty.clear()
 
 

@@ -8,6 +8,7 @@ serialization, a unique key raced by another worker) are retried by `Database.wr
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,11 @@ class NotFound(LeadscoreError, KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
+def _json(value: Any) -> str:
+    """JSON columns as text: a value JSON has no type for (a datetime…) is written as text."""
+    return json.dumps(value, default=str)
+
+
 def normalize_url(url: str | Path | None) -> str:
     """A SQLAlchemy URL: a bare path is a SQLite file; `postgresql://` means psycopg 3."""
     if url is None:
@@ -69,13 +75,14 @@ class Database:
 
     def _create_engine(self) -> Engine:
         if self.dialect == "postgresql":
-            return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+            return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=8,
+                                 json_serializer=_json)
         memory = self.url in ("sqlite://", "sqlite:///:memory:")
         if not memory:
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             self.url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
-            **({"poolclass": StaticPool} if memory else {}))
+            json_serializer=_json, **({"poolclass": StaticPool} if memory else {}))
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -138,14 +145,21 @@ class Database:
     def upsert(self, connection: Connection, table: Any, values: dict[str, Any],
                keys: tuple[str, ...]) -> None:
         """INSERT … ON CONFLICT (keys) DO UPDATE, the statement built once per shape."""
-        shape = (table.name, tuple(values), keys)
+        self.upsert_many(connection, table, [values], keys)
+
+    def upsert_many(self, connection: Connection, table: Any, rows: list[dict[str, Any]],
+                    keys: tuple[str, ...]) -> None:
+        """`upsert` of many rows of one shape (the first row's keys) in one executemany."""
+        if not rows:
+            return
+        shape = (table.name, tuple(rows[0]), keys)
         statement = self._upserts.get(shape)
         if statement is None:
             statement = self.insert(table)
             statement = self._upserts[shape] = statement.on_conflict_do_update(
                 index_elements=list(keys),
-                set_={k: statement.excluded[k] for k in values if k not in keys})
-        connection.execute(statement, values)
+                set_={k: statement.excluded[k] for k in rows[0] if k not in keys})
+        connection.execute(statement, rows if len(rows) > 1 else rows[0])
 
     def close(self) -> None:
         self.engine.dispose()

@@ -8,7 +8,7 @@ with `merged_into` set, so its old id still resolves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,58 @@ def find(connection: Connection, kind: str, external_id: str) -> str | None:
     """The lead an identity belongs to."""
     return connection.execute(select(identities.c.lead_id).where(
         identities.c.kind == kind, identities.c.id == external_id)).scalar()
+
+
+def find_many(connection: Connection, keys: Iterable[tuple[str, str]]
+              ) -> dict[tuple[str, str], str]:
+    """The leads of many identities ((kind, id) → lead id), in one statement; the unknown ones
+    are left out."""
+    wanted = set(keys)
+    users = [i for kind, i in wanted if kind == USER]
+    anonymous = [i for kind, i in wanted if kind == ANONYMOUS]
+    if not wanted:
+        return {}
+    rows = connection.execute(select(identities.c.kind, identities.c.id, identities.c.lead_id)
+                              .where(or_(and_(identities.c.kind == USER,
+                                              identities.c.id.in_(users)),
+                                         and_(identities.c.kind == ANONYMOUS,
+                                              identities.c.id.in_(anonymous)))))
+    return {(kind, i): lead_id for kind, i, lead_id in rows}
+
+
+def ensure_many(db: Database, connection: Connection, keys: Sequence[tuple[str, str]],
+                now: int) -> tuple[dict[tuple[str, str], str], set[str]]:
+    """The leads of many identities, the unknown ones created (a lead each, in the order
+    given, as `ensure` one by one would), in a few statements whatever their number; and the
+    ids of the leads created (they have no events and no state yet)."""
+    found = find_many(connection, keys)
+    missing = list(dict.fromkeys(k for k in keys if k not in found))
+    if not missing:
+        return found, set()
+    taken = set(connection.execute(select(leads.c.id).where(
+        leads.c.id.in_({i for _, i in missing}))).scalars())
+    new_leads: list[dict[str, Any]] = []
+    links: list[tuple[str, str, str]] = []
+    for kind, external_id in missing:
+        lead_id = external_id if external_id not in taken else _free_id(
+            connection, external_id, taken)
+        taken.add(lead_id)
+        new_leads.append({"id": lead_id, "traits": {}, "account_id": None,
+                          "merged_into": None, "created_at": now, "updated_at": now})
+        links.append((kind, external_id, lead_id))
+    # Only the rows this statement inserted come back: a lead another worker created
+    # meanwhile under the same id is not ours to call new.
+    created = set(connection.execute(db.insert(leads).on_conflict_do_nothing().returning(
+        leads.c.id), new_leads).scalars())
+    connection.execute(db.insert(identities).on_conflict_do_nothing(), [
+        {"kind": kind, "id": i, "lead_id": lead_id, "created_at": now}
+        for kind, i, lead_id in links])
+    if db.dialect == "postgresql":
+        # Another worker may have created some of these identities meanwhile: theirs stand.
+        found.update(find_many(connection, missing))
+    else:   # one writer at a time: ours are the ones stored
+        found.update({(kind, i): lead_id for kind, i, lead_id in links})
+    return found, created & {found[k] for k in missing}
 
 
 def resolve(connection: Connection, lead_id: str) -> str | None:
@@ -72,11 +124,12 @@ def link(db: Database, connection: Connection, kind: str, external_id: str, lead
         kind=kind, id=external_id, lead_id=lead_id, created_at=now).on_conflict_do_nothing())
 
 
-def _free_id(connection: Connection, wanted: str) -> str:
+def _free_id(connection: Connection, wanted: str, taken: set[str] | None = None) -> str:
     """`wanted`, or `wanted#2`, `#3`… where a lead already has that id (an anonymousId equal
-    to someone's userId)."""
+    to someone's userId), or it is `taken` already."""
     candidate, n = wanted, 1
-    while connection.execute(select(leads.c.id).where(leads.c.id == candidate)).first():
+    while (taken is not None and candidate in taken) or connection.execute(
+            select(leads.c.id).where(leads.c.id == candidate)).first():
         n += 1
         candidate = f"{wanted}#{n}"
     return candidate
@@ -101,6 +154,26 @@ def load(connection: Connection, lead_id: str, *, lock: bool = False) -> LeadRow
         account = connection.execute(select(accounts.c.traits).where(
             accounts.c.id == row.account_id)).scalar() or {}
     return LeadRow(row.id, dict(row.traits or {}), row.account_id, dict(account))
+
+
+def load_many(connection: Connection, lead_ids: Iterable[str], *, lock: bool = False
+              ) -> dict[str, LeadRow]:
+    """Many leads with their accounts' traits, in two statements; `lock` holds their rows
+    until commit (PostgreSQL; taken in id order, as every writer does, against deadlocks).
+    A lead merged away meanwhile (by another worker) is left out."""
+    wanted = sorted(set(lead_ids))
+    if not wanted:
+        return {}
+    query = select(leads.c.id, leads.c.traits, leads.c.account_id, leads.c.merged_into).where(
+        leads.c.id.in_(wanted)).order_by(leads.c.id)
+    if lock:
+        query = query.with_for_update()
+    rows = [row for row in connection.execute(query) if row.merged_into is None]
+    account_ids = {row.account_id for row in rows if row.account_id is not None}
+    traits = dict(connection.execute(select(accounts.c.id, accounts.c.traits).where(
+        accounts.c.id.in_(account_ids))).all()) if account_ids else {}
+    return {row.id: LeadRow(row.id, dict(row.traits or {}), row.account_id,
+                            dict(traits.get(row.account_id) or {})) for row in rows}
 
 
 def set_traits(connection: Connection, lead_id: str, traits: Mapping[str, Any],
@@ -179,6 +252,23 @@ def events_of(connection: Connection, lead_id: str) -> list[Event]:
     ).order_by(events.c.timestamp, events.c.seq)
     return [stored_event(message, timestamp, lead_id)
             for message, timestamp in connection.execute(query)]
+
+
+def stored(connection: Connection, message_ids: Iterable[str]) -> set[str]:
+    """Which of these messageIds the log holds already, in one statement."""
+    wanted = set(message_ids)
+    if not wanted:
+        return set()
+    return set(connection.execute(select(events.c.message_id).where(
+        events.c.message_id.in_(wanted))).scalars())
+
+
+def append(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Add messages to the log in one executemany. A messageId stored already (by another
+    worker since `stored` said it was not) is a unique violation: the transaction is retried
+    (see `Database.write`), and the retry counts it as a duplicate."""
+    if rows:
+        connection.execute(events.insert(), list(rows))
 
 
 def has_events(connection: Connection, lead_id: str) -> bool:
