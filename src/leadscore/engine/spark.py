@@ -257,10 +257,28 @@ def plan_sql(model: Model, events_view: str, events_columns: dict[str, str],
     return plan.sql(dialect="spark")
 
 
+def _interests_sql(model: Model, events_view: str, events_columns: dict[str, str],
+                   as_of_us: int) -> str | None:
+    """Per lead, its ranked interests as an array of (topic, weight), or None."""
+    from leadscore.engine.interest_plan import compile_interest_plan
+
+    plan = compile_interest_plan(model, events_columns, as_of_us, events_table=events_view,
+                                 dialect="spark")
+    if plan is None:
+        return None
+    return ("SELECT lead_id, transform(array_sort(collect_list(struct(`rank`, topic, weight))), "
+            "x -> named_struct('topic', x.topic, 'weight', x.weight)) AS interests "
+            f"FROM ({plan.sql(dialect='spark')}) GROUP BY lead_id")
+
+
+_NO_INTERESTS = "CAST(array() AS ARRAY<STRUCT<topic: STRING, weight: DOUBLE>>)"
+
+
 def score_frame(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
                 as_of_us: int, spark: Any) -> tuple[Any, int | None, int | None]:
-    """The scores as a Spark DataFrame (timestamps as µs integers), and the rows of events and
-    leads that were rejected. The session's SESSION_CONF must be in force while it runs."""
+    """The scores as a Spark DataFrame (timestamps as µs integers; the columns of
+    OUTPUT_COLUMNS and `interests`), and the rows of events and leads that were rejected.
+    The session's SESSION_CONF must be in force while it runs."""
     model_list = [models] if isinstance(models, Model) else list(models)
     events_view, events_columns, bad_events = register(spark, events, "events")
     leads_view, leads_columns, bad_leads = (None, None, None) if leads is None else \
@@ -268,6 +286,13 @@ def score_frame(models: Model | Sequence[Model], events: Any, leads: Any = None,
     frames = []
     for model in sorted(model_list, key=lambda m: m.name):
         sql = plan_sql(model, events_view, events_columns, leads_view, leads_columns, as_of_us)
+        interests = _interests_sql(model, events_view, events_columns, as_of_us)
+        if interests is None:
+            sql = f"SELECT *, {_NO_INTERESTS} AS interests FROM ({sql})"
+        else:
+            sql = (f"SELECT s.*, coalesce(i.interests, {_NO_INTERESTS}) AS interests "
+                   f"FROM ({sql}) AS s LEFT JOIN ({interests}) AS i ON s.lead_id = i.lead_id "
+                   "ORDER BY s.lead_id")
         try:
             frames.append(spark.sql(sql))
         except Exception as exc:   # Spark's AnalysisException / ParseException
@@ -278,17 +303,19 @@ def score_frame(models: Model | Sequence[Model], events: Any, leads: Any = None,
     result = frames[0]
     for frame in frames[1:]:
         result = result.unionAll(frame)
-    return result.select(*(_quote(c) for c in OUTPUT_COLUMNS)), bad_events, bad_leads
+    return result.select(*(_quote(c) for c in (*OUTPUT_COLUMNS, "interests"))), bad_events, \
+        bad_leads
 
 
 def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
                as_of_us: int, spark: Any) -> pa.Table:
     """`leadscore.score_many` on Spark: the scores collected to an Arrow table."""
     from leadscore.engine.batch import SCORE_SCHEMA, _typed
+    from leadscore.engine.interest_plan import INTEREST_TYPE, output_schema
 
     model_list = [models] if isinstance(models, Model) else list(models)
     if not model_list:
-        return SCORE_SCHEMA.empty_table()
+        return output_schema(SCORE_SCHEMA).empty_table()
     with _settings(spark):
         frame, _, _ = score_frame(model_list, events, leads, as_of_us=as_of_us, spark=spark)
         try:
@@ -296,19 +323,24 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
         except Exception as exc:
             raise EngineError(f"the Spark plan failed: {str(exc).strip().splitlines()[0]}") \
                 from None
-    return _typed(result)
+    interests = result.column("interests").cast(INTEREST_TYPE)
+    return _typed(result.drop_columns(["interests"])).append_column(
+        pa.field("interests", INTEREST_TYPE), interests)
 
 
 def write_frame(frame: Any, path: str) -> None:
     """Write scores with Spark's own writer (a folder of part files), format by suffix."""
+    from pyspark.sql.functions import to_json
+
     lowered = path.lower().rstrip("/")
     typed = frame.withColumn("customer_since", frame["customer_since"].cast("long")) \
         .selectExpr(*(f"timestamp_micros({_quote(c)}) AS {_quote(c)}"
                       if c in ("customer_since", "as_of") else _quote(c)
-                      for c in OUTPUT_COLUMNS))
+                      for c in (*OUTPUT_COLUMNS, "interests")))
     writer = typed.write.mode("overwrite")
-    if lowered.endswith(".csv"):
-        writer.option("header", "true").csv(path)
+    if lowered.endswith(".csv"):   # CSV has no lists: interests as JSON text
+        typed.withColumn("interests", to_json(typed["interests"])).write.mode("overwrite") \
+            .option("header", "true").csv(path)
     elif lowered.endswith((".json", ".jsonl", ".ndjson")):
         writer.json(path)
     else:
