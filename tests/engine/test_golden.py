@@ -52,13 +52,19 @@ def incremental(case: dict[str, Any], leads: pa.Table, events: pa.Table) -> dict
     return {s.lead_id: s.row() for s in scorer.scores(as_of=case["as_of_us"])}
 
 
-def batch(case: dict[str, Any], leads: pa.Table, events: pa.Table) -> dict[str, dict]:
+def batch(case: dict[str, Any], leads: pa.Table, events: pa.Table, **engine: Any
+          ) -> dict[str, dict]:
     result = score_many(case["model"], events, leads if leads.num_rows else None,
-                        as_of=case["as_of"])
+                        as_of=case["as_of"], **engine)
     return {row["lead_id"]: row for row in result.to_pylist()}
 
 
-ENGINES = {"incremental": incremental, "duckdb": batch}
+def on_spark(case: dict[str, Any], leads: pa.Table, events: pa.Table, *, spark: Any = None
+             ) -> dict[str, dict]:
+    return batch(case, leads, events, engine="spark", spark=spark)
+
+
+ENGINES = {"incremental": incremental, "duckdb": batch, "spark": on_spark}
 
 
 def matches(actual: Any, expected: Any, column: str) -> bool:
@@ -74,15 +80,17 @@ def matches(actual: Any, expected: Any, column: str) -> bool:
     return bool(actual == expected)
 
 
-@pytest.mark.parametrize("engine", sorted(ENGINES))
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=pytest.mark.spark) if e == "spark"
+                                    else e for e in sorted(ENGINES)])
 @pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
-def test_golden(path: Path, engine: str) -> None:
+def test_golden(path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     case = load_case(path)
     events = table([{"type": "page" if "path" in e else "track", **e}
                     for e in case.get("events", [])],
                    ("lead_id", "timestamp", "type", "event", "path"))
     leads = table(case.get("leads", []), ("lead_id",))
-    scores = ENGINES[engine](case, leads, events)
+    extra = {"spark": request.getfixturevalue("spark")} if engine == "spark" else {}
+    scores = ENGINES[engine](case, leads, events, **extra)
     if "expected_leads" in case:
         assert sorted(scores) == sorted(case["expected_leads"])
     for want in case["expected"]:
