@@ -44,7 +44,8 @@ def session(master: str = DEFAULT_MASTER, app_name: str = "leadscore", **conf: s
         raise EngineError("the Spark engine needs PySpark: pip install 'leadscore[spark]'") \
             from None
     builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in {**SESSION_CONF, "spark.ui.enabled": "false", **conf}.items():
+    for key, value in {**SESSION_CONF, "spark.ui.enabled": "false",
+                         "spark.ui.showConsoleProgress": "false", **conf}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
@@ -310,19 +311,27 @@ def score_frame(models: Model | Sequence[Model], events: Any, leads: Any = None,
 def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
                as_of_us: int, spark: Any) -> pa.Table:
     """`leadscore.score_many` on Spark: the scores collected to an Arrow table."""
-    from leadscore.engine.batch import SCORE_SCHEMA, _typed
-    from leadscore.engine.interest_plan import INTEREST_TYPE, output_schema
+    from leadscore.engine.batch import SCORE_SCHEMA
+    from leadscore.engine.interest_plan import output_schema
 
     model_list = [models] if isinstance(models, Model) else list(models)
     if not model_list:
         return output_schema(SCORE_SCHEMA).empty_table()
     with _settings(spark):
         frame, _, _ = score_frame(model_list, events, leads, as_of_us=as_of_us, spark=spark)
-        try:
-            result = frame.toArrow()
-        except Exception as exc:
-            raise EngineError(f"the Spark plan failed: {str(exc).strip().splitlines()[0]}") \
-                from None
+        return to_arrow(frame)
+
+
+def to_arrow(frame: Any) -> pa.Table:
+    """A scores frame collected to Arrow, in the DuckDB engine's output schema."""
+    from leadscore.engine.batch import _typed
+    from leadscore.engine.interest_plan import INTEREST_TYPE
+
+    try:
+        result = frame.toArrow()
+    except Exception as exc:
+        raise EngineError(f"the Spark plan failed: {str(exc).strip().splitlines()[0]}") \
+            from None
     interests = result.column("interests").cast(INTEREST_TYPE)
     return _typed(result.drop_columns(["interests"])).append_column(
         pa.field("interests", INTEREST_TYPE), interests)
