@@ -151,8 +151,8 @@ def score(
                                               "for several).")],
     events: Annotated[str, typer.Option("--events", "-e", help="Events: .parquet, .csv or "
                                         ".jsonl (Segment messages).")],
-    out_path: Annotated[Path, typer.Option("--out", "-o", help="Scores file: .csv, .parquet, "
-                                           ".json or .jsonl.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Scores file: .csv, .parquet, "
+                                     ".json or .jsonl (with Spark also a URL: s3a://…).")],
     leads: Annotated[str | None, typer.Option("--leads", "-l", help="Leads (traits): "
                                               ".parquet, .csv or .jsonl.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Score as of this time "
@@ -167,20 +167,48 @@ def score(
     account_traits: Annotated[str | None, typer.Option(
         "--account-traits", help="Accounts table: account_id plus traits incl. domain "
                                  "(.csv, .parquet, .jsonl).")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="duckdb (in-process) or spark.")
+                      ] = "duckdb",
+    master: Annotated[str, typer.Option("--master", help="Spark master: local[*], spark://…, "
+                                        "yarn, k8s://…")] = "local[*]",
+    state: Annotated[Path | None, typer.Option("--state", help="Keep a per-lead state here; "
+                                               "later runs read only new files.")] = None,
+    memory_limit: Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory "
+                                                     "limit (e.g. 4GB); spills beyond.")] = None,
 ) -> None:
     """Score every lead in an events file (and leads file) under one or more models."""
-    import duckdb
-
+    from leadscore.engine import scale
     from leadscore.io import read_events, read_leads, write_table
     from leadscore.model import load_models
 
     started = time.monotonic()
     when = _as_of(as_of)
     models = load_models(list(model))
+    if engine not in ("duckdb", "spark"):
+        fail(f"error: --engine {engine!r}: expected duckdb or spark")
+    if engine == "spark":
+        if state is not None or accounts_out is not None:
+            fail("error: --state and --accounts run on DuckDB; drop them or --engine spark")
+        if scale.REMOTE_MARK not in out:
+            _check_output(Path(out))
+        rows = scale.score_on_spark(models, events, leads, out, when, master, err)
+        say(f"wrote {rows:,} scores to {out} on Spark ({master}) (as of {iso(when)}) in "
+            f"{time.monotonic() - started:.1f} s", "green")
+        return
+    out_path = Path(out)
     _check_output(out_path)
+    con = scale.connect(memory_limit)
+    if state is not None:
+        if accounts_out is not None:
+            fail("error: --accounts cannot be combined with --state yet")
+        scores = scale.score_with_state(models, events, leads, when, state, con, err)
+        write_table(scores, out_path)
+        _summary(scores, con)
+        say(f"wrote {scores.num_rows:,} scores to {out_path} (as of {iso(when)}) in "
+            f"{time.monotonic() - started:.1f} s", "green")
+        return
     if accounts_out is not None:
         _check_output(accounts_out)
-    con = duckdb.connect()
     with _progress() as step:
         step("reading events")
         events_report = read_events(events, con, name="events", strict=strict)
