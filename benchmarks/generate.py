@@ -239,7 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--anonymous-share", type=float, default=0.02,
                         help="event leads not in the leads table, as a share of --leads")
     parser.add_argument("--row-group", type=int, default=1_000_000)
+    parser.add_argument("--partitioned", action="store_true",
+                        help="--out is a folder of hive partitions month=YYYY-MM/part-*.parquet")
     args = parser.parse_args(argv)
+    if args.partitioned:
+        return _partitioned(args)
     started = time.perf_counter()
     write_events(args.out, args.events, args.leads, seed=args.seed, days=args.days,
                  anonymous_share=args.anonymous_share, row_group=args.row_group)
@@ -250,6 +254,28 @@ def main(argv: list[str] | None = None) -> int:
         write_leads(args.leads_out, args.leads, seed=args.seed)
         print(f"{args.leads_out}: {args.leads:,} leads in {time.perf_counter() - started:.1f} s",
               file=sys.stderr)
+    return 0
+
+
+def _partitioned(args: argparse.Namespace) -> int:
+    """Write the events in chunks of 50M (a seed each), each split by month into --out."""
+    import duckdb
+
+    chunk = 50_000_000
+    args.out.mkdir(parents=True, exist_ok=True)
+    for i, first in enumerate(range(0, args.events, chunk)):
+        started = time.perf_counter()
+        tmp = args.out / f".chunk-{i}.parquet"
+        write_events(tmp, min(chunk, args.events - first), args.leads, seed=args.seed + i,
+                     days=args.days, anonymous_share=args.anonymous_share,
+                     row_group=args.row_group)
+        duckdb.sql(f"""COPY (SELECT *, strftime("timestamp", '%Y-%m') AS month
+                   FROM read_parquet('{tmp}')) TO '{args.out}' (FORMAT parquet,
+                   PARTITION_BY (month), APPEND, FILENAME_PATTERN 'part-{i}-{{i}}')""")
+        tmp.unlink()
+        print(f"{args.out}: chunk {i} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    if args.leads_out is not None:
+        write_leads(args.leads_out, args.leads, seed=args.seed)
     return 0
 
 
