@@ -86,10 +86,19 @@ SETTINGS: tuple[Setting, ...] = (
             "how often the dispatcher looks for due handoffs"),
     Setting("delivery_timeout_seconds", "LEADSCORE_DELIVERY_TIMEOUT_SECONDS", float,
             "timeout of one webhook request or SMTP session"),
+    Setting("delivery_lease_seconds", "LEADSCORE_DELIVERY_LEASE_SECONDS", float,
+            "how long a batch of program actions claimed by a process is its own; after a "
+            "crash the ones it never attempted are sent once the lease has passed"),
     Setting("retry_base_seconds", "LEADSCORE_RETRY_BASE_SECONDS", float,
             "first retry delay of a failed delivery; doubled each attempt, with jitter"),
     Setting("retry_max_seconds", "LEADSCORE_RETRY_MAX_SECONDS", float,
             "longest delay between two delivery attempts"),
+    Setting("refresh_seconds", "LEADSCORE_REFRESH_SECONDS", float,
+            "how often the server saves again the scores decay has moved, for the lead "
+            "listing's filters and sort (0: never)"),
+    Setting("sqlite_synchronous", "LEADSCORE_SQLITE_SYNCHRONOUS", str,
+            "full: an acknowledged message survives a power cut (an fsync per commit); "
+            "normal: it survives a crash of the server, not of the machine (faster)"),
 )
 
 
@@ -116,8 +125,11 @@ class Settings:
     log_requests: bool = True
     delivery_poll_seconds: float = 0.2
     delivery_timeout_seconds: float = 10.0
+    delivery_lease_seconds: float = 60.0
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 3600.0
+    refresh_seconds: float = 300.0
+    sqlite_synchronous: str = "full"
     config_file: str | None = field(default=None, compare=False)
 
     def is_admin_token(self, token: str) -> bool:
@@ -282,11 +294,13 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
         raise wrong("a string")
     if key == "log_level" and value.lower() not in ("debug", "info", "warning", "error"):
         raise wrong("debug, info, warning or error")
+    if key == "sqlite_synchronous" and value.lower() not in ("full", "normal"):
+        raise wrong("full or normal")
     if key == "smtp_url" and value and not value.startswith(("smtp://", "smtps://")):
         raise wrong("smtp://host:port or smtps://host:port")
     if key == "smtp_url":
         return value or None
-    return value.lower() if key == "log_level" else value
+    return value.lower() if key in ("log_level", "sqlite_synchronous") else value
 
 
 def _relative_to(config: Path, path: str) -> str:
@@ -335,8 +349,11 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "log_requests": Settings.log_requests,
         "delivery_poll_seconds": Settings.delivery_poll_seconds,
         "delivery_timeout_seconds": Settings.delivery_timeout_seconds,
+        "delivery_lease_seconds": Settings.delivery_lease_seconds,
         "retry_base_seconds": Settings.retry_base_seconds,
         "retry_max_seconds": Settings.retry_max_seconds,
+        "refresh_seconds": Settings.refresh_seconds,
+        "sqlite_synchronous": Settings.sqlite_synchronous,
     }
     lines = ["# leadscore service settings (`leadscore serve --config` reads this file).",
              "# Each can be overridden by the environment variable named beside it.", ""]

@@ -53,6 +53,7 @@ def open_lifecycle(service: Service, settings: Any, *, folder: str | Path | None
     mailer = Mailer(settings.smtp_url, settings.smtp_from, public, secret,
                     settings.delivery_timeout_seconds)
     scheduler = Scheduler(service, programs, content=content, mailer=mailer,
-                          emails_per_week=getattr(settings, "emails_per_week", 3))
+                          emails_per_week=getattr(settings, "emails_per_week", 3),
+                          lease_seconds=getattr(settings, "delivery_lease_seconds", 60.0))
     keeper = SegmentKeeper(service, segments, on_change=scheduler.on_segment_change)
     return Lifecycle(segments, programs, keeper, scheduler, secret)

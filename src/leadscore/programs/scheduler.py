@@ -7,10 +7,12 @@
   take the same one) and advances each in one transaction with its journey rows and effects:
   e-mails, webhooks and events to ingest go to `program_actions`, sales notifications to the
   outbox. A crash before the commit loses nothing and repeats nothing.
-- `deliver` sends those actions: an e-mail is marked `sending` (committed) before the SMTP
-  session and `sent` after it; one found still `sending` after a crash is marked `unknown`,
-  never sent again (at most once). Webhooks and ingests are retried (the receiver and
-  `messageId` deduplicate).
+- `deliver` sends those actions: a batch is `claimed` (a lease), then each e-mail is marked
+  `sending` (committed) right before its own SMTP session and `sent` after it. After a crash,
+  claimed actions go back to `pending` (never attempted: nothing is lost); an e-mail found
+  still `sending` is marked `unknown` and never sent again (at most once; at most one per
+  process is in doubt). Webhooks and ingests are retried (the receiver and `messageId`
+  deduplicate).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
 from leadscore.alerts.backoff import Backoff
 from leadscore.events import event_from_message
@@ -119,12 +121,14 @@ class Scheduler:
 
     def __init__(self, service: Service, programs: Sequence[Program], *,
                  content: list[dict[str, Any]] | None = None, mailer: Mailer | None = None,
-                 emails_per_week: int | None = 3, batch: int = 50):
+                 emails_per_week: int | None = 3, batch: int = 50,
+                 lease_seconds: float = LEASE_US / 1_000_000):
         self.service, self.programs = service, {p.name: p for p in programs}
         self.content = content or []
         self.mailer = mailer or Mailer(None)
         self.emails_per_week = emails_per_week
         self.batch = batch
+        self.lease_us = int(lease_seconds * 1_000_000)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.backoff = Backoff(2.0, 3600.0)
@@ -310,11 +314,15 @@ class Scheduler:
         db = self.service.db
 
         def claim(connection: Connection) -> list[Any]:
-            # A crash left these mid-way: e-mails are in doubt (never resent), others retried.
-            stale = and_(actions.c.status == "sending", actions.c.next_attempt_at < when)
-            connection.execute(update(actions).where(stale, actions.c.kind == "email").values(
+            # A crash left these mid-way: an e-mail in its SMTP session is in doubt (never
+            # resent); claimed ones were never attempted, and other kinds are retried.
+            expired = actions.c.next_attempt_at < when
+            connection.execute(update(actions).where(
+                expired, actions.c.status == "sending", actions.c.kind == "email").values(
                 status="unknown", last_error="interrupted while sending: not resent"))
-            connection.execute(update(actions).where(stale).values(status="pending"))
+            connection.execute(update(actions).where(
+                expired, actions.c.status.in_(("sending", "claimed"))).values(
+                status="pending"))
             query = select(actions).where(actions.c.status == "pending",
                                           actions.c.next_attempt_at <= when).order_by(
                 actions.c.next_attempt_at).limit(limit)
@@ -323,14 +331,20 @@ class Scheduler:
             rows = connection.execute(query).all()
             if rows:
                 connection.execute(update(actions).where(actions.c.id.in_(
-                    [r.id for r in rows])).values(status="sending",
-                                                  next_attempt_at=when + LEASE_US,
+                    [r.id for r in rows])).values(status="claimed",
+                                                  next_attempt_at=when + self.lease_us,
                                                   attempts=actions.c.attempts + 1))
             return list(rows)
 
         rows = db.write(claim)
         done = 0
         for row in rows:
+            if row.kind == "email":
+                def sending(connection: Connection, key: str = row.id) -> None:
+                    connection.execute(update(actions).where(actions.c.id == key).values(
+                        status="sending"))
+
+                db.write(sending)
             error: str | None = None
             try:
                 self._perform(row)
