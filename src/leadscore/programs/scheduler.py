@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
+from jinja2 import TemplateError
 from sqlalchemy import Connection, func, or_, select, update
 
 from leadscore.alerts.backoff import Backoff
 from leadscore.events import event_from_message
+from leadscore.model.interests import summary
 from leadscore.programs.content import pick
 from leadscore.programs.definition import Program
 from leadscore.programs.links import Links
@@ -259,31 +261,57 @@ class Scheduler:
             return
         db = self.service.db
         if effect["kind"] == "email":
-            payload = self.render(program, action, effect)
+            error: str | None = None
+            try:
+                payload = self.render(program, action, effect)
+            except TemplateError as exc:   # this lead's e-mail fails; the others go on
+                payload = {"to": effect["facts"].traits.get("email"), "subject": None,
+                           "template": effect["template"]}
+                error = f"template {effect['template']!r}: {type(exc).__name__}: {exc}"
+            if error is None and not payload.get("to"):
+                error = "the lead has no e-mail address"
             connection.execute(actions.insert().values(
                 id=action.key, kind="email", lead_id=action.lead_id, program=program.name,
-                payload=payload, status="pending" if payload.get("to") else "failed",
+                payload=payload, status="pending" if error is None else "failed",
                 attempts=0, next_attempt_at=now, created_at=now, done_at=None,
-                last_error=None if payload.get("to") else "the lead has no e-mail address"))
+                last_error=error))
             content = effect.get("content") or {}
             connection.execute(email_sends.insert().values(
                 id=action.key, lead_id=action.lead_id, at=now, content_id=content.get("id"),
                 topic=",".join(content.get("topics") or []) or None))
         elif effect["kind"] == "handoff":
             facts: LeadFacts = effect["facts"]
+            profile = sorted(facts.interests.items(), key=lambda p: (-p[1], p[0]))
             outbox.add(db, connection, action.key, "handoff", action.lead_id, program.model, {
                 "id": action.key, "type": "handoff", "source": "program",
                 "program": program.name, "step": action.step, "lead_id": action.lead_id,
                 "model": program.model, "at": iso(now), "note": effect.get("note"),
                 "traits": dict(facts.traits), **{k: v for k, v in (facts.score or {}).items()},
-                "interests": sorted(facts.interests.items(), key=lambda p: -p[1])[:5],
-                "reasons": []}, now)
+                "interests": profile[:5], "interested_in": summary(profile),
+                "reasons": self._reasons(connection, action.lead_id, program.model, now)},
+                now)
         else:
             connection.execute(actions.insert().values(
                 id=action.key, kind=effect["kind"], lead_id=action.lead_id,
                 program=program.name, payload={k: v for k, v in effect.items() if k != "facts"},
                 status="pending", attempts=0, next_attempt_at=now, created_at=now,
                 done_at=None, last_error=None))
+
+    def _reasons(self, connection: Connection, lead_id: str, model: str | None,
+                 now: int) -> list[dict[str, Any]]:
+        """The lead's score reasons under the program's model (as a lead's handoff has)."""
+        from leadscore.ingest.session import Session, reason_json
+        from leadscore.store import scores
+
+        session = Session(self.service.db, connection, self.service._active(connection), now,
+                          write=False)
+        scorer = session.scorer(lead_id)
+        if scorer is None or model is None or model not in scorer.models:
+            return []
+        score = scorer.score(lead_id, model, as_of=max(now, session.as_of(lead_id)))
+        if score is None:
+            return []
+        return [reason_json(scores.reason_dict(r)) for r in score.reasons]
 
     def render(self, program: Program, action: Action, effect: dict[str, Any]
                ) -> dict[str, Any]:
