@@ -24,8 +24,10 @@ def list_files(source: str | Path) -> list[str]:
     if any(mark in text for mark in "*?["):
         files = sorted(globbing.glob(text, recursive=True))
     elif Path(text).is_dir():
-        files = sorted(str(p) for p in Path(text).rglob("*") if p.suffix.lower()
-                       in EVENT_SUFFIXES and p.is_file())
+        files = sorted(os.path.join(folder, name)
+                       for folder, _, names in os.walk(text, followlinks=True)
+                       for name in names if Path(name).suffix.lower() in EVENT_SUFFIXES
+                       and not name.startswith("."))
     elif Path(text).exists():
         files = [text]
     else:
