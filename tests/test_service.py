@@ -245,6 +245,29 @@ def test_group_links_an_account_whose_traits_fit_rules_read(service: Service) ->
     assert {r["lead_id"]: r["fit"] for r in service.list_leads()[0]} == {"ann": 25, "bob": 25}
 
 
+def test_identify_traits_company_is_the_leads_account(service: Service) -> None:
+    acme = {"id": "acme", "name": "Acme", "employees": 50, "plan": "pro"}
+    service.ingest([identify("ann", email="ann@acme.example", company=acme)], received_at=NOW)
+    ann = service.get_lead("ann", as_of=NOW)
+    assert (ann["account_id"], ann["account"], ann["fit"]) == (
+        "acme", {"name": "Acme", "employees": 50, "plan": "pro"}, 10)
+    assert ann["traits"]["company"] == acme                   # still a trait, as sent
+    # Another lead's identify updates the account, as a group call would: both re-scored.
+    service.ingest([identify("bob", company={"id": "acme", "employees": 500})],
+                   received_at=NOW)
+    for lead_id in ("ann", "bob"):
+        lead = service.get_lead(lead_id, as_of=NOW)
+        assert lead["account_id"] == "acme" and lead["account"]["employees"] == 500
+        assert "big company" in [r["rule"] for r in lead["reasons"]]
+    assert {r["lead_id"]: r["fit"] for r in service.list_leads()[0]} == {"ann": 25, "bob": 15}
+    # No id: the company's name names the account; not an object: a trait only.
+    service.ingest([identify("cy", company={"name": "Cy Inc", "employees": 120}),
+                    identify("dee", company="Dee Ltd")], received_at=NOW)
+    assert service.get_lead("cy", as_of=NOW)["account_id"] == "Cy Inc"
+    dee = service.get_lead("dee", as_of=NOW)
+    assert (dee["account_id"], dee["traits"]) == (None, {"company": "Dee Ltd"})
+
+
 def test_unknown_leads_and_models_are_not_found(service: Service) -> None:
     with pytest.raises(NotFound, match="no lead 'nobody'"):
         service.get_lead("nobody")

@@ -33,10 +33,12 @@ def apply(session: Session, message: Message) -> str | None:
             _link_anonymous(session, message.anonymous_id, lead_id)
         if message.traits:
             lead_store.set_traits(connection, lead_id, message.traits, now)
+        if message.group_id is not None:        # traits.company: the lead's account
+            _join(session, lead_id, message.group_id, message.group_traits)
         session.profile_changed(lead_id)
     elif message.type == "group":
         assert message.group_id is not None
-        _join(session, lead_id, message.group_id, dict(message.traits))
+        _join(session, lead_id, message.group_id, message.group_traits)
         session.touch(lead_id)
     else:
         assert message.event is not None

@@ -5,6 +5,10 @@ before 2000 or more than a day after the message was received is absurd and reje
 slightly in the future (a client's fast clock) is clamped to the time it was received.
 A message without `messageId` gets one derived from its content, so re-sending the same
 message is still counted once.
+
+An identify whose traits hold Segment's reserved `company` object ({name, id, industry,
+employee_count, plan…}) names the lead's account as a group call would: the account's id is
+`company.id`, else its `name`, else its `domain`; its other keys are the account's traits.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ class Message:
     raw: Mapping[str, Any]
     event: Event | None = None              # track, page, screen
     traits: Mapping[str, Any] = field(default_factory=dict)   # identify, group
-    group_id: str | None = None             # group
+    group_id: str | None = None             # group; identify with traits.company
+    group_traits: dict[str, Any] = field(default_factory=dict)  # the account's traits
     previous_id: str | None = None          # alias
 
 
@@ -113,16 +118,41 @@ def validate(message: Any, index: int, received_at: int) -> Message:
             raise _error(index, exc.field, str(exc).split(": ", 1)[-1]) from None
         return Message(**common, event=event)
     if kind == "identify":
-        return Message(**common, traits=_object(message, "traits", index))
+        traits = _object(message, "traits", index)
+        company = company_account(traits)
+        if company is None:
+            return Message(**common, traits=traits)
+        return Message(**common, traits=traits, group_id=company[0], group_traits=company[1])
     if kind == "group":
         group_id = _id(message, "groupId", index)
         if group_id is None:
             raise _error(index, "groupId", "a group message needs groupId")
-        return Message(**common, traits=_object(message, "traits", index), group_id=group_id)
+        traits = _object(message, "traits", index)
+        return Message(**common, traits=traits, group_id=group_id, group_traits=dict(traits))
     previous_id = _id(message, "previousId", index)
     if previous_id is None:
         raise _error(index, "previousId", "an alias message needs previousId")
     return Message(**common, previous_id=previous_id)
+
+
+ACCOUNT_KEYS = ("id", "name", "domain")   # what names an account, in order of preference
+
+
+def company_account(traits: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(account id, account traits) of an identify's `traits.company` object; None where it
+    is not an object or names no account (no id, name or domain)."""
+    company = traits.get("company")
+    if not isinstance(company, Mapping):
+        return None
+    found = next((company[k] for k in ACCOUNT_KEYS if _names(company.get(k))), None)
+    if found is None:
+        return None
+    return str(found), {k: v for k, v in company.items() if k != "id"}
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool) and bool(
+        str(value).strip()) and len(str(value)) <= MAX_ID_LENGTH
 
 
 def _timestamp(message: Mapping[str, Any], index: int, received_at: int) -> int:

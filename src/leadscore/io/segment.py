@@ -1,5 +1,7 @@
 """Segment messages in JSON files (JSON lines, a JSON array, or a `{"batch": [...]}` body) as
 Arrow tables: track/page/screen messages become event rows, identify messages lead rows.
+An identify's reserved `traits.company` object is the lead's account, as the service reads
+it: `account.id` (its id, else name, else domain) and `account.<x>` columns for its other keys.
 
 The semantics of one message are those of `leadscore.events.event_from_message`; this module
 only turns many of them into columns (nested objects flattened to dotted names).
@@ -18,6 +20,7 @@ import pyarrow as pa
 
 from leadscore.errors import EventError
 from leadscore.events import event_from_message, flatten
+from leadscore.ingest.validate import company_account
 from leadscore.timeutil import to_datetime
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -136,6 +139,13 @@ def lead_table(path: Path, *, strict: bool) -> tuple[pa.Table, Rejected, Counter
             continue
         row = leads.setdefault(str(lead), {"lead_id": str(lead)})
         row.update(flatten("traits.", traits))
+        company = company_account(traits)
+        if company is not None:
+            if row.get("account.id") != company[0]:     # another account: not its traits
+                for key in [k for k in row if k.startswith("account.")]:
+                    del row[key]
+            row["account.id"] = company[0]
+            row.update(flatten("account.", company[1]))
     return columns_table(list(leads.values()), {"lead_id": pa.string()}), rejected, others
 
 
