@@ -1,14 +1,21 @@
 """Ingestion benchmark: leadscore's `/v1/batch` against a bare endpoint that appends the same
-batches to SQLite, side by side in one run; single `track` latency at light load; the time
-from a crossing event's 2xx to the webhook's receipt. Loopback only, bounded loops.
+batches to the same database, side by side in each round; single `track` latency at light
+load; the time from a crossing event's 2xx to the webhook's receipt. Loopback only, bounded
+loops.
 
-    python benchmarks/bench_ingest.py                      # SQLite
+    python benchmarks/bench_ingest.py                      # SQLite, 3 rounds
     python benchmarks/bench_ingest.py --db postgresql://postgres@127.0.0.1:5432/test
+    python benchmarks/bench_ingest.py --synchronous normal # SQLite without an fsync per commit
+    python benchmarks/bench_ingest.py --baseline-src /tmp/base/src   # another leadscore too
 
 Each server runs in its own process group with 2 uvicorn workers; the load comes from one
 asyncio client process with 64 connections (100 events a request). The bare endpoint parses
 the JSON body and appends one row per message (message id, lead, type, JSON) in one
-transaction per request, WAL and synchronous=FULL, as leadscore's store does.
+transaction per request: on SQLite in WAL mode with the same `synchronous` as leadscore, on
+PostgreSQL with one executemany. Every round starts each server on an empty store (a fresh
+SQLite file, a fresh PostgreSQL schema) and runs the contenders one after the other; the
+figures are the medians over the rounds, the ratio the median of each round's ratio. The
+machine is shared: the load average is recorded around every round.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -40,30 +49,41 @@ WRITE_KEY, ADMIN = "wk_bench", "adm_bench"
 # ---- the bare endpoint ------------------------------------------------------------------
 
 def bare_app() -> Any:
-    """POST /v1/batch → append each message to SQLite; nothing else."""
+    """POST /v1/batch → append each message to the store (SQLite or PostgreSQL); nothing
+    else."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    path = os.environ["BARE_DB"]
+    target = os.environ["BARE_DB"]
     local = threading.local()
+    create = ("CREATE TABLE IF NOT EXISTS events (message_id TEXT PRIMARY KEY, lead TEXT, "
+              "type TEXT, body TEXT)")
 
-    def connection() -> sqlite3.Connection:
+    def sqlite_append(rows: list[tuple[str, str, str, str]]) -> None:
         if not hasattr(local, "db"):
-            db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            db = sqlite3.connect(target, isolation_level=None, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("CREATE TABLE IF NOT EXISTS events (message_id TEXT PRIMARY KEY, "
-                       "lead TEXT, type TEXT, body TEXT)")
+            db.execute(f"PRAGMA synchronous={os.environ.get('BARE_SYNCHRONOUS', 'FULL')}")
+            db.execute(create)
             local.db = db
-        return local.db  # type: ignore[no-any-return]
-
-    def append(rows: list[tuple[str, str, str, str]]) -> None:
-        db = connection()
+        db = local.db
         db.execute("BEGIN IMMEDIATE")
         db.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)", rows)
         db.execute("COMMIT")
+
+    def postgres_append(rows: list[tuple[str, str, str, str]]) -> None:
+        import psycopg
+
+        if not hasattr(local, "db"):
+            local.db = psycopg.connect(target, autocommit=True)
+            local.db.execute(create)
+        with local.db.transaction(), local.db.cursor() as cursor:
+            cursor.executemany("INSERT INTO events VALUES (%s, %s, %s, %s) "
+                               "ON CONFLICT DO NOTHING", rows)
+
+    append = postgres_append if target.startswith("postgresql") else sqlite_append
 
     async def batch(request: Request) -> JSONResponse:
         from starlette.concurrency import run_in_threadpool
@@ -100,11 +120,15 @@ def wait_up(url: str, process: subprocess.Popen[bytes], probe: str) -> None:
     raise RuntimeError("server did not start")
 
 
-def start_leadscore(db: str, workers: int, env: dict[str, str]) -> tuple[str, Any]:
+def start_leadscore(db: str, workers: int, env: dict[str, str], src: str | None = None
+                    ) -> tuple[str, Any]:
+    """`leadscore serve` (from the source folder `src`, where given)."""
     port = free_port()
     environment = {**os.environ, "LEADSCORE_WRITE_KEYS": WRITE_KEY,
                    "LEADSCORE_ADMIN_TOKEN": ADMIN, "LEADSCORE_LOG_REQUESTS": "false",
                    "LEADSCORE_LOG_LEVEL": "warning", **env}
+    if src is not None:
+        environment["PYTHONPATH"] = src
     process = subprocess.Popen(
         [sys.executable, "-m", "leadscore.cli_service", "serve", "--db", db, "--models",
          str(MODELS), "--port", str(port), "--workers", str(workers)],
@@ -115,13 +139,14 @@ def start_leadscore(db: str, workers: int, env: dict[str, str]) -> tuple[str, An
     return url, process
 
 
-def start_bare(path: Path, workers: int) -> tuple[str, Any]:
+def start_bare(target: str, workers: int, synchronous: str) -> tuple[str, Any]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench_ingest:bare_app", "--factory", "--app-dir",
          str(Path(__file__).parent), "--port", str(port), "--workers", str(workers),
          "--log-level", "warning", "--no-access-log"],
-        env={**os.environ, "BARE_DB": str(path)}, stdout=subprocess.DEVNULL,
+        env={**os.environ, "BARE_DB": target, "BARE_SYNCHRONOUS": synchronous.upper()},
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     wait_up(url, process, "/")
@@ -170,7 +195,11 @@ async def blast(url: str, bodies: list[bytes], connections: int) -> dict[str, fl
             while not queue.empty():
                 body = queue.get_nowait()
                 started = time.perf_counter()
-                response = await client.post("/v1/batch", content=body)
+                try:
+                    response = await client.post("/v1/batch", content=body)
+                except httpx.HTTPError:      # a dropped connection: counted, not fatal
+                    failures += 1
+                    continue
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 200:
                     failures += 1
@@ -243,43 +272,129 @@ def crossing_latency(url: str, receiver: Receiver, n: int) -> dict[str, float]:
             "received": len(delays), "sent": n}
 
 
+@contextmanager
+def empty_store(db: str | None, tmp: Path, name: str) -> Iterator[str]:
+    """A URL of an empty store: a new SQLite file, or a new PostgreSQL schema (dropped after)."""
+    if db is None:
+        yield f"sqlite:///{tmp / f'{name}-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    plain = db.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{plain}{'&' if '?' in plain else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(plain, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def run_leadscore(label: str, db: str, args: argparse.Namespace, bodies: list[list[bytes]],
+                  src: str | None, receiver: Receiver) -> dict[str, Any]:
+    warm, load = bodies
+    url, server = start_leadscore(db, args.workers, {
+        "LEADSCORE_WEBHOOK_URLS": receiver.url, "LEADSCORE_DELIVERY_POLL_SECONDS": "0.1",
+        "LEADSCORE_SQLITE_SYNCHRONOUS": args.synchronous}, src)
+    try:
+        asyncio.run(blast(url, warm, args.connections))
+        out: dict[str, Any] = {"batch": asyncio.run(blast(url, load, args.connections))}
+        out["track_light"] = light_track(url, args.tracks)
+        out["crossing_to_webhook"] = crossing_latency(url, receiver, args.crossings)
+    finally:
+        stop(server)
+    print(f"  {label}: {out['batch']['events_per_s']:.0f} events/s, track p99 "
+          f"{out['track_light']['p99_ms']:.1f} ms", file=sys.stderr)
+    return out
+
+
+def git_state() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+    dirty = git("status", "--porcelain", "--", "src/leadscore/service.py", "src/leadscore/store",
+                "src/leadscore/ingest", "src/leadscore/api", "src/leadscore/server.py")
+    return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else "")
+
+
+def median_of(rounds: list[dict[str, Any]], *path: str) -> float:
+    values = []
+    for entry in rounds:
+        for key in path:
+            entry = entry[key]
+        values.append(float(entry))  # type: ignore[arg-type]
+    return statistics.median(values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", default=None, help="PostgreSQL URL (default: SQLite)")
     parser.add_argument("--requests", type=int, default=300, help="batches per run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tracks", type=int, default=300, help="single tracks at light load")
+    parser.add_argument("--crossings", type=int, default=100)
+    parser.add_argument("--synchronous", choices=("full", "normal"), default="full",
+                        help="SQLite's synchronous, for leadscore and the bare endpoint")
+    parser.add_argument("--baseline-src", default=None,
+                        help="also run leadscore from this source folder (e.g. an older commit "
+                             "exported with git archive), in the same rounds")
     parser.add_argument("--out", type=Path, default=None, help="write results as JSON")
     args = parser.parse_args()
-    results: dict[str, Any] = {"backend": "postgresql" if args.db else "sqlite",
-                               "workers": args.workers, "connections": args.connections,
-                               "cores": os.cpu_count()}
+    results: dict[str, Any] = {
+        "backend": "postgresql" if args.db else "sqlite", "workers": args.workers,
+        "connections": args.connections, "cores": os.cpu_count(), "git": git_state(),
+        "synchronous": args.synchronous if not args.db else None,
+        "baseline_src": args.baseline_src, "rounds": []}
+    contenders = [("leadscore", None)] + ([("baseline", args.baseline_src)]
+                                          if args.baseline_src else [])
     with tempfile.TemporaryDirectory() as tmp:
-        run = uuid.uuid4().hex[:8]     # fresh message ids: a database reused is no shortcut
-        warm = batches(20, 100, f"warm-{run}")
-        load = batches(args.requests, 100, f"load-{run}")
-        if not args.db:
-            bare_url, bare = start_bare(Path(tmp) / "bare.db", args.workers)
-            try:
-                asyncio.run(blast(bare_url, warm, args.connections))
-                results["bare"] = asyncio.run(blast(bare_url, load, args.connections))
-            finally:
-                stop(bare)
         receiver = Receiver()
-        db = args.db or f"sqlite:///{Path(tmp) / 'leadscore.db'}"
-        url, server = start_leadscore(db, args.workers, {
-            "LEADSCORE_WEBHOOK_URLS": receiver.url, "LEADSCORE_DELIVERY_POLL_SECONDS": "0.1"})
         try:
-            asyncio.run(blast(url, warm, args.connections))
-            results["leadscore"] = asyncio.run(blast(url, load, args.connections))
-            results["track_light"] = light_track(url, 300)
-            results["crossing_to_webhook"] = crossing_latency(url, receiver, 100)
+            for number in range(args.rounds):
+                entry: dict[str, Any] = {"load_before": os.getloadavg()}
+                print(f"round {number + 1}/{args.rounds}", file=sys.stderr)
+                run = uuid.uuid4().hex[:8]     # fresh message ids: nothing stored is a shortcut
+                bodies = [batches(20, 100, f"warm-{run}"),
+                          batches(args.requests, 100, f"load-{run}")]
+                with empty_store(args.db, Path(tmp), "bare") as target:
+                    bare_url, bare = start_bare(target.removeprefix("sqlite:///"),
+                                                args.workers, args.synchronous)
+                    try:
+                        asyncio.run(blast(bare_url, bodies[0], args.connections))
+                        entry["bare"] = asyncio.run(blast(bare_url, bodies[1],
+                                                          args.connections))
+                    finally:
+                        stop(bare)
+                print(f"  bare: {entry['bare']['events_per_s']:.0f} events/s", file=sys.stderr)
+                for label, src in contenders:
+                    with empty_store(args.db, Path(tmp), label) as db:
+                        entry[label] = run_leadscore(label, db, args, bodies, src, receiver)
+                    entry[label]["ratio"] = (entry[label]["batch"]["events_per_s"]
+                                             / entry["bare"]["events_per_s"])
+                entry["load_after"] = os.getloadavg()
+                results["rounds"].append(entry)
         finally:
-            stop(server)
             receiver.server.shutdown()
-    if "bare" in results:
-        results["ratio"] = results["leadscore"]["events_per_s"] / results["bare"][
-            "events_per_s"]
+    rounds = results["rounds"]
+    summary: dict[str, Any] = {"bare_events_per_s": median_of(rounds, "bare", "events_per_s"),
+                               "bare_p99_ms": median_of(rounds, "bare", "p99_ms")}
+    for label, _ in contenders:
+        summary[label] = {
+            "events_per_s": median_of(rounds, label, "batch", "events_per_s"),
+            "batch_p50_ms": median_of(rounds, label, "batch", "p50_ms"),
+            "batch_p99_ms": median_of(rounds, label, "batch", "p99_ms"),
+            "ratio": median_of(rounds, label, "ratio"),
+            "track_p50_ms": median_of(rounds, label, "track_light", "p50_ms"),
+            "track_p99_ms": median_of(rounds, label, "track_light", "p99_ms"),
+            "crossing_p50_ms": median_of(rounds, label, "crossing_to_webhook", "p50_ms"),
+            "crossing_p99_ms": median_of(rounds, label, "crossing_to_webhook", "p99_ms"),
+            "failures": sum(r[label]["batch"]["failures"] for r in rounds)}
+    summary["load_average"] = [min(r["load_before"][0] for r in rounds),
+                               max(r["load_after"][0] for r in rounds)]
+    results["median"] = summary
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

@@ -198,3 +198,40 @@ def test_import_and_rescore_go_through_the_service(tmp_path: Path) -> None:
     with Service.open(db) as service:
         ann = service.get_lead("ann", "web")
     assert ann["fit"] == 10 and 29.9 < ann["engagement"] <= 30
+
+
+@pytest.mark.slow
+def test_the_server_refreshes_the_listing_as_scores_decay(tmp_path: Path) -> None:
+    """A lead hot when its last event was scored, months ago, is cold in `GET /api/leads`
+    once the server's refresher has run; nothing was sent to it meanwhile."""
+    from leadscore import load_model
+
+    db = f"sqlite:///{tmp_path / 'decay.db'}"
+    then = now_us() - 120 * 86_400 * US_PER_SECOND          # 4 half-lives of `web`
+    with Service.open(db, models=[load_model(MODELS / "web.yaml")],
+                      background=False) as service:
+        service.ingest([{"type": "track", "userId": "ann", "event": "Demo Requested",
+                         "timestamp": iso(then)}], received_at=then)
+    with serving(db, tmp_path, env={"LEADSCORE_REFRESH_SECONDS": "0.2"}) as live, \
+            live.admin() as admin:
+        deadline, listed = time.monotonic() + 20, None
+        while time.monotonic() < deadline:
+            listed = admin.get("/api/leads", params={"temperature": "cold"}).json()
+            if listed["total"]:
+                break
+            time.sleep(0.1)
+        assert listed is not None and [r["lead_id"] for r in listed["leads"]] == ["ann"]
+        assert admin.get("/api/leads", params={"temperature": "hot"}).json()["total"] == 0
+
+
+def test_refresh_and_durability_settings() -> None:
+    from leadscore.config import ConfigError
+    from leadscore.server import Refresher
+
+    settings = load_settings(env={"LEADSCORE_REFRESH_SECONDS": "0",
+                                  "LEADSCORE_SQLITE_SYNCHRONOUS": "NORMAL"})
+    assert (settings.refresh_seconds, settings.sqlite_synchronous) == (0.0, "normal")
+    assert Refresher(None, settings.refresh_seconds).start()._thread is None   # 0: off
+    assert load_settings(env={}).sqlite_synchronous == "full"
+    with pytest.raises(ConfigError, match="sqlite_synchronous = 'off': expected full or normal"):
+        load_settings(env={"LEADSCORE_SQLITE_SYNCHRONOUS": "off"})

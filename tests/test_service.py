@@ -399,6 +399,22 @@ def test_scores_decay_at_read_time(service: Service) -> None:
     assert service.get_lead("ann")["engagement"] < 30     # now: months after NOW
 
 
+def test_refresh_lets_the_listing_see_a_lead_cool_down(service: Service) -> None:
+    from leadscore.timeutil import now_us
+
+    then = now_us() - 40 * US_PER_DAY               # 4 half-lives ago
+    service.ingest([{"type": "track", "userId": "ann", "event": "Demo Requested",
+                     "timestamp": iso(then)},
+                    identify("bob", email="bob@example.org")], received_at=then)
+    assert [r["lead_id"] for r in service.list_leads(temperature="hot")[0]] == ["ann"]
+    assert service.refresh(older_than=3600) == 1    # bob has no engagement to decay
+    assert service.list_leads(temperature="hot")[1] == 0
+    cold = {r["lead_id"]: r for r in service.list_leads(temperature="cold")[0]}
+    assert set(cold) == {"ann", "bob"}
+    assert math.isclose(cold["ann"]["engagement"], 30 / 16, rel_tol=1e-3)
+    assert service.refresh(older_than=3600) == 0    # saved just now: nothing to do
+
+
 # ---------------------------------------------------------------- models
 
 

@@ -8,6 +8,10 @@ then stop the dispatcher (an item in flight is finished or stays due) and close 
 The dispatcher runs once per server, in the main process, whatever the number of workers: it
 polls the outbox every `delivery_poll_seconds`; with one worker, a request that raised a handoff
 also wakes it at once.
+
+The refresher too runs once per server, in the main process: every `refresh_seconds` it saves
+again, as of then, the scores decay has moved (`Service.refresh`), so the listing's filters
+(temperature, grade, min score) and sort see a lead cooling down without an event of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging.config
 import os
 import signal
 import sys
+import threading
 import time
 from types import FrameType
 from typing import Any
@@ -84,11 +89,50 @@ def dispatcher_for(settings: Settings, service: Any) -> Dispatcher:
                       backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds))
 
 
+class Refresher:
+    """Refresh the saved scores every `seconds` in a thread (`Service.refresh`): only leads
+    whose score was saved longer than `seconds` ago and whose engagement decays."""
+
+    def __init__(self, service: Any, seconds: float):
+        self.service, self.seconds = service, seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+
+    def refresh(self) -> int:
+        """One round; returns how many leads were refreshed."""
+        count = int(self.service.refresh(older_than=self.seconds, stop=self._stop.is_set))
+        self.runs += 1
+        if count:
+            log.info("scores refreshed", extra={"leads": count})
+        return count
+
+    def run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.refresh()
+            except Exception:  # the store away for a moment: try again next round
+                log.exception("refreshing the scores failed")
+
+    def start(self) -> Refresher:
+        if self.seconds > 0:
+            self._thread = threading.Thread(target=self.run, name="refresher", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop after the chunk in flight (each chunk is its own transaction)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 def serve(settings: Settings) -> None:
     """Run the service until SIGTERM or SIGINT (blocking)."""
     logging.config.dictConfig(log_config(settings.log_level))
     service = open_service(settings)
     dispatcher = dispatcher_for(settings, service).start()
+    refresher = Refresher(service, settings.refresh_seconds).start()
     from leadscore.programs.live import open_lifecycle  # segments and programs, in a thread
 
     lifecycle = open_lifecycle(service, settings)
@@ -125,6 +169,7 @@ def serve(settings: Settings) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         lifecycle.scheduler.stop()
+        refresher.stop()
         dispatcher.stop()
         service.close()
         log.info("leadscore stopped", extra={"signal": stopping[0] if stopping else None})

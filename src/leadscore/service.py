@@ -88,11 +88,13 @@ class Service:
 
     @classmethod
     def open(cls, db_url: str | Path | None = None, *, models: Sequence[Model] | None = None,
-             models_dir: str | Path | None = None, background: bool = True) -> Service:
+             models_dir: str | Path | None = None, background: bool = True,
+             synchronous: str = "full") -> Service:
         """Open (and migrate) the store; install the given models, each as a new active
         version where its text differs from the active one (then rescored: in a background
-        thread, or before returning without `background`)."""
-        db = Database(db_url)
+        thread, or before returning without `background`). `synchronous`: SQLite's durability
+        of a commit, "full" or "normal" (see `leadscore.store.database`)."""
+        db = Database(db_url, synchronous=synchronous)
         migrate(db)
         service = cls(db)
         given: list[tuple[Model, str]] = []
@@ -308,22 +310,37 @@ class Service:
             names = {model}
         return self._rescore(names, progress)
 
-    def refresh(self, progress: Progress | None = None) -> int:
-        """Save every lead's score again as of now (decay since its last event), from the
-        saved engine state; the listing's filters then see current values."""
+    def refresh(self, progress: Progress | None = None, *, older_than: float = 0.0,
+                stop: Callable[[], bool] | None = None) -> int:
+        """Save again, as of now, the scores that decay has moved since they were saved, so
+        the listing's filters and sort see current values; return how many leads.
+
+        Only leads with engagement (decay moves nothing else: fit, grade and the time-free
+        parts stay) whose score was saved more than `older_than` seconds ago; from their saved
+        engine state, a chunk of leads per transaction, until `stop()` or `close`."""
+        with self.db.read() as connection:
+            lead_ids = score_store.decaying(connection, now_us() - round(older_than * 1e6))
+
+        def stopping() -> bool:
+            return self._closing.is_set() or (stop is not None and stop())
+
         return self._each_lead(lambda session, lead_id: session.touch(lead_id), None,
-                               progress)
+                               progress, stopping, lead_ids=lead_ids)
 
     def _rescore(self, names: set[str], progress: Progress | None,
                  stop: Callable[[], bool] = lambda: False) -> int:
         return self._each_lead(lambda session, lead_id: session.rebuild(lead_id), names,
-                               progress, stop)
+                               progress, stop, preload=False)
 
     def _each_lead(self, action: Callable[[Session, str], object], names: set[str] | None,
-                   progress: Progress | None, stop: Callable[[], bool] = lambda: False) -> int:
-        with self.db.read() as connection:
-            lead_ids = list(connection.execute(select(leads_table.c.id).where(
-                leads_table.c.merged_into.is_(None)).order_by(leads_table.c.id)).scalars())
+                   progress: Progress | None, stop: Callable[[], bool] = lambda: False, *,
+                   lead_ids: list[str] | None = None, preload: bool = True) -> int:
+        """`action` on each live lead (default: all), a chunk per transaction; `preload`:
+        the chunk's leads and states are read at once first (not when `action` replays)."""
+        if lead_ids is None:
+            with self.db.read() as connection:
+                lead_ids = list(connection.execute(select(leads_table.c.id).where(
+                    leads_table.c.merged_into.is_(None)).order_by(leads_table.c.id)).scalars())
         total, done = len(lead_ids), 0
         if progress is not None:
             progress(0, total)
@@ -336,9 +353,11 @@ class Service:
                 active = [m for m in self._active(connection)
                           if names is None or m.name in names]
                 session = Session(self.db, connection, active, now_us())
-                for lead_id in chunk:
-                    if lead_store.resolve(connection, lead_id) == lead_id:
-                        action(session, lead_id)
+                live = lead_store.live(connection, chunk)   # not merged away meanwhile
+                if preload:
+                    session.load(live)
+                for lead_id in live:
+                    action(session, lead_id)
                 session.flush()
 
             self.db.write(work)

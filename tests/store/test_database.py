@@ -53,3 +53,15 @@ def test_sqlite_is_durable(tmp_path) -> None:  # type: ignore[no-untyped-def]
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
     finally:
         db.close()
+
+
+def test_sqlite_normal_synchronous_is_a_choice(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db = Database(tmp_path / "x.db", synchronous="normal")
+    try:
+        with db.read() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1   # NORMAL
+    finally:
+        db.close()
+    with pytest.raises(StoreError, match="unknown SQLite synchronous setting 'off'"):
+        Database(tmp_path / "y.db", synchronous="off")

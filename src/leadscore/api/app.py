@@ -24,7 +24,8 @@ ROUTERS = (ingest.router, leads.router, models.router, handoffs.router, lifecycl
 
 
 def open_service(settings: Settings) -> Service:
-    return Service.open(settings.db, models_dir=settings.models_dir)
+    return Service.open(settings.db, models_dir=settings.models_dir,
+                        synchronous=settings.sqlite_synchronous)
 
 
 def create_app(settings: Settings, service: Service | None = None, *,

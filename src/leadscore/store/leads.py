@@ -135,6 +135,13 @@ def _free_id(connection: Connection, wanted: str, taken: set[str] | None = None)
     return candidate
 
 
+def live(connection: Connection, lead_ids: Sequence[str]) -> list[str]:
+    """Those of the leads that exist and were not merged away, in the order given."""
+    found = set(connection.execute(select(leads.c.id).where(
+        leads.c.id.in_(set(lead_ids)), leads.c.merged_into.is_(None))).scalars())
+    return [i for i in lead_ids if i in found]
+
+
 def is_known(connection: Connection, lead_id: str) -> bool:
     """Whether a userId belongs to the lead (else it is anonymous)."""
     return connection.execute(select(exists().where(

@@ -44,6 +44,20 @@ def mql_models(connection: Connection, lead_id: str) -> set[str]:
         scores.c.lead_id == lead_id, scores.c.mql.is_(True))).scalars())
 
 
+# Engagement this close to 0 is left as saved by `decaying`: decay never reaches 0 exactly.
+SETTLED = 1e-6
+
+
+def decaying(connection: Connection, saved_before: int) -> list[str]:
+    """Live leads whose saved score decay may have moved since: engagement not yet settled
+    at 0 under some model, saved as of before `saved_before` (µs)."""
+    query = select(scores.c.lead_id).join(leads, leads.c.id == scores.c.lead_id).where(
+        leads.c.merged_into.is_(None), scores.c.as_of < saved_before,
+        or_(scores.c.engagement > SETTLED, scores.c.engagement < -SETTLED),
+    ).distinct().order_by(scores.c.lead_id)
+    return list(connection.execute(query).scalars())
+
+
 def reason_dict(reason: Reason) -> dict[str, Any]:
     return {"rule": reason.rule, "kind": reason.kind, "points": reason.points,
             "matched": reason.matched, "counted": reason.counted, "last_at": reason.last_at,
