@@ -229,3 +229,45 @@ def test_the_plan_renders_for_spark() -> None:
     duck = compile_plan(m, columns, leads, T).sql(dialect="duckdb")
     assert "epoch_us" in duck.lower()
     assert "30.0" not in duck and "30.0" not in spark
+
+
+def test_hash_lead_keys_fall_back_to_lead_id_on_a_collision(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bucket GROUP BY keys leads by a hash of lead_id; two leads sharing a key would share
+    # buckets. With a "hash" that collides on purpose (the length), the result must not change.
+    m = model(engagement={"rules": [
+        {"name": "d", "event": "X", "points": 10, "limit": "daily"},
+        {"name": "o", "event": "X", "points": 3, "limit": "once", "distinct": "properties.k"}]})
+    rows = [track("X", T - DAY, "aa", k="1"), track("X", T - DAY + 60_000_000, "bb", k="1"),
+            track("X", T - 2 * DAY, "bb", k="2")]
+    table = events(*rows).append_column("k", pa.array([r["k"] for r in rows]))
+    honest = score(m, table)
+    from leadscore.engine import compiler
+    monkeypatch.setitem(compiler.HASH, "duckdb", "length")
+    assert score(m, table) == honest
+    # no decay: aa 10 (its day) + 3 (k=1); bb 10 + 10 (two days) + 3 + 3 (k=1, k=2)
+    assert (honest["aa"]["engagement"], honest["bb"]["engagement"]) == (13, 26)
+
+
+def test_the_plan_without_hash_keys_or_order_gives_the_same_scores() -> None:
+    m = load_model("benchmarks/model-17.yaml")
+    rows = [page("/pricing", T - DAY), page("/blog/a", T - 2 * DAY), page("/blog/a", T - DAY),
+            track("Email Opened", T - 3 * DAY, email_id="e1"),
+            track("Email Opened", T - 2 * DAY, email_id="e1"), track("Demo Requested", T - DAY),
+            page("/docs/x", T - DAY, "b"), track("Form Submitted", T - DAY, "b")]
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("ev_in", events(*rows))
+    from leadscore.io.readers import read_events
+
+    read_events(con.sql("SELECT * FROM ev_in").to_arrow_table(), con, name="events")
+    columns = {c: str(t) for c, t in zip(con.sql("SELECT * FROM events").columns,
+                                         con.sql("SELECT * FROM events").types, strict=True)}
+    results = []
+    for options in (PlanOptions(leads_table=None),
+                    PlanOptions(leads_table=None, lead_key="hash", order=False)):
+        sql = compile_plan(m, columns, None, T, options=options).sql(dialect="duckdb")
+        out = con.sql(sql).to_arrow_table().sort_by("lead_id")
+        results.append(out.select(list(OUTPUT_COLUMNS)).to_pylist())
+    assert results[0] == results[1]

@@ -117,6 +117,41 @@ class PlanOptions:
     events_table: str = "events"
     leads_table: str | None = "leads"
     dialect: str = "duckdb"
+    # "hash": the bucket GROUP BY keys leads by a 64-bit hash of lead_id (an integer groups
+    # faster than a string), and the plan outputs that hash as a column `k` so that the caller
+    # checks it is unique over the leads (and runs the plan again with "lead_id" if not).
+    lead_key: str = "lead_id"
+    # False: no ORDER BY in the plan (the caller sorts the small result itself).
+    order: bool = True
+
+
+# A 64-bit hash of a string, per dialect.
+HASH: dict[str, str] = {"duckdb": "hash", "spark": "xxhash64"}
+
+
+def _lead_key(lead_id: exp.Expr, opts: PlanOptions) -> exp.Expr | None:
+    """The lead key of the bucket GROUP BY: None means lead_id itself."""
+    if opts.lead_key == "lead_id":
+        return None
+    if opts.lead_key != "hash":
+        raise ValueError(f"lead_key {opts.lead_key!r}: expected 'lead_id' or 'hash'")
+    return exp.Anonymous(this=HASH[opts.dialect], expressions=[lead_id])
+
+
+def _exact_type(compiled: CompiledModel) -> exp.DataType:
+    """DECIMAL(18, p) holding any one term (|term| ≤ |points|: decay never exceeds 1) with as
+    many places as fit, at most 12."""
+    largest = max((abs(r.points) for r in compiled.rules), default=1.0)
+    digits = len(str(int(largest))) + 1
+    places = max(0, min(12, 18 - digits))
+    return exp.DataType.build(f"DECIMAL(18, {places})")
+
+
+def _sql_type(name: str) -> exp.DataType | str:
+    try:
+        return exp.DataType.build(name)
+    except Exception:   # an engine's own type name sqlglot does not know: leave it untyped
+        return "VARCHAR"
 
 
 def _matches(matcher: Matcher, columns: Mapping[str, str]) -> exp.Expr:
@@ -212,26 +247,37 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     for rule in compiled.rules:
         if rule.distinct is not None and rule.distinct in events_columns:
             needed.add(rule.distinct)
-    ev = exp.select(*(col(c) for c in sorted(needed)), *flags) \
+    key = _lead_key(col("lead_id"), opts)
+    ev = exp.select(*(col(c) for c in sorted(needed)), *([_as(key, "k")] if key else []),
+                    *flags) \
         .from_(_table(opts.events_table)) \
         .where(exp.LTE(this=ts.copy(), expression=as_of.copy()))
 
-    # ---- rows: per event, and per bucket of the bucketed rules
-    # `once` without `distinct`: only the latest matching time per lead matters, a MAX in the
-    # per-lead aggregate (no GROUP BY of its own).
+    # ---- per lead (one GROUP BY over the events): the sums of rules where every event counts,
+    # the latest time of `once` rules without `distinct`, lifecycle marks.
+    # `once` without `distinct`: only the latest matching time per lead matters, a MAX here.
     latest_only = [r for r in compiled.rules if r.limit == "once" and r.distinct is None]
     grouped = [r for r in compiled.rules if r.bucketed and r not in latest_only]
-    capped = [r for r in compiled.rules if r.cap is not None and r not in latest_only]
     each = [r for r in compiled.rules if not r.bucketed]
+    capped_each = [r for r in each if r.cap is not None]
     forward_ranks = sorted({s.rank for s in compiled.stages if s.matcher and not s.back})
     backs = sorted((s for s in compiled.stages if s.matcher and s.back), key=lambda s: s.rank)
     customers = [s for s in compiled.stages if s.matcher and s.rank == CUSTOMER_RANK]
+    exact = _exact_type(compiled)
 
     def flag(rule: EngagementRule) -> exp.Expr:
         return col(_flag(rule.index))
 
     def stage_hit(stages: Sequence[StageRule]) -> exp.Expr:
         return or_(*(col(_stage_flag(s.index)) for s in stages))
+
+    def exact_sum(value: exp.Expr) -> exp.Expr:
+        # Points are summed as DECIMAL, not DOUBLE: a parallel floating-point sum depends on
+        # the order rows arrive in (results differed run to run in the last digits); a sum of
+        # decimals (integers underneath) is exact in any order. Each term is rounded to
+        # `_exact_type`'s places (≤ 1e-12 for points below 100k), far inside the engines'
+        # 1e-9 agreement.
+        return exp.Sum(this=exp.cast(value, exact.copy()))
 
     # Uncapped rules where every event counts: one number per event, decay computed once per
     # half-life.
@@ -247,69 +293,91 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         weight = _decay(ts.copy(), as_of_us, half_life)
         parts.append(total if weight is None else exp.Mul(this=exp.Paren(this=total),
                                                           expression=weight))
-    value = _sum_of(parts) if parts else _double(exp.Literal.number(0))
     shift = exp.Literal.number(DAY_SHIFT * US_PER_DAY)
+    lead_key = _lead_key(col("lead_id"), opts)
 
-    def row_columns(v: exp.Expr, capped_values: dict[int, exp.Expr],
-                    per_event: bool) -> list[exp.Expr]:
-        out: list[exp.Expr] = [col("lead_id"), _as(v, "v")]
-        for r in capped:
-            out.append(_as(capped_values.get(r.index, _double(exp.Null())), f"c{r.index}"))
-        for r in latest_only:
-            out.append(_as(_case([(flag(r), ts.copy())]) if per_event else _bigint(exp.Null()),
-                           f"o{r.index}"))
-        if backs:
-            key = _case([(col(_stage_flag(s.index)), exp.Add(
-                this=exp.Mul(this=exp.Paren(this=exp.Add(this=ts.copy(), expression=shift.copy())),
-                             expression=exp.Literal.number(STAGE_BITS)),
-                expression=exp.Literal.number(STAGE_BITS - 1 - s.rank))) for s in backs])
-            out.append(_as(key if per_event else _bigint(exp.Null()), "back_key"))
-        for rank in forward_ranks:
-            hits = [s for s in compiled.stages if s.matcher and not s.back and s.rank == rank]
-            out.append(_as(_case([(stage_hit(hits), ts.copy())]) if per_event
-                           else _bigint(exp.Null()), f"f{rank}"))
-        if customers:
-            out.append(_as(_case([(stage_hit(customers), exp.Literal.number(1))],
-                                 exp.Literal.number(0)) if per_event
-                           else exp.Literal.number(0), "buys"))
-            out.append(_as(_case([(stage_hit(customers), ts.copy())]) if per_event
-                           else _bigint(exp.Null()), "first_buy"))
-        return out
-
-    capped_each = {r.index: _case([(flag(r), _weighted(r.points, _decay(
-        ts.copy(), as_of_us, r.half_life_days)))]) for r in each if r.cap is not None}
-    rows: exp.Query = exp.select(*row_columns(value, capped_each, True)).from_(_table("ev"))
-    for rule in grouped:
-        keys = _bucket_keys(rule, events_columns, compiled.timezone, opts.dialect)
-        latest = exp.select(col("lead_id"), _as(exp.Max(this=ts.copy()), "ts")) \
-            .from_(_table("ev")).where(flag(rule)).group_by(col("lead_id"), *keys)
-        contribution = _weighted(rule.points, _decay(ts.copy(), as_of_us, rule.half_life_days))
-        if rule.cap is None:
-            branch = row_columns(contribution, {}, False)
-        else:
-            branch = row_columns(_double(exp.Literal.number(0)),
-                                 {rule.index: contribution}, False)
-        rows = exp.union(rows, exp.select(*branch).from_(
-            latest.subquery(f"b{rule.index}", copy=False)), distinct=False)
-
-    # ---- agg: per lead
-    aggregates: list[exp.Expr] = [col("lead_id"), _as(exp.Sum(this=col("v")), "v")]
-    aggregates += [_as(exp.Sum(this=col(f"c{r.index}")), f"c{r.index}") for r in capped]
-    aggregates += [_as(exp.Max(this=col(f"o{r.index}")), f"o{r.index}") for r in latest_only]
+    aggregates: list[exp.Expr] = [col("lead_id")]
+    if lead_key is not None:
+        aggregates.append(_as(_lead_key(col("lead_id"), opts) or col("lead_id"), "k"))
+    if parts:
+        aggregates.append(_as(exact_sum(_sum_of(parts)), "v"))
+    for r in capped_each:
+        aggregates.append(_as(exact_sum(_case([(flag(r), _weighted(r.points, _decay(
+            ts.copy(), as_of_us, r.half_life_days)))])), f"c{r.index}"))
+    aggregates += [_as(exp.Max(this=_case([(flag(r), ts.copy())])), f"o{r.index}")
+                   for r in latest_only]
     if backs:
-        aggregates.append(_as(exp.Max(this=col("back_key")), "back_key"))
-    aggregates += [_as(exp.Max(this=col(f"f{k}")), f"f{k}") for k in forward_ranks]
+        key = _case([(col(_stage_flag(s.index)), exp.Add(
+            this=exp.Mul(this=exp.Paren(this=exp.Add(this=ts.copy(), expression=shift.copy())),
+                         expression=exp.Literal.number(STAGE_BITS)),
+            expression=exp.Literal.number(STAGE_BITS - 1 - s.rank))) for s in backs])
+        aggregates.append(_as(exp.Max(this=key), "back_key"))
+    for rank in forward_ranks:
+        hits = [s for s in compiled.stages if s.matcher and not s.back and s.rank == rank]
+        aggregates.append(_as(exp.Max(this=_case([(stage_hit(hits), ts.copy())])), f"f{rank}"))
     if customers:
-        aggregates += [_as(exp.Sum(this=col("buys")), "buys"),
-                       _as(exp.Min(this=col("first_buy")), "first_buy")]
-    agg = exp.select(*aggregates).from_(rows.subquery("r", copy=False)).group_by(col("lead_id"))
+        aggregates += [
+            _as(exp.Sum(this=_case([(stage_hit(customers), exp.Literal.number(1))],
+                                   exp.Literal.number(0))), "buys"),
+            _as(exp.Min(this=_case([(stage_hit(customers), ts.copy())])), "first_buy")]
+    per_lead = exp.select(*aggregates).from_(_table("ev")).group_by(col("lead_id"))
+
+    # ---- buckets: `once`/`daily`/`weekly`/`distinct` rules, all in one GROUP BY of narrow
+    # rows (lead key, rule, bucket) keeping the bucket's latest time; then one row per lead with
+    # each rule's decayed sum.
+    distinct_columns = sorted({r.distinct for r in grouped
+                               if r.distinct is not None and r.distinct in events_columns})
+    key_column = col("k") if lead_key is not None else col("lead_id")
+    bucket_agg: exp.Select | None = None
+    if grouped:
+        branches: list[exp.Select] = []
+        for rule in grouped:
+            keys = _bucket_keys(rule, events_columns, compiled.timezone, opts.dialect)
+            day: exp.Expr = exp.Literal.number(0)
+            if rule.limit in ("daily", "weekly"):
+                day = keys[0]
+            values = [col(c) if c == rule.distinct else exp.cast(exp.Null(), _sql_type(
+                events_columns[c])) for c in distinct_columns]
+            branches.append(exp.select(
+                key_column.copy(), _as(exp.Literal.number(rule.index), "r"), _as(day, "b"),
+                *(_as(v, f"d{i}") for i, v in enumerate(values)), ts.copy(),
+            ).from_(_table("ev")).where(flag(rule)))
+        rows: exp.Query = branches[0]
+        for branch in branches[1:]:
+            rows = exp.union(rows, branch, distinct=False)
+        latest = exp.select(key_column.copy(), col("r"), _as(exp.Max(this=ts.copy()), "ts")) \
+            .from_(rows.subquery("br", copy=False)) \
+            .group_by(key_column.copy(), col("r"), col("b"),
+                      *(col(f"d{i}") for i in range(len(distinct_columns))))
+        bucket_agg = exp.select(key_column.copy(), *(
+            _as(exact_sum(_case([(exp.EQ(this=col("r"), expression=exp.Literal.number(
+                rule.index)), _weighted(rule.points, _decay(ts.copy(), as_of_us,
+                                                            rule.half_life_days)))])),
+                f"g{rule.index}") for rule in grouped)
+        ).from_(latest.subquery("bl", copy=False)).group_by(key_column.copy())
+
+    lead_values = [c.alias_or_name for c in aggregates[1:] if c.alias_or_name != "k"]
+    if bucket_agg is not None:
+        agg = exp.select(col("lead_id", "p"), *(col(c, "p") for c in lead_values),
+                         *(col(f"g{r.index}", "q") for r in grouped)) \
+            .from_(per_lead.subquery("p", copy=False)) \
+            .join(bucket_agg.subquery("q", copy=False), on=exp.EQ(
+                this=col(key_column.name, "p"), expression=col(key_column.name, "q")),
+                join_type="LEFT")
+        if lead_key is not None:
+            agg = agg.select(col("k", "p"), copy=False)
+    else:
+        agg = per_lead
+    agg_columns = ["lead_id", *lead_values, *(f"g{r.index}" for r in grouped)]
+    if lead_key is not None:
+        agg_columns.append("k")
 
     # ---- people: every lead of the table and every lead with an event
     if leads_table is not None:
         people = exp.select(
             _as(_coalesce(col("lead_id", "l"), col("lead_id", "a")), "lead_id"),
             *(col(c, "l") for c in lead_columns if c != "lead_id"),
-            *(col(c.alias_or_name, "a") for c in aggregates[1:]),
+            *(col(c, "a") for c in agg_columns[1:]),
         ).from_(_table(leads_table, "l")).join(
             _table("agg", "a"), on=exp.EQ(this=col("lead_id", "l"), expression=col("lead_id", "a")),
             join_type="FULL OUTER")
@@ -336,11 +404,15 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         if fit_rule.disqualify is not None:
             disqualify.append((matched.copy(), text(fit_rule.disqualify)))
     fit = _sum_of(fit_terms) if fit_terms else _double(exp.Literal.number(0))
-    engagement = _coalesce(col("v"), _double(exp.Literal.number(0)))
+    zero = _double(exp.Literal.number(0))
+    engagement = _coalesce(_double(col("v")), zero.copy()) if parts else zero.copy()
     clamped = []
-    for rule in capped:
-        assert rule.cap is not None
-        total = _coalesce(col(f"c{rule.index}"), _double(exp.Literal.number(0)))
+    for rule in [*capped_each, *grouped]:
+        name = f"c{rule.index}" if rule in capped_each else f"g{rule.index}"
+        total = _coalesce(_double(col(name)), zero.copy())
+        if rule.cap is None:
+            clamped.append(total)
+            continue
         cap = _double(number(rule.cap))
         clamped.append(_case([(exp.GT(this=total, expression=cap), cap.copy()),
                               (exp.LT(this=total.copy(), expression=exp.Neg(this=cap.copy())),
@@ -388,6 +460,7 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         _as(_bigint(_coalesce(col("buys"), exp.Literal.number(0))) if customers
             else _bigint(exp.Literal.number(0)), "purchases"),
         _as(col("first_buy") if customers else _bigint(exp.Null()), "customer_since"),
+        *([col("k")] if lead_key is not None else []),
     ]
     scored = exp.select(*scored_columns).from_(_table("people"))
     if compiled.applies_to is not None:
@@ -453,7 +526,10 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         col("customer_since"),
         _as(tenure, "tenure_days"),
         _as(_bigint(as_of.copy()), "as_of"),
-    ).from_(_table("graded")).order_by(col("lead_id"))
+        *([col("k")] if lead_key is not None else []),
+    ).from_(_table("graded"))
+    if opts.order:
+        final = final.order_by(col("lead_id"))
     return final.with_("ev", as_=ev).with_("agg", as_=agg).with_("people", as_=people) \
         .with_("scored", as_=scored).with_("graded", as_=graded)
 
