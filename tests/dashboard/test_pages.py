@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from leadscore.dashboard.history import history
 from leadscore.dashboard.views import active_models, waterfall
@@ -20,7 +21,8 @@ def test_pages_need_the_admin_login(demo_store: DemoStore) -> None:
     from leadscore.api.app import create_app
 
     with TestClient(create_app(demo_store.settings)) as anonymous:
-        for path in ("/dashboard/", "/dashboard/pipeline", "/dashboard/handoffs"):
+        for path in ("/dashboard/", "/dashboard/pipeline", "/dashboard/handoffs",
+                     "/dashboard/segments", "/dashboard/programs", "/dashboard/outbox"):
             response = anonymous.get(path, follow_redirects=False)
             assert response.status_code == 303
             assert response.headers["location"].startswith("/dashboard/login?next=")
@@ -109,3 +111,80 @@ def test_every_page_renders_and_a_failed_handoff_is_retried(demo_store: DemoStor
         assert service.handoff(item.id).status == "pending"
     finally:
         client.__exit__(None, None, None)
+
+
+# ---- segments, programs, the outbox and a lead's interests
+
+
+def test_lifecycle_pages_show_segments_programs_and_the_outbox(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from leadscore.api.app import create_app
+    from leadscore.config import Settings, hash_token
+    from leadscore.programs.live import open_lifecycle
+    from leadscore.timeutil import iso, now_us
+    from tests.programs.world import write_world
+
+    root = write_world(tmp_path)
+    (root / "models" / "shop.yaml").write_text((root / "models" / "shop.yaml").read_text()
+                                               + INTERESTS)
+    (root / "segments").mkdir()
+    (root / "segments" / "subscribers.yaml").write_text(
+        "name: subscribers\nmodel: shop\nwhen: {did: {event: Newsletter Subscribed}}\n")
+    db = f"sqlite:///{tmp_path / 'life.db'}"
+    settings = Settings(db=db, models_dir=str(root / "models"),
+                        admin_token_sha256=hash_token("tok"), log_requests=False)
+    service = Service.open(db, models_dir=root / "models", background=False)
+    try:
+        t0 = now_us() - 60_000_000
+        for i, name in enumerate(("Ann", "Bob", "Cid")):
+            service.ingest([
+                {"type": "identify", "userId": name.lower(), "messageId": f"i{i}",
+                 "timestamp": iso(t0), "traits": {"email": f"{name.lower()}@x.example",
+                                                  "first_name": name}},
+                {"type": "track", "userId": name.lower(), "messageId": f"t{i}",
+                 "timestamp": iso(t0), "event": "Newsletter Subscribed",
+                 "properties": {"topic": "painting"}}])
+        service.ingest([{"type": "identify", "userId": "dee", "messageId": "i9",
+                         "timestamp": iso(t0), "traits": {"email": "dee@x.example"}}])
+        life = open_lifecycle(service, settings, folder=root)
+        life.run_once()
+        app = create_app(settings, service)
+        app.state.lifecycle = life
+        with TestClient(app) as client:
+            assert client.post("/dashboard/login", data={"token": "tok"},
+                               follow_redirects=False).status_code == 303
+            page = client.get("/dashboard/segments").text
+            assert "subscribers" in page and re.search(r'class="num size">3<', page)
+            page = client.get("/dashboard/segments/subscribers").text
+            assert "3 members" in page and "/dashboard/leads/ann" in page
+            assert client.get("/dashboard/segments/nope").status_code == 404
+            # The segment filter of the leads list: members only.
+            listed = client.get("/dashboard/", params={"model": "shop",
+                                                       "segment": "subscribers"}).text
+            assert "Ann" in listed and "dee@x.example" not in listed
+            assert 'option value="subscribers" selected' in listed
+            everyone = client.get("/dashboard/", params={"model": "shop"}).text
+            assert "dee@x.example" in everyone
+            page = client.get("/dashboard/programs").text
+            assert re.search(r'class="num entered">3<', page) and "hello" in page
+            page = client.get("/dashboard/programs/welcome", params={"lead": "ann"}).text
+            assert "Journey of ann" in page and "template=hello content=oil-guide" in page
+            assert client.get("/dashboard/programs/nope").status_code == 404
+            # No SMTP server is configured: the e-mails wait in the outbox with the error.
+            page = client.get("/dashboard/outbox").text
+            assert "3 e-mails" in page and "Welcome, Ann!" in page and "ann@x.example" in page
+            assert "no SMTP server configured" in page
+            assert "Welcome" not in client.get("/dashboard/outbox",
+                                               params={"status": "sent"}).text.split("<main")[1]
+            lead = client.get("/dashboard/leads/ann", params={"model": "shop"}).text
+            assert re.search(r'<th scope="row">painting</th><td class="num">5.0</td>', lead)
+            assert "/dashboard/programs/welcome?lead=ann" in lead
+    finally:
+        service.close()
+
+
+INTERESTS = """
+interests:
+  - {topic: "{properties.topic}", event: Newsletter Subscribed, points: 5}
+"""

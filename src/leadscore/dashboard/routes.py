@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -16,6 +17,7 @@ from starlette.routing import Route
 
 from leadscore import __version__
 from leadscore.dashboard import charts, session, views
+from leadscore.dashboard import lifecycle as lifecycle_views
 from leadscore.dashboard.evaluation import Evaluations, available
 from leadscore.store import dashboard as queries
 from leadscore.store.database import NotFound
@@ -118,7 +120,7 @@ def _safe_next(target: str) -> str:
 @router.get("/")
 def leads_list(request: Request, model: str | None = None, q: str = "",
                sort: str = "score", dir: str = "desc", cursor: str | None = None,
-               size: int = 50) -> HTMLResponse:
+               size: int = 50, segment: str = "") -> HTMLResponse:
     _guard(request)
     params = request.query_params
     active, models = _model(request, model)
@@ -132,12 +134,19 @@ def leads_list(request: Request, model: str | None = None, q: str = "",
         disqualified={"yes": True, "no": False}.get(disq), q=q.strip()[:100],
         sort=sort if sort in queries.SORTS else "score", descending=dir != "asc")
     size = size if size in queries.PAGE_SIZES else 50
-    page, stages = views.leads_page(_service(request), f, size, cursor)
+    segments = [s.name for s in _lifecycle(request).segments]
+    segment = segment if segment in segments else ""
+    if segment:     # the members of a segment, by score
+        f = replace(f, sort="score")
+        page, stages = lifecycle_views.segment_leads_page(_service(request), f, segment, size,
+                                                          cursor)
+    else:
+        page, stages = views.leads_page(_service(request), f, size, cursor)
     keep = [(k, v) for k, v in params.multi_items() if k != "cursor"]
     return render(request, "leads.html", page="leads", f=f, rows=page.rows, total=page.total,
                   cap=queries.COUNT_CAP, model=active, models=models, stages=stages,
                   grades=views.GRADES, temperatures=views.TEMPERATURES, disq=disq, size=size,
-                  sizes=queries.PAGE_SIZES,
+                  sizes=queries.PAGE_SIZES, segments=segments, segment=segment,
                   next_url=_url("/", keep, cursor=page.next_cursor) if page.next_cursor
                   else None,
                   prev_url=_url("/", keep, cursor=page.prev_cursor) if page.prev_cursor
@@ -177,7 +186,75 @@ def lead_page(request: Request, lead_id: str, model: str | None = None) -> HTMLR
     except NotFound as exc:
         return render(request, "not_found.html", 404, page="leads", message=str(exc))
     return render(request, "lead.html", page="leads", v=view, lead=view.lead,
-                  models=views.active_models(_service(request)))
+                  models=views.active_models(_service(request)),
+                  interests=lifecycle_views.lead_interests(_service(request),
+                                                           view.lead["lead_id"],
+                                                           view.lead.get("model")),
+                  journeys=lifecycle_views.lead_journeys(_service(request),
+                                                         view.lead["lead_id"]))
+
+
+# ---- segments, programs and the outbox of program e-mails
+
+
+def _lifecycle(request: Request) -> Any:
+    from leadscore.api.lifecycle import lifecycle
+
+    return lifecycle(request)
+
+
+@router.get("/segments")
+def segments_page(request: Request) -> HTMLResponse:
+    _guard(request)
+    rows = lifecycle_views.segments_overview(_service(request), _lifecycle(request).segments)
+    return render(request, "segments.html", page="segments", rows=rows,
+                  days=lifecycle_views.SIZE_DAYS)
+
+
+@router.get("/segments/{name}")
+def segment_page(request: Request, name: str, page: int = 1) -> HTMLResponse:
+    _guard(request)
+    found = next((s for s in _lifecycle(request).segments if s.name == name), None)
+    if found is None:
+        return render(request, "not_found.html", 404, page="segments",
+                      message=f"no segment {name!r}")
+    size, number = 50, max(page, 1)
+    members, total = lifecycle_views.segment_members(_service(request), name, size,
+                                                     (number - 1) * size)
+    (row,) = [r for r in lifecycle_views.segments_overview(_service(request), [found])]
+    return render(request, "segment.html", page="segments", s=row, members=members,
+                  total=total, number=number, pages=max((total + size - 1) // size, 1),
+                  days=lifecycle_views.SIZE_DAYS)
+
+
+@router.get("/programs")
+def programs_page(request: Request) -> HTMLResponse:
+    _guard(request)
+    rows = lifecycle_views.programs_overview(_service(request), _lifecycle(request).programs)
+    return render(request, "programs.html", page="programs", rows=rows)
+
+
+@router.get("/programs/{name}")
+def program_page(request: Request, name: str, lead: str = "") -> HTMLResponse:
+    _guard(request)
+    found = next((p for p in _lifecycle(request).programs if p.name == name), None)
+    if found is None:
+        return render(request, "not_found.html", 404, page="programs",
+                      message=f"no program {name!r}")
+    data = lifecycle_views.program_detail(_service(request), found, lead.strip() or None)
+    return render(request, "program.html", page="programs", program=found, d=data,
+                  lead=lead.strip())
+
+
+@router.get("/outbox")
+def outbox_page(request: Request, status: str | None = None, page: int = 1) -> HTMLResponse:
+    _guard(request)
+    status = status if status in lifecycle_views.OUTBOX_STATUSES else None
+    size, number = 50, max(page, 1)
+    items, total = lifecycle_views.outbox(_service(request), status, size, (number - 1) * size)
+    return render(request, "outbox.html", page="outbox", items=items, total=total,
+                  state=status, states=lifecycle_views.OUTBOX_STATUSES, number=number,
+                  pages=max((total + size - 1) // size, 1))
 
 
 # ---- pipeline
