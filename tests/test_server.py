@@ -164,6 +164,13 @@ def test_init_writes_the_config_and_prints_the_keys(tmp_path: Path) -> None:
                  if line.startswith("admin token:"))
     settings = load_settings(tmp_path / "leadscore.toml", env={})
     assert settings.is_write_key(write_key) and settings.is_admin_token(token)
+    # segments/, programs/ and templates/ beside models/, with a welcome program that loads.
+    from leadscore.programs.definition import load_programs
+
+    (welcome,) = load_programs([tmp_path / "programs"], templates=tmp_path / "templates")
+    assert welcome.name == "welcome" and (tmp_path / "models" / f"{welcome.model}.yaml").exists()
+    assert (tmp_path / "segments" / "engaged-painters.yaml").exists()
+    assert (tmp_path / "content.yaml").exists()
     again = CliRunner().invoke(app, ["init", "--dir", str(tmp_path)])
     assert again.exit_code == 1 and "exists already" in again.output
 

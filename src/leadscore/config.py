@@ -321,6 +321,23 @@ def _closest(word: str, options: set[str]) -> str | None:
     return found[0] if found else None
 
 
+# `leadscore init` starts segments/, programs/ and templates/ beside models/ with these
+# examples from the demo (the art shop's welcome program), each written only if missing.
+LIFECYCLE_EXAMPLES = ("segments/engaged-painters.yaml", "programs/welcome.yaml",
+                      "templates/welcome.txt", "templates/reminder.txt", "templates/tips.txt",
+                      "content.yaml")
+
+
+def _write_lifecycle_examples(directory: Path) -> None:
+    source = Path(__file__).parent / "demo" / "lifecycle"
+    for folder in ("segments", "programs", "templates"):
+        (directory / folder).mkdir(parents=True, exist_ok=True)
+    for name in LIFECYCLE_EXAMPLES:
+        target = directory / name
+        if not target.exists():
+            target.write_text((source / name).read_text(encoding="utf-8"), encoding="utf-8")
+
+
 def write_config(directory: Path, *, db: str | None = None, models_dir: str = "models",
                  overwrite: bool = False) -> tuple[Path, str, str]:
     """Write a new `leadscore.toml` in `directory` with a fresh write key and admin token.
@@ -374,6 +391,7 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         for example in sorted(examples.glob("*.yaml")):
             (models / example.name).write_text(example.read_text(encoding="utf-8"),
                                                encoding="utf-8")
+    _write_lifecycle_examples(directory)
     path.write_text("\n".join(lines), encoding="utf-8")
     path.chmod(0o600)
     return path, write_key, token

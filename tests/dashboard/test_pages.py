@@ -188,3 +188,20 @@ INTERESTS = """
 interests:
   - {topic: "{properties.topic}", event: Newsletter Subscribed, points: 5}
 """
+
+
+def test_the_demo_runs_a_welcome_program_and_an_account_play(demo_store: DemoStore) -> None:
+    life = demo_store.lifecycle
+    assert life is not None
+    assert life["enrolled"].get("welcome", 0) > 10 and life["enrolled"].get("account play")
+    assert life["emails"] > 10 and life["exited_mql"] > 0
+    client = signed_in_client(demo_store)
+    try:
+        outbox = client.get("/dashboard/outbox").text
+        assert "Welcome to the shop" in outbox and "How teams like" in outbox
+        programs = client.get("/dashboard/programs").text
+        assert "account play" in programs and "exited (mql)" in programs
+        segments = client.get("/dashboard/segments").text
+        assert "buying committees" in segments and "engaged painters" in segments
+    finally:
+        client.__exit__(None, None, None)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from leadscore.config import Settings, hash_token, new_admin_token, new_write_key
+from leadscore.demo import programs
 from leadscore.demo.show import MODEL_FILES, MODELS_DIR
 from leadscore.demo.world import World, generate_world
 from leadscore.service import Service
@@ -33,6 +34,7 @@ class DemoStore:
     write_key: str
     leads: int
     events: int
+    lifecycle: dict[str, Any] | None = None    # the first round of the demo's programs
 
 
 def shifted(world: World, now: int) -> pa.Table:
@@ -65,6 +67,7 @@ def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "1
     models_dir.mkdir(exist_ok=True)
     for name in MODEL_FILES:
         shutil.copyfile(MODELS_DIR / name, models_dir / name)
+    programs.install(folder)     # segments, programs, templates beside models/
     db_path = folder / "dashboard.db"
     for stale in folder.glob("dashboard.db*"):
         stale.unlink()
@@ -86,9 +89,11 @@ def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "1
                     progress(kind, done, total)
 
             service.import_events(table, kind=kind, progress=step)
+        lifecycle = programs.run(service, settings, folder)
     finally:
         service.close()
-    return DemoStore(settings, token, write_key, lead_table.num_rows, event_table.num_rows)
+    return DemoStore(settings, token, write_key, lead_table.num_rows, event_table.num_rows,
+                     lifecycle)
 
 
 def serve_demo(folder: Path, seed: int, port: int, host: str = "127.0.0.1") -> None:
@@ -113,6 +118,11 @@ def serve_demo(folder: Path, seed: int, port: int, host: str = "127.0.0.1") -> N
         store = build_store(folder, seed, port=port, host=host, progress=progress)
     url = f"http://{host}:{port}/dashboard/"
     console.print(f"{store.leads:,} leads and {store.events:,} events loaded.")
+    if store.lifecycle:
+        life = store.lifecycle
+        enrolled = ", ".join(f"{n:,} in {name}" for name, n in sorted(life["enrolled"].items()))
+        console.print(f"Programs: {enrolled or 'nobody enrolled'}; {life['emails']:,} e-mails "
+                      f"in the outbox; {life['exited_mql']:,} left as MQLs.")
     console.print(f"[bold]Dashboard:[/]   {url}", markup=True)
     console.print(f"[bold]Admin token:[/] {store.admin_token}", markup=True)
     console.print(f"Write key:   {store.write_key}   (POST /v1/track … to add events live)")
