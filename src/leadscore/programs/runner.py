@@ -113,12 +113,15 @@ def advance(program: Program, enrolment: Enrolment, ctx: Context, now: int
                               program.name, step, action, now, detail, effect))
         enrolment.executed += 1
 
+    facts: LeadFacts | None = None
     for _ in range(MAX_STEPS_AT_ONCE):
         if enrolment.step >= len(program.steps):
             enrolment.status, enrolment.exit_reason = "done", "done"
             act(DONE, "exit", "done")
             return actions, None
-        facts = ctx.facts(enrolment.lead_id, program.model, now)
+        # Read once per call: at one `now` the lead's facts do not change between steps (the
+        # effects of set_stage/add_points are ingested later, as actions).
+        facts = facts or ctx.facts(enrolment.lead_id, program.model, now)
         facts.step_times = times
         reason = exit_reason(program, ctx, facts)
         if reason is not None:
