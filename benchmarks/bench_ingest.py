@@ -220,7 +220,7 @@ def quantile(values: list[float], q: float) -> float:
 
 def light_track(url: str, n: int) -> dict[str, float]:
     latencies = []
-    with httpx.Client(base_url=url, auth=(WRITE_KEY, "")) as client:
+    with httpx.Client(base_url=url, auth=(WRITE_KEY, ""), timeout=60) as client:
         for i in range(n):
             body = {"userId": f"solo-{i % 50}", "event": "Clicked", "messageId": f"solo-{i}"}
             started = time.perf_counter()
@@ -254,7 +254,7 @@ class Receiver:
 
 def crossing_latency(url: str, receiver: Receiver, n: int) -> dict[str, float]:
     acked: dict[str, float] = {}
-    with httpx.Client(base_url=url, auth=(WRITE_KEY, "")) as client:
+    with httpx.Client(base_url=url, auth=(WRITE_KEY, ""), timeout=60) as client:
         for _ in range(n):
             lead = f"mql-{uuid.uuid4().hex[:8]}"
             client.post("/v1/identify", json={"userId": lead,
