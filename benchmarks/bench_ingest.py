@@ -7,6 +7,7 @@ loops.
     python benchmarks/bench_ingest.py --db postgresql://postgres@127.0.0.1:5432/test
     python benchmarks/bench_ingest.py --synchronous normal # SQLite without an fsync per commit
     python benchmarks/bench_ingest.py --baseline-src /tmp/base/src   # another leadscore too
+    python benchmarks/bench_ingest.py --db postgresql://… --compare-workers 1,2,4
 
 Each server runs in its own process group with 2 uvicorn workers; the load comes from one
 asyncio client process with 64 connections (100 events a request). The bare endpoint parses
@@ -15,7 +16,9 @@ transaction per request: on SQLite in WAL mode with the same `synchronous` as le
 PostgreSQL with one executemany. Every round starts each server on an empty store (a fresh
 SQLite file, a fresh PostgreSQL schema) and runs the contenders one after the other; the
 figures are the medians over the rounds, the ratio the median of each round's ratio. The
-machine is shared: the load average is recorded around every round.
+machine is shared: the load average is recorded around every round. With `--compare-workers`,
+leadscore runs once per number of workers in every round (the bare endpoint with `--workers`),
+in an order that rotates from round to round.
 """
 
 from __future__ import annotations
@@ -292,9 +295,9 @@ def empty_store(db: str | None, tmp: Path, name: str) -> Iterator[str]:
 
 
 def run_leadscore(label: str, db: str, args: argparse.Namespace, bodies: list[list[bytes]],
-                  src: str | None, receiver: Receiver) -> dict[str, Any]:
+                  src: str | None, receiver: Receiver, workers: int) -> dict[str, Any]:
     warm, load = bodies
-    url, server = start_leadscore(db, args.workers, {
+    url, server = start_leadscore(db, workers, {
         "LEADSCORE_WEBHOOK_URLS": receiver.url, "LEADSCORE_DELIVERY_POLL_SECONDS": "0.1",
         "LEADSCORE_SQLITE_SYNCHRONOUS": args.synchronous}, src)
     try:
@@ -341,6 +344,9 @@ def main() -> None:
     parser.add_argument("--baseline-src", default=None,
                         help="also run leadscore from this source folder (e.g. an older commit "
                              "exported with git archive), in the same rounds")
+    parser.add_argument("--compare-workers", default=None, metavar="N,N,…",
+                        help="run leadscore with each of these numbers of workers side by "
+                             "side in every round, e.g. 1,2,4 (instead of --workers)")
     parser.add_argument("--out", type=Path, default=None, help="write results as JSON")
     args = parser.parse_args()
     results: dict[str, Any] = {
@@ -348,8 +354,11 @@ def main() -> None:
         "connections": args.connections, "cores": os.cpu_count(), "git": git_state(),
         "synchronous": args.synchronous if not args.db else None,
         "baseline_src": args.baseline_src, "rounds": []}
-    contenders = [("leadscore", None)] + ([("baseline", args.baseline_src)]
-                                          if args.baseline_src else [])
+    contenders: list[tuple[str, str | None, int]] = [
+        (f"leadscore-{n}w", None, n) for n in map(int, args.compare_workers.split(","))
+    ] if args.compare_workers else [("leadscore", None, args.workers)]
+    contenders += [("baseline", args.baseline_src, args.workers)] if args.baseline_src else []
+    results["compare_workers"] = [n for _, _, n in contenders] if args.compare_workers else None
     with tempfile.TemporaryDirectory() as tmp:
         receiver = Receiver()
         try:
@@ -369,9 +378,11 @@ def main() -> None:
                     finally:
                         stop(bare)
                 print(f"  bare: {entry['bare']['events_per_s']:.0f} events/s", file=sys.stderr)
-                for label, src in contenders:
+                shift = number % len(contenders)
+                for label, src, workers in contenders[shift:] + contenders[:shift]:
                     with empty_store(args.db, Path(tmp), label) as db:
-                        entry[label] = run_leadscore(label, db, args, bodies, src, receiver)
+                        entry[label] = run_leadscore(label, db, args, bodies, src, receiver,
+                                                     workers)
                     entry[label]["ratio"] = (entry[label]["batch"]["events_per_s"]
                                              / entry["bare"]["events_per_s"])
                 entry["load_after"] = os.getloadavg()
@@ -381,7 +392,7 @@ def main() -> None:
     rounds = results["rounds"]
     summary: dict[str, Any] = {"bare_events_per_s": median_of(rounds, "bare", "events_per_s"),
                                "bare_p99_ms": median_of(rounds, "bare", "p99_ms")}
-    for label, _ in contenders:
+    for label, _, _ in contenders:
         summary[label] = {
             "events_per_s": median_of(rounds, label, "batch", "events_per_s"),
             "batch_p50_ms": median_of(rounds, label, "batch", "p50_ms"),
