@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leadscore.engine.incremental import Scorer, _bucket, _Dispatch
-from leadscore.engine.state import decay_factor
+from leadscore.engine.incremental import Scorer, _Dispatch
+from leadscore.engine.state import bucket, decay_factor
 from leadscore.events import Event
 from leadscore.model.compiled import CompiledModel
 from leadscore.model.schema import Model
@@ -82,7 +82,7 @@ def timeline(compiled: CompiledModel, events: Sequence[Event], as_of: int
             by_rule.setdefault(rule.index, []).append(earned)
             if not rule.bucketed:
                 continue
-            key = (rule.index, _bucket(rule, event, compiled.timezone))
+            key = (rule.index, bucket(rule, event, compiled.timezone))
             before = latest.get(key)
             if before is not None and latest_ts[key] >= event.timestamp:
                 earned.counts, earned.now = False, 0.0        # the engine keeps the first

@@ -21,7 +21,7 @@ from leadscore.engine.interests import (
     states_to_list,
 )
 from leadscore.engine.lifecycle import stage_of
-from leadscore.engine.state import Bucket, DecayedSum, RuleState, decay_factor
+from leadscore.engine.state import DecayedSum, RuleState, bucket, decay_factor
 from leadscore.errors import EngineError
 from leadscore.events import Event, Lead, event_from_message
 from leadscore.model.compiled import (
@@ -32,7 +32,7 @@ from leadscore.model.compiled import (
 )
 from leadscore.model.interests import compile_interests
 from leadscore.model.schema import Model
-from leadscore.timeutil import US_PER_DAY, iso_week, local_day, now_us, parse_timestamp
+from leadscore.timeutil import US_PER_DAY, now_us, parse_timestamp
 
 
 class Reason(NamedTuple):
@@ -274,7 +274,7 @@ class Scorer:
                 bucketed = rule.bucketed
                 half_life = rule.half_life_days
                 change = rule_state.add(ts, half_life,
-                                        _bucket(rule, event, model.timezone) if bucketed
+                                        bucket(rule, event, model.timezone) if bucketed
                                         else None, bucketed)
                 if change is False:
                     continue
@@ -594,18 +594,6 @@ def _holds(condition: Any, lead: Lead) -> bool:
     from leadscore.model.conditions import evaluate
 
     return evaluate(condition, lead.get)
-
-
-def _bucket(rule: EngagementRule, event: Event, timezone: str) -> Bucket:
-    period: int | None = None
-    if rule.limit == "daily":
-        period = local_day(event.timestamp, timezone)
-    elif rule.limit == "weekly":
-        period = iso_week(local_day(event.timestamp, timezone))
-    if rule.distinct is None:
-        return period
-    value = event.get(rule.distinct)
-    return value if period is None else (value, period)
 
 
 def _read_time(lead: LeadState, as_of: object, default_now: bool = False) -> int:

@@ -8,11 +8,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from leadscore.engine.state import Bucket, RuleState
+from leadscore.engine.state import RuleState, bucket
 from leadscore.events import Event
-from leadscore.model.compiled import EngagementRule
 from leadscore.model.interests import PROFILE_SIZE, InterestRule, ranked
-from leadscore.timeutil import iso_week, local_day
 
 InterestStates = dict[tuple[int, str], RuleState]   # (interest rule index, topic) → state
 
@@ -83,18 +81,6 @@ def profile(rules: tuple[InterestRule, ...], states: InterestStates | None, as_o
             size: int | None = PROFILE_SIZE) -> tuple[tuple[str, float], ...]:
     """The ranked interest profile: topics with weight > 0, highest first, top `size`."""
     return ranked(weights(rules, states, as_of), size)
-
-
-def bucket(rule: EngagementRule, event: Event, timezone: str) -> Bucket:
-    period: int | None = None
-    if rule.limit == "daily":
-        period = local_day(event.timestamp, timezone)
-    elif rule.limit == "weekly":
-        period = iso_week(local_day(event.timestamp, timezone))
-    if rule.distinct is None:
-        return period
-    value = event.get(rule.distinct)
-    return value if period is None else (value, period)
 
 
 def states_to_list(states: InterestStates | None) -> list[Any]:

@@ -10,11 +10,29 @@ a later event of the same bucket replaces the earlier one's term — in any arri
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from leadscore.timeutil import US_PER_DAY
+from leadscore.timeutil import US_PER_DAY, iso_week, local_day
+
+if TYPE_CHECKING:
+    from leadscore.events import Event
+    from leadscore.model.compiled import EngagementRule
 
 Bucket = Any  # None (once), a day/week number, a distinct value, or (value, day/week)
+
+
+def bucket(rule: EngagementRule, event: Event, timezone: str) -> Bucket:
+    """The bucket an event falls in for a rule with `limit` and/or `distinct`: the local day or
+    ISO week, the distinct value, or both."""
+    period: int | None = None
+    if rule.limit == "daily":
+        period = local_day(event.timestamp, timezone)
+    elif rule.limit == "weekly":
+        period = iso_week(local_day(event.timestamp, timezone))
+    if rule.distinct is None:
+        return period
+    value = event.get(rule.distinct)
+    return value if period is None else (value, period)
 
 
 def decay_factor(age_us: int, half_life_days: float | None) -> float:
