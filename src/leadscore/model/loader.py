@@ -252,8 +252,9 @@ def _semantic_problems(model: Model, file: str, lines: _Lines) -> list[Problem]:
     return problems
 
 
-def load_model(source: str | Path, *, text: str | None = None) -> Model:
-    """Load and validate a model file; raise ModelError listing every problem in it."""
+def read_yaml(source: str | Path, text: str | None = None) -> tuple[Any, _Lines, str]:
+    """A YAML file's data, the line of every key and the file's name; ModelError (§3 shape)
+    when it cannot be read or parsed. Models, segments, programs and content all load here."""
     file = str(source)
     if text is None:
         try:
@@ -270,10 +271,15 @@ def load_model(source: str | Path, *, text: str | None = None) -> Model:
         line = mark.line + 1 if mark is not None else None
         raise ModelError([Problem(file, line, "(file)", f"not valid YAML: "
                                   f"{getattr(exc, 'problem', exc)}")]) from None
+    return raw, _Lines(node), file
+
+
+def load_model(source: str | Path, *, text: str | None = None) -> Model:
+    """Load and validate a model file; raise ModelError listing every problem in it."""
+    raw, lines, file = read_yaml(source, text)
     if not isinstance(raw, Mapping):
         raise ModelError([Problem(file, 1, "(file)", "a model file must be a YAML mapping",
                                   type(raw).__name__, "name:, fit:, engagement: ...")])
-    lines = _Lines(node)
     problems = _condition_problems(raw, file, lines)
     try:
         model = Model.model_validate({**raw, "source": file})

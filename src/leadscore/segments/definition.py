@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from leadscore.errors import ModelError, Problem
 from leadscore.model import conditions as cond
 from leadscore.model.compiled import Matcher
-from leadscore.model.loader import YamlLoader, _key, _Lines, load_yaml
+from leadscore.model.loader import _key, _Lines, read_yaml
 from leadscore.model.schema import STAGES, EventMatch
 
 KeyPath = tuple[str | int, ...]
@@ -258,26 +256,6 @@ def _close(word: str, choices: Iterable[str]) -> str | None:
 
 
 # ----------------------------------------------------------------------------- files
-
-def read_yaml(source: str | Path, text: str | None = None) -> tuple[Any, _Lines, str]:
-    """A YAML file's data and the line of every key; ModelError (§3 shape) if it is not."""
-    file = str(source)
-    if text is None:
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ModelError([Problem(file, None, "(file)", "file not found")]) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModelError([Problem(file, None, "(file)", f"cannot read: {exc}")]) from None
-    try:
-        node = yaml.compose(text, Loader=YamlLoader)
-        raw = load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ModelError([Problem(file, mark.line + 1 if mark is not None else None, "(file)",
-                                  f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    return raw, _Lines(node), file
-
 
 def problem(file: str, lines: _Lines, at: KeyPath, message: str, value: object = None,
             expected: str | None = None, suggestion: str | None = None) -> Problem:
