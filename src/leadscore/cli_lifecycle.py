@@ -11,8 +11,7 @@ import pyarrow as pa
 import typer
 from rich.console import Console
 
-from leadscore.events import Event, Lead
-from leadscore.io.readers import _put
+from leadscore.events import Event, Lead, nested_columns
 from leadscore.io.writers import write_table
 from leadscore.model.loader import load_models
 from leadscore.timeutil import iso, parse_timestamp
@@ -31,13 +30,7 @@ def _events_and_leads(events: Path, leads: Path | None) -> tuple[list[Event], di
     found = []
     for values in rel.fetchall():
         row = dict(zip(rel.columns, values, strict=True))
-        properties: dict[str, Any] = {}
-        context: dict[str, Any] = {}
-        for key, value in row.items():
-            if value is not None and key.startswith("properties."):
-                _put(properties, key[len("properties."):], value)
-            elif value is not None and key.startswith("context."):
-                _put(context, key[len("context."):], value)
+        properties, context = nested_columns(row)
         found.append(Event(row["lead_id"], int(row["ts"]), row["type"], row["event"],
                            row["path"], properties, context))
     people: dict[str, Lead] = {}

@@ -106,18 +106,38 @@ def event_from_row(row: Mapping[str, Any], *, source: str | None = None,
         if key in EVENT_COLUMNS or value is None:
             continue
         if key.startswith("context."):
-            _put(context, key[len("context."):], value)
+            put_dotted(context, key[len("context."):], value)
         else:
-            _put(properties, key.removeprefix("properties."), value)
+            put_dotted(properties, key.removeprefix("properties."), value)
     return Event(str(lead), timestamp, str(kind), row.get("event"),
                  strip_query(path) if isinstance(path, str) else None, properties, context)
 
 
-def _put(target: dict[str, Any], dotted: str, value: Any) -> None:
+def put_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` as target['a']['b']['c']; where a scalar already holds a parent, the
+    dotted key itself is kept rather than lost."""
     *parents, last = dotted.split(".")
     for part in parents:
-        target = target.setdefault(part, {})
+        child = target.setdefault(part, {})
+        if not isinstance(child, dict):
+            target[dotted] = value
+            return
+        target = child
     target[last] = value
+
+
+def nested_columns(row: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `properties.<x>` and `context.<x>` columns of a canonical row as nested objects."""
+    properties: dict[str, Any] = {}
+    context: dict[str, Any] = {}
+    for key, value in row.items():
+        if value is None:
+            continue
+        if key.startswith("properties."):
+            put_dotted(properties, key[len("properties."):], value)
+        elif key.startswith("context."):
+            put_dotted(context, key[len("context."):], value)
+    return properties, context
 
 
 def flatten(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 
 from leadscore.errors import EventError, InputError
-from leadscore.events import event_from_row, event_to_row
+from leadscore.events import event_from_row, event_to_row, nested_columns
 from leadscore.io import read_events, read_leads
 from leadscore.io.segment import JSON_SUFFIXES, Rejected, messages
 from leadscore.timeutil import iso
@@ -54,29 +54,10 @@ def content_id(prefix: str, row: Mapping[str, Any]) -> str:
     return f"{prefix}:" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
-def _put(target: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    for part in parents:
-        child = target.setdefault(part, {})
-        if not isinstance(child, dict):
-            target[dotted] = value
-            return
-        target = child
-    target[last] = value
-
-
 def event_message(row: Mapping[str, Any]) -> dict[str, Any]:
     """A canonical events row (lead_id, ts, type, event, path, properties.*, context.*) as a
     Segment message."""
-    properties: dict[str, Any] = {}
-    context: dict[str, Any] = {}
-    for key, value in row.items():
-        if value is None:
-            continue
-        if key.startswith("properties."):
-            _put(properties, key[len("properties."):], value)
-        elif key.startswith("context."):
-            _put(context, key[len("context."):], value)
+    properties, context = nested_columns(row)
     kind = row["type"]
     message: dict[str, Any] = {"type": kind, "userId": row["lead_id"],
                                "timestamp": iso(int(row["ts"]))}

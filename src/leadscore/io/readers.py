@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob as globbing
 import itertools
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from leadscore.errors import EventError, InputError
-from leadscore.events import EVENT_TYPES, Event, Lead
+from leadscore.events import EVENT_TYPES, Event, Lead, lead_from_row, nested_columns
 from leadscore.io import segment
 from leadscore.io.writers import write_table
 
@@ -368,15 +367,7 @@ def events_of(con: duckdb.DuckDBPyConnection, lead_id: str, name: str = "events"
     out = []
     for values in rel.fetchall():
         row = dict(zip(names, values, strict=True))
-        properties: dict[str, Any] = {}
-        context: dict[str, Any] = {}
-        for key, value in row.items():
-            if value is None:
-                continue
-            if key.startswith("properties."):
-                _put(properties, key[len("properties."):], value)
-            elif key.startswith("context."):
-                _put(context, key[len("context."):], value)
+        properties, context = nested_columns(row)
         out.append(Event(row["lead_id"], int(row["ts"]), row["type"], row["event"],
                          row["path"], properties, context))
     return out
@@ -389,22 +380,4 @@ def lead_of(con: duckdb.DuckDBPyConnection, lead_id: str, name: str = "leads") -
     rows = rel.fetchall()
     if not rows:
         return None
-    found = rows[0]
-    traits: dict[str, Any] = {}
-    account: dict[str, Any] = {}
-    for key, value in zip(names, found, strict=True):
-        if value is None or key == "lead_id":
-            continue
-        if key.startswith("account."):
-            account[key[len("account."):]] = value
-        else:
-            traits[key.removeprefix("traits.")] = value
-    return Lead(str(lead_id), traits, account)
-
-
-def _put(target: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    node: Mapping[str, Any] | dict[str, Any] = target
-    for part in parents:
-        node = node.setdefault(part, {})  # type: ignore[union-attr]
-    node[last] = value  # type: ignore[index]
+    return lead_from_row({**dict(zip(names, rows[0], strict=True)), "lead_id": lead_id})
