@@ -271,7 +271,7 @@ def _partitioned(args: argparse.Namespace) -> int:
                      row_group=args.row_group)
         duckdb.sql(f"""COPY (SELECT *, strftime("timestamp", '%Y-%m') AS month
                    FROM read_parquet('{tmp}')) TO '{args.out}' (FORMAT parquet,
-                   PARTITION_BY (month), APPEND, FILENAME_PATTERN 'part-{i}-{{i}}')""")
+                   PARTITION_BY (month), APPEND, FILENAME_PATTERN 'part-{i}-{{uuid}}')""")
         tmp.unlink()
         print(f"{args.out}: chunk {i} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     if args.leads_out is not None:
