@@ -20,12 +20,14 @@ from typing import Any, Literal
 import yaml
 from sqlalchemy import Connection, select
 
+from leadscore.engine.interests import profile_json
 from leadscore.errors import EventError, ModelError, Problem
 from leadscore.ingest.apply import apply
 from leadscore.ingest.session import ActiveModel, Session, reason_json
 from leadscore.ingest.validate import Message, validate
 from leadscore.model.loader import load_model, load_models
 from leadscore.model.schema import Model
+from leadscore.store import accounts as account_store
 from leadscore.store import leads as lead_store
 from leadscore.store import models as model_store
 from leadscore.store import outbox
@@ -114,6 +116,7 @@ class Service:
             pending = model_store.rescoring(connection)
         for name, version in pending:
             service._start_rescore(name, version, background)
+        service._start_accounts({n for n, _ in pending}, background)
         return service
 
     def close(self) -> None:
@@ -192,8 +195,10 @@ class Service:
                                f"{', '.join(sorted(m.name for m in active)) or '(none)'}")
             row = lead_store.load(connection, found)
             assert row is not None
+            link = account_store.link_of(connection, found)
             out: dict[str, Any] = {"lead_id": found, "traits": row.traits,
-                                   "account_id": row.account_id, "account": row.account}
+                                   "account_id": row.account_id, "account": row.account,
+                                   "account_link": link}
             session = Session(self.db, connection, active, now_us(), write=False)
             scorer = session.scorer(found)
             if scorer is None:
@@ -216,7 +221,8 @@ class Service:
                     if score.customer_since is not None else None,
                     "as_of": iso(score.as_of), "models": applying,
                     "reasons": [reason_json(score_store.reason_dict(r))
-                                for r in score.reasons]}
+                                for r in score.reasons],
+                    "interests": profile_json(score.interests)}
 
     def list_leads(self, *, model: str | None = None, grade: str | Sequence[str] | None = None,
                    temperature: str | Sequence[str] | None = None,
@@ -231,6 +237,45 @@ class Service:
                 connection, model=model, grade=grade, temperature=temperature, stage=stage,
                 min_score=min_score, disqualified=disqualified, q=q, sort=sort,
                 descending=descending, limit=limit, offset=offset)
+
+    # ---- accounts
+
+    def get_account(self, account_id: str, model: str | None = None, *,
+                    as_of: object = None) -> dict[str, Any]:
+        """An account's current score under a model with an `account:` section (default: the
+        first by name), from its leads' states as of now (or `as_of`): fit, engagement roll-up,
+        roles engaged, MQA, reasons, and its people with their scores."""
+        from leadscore.ingest.accounts import account_json
+
+        with self.db.read() as connection:
+            if not account_store.exists(connection, str(account_id)):
+                raise NotFound(f"no account {account_id!r}")
+            session = Session(self.db, connection, self._active(connection), now_us(),
+                              write=False)
+            found = account_json(session, str(account_id), model,
+                                 None if as_of is None else parse_timestamp(as_of))
+            if found is None:
+                raise NotFound(f"no model {model!r} with an `account:` section; these have "
+                               f"one: {', '.join(session.accounts.models) or '(none)'}")
+            return found
+
+    def list_accounts(self, *, model: str | None = None, min_score: float | None = None,
+                      mqa: bool | None = None, q: str | None = None, sort: str = "score",
+                      descending: bool = True, limit: int = 50, offset: int = 0
+                      ) -> tuple[list[dict[str, Any]], int]:
+        """Saved account scores (as of each account's last change), filtered and sorted in
+        SQL, one row per account and model; and the total matching."""
+        with self.db.read() as connection:
+            return account_store.listing(connection, model=model, min_score=min_score,
+                                         mqa=mqa, q=q, sort=sort, descending=descending,
+                                         limit=limit, offset=offset)
+
+    def rescore_accounts(self, model: str | None = None) -> int:
+        """Score every account afresh from its leads' states (after its leads were rescored:
+        `rescore` does both); an account that is now an MQA and was not gets a handoff."""
+        with self.db.read() as connection:
+            names = set(model_store.active_versions(connection))
+        return self._score_accounts(names if model is None else {model} & names)
 
     # ---- models
 
@@ -329,12 +374,59 @@ class Service:
 
     def _rescore(self, names: set[str], progress: Progress | None,
                  stop: Callable[[], bool] = lambda: False) -> int:
-        return self._each_lead(lambda session, lead_id: session.rebuild(lead_id), names,
-                               progress, stop, preload=False)
+        """The leads, then their accounts (each scored once, from its rescored leads)."""
+        done = self._each_lead(lambda session, lead_id: session.rebuild(lead_id), names,
+                               progress, stop, preload=False, score_accounts=False)
+        if not stop():
+            self._score_accounts(names, stop)
+        return done
+
+    def _score_accounts(self, names: set[str], stop: Callable[[], bool] = lambda: False
+                        ) -> int:
+        """Score every account under `names`, a chunk of accounts per transaction."""
+        with self.db.read() as connection:
+            account_ids = account_store.known(connection)
+        for start in range(0, len(account_ids), RESCORE_BATCH):
+            if stop():
+                return start
+            chunk = account_ids[start:start + RESCORE_BATCH]
+
+            def work(connection: Connection, chunk: list[str] = chunk) -> None:
+                active = [m for m in self._active(connection) if m.name in names]
+                Session(self.db, connection, active, now_us()).accounts.score(chunk)
+
+            self.db.write(work)
+
+        def forget(connection: Connection) -> None:   # models without `account:` now
+            session = Session(self.db, connection, self._active(connection), now_us())
+            account_store.drop_models(connection, session.accounts.models)
+
+        self.db.write(forget)
+        return len(account_ids)
+
+    def _start_accounts(self, skip: set[str], background: bool) -> None:
+        """Score the accounts under the models whose accounts are not all scored at their
+        active version (a store just migrated, a model given an `account:` section)."""
+        with self.db.read() as connection:
+            session = Session(self.db, connection, self._active(connection), now_us(),
+                              write=False)
+            versions = {n: session.models[n].version for n in session.accounts.models
+                        if n not in skip}
+            names = account_store.stale(connection, versions) if versions else set()
+        if not names:
+            return
+        if not background:
+            self._score_accounts(names)
+            return
+        thread = threading.Thread(target=lambda: self._score_accounts(
+            names, self._closing.is_set), name="score-accounts", daemon=True)
+        self._threads["\x00accounts"] = thread
+        thread.start()
 
     def _each_lead(self, action: Callable[[Session, str], object], names: set[str] | None,
                    progress: Progress | None, stop: Callable[[], bool] = lambda: False, *,
-                   lead_ids: list[str] | None = None, preload: bool = True) -> int:
+                   lead_ids: list[str] | None = None, preload: bool = True,
+                   score_accounts: bool = True) -> int:
         """`action` on each live lead (default: all), a chunk per transaction; `preload`:
         the chunk's leads and states are read at once first (not when `action` replays)."""
         if lead_ids is None:
@@ -352,7 +444,8 @@ class Service:
             def work(connection: Connection, chunk: list[str] = chunk) -> None:
                 active = [m for m in self._active(connection)
                           if names is None or m.name in names]
-                session = Session(self.db, connection, active, now_us())
+                session = Session(self.db, connection, active, now_us(),
+                                  score_accounts=score_accounts)
                 live = lead_store.live(connection, chunk)   # not merged away meanwhile
                 if preload:
                     session.load(live)
@@ -452,7 +545,8 @@ def _no_score(model: str | None) -> dict[str, Any]:
     return {"model": model, "model_version": None, "score": None, "fit": None,
             "engagement": None, "grade": None, "temperature": None, "stage": None,
             "mql": None, "disqualified": None, "disqualify_reason": None, "purchases": None,
-            "customer_since": None, "as_of": None, "models": [], "reasons": []}
+            "customer_since": None, "as_of": None, "models": [], "reasons": [],
+            "interests": []}
 
 
 def _name_line(text: str) -> int | None:

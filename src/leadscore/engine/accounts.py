@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -249,60 +249,75 @@ class AccountScorer:
                 if score.mqa and not was:
                     crossing = self._crossings[key] = self._crossings.get(key, 0) + 1
                     handoffs.append(AccountHandoff(
-                        _handoff_id(account_id, name, crossing, at), account_id, name, at,
+                        handoff_id(account_id, name, crossing, at), account_id, name, at,
                         self._score(account_id, name, at), lead_id, event))
         return handoffs
 
     def _score(self, account_id: str, name: str, as_of: int, light: bool = False
                ) -> AccountScore:
-        account = self.models[name]
-        profile = Lead(account_id, {}, self._traits.get(account_id, {}))
-        reasons: list[Reason] = []
-        disqualify_reason = None
-        for rule in account.fit:
-            points = rule.points_for(profile)
-            if points is None:
-                continue
-            if rule.disqualify is not None:
-                disqualify_reason = disqualify_reason or rule.disqualify
-                reasons.append(Reason(rule.name, "disqualify", points, detail=rule.disqualify))
-            else:
-                reasons.append(Reason(rule.name, "fit", points))
-        fit = math.fsum(r.points for r in reasons)
-        engagements: list[float] = []
-        members: list[tuple[str, str, float]] = []
-        kinds = dict.fromkeys(MATCH_KINDS, 0)
-        engaged = 0
-        roles: set[str] = set()
-        for lead_id, kind in self.members(account_id).items():
-            found = self.scorer.peek(lead_id, name, as_of)
-            if found is None:
-                continue
-            engagement, disqualified = found
-            kinds[kind] += 1
-            members.append((lead_id, kind, engagement))
-            if disqualified:
-                continue
-            engagements.append(engagement)
-            if engagement > 0:
-                engaged += 1
-                lead = self.scorer.lead(lead_id)
-                roles.update(role for role, condition in account.roles
-                             if cond.evaluate(condition, lead.get))
-        engagement = rollup(account.rollup, engagements)
-        if not light:
-            reasons.append(Reason(f"{account.rollup} of the leads' engagement", "engagement",
-                                  engagement, matched=len(engagements), counted=engaged))
-        total = fit + engagement
-        disqualified = disqualify_reason is not None
-        mqa = not disqualified and account.mqa is not None and total >= account.mqa
-        wanted = [role for role, _ in account.roles]
-        return AccountScore(
-            account_id, name, fit, engagement, total, disqualified, disqualify_reason,
-            tuple(r for r in wanted if r in roles), tuple(r for r in wanted if r not in roles),
-            mqa, len(members), engaged, kinds["group"], kinds["account_id"], kinds["domain"],
-            as_of, () if light else tuple(reasons),
-            () if light else tuple(sorted(members, key=lambda m: (-m[2], m[0]))))
+        return score_account(self.models[name], name, account_id,
+                             self._traits.get(account_id, {}), self.members(account_id),
+                             lambda lead_id: self.scorer.peek(lead_id, name, as_of),
+                             self.scorer.lead, as_of, light=light)
+
+
+def score_account(account: CompiledAccount, name: str, account_id: str,
+                  traits: Mapping[str, Any], members: Mapping[str, str],
+                  peek: Callable[[str], tuple[float, bool] | None],
+                  lead_of: Callable[[str], Lead], as_of: int, *, light: bool = False
+                  ) -> AccountScore:
+    """One account under one model at `as_of`: `members` (lead id → match kind) are its linked
+    leads, `peek` their (engagement, disqualified) at `as_of` (None where the model does not
+    score the lead), `lead_of` their profile (for the roles). `light`: without reasons and
+    members (enough to tell whether it is an MQA). `AccountScorer` and the service both score
+    accounts through this."""
+    profile = Lead(account_id, {}, dict(traits))
+    reasons: list[Reason] = []
+    disqualify_reason = None
+    for rule in account.fit:
+        points = rule.points_for(profile)
+        if points is None:
+            continue
+        if rule.disqualify is not None:
+            disqualify_reason = disqualify_reason or rule.disqualify
+            reasons.append(Reason(rule.name, "disqualify", points, detail=rule.disqualify))
+        else:
+            reasons.append(Reason(rule.name, "fit", points))
+    fit = math.fsum(r.points for r in reasons)
+    engagements: list[float] = []
+    people: list[tuple[str, str, float]] = []
+    kinds = dict.fromkeys(MATCH_KINDS, 0)
+    engaged = 0
+    roles: set[str] = set()
+    for lead_id, kind in members.items():
+        found = peek(lead_id)
+        if found is None:
+            continue
+        engagement, disqualified = found
+        kinds[kind] += 1
+        people.append((lead_id, kind, engagement))
+        if disqualified:
+            continue
+        engagements.append(engagement)
+        if engagement > 0:
+            engaged += 1
+            lead = lead_of(lead_id)
+            roles.update(role for role, condition in account.roles
+                         if cond.evaluate(condition, lead.get))
+    engagement = rollup(account.rollup, engagements)
+    if not light:
+        reasons.append(Reason(f"{account.rollup} of the leads' engagement", "engagement",
+                              engagement, matched=len(engagements), counted=engaged))
+    total = fit + engagement
+    disqualified = disqualify_reason is not None
+    mqa = not disqualified and account.mqa is not None and total >= account.mqa
+    wanted = [role for role, _ in account.roles]
+    return AccountScore(
+        account_id, name, fit, engagement, total, disqualified, disqualify_reason,
+        tuple(r for r in wanted if r in roles), tuple(r for r in wanted if r not in roles),
+        mqa, len(people), engaged, kinds["group"], kinds["account_id"], kinds["domain"],
+        as_of, () if light else tuple(reasons),
+        () if light else tuple(sorted(people, key=lambda m: (-m[2], m[0]))))
 
 
 def _time(as_of: object) -> int:
@@ -311,6 +326,7 @@ def _time(as_of: object) -> int:
     return as_of if isinstance(as_of, int) else parse_timestamp(as_of)
 
 
-def _handoff_id(account_id: str, model: str, crossing: int, at: int) -> str:
+def handoff_id(account_id: str, model: str, crossing: int, at: int) -> str:
+    """A stable id: the same crossing always gets the same id (for deduplication)."""
     return hashlib.sha256(f"account\x00{model}\x00{account_id}\x00{crossing}\x00{at}"
                           .encode()).hexdigest()[:32]

@@ -123,6 +123,16 @@ class PlanOptions:
     lead_key: str = "lead_id"
     # False: no ORDER BY in the plan (the caller sorts the small result itself).
     order: bool = True
+    # True: also output each rule's contribution (`rule_column`), so that one run tells which
+    # leads every rule fired for (evaluate's per-rule analysis).
+    rule_columns: bool = False
+
+
+def rule_column(kind: str, index: int) -> str:
+    """The plan's column with one rule's contribution when `PlanOptions.rule_columns`:
+    kind "engagement" (points after decay, limits and cap), "fit" (points) or "disqualify"
+    (whether the fit rule's condition holds) for the rule at `index` of its section."""
+    return {"engagement": "ep", "fit": "fp", "disqualify": "fq"}[kind] + str(index)
 
 
 # A 64-bit hash of a string, per dialect.
@@ -306,6 +316,10 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
             ts.copy(), as_of_us, r.half_life_days)))])), f"c{r.index}"))
     aggregates += [_as(exp.Max(this=_case([(flag(r), ts.copy())])), f"o{r.index}")
                    for r in latest_only]
+    if opts.rule_columns:   # the uncapped every-event rules, each on its own
+        aggregates += [_as(exact_sum(_case([(flag(r), _weighted(r.points, _decay(
+            ts.copy(), as_of_us, r.half_life_days)))])), f"e{r.index}")
+            for r in each if r.cap is None]
     if backs:
         key = _case([(col(_stage_flag(s.index)), exp.Add(
             this=exp.Mul(this=exp.Paren(this=exp.Add(this=ts.copy(), expression=shift.copy())),
@@ -390,6 +404,7 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
 
     fit_terms: list[exp.Expr] = []
     disqualify: list[tuple[exp.Expr, exp.Expr]] = []
+    per_rule: list[exp.Expr] = []     # with `rule_columns`
     for fit_rule in compiled.fit:
         if fit_rule.bands:
             whens = [(lead_condition(band), _double(number(points)))
@@ -403,6 +418,9 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
                                    _double(exp.Literal.number(0))))
         if fit_rule.disqualify is not None:
             disqualify.append((matched.copy(), text(fit_rule.disqualify)))
+        per_rule += [_as(fit_terms[-1].copy(), rule_column("fit", fit_rule.index)),
+                     _as(_coalesce(matched.copy(), exp.false()),
+                         rule_column("disqualify", fit_rule.index))]
     fit = _sum_of(fit_terms) if fit_terms else _double(exp.Literal.number(0))
     zero = _double(exp.Literal.number(0))
     engagement = _coalesce(_double(col("v")), zero.copy()) if parts else zero.copy()
@@ -412,11 +430,13 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         total = _coalesce(_double(col(name)), zero.copy())
         if rule.cap is None:
             clamped.append(total)
-            continue
-        cap = _double(number(rule.cap))
-        clamped.append(_case([(exp.GT(this=total, expression=cap), cap.copy()),
-                              (exp.LT(this=total.copy(), expression=exp.Neg(this=cap.copy())),
-                               exp.Neg(this=cap.copy()))], total.copy()))
+        else:
+            cap = _double(number(rule.cap))
+            clamped.append(_case([(exp.GT(this=total, expression=cap), cap.copy()),
+                                  (exp.LT(this=total.copy(),
+                                          expression=exp.Neg(this=cap.copy())),
+                                   exp.Neg(this=cap.copy()))], total.copy()))
+        per_rule.append(_as(clamped[-1].copy(), rule_column("engagement", rule.index)))
     for rule in latest_only:
         last_seen = col(f"o{rule.index}")
         worth = _weighted(rule.points, _decay(last_seen.copy(), as_of_us, rule.half_life_days))
@@ -427,6 +447,9 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
                              exp.Neg(this=cap.copy()))], worth.copy())
         clamped.append(_case([(exp.not_(exp.Is(this=last_seen.copy(), expression=exp.Null())),
                                worth)], _double(exp.Literal.number(0))))
+        per_rule.append(_as(clamped[-1].copy(), rule_column("engagement", rule.index)))
+    per_rule += [_as(_coalesce(_double(col(f"e{r.index}")), zero.copy()),
+                     rule_column("engagement", r.index)) for r in each if r.cap is None]
     engagement = _sum_of([engagement, *clamped])
 
     ranks: list[exp.Expr] = [exp.Literal.number(0)]
@@ -461,6 +484,7 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
             else _bigint(exp.Literal.number(0)), "purchases"),
         _as(col("first_buy") if customers else _bigint(exp.Null()), "customer_since"),
         *([col("k")] if lead_key is not None else []),
+        *(per_rule if opts.rule_columns else []),
     ]
     scored = exp.select(*scored_columns).from_(_table("people"))
     if compiled.applies_to is not None:
@@ -527,6 +551,7 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         _as(tenure, "tenure_days"),
         _as(_bigint(as_of.copy()), "as_of"),
         *([col("k")] if lead_key is not None else []),
+        *(col(c.alias) for c in (per_rule if opts.rule_columns else [])),
     ).from_(_table("graded"))
     if opts.order:
         final = final.order_by(col("lead_id"))

@@ -63,6 +63,7 @@ def _join(session: Session, lead_id: str, account_id: str, traits: dict[str, obj
     moved, changed = lead_store.set_account(session.db, session.connection, lead_id,
                                             account_id, traits, session.now)
     if changed:
+        session.accounts.changed.add(account_id)      # its fit, maybe its domain's leads
         for member in lead_store.account_leads(session.connection, account_id):
             session.profile_changed(member)
     elif moved:

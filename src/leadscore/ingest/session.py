@@ -20,8 +20,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from leadscore.engine.incremental import Handoff, ModelState, Scorer, Update
+from leadscore.engine.interests import profile_json
 from leadscore.errors import EngineError
 from leadscore.events import Event
+from leadscore.ingest.accounts import AccountWork
+from leadscore.model.interests import summary
 from leadscore.model.schema import Model
 from leadscore.store import leads as lead_store
 from leadscore.store import outbox, scores
@@ -31,6 +34,8 @@ from leadscore.timeutil import iso
 
 if TYPE_CHECKING:
     from leadscore.ingest.validate import Message
+
+HANDOFF_INTERESTS = 5       # the top topics a handoff carries (as a program's notify_sales)
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,15 @@ class ActiveModel:
 
 class Session:
     """Leads being scored in one transaction. With `write=False` nothing is locked or written
-    (reading a lead whose saved state is stale replays it in memory)."""
+    (reading a lead whose saved state is stale replays it in memory). `score_accounts=False`:
+    the accounts its leads touch are left to be scored later (a rescore scores them after
+    all their leads)."""
 
     def __init__(self, db: Database, connection: Connection, models: Sequence[ActiveModel],
-                 now: int, *, write: bool = True):
+                 now: int, *, write: bool = True, score_accounts: bool = True):
         self.db, self.connection, self.now, self.write = db, connection, now, write
+        self.score_accounts = score_accounts
+        self.accounts = AccountWork(self)
         self.models = {m.name: m for m in models}
         self._model_list = [m.model for m in models]
         self._main = Scorer(self._model_list) if models else None
@@ -128,6 +137,19 @@ class Session:
     def as_of(self, lead_id: str) -> int:
         latest = self._latest.get(lead_id)
         return self.now if latest is None else max(self.now, latest)
+
+    def latest(self, lead_id: str) -> int | None:
+        """The time of the lead's latest event, where it is loaded."""
+        return self._latest.get(lead_id)
+
+    def loaded(self, lead_id: str) -> Scorer | None:
+        """The scorer holding the lead where it is loaded already (nothing is read)."""
+        return self._scorers.get(lead_id)
+
+    def reader(self) -> Session:
+        """A session reading saved states in this transaction, locking and writing nothing."""
+        return Session(self.db, self.connection, list(self.models.values()), self.now,
+                       write=False)
 
     def _load(self, lead_id: str) -> Scorer:
         row = lead_store.load(self.connection, lead_id, lock=self.write)
@@ -215,10 +237,12 @@ class Session:
         self._latest[lead_id] = event.timestamp if latest is None else max(latest,
                                                                             event.timestamp)
         self._dirty.add(lead_id)
+        self.accounts.events[lead_id] = event
         self._handoffs(lead_id, scorer.update_one(event, as_of=self.as_of(lead_id)))
 
     def profile_changed(self, lead_id: str) -> None:
         """The lead's traits or account traits changed in the store: re-score its fit."""
+        self.accounts.relink.add(lead_id)
         scorer = self.scorer(lead_id)
         if scorer is None:
             return
@@ -238,6 +262,7 @@ class Session:
         """Merge lead `source` into `target` and score the target from all their events."""
         prior = self._prior(source) | self._prior(target)
         lead_store.merge(self.connection, source, target, self.now)
+        self.accounts.relink |= {source, target}
         self._identities.clear()
         self._scorers.pop(source, None)
         self._latest.pop(source, None)
@@ -274,7 +299,7 @@ class Session:
             "score": score.score, "fit": score.fit, "engagement": score.engagement,
             "grade": score.grade, "temperature": score.temperature, "stage": score.stage,
             "reasons": [reason_json(scores.reason_dict(r)) for r in score.reasons],
-            "event": event_json(handoff.event), "interests": [],
+            "event": event_json(handoff.event), **handoff_interests(score.interests),
         }
 
     def append(self, row: dict[str, Any]) -> None:
@@ -293,6 +318,9 @@ class Session:
         (one executemany per table)."""
         if not self.write:
             return
+        # Before the leads' states are saved: an account's score before the change is read
+        # from them.
+        self.accounts.flush(self._dirty, score=self.score_accounts)
         self.write_log()
         saving = scores.Saving()
         for lead_id in sorted(self._dirty):
@@ -307,6 +335,12 @@ class Session:
                            found[name], self.now)
         saving.write(self.db, self.connection)
         self._dirty.clear()
+
+
+def handoff_interests(profile: Sequence[tuple[str, float]]) -> dict[str, Any]:
+    """A handoff's interests: the top of the ranked profile, and the line for people."""
+    top = list(profile)[:HANDOFF_INTERESTS]
+    return {"interests": profile_json(top), "interested_in": summary(top)}
 
 
 def reason_json(reason: dict[str, Any]) -> dict[str, Any]:

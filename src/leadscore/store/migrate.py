@@ -33,11 +33,19 @@ def _v3(connection: Connection) -> None:
     schema.metadata.create_all(connection, tables=list(LIFECYCLE_TABLES))
 
 
+def _v4(connection: Connection) -> None:
+    from leadscore.store.accounts import ACCOUNT_TABLES, backfill
+
+    schema.metadata.create_all(connection, tables=list(ACCOUNT_TABLES))
+    backfill(connection)     # links of the leads already stored; scores: `Service.open`
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "leads, identities, accounts, events, lead_state, scores, models, outbox", _v1),
     (2, "dashboard indexes: scores by model, score, lead; lead_state by model, latest event; "
         "outbox by creation", _v2),
     (3, "segments and programs: memberships, history, enrolments, journeys, actions", _v3),
+    (4, "accounts: lead links, account domains, account scores", _v4),
 ]
 LATEST = MIGRATIONS[-1][0]
 
