@@ -13,6 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from leadscore.model.interests import summary as interest_summary
+
 SIGNATURE_HEADER = "X-Leadscore-Signature"
 DELIVERY_HEADER = "X-Leadscore-Delivery"
 ATTEMPT_HEADER = "X-Leadscore-Attempt"
@@ -33,8 +35,28 @@ def verify(body: bytes, secret: str, header: str | None) -> bool:
     return header is not None and hmac.compare_digest(sign(body, secret), header)
 
 
+def interests_line(payload: Mapping[str, Any]) -> str:
+    """`interested in: SUV 5, sedan 2.5` from a handoff's `interested_in`, else its
+    `interests` ({topic, weight} or [topic, weight] items); empty without any."""
+    given = payload.get("interested_in")
+    if isinstance(given, str) and given:
+        return given
+    items = payload.get("interests")
+    pairs = [(i.get("topic"), i.get("weight")) if isinstance(i, Mapping) else tuple(i)[:2]
+             for i in items if isinstance(i, Mapping | list | tuple)] \
+        if isinstance(items, list) else []
+    return interest_summary([(str(t), float(w)) for t, w in pairs
+                             if t is not None and isinstance(w, int | float)])
+
+
 def summary(payload: Mapping[str, Any]) -> str:
     """One line for people: who, under which model, with what score."""
+    if payload.get("type") == "account_handoff":
+        number = payload.get("score")
+        shown = f"{number:.1f}" if isinstance(number, int | float) else str(number)
+        return (f"account {payload.get('account_id')} is an MQA under {payload.get('model')}: "
+                f"score {shown}, {payload.get('engaged_leads', 0)} of "
+                f"{payload.get('leads', 0)} people engaged")
     lead = payload.get("lead")
     lead_id = lead.get("id") if isinstance(lead, Mapping) else lead
     lead_id = lead_id or payload.get("lead_id")

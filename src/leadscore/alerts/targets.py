@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import smtplib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from leadscore.alerts.payload import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     body_bytes,
+    interests_line,
     sign,
     summary,
 )
@@ -93,9 +93,16 @@ class EmailTarget:
         for reason in reasons if isinstance(reasons, list) else []:
             if isinstance(reason, Mapping):
                 lines.append(f"  {reason.get('points', 0):+.1f}  {reason.get('rule')}")
-        interests = payload.get("interests")
-        if interests:
-            lines += ["", f"Interested in: {json.dumps(interests, default=str)}"]
+        interested = interests_line(payload)
+        if interested:
+            lines += ["", interested]
+        people = payload.get("people")
+        if isinstance(people, list) and people:     # an account handoff
+            roles = ", ".join(payload.get("roles_engaged") or []) or "none"
+            lines += ["", f"Roles engaged: {roles}", "People:"]
+            lines += [f"  {p.get('score', 0):6.1f}  {p.get('email') or p.get('lead_id')}"
+                      f"  ({p.get('grade')}, {p.get('temperature')})"
+                      for p in people if isinstance(p, Mapping)]
         lines += ["", "The handoff as JSON:", body_bytes(payload).decode("utf-8")]
         mail.set_content("\n".join(lines))
         return mail
