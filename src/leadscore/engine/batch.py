@@ -136,9 +136,38 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
             connection.close()
 
 
+def score_rules(model: Model, events: Any, leads: Any = None, *,
+                as_of: datetime | date | str | int | None = None,
+                con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """`score_many`'s columns for one model (no interests) plus each rule's contribution per
+    lead, named by `compiler.rule_column`, from the same single run of the plan: which leads
+    every rule fired for, without scoring the model once per rule."""
+    own = con is None
+    connection = connect() if con is None else con
+    try:
+        events_name = _input(events, connection, "events")
+        leads_name = _input(leads, connection, "leads") if leads is not None else None
+        leads_columns = _table_columns(connection, leads_name) if leads_name else None
+        try:
+            result = _score(connection, model, events_name,
+                            _table_columns(connection, events_name), leads_name,
+                            leads_columns, _as_of_us(as_of), rule_columns=True)
+        except duckdb.Error as exc:
+            raise EngineError(f"model {model.name!r}: the batch plan failed: {exc}") from None
+        typed = _typed(result)
+        extra = [c for c in result.column_names if c not in SCORE_SCHEMA.names]
+        for name in extra:
+            typed = typed.append_column(name, result.column(name))
+        return typed
+    finally:
+        if own:
+            connection.close()
+
+
 def _score(con: duckdb.DuckDBPyConnection, model: Model, events_name: str,
            events_columns: dict[str, str], leads_name: str | None,
-           leads_columns: dict[str, str] | None, as_of_us: int) -> pa.Table:
+           leads_columns: dict[str, str] | None, as_of_us: int, *,
+           rule_columns: bool = False) -> pa.Table:
     """One model's scores, sorted by lead_id.
 
     The plan keys its bucket GROUP BY by a 64-bit hash of lead_id (integers group faster than
@@ -149,7 +178,8 @@ def _score(con: duckdb.DuckDBPyConnection, model: Model, events_name: str,
     for key in ("hash", "lead_id"):
         plan = compile_plan(model, events_columns, leads_columns, as_of_us,
                             options=PlanOptions(events_table=events_name, leads_table=leads_name,
-                                                lead_key=key, order=False))
+                                                lead_key=key, order=False,
+                                                rule_columns=rule_columns))
         result = _run(con, plan)
         if "k" not in result.column_names:
             break

@@ -6,15 +6,50 @@ fast and the rest of the CLI works without the `learn` extra.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from leadscore.learn.inputs import Step
 
 EVENTS_HELP = "Events: .parquet, .csv or .jsonl (Segment messages)."
 OUTCOMES_HELP = ("Outcomes: a file with lead_id and converted (0/1) and/or converted_at, or "
                  "event:<name> (e.g. 'event:Order Completed') to read them from the events.")
+
+
+@contextmanager
+def progress_bar(console: Console) -> Iterator[Step]:
+    """A bar of the whole run on a terminal (nothing otherwise): the step now running, the
+    share done, the time so far. Steps report their share (`Step`); the bar never goes back."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                        TaskProgressColumn(), TimeElapsedColumn(), console=console,
+                        transient=True, disable=not console.is_terminal)
+    with progress:
+        task = progress.add_task("starting", total=100)
+
+        def step(text: str, done: float | None = None, /) -> None:
+            current = progress.tasks[0].completed
+            share = current if done is None else max(current, 100 * min(1.0, done))
+            progress.update(task, description=text, completed=share)
+
+        yield step
+        progress.update(task, completed=100)
 
 
 def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
@@ -42,13 +77,14 @@ def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
                                                 "for the intervals.")] = 200,
     ) -> None:
         """Backtest models: how well their scores as of a cut-off rank who converted after."""
-        from leadscore.cli import _progress, err, out, say
+        from leadscore.cli import err, out, say
         from leadscore.learn.backtest import evaluate as run
         from leadscore.learn.report import show, write_html
         from leadscore.model import load_models
 
         models = load_models(list(model))
-        with _progress() as step:
+        started = time.monotonic()
+        with progress_bar(err) as step:
             backtest = run(models, events, leads, outcomes, as_of=as_of,
                            window_days=window_days, rules=not no_rules,
                            replicates=replicates, step=step)
@@ -56,6 +92,7 @@ def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
         show(backtest, out)
         for file in files:
             say(f"wrote {file}", "green", console=err)
+        say(f"evaluated in {time.monotonic() - started:.1f} s", "green", console=err)
 
     @app.command()
     @clean_errors
@@ -91,7 +128,7 @@ def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
             "features and show it next to the points model.")] = False,
     ) -> None:
         """Learn a points model from leads, events and outcomes, written as a model YAML."""
-        from leadscore.cli import _progress, fail, out, say
+        from leadscore.cli import err, fail, out, say
         from leadscore.learn.scorecard import learn as run
 
         if outcomes is None:
@@ -101,7 +138,8 @@ def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
             fail("error: give --events, --leads or both")
         volume = target_volume if target_volume is not None or target_precision is not None \
             else 0.2
-        with _progress() as step:
+        started = time.monotonic()
+        with progress_bar(err) as step:
             learned = run(events, leads, outcomes, as_of=as_of, window_days=window_days,
                           target_volume=volume, target_precision=target_precision, pdo=pdo,
                           name=name, min_conversions=min_conversions, step=step)
@@ -109,7 +147,7 @@ def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
             if predictive:
                 from leadscore.learn.predictive import fit_predictive
 
-                step("fitting the predictive model")
+                step("fitting the predictive model", 0.9)
                 extra = fit_predictive(learned)
         out_path.write_text(learned.yaml, encoding="utf-8")
         for warning in learned.warnings:
@@ -126,5 +164,5 @@ def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
             say(f"predictive (LightGBM, same features, same test): AUC {extra.test['auc']:.3f}, "
                 f"top 20 % capture {extra.test['capture_20']:.1%} — shown for comparison; "
                 "the points model above is what was written")
-        say(f"wrote {out_path}", "green")
+        say(f"wrote {out_path} in {time.monotonic() - started:.1f} s", "green")
         del out

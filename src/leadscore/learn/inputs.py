@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -17,12 +16,19 @@ from leadscore.io.readers import _quote, read_events, read_leads
 from leadscore.learn.outcomes import Outcomes, label_sql, read_outcomes
 from leadscore.timeutil import parse_timestamp
 
-Step = Callable[[str], None]
+
+class Step(Protocol):
+    """Progress: the step now running and, where known, the share of the whole run done
+    before it (0–1), which the CLI shows as a bar."""
+
+    def __call__(self, text: str, done: float | None = None, /) -> None: ...
+
+
 When = datetime | date | str | int | None
 EVENTS, LEADS, OUTCOMES = "ls_events", "ls_leads", "ls_outcomes"
 
 
-def quiet(_: str) -> None:
+def quiet(text: str, done: float | None = None, /) -> None:
     """A progress callback that shows nothing."""
 
 
@@ -56,10 +62,12 @@ class Inputs:
 
 
 def open_inputs(events: Any, leads: Any, outcomes: Any, *,
-                con: duckdb.DuckDBPyConnection | None = None, step: Step = quiet) -> Inputs:
-    """Read the three inputs; `events` may be None for leads with traits only."""
+                con: duckdb.DuckDBPyConnection | None = None, step: Step = quiet,
+                share: float = 0.0) -> Inputs:
+    """Read the three inputs; `events` may be None for leads with traits only. `share`: the
+    part of the caller's run that reading is (for the progress bar)."""
     con = con or connect()
-    step("reading events")
+    step("reading events", 0.0)
     if events is None:
         empty = pa.table({"lead_id": pa.array([], pa.string()),
                           "timestamp": pa.array([], pa.timestamp("us", tz="UTC")),
@@ -74,11 +82,11 @@ def open_inputs(events: Any, leads: Any, outcomes: Any, *,
         events_name = f"{EVENTS}_t"
     leads_name = None
     if leads is not None:
-        step("reading leads")
+        step("reading leads", share * 0.6)
         read_leads(leads, con, name=LEADS)
         con.sql(f"CREATE OR REPLACE TEMP TABLE {LEADS}_t AS SELECT * FROM {LEADS}")
         leads_name = f"{LEADS}_t"
-    step("reading outcomes")
+    step("reading outcomes", share * 0.8)
     read = read_outcomes(outcomes, con, events=events_name, name=OUTCOMES)
     [(dated, last_conversion)] = con.sql(
         f"SELECT count(converted_at) > 0, max(converted_at) FROM {OUTCOMES}").fetchall()

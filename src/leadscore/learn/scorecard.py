@@ -82,7 +82,7 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
     if outcomes is None and inputs is None:
         raise LearnError("learning needs outcomes: a file with lead_id and converted / "
                          "converted_at, or event:<name>")
-    data = inputs or open_inputs(events, leads, outcomes, step=step)
+    data = inputs or open_inputs(events, leads, outcomes, step=step, share=0.1)
     con = data.con
     warnings: list[str] = []
     window = float(window_days)
@@ -98,7 +98,7 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
             f"the data end ({iso(data.data_end)[:10]}) leaves no second window after the "
             f"cut-off: the test holds out 30 % of the leads instead of a later time")
 
-    step("labelling the training leads")
+    step("labelling the training leads", 0.12)
     data.population(t_train, "ls_train_pop")
     data.labels("ls_train_pop", t_train, window if data.dated else None, "ls_train_all")
     held_out = "hash(lead_id || 'leadscore') % 10 < 3"
@@ -114,7 +114,7 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
             f"(about 10 per rule it may learn); widen --window-days, move --as-of earlier, "
             f"or add outcomes")
 
-    step("finding candidate features")
+    step("finding candidate features", 0.18)
     exclude = (data.outcomes.event,) if data.outcomes.event else ()
     fit_candidates = (feats.trait_candidates(con, data.leads)
                       if data.leads is not None else [])
@@ -123,13 +123,13 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
         raise LearnError("no candidate features: leads have no usable traits and no event "
                          "or page was seen for at least 30 leads before the cut-off")
     step(f"building {len(fit_candidates) + 3 * len(sources)} features × "
-         f"{len(half_lives)} half-lives for {n_train:,} leads")
+         f"{len(half_lives)} half-lives for {n_train:,} leads", 0.22)
     train = feats.build(con, "ls_train", t_train, leads=data.leads, events=data.events,
                         fit=fit_candidates, sources=sources, half_lives=half_lives)
     y = _labels(con, "ls_train")
     warnings += _leakage(train, y)
 
-    step("choosing the half-life and penalty by validation")
+    step("choosing the half-life and penalty by validation", 0.5)
     rng = np.random.default_rng(seed)
     valid = rng.random(len(y)) < 0.25
     rows: list[dict[str, Any]] = []
@@ -145,7 +145,7 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
     h_best = best["half_life_days"]
     c_best = float(best["C"])
 
-    step("fitting the scorecard")
+    step("fitting the scorecard", 0.65)
     everyone = np.ones(len(y), dtype=bool)
     design = _design(train, h_best, y, everyone)
     coef, intercept = _fit(design.x, y, c_best)
@@ -159,7 +159,7 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
     text = _yaml(model_dict, design, points, rules, header)
     model = load_model(f"{name}.yaml", text=text)
 
-    step("testing the learned model with the batch engine")
+    step("testing the learned model with the batch engine", 0.7)
     test = _test(data, model, t_test, window if data.dated else None, time_split, held_out)
     test["unrounded_auc_train"] = auc(design.x @ coef, y)
     return Learned(model, text, rules, validation, test, warnings, h_best,
