@@ -18,7 +18,7 @@ def test_openapi_lists_every_route_with_its_security_scheme(client: TestClient) 
     assert schemes["adminToken"]["scheme"] == "bearer"
     routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
     routes += [r for r in client.app.routes if isinstance(r, APIRoute)]  # type: ignore[attr-defined]
-    assert len(routes) == 29
+    assert len(routes) == 31
     assert {r.path for r in routes} == set(document["paths"])
     for route in routes:
         for method in route.methods:
@@ -34,6 +34,7 @@ def test_openapi_lists_every_route_with_its_security_scheme(client: TestClient) 
             else:
                 assert security is None, route.path
     for path in ("/v1/track", "/v1/batch", "/v1/import", "/api/leads/{lead_id}",
+                 "/api/accounts", "/api/accounts/{account_id}",
                  "/api/models/{name}/restore/{version}", "/api/handoffs/{handoff_id}/retry",
                  "/healthz"):
         assert path in document["paths"]
