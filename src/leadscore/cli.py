@@ -358,7 +358,7 @@ def show_explanation(result: Any, model: Model) -> None:
                           ("matched", "right"), ("counted", "right"), ("last match", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for reason in result.reasons:
-        engagement = reason.kind == "engagement"
+        engagement = reason.kind in ("engagement", "program")   # events behind them
         table.add_row(
             reason.rule,
             reason.kind if reason.kind != "disqualify" else f"disqualify: {reason.detail}",

@@ -1,8 +1,9 @@
 """The incremental and batch engines agree on any model and any event stream, in any order.
 
 Hypothesis draws random models (every rule kind, decay on/off, limits, caps, negative points,
-disqualification, lifecycle stages incl. `back`), random leads and events (some after `as_of`),
-and delivers the events to the incremental engine in a random order.
+disqualification, lifecycle stages incl. `back`), random leads and events (some after `as_of`,
+some raised by programs: `Program Points Added`, `Lifecycle Stage Set`), and delivers the events
+to the incremental engine in a random order.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from hypothesis import strategies as st
 from leadscore.engine.batch import score_many
 from leadscore.engine.incremental import Scorer
 from leadscore.events import event_from_row, lead_from_row
-from leadscore.model.schema import Model
+from leadscore.model.program_events import POINTS_EVENT, STAGE_EVENT
+from leadscore.model.schema import STAGES, Model
 from leadscore.timeutil import parse_timestamp
 
 AS_OF = parse_timestamp("2026-03-29T12:00:00Z")   # a DST change in Europe that night
@@ -167,7 +169,16 @@ def worlds(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
         at = AS_OF - draw(st.integers(-3 * 24 * 60, 40 * 24 * 60)) * 60_000_000
         topic = draw(st.sampled_from([None, *TOPICS]))
         value = draw(st.one_of(st.none(), st.integers(0, 40).map(float)))
-        if draw(st.booleans()):
+        if draw(st.integers(0, 4)) == 0:   # what a program's add_points / set_stage raises
+            events.append({"lead_id": lead, "timestamp": at, "type": "track",
+                           "event": draw(st.sampled_from([POINTS_EVENT, STAGE_EVENT])),
+                           "path": None, "topic": topic, "value": value,
+                           "points": draw(st.one_of(st.none(), st.just(2e6), st.integers(
+                               -30, 30).map(float))),
+                           "stage": draw(st.sampled_from([None, "Lead", *STAGES])),
+                           "program": "welcome", "reason": draw(st.sampled_from(["a", "b"])),
+                           "model": draw(st.sampled_from([None, None, "random", "other"]))})
+        elif draw(st.booleans()):
             events.append({"lead_id": lead, "timestamp": at, "type": "page", "event": None,
                            "path": draw(st.sampled_from(PATHS)), "topic": topic,
                            "value": value})
@@ -180,7 +191,10 @@ def worlds(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 EVENT_SCHEMA = pa.schema([("lead_id", pa.string()), ("timestamp", pa.timestamp("us", "UTC")),
                           ("type", pa.string()), ("event", pa.string()), ("path", pa.string()),
-                          ("topic", pa.string()), ("value", pa.float64())])
+                          ("topic", pa.string()), ("value", pa.float64()),
+                          ("points", pa.float64()), ("stage", pa.string()),
+                          ("program", pa.string()), ("reason", pa.string()),
+                          ("model", pa.string())])
 LEAD_SCHEMA = pa.schema([("lead_id", pa.string()), ("email", pa.string()), ("age", pa.int64()),
                          ("occupation", pa.string()), ("country", pa.string()),
                          ("account.employees", pa.int64()), ("account.industry", pa.string())])

@@ -237,3 +237,37 @@ def test_update_many_raises_the_same_handoffs_as_update_one(tmp_path) -> None:  
     expected = [u.handoff.id for e in events for u in one.update_one(e) if u.handoff]
     assert len(expected) > 10       # leads cross, decay below and cross again
     assert [h.id for h in many.update_many(events)] == expected
+
+
+def test_program_points_are_explained_per_program_and_reason_and_survive_the_state(
+        model) -> None:  # type: ignore[no-untyped-def]
+    """`Program Points Added` (decaying under the model's 10 days) shows in the reasons as its
+    program and reason; `Lifecycle Stage Set` moves the stage back; both round-trip through the
+    saved state, the MQL bound included (the points raise a handoff)."""
+    scorer = Scorer(model)
+
+    def points(at: int, value: float, reason: str) -> Event:
+        return Event("ann", at, "track", "Program Points Added", properties={
+            "points": value, "reason": reason, "program": "welcome"})
+
+    scorer.update_one(Event("ann", T0, "track", "Order Completed"))
+    scorer.update_one(points(T0, 8, "joined"))
+    scorer.update_one(points(T0 + 10 * DAY, 6, "joined"))
+    scorer.update_one(points(T0 + 10 * DAY, -2, "went quiet"))
+    scorer.update_one(Event("ann", T0 + DAY, "track", "Lifecycle Stage Set",
+                            properties={"stage": "subscriber", "program": "winback"}))
+    score = scorer.score("ann", as_of=T0 + 10 * DAY)
+    program = {r.rule: (r.points, r.matched, r.detail) for r in score.reasons
+               if r.kind == "program"}
+    assert program == {"program welcome: joined": (pytest.approx(8 / 2 + 6), 2, "joined"),
+                       "program welcome: went quiet": (-2.0, 1, "went quiet")}
+    assert score.engagement == pytest.approx(8.0)
+    assert score.stage == "subscriber" and score.purchases == 1
+    again = Scorer(model)
+    again.load_state(json.loads(json.dumps(scorer.state("ann"))))
+    assert again.score("ann", as_of=T0 + 20 * DAY).engagement == pytest.approx(4.0)
+    assert again.score("ann", as_of=T0 + 20 * DAY).stage == "subscriber"
+    # 10 (fit) + 4 + 16 = 30: the MQL threshold, crossed by a program's points alone.
+    again.identify("ann", {"email": "ann@example.org"}, as_of=T0 + 20 * DAY)
+    updates = again.update_one(points(T0 + 20 * DAY, 16, "webinar"))
+    assert updates[0].handoff is not None

@@ -4,7 +4,8 @@ arithmetic; the one dialect difference, local time in a time zone, is `LOCAL_TIM
 
 The plan, for one model and one `as_of`:
 
-    ev      the events at or before as_of, with one match flag per rule
+    ev      the events at or before as_of, with one match flag per rule (and the points or
+            stage of program events, `engine.program_sql`)
     rows    one row per event (its points for rules where every event counts, lifecycle
             marks) UNION ALL one row per (lead, rule, bucket) of `once`/`daily`/`weekly`/
             `distinct` rules (the most recent event of the bucket, decayed)
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from leadscore.engine.program_sql import POINTS_TYPE, points_sql, stage_sql
+from leadscore.engine.rfm import purchase_value
 from leadscore.engine.sqlconditions import and_, number, or_, text, to_sql
 from leadscore.model import conditions as cond
 from leadscore.model.compiled import (
@@ -42,7 +45,8 @@ STAGE_BITS = 8            # stage ranks 0..7 packed under a timestamp: (ts + shi
 
 OUTPUT_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
                   "stage", "mql", "disqualified", "disqualify_reason", "purchases",
-                  "customer_since", "tenure_days", "as_of")
+                  "customer_since", "tenure_days", "recency_days", "frequency", "monetary",
+                  "as_of")
 
 
 def col(name: str, table: str | None = None) -> exp.Column:
@@ -253,7 +257,16 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     for stage in compiled.stages:
         if stage.matcher is not None:
             flags.append(_as(_matches(stage.matcher, events_columns), _stage_flag(stage.index)))
+    program_points = points_sql(events_columns, compiled.name)
+    program_stage = stage_sql(events_columns, compiled.name)
+    if program_points is not None:
+        flags.append(_as(program_points, "pts"))
+    if program_stage is not None:
+        flags.append(_as(program_stage, "pst"))
     needed = {"lead_id", "ts"}
+    value = purchase_value(events_columns)   # a purchase's value (monetary), from properties
+    if any(s.matcher and s.rank == CUSTOMER_RANK for s in compiled.stages):
+        needed.update(c.name for c in value.find_all(exp.Column))
     for rule in compiled.rules:
         if rule.distinct is not None and rule.distinct in events_columns:
             needed.add(rule.distinct)
@@ -320,12 +333,13 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         aggregates += [_as(exact_sum(_case([(flag(r), _weighted(r.points, _decay(
             ts.copy(), as_of_us, r.half_life_days)))])), f"e{r.index}")
             for r in each if r.cap is None]
-    if backs:
-        key = _case([(col(_stage_flag(s.index)), exp.Add(
-            this=exp.Mul(this=exp.Paren(this=exp.Add(this=ts.copy(), expression=shift.copy())),
-                         expression=exp.Literal.number(STAGE_BITS)),
-            expression=exp.Literal.number(STAGE_BITS - 1 - s.rank))) for s in backs])
-        aggregates.append(_as(exp.Max(this=key), "back_key"))
+    if program_points is not None:   # points a program added: every event counts
+        weight = _decay(ts.copy(), as_of_us, compiled.program_half_life)
+        added = col("pts") if weight is None else exp.Mul(this=col("pts"), expression=weight)
+        aggregates.append(_as(exp.Sum(this=exp.cast(added, POINTS_TYPE)), "pp"))
+    if backs or program_stage is not None:
+        aggregates.append(_as(exp.Max(this=back_key(ts.copy(), backs, program_stage
+                                                     is not None)), "back_key"))
     for rank in forward_ranks:
         hits = [s for s in compiled.stages if s.matcher and not s.back and s.rank == rank]
         aggregates.append(_as(exp.Max(this=_case([(stage_hit(hits), ts.copy())])), f"f{rank}"))
@@ -333,7 +347,9 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         aggregates += [
             _as(exp.Sum(this=_case([(stage_hit(customers), exp.Literal.number(1))],
                                    exp.Literal.number(0))), "buys"),
-            _as(exp.Min(this=_case([(stage_hit(customers), ts.copy())])), "first_buy")]
+            _as(exp.Min(this=_case([(stage_hit(customers), ts.copy())])), "first_buy"),
+            _as(exp.Max(this=_case([(stage_hit(customers), ts.copy())])), "last_buy"),
+            _as(exp.Sum(this=_case([(stage_hit(customers), value.copy())])), "spend")]
     per_lead = exp.select(*aggregates).from_(_table("ev")).group_by(col("lead_id"))
 
     # ---- buckets: `once`/`daily`/`weekly`/`distinct` rules, all in one GROUP BY of narrow
@@ -450,14 +466,17 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         per_rule.append(_as(clamped[-1].copy(), rule_column("engagement", rule.index)))
     per_rule += [_as(_coalesce(_double(col(f"e{r.index}")), zero.copy()),
                      rule_column("engagement", r.index)) for r in each if r.cap is None]
+    if program_points is not None:
+        clamped.append(_coalesce(_double(col("pp")), zero.copy()))
     engagement = _sum_of([engagement, *clamped])
 
     ranks: list[exp.Expr] = [exp.Literal.number(0)]
-    if backs or forward_ranks:
+    has_back = bool(backs) or program_stage is not None
+    if has_back or forward_ranks:
         back_time = exp.Sub(this=exp.IntDiv(this=col("back_key"),
                                             expression=exp.Literal.number(STAGE_BITS)),
                             expression=shift.copy())
-        if backs:
+        if has_back:
             ranks.append(_coalesce(exp.Sub(
                 this=exp.Literal.number(STAGE_BITS - 1),
                 expression=exp.Mod(this=col("back_key"),
@@ -465,7 +484,7 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
                 exp.Literal.number(0)))
         for rank in forward_ranks:
             seen = exp.not_(exp.Is(this=col(f"f{rank}"), expression=exp.Null()))
-            after = seen if not backs else and_(seen, or_(
+            after = seen if not has_back else and_(seen, or_(
                 exp.Is(this=col("back_key"), expression=exp.Null()),
                 exp.GT(this=col(f"f{rank}"), expression=back_time.copy())))
             ranks.append(_case([(after, exp.Literal.number(rank))], exp.Literal.number(0)))
@@ -483,6 +502,8 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         _as(_bigint(_coalesce(col("buys"), exp.Literal.number(0))) if customers
             else _bigint(exp.Literal.number(0)), "purchases"),
         _as(col("first_buy") if customers else _bigint(exp.Null()), "customer_since"),
+        _as(col("last_buy") if customers else _bigint(exp.Null()), "last_buy"),
+        _as(col("spend") if customers else _double(exp.Null()), "spend"),
         *([col("k")] if lead_key is not None else []),
         *(per_rule if opts.rule_columns else []),
     ]
@@ -549,6 +570,15 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         col("purchases"),
         col("customer_since"),
         _as(tenure, "tenure_days"),
+        # recency, frequency, monetary: null for a lead that never bought, as tenure
+        _as(exp.Div(this=_double(exp.Paren(this=exp.Sub(this=as_of.copy(),
+                                                        expression=col("last_buy")))),
+                    expression=_double(exp.Literal.number(US_PER_DAY))), "recency_days"),
+        _as(_case([(exp.GT(this=col("purchases"), expression=exp.Literal.number(0)),
+                    col("purchases"))], _bigint(exp.Null())), "frequency"),
+        _as(_case([(exp.not_(exp.Is(this=col("customer_since"), expression=exp.Null())),
+                    _coalesce(_double(col("spend")), _double(exp.Literal.number(0))))],
+                  _double(exp.Null())), "monetary"),
         _as(_bigint(as_of.copy()), "as_of"),
         *([col("k")] if lead_key is not None else []),
         *(col(c.alias) for c in (per_rule if opts.rule_columns else [])),
@@ -557,6 +587,25 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         final = final.order_by(col("lead_id"))
     return final.with_("ev", as_=ev).with_("agg", as_=agg).with_("people", as_=people) \
         .with_("scored", as_=scored).with_("graded", as_=graded)
+
+
+def back_key(ts: exp.Expr, backs: Sequence[StageRule], program_stage: bool) -> exp.Expr:
+    """Per event, `(ts + shift) · 8 + 7 − rank` of the lowest stage it moves back to (a
+    `back: true` rule, or column `pst`: a program's `Lifecycle Stage Set`), else NULL: the
+    MAX over a lead's events is its latest back event, ties going to the lowest stage."""
+    ranked = sorted(backs, key=lambda s: s.rank)
+    rank: exp.Expr | None = _case([(col(_stage_flag(s.index)), exp.Literal.number(s.rank))
+                                   for s in ranked]) if ranked else None
+    if program_stage:
+        none = exp.Literal.number(STAGE_BITS)
+        rank = col("pst") if rank is None else exp.Nullif(this=exp.Least(
+            this=_coalesce(rank, none), expressions=[_coalesce(col("pst"), none.copy())]),
+            expression=none.copy())
+    assert rank is not None
+    shifted = exp.Paren(this=exp.Add(this=ts, expression=exp.Literal.number(
+        DAY_SHIFT * US_PER_DAY)))
+    return exp.Sub(this=exp.Add(this=exp.Mul(this=shifted, expression=exp.Literal.number(
+        STAGE_BITS)), expression=exp.Literal.number(STAGE_BITS - 1)), expression=rank)
 
 
 def _sum_of(items: Sequence[exp.Expr]) -> exp.Expr:

@@ -21,7 +21,8 @@ from leadscore.engine.interests import (
     states_to_list,
 )
 from leadscore.engine.lifecycle import stage_of
-from leadscore.engine.state import DecayedSum, RuleState, bucket, decay_factor
+from leadscore.engine.rfm import value_of
+from leadscore.engine.state import DecayedSum, ProgramPoints, RuleState, bucket, decay_factor
 from leadscore.errors import EngineError
 from leadscore.events import Event, Lead, event_from_message
 from leadscore.model.compiled import (
@@ -31,6 +32,8 @@ from leadscore.model.compiled import (
     compile_model,
 )
 from leadscore.model.interests import compile_interests
+from leadscore.model.program_events import NAMES as PROGRAM_EVENTS
+from leadscore.model.program_events import points_reason, program_points, stage_set
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY, now_us, parse_timestamp
 
@@ -39,7 +42,7 @@ class Reason(NamedTuple):
     """One rule behind a score: its points now, the events it matched and counted."""
 
     rule: str
-    kind: str               # fit | disqualify | engagement
+    kind: str               # fit | disqualify | engagement | program
     points: float
     matched: int = 1        # matching events (1 for a fit rule)
     counted: int = 1        # of those, the ones that count (limit / distinct)
@@ -49,7 +52,8 @@ class Reason(NamedTuple):
 
 SCORE_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
                  "stage", "mql", "disqualified", "disqualify_reason", "purchases",
-                 "customer_since", "tenure_days", "as_of", "interests")
+                 "customer_since", "tenure_days", "recency_days", "frequency", "monetary",
+                 "as_of", "interests")
 
 
 class Score(NamedTuple):
@@ -73,6 +77,13 @@ class Score(NamedTuple):
     reasons: tuple[Reason, ...] = ()
     # The ranked interest profile: (topic, weight), highest first (model-format.md).
     interests: tuple[tuple[str, float], ...] = ()
+    # Customer lifecycle (engine.rfm), null for a lead that never bought; `frequency` below.
+    recency_days: float | None = None
+    monetary: float | None = None
+
+    @property
+    def frequency(self) -> int | None:
+        return self.purchases or None
 
     def row(self) -> dict[str, Any]:
         """The score as a row of the scores table (times as µs; interests as
@@ -118,8 +129,9 @@ class _Fit:
 class ModelState:
     """One lead under one model."""
 
-    __slots__ = ("bound", "bound_at", "capped", "fit", "handoffs", "interests", "mql", "negative",
-                 "purchases", "rules", "since", "stage_times", "sums")
+    __slots__ = ("bound", "bound_at", "capped", "fit", "handoffs", "interests", "last_buy", "mql",
+                 "negative", "program", "purchases", "rules", "since", "spend", "stage_set",
+                 "stage_times", "sums")
 
     def __init__(self, model: CompiledModel):
         self.rules: dict[int, RuleState] = {}   # rule index → state, once it matched
@@ -136,19 +148,30 @@ class ModelState:
         self.stage_times: list[int | None] = [None] * len(model.stages)
         self.purchases = 0
         self.since: int | None = None
+        self.last_buy: int | None = None     # the latest purchase, and their total value
+        self.spend = 0.0
         self.mql = False
         self.handoffs = 0
         self.fit: _Fit | None = None
         self.interests: dict[tuple[int, str], RuleState] | None = None  # (rule, topic) → state
+        # `Program Points Added` per (program, reason); the latest `Lifecycle Stage Set`
+        # (time, stage rank).
+        self.program: dict[tuple[str, str], ProgramPoints] | None = None
+        self.stage_set: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
             "rules": [[i, r.to_dict()] for i, r in self.rules.items()],
             "stage_times": self.stage_times, "purchases": self.purchases,
             "since": self.since, "mql": self.mql, "handoffs": self.handoffs,
+            "last_buy": self.last_buy, "spend": self.spend,
         }
         if self.interests:
             out["interests"] = states_to_list(self.interests)
+        if self.program:
+            out["program"] = [[p, r, g.to_list()] for (p, r), g in self.program.items()]
+        if self.stage_set is not None:
+            out["stage_set"] = list(self.stage_set)
         return out
 
     @classmethod
@@ -170,9 +193,20 @@ class ModelState:
                 acc.add(rule.points * rule_state.total, rule_state.ref, rule.half_life_days)
         state.stage_times = list(data["stage_times"])
         state.purchases, state.since = int(data["purchases"]), data["since"]
+        state.last_buy, state.spend = data.get("last_buy"), float(data.get("spend", 0.0))
         state.mql, state.handoffs = bool(data["mql"]), int(data["handoffs"])
         state.bound = math.inf    # unknown until the next exact evaluation
         state.interests = states_from_list(data.get("interests"), compile_interests(model.model))
+        if data.get("program"):
+            state.program = {}
+            half_life = model.program_half_life
+            for program, reason, saved in data["program"]:
+                group = state.program[(program, reason)] = ProgramPoints.from_list(saved)
+                for sums, part in ((state.sums, group.positive),
+                                   (state.negative, group.negative)):
+                    sums.setdefault(half_life, DecayedSum()).add(part.total, part.ref, half_life)
+        if data.get("stage_set") is not None:
+            state.stage_set = (int(data["stage_set"][0]), int(data["stage_set"][1]))
         return state
 
 
@@ -293,6 +327,8 @@ class Scorer:
                 self._stages(model, state, event)
             if dispatch.interests is not None:
                 state.interests = dispatch.interests.fold(state.interests, event, model.timezone)
+            if event.event in PROGRAM_EVENTS:
+                _program_event(model, state, event)
         return lead, when, before
 
     # ---- output
@@ -394,6 +430,9 @@ class Scorer:
             state.purchases += 1
             if state.since is None or event.timestamp < state.since:
                 state.since = event.timestamp
+            if state.last_buy is None or event.timestamp > state.last_buy:
+                state.last_buy = event.timestamp
+            state.spend += value_of(event)
 
     def _mql_before(self, lead: LeadState, as_of: int) -> set[str]:
         """Models under which the lead is an MQL at `as_of` before the coming change.
@@ -446,13 +485,14 @@ class Scorer:
                 updates.append(Update(score, handoff))
             elif scores:
                 since = state.since
-                stage = stage_of(model, state.stage_times, fit.when_rank, mql) \
-                    if model.stages else ("mql" if mql else "visitor")
+                stage = stage_of(model, state.stage_times, fit.when_rank, mql, state.stage_set) \
+                    if model.stages or state.stage_set else ("mql" if mql else "visitor")
                 updates.append(Update(tuple.__new__(Score, (
                     lead.lead.lead_id, name, fit.points, engagement, total, grade,
                     model.temperature(engagement, disqualified), stage, mql, disqualified,
                     fit.disqualify_reason, state.purchases, since,
-                    None if since is None else (as_of - since) / US_PER_DAY, as_of, (), ()))))
+                    None if since is None else (as_of - since) / US_PER_DAY, as_of, (), (),
+                    *_rfm(state, as_of)))))
         return updates
 
     def _fit(self, model: CompiledModel, lead: Lead, state: ModelState) -> _Fit:
@@ -497,6 +537,12 @@ class Scorer:
             parts.append(points)
             explained.append(Reason(rule.name, "engagement", points, rule_state.matched,
                                     rule_state.counted, rule_state.last))
+        for (program, why), group in sorted((state.program or {}).items()):
+            points = group.value(as_of, model.program_half_life)
+            parts.append(points)
+            explained.append(Reason(f"program {program}: {why}" if why else f"program {program}",
+                                    "program", points, group.matched, group.matched, group.last,
+                                    detail=why or None))
         # fsum is correctly rounded: the order of the terms does not matter.
         engagement = math.fsum(parts)
         total = fit.points + engagement
@@ -506,11 +552,44 @@ class Scorer:
         since = state.since
         return Score(lead.lead.lead_id, model.name, fit.points, engagement, total, grade,
                      model.temperature(engagement, disqualified),
-                     stage_of(model, state.stage_times, fit.when_rank, mql), mql,
+                     stage_of(model, state.stage_times, fit.when_rank, mql, state.stage_set),
+                     mql,
                      disqualified, fit.disqualify_reason, state.purchases, since,
                      None if since is None else (as_of - since) / US_PER_DAY, as_of,
                      tuple(explained),
-                     profile(compile_interests(model.model), state.interests, as_of))
+                     profile(compile_interests(model.model), state.interests, as_of),
+                     *_rfm(state, as_of))
+
+
+def _rfm(state: ModelState, as_of: int) -> tuple[float | None, float | None]:
+    """recency_days and monetary of a customer (engine.rfm); None, None before a purchase."""
+    if state.last_buy is None:
+        return None, None
+    return (as_of - state.last_buy) / US_PER_DAY, state.spend
+
+
+def _program_event(model: CompiledModel, state: ModelState, event: Event) -> None:
+    """Fold in a `Program Points Added` / `Lifecycle Stage Set` event (model.program_events)."""
+    ts = event.timestamp
+    points = program_points(event, model.name)
+    if points is not None:
+        half_life = model.program_half_life
+        if state.program is None:
+            state.program = {}
+        key = points_reason(event)
+        group = state.program.get(key)
+        if group is None:
+            group = state.program[key] = ProgramPoints()
+        group.add(points, ts, half_life)
+        if points > 0:
+            state.bound += points
+        sums = state.sums if points > 0 else state.negative
+        sums.setdefault(half_life, DecayedSum()).add(points, ts, half_life)
+    rank = stage_set(event, model.name)
+    if rank is not None:
+        old = state.stage_set
+        if old is None or ts > old[0] or (ts == old[0] and rank < old[1]):
+            state.stage_set = (ts, rank)
 
 
 def _engagement(model: CompiledModel, state: ModelState, as_of: int) -> tuple[float, float]:

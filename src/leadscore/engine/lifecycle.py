@@ -2,7 +2,8 @@
 
 See docs/model-format.md, "lifecycle": the latest `back: true` event (ties: the lowest stage)
 sets the stage; forward events strictly after it can only raise it; `when` rules on traits and
-the MQL threshold raise it further.
+the MQL threshold raise it further. A program's `Lifecycle Stage Set` event (`set_at`: its time and
+stage rank, the latest, ties: the lowest stage) counts as one more back event.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from leadscore.model.compiled import MQL_RANK, CompiledModel
 from leadscore.model.schema import STAGES
 
 
-def event_stage_rank(model: CompiledModel, times: Sequence[int | None]) -> int:
-    """The stage rank reached through event rules, given each rule's latest matching time."""
-    back_time: int | None = None
-    back_rank = 0
+def event_stage_rank(model: CompiledModel, times: Sequence[int | None],
+                     set_at: tuple[int, int] | None = None) -> int:
+    """The stage rank reached through event rules, given each rule's latest matching time
+    and the latest stage a program set."""
+    back_time, back_rank = set_at if set_at is not None else (None, 0)
     for rule in model.stages:
         t = times[rule.index]
         if not rule.back or t is None:
@@ -34,6 +36,6 @@ def event_stage_rank(model: CompiledModel, times: Sequence[int | None]) -> int:
 
 
 def stage_of(model: CompiledModel, times: Sequence[int | None], when_rank: int,
-             mql: bool) -> str:
-    rank = max(event_stage_rank(model, times), when_rank, MQL_RANK if mql else 0)
+             mql: bool, set_at: tuple[int, int] | None = None) -> str:
+    rank = max(event_stage_rank(model, times, set_at), when_rank, MQL_RANK if mql else 0)
     return STAGES[rank]

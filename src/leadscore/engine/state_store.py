@@ -8,7 +8,8 @@ arithmetic in the incremental engine):
     leads.parquet    per lead: h<j> Σ points·2^((t − ref)/half-life j) of the uncapped rules where
                      every event counts, one per half-life; c<i> the same per capped rule;
                      g<i> the closed buckets of `daily`/`weekly` rule i; o<i> the latest time of
-                     a `once` rule; back_key, f<rank>, buys, first_buy (lifecycle)
+                     a `once` rule; pp the points programs added (model.program_events);
+                     back_key, f<rank>, buys, first_buy (lifecycle)
     buckets.parquet  the open buckets (lead, rule, day/week, distinct value → latest time):
                      every bucket of `distinct`/`once`+`distinct` rules (per value), and for
                      `daily`/`weekly` rules those from the day before `ref` on (a later event
@@ -40,14 +41,15 @@ from sqlglot import exp
 
 from leadscore.engine.batch import _typed
 from leadscore.engine.compiler import (
-    DAY_SHIFT,
-    STAGE_BITS,
     PlanOptions,
     _bucket_keys,
     _matches,
+    back_key,
+    col,
     compile_plan,
 )
 from leadscore.engine.interest_plan import with_interests
+from leadscore.engine.program_sql import points_sql, stage_sql
 from leadscore.errors import EngineError, InputError
 from leadscore.io import partitions
 from leadscore.model.compiled import CUSTOMER_RANK, CompiledModel, EngagementRule, compile_model
@@ -55,7 +57,7 @@ from leadscore.model.interests import compile_interests
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY
 
-STATE_VERSION = 1
+STATE_VERSION = 2      # 2: program points (pp) and stages (in back_key)
 
 
 def _q(name: str) -> str:
@@ -118,6 +120,14 @@ def _events_sql(layout: Layout, view: str, columns: dict[str, str], where: str) 
              for r in layout.compiled.rules]
     flags += [f"{_matches(s.matcher, columns).sql(dialect='duckdb')} AS s{s.index}"
               for s in layout.stages]
+    # Program events: always two columns (NULL where these files have none), so that every
+    # fold has the same aggregates whatever columns its files have.
+    points, stage = points_sql(columns, layout.compiled.name), stage_sql(columns,
+                                                                        layout.compiled.name)
+    flags.append(("CAST(NULL AS DOUBLE)" if points is None else points.sql(dialect="duckdb"))
+                 + " AS pts")
+    flags.append(("CAST(NULL AS INTEGER)" if stage is None else stage.sql(dialect="duckdb"))
+                 + " AS pst")
     distinct = sorted({r.distinct for r in layout.grouped
                        if r.distinct is not None and r.distinct in columns})
     keep = ", ".join(_q(c) for c in ["lead_id", "ts", *distinct])
@@ -136,12 +146,10 @@ def _fresh_sql(layout: Layout, ev: str, ref: int) -> str:
                     f"{layout.decay('ts', ref, r.half_life_days)} END) AS c{r.index}")
     cols += [f"CAST(NULL AS DOUBLE) AS g{r.index}" for r in layout.grouped]
     cols += [f"max(CASE WHEN m{r.index} THEN ts END) AS o{r.index}" for r in layout.latest_only]
-    backs = [s for s in layout.stages if s.back]
-    if backs:
-        whens = " ".join(f"WHEN s{s.index} THEN (ts + {DAY_SHIFT * US_PER_DAY}) * {STAGE_BITS}"
-                         f" + {STAGE_BITS - 1 - s.rank}" for s in sorted(backs,
-                                                                         key=lambda s: s.rank))
-        cols.append(f"max(CASE {whens} END) AS back_key")
+    cols.append(f"sum(pts * {layout.decay('ts', ref, layout.compiled.program_half_life)}) "
+                "AS pp")
+    key = back_key(col("ts"), [s for s in layout.stages if s.back], True)
+    cols.append(f"max({key.sql(dialect='duckdb')}) AS back_key")
     for rank in sorted({s.rank for s in layout.stages if not s.back}):
         hit = " OR ".join(f"s{s.index}" for s in layout.stages
                           if not s.back and s.rank == rank)
@@ -186,8 +194,7 @@ def _combine_sql(layout: Layout, parts: list[str]) -> str:
     cols += [f"sum(c{r.index}) AS c{r.index}" for r in layout.capped_each]
     cols += [f"sum(g{r.index}) AS g{r.index}" for r in layout.grouped]
     cols += [f"max(o{r.index}) AS o{r.index}" for r in layout.latest_only]
-    if any(s.back for s in layout.stages):
-        cols.append("max(back_key) AS back_key")
+    cols += ["sum(pp) AS pp", "max(back_key) AS back_key"]
     cols += [f"max(f{k}) AS f{k}" for k in sorted({s.rank for s in layout.stages
                                                    if not s.back})]
     if any(s.rank == CUSTOMER_RANK for s in layout.stages):
@@ -197,16 +204,13 @@ def _combine_sql(layout: Layout, parts: list[str]) -> str:
 
 
 def _rescaled_sql(layout: Layout, table: str, old_ref: int, ref: int) -> str:
-    cols = ["*"]
-    replace = []
+    replace = [f"pp * {layout.decay(str(old_ref), ref, layout.compiled.program_half_life)} AS pp"]
     for j, half_life in enumerate(layout.half_lives):
         replace.append(f"h{j} * {layout.decay(str(old_ref), ref, half_life)} AS h{j}")
     for r in [*layout.capped_each, *layout.grouped]:
         name = f"c{r.index}" if r in layout.capped_each else f"g{r.index}"
         replace.append(f"{name} * {layout.decay(str(old_ref), ref, r.half_life_days)} AS {name}")
-    if replace:
-        cols = [f"* REPLACE ({', '.join(replace)})"]
-    return f"SELECT {', '.join(cols)} FROM {table}"
+    return f"SELECT * REPLACE ({', '.join(replace)}) FROM {table}"
 
 
 @dataclass
@@ -275,7 +279,7 @@ def agg_sql(layout: Layout, state: State, names: list[str]) -> str:
                                    for j in range(len(layout.half_lives))) + " AS v")
         elif name.startswith("g") and open_sums is not None:
             cols.append(f"coalesce(s.{name}, 0.0) + coalesce(q.{name}, 0.0) AS {name}")
-        elif name in ("back_key", "buys", "first_buy") or name[0] in "cgof":
+        elif name in ("pp", "back_key", "buys", "first_buy") or name[0] in "cgof":
             cols.append(f"s.{_q(name)}")
         else:
             raise EngineError(f"state: the plan's aggregate {name!r} is not kept in the state")
@@ -469,6 +473,7 @@ def _advance(con: duckdb.DuckDBPyConnection, layout: Layout, meta: dict[str, Any
 def _empty_events(layout: Layout, columns: dict[str, str]) -> str:
     flags = [f"false AS m{r.index}" for r in layout.compiled.rules]
     flags += [f"false AS s{s.index}" for s in layout.stages]
+    flags += ["CAST(NULL AS DOUBLE) AS pts", "CAST(NULL AS INTEGER) AS pst"]
     distinct = sorted({r.distinct for r in layout.grouped
                        if r.distinct is not None and r.distinct in columns})
     values = [f"CAST(NULL AS VARCHAR) AS {_q(c)}" for c in distinct]

@@ -113,6 +113,12 @@ class CompiledModel:
     def timezone(self) -> str:
         return self.model.timezone
 
+    @property
+    def program_half_life(self) -> float | None:
+        """The decay of points a program adds (model.program_events): the model's."""
+        decay = self.model.engagement.decay
+        return decay.half_life_days if decay is not None else None
+
     def applies(self, lead: Lead) -> bool:
         return self.applies_to is None or cond.evaluate(self.applies_to, lead.get)
 

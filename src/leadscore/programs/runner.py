@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from leadscore.model.program_events import POINTS_EVENT, STAGE_EVENT
 from leadscore.programs.definition import DONE, Program
 from leadscore.segments.evaluate import LeadFacts, holds
 from leadscore.timeutil import to_datetime, zone
@@ -182,16 +183,21 @@ def advance(program: Program, enrolment: Enrolment, ctx: Context, now: int
             else:
                 act(step.id, "notify_sales", "skipped: condition does not hold")
             times[step.id] = now
-        elif step.kind == "set_stage":
-            act(step.id, "set_stage", step.spec["stage"], {"kind": "ingest", "message": {
-                "type": "identify", "traits": {"stage": step.spec["stage"]}}})
-            times[step.id] = now
-        elif step.kind == "add_points":
-            act(step.id, "add_points", f"{step.spec['points']:+g}", {
-                "kind": "ingest", "message": {"type": "track", "event": "Program Points Added",
-                                              "properties": {"points": step.spec["points"],
-                                                             "reason": step.spec["reason"],
-                                                             "program": program.name}}})
+        elif step.kind in ("set_stage", "add_points"):
+            # Events every model gives a meaning (model.program_events), for the program's
+            # model only where it names one.
+            for_model = {"model": program.model} if program.model else {}
+            if step.kind == "set_stage":
+                detail, message = step.spec["stage"], {
+                    "event": STAGE_EVENT, "properties": {
+                        "stage": step.spec["stage"], "program": program.name, **for_model}}
+            else:
+                detail, message = f"{step.spec['points']:+g}", {
+                    "event": POINTS_EVENT, "properties": {
+                        "points": step.spec["points"], "reason": step.spec["reason"],
+                        "program": program.name, **for_model}}
+            act(step.id, step.kind, detail, {"kind": "ingest",
+                                             "message": {"type": "track", **message}})
             times[step.id] = now
         elif step.kind == "webhook":
             act(step.id, "webhook", step.spec["url"], {"kind": "webhook", **step.spec})
