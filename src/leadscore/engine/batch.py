@@ -29,7 +29,8 @@ SCORE_SCHEMA = pa.schema([
     ("temperature", pa.string()), ("stage", pa.string()), ("mql", pa.bool_()),
     ("disqualified", pa.bool_()), ("disqualify_reason", pa.string()),
     ("purchases", pa.int64()), ("customer_since", pa.timestamp("us", tz="UTC")),
-    ("tenure_days", pa.float64()), ("as_of", pa.timestamp("us", tz="UTC")),
+    ("tenure_days", pa.float64()), ("recency_days", pa.float64()), ("frequency", pa.int64()),
+    ("monetary", pa.float64()), ("as_of", pa.timestamp("us", tz="UTC")),
 ])
 assert tuple(SCORE_SCHEMA.names) == OUTPUT_COLUMNS
 

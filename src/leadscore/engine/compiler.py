@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from leadscore.engine.program_sql import POINTS_TYPE, points_sql, stage_sql
+from leadscore.engine.rfm import purchase_value
 from leadscore.engine.sqlconditions import and_, number, or_, text, to_sql
 from leadscore.model import conditions as cond
 from leadscore.model.compiled import (
@@ -44,7 +45,8 @@ STAGE_BITS = 8            # stage ranks 0..7 packed under a timestamp: (ts + shi
 
 OUTPUT_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
                   "stage", "mql", "disqualified", "disqualify_reason", "purchases",
-                  "customer_since", "tenure_days", "as_of")
+                  "customer_since", "tenure_days", "recency_days", "frequency", "monetary",
+                  "as_of")
 
 
 def col(name: str, table: str | None = None) -> exp.Column:
@@ -262,6 +264,9 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     if program_stage is not None:
         flags.append(_as(program_stage, "pst"))
     needed = {"lead_id", "ts"}
+    value = purchase_value(events_columns)   # a purchase's value (monetary), from properties
+    if any(s.matcher and s.rank == CUSTOMER_RANK for s in compiled.stages):
+        needed.update(c.name for c in value.find_all(exp.Column))
     for rule in compiled.rules:
         if rule.distinct is not None and rule.distinct in events_columns:
             needed.add(rule.distinct)
@@ -342,7 +347,9 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         aggregates += [
             _as(exp.Sum(this=_case([(stage_hit(customers), exp.Literal.number(1))],
                                    exp.Literal.number(0))), "buys"),
-            _as(exp.Min(this=_case([(stage_hit(customers), ts.copy())])), "first_buy")]
+            _as(exp.Min(this=_case([(stage_hit(customers), ts.copy())])), "first_buy"),
+            _as(exp.Max(this=_case([(stage_hit(customers), ts.copy())])), "last_buy"),
+            _as(exp.Sum(this=_case([(stage_hit(customers), value.copy())])), "spend")]
     per_lead = exp.select(*aggregates).from_(_table("ev")).group_by(col("lead_id"))
 
     # ---- buckets: `once`/`daily`/`weekly`/`distinct` rules, all in one GROUP BY of narrow
@@ -495,6 +502,8 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         _as(_bigint(_coalesce(col("buys"), exp.Literal.number(0))) if customers
             else _bigint(exp.Literal.number(0)), "purchases"),
         _as(col("first_buy") if customers else _bigint(exp.Null()), "customer_since"),
+        _as(col("last_buy") if customers else _bigint(exp.Null()), "last_buy"),
+        _as(col("spend") if customers else _double(exp.Null()), "spend"),
         *([col("k")] if lead_key is not None else []),
         *(per_rule if opts.rule_columns else []),
     ]
@@ -561,6 +570,15 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         col("purchases"),
         col("customer_since"),
         _as(tenure, "tenure_days"),
+        # recency, frequency, monetary: null for a lead that never bought, as tenure
+        _as(exp.Div(this=_double(exp.Paren(this=exp.Sub(this=as_of.copy(),
+                                                        expression=col("last_buy")))),
+                    expression=_double(exp.Literal.number(US_PER_DAY))), "recency_days"),
+        _as(_case([(exp.GT(this=col("purchases"), expression=exp.Literal.number(0)),
+                    col("purchases"))], _bigint(exp.Null())), "frequency"),
+        _as(_case([(exp.not_(exp.Is(this=col("customer_since"), expression=exp.Null())),
+                    _coalesce(_double(col("spend")), _double(exp.Literal.number(0))))],
+                  _double(exp.Null())), "monetary"),
         _as(_bigint(as_of.copy()), "as_of"),
         *([col("k")] if lead_key is not None else []),
         *(col(c.alias) for c in (per_rule if opts.rule_columns else [])),

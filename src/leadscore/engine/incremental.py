@@ -21,6 +21,7 @@ from leadscore.engine.interests import (
     states_to_list,
 )
 from leadscore.engine.lifecycle import stage_of
+from leadscore.engine.rfm import value_of
 from leadscore.engine.state import DecayedSum, ProgramPoints, RuleState, bucket, decay_factor
 from leadscore.errors import EngineError
 from leadscore.events import Event, Lead, event_from_message
@@ -51,7 +52,8 @@ class Reason(NamedTuple):
 
 SCORE_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
                  "stage", "mql", "disqualified", "disqualify_reason", "purchases",
-                 "customer_since", "tenure_days", "as_of", "interests")
+                 "customer_since", "tenure_days", "recency_days", "frequency", "monetary",
+                 "as_of", "interests")
 
 
 class Score(NamedTuple):
@@ -75,6 +77,13 @@ class Score(NamedTuple):
     reasons: tuple[Reason, ...] = ()
     # The ranked interest profile: (topic, weight), highest first (model-format.md).
     interests: tuple[tuple[str, float], ...] = ()
+    # Customer lifecycle (engine.rfm), null for a lead that never bought; `frequency` below.
+    recency_days: float | None = None
+    monetary: float | None = None
+
+    @property
+    def frequency(self) -> int | None:
+        return self.purchases or None
 
     def row(self) -> dict[str, Any]:
         """The score as a row of the scores table (times as µs; interests as
@@ -120,8 +129,9 @@ class _Fit:
 class ModelState:
     """One lead under one model."""
 
-    __slots__ = ("bound", "bound_at", "capped", "fit", "handoffs", "interests", "mql", "negative",
-                 "program", "purchases", "rules", "since", "stage_set", "stage_times", "sums")
+    __slots__ = ("bound", "bound_at", "capped", "fit", "handoffs", "interests", "last_buy", "mql",
+                 "negative", "program", "purchases", "rules", "since", "spend", "stage_set",
+                 "stage_times", "sums")
 
     def __init__(self, model: CompiledModel):
         self.rules: dict[int, RuleState] = {}   # rule index → state, once it matched
@@ -138,6 +148,8 @@ class ModelState:
         self.stage_times: list[int | None] = [None] * len(model.stages)
         self.purchases = 0
         self.since: int | None = None
+        self.last_buy: int | None = None     # the latest purchase, and their total value
+        self.spend = 0.0
         self.mql = False
         self.handoffs = 0
         self.fit: _Fit | None = None
@@ -152,6 +164,7 @@ class ModelState:
             "rules": [[i, r.to_dict()] for i, r in self.rules.items()],
             "stage_times": self.stage_times, "purchases": self.purchases,
             "since": self.since, "mql": self.mql, "handoffs": self.handoffs,
+            "last_buy": self.last_buy, "spend": self.spend,
         }
         if self.interests:
             out["interests"] = states_to_list(self.interests)
@@ -180,6 +193,7 @@ class ModelState:
                 acc.add(rule.points * rule_state.total, rule_state.ref, rule.half_life_days)
         state.stage_times = list(data["stage_times"])
         state.purchases, state.since = int(data["purchases"]), data["since"]
+        state.last_buy, state.spend = data.get("last_buy"), float(data.get("spend", 0.0))
         state.mql, state.handoffs = bool(data["mql"]), int(data["handoffs"])
         state.bound = math.inf    # unknown until the next exact evaluation
         state.interests = states_from_list(data.get("interests"), compile_interests(model.model))
@@ -416,6 +430,9 @@ class Scorer:
             state.purchases += 1
             if state.since is None or event.timestamp < state.since:
                 state.since = event.timestamp
+            if state.last_buy is None or event.timestamp > state.last_buy:
+                state.last_buy = event.timestamp
+            state.spend += value_of(event)
 
     def _mql_before(self, lead: LeadState, as_of: int) -> set[str]:
         """Models under which the lead is an MQL at `as_of` before the coming change.
@@ -474,7 +491,8 @@ class Scorer:
                     lead.lead.lead_id, name, fit.points, engagement, total, grade,
                     model.temperature(engagement, disqualified), stage, mql, disqualified,
                     fit.disqualify_reason, state.purchases, since,
-                    None if since is None else (as_of - since) / US_PER_DAY, as_of, (), ()))))
+                    None if since is None else (as_of - since) / US_PER_DAY, as_of, (), (),
+                    *_rfm(state, as_of)))))
         return updates
 
     def _fit(self, model: CompiledModel, lead: Lead, state: ModelState) -> _Fit:
@@ -539,7 +557,15 @@ class Scorer:
                      disqualified, fit.disqualify_reason, state.purchases, since,
                      None if since is None else (as_of - since) / US_PER_DAY, as_of,
                      tuple(explained),
-                     profile(compile_interests(model.model), state.interests, as_of))
+                     profile(compile_interests(model.model), state.interests, as_of),
+                     *_rfm(state, as_of))
+
+
+def _rfm(state: ModelState, as_of: int) -> tuple[float | None, float | None]:
+    """recency_days and monetary of a customer (engine.rfm); None, None before a purchase."""
+    if state.last_buy is None:
+        return None, None
+    return (as_of - state.last_buy) / US_PER_DAY, state.spend
 
 
 def _program_event(model: CompiledModel, state: ModelState, event: Event) -> None:

@@ -7,9 +7,10 @@ else `properties.value`; none: 0). For a customer at `as_of`:
 - `recency_days`: days since the latest purchase; `frequency`: purchases; `monetary`: their
   total value; `tenure_days`: days since the first purchase.
 
-Leads without a purchase have none of these (null). `rfm_many` is the batch form (one query
-over the canonical events table, joined to the scores by `lead_id, model`); `customer_facts`
-the Python form the live service and segments use. Both give the same numbers.
+Leads without a purchase have none of these (null). They are columns of the scores output of
+both engines (the batch plan reads `purchase_value`); `rfm_many` is a stand-alone batch query
+(joined to the scores by `lead_id, model`) and `customer_facts` the Python form segments use.
+All give the same numbers; `frequency` is `purchases` (null instead of 0).
 """
 
 from __future__ import annotations
@@ -36,8 +37,18 @@ RFM_SCHEMA = pa.schema([("lead_id", pa.string()), ("model", pa.string()),
 
 
 def _purchase_rules(model: CompiledModel) -> list[Any]:
-    return [r.matcher for r in model.stages
-            if r.rank == CUSTOMER_RANK and r.matcher is not None and not r.back]
+    # as `purchases`: every `customer` rule with `on`, `back: true` ones included
+    return [r.matcher for r in model.stages if r.rank == CUSTOMER_RANK and r.matcher is not None]
+
+
+def purchase_value(columns: Mapping[str, str]) -> exp.Expr:
+    """SQL for `value_of` over the canonical events columns (sqlglot, any dialect): the first
+    of VALUE_PATHS that is a number, else 0 (text that is no number counts as none)."""
+    values: list[exp.Expr] = [
+        exp.TryCast(this=exp.column(p, quoted=True), to=exp.DataType.build("DOUBLE"))
+        for p in VALUE_PATHS if p in columns and "BOOL" not in columns[p].upper()]
+    zero = exp.cast(exp.Literal.number(0), exp.DataType.Type.DOUBLE)
+    return exp.func("COALESCE", *values, zero) if values else zero
 
 
 def value_of(event: Event) -> float:
@@ -71,8 +82,7 @@ def rfm_sql(model: Model, events_table: str, columns: Mapping[str, str], as_of: 
     compiled = compile_model(model)
     matchers = _purchase_rules(compiled)
     hit = or_(*(_matches(m, columns) for m in matchers)) if matchers else exp.false()
-    values = [f'TRY_CAST("{p}" AS DOUBLE)' for p in VALUE_PATHS if p in columns]
-    value = f"COALESCE({', '.join([*values, '0.0'])})"
+    value = purchase_value(columns).sql(dialect="duckdb")
     name = model.name.replace("'", "''")
     return (f"SELECT lead_id, '{name}' AS model, "
             f"CAST({as_of} - MAX(ts) AS DOUBLE) / {US_PER_DAY} AS recency_days, "

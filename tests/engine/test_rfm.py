@@ -1,0 +1,117 @@
+"""Customer lifecycle: recency, frequency, monetary value and tenure in the scores output of
+both engines (and in `rfm_many`, which segments read), null for leads that never bought; a
+segment picks lapsed and loyal customers by them."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from leadscore.engine.batch import score_many
+from leadscore.engine.incremental import Scorer
+from leadscore.engine.rfm import rfm_many
+from leadscore.events import Event
+from leadscore.model.loader import load_model
+from leadscore.segments.batch import segment_many
+from leadscore.segments.definition import load_segment
+from leadscore.timeutil import US_PER_DAY, parse_timestamp
+
+MODEL = """
+name: shop
+lifecycle:
+  - {stage: subscriber, on: {event: Newsletter Subscribed}}
+  - {stage: customer, on: {event: Order Completed}}
+engagement:
+  rules:
+    - {name: signup, event: Newsletter Subscribed, points: 5, limit: once}
+"""
+AS_OF = parse_timestamp("2026-05-01T00:00:00Z")
+DAY = US_PER_DAY
+
+
+def _events() -> list[Event]:
+    def order(lead: str, days_ago: float, revenue: object) -> Event:
+        props = {} if revenue is None else {"revenue": revenue}
+        return Event(lead, AS_OF - int(days_ago * DAY), "track", "Order Completed", None, props)
+
+    return sorted([
+        # loyal: three orders, the last 5 days ago (one without a revenue: worth 0)
+        order("loyal", 200, 40.0), order("loyal", 60, 25.5), order("loyal", 5, None),
+        # lapsed: one order 150 days ago
+        order("lapsed", 150, 99.0),
+        # an order after as_of is not seen
+        order("lapsed", -3, 500.0),
+        # never bought
+        Event("prospect", AS_OF - 2 * DAY, "track", "Newsletter Subscribed", None, {}),
+    ], key=lambda e: e.timestamp)
+
+
+def _table(events: list[Event]) -> pa.Table:
+    return pa.table({
+        "lead_id": [e.lead_id for e in events],
+        "timestamp": pa.array([e.timestamp for e in events], pa.int64()).cast(
+            pa.timestamp("us", tz="UTC")),
+        "type": [e.type for e in events], "event": [e.event for e in events],
+        "path": pa.array([e.path for e in events], pa.string()),
+        "revenue": pa.array([e.properties.get("revenue") for e in events], pa.float64())})
+
+
+EXPECTED = {
+    "loyal": {"recency_days": 5.0, "frequency": 3, "monetary": 65.5, "tenure_days": 200.0},
+    "lapsed": {"recency_days": 150.0, "frequency": 1, "monetary": 99.0, "tenure_days": 150.0},
+    "prospect": {"recency_days": None, "frequency": None, "monetary": None,
+                 "tenure_days": None},
+}
+
+
+def test_scores_output_has_rfm_and_null_for_non_customers() -> None:
+    model = load_model("shop.yaml", text=MODEL)
+    rows = {r["lead_id"]: r for r in score_many(model, _table(_events()), as_of=AS_OF)
+            .to_pylist()}
+    for lead, want in EXPECTED.items():
+        got = {k: rows[lead][k] for k in want}
+        assert got == pytest.approx(want) if want["frequency"] else got == want, lead
+    assert rows["loyal"]["purchases"] == 3 and rows["prospect"]["purchases"] == 0
+
+
+def test_incremental_and_rfm_many_agree_with_the_scores() -> None:
+    model = load_model("shop.yaml", text=MODEL)
+    scorer = Scorer(model)
+    for event in _events():
+        if event.timestamp <= AS_OF:
+            scorer.update_one(event, as_of=AS_OF)
+    live = {s.lead_id: s.row() for s in scorer.scores(as_of=AS_OF)}
+    separate = {r["lead_id"]: r for r in rfm_many(model, _table(_events()), as_of=AS_OF)
+                .to_pylist()}
+    for lead, want in EXPECTED.items():
+        assert {k: live[lead][k] for k in want} == (pytest.approx(want) if want["frequency"]
+                                                     else want), lead
+        if want["frequency"]:
+            assert {k: separate[lead][k] for k in want} == pytest.approx(want), lead
+        else:
+            assert lead not in separate
+
+
+def test_saved_state_keeps_recency_and_monetary() -> None:
+    model = load_model("shop.yaml", text=MODEL)
+    scorer = Scorer(model)
+    for event in _events():
+        if event.timestamp <= AS_OF:
+            scorer.update_one(event, as_of=AS_OF)
+    restored = Scorer(model)
+    restored.load_state(scorer.state("loyal"))
+    row = restored.score("loyal", "shop", as_of=AS_OF + 10 * DAY).row()
+    assert (row["recency_days"], row["frequency"], row["monetary"]) == (15.0, 3, 65.5)
+
+
+@pytest.mark.parametrize(("segment", "members"), [
+    ("{all: [{customer.frequency: {gte: 1}}, {customer.recency_days: {gt: 90}}]}", {"lapsed"}),
+    ("{all: [{customer.frequency: {gte: 3}}, {customer.recency_days: {lte: 30}}, "
+     "{customer.monetary: {gte: 50}}]}", {"loyal"}),
+    ("{customer.tenure_days: {gte: 100}}", {"loyal", "lapsed"}),
+])
+def test_a_segment_selects_lapsed_or_loyal_customers(segment: str, members: set[str]) -> None:
+    model = load_model("shop.yaml", text=MODEL)
+    chosen = load_segment("s.yaml", text=f"name: s\nmodel: shop\nwhen: {segment}\n")
+    rows = segment_many([chosen], [model], _table(_events()), as_of=AS_OF).to_pylist()
+    assert {r["lead_id"] for r in rows} == members
