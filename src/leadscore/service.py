@@ -270,6 +270,13 @@ class Service:
                                          mqa=mqa, q=q, sort=sort, descending=descending,
                                          limit=limit, offset=offset)
 
+    def account_models(self) -> list[str]:
+        """The active models with an `account:` section, by name."""
+        with self.db.read() as connection:
+            session = Session(self.db, connection, self._active(connection), now_us(),
+                              write=False)
+            return sorted(session.accounts.models)
+
     def rescore_accounts(self, model: str | None = None) -> int:
         """Score every account afresh from its leads' states (after its leads were rescored:
         `rescore` does both); an account that is now an MQA and was not gets a handoff."""

@@ -148,6 +148,27 @@ def test_a_sales_rep_walks_through_the_dashboard(server: str, browser: object,
     expect(page.locator("table.timeline tbody tr").first).to_be_visible()
     shot(page, "04-lead")
 
+    # Accounts: the list, an account's people with their scores, and back to a lead.
+    page.get_by_role("link", name="Accounts").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Accounts")
+    expect(page.locator("table.accounts tbody a.account-link").first).to_be_visible()
+    shot(page, "04b-accounts")
+    page.get_by_label("Qualified").select_option("yes")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page).to_have_url(re.compile(r".*/accounts\?.*mqa=yes.*"))
+    assert page.locator("table.accounts tbody strong.mqa").count() == \
+        page.locator("table.accounts tbody tr").count() > 0
+    page.locator("table.accounts tbody a.account-link").first.click()
+    expect(page.get_by_role("heading", name="Buying committee")).to_be_visible()
+    expect(page.locator("#account-mqa")).to_have_text("MQA")
+    people = page.locator("table.people tbody a.lead-link")
+    assert people.count() >= 1
+    shot(page, "04c-account")
+    people.first.click()
+    expect(page.locator("#lead-account a.account-link")).to_be_visible()
+    page.locator("#lead-account a.account-link").click()
+    expect(page.get_by_role("heading", name="Buying committee")).to_be_visible()
+
     # Pipeline.
     page.get_by_role("link", name="Pipeline").click()
     expect(page.get_by_role("heading", name="Funnel by stage")).to_be_visible()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import quote
+
+import pytest
 
 from leadscore.dashboard.history import history
 from leadscore.dashboard.views import active_models, waterfall
@@ -203,5 +206,35 @@ def test_the_demo_runs_a_welcome_program_and_an_account_play(demo_store: DemoSto
         assert "account play" in programs and "exited (mql)" in programs
         segments = client.get("/dashboard/segments").text
         assert "buying committees" in segments and "engaged painters" in segments
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_accounts_pages_list_accounts_and_their_people(demo_store: DemoStore) -> None:
+    client = signed_in_client(demo_store)
+    try:
+        service = client.app.state.service   # type: ignore[attr-defined]
+        listing = client.get("/dashboard/accounts")
+        assert listing.status_code == 200 and 'aria-current="page">Accounts' in listing.text
+        rows, total = service.list_accounts(model="b2b-software", limit=1)
+        assert f'id="accounts-total">{total:,}<' in listing.text and total > 1
+        best = rows[0]
+        href = f"/dashboard/accounts/{quote(best['account_id'])}"
+        assert f"{href}?model=b2b-software" in listing.text
+        qualified = client.get("/dashboard/accounts?mqa=yes").text
+        assert qualified.count("class=\"mqa\"") == service.list_accounts(mqa=True)[1]
+        page = client.get(href)
+        assert page.status_code == 200
+        account = service.get_account(best["account_id"])
+        shown = float(re.search(r'id="account-score" data-score="([^"]+)"',  # type: ignore[union-attr]
+                                page.text).group(1))
+        assert shown == pytest.approx(account["score"], abs=1e-3)     # decayed to read time
+        for person in account["people"]:
+            assert f'/dashboard/leads/{quote(person["lead_id"])}?model=b2b-software' in page.text
+        for role in account["roles_engaged"]:
+            assert f"✓ {role}" in page.text
+        lead = client.get(f"/dashboard/leads/{account['people'][0]['lead_id']}").text
+        assert f'href="{href}"' in lead
+        assert client.get("/dashboard/accounts/nobody").status_code == 404
     finally:
         client.__exit__(None, None, None)

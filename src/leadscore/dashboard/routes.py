@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.routing import Route
 
 from leadscore import __version__
+from leadscore.dashboard import accounts as account_views
 from leadscore.dashboard import charts, session, views
 from leadscore.dashboard import lifecycle as lifecycle_views
 from leadscore.dashboard.evaluation import Evaluations, available
@@ -192,6 +193,42 @@ def lead_page(request: Request, lead_id: str, model: str | None = None) -> HTMLR
                                                            view.lead.get("model")),
                   journeys=lifecycle_views.lead_journeys(_service(request),
                                                          view.lead["lead_id"]))
+
+
+# ---- accounts
+
+
+@router.get("/accounts")
+def accounts_list(request: Request, model: str | None = None, mqa: str = "", q: str = "",
+                  page: int = 1) -> HTMLResponse:
+    _guard(request)
+    models = _service(request).account_models()
+    if not models:      # no model scores accounts
+        return render(request, "accounts.html", page="accounts", rows=[], total=0, model="",
+                      models=[], mqa="", q="", number=1, pages=1, page_url=str)
+    model = model if model in models else models[0]
+    mqa = mqa if mqa in ("yes", "no") else ""
+    q = q.strip()[:100]
+    number = max(page, 1)
+    rows, total = account_views.accounts_page(_service(request), model,
+                                              {"yes": True, "no": False}.get(mqa), q, number)
+    keep = [(k, v) for k, v in (("model", model), ("mqa", mqa), ("q", q)) if v]
+    return render(request, "accounts.html", page="accounts", rows=rows, total=total,
+                  model=model, models=models, mqa=mqa, q=q, number=number,
+                  pages=max((total + account_views.PAGE_SIZE - 1) // account_views.PAGE_SIZE,
+                            1),
+                  page_url=lambda n: _url("/accounts", keep, page=str(n)))
+
+
+@router.get("/accounts/{account_id}")
+def account_page(request: Request, account_id: str, model: str | None = None
+                 ) -> HTMLResponse:
+    _guard(request)
+    try:
+        view = account_views.account_view(_service(request), account_id, model)
+    except NotFound as exc:
+        return render(request, "not_found.html", 404, page="accounts", message=str(exc))
+    return render(request, "account.html", page="accounts", a=view)
 
 
 # ---- segments, programs and the outbox of program e-mails
