@@ -1,18 +1,22 @@
-"""The durable scheduler: programs run from the store.
+"""The durable scheduler: programs run from the store, by every worker process and host.
 
 - `enrol_from_log` reads the event log since its cursor: a matching event enrols the lead in
   programs entered `on` it; any event makes the lead's active enrolments due now (so exits —
-  MQL, unsubscribed — are checked at once). `on_segment_change` enrols on segment entry.
-- `tick` takes due enrolments (`FOR UPDATE SKIP LOCKED` on PostgreSQL: several workers never
-  take the same one) and advances each in one transaction with its journey rows and effects:
-  e-mails, webhooks and events to ingest go to `program_actions`, sales notifications to the
-  outbox. A crash before the commit loses nothing and repeats nothing.
-- `deliver` sends those actions: a batch is `claimed` (a lease), then each e-mail is marked
-  `sending` (committed) right before its own SMTP session and `sent` after it. After a crash,
-  claimed actions go back to `pending` (never attempted: nothing is lost); an e-mail found
-  still `sending` is marked `unknown` and never sent again (at most once; at most one per
-  process is in doubt). Webhooks and ingests are retried (the receiver and `messageId`
-  deduplicate).
+  MQL, unsubscribed — are checked at once). `on_segment_change` enrols on segment entry. On
+  PostgreSQL the cursor's row is locked for the transaction (a worker finding it locked skips
+  the round), and a gap in the log's seq is waited for while it may still fill.
+- `tick` takes due enrolments in batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL: several
+  workers never take the same one; SQLite has one writer at a time) and advances a batch in
+  one transaction with its journey rows and effects (`programs.due`: the leads' facts read at
+  once, the rows written at once): e-mails, webhooks and events to ingest go to
+  `program_actions`, sales notifications to the outbox. A crash before the commit loses
+  nothing and repeats nothing.
+- `deliver` sends those actions: a batch is `claimed` (a lease), then each is marked `sending`
+  (committed, if the claim is still this process's) right before its own attempt and `sent`
+  after it. After a crash, claimed actions go back to `pending` (never attempted: nothing is
+  lost); an e-mail found still `sending` is marked `unknown` and never sent again (at most once;
+  at most one per process is in doubt). Webhooks and ingests are retried (the receiver and
+  `messageId` deduplicate).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import json
 import logging
 import smtplib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -32,22 +37,19 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
-from jinja2 import TemplateError
 from sqlalchemy import Connection, func, or_, select, update
 
 from leadscore.alerts.backoff import Backoff
 from leadscore.events import event_from_message
-from leadscore.model.interests import summary
-from leadscore.programs.content import pick
 from leadscore.programs.definition import Program
+from leadscore.programs.due import DueBatch
 from leadscore.programs.links import Links
 from leadscore.programs.runner import Action, Enrolment, advance
 from leadscore.segments.evaluate import LeadFacts
-from leadscore.segments.live import Change, facts_in
-from leadscore.store import outbox
+from leadscore.segments.live import Change, identity_key, leads_by_identity
+from leadscore.store.leads import EVENT_TYPES
 from leadscore.store.lifecycle import (
     actions,
-    email_sends,
     enrolments,
     journeys,
     lifecycle_cursor,
@@ -58,11 +60,16 @@ from leadscore.timeutil import iso, now_us
 
 if TYPE_CHECKING:
     from leadscore.service import Service
+    from leadscore.store.database import Database
 
 log = logging.getLogger("leadscore.programs")
 CURSOR = "programs"
+# On PostgreSQL a transaction may commit its log rows after another that took later seqs; a
+# gap in seq younger than this is waited for (a rolled-back transaction leaves one for good).
+LOG_SETTLE_US = 30_000_000
+KEEPER_LOCK = 0x1EAD5E65      # one segment keeper at a time on a shared PostgreSQL
+Past = dict[tuple[str, str], list[tuple[str, int]]]
 LEASE_US = 60_000_000
-UNSUBSCRIBED = "Unsubscribed"
 
 
 @dataclass
@@ -87,43 +94,12 @@ class Mailer:
             smtp.send_message(message)
 
 
-class LiveContext:
-    """The runner's view of the store, inside one transaction."""
-
-    def __init__(self, scheduler: Scheduler, connection: Connection, program: Program):
-        self.scheduler, self.connection, self.program = scheduler, connection, program
-        model = scheduler.model_of(program)
-        self.timezone = model.timezone if model is not None else "UTC"
-        self.emails_per_week: int | None = scheduler.emails_per_week
-
-    def facts(self, lead_id: str, model: str | None, now: int) -> LeadFacts:
-        return facts_in(self.scheduler.service, self.connection, lead_id, model, now)
-
-    def unsubscribed(self, lead_id: str, facts: LeadFacts) -> bool:
-        if any(e.event == UNSUBSCRIBED and e.type != "page" for e in facts.events):
-            return True
-        return self.connection.execute(select(unsubscribes.c.lead_id).where(
-            unsubscribes.c.lead_id == lead_id)).first() is not None
-
-    def emails_since(self, lead_id: str, since: int) -> list[int]:
-        return list(self.connection.execute(select(email_sends.c.at).where(
-            email_sends.c.lead_id == lead_id, email_sends.c.at >= since)).scalars())
-
-    def received(self, lead_id: str) -> set[str]:
-        return {c for c in self.connection.execute(select(email_sends.c.content_id).where(
-            email_sends.c.lead_id == lead_id)).scalars() if c}
-
-    def pick_content(self, facts: LeadFacts, received: set[str]) -> dict[str, Any] | None:
-        stage = facts.score.get("stage") if facts.score else None
-        return pick(self.scheduler.content, dict(facts.interests), stage, received)
-
-
 class Scheduler:
     """Programs of one service: enrolment, the step runner, and delivery."""
 
     def __init__(self, service: Service, programs: Sequence[Program], *,
                  content: list[dict[str, Any]] | None = None, mailer: Mailer | None = None,
-                 emails_per_week: int | None = 3, batch: int = 50,
+                 emails_per_week: int | None = 3, batch: int = 200,
                  lease_seconds: float = LEASE_US / 1_000_000):
         self.service, self.programs = service, {p.name: p for p in programs}
         self.content = content or []
@@ -134,6 +110,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.backoff = Backoff(2.0, 3600.0)
+        self._insert_enrolment = service.db.insert(enrolments).on_conflict_do_nothing()
 
     def model_of(self, program: Program) -> Any:
         with self.service._lock:
@@ -143,24 +120,43 @@ class Scheduler:
     # ---- enrolment
 
     def enrol(self, connection: Connection, program: Program, lead_id: str, at: int,
-              now: int) -> str | None:
-        """Enrol a lead (unless active already, or re-entry forbids it); the enrolment id."""
-        past = connection.execute(select(enrolments.c.status, enrolments.c.entered_at,
-                                         enrolments.c.number).where(
-            enrolments.c.program == program.name, enrolments.c.lead_id == lead_id)).all()
-        if any(r.status == "active" for r in past):
+              now: int, past: Past | None = None) -> str | None:
+        """Enrol a lead (unless active already, or re-entry forbids it); the enrolment id.
+        `past`: the enrolments of the leads concerned, read at once (`_past`), kept current."""
+        if past is None:
+            past = self._past(connection, [(program, lead_id)])
+        mine = past.setdefault((program.name, lead_id), [])
+        if any(status == "active" for status, _ in mine):
             return None
-        if past:
-            last = max(r.entered_at for r in past)
+        if mine:
+            last = max(entered for _, entered in mine)
             if program.re_enter_after_us is None or at < last + program.re_enter_after_us:
                 return None
-        number = len(past) + 1
+        number = len(mine) + 1
         enrolment_id = f"{program.name}|{lead_id}|{number}"
-        result = connection.execute(self.service.db.insert(enrolments).values(
-            id=enrolment_id, program=program.name, lead_id=lead_id, number=number,
-            status="active", step=0, executed=0, due_at=now, state={"step_times": {}},
-            entered_at=at, updated_at=now, exit_reason=None).on_conflict_do_nothing())
-        return enrolment_id if result.rowcount else None
+        result = connection.execute(self._insert_enrolment, {
+            "id": enrolment_id, "program": program.name, "lead_id": lead_id, "number": number,
+            "status": "active", "step": 0, "executed": 0, "due_at": now,
+            "state": {"step_times": {}}, "entered_at": at, "updated_at": now,
+            "exit_reason": None})
+        if not result.rowcount:
+            return None
+        mine.append(("active", at))
+        return enrolment_id
+
+    def _past(self, connection: Connection, wanted: Sequence[tuple[Program, str]]) -> Past:
+        """(program, lead) → its enrolments' (status, entered_at), in one statement."""
+        leads = {lead_id for _, lead_id in wanted}
+        past: Past = {}
+        if leads:
+            for row in connection.execute(select(
+                    enrolments.c.program, enrolments.c.lead_id, enrolments.c.status,
+                    enrolments.c.entered_at).where(
+                    enrolments.c.lead_id.in_(leads),
+                    enrolments.c.program.in_({p.name for p, _ in wanted}))):
+                past.setdefault((row.program, row.lead_id), []).append(
+                    (row.status, row.entered_at))
+        return past
 
     def on_segment_change(self, connection: Connection, changes: list[Change]) -> None:
         """SegmentKeeper hook: enrol leads entering a program's segment (same transaction)."""
@@ -176,32 +172,36 @@ class Scheduler:
         """Enrol on events since the cursor; wake the enrolments of every lead concerned."""
         when = now_us() if now is None else now
         db = self.service.db
+        entering = [p for p in self.programs.values() if p.enter_event is not None]
 
         def work(connection: Connection) -> int:
-            from leadscore.segments.live import _leads_of
-
-            position = connection.execute(select(lifecycle_cursor.c.position).where(
-                lifecycle_cursor.c.name == CURSOR)).scalar() or 0
+            position = self._take_cursor(connection)
+            if position is None:        # another worker is reading the log meanwhile
+                return 0
             rows = connection.execute(select(
                 events_table.c.seq, events_table.c.user_id, events_table.c.anonymous_id,
-                events_table.c.type, events_table.c.message, events_table.c.timestamp).where(
+                events_table.c.type, events_table.c.message, events_table.c.timestamp,
+                events_table.c.received_at).where(
                 events_table.c.seq > position).order_by(events_table.c.seq).limit(limit)).all()
+            if db.dialect == "postgresql":
+                rows = settled(rows, position, now_us())
             if not rows:
                 return 0
-            entered = 0
+            owners = leads_by_identity(connection, rows)
+            found: list[tuple[Program, str, int]] = []
             for row in rows:
-                if row.type not in ("track", "page", "screen"):
-                    continue
-                lead = next(iter(_leads_of(connection, [row])), None)
-                if lead is None:
+                lead = owners.get(identity_key(row))
+                if not entering or lead is None or row.type not in EVENT_TYPES:
                     continue
                 event = event_from_message({**row.message, "userId": lead,
                                             "timestamp": row.timestamp})
-                for program in self.programs.values():
-                    if program.enter_event is not None and program.enter_event.matches(event):
-                        entered += self.enrol(connection, program, lead, row.timestamp,
-                                              when) is not None
-            touched = _leads_of(connection, rows)
+                found += [(program, lead, row.timestamp) for program in entering
+                          if program.enter_event is not None
+                          and program.enter_event.matches(event)]
+            past = self._past(connection, [(program, lead) for program, lead, _ in found])
+            entered = sum(self.enrol(connection, program, lead, at, when, past) is not None
+                          for program, lead, at in found)
+            touched = set(owners.values())
             if touched:
                 connection.execute(update(enrolments).where(
                     enrolments.c.status == "active", enrolments.c.lead_id.in_(touched),
@@ -212,6 +212,18 @@ class Scheduler:
 
         return db.write(work)
 
+    def _take_cursor(self, connection: Connection) -> int | None:
+        """The log position enrolment has read up to. On PostgreSQL its row is locked for the
+        transaction, or None if another worker holds it (that one reads the same events)."""
+        db = self.service.db
+        query = select(lifecycle_cursor.c.position).where(lifecycle_cursor.c.name == CURSOR)
+        if db.dialect != "postgresql":
+            return connection.execute(query).scalar() or 0
+        connection.execute(db.insert(lifecycle_cursor).values(
+            name=CURSOR, position=0).on_conflict_do_nothing())
+        row = connection.execute(query.with_for_update(skip_locked=True)).first()
+        return None if row is None else int(row.position)
+
     # ---- running steps
 
     def tick(self, now: int | None = None) -> int:
@@ -221,6 +233,8 @@ class Scheduler:
         while not self._stop.is_set():
             done, steps = self.service.db.write(lambda c: self._tick(c, now))
             total += steps
+            if steps:
+                log.info("program steps run", extra={"enrolments": done, "steps": steps})
             if done < self.batch:
                 break
         return total
@@ -234,84 +248,21 @@ class Scheduler:
         if self.service.db.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = connection.execute(query).all()
+        if not rows:
+            return 0, 0
+        batch = DueBatch(self, connection, [row.lead_id for row in rows], when)
         steps = 0
         for row in rows:
             program = self.programs[row.program]
             enrolment = Enrolment(row.id, row.program, row.lead_id, row.entered_at, row.step,
                                   row.executed, dict(row.state), row.status, row.exit_reason)
-            found, due = advance(program, enrolment, LiveContext(self, connection, program),
-                                 when)
+            found, due = advance(program, enrolment, batch.context(program), when)
             for action in found:
-                self._record(connection, program, action, when)
+                batch.record(program, action)
             steps += len(found)
-            connection.execute(update(enrolments).where(enrolments.c.id == row.id).values(
-                step=enrolment.step, executed=enrolment.executed, state=enrolment.state,
-                status=enrolment.status, exit_reason=enrolment.exit_reason, due_at=due,
-                updated_at=when))
+            batch.move(enrolment, due)
+        batch.flush()
         return len(rows), steps
-
-    def _record(self, connection: Connection, program: Program, action: Action,
-                now: int) -> None:
-        connection.execute(journeys.insert().values(
-            key=action.key, enrolment_id=action.key.rsplit("#", 1)[0], program=action.program,
-            lead_id=action.lead_id, step=action.step, action=action.action, at=action.at,
-            detail=action.detail))
-        effect = action.effect
-        if effect is None:
-            return
-        db = self.service.db
-        if effect["kind"] == "email":
-            error: str | None = None
-            try:
-                payload = self.render(program, action, effect)
-            except TemplateError as exc:   # this lead's e-mail fails; the others go on
-                payload = {"to": effect["facts"].traits.get("email"), "subject": None,
-                           "template": effect["template"]}
-                error = f"template {effect['template']!r}: {type(exc).__name__}: {exc}"
-            if error is None and not payload.get("to"):
-                error = "the lead has no e-mail address"
-            connection.execute(actions.insert().values(
-                id=action.key, kind="email", lead_id=action.lead_id, program=program.name,
-                payload=payload, status="pending" if error is None else "failed",
-                attempts=0, next_attempt_at=now, created_at=now, done_at=None,
-                last_error=error))
-            content = effect.get("content") or {}
-            connection.execute(email_sends.insert().values(
-                id=action.key, lead_id=action.lead_id, at=now, content_id=content.get("id"),
-                topic=",".join(content.get("topics") or []) or None))
-        elif effect["kind"] == "handoff":
-            facts: LeadFacts = effect["facts"]
-            profile = sorted(facts.interests.items(), key=lambda p: (-p[1], p[0]))
-            outbox.add(db, connection, action.key, "handoff", action.lead_id, program.model, {
-                "id": action.key, "type": "handoff", "source": "program",
-                "program": program.name, "step": action.step, "lead_id": action.lead_id,
-                "model": program.model, "at": iso(now), "note": effect.get("note"),
-                "traits": dict(facts.traits), **{k: v for k, v in (facts.score or {}).items()},
-                "interests": profile[:5], "interested_in": summary(profile),
-                "reasons": self._reasons(connection, action.lead_id, program.model, now)},
-                now)
-        else:
-            connection.execute(actions.insert().values(
-                id=action.key, kind=effect["kind"], lead_id=action.lead_id,
-                program=program.name, payload={k: v for k, v in effect.items() if k != "facts"},
-                status="pending", attempts=0, next_attempt_at=now, created_at=now,
-                done_at=None, last_error=None))
-
-    def _reasons(self, connection: Connection, lead_id: str, model: str | None,
-                 now: int) -> list[dict[str, Any]]:
-        """The lead's score reasons under the program's model (as a lead's handoff has)."""
-        from leadscore.ingest.session import Session, reason_json
-        from leadscore.store import scores
-
-        session = Session(self.service.db, connection, self.service._active(connection), now,
-                          write=False)
-        scorer = session.scorer(lead_id)
-        if scorer is None or model is None or model not in scorer.models:
-            return []
-        score = scorer.score(lead_id, model, as_of=max(now, session.as_of(lead_id)))
-        if score is None:
-            return []
-        return [reason_json(scores.reason_dict(r)) for r in score.reasons]
 
     def render(self, program: Program, action: Action, effect: dict[str, Any]
                ) -> dict[str, Any]:
@@ -319,20 +270,21 @@ class Scheduler:
         links = Links(self.mailer.public_url, self.mailer.secret, action.lead_id, action.key,
                       program.name)
         content = effect.get("content")
+        unsubscribe, pixel = links.unsubscribe, links.pixel      # each one signs a token
         context = {"lead": {"id": action.lead_id, "traits": dict(facts.traits)},
                    "traits": dict(facts.traits), "score": dict(facts.score or {}),
                    "interests": dict(facts.interests), "content": content,
-                   "link": links.link, "unsubscribe_url": links.unsubscribe}
+                   "link": links.link, "unsubscribe_url": unsubscribe}
         assert program.templates is not None
         subject, text, html = program.templates.render(effect["template"], context)
-        text = text.rstrip("\n") + f"\n\n--\nUnsubscribe: {links.unsubscribe}\n"
+        text = text.rstrip("\n") + f"\n\n--\nUnsubscribe: {unsubscribe}\n"
         if html is not None:
-            html += (f'<p><a href="{links.unsubscribe}">Unsubscribe</a></p>'
-                     f'<img src="{links.pixel}" width="1" height="1" alt="">')
+            html += (f'<p><a href="{unsubscribe}">Unsubscribe</a></p>'
+                     f'<img src="{pixel}" width="1" height="1" alt="">')
         return {"to": facts.traits.get("email"), "subject": subject, "text": text,
                 "html": html, "template": effect["template"],
                 "content": content.get("id") if content else None,
-                "unsubscribe": links.unsubscribe, "pixel": links.pixel}
+                "unsubscribe": unsubscribe, "pixel": pixel}
 
     # ---- delivery
 
@@ -365,14 +317,22 @@ class Scheduler:
             return list(rows)
 
         rows = db.write(claim)
+        lease = when + self.lease_us            # our claim: no other process's has this
         done = 0
         for row in rows:
-            if row.kind == "email":
-                def sending(connection: Connection, key: str = row.id) -> None:
-                    connection.execute(update(actions).where(actions.c.id == key).values(
-                        status="sending"))
+            if self._stop.is_set():             # the rest go back to pending after the lease
+                break
 
-                db.write(sending)
+            def sending(connection: Connection, key: str = row.id) -> bool:
+                # Still ours (a slow run may outlast the lease and another worker take the
+                # rest): mark it and lease it again for its own attempt.
+                return bool(connection.execute(update(actions).where(
+                    actions.c.id == key, actions.c.status == "claimed",
+                    actions.c.next_attempt_at == lease).values(
+                    status="sending", next_attempt_at=now_us() + self.lease_us)).rowcount)
+
+            if not db.write(sending):
+                continue
             error: str | None = None
             try:
                 self._perform(row)
@@ -394,6 +354,8 @@ class Scheduler:
 
             db.write(mark)
             done += error is None
+            log.info("program action done" if error is None else "program action failed",
+                     extra={"action": row.id, "kind": row.kind, "error": error})
         return done
 
     def _perform(self, row: Any) -> None:
@@ -447,10 +409,12 @@ class Scheduler:
             while not self._stop.is_set():
                 try:
                     if keeper is not None:
-                        keeper.refresh()
-                        if time.monotonic() - last_sweep > sweep_seconds:
-                            keeper.sweep()
-                            last_sweep = time.monotonic()
+                        with exclusive(self.service.db, KEEPER_LOCK) as ours:
+                            if ours:
+                                keeper.refresh()
+                                if time.monotonic() - last_sweep > sweep_seconds:
+                                    keeper.sweep()
+                                    last_sweep = time.monotonic()
                     self.run_once()
                 except Exception:  # keep running; the next round retries
                     log.exception("scheduler round failed")
@@ -464,6 +428,37 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
+
+
+@contextmanager
+def exclusive(db: Database, key: int) -> Iterator[bool]:
+    """Whether this process may now do a job that one process at a time should: on PostgreSQL
+    a session advisory lock taken without waiting and held until the block ends (several
+    workers and hosts share the database); on SQLite always (its writers take turns)."""
+    if db.dialect != "postgresql":
+        yield True
+        return
+    with db.engine.connect() as connection:
+        ours = bool(connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar())
+        connection.commit()
+        try:
+            yield ours
+        finally:
+            if ours:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+                connection.commit()
+
+
+def settled(rows: Sequence[Any], position: int, now: int) -> list[Any]:
+    """The log rows after `position` up to the first gap in seq that may still fill (a
+    transaction in flight), i.e. one whose next row was received less than LOG_SETTLE_US
+    ago."""
+    expected = position + 1
+    for i, row in enumerate(rows):
+        if row.seq != expected and row.received_at > now - LOG_SETTLE_US:
+            return list(rows[:i])
+        expected = row.seq + 1
+    return list(rows)
 
 
 def unsubscribe(service: Service, lead_id: str, source: str, now: int | None = None) -> None:

@@ -32,7 +32,6 @@ from leadscore.store.lifecycle import (
     segment_sizes,
 )
 from leadscore.store.schema import events as events_table
-from leadscore.store.schema import identities
 from leadscore.store.schema import leads as leads_table
 from leadscore.timeutil import now_us
 
@@ -56,9 +55,13 @@ class Change:
 
 
 def facts_in(service: Service, connection: Connection, lead_id: str, model: str | None,
-             now: int, events: Sequence[Event] | None = None) -> LeadFacts:
-    """A lead's facts under a model from the store, in an open transaction."""
-    session = Session(service.db, connection, service._active(connection), now, write=False)
+             now: int, events: Sequence[Event] | None = None,
+             session: Session | None = None) -> LeadFacts:
+    """A lead's facts under a model from the store, in an open transaction (`session`: a
+    read-only one of this transaction and `now`, with many leads loaded at once)."""
+    if session is None:
+        session = Session(service.db, connection, service._active(connection), now,
+                          write=False)
     scorer = session.scorer(lead_id)
     if events is None:
         events = lead_store.events_of(connection, lead_id)
@@ -198,18 +201,24 @@ class SegmentKeeper:
         return changes
 
 
+def identity_key(row: Any) -> tuple[str, str]:
+    """The identity a log row was sent with: its userId, else its anonymousId."""
+    return ("user", row.user_id) if row.user_id is not None else ("anonymous",
+                                                                  row.anonymous_id)
+
+
+def leads_by_identity(connection: Connection, rows: Iterable[Any]) -> dict[tuple[str, str], str]:
+    """The (current) lead of each log row's identity, in two statements; unknown ones left
+    out."""
+    found = lead_store.find_many(connection, {identity_key(r) for r in rows})
+    merged = dict(connection.execute(select(leads_table.c.id, leads_table.c.merged_into).where(
+        leads_table.c.id.in_(set(found.values())), leads_table.c.merged_into.is_not(None))).all())
+    return {key: merged.get(lead_id, lead_id) for key, lead_id in found.items()}
+
+
 def _leads_of(connection: Connection, rows: Iterable[Any]) -> set[str]:
     """The (current) leads of log rows."""
-    keys = {("user", r.user_id) if r.user_id is not None else ("anonymous", r.anonymous_id)
-            for r in rows}
-    found: set[str] = set()
-    for kind in ("user", "anonymous"):
-        ids = [i for k, i in keys if k == kind and i is not None]
-        for start in range(0, len(ids), 500):
-            found |= set(connection.execute(select(identities.c.lead_id).where(
-                identities.c.kind == kind, identities.c.id.in_(ids[start:start + 500])))
-                .scalars())
-    return {lead_store.resolve(connection, i) or i for i in found}
+    return set(leads_by_identity(connection, rows).values())
 
 
 # ---- reading, for the API and the dashboard
