@@ -76,7 +76,7 @@ class AccountWork:
         if db.dialect == "postgresql":
             for account_id in wanted:
                 connection.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                                   {"k": f"account\x00{account_id}"})
+                                   {"k": f"leadscore account:{account_id}"})
         saved = account_store.saved(connection, wanted, models)
         people = account_store.members(connection, wanted)
         traits = account_store.traits(connection, wanted)
