@@ -202,19 +202,19 @@ def lead_page(request: Request, lead_id: str, model: str | None = None) -> HTMLR
 def accounts_list(request: Request, model: str | None = None, mqa: str = "", q: str = "",
                   page: int = 1) -> HTMLResponse:
     _guard(request)
-    models = _service(request).account_models()
+    models: list[str] = _service(request).account_models()
     if not models:      # no model scores accounts
         return render(request, "accounts.html", page="accounts", rows=[], total=0, model="",
                       models=[], mqa="", q="", number=1, pages=1, page_url=str)
-    model = model if model in models else models[0]
+    chosen = model if model is not None and model in models else models[0]
     mqa = mqa if mqa in ("yes", "no") else ""
     q = q.strip()[:100]
     number = max(page, 1)
-    rows, total = account_views.accounts_page(_service(request), model,
+    rows, total = account_views.accounts_page(_service(request), chosen,
                                               {"yes": True, "no": False}.get(mqa), q, number)
-    keep = [(k, v) for k, v in (("model", model), ("mqa", mqa), ("q", q)) if v]
+    keep = [(k, v) for k, v in (("model", chosen), ("mqa", mqa), ("q", q)) if v]
     return render(request, "accounts.html", page="accounts", rows=rows, total=total,
-                  model=model, models=models, mqa=mqa, q=q, number=number,
+                  model=chosen, models=models, mqa=mqa, q=q, number=number,
                   pages=max((total + account_views.PAGE_SIZE - 1) // account_views.PAGE_SIZE,
                             1),
                   page_url=lambda n: _url("/accounts", keep, page=str(n)))
