@@ -10,7 +10,7 @@ from typing import Any
 
 from leadscore.engine.state import RuleState, bucket
 from leadscore.events import Event
-from leadscore.model.interests import PROFILE_SIZE, InterestRule, ranked
+from leadscore.model.interests import PROFILE_SIZE, InterestRule, ranked, summary
 
 InterestStates = dict[tuple[int, str], RuleState]   # (interest rule index, topic) → state
 
@@ -108,3 +108,14 @@ def profile_json(profile_items: tuple[tuple[str, float], ...] | list[Any]
         else:
             out.append({"topic": item[0], "weight": item[1]})
     return out
+
+
+HANDOFF_INTERESTS = 5       # the top topics a handoff carries
+
+
+def handoff_interests(profile: tuple[tuple[str, float], ...] | list[tuple[str, float]]
+                      ) -> dict[str, Any]:
+    """What a handoff says of a ranked profile: `interests` (its top, [{topic, weight}]) and
+    `interested_in`, the line for people (`model.interests.summary`)."""
+    top = list(profile)[:HANDOFF_INTERESTS]
+    return {"interests": profile_json(top), "interested_in": summary(top)}

@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from leadscore.engine.incremental import Handoff, ModelState, Scorer, Update
-from leadscore.engine.interests import profile_json
+from leadscore.engine.interests import handoff_interests
 from leadscore.errors import EngineError
 from leadscore.events import Event
 from leadscore.ingest.accounts import AccountWork
-from leadscore.model.interests import summary
 from leadscore.model.schema import Model
 from leadscore.store import leads as lead_store
 from leadscore.store import outbox, scores
@@ -34,8 +33,6 @@ from leadscore.timeutil import iso
 
 if TYPE_CHECKING:
     from leadscore.ingest.validate import Message
-
-HANDOFF_INTERESTS = 5       # the top topics a handoff carries (as a program's notify_sales)
 
 
 @dataclass(frozen=True)
@@ -335,12 +332,6 @@ class Session:
                            found[name], self.now)
         saving.write(self.db, self.connection)
         self._dirty.clear()
-
-
-def handoff_interests(profile: Sequence[tuple[str, float]]) -> dict[str, Any]:
-    """A handoff's interests: the top of the ranked profile, and the line for people."""
-    top = list(profile)[:HANDOFF_INTERESTS]
-    return {"interests": profile_json(top), "interested_in": summary(top)}
 
 
 def reason_json(reason: dict[str, Any]) -> dict[str, Any]:
