@@ -194,15 +194,20 @@ def _score(con: duckdb.DuckDBPyConnection, model: Model, events_name: str,
 def _run(con: duckdb.DuckDBPyConnection, plan: exp.Select) -> pa.Table:
     """Run a plan on DuckDB, staging its `ev` CTE (every rule reads it) as a temporary table:
     DuckDB would otherwise scan the input once per reference. Spark runs the plan as it is."""
+    return stage_cte(con, plan, "ev")
+
+
+def stage_cte(con: duckdb.DuckDBPyConnection, plan: exp.Select, name: str) -> pa.Table:
+    """Run a plan on DuckDB with its CTE `name` staged as a temporary table first."""
     plan = plan.copy()
     ctes = plan.args["with_"].expressions
-    ev = next(cte for cte in ctes if cte.alias == "ev")
-    staged = f"__ev_{next(_sequence)}"
+    ev = next(cte for cte in ctes if cte.alias == name)
+    staged = f"__{name}_{next(_sequence)}"
     con.sql(f'CREATE TEMP TABLE "{staged}" AS {ev.this.sql(dialect="duckdb")}')
     try:
         plan.args["with_"].set("expressions", [cte for cte in ctes if cte is not ev])
         for table in plan.find_all(exp.Table):
-            if table.name == "ev":
+            if table.name == name:
                 table.set("this", exp.to_identifier(staged, quoted=True))
         return con.sql(plan.sql(dialect="duckdb")).to_arrow_table()
     finally:

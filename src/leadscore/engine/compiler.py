@@ -16,7 +16,7 @@ The plan, for one model and one `as_of`:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -153,9 +153,13 @@ def _lead_key(lead_id: exp.Expr, opts: PlanOptions) -> exp.Expr | None:
 
 
 def _exact_type(compiled: CompiledModel) -> exp.DataType:
+    return exact_type(r.points for r in compiled.rules)
+
+
+def exact_type(points: Iterable[float]) -> exp.DataType:
     """DECIMAL(18, p) holding any one term (|term| ≤ |points|: decay never exceeds 1) with as
     many places as fit, at most 12."""
-    largest = max((abs(r.points) for r in compiled.rules), default=1.0)
+    largest = max((abs(p) for p in points), default=1.0)
     digits = len(str(int(largest))) + 1
     places = max(0, min(12, 18 - digits))
     return exp.DataType.build(f"DECIMAL(18, {places})")

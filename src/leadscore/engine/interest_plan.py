@@ -1,11 +1,15 @@
 """Interests in the batch engine: one SQL query per model (sqlglot expressions, portable like
 the scoring plan) giving each lead's ranked topics, then the `interests` column of the scores.
 
-    per interest rule   the matching events at or before as_of with their topic; the most
-                        recent event per (lead, topic, bucket) for `once`/`daily`/`weekly`/
-                        `distinct`; summed per (lead, topic), decayed, capped
-    weights             per (lead, topic): the sum over the rules
-    ranked              weight > 0, ROW_NUMBER by weight (desc) then topic, the top N
+    iv        one scan of the events at or before as_of: per interest rule i its topic `t<i>`
+              (NULL where the event does not match or gives no topic)
+    counted   per rule, the events that count: all of them, or for `once`/`daily`/`weekly`/
+              `distinct` the most recent per (lead, topic, bucket)
+    totals    per (lead, rule, topic): the decayed points, summed as DECIMAL
+    ranked    capped per rule, summed per (lead, topic) as DECIMAL (exact, so the same in any
+              order and on any engine), weight > 0, ROW_NUMBER by weight (desc) then topic
+
+`--state` (engine.state_store) keeps `totals`' ingredients instead and ranks with `ranked_plan`.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from leadscore.engine.compiler import (
     _decay,
     _double,
     _matches,
+    _sql_type,
     _table,
     _weighted,
     col,
+    exact_type,
 )
-from leadscore.engine.sqlconditions import STRING, and_, column_kind, number, text
+from leadscore.engine.sqlconditions import STRING, and_, column_kind, number, or_, text
 from leadscore.model.interests import PROFILE_SIZE, InterestRule, compile_interests
 from leadscore.model.schema import Model
 
@@ -50,56 +56,116 @@ def _topic(interest: InterestRule, columns: Mapping[str, str]) -> exp.Expr | Non
     return value
 
 
-def _rule_query(interest: InterestRule, columns: Mapping[str, str], as_of_us: int,
-                events_table: str, zone: str, dialect: str) -> exp.Select | None:
-    topic = _topic(interest, columns)
-    if topic is None:
-        return None
-    rule = interest.rule
-    ts = col("ts")
-    present: exp.Expr = exp.true()
-    if interest.topic.path is not None:
-        value = col(interest.topic.path)
-        present = and_(exp.not_(exp.Is(this=value, expression=exp.Null())),
-                       exp.NEQ(this=value.copy(), expression=text("")))
-    keys = _bucket_keys(rule, columns, zone, dialect)
-    base = exp.select(col("lead_id"), ts.copy(), _as(topic, "topic"),
-                      *(_as(k, f"k{i}") for i, k in enumerate(keys))) \
-        .from_(_table(events_table)) \
-        .where(and_(exp.LTE(this=ts.copy(), expression=exp.Literal.number(as_of_us)),
-                    _matches(rule.matcher, columns), present))
-    source: exp.Expr = base.subquery("e", copy=False)
-    if rule.bucketed:
-        latest = exp.select(col("lead_id"), col("topic"), _as(exp.Max(this=ts.copy()), "ts")) \
-            .from_(source).group_by(col("lead_id"), col("topic"),
-                                    *(col(f"k{i}") for i in range(len(keys))))
-        source = latest.subquery("b", copy=False)
-    total: exp.Expr = exp.Sum(this=_weighted(rule.points, _decay(ts.copy(), as_of_us,
-                                                                    rule.half_life_days)))
-    if rule.cap is not None:
-        cap = _double(number(rule.cap))
-        total = _case([(exp.GT(this=total, expression=cap), cap.copy()),
-                       (exp.LT(this=total.copy(), expression=exp.Neg(this=cap.copy())),
-                        exp.Neg(this=cap.copy()))], total.copy())
-    return exp.select(col("lead_id"), col("topic"), _as(total, "w")).from_(source) \
-        .group_by(col("lead_id"), col("topic"))
+def topic_flags(interests: tuple[InterestRule, ...], columns: Mapping[str, str]
+                ) -> list[tuple[InterestRule, exp.Expr]]:
+    """Per interest rule that can match these columns, its topic column `t<i>`: the topic
+    where the event matches and gives one, else NULL."""
+    out = []
+    for interest in interests:
+        topic = _topic(interest, columns)
+        if topic is None:
+            continue
+        matched = _matches(interest.rule.matcher, columns)
+        if interest.topic.path is not None:
+            value = col(interest.topic.path)
+            matched = and_(matched, exp.not_(exp.Is(this=value, expression=exp.Null())),
+                           exp.NEQ(this=value.copy(), expression=text("")))
+        out.append((interest, _as(_case([(matched, topic)]), f"t{interest.index}")))
+    return out
 
 
-def compile_interest_plan(model: Model, events_columns: Mapping[str, str], as_of_us: int, *,
-                          events_table: str = "events", dialect: str = "duckdb",
-                          size: int | None = PROFILE_SIZE) -> exp.Select | None:
-    """`lead_id, topic, weight, rank` for each lead's top `size` topics (weight > 0), or None
-    where the model has no interest rule that can match these events."""
-    parts = [q for interest in compile_interests(model)
-             if (q := _rule_query(interest, events_columns, as_of_us, events_table,
-                                  model.timezone, dialect)) is not None]
-    if not parts:
-        return None
-    union: exp.Query = parts[0]
+def distinct_columns(interests: tuple[InterestRule, ...], columns: Mapping[str, str]
+                     ) -> list[str]:
+    """The event columns the bucketed interest rules group by."""
+    return sorted({i.rule.distinct for i in interests
+                   if i.rule.distinct is not None and i.rule.distinct in columns})
+
+
+def counted_rows(interests: list[InterestRule], source: str, columns: Mapping[str, str],
+                 zone: str, dialect: str, distinct: list[str]) -> tuple[exp.Query | None,
+                                                                       exp.Query | None]:
+    """From `source` (lead_id, ts, t<i>, the distinct columns): the rows of every-event rules
+    (`lead_id, r, topic, ts`) and the bucket rows of bucketed ones (`…, b, d<j>`)."""
+    each: exp.Query | None = None
+    buckets: exp.Query | None = None
+    for interest in interests:
+        rule = interest.rule
+        head = [col("lead_id"), _as(exp.Literal.number(interest.index), "r"),
+                _as(col(f"t{interest.index}"), "topic"), col("ts")]
+        where = exp.not_(exp.Is(this=col(f"t{interest.index}"), expression=exp.Null()))
+        if not rule.bucketed:
+            branch = exp.select(*head).from_(_table(source)).where(where)
+            each = branch if each is None else exp.union(each, branch, distinct=False)
+            continue
+        day: exp.Expr = exp.Literal.number(0)
+        if rule.limit in ("daily", "weekly"):
+            day = _bucket_keys(rule, columns, zone, dialect)[0]
+        values = [col(c) if c == rule.distinct else exp.cast(exp.Null(), _sql_type(columns[c]))
+                  for c in distinct]
+        branch = exp.select(*head, _as(exp.cast(day, exp.DataType.Type.BIGINT), "b"),
+                            *(_as(v, f"d{j}") for j, v in enumerate(values))) \
+            .from_(_table(source)).where(where)
+        buckets = branch if buckets is None else exp.union(buckets, branch, distinct=False)
+    return each, buckets
+
+
+def _points_at(interests: list[InterestRule], ts: exp.Expr, as_of_us: int) -> exp.Expr:
+    """Per row of rule `r` at time `ts`: the rule's points decayed to as_of."""
+    return _case([(exp.EQ(this=col("r"), expression=exp.Literal.number(i.index)),
+                   _weighted(i.rule.points, _decay(ts.copy(), as_of_us, i.rule.half_life_days)))
+                  for i in interests])
+
+
+def exact_interest_type(interests: tuple[InterestRule, ...] | list[InterestRule]
+                        ) -> exp.DataType:
+    return exact_type(i.rule.points for i in interests)
+
+
+def totals_plan(interests: list[InterestRule], each: exp.Query | None,
+                buckets: exp.Query | None, as_of_us: int, distinct: list[str]) -> exp.Select:
+    """`lead_id, r, topic, w`: per (lead, rule, topic) the decayed points of the events that
+    count (the latest per bucket for bucketed rules), summed as DECIMAL."""
+    parts: list[exp.Query] = []
+    if buckets is not None:
+        parts.append(exp.select(col("lead_id"), col("r"), col("topic"),
+                                _as(exp.Max(this=col("ts")), "ts"))
+                     .from_(buckets.subquery("bk", copy=False))
+                     .group_by(col("lead_id"), col("r"), col("topic"), col("b"),
+                               *(col(f"d{j}") for j in range(len(distinct)))))
+    if each is not None:
+        parts.append(each)
+    rows = parts[0]
     for part in parts[1:]:
-        union = exp.union(union, part, distinct=False)
-    weights = exp.select(col("lead_id"), col("topic"), _as(exp.Sum(this=col("w")), "weight")) \
-        .from_(union.subquery("r", copy=False)).group_by(col("lead_id"), col("topic"))
+        rows = exp.union(rows, part, distinct=False)
+    exact = exact_interest_type(interests)
+    return exp.select(col("lead_id"), col("r"), col("topic"), _as(exp.Sum(this=exp.cast(
+        _points_at(interests, col("ts"), as_of_us), exact)), "w")) \
+        .from_(rows.subquery("c", copy=False)).group_by(col("lead_id"), col("r"), col("topic"))
+
+
+def ranked_plan(interests: tuple[InterestRule, ...] | list[InterestRule], totals: exp.Query,
+                size: int | None = PROFILE_SIZE) -> exp.Select:
+    """`lead_id, topic, weight, rank` from per (lead, rule, topic) totals `w`: each capped by
+    its rule, summed per topic exactly, the top `size` topics with weight > 0."""
+    total = _double(col("w"))
+    capped_cases = []
+    for interest in interests:
+        if interest.rule.cap is None:
+            continue
+        cap = _double(number(interest.rule.cap))
+        is_rule = exp.EQ(this=col("r"), expression=exp.Literal.number(interest.index))
+        capped_cases += [(and_(is_rule, exp.GT(this=total.copy(), expression=cap)), cap.copy()),
+                         (and_(is_rule.copy(), exp.LT(this=total.copy(),
+                                                      expression=exp.Neg(this=cap.copy()))),
+                          exp.Neg(this=cap.copy()))]
+    capped = _case(capped_cases, total.copy()) if capped_cases else total
+    # Summed as DECIMAL(38, p): the same in any order (a sum of doubles is not).
+    places = exact_interest_type(interests).expressions[1].copy()
+    wide = exp.DataType(this=exp.DataType.Type.DECIMAL, expressions=[
+        exp.DataTypeParam(this=exp.Literal.number(38)), places])
+    weights = exp.select(col("lead_id"), col("topic"), _as(_double(exp.Sum(this=exp.cast(
+        capped, wide))), "weight")) \
+        .from_(totals.subquery("t", copy=False)).group_by(col("lead_id"), col("topic"))
     window = exp.Window(this=exp.RowNumber(), partition_by=[col("lead_id")], order=exp.Order(
         expressions=[exp.Ordered(this=col("weight"), desc=True),
                      exp.Ordered(this=col("topic"), desc=False)]))
@@ -111,6 +177,30 @@ def compile_interest_plan(model: Model, events_columns: Mapping[str, str], as_of
     if size is not None:
         plan = plan.where(exp.LTE(this=col("rank"), expression=exp.Literal.number(size)))
     return plan
+
+
+def compile_interest_plan(model: Model, events_columns: Mapping[str, str], as_of_us: int, *,
+                          events_table: str = "events", dialect: str = "duckdb",
+                          size: int | None = PROFILE_SIZE) -> exp.Select | None:
+    """`lead_id, topic, weight, rank` for each lead's top `size` topics (weight > 0), or None
+    where the model has no interest rule that can match these events. The events are read
+    once, in CTE `iv` (DuckDB stages it, see `with_interests`)."""
+    flags = topic_flags(compile_interests(model), events_columns)
+    if not flags:
+        return None
+    interests = [interest for interest, _ in flags]
+    distinct = distinct_columns(tuple(interests), events_columns)
+    ts = col("ts")
+    iv = exp.select(col("lead_id"), ts.copy(), *(col(c) for c in distinct),
+                    *(flag for _, flag in flags)) \
+        .from_(_table(events_table)) \
+        .where(and_(exp.LTE(this=ts.copy(), expression=exp.Literal.number(as_of_us)),
+                    or_(*(_matches(i.rule.matcher, events_columns) for i in interests))))
+    each, buckets = counted_rows(interests, "iv", events_columns, model.timezone, dialect,
+                                 distinct)
+    plan = ranked_plan(interests, totals_plan(interests, each, buckets, as_of_us, distinct),
+                       size)
+    return plan.with_("iv", as_=iv)
 
 
 def profiles(long: pa.Table) -> dict[str, list[dict[str, Any]]]:
@@ -131,7 +221,12 @@ def with_interests(con: Any, model: Model, events_table: str,
     plan = compile_interest_plan(model, events_columns, as_of_us, events_table=events_table)
     found: dict[str, list[dict[str, Any]]] = {}
     if plan is not None and scores.num_rows:
-        found = profiles(con.sql(plan.sql(dialect="duckdb")).to_arrow_table())
+        found = profiles(run_staged(con, plan, "iv"))
+    return with_profiles(scores, found)
+
+
+def with_profiles(scores: pa.Table, found: dict[str, list[dict[str, Any]]]) -> pa.Table:
+    """`scores` with the `interests` column: each lead's profile in `found`, else empty."""
     lead_ids = scores.column("lead_id").to_pylist()
     column = pa.array([found.get(lead_id, []) for lead_id in lead_ids], INTEREST_TYPE)
     return scores.append_column(pa.field("interests", INTEREST_TYPE), column)
@@ -140,3 +235,11 @@ def with_interests(con: Any, model: Model, events_table: str,
 def output_schema(score_schema: pa.Schema) -> pa.Schema:
     """The scores table's schema: the plan's columns, then `interests`."""
     return score_schema.append(pa.field("interests", INTEREST_TYPE))
+
+
+def run_staged(con: Any, plan: exp.Select, cte: str) -> pa.Table:
+    """Run a plan on DuckDB with its CTE `cte` staged as a temporary table: DuckDB would
+    otherwise read the events once per reference (once per interest rule here)."""
+    from leadscore.engine.batch import stage_cte
+
+    return stage_cte(con, plan, cte)
