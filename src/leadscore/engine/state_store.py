@@ -22,7 +22,8 @@ latest times take the maximum, first purchases the minimum, buckets keep their l
 event folds in exactly, in any order, except one kind of *late* event (older than ref, found in
 a new file) of a `daily`/`weekly` rule whose bucket is already closed: those leads are
 recomputed from all the files (a partial recompute). A changed or vanished file, a changed model
-or T < ref rebuild the state from all files. Interest rules are not kept in the state yet.
+or T < ref rebuild the state from all files. Interest rules keep their own per-lead, per-topic
+state beside it (engine.interest_state: interests.parquet, interest_buckets.parquet).
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ from leadscore.engine.compiler import (
     col,
     compile_plan,
 )
-from leadscore.engine.interest_plan import with_interests
+from leadscore.engine.interest_plan import with_profiles
+from leadscore.engine.interest_state import InterestFold
 from leadscore.engine.program_sql import points_sql, stage_sql
-from leadscore.errors import EngineError, InputError
+from leadscore.errors import EngineError
 from leadscore.io import partitions
 from leadscore.model.compiled import CUSTOMER_RANK, CompiledModel, EngagementRule, compile_model
 from leadscore.model.interests import compile_interests
@@ -329,9 +331,6 @@ def score_with_state(model: Model, events: str, leads: str | None, as_of_us: int
                      ) -> tuple[pa.Table, RunReport]:
     """Score `model` at `as_of_us` from the state in `state_dir` plus the events files it has
     not read; the state is then saved for the next run. `events` is a file, folder or glob."""
-    if compile_interests(model):
-        raise InputError(f"model {model.name!r}: --state does not keep interest rules yet; "
-                         "score it without --state")
     layout = Layout.of(model)
     folder = Path(state_dir) / model.name
     meta_path = folder / "meta.json"
@@ -357,19 +356,20 @@ def score_with_state(model: Model, events: str, leads: str | None, as_of_us: int
         read_leads(leads, con, name=leads_name)
         leads_columns = _columns(con, leads_name)
     prefix = f"__state_{abs(hash(model.name)) % 10**8}"
+    interests = InterestFold(con, model, prefix) if compile_interests(model) else None
     if reason:
-        state, columns = _rebuild(con, layout, files, as_of_us, prefix, step)
+        state, columns = _rebuild(con, layout, files, as_of_us, prefix, step, interests)
         report = RunReport("rebuild", reason, len(files))
     else:
         state, columns, report = _advance(con, layout, meta, folder, files, as_of_us, prefix,
-                                          step)
+                                          step, interests)
     scores = scores_from_state(con, model, layout, state, columns, leads_name, leads_columns)
-    scores = with_interests(con, model, "__unused", {}, as_of_us, scores)
+    scores = with_profiles(scores, interests.profiles() if interests is not None else {})
     pending = _pending(con, files if reason else [*_new_files(seen, files), *meta.get(
         "pending", [])], as_of_us)
     _save(con, state, folder, {"version": STATE_VERSION, "model": fingerprint(model),
                                "ref": as_of_us, "files": signatures, "pending": pending,
-                               "columns": columns})
+                               "columns": columns}, interests)
     return scores, report
 
 
@@ -383,8 +383,8 @@ def _new_files(seen: dict[str, list[int]], files: list[str]) -> list[str]:
 
 
 def _rebuild(con: duckdb.DuckDBPyConnection, layout: Layout, files: list[str], as_of_us: int,
-             prefix: str, step: Callable[[str, int, int], None] | None
-             ) -> tuple[State, dict[str, str]]:
+             prefix: str, step: Callable[[str, int, int], None] | None,
+             interests: InterestFold | None) -> tuple[State, dict[str, str]]:
     """The state from every file, one partition at a time (buckets closed at the end)."""
     groups = partitions.partitions(files)
     state: State | None = None
@@ -398,6 +398,8 @@ def _rebuild(con: duckdb.DuckDBPyConnection, layout: Layout, files: list[str], a
         ev = _events_sql(layout, view, part_columns, f"ts <= {as_of_us}")
         state = fold(con, layout, state, ev, part_columns, as_of_us, f"{prefix}_p{done % 2}",
                      close=done == len(groups) - 1)
+        if interests is not None:
+            interests.fold(view, part_columns, f"ts <= {as_of_us}", as_of_us)
     if step:
         step("state", len(groups), len(groups))
     assert state is not None
@@ -406,9 +408,11 @@ def _rebuild(con: duckdb.DuckDBPyConnection, layout: Layout, files: list[str], a
 
 def _advance(con: duckdb.DuckDBPyConnection, layout: Layout, meta: dict[str, Any], folder: Path,
              files: list[str], as_of_us: int, prefix: str,
-             step: Callable[[str, int, int], None] | None
+             step: Callable[[str, int, int], None] | None, interests: InterestFold | None
              ) -> tuple[State, dict[str, str], RunReport]:
     old_ref = int(meta["ref"])
+    if interests is not None:
+        interests.load(folder, old_ref)
     con.sql(f"CREATE OR REPLACE TEMP TABLE {_q(prefix + '_old_leads')} AS "
             f"SELECT * FROM read_parquet({_lit(folder / 'leads.parquet')})")
     buckets = None
@@ -430,6 +434,10 @@ def _advance(con: duckdb.DuckDBPyConnection, layout: Layout, meta: dict[str, Any
             part_columns = _columns(con, view)
             columns.update(part_columns)
             parts.append(_events_sql(layout, view, part_columns, where))
+            if interests is not None:   # exact in any order: no late-event special case
+                interests.fold(view, part_columns, where, as_of_us)
+    if interests is not None and not parts:
+        interests.fold(None, columns, "false", as_of_us)
     report = RunReport("incremental", "", len(new_files) + len(pending))
     if not parts:
         state = fold(con, layout, old, _empty_events(layout, columns), columns, as_of_us,
@@ -495,7 +503,7 @@ def _lit(path: Path) -> str:
 
 
 def _save(con: duckdb.DuckDBPyConnection, state: State, folder: Path,
-          meta: dict[str, Any]) -> None:
+          meta: dict[str, Any], interests: InterestFold | None = None) -> None:
     """Write the state next to the old one, then swap it in (a crash leaves the old one)."""
     staging = folder.with_name(folder.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
@@ -503,6 +511,8 @@ def _save(con: duckdb.DuckDBPyConnection, state: State, folder: Path,
     con.sql(f"COPY {state.leads} TO {_lit(staging / 'leads.parquet')} (FORMAT parquet)")
     if state.buckets is not None:
         con.sql(f"COPY {state.buckets} TO {_lit(staging / 'buckets.parquet')} (FORMAT parquet)")
+    if interests is not None:
+        interests.save(staging)
     meta["boundary"] = state.boundary
     (staging / "meta.json").write_text(json.dumps(meta))
     if folder.exists():
