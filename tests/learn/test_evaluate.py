@@ -86,3 +86,86 @@ def test_cli_too_few_conversions_is_one_red_line(tmp_path) -> None:
     assert done.returncode == 1
     assert "learning needs at least 100000 conversions" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_predictive_is_evaluated_next_to_the_points_model() -> None:
+    from leadscore.learn.backtest import PREDICTIVE
+
+    backtest = evaluate([load_model(HAND)], DATA / "planted-events.parquet",
+                        str(DATA / "planted-leads.csv"), str(DATA / "planted-outcomes.csv"),
+                        as_of=CUT, window_days=30, replicates=30, rules=False, predictive=True)
+    points, predictive = backtest.evaluations
+    assert points.model == "planted-hand" and predictive.model == PREDICTIVE
+    assert predictive.leads == points.leads and predictive.conversions == points.conversions
+    assert 0.55 < predictive.summary["auc"] < 1
+    assert "mql_leads" not in predictive.summary and predictive.by_grade.empty
+    assert "mean_probability" in predictive.calibration
+    assert backtest.comparison["model"].tolist() == ["planted-hand", PREDICTIVE]
+    assert backtest.comparison["auc_diff_low"].iloc[1] <= backtest.comparison["auc_diff"].iloc[1]
+    assert any("trained on" in note and "as of 2026-05-02" in note for note in backtest.notes)
+
+
+def test_predictive_sees_nothing_after_the_cut_off(tmp_path) -> None:
+    # The same probabilities whether or not events and outcomes after the cut-off exist.
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from leadscore.learn.inputs import open_inputs
+    from leadscore.learn.predictive import backtest_predictive
+    from leadscore.timeutil import parse_timestamp
+
+    cut = parse_timestamp(CUT)
+    events = pq.read_table(DATA / "planted-events.parquet").to_pandas()
+    outcomes = pd.read_csv(DATA / "planted-outcomes.csv")
+    at = pd.to_datetime(outcomes["converted_at"], utc=True, format="ISO8601")
+    before = pd.Timestamp(CUT)
+    events[events["timestamp"] <= before].to_parquet(tmp_path / "events.parquet")
+    outcomes.assign(converted_at=outcomes["converted_at"].where(at <= before)).to_csv(
+        tmp_path / "outcomes.csv", index=False)
+    ids = np.array(sorted(events.loc[events["timestamp"] <= before, "lead_id"].unique()),
+                   dtype=object)
+    runs = []
+    for folder in (DATA, tmp_path):
+        names = ("planted-events.parquet", "planted-outcomes.csv") if folder == DATA else (
+            "events.parquet", "outcomes.csv")
+        data = open_inputs(str(folder / names[0]), str(DATA / "planted-leads.csv"),
+                           str(folder / names[1]))
+        runs.append(backtest_predictive(data, cut, 30, ids)[0])
+    assert runs[0] == pytest.approx(runs[1], abs=1e-9)
+    assert runs[0].std() > 0
+
+
+def test_cli_evaluate_predictive_shows_it_beside_the_model(tmp_path) -> None:
+    done = run("evaluate", "--model", str(HAND), "--events", str(DATA / "planted-events.parquet"),
+               "--leads", str(DATA / "planted-leads.csv"), "--outcomes",
+               str(DATA / "planted-outcomes.csv"), "--as-of", CUT, "--window-days", "30",
+               "--bootstrap", "20", "--predictive", "--report", "r.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ranking = done.stdout.split("Ranking")[1]
+    assert "planted-hand" in ranking and "predictive (LightGBM)" in ranking
+    assert "Difference from planted-hand" in done.stdout
+    assert "predictive (LightGBM)" in (tmp_path / "r.html").read_text()
+    assert "evaluated in" in done.stderr
+
+
+def test_progress_bar_shows_the_share_done() -> None:
+    import io
+
+    from rich.console import Console
+
+    from leadscore.learn.commands import progress_bar
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    with progress_bar(console) as step:
+        step("reading events", 0.0)
+        step("scoring", 0.4)
+        step("a step without a share")
+        step("bootstrapping", 0.9)
+    text = screen.getvalue()
+    assert "scoring" in text and " 40%" in text and " 90%" in text
+    # a step without a share keeps the bar where it was
+    assert text.index("a step without a share") < text.index(" 90%")
+    shown = text.split("a step without a share")[1].split("\r")[0]
+    assert " 40%" in shown

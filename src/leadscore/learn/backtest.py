@@ -28,6 +28,7 @@ from leadscore.timeutil import iso
 
 US_PER_DAY = 86_400_000_000
 LAST = -1e18     # the rank score of a disqualified lead
+PREDICTIVE = "predictive (LightGBM)"
 
 
 @dataclass
@@ -62,9 +63,14 @@ class Backtest:
 def evaluate(models: Model | Sequence[Model], events: Any, leads: Any = None,
              outcomes: Any = None, *, as_of: When = None, window_days: float | None = None,
              rules: bool = True, replicates: int = 200, seed: int = 0, step: Step = quiet,
-             inputs: Inputs | None = None) -> Backtest:
+             inputs: Inputs | None = None, predictive: bool = False) -> Backtest:
     """Backtest each model as of `as_of` against the outcomes in the `window_days` after it
-    (None: any time after it; outcomes without dates count as "in the window")."""
+    (None: any time after it; outcomes without dates count as "in the window").
+
+    `predictive`: also rank the same leads by the gradient-boosted add-on, trained on the
+    window before the cut-off (`predictive.backtest_predictive`), as one more evaluation after
+    the models, named `PREDICTIVE` — compared with the first model like any other, never
+    replacing it. Disqualified leads (by the first model) rank last there too."""
     model_list = [models] if isinstance(models, Model) else list(models)
     data = inputs or open_inputs(events, leads, outcomes, step=step, share=0.15)
     con = data.con
@@ -87,7 +93,8 @@ def evaluate(models: Model | Sequence[Model], events: Any, leads: Any = None,
     evaluations = []
     for i, model in enumerate(model_list):
         step(f"scoring {model.name} as of {iso(cut)}"
-             + (" with per-rule columns" if rules else ""), 0.2 + 0.7 * i / len(model_list))
+             + (" with per-rule columns" if rules else ""),
+             0.2 + (0.5 if predictive else 0.7) * i / len(model_list))
         started = time.perf_counter()
         scored = (score_rules(model, data.events, data.leads, as_of=cut, con=con) if rules
                   else score_many(model, data.events, data.leads, as_of=cut, con=con))
@@ -101,6 +108,19 @@ def evaluate(models: Model | Sequence[Model], events: Any, leads: Any = None,
         rule_table = _rules(model, frame) if rules else pd.DataFrame()
         evaluations.append(_evaluation(model, frame, cut, window_days, rule_table, {
             "score": seconds, "rules": time.perf_counter() - started}))
+    if predictive:
+        from leadscore.learn.predictive import backtest_predictive
+
+        step("training the predictive model on the window before the cut-off", 0.7)
+        started = time.perf_counter()
+        first = evaluations[0].scores
+        probability, note = backtest_predictive(data, cut, window_days,
+                                                first["lead_id"].to_numpy(), seed=seed)
+        notes.append(note)
+        frame = first[["lead_id", "converted", "disqualified"]].assign(
+            score=probability, mql=False)
+        evaluations.append(_evaluation(None, frame, cut, window_days, pd.DataFrame(),
+                                       {"score": time.perf_counter() - started}))
     step("bootstrapping confidence intervals", 0.9)
     y = evaluations[0].scores["converted"].to_numpy(dtype=float)
     aligned = [e.scores.set_index("lead_id").loc[evaluations[0].scores["lead_id"],
@@ -123,8 +143,10 @@ def evaluate(models: Model | Sequence[Model], events: Any, leads: Any = None,
     return Backtest(evaluations, pd.DataFrame(rows), notes)
 
 
-def _evaluation(model: Model, frame: pd.DataFrame, cut: int, window: float | None,
+def _evaluation(model: Model | None, frame: pd.DataFrame, cut: int, window: float | None,
                 rule_table: pd.DataFrame, seconds: dict[str, float]) -> Evaluation:
+    """A points model's evaluation, or (model None) the predictive add-on's: a ranking only,
+    no MQL, grades, temperature or stages."""
     frame = frame.sort_values("lead_id").reset_index(drop=True)
     frame["rank_score"] = np.where(frame["disqualified"], LAST, frame["score"])
     y = frame["converted"].to_numpy(dtype=float)
@@ -134,7 +156,7 @@ def _evaluation(model: Model, frame: pd.DataFrame, cut: int, window: float | Non
                                **{f"capture_{round(d * 100)}": ranked.capture(d)
                                   for d in metrics.DEPTHS},
                                "conversion_rate": float(y.mean()) if len(y) else float("nan")}
-    if model.thresholds.mql is not None:
+    if model is not None and model.thresholds.mql is not None:
         mql = frame["mql"].to_numpy(dtype=bool)
         summary.update({
             "mql_leads": int(mql.sum()),
@@ -142,10 +164,14 @@ def _evaluation(model: Model, frame: pd.DataFrame, cut: int, window: float | Non
             "mql_recall": float(y[mql].sum() / y.sum()) if y.sum() else float("nan"),
             "conversion_below_mql": float(y[~mql].mean()) if (~mql).any() else float("nan"),
         })
+    grade, temperature, stage = (_by(frame, c) if model is not None else pd.DataFrame()
+                                 for c in ("grade", "temperature", "stage"))
     return Evaluation(
-        model.name, iso(cut), window, len(frame), int(y.sum()), summary,
-        metrics.gains_table(rank, y), metrics.calibration_table(frame["score"].to_numpy(), y),
-        _by(frame, "grade"), _by(frame, "temperature"), _by(frame, "stage"), rule_table,
+        model.name if model is not None else PREDICTIVE, iso(cut), window, len(frame),
+        int(y.sum()), summary, metrics.gains_table(rank, y),
+        metrics.calibration_table(frame["score"].to_numpy(), y, probability=None if model
+                                  else frame["score"].to_numpy()),
+        grade, temperature, stage, rule_table,
         frame[["lead_id", "score", "rank_score", "converted", "disqualified", "mql"]], seconds)
 
 

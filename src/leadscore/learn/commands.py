@@ -46,7 +46,7 @@ def progress_bar(console: Console) -> Iterator[Step]:
         def step(text: str, done: float | None = None, /) -> None:
             current = progress.tasks[0].completed
             share = current if done is None else max(current, 100 * min(1.0, done))
-            progress.update(task, description=text, completed=share)
+            progress.update(task, description=text, completed=share, refresh=True)
 
         yield step
         progress.update(task, completed=100)
@@ -75,6 +75,10 @@ def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
                                                "analysis (one batch run per rule).")] = False,
         replicates: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates "
                                                 "for the intervals.")] = 200,
+        predictive: Annotated[bool, typer.Option(
+            "--predictive", help="Also rank the same leads by a gradient-boosted model "
+            "(LightGBM) trained on the window before the cut-off, shown next to the points "
+            "models for comparison.")] = False,
     ) -> None:
         """Backtest models: how well their scores as of a cut-off rank who converted after."""
         from leadscore.cli import err, out, say
@@ -87,7 +91,7 @@ def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
         with progress_bar(err) as step:
             backtest = run(models, events, leads, outcomes, as_of=as_of,
                            window_days=window_days, rules=not no_rules,
-                           replicates=replicates, step=step)
+                           replicates=replicates, step=step, predictive=predictive)
             files = write_html(backtest, report) if report is not None else []
         show(backtest, out)
         for file in files:
