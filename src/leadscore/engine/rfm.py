@@ -75,20 +75,24 @@ def customer_facts(model: CompiledModel | Model, events: Sequence[Event], as_of:
             "tenure_days": (as_of - first) / US_PER_DAY}
 
 
-def rfm_sql(model: Model, events_table: str, columns: Mapping[str, str], as_of: int) -> str:
-    """The batch query: one row per customer of `model` (DuckDB SQL)."""
+def purchase_sql(model: Model, columns: Mapping[str, str]) -> str:
+    """DuckDB SQL of "this event is a purchase under `model`" over the canonical events."""
     from leadscore.engine.compiler import _matches
 
-    compiled = compile_model(model)
-    matchers = _purchase_rules(compiled)
+    matchers = _purchase_rules(compile_model(model))
     hit = or_(*(_matches(m, columns) for m in matchers)) if matchers else exp.false()
+    return hit.sql(dialect="duckdb")
+
+
+def rfm_sql(model: Model, events_table: str, columns: Mapping[str, str], as_of: int) -> str:
+    """The batch query: one row per customer of `model` (DuckDB SQL)."""
     value = purchase_value(columns).sql(dialect="duckdb")
     name = model.name.replace("'", "''")
     return (f"SELECT lead_id, '{name}' AS model, "
             f"CAST({as_of} - MAX(ts) AS DOUBLE) / {US_PER_DAY} AS recency_days, "
             f"COUNT(*) AS frequency, CAST(SUM({value}) AS DOUBLE) AS monetary, "
             f"CAST({as_of} - MIN(ts) AS DOUBLE) / {US_PER_DAY} AS tenure_days "
-            f'FROM "{events_table}" WHERE ts <= {as_of} AND ({hit.sql(dialect="duckdb")}) '
+            f'FROM "{events_table}" WHERE ts <= {as_of} AND ({purchase_sql(model, columns)}) '
             "GROUP BY lead_id")
 
 

@@ -16,6 +16,7 @@ _EXPORTS = {
     "Learned": "leadscore.learn.scorecard", "LearnError": "leadscore.learn.scorecard",
     "Outcomes": "leadscore.learn.outcomes", "read_outcomes": "leadscore.learn.outcomes",
     "fit_predictive": "leadscore.learn.predictive",
+    "evaluate_repeat": "leadscore.learn.repeat",
     "generate_planted_world": "leadscore.demo.planted",
 }
 

@@ -122,6 +122,13 @@ def evaluate(models: Model | Sequence[Model], events: Any, leads: Any = None,
         evaluations.append(_evaluation(None, frame, cut, window_days, pd.DataFrame(),
                                        {"score": time.perf_counter() - started}))
     step("bootstrapping confidence intervals", 0.9)
+    return compare(evaluations, notes, replicates=replicates, seed=seed)
+
+
+def compare(evaluations: list[Evaluation], notes: list[str], *, replicates: int = 200,
+            seed: int = 0) -> Backtest:
+    """Intervals for every evaluation (same leads, same order) and paired differences from
+    the first."""
     y = evaluations[0].scores["converted"].to_numpy(dtype=float)
     aligned = [e.scores.set_index("lead_id").loc[evaluations[0].scores["lead_id"],
                                                  "rank_score"].to_numpy()
@@ -144,9 +151,10 @@ def evaluate(models: Model | Sequence[Model], events: Any, leads: Any = None,
 
 
 def _evaluation(model: Model | None, frame: pd.DataFrame, cut: int, window: float | None,
-                rule_table: pd.DataFrame, seconds: dict[str, float]) -> Evaluation:
-    """A points model's evaluation, or (model None) the predictive add-on's: a ranking only,
-    no MQL, grades, temperature or stages."""
+                rule_table: pd.DataFrame, seconds: dict[str, float], *,
+                name: str = PREDICTIVE) -> Evaluation:
+    """A points model's evaluation, or (model None) a ranking's only — the predictive add-on's
+    or a customer-lifecycle field's (`name`): no MQL, grades, temperature or stages."""
     frame = frame.sort_values("lead_id").reset_index(drop=True)
     frame["rank_score"] = np.where(frame["disqualified"], LAST, frame["score"])
     y = frame["converted"].to_numpy(dtype=float)
@@ -167,10 +175,11 @@ def _evaluation(model: Model | None, frame: pd.DataFrame, cut: int, window: floa
     grade, temperature, stage = (_by(frame, c) if model is not None else pd.DataFrame()
                                  for c in ("grade", "temperature", "stage"))
     return Evaluation(
-        model.name if model is not None else PREDICTIVE, iso(cut), window, len(frame),
+        model.name if model is not None else name, iso(cut), window, len(frame),
         int(y.sum()), summary, metrics.gains_table(rank, y),
-        metrics.calibration_table(frame["score"].to_numpy(), y, probability=None if model
-                                  else frame["score"].to_numpy()),
+        metrics.calibration_table(frame["score"].to_numpy(), y,
+                                  probability=frame["score"].to_numpy()
+                                  if model is None and name == PREDICTIVE else None),
         grade, temperature, stage, rule_table,
         frame[["lead_id", "score", "rank_score", "converted", "disqualified", "mql"]], seconds)
 

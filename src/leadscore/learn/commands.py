@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 EVENTS_HELP = "Events: .parquet, .csv or .jsonl (Segment messages)."
 OUTCOMES_HELP = ("Outcomes: a file with lead_id and converted (0/1) and/or converted_at, or "
                  "event:<name> (e.g. 'event:Order Completed') to read them from the events.")
+EVALUATE_OUTCOMES_HELP = (OUTCOMES_HELP + " Or buys-again: of the customers at the cut-off, "
+                          "who buys again within --window-days, ranked by recency, frequency, "
+                          "monetary value, tenure and each model's score.")
 
 
 @contextmanager
@@ -61,7 +64,8 @@ def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
         model: Annotated[list[Path], typer.Option("--model", "-m", help="A model file; "
                                                   "repeat to compare models side by side.")],
         events: Annotated[str, typer.Option("--events", "-e", help=EVENTS_HELP)],
-        outcomes: Annotated[str, typer.Option("--outcomes", "-o", help=OUTCOMES_HELP)],
+        outcomes: Annotated[str, typer.Option("--outcomes", "-o",
+                                              help=EVALUATE_OUTCOMES_HELP)],
         as_of: Annotated[str, typer.Option("--as-of", help="The cut-off (ISO 8601): scores "
                                            "see only events up to it.")],
         leads: Annotated[str | None, typer.Option("--leads", "-l", help="Leads (traits).")
@@ -83,15 +87,21 @@ def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
         """Backtest models: how well their scores as of a cut-off rank who converted after."""
         from leadscore.cli import err, out, say
         from leadscore.learn.backtest import evaluate as run
+        from leadscore.learn.repeat import BUYS_AGAIN, evaluate_repeat
         from leadscore.learn.report import show, write_html
         from leadscore.model import load_models
 
         models = load_models(list(model))
         started = time.monotonic()
         with progress_bar(err) as step:
-            backtest = run(models, events, leads, outcomes, as_of=as_of,
-                           window_days=window_days, rules=not no_rules,
-                           replicates=replicates, step=step, predictive=predictive)
+            if outcomes == BUYS_AGAIN:
+                backtest = evaluate_repeat(models, events, leads, as_of=as_of,
+                                           within_days=window_days, replicates=replicates,
+                                           step=step)
+            else:
+                backtest = run(models, events, leads, outcomes, as_of=as_of,
+                               window_days=window_days, rules=not no_rules,
+                               replicates=replicates, step=step, predictive=predictive)
             files = write_html(backtest, report) if report is not None else []
         show(backtest, out)
         for file in files:
