@@ -187,13 +187,25 @@ def score(
     if engine not in ("duckdb", "spark"):
         fail(f"error: --engine {engine!r}: expected duckdb or spark")
     if engine == "spark":
-        if state is not None or accounts_out is not None:
-            fail("error: --state and --accounts run on DuckDB; drop them or --engine spark")
+        if state is not None:
+            fail("error: --state runs on DuckDB; drop it or --engine spark")
         if scale.REMOTE_MARK not in out:
             _check_output(Path(out))
+        if accounts_out is not None:
+            _check_output(accounts_out)
         rows = scale.score_on_spark(models, events, leads, out, when, master, err)
         say(f"wrote {rows:,} scores to {out} on Spark ({master}) (as of {iso(when)}) in "
             f"{time.monotonic() - started:.1f} s", "green")
+        if accounts_out is not None:
+            from leadscore.engine.account_plan import score_accounts
+            from leadscore.engine.spark import session
+
+            # The account plan on Spark too (it scores the leads again: the scores above
+            # were written by Spark, not kept).
+            account_rows = score_accounts(models, events, leads, account_traits, as_of=when,
+                                          engine="spark", spark=session(master))
+            write_table(account_rows, accounts_out)
+            say(f"wrote {account_rows.num_rows:,} account scores to {accounts_out}", "green")
         return
     out_path = Path(out)
     _check_output(out_path)

@@ -1,5 +1,6 @@
 """Golden files for account scoring (tests/fixtures/golden-accounts/*.yaml), the arithmetic
-written out in each, on the incremental and the batch engine."""
+written out in each, on the incremental engine, DuckDB and Spark (the same account plan,
+rendered for Spark), and Spark's account rows and lead links equal to DuckDB's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from leadscore.engine.account_plan import score_accounts
 from leadscore.engine.accounts import AccountScorer
+from leadscore.engine.batch import score_many
 from leadscore.engine.incremental import Scorer
 from leadscore.events import event_from_row, lead_from_row
 from tests.engine.test_golden import load_case, table
@@ -40,17 +42,23 @@ def incremental(case: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s.account_id: s.row() for s in scorer.scores(as_of=as_of)}
 
 
-def batch(case: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def batch(case: dict[str, Any], **engine: Any) -> dict[str, dict[str, Any]]:
     events, leads, accounts = frames(case)
-    rows = score_accounts(case["model"], events, leads, accounts, as_of=case["as_of"])
+    rows = score_accounts(case["model"], events, leads, accounts, as_of=case["as_of"], **engine)
     return {row["account_id"]: row for row in rows.to_pylist()}
 
 
-@pytest.mark.parametrize("engine", ["incremental", "duckdb"])
+@pytest.mark.parametrize("engine", ["incremental", "duckdb",
+                                    pytest.param("spark", marks=pytest.mark.spark)])
 @pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
-def test_golden_accounts(path: Path, engine: str) -> None:
+def test_golden_accounts(path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     case = load_case(path)
-    accounts = incremental(case) if engine == "incremental" else batch(case)
+    if engine == "incremental":
+        accounts = incremental(case)
+    elif engine == "spark":
+        accounts = batch(case, engine="spark", spark=request.getfixturevalue("spark"))
+    else:
+        accounts = batch(case)
     for want in case["expected"]:
         got = accounts[want["account_id"]]
         for column, value in want.items():
@@ -62,3 +70,21 @@ def test_golden_accounts(path: Path, engine: str) -> None:
             else:
                 ok = actual == value
             assert ok, f"{path.name}: {want['account_id']}: {column} = {actual!r}, want {value!r}"
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
+def test_spark_accounts_and_links_equal_duckdb(path: Path, spark: Any) -> None:
+    case = load_case(path)
+    duck, on_spark = batch(case), batch(case, engine="spark", spark=spark)
+    assert duck.keys() == on_spark.keys() and duck
+    for account_id, row in duck.items():
+        for column, value in row.items():
+            other = on_spark[account_id][column]
+            assert (math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-9)
+                    if isinstance(value, float) else value == other), (account_id, column)
+    events, leads, accounts = frames(case)
+    links = [score_many(case["model"], events, leads, as_of=case["as_of"], accounts=accounts,
+                        **engine).select(["lead_id", "account_id", "account_match"]).to_pylist()
+             for engine in ({}, {"engine": "spark", "spark": spark})]
+    assert links[0] == links[1] and any(r["account_id"] for r in links[0])

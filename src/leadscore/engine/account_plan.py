@@ -275,6 +275,11 @@ def run_accounts(con: Any, model: Model, scores: pa.Table, leads_table: str | No
         result = con.sql(plan.sql(dialect="duckdb")).to_arrow_table()
     finally:
         con.unregister(scores_name)
+    return account_table(account, result)
+
+
+def account_table(account: CompiledAccount, result: pa.Table) -> pa.Table:
+    """The account plan's rows (any engine) in ACCOUNT_SCHEMA: role flags as lists."""
     wanted = [role for role, _ in account.roles]
     flags = [result.column(f"r{i}").to_pylist() for i in range(len(wanted))]
     engaged = [[r for r, f in zip(wanted, row, strict=True) if f] for row in zip(*flags,
@@ -298,25 +303,38 @@ def run_links(con: Any, leads_table: str, lead_columns: Mapping[str, str],
               accounts_table: str | None, account_columns: Mapping[str, str]) -> pa.Table:
     """`lead_id, account_id, account_match` of every lead with an account (DuckDB)."""
     query = links_query(leads_table, lead_columns, accounts_table, account_columns)
-    result = con.sql(query.sql(dialect="duckdb")).to_arrow_table()
+    return link_table(con.sql(query.sql(dialect="duckdb")).to_arrow_table())
+
+
+def link_table(result: pa.Table) -> pa.Table:
+    """The links query's rows (any engine) in LINK_SCHEMA."""
     return pa.Table.from_arrays([result.column(f.name).cast(f.type) for f in LINK_SCHEMA],
                                 schema=LINK_SCHEMA)
 
 
 def score_accounts(models: Model | list[Model], events: Any, leads: Any = None,
                    accounts: Any = None, *, as_of: Any = None, con: Any = None,
-                   scores: pa.Table | None = None) -> pa.Table:
+                   scores: pa.Table | None = None, engine: str = "duckdb",
+                   spark: Any = None) -> pa.Table:
     """Every account under every model with an `account:` section, at `as_of` (default now).
 
     `accounts`: a table with `account_id` and trait columns (incl. `domain`). Accounts are
     those of the table and those a lead's `account_id` names. `scores`: the leads' scores of
     `score_many` at the same `as_of`, where already computed. One row per account and model
-    (ACCOUNT_SCHEMA), sorted by model then account_id.
+    (ACCOUNT_SCHEMA), sorted by model then account_id. `engine="spark"` runs the same plan
+    on Spark (`engine.spark_accounts`; `spark`: a SparkSession).
     """
     from leadscore.engine import batch
 
     model_list = [models] if isinstance(models, Model) else list(models)
     as_of_us = batch._as_of_us(as_of)
+    if engine == "spark":
+        from leadscore.engine import spark as on_spark
+        from leadscore.engine.spark_accounts import score_accounts as on_spark_accounts
+
+        return on_spark_accounts(model_list, events, leads, accounts, as_of_us=as_of_us,
+                                 spark=spark if spark is not None else on_spark.session(),
+                                 scores=scores)
     own = con is None
     connection = batch.connect() if con is None else con
     try:
@@ -356,6 +374,11 @@ def with_account_links(con: Any, scores: pa.Table, leads_table: str | None,
         links = run_links(con, leads_table, lead_columns, accounts_name, account_columns)
         found = {lead: (account, kind) for lead, account, kind in zip(
             *(links.column(c).to_pylist() for c in LINK_SCHEMA.names), strict=True)}
+    return append_links(scores, found)
+
+
+def append_links(scores: pa.Table, found: dict[str, tuple[str, str]]) -> pa.Table:
+    """`scores` with `account_id` and `account_match` from lead_id → (account, kind)."""
     lead_ids = scores.column("lead_id").to_pylist()
     pairs = [found.get(lead_id, (None, None)) for lead_id in lead_ids]
     scores = scores.append_column(pa.field("account_id", pa.string()),

@@ -102,11 +102,14 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
     if engine == "spark":
         from leadscore.engine import spark as on_spark
 
-        if accounts is not None:
-            raise InputError("accounts: not supported on the Spark engine yet; use DuckDB")
+        session = spark if spark is not None else on_spark.session()
+        scored = on_spark.score_many(model_list, events, leads, as_of_us=as_of_us,
+                                     spark=session)
+        if accounts is not None:   # each lead's account_id and account_match
+            from leadscore.engine.spark_accounts import with_account_links as links_on_spark
 
-        return on_spark.score_many(model_list, events, leads, as_of_us=as_of_us,
-                                   spark=spark if spark is not None else on_spark.session())
+            scored = links_on_spark(session, scored, leads, accounts)
+        return scored
     if engine != "duckdb":
         raise InputError(f"engine {engine!r}: unknown; expected 'duckdb' or 'spark'")
     own = con is None
