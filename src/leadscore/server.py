@@ -1,15 +1,18 @@
 """Running the service: uvicorn with N worker processes, structured JSON logs, the handoff
-dispatcher, and a graceful shutdown on SIGTERM/SIGINT.
+dispatcher and the program scheduler in every worker, and a graceful shutdown on SIGTERM/SIGINT.
 
 Shutdown order: stop accepting connections, answer every request in flight (each message is
-committed before its 2xx, so an acknowledged event is never lost), close the workers' stores,
-then stop the dispatcher (an item in flight is finished or stays due) and close its store.
+committed before its 2xx, so an acknowledged event is never lost), then in each worker stop the
+dispatcher (an item in flight is finished or stays due) and the scheduler (its round in flight
+is finished: each batch of steps is one transaction), and close the worker's store.
 
-The dispatcher runs once per server, in the main process, whatever the number of workers: it
-polls the outbox every `delivery_poll_seconds`; with one worker, a request that raised a handoff
-also wakes it at once.
+Every worker process runs its own dispatcher and scheduler (`with_background`, from the app's
+lifespan), as does every host on one database: outbox items, due enrolments and program
+actions are claimed (`FOR UPDATE SKIP LOCKED` on PostgreSQL; one writer at a time on SQLite)
+and leased, so none is delivered or run twice. A request that raised a handoff wakes its own
+worker's dispatcher at once; the others poll every `delivery_poll_seconds`.
 
-The refresher too runs once per server, in the main process: every `refresh_seconds` it saves
+The refresher runs once per server, in the main process: every `refresh_seconds` it saves
 again, as of then, the scores decay has moved (`Service.refresh`), so the listing's filters
 (temperature, grade, min score) and sort see a lead cooling down without an event of its own.
 """
@@ -24,6 +27,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
 
@@ -80,7 +85,33 @@ def log_config(level: str) -> dict[str, Any]:
 def app_from_env() -> FastAPI:
     """The app of one worker process, from the settings `serve` put in the environment."""
     settings = Settings.from_json(json.loads(os.environ[SETTINGS_ENV]))
-    return create_app(settings)
+    return with_background(create_app(settings), settings)
+
+
+def with_background(app: FastAPI, settings: Settings) -> FastAPI:
+    """Run the handoff dispatcher and the program scheduler (with the segment keeper) beside
+    the app, on its store, from its start-up until its shutdown, after the last request."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with inner(app) as state:
+            from leadscore.programs.live import open_lifecycle
+
+            service = app.state.service
+            dispatcher = dispatcher_for(settings, service).start()
+            app.state.wake_dispatcher = dispatcher.wake
+            lifecycle = app.state.lifecycle = open_lifecycle(service, settings)
+            lifecycle.scheduler.start(settings.delivery_poll_seconds * 5,
+                                      keeper=lifecycle.keeper)
+            try:
+                yield state
+            finally:
+                lifecycle.scheduler.stop()
+                dispatcher.stop()
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 def dispatcher_for(settings: Settings, service: Any) -> Dispatcher:
@@ -131,12 +162,7 @@ def serve(settings: Settings) -> None:
     """Run the service until SIGTERM or SIGINT (blocking)."""
     logging.config.dictConfig(log_config(settings.log_level))
     service = open_service(settings)
-    dispatcher = dispatcher_for(settings, service).start()
     refresher = Refresher(service, settings.refresh_seconds).start()
-    from leadscore.programs.live import open_lifecycle  # segments and programs, in a thread
-
-    lifecycle = open_lifecycle(service, settings)
-    lifecycle.scheduler.start(settings.delivery_poll_seconds * 5, keeper=lifecycle.keeper)
     log.info("leadscore starting", extra={
         "host": settings.host, "port": settings.port, "workers": settings.workers,
         "db": _safe_url(settings.db), "models_dir": settings.models_dir,
@@ -156,7 +182,7 @@ def serve(settings: Settings) -> None:
             GRACEFUL_SECONDS, "server_header": False, "proxy_headers": False}
     try:
         if settings.workers <= 1:
-            app = create_app(settings, service, on_handoff=dispatcher.wake)
+            app = with_background(create_app(settings, service), settings)
             uvicorn.Server(uvicorn.Config(app, **common)).run()
         else:
             os.environ[SETTINGS_ENV] = json.dumps(settings.to_json())
@@ -168,9 +194,7 @@ def serve(settings: Settings) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        lifecycle.scheduler.stop()
         refresher.stop()
-        dispatcher.stop()
         service.close()
         log.info("leadscore stopped", extra={"signal": stopping[0] if stopping else None})
 
