@@ -115,3 +115,26 @@ def test_a_segment_selects_lapsed_or_loyal_customers(segment: str, members: set[
     chosen = load_segment("s.yaml", text=f"name: s\nmodel: shop\nwhen: {segment}\n")
     rows = segment_many([chosen], [model], _table(_events()), as_of=AS_OF).to_pylist()
     assert {r["lead_id"] for r in rows} == members
+
+
+@pytest.mark.parametrize("as_of", ["2026-06-01T00:00:00Z", "2026-12-01T00:00:00Z"])
+def test_the_example_lapsed_and_loyal_segments_follow_the_scores(as_of: str) -> None:
+    from pathlib import Path
+
+    from leadscore.model import load_models
+    from leadscore.segments.definition import load_segments
+
+    root = Path(__file__).parents[2] / "examples"
+    segments = load_segments([root / "segments" / "loyal-customers.yaml",
+                              root / "segments" / "lapsed-customers.yaml"])
+    models = load_models([root / "b2c-art-supplies.yaml"])
+    events, leads = str(root / "data" / "events.csv"), str(root / "data" / "leads.csv")
+    rows = segment_many(segments, models, events, leads, as_of=as_of).to_pylist()
+    scores = score_many(models, events, leads, as_of=as_of).to_pylist()
+    customers = [s for s in scores if s["frequency"] is not None]
+    assert customers and all(s["purchases"] == s["frequency"] for s in customers)
+    loyal = {s["lead_id"] for s in customers if s["frequency"] >= 2 and s["recency_days"] <= 90}
+    lapsed = {s["lead_id"] for s in customers if s["recency_days"] > 120}
+    assert {r["lead_id"] for r in rows if r["segment"] == "loyal customers"} == loyal
+    assert {r["lead_id"] for r in rows if r["segment"] == "lapsed customers"} == lapsed
+    assert (loyal if as_of.startswith("2026-06") else lapsed)   # each shows up at one date
