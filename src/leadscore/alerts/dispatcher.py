@@ -16,6 +16,7 @@ from typing import Any
 
 from leadscore.alerts.backoff import Backoff
 from leadscore.alerts.targets import DeliveryFailed, Target
+from leadscore.store.outbox import LEASE_US
 from leadscore.timeutil import US_PER_SECOND, now_us
 
 log = logging.getLogger("leadscore.alerts")
@@ -44,9 +45,14 @@ class Dispatcher:
         """Claim the due items and try each once; returns how many were tried."""
         if not self.targets:
             return 0
-        items = self.service.claim_due(self.batch_size, self.clock())
+        claimed = self.clock()
+        items = self.service.claim_due(self.batch_size, claimed)
         for item in items:
             if self._stop.is_set() and self._thread is not None:
+                break
+            # Slow targets: start no item so late that its lease could run out while it is
+            # delivered (another worker would take it too); the rest wait for the lease to end.
+            if self.clock() - claimed > LEASE_US // 2:
                 break
             self.deliver(item)
         return len(items)
