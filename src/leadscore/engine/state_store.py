@@ -9,7 +9,7 @@ arithmetic in the incremental engine):
                      every event counts, one per half-life; c<i> the same per capped rule;
                      g<i> the closed buckets of `daily`/`weekly` rule i; o<i> the latest time of
                      a `once` rule; pp the points programs added (model.program_events);
-                     back_key, f<rank>, buys, first_buy (lifecycle)
+                     back_key, f<rank>, buys, first_buy, last_buy, spend (lifecycle, RFM)
     buckets.parquet  the open buckets (lead, rule, day/week, distinct value → latest time):
                      every bucket of `distinct`/`once`+`distinct` rules (per value), and for
                      `daily`/`weekly` rules those from the day before `ref` on (a later event
@@ -52,6 +52,7 @@ from leadscore.engine.compiler import (
 from leadscore.engine.interest_plan import with_profiles
 from leadscore.engine.interest_state import InterestFold
 from leadscore.engine.program_sql import points_sql, stage_sql
+from leadscore.engine.rfm import purchase_value
 from leadscore.errors import EngineError
 from leadscore.io import partitions
 from leadscore.model.compiled import CUSTOMER_RANK, CompiledModel, EngagementRule, compile_model
@@ -59,7 +60,7 @@ from leadscore.model.interests import compile_interests
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY
 
-STATE_VERSION = 2      # 2: program points (pp) and stages (in back_key)
+STATE_VERSION = 3      # 2: program points (pp) and stages (in back_key); 3: last_buy, spend
 
 
 def _q(name: str) -> str:
@@ -130,6 +131,7 @@ def _events_sql(layout: Layout, view: str, columns: dict[str, str], where: str) 
                  + " AS pts")
     flags.append(("CAST(NULL AS INTEGER)" if stage is None else stage.sql(dialect="duckdb"))
                  + " AS pst")
+    flags.append(purchase_value(columns).sql(dialect="duckdb") + " AS val")   # RFM monetary
     distinct = sorted({r.distinct for r in layout.grouped
                        if r.distinct is not None and r.distinct in columns})
     keep = ", ".join(_q(c) for c in ["lead_id", "ts", *distinct])
@@ -159,7 +161,9 @@ def _fresh_sql(layout: Layout, ev: str, ref: int) -> str:
     customers = " OR ".join(f"s{s.index}" for s in layout.stages if s.rank == CUSTOMER_RANK)
     if customers:
         cols += [f"sum(CASE WHEN {customers} THEN 1 ELSE 0 END) AS buys",
-                 f"min(CASE WHEN {customers} THEN ts END) AS first_buy"]
+                 f"min(CASE WHEN {customers} THEN ts END) AS first_buy",
+                 f"max(CASE WHEN {customers} THEN ts END) AS last_buy",
+                 f"sum(CASE WHEN {customers} THEN val END) AS spend"]
     return f"SELECT {', '.join(cols)} FROM ({ev}) GROUP BY lead_id"
 
 
@@ -200,7 +204,8 @@ def _combine_sql(layout: Layout, parts: list[str]) -> str:
     cols += [f"max(f{k}) AS f{k}" for k in sorted({s.rank for s in layout.stages
                                                    if not s.back})]
     if any(s.rank == CUSTOMER_RANK for s in layout.stages):
-        cols += ["sum(buys) AS buys", "min(first_buy) AS first_buy"]
+        cols += ["sum(buys) AS buys", "min(first_buy) AS first_buy",
+                 "max(last_buy) AS last_buy", "sum(spend) AS spend"]
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM ({p})" for p in parts)
     return f"SELECT {', '.join(cols)} FROM ({union}) GROUP BY lead_id"
 
@@ -281,7 +286,8 @@ def agg_sql(layout: Layout, state: State, names: list[str]) -> str:
                                    for j in range(len(layout.half_lives))) + " AS v")
         elif name.startswith("g") and open_sums is not None:
             cols.append(f"coalesce(s.{name}, 0.0) + coalesce(q.{name}, 0.0) AS {name}")
-        elif name in ("pp", "back_key", "buys", "first_buy") or name[0] in "cgof":
+        elif name in ("pp", "back_key", "buys", "first_buy", "last_buy", "spend") \
+                or name[0] in "cgof":
             cols.append(f"s.{_q(name)}")
         else:
             raise EngineError(f"state: the plan's aggregate {name!r} is not kept in the state")
@@ -481,7 +487,8 @@ def _advance(con: duckdb.DuckDBPyConnection, layout: Layout, meta: dict[str, Any
 def _empty_events(layout: Layout, columns: dict[str, str]) -> str:
     flags = [f"false AS m{r.index}" for r in layout.compiled.rules]
     flags += [f"false AS s{s.index}" for s in layout.stages]
-    flags += ["CAST(NULL AS DOUBLE) AS pts", "CAST(NULL AS INTEGER) AS pst"]
+    flags += ["CAST(NULL AS DOUBLE) AS pts", "CAST(NULL AS INTEGER) AS pst",
+              "CAST(NULL AS DOUBLE) AS val"]
     distinct = sorted({r.distinct for r in layout.grouped
                        if r.distinct is not None and r.distinct in columns})
     values = [f"CAST(NULL AS VARCHAR) AS {_q(c)}" for c in distinct]
