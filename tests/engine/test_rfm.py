@@ -138,3 +138,13 @@ def test_the_example_lapsed_and_loyal_segments_follow_the_scores(as_of: str) -> 
     assert {r["lead_id"] for r in rows if r["segment"] == "loyal customers"} == loyal
     assert {r["lead_id"] for r in rows if r["segment"] == "lapsed customers"} == lapsed
     assert (loyal if as_of.startswith("2026-06") else lapsed)   # each shows up at one date
+
+
+@pytest.mark.spark
+def test_spark_gives_the_same_customer_fields(spark: object) -> None:
+    model = load_model("shop.yaml", text=MODEL)
+    rows = {r["lead_id"]: r for r in score_many(model, _table(_events()), as_of=AS_OF,
+                                                engine="spark", spark=spark).to_pylist()}
+    for lead, want in EXPECTED.items():
+        got = {k: rows[lead][k] for k in want}
+        assert got == pytest.approx(want) if want["frequency"] else got == want, lead
