@@ -107,3 +107,24 @@ def test_schedulers_at_once_run_each_step_and_send_each_email_once(
     assert set(box.keys) == {f"welcome|p{i}|1#0" for i in range(LEADS)}
     assert max(box.keys.values()) == 1, box.keys.most_common(3)
     assert statuses == {"sent": LEADS}
+
+
+def test_enrolment_reads_the_log_up_to_a_gap_that_may_still_fill() -> None:
+    """On PostgreSQL a transaction may commit log rows after one that took later seqs: the
+    rows past a gap wait while the gap is young (its transaction may be in flight), and go on
+    once it is older than LOG_SETTLE_US (a rolled-back transaction leaves it for good)."""
+    from types import SimpleNamespace
+
+    from leadscore.programs.scheduler import LOG_SETTLE_US, settled
+
+    now = 1_000 * LOG_SETTLE_US
+
+    def log(*rows: tuple[int, int]) -> list[Any]:
+        return [SimpleNamespace(seq=seq, received_at=at) for seq, at in rows]
+
+    young, old = now - 1, now - LOG_SETTLE_US - 1
+    assert [r.seq for r in settled(log((5, young), (6, young)), 4, now)] == [5, 6]
+    assert [r.seq for r in settled(log((5, young), (7, young), (8, young)), 4, now)] == [5]
+    assert [r.seq for r in settled(log((6, young)), 4, now)] == []
+    assert [r.seq for r in settled(log((5, old), (7, old), (8, young)), 4, now)] == [5, 7, 8]
+    assert [r.seq for r in settled(log((5, old), (7, old), (9, young)), 4, now)] == [5, 7]
