@@ -80,8 +80,12 @@ class AccountWork:
         saved = account_store.saved(connection, wanted, models)
         people = account_store.members(connection, wanted)
         traits = account_store.traits(connection, wanted)
+        # The saved states of the leads not changed here; of all the leads of an account saved
+        # as an MQA (whether it still was one just before this change, decay included).
+        mqas = {a for (a, _), row in saved.items() if row.mqa}
         reader = session.reader()
-        reader.load({lead for found in people.values() for lead in found})
+        reader.load({lead for account_id, found in people.items() for lead in found
+                     if account_id in mqas or session.loaded(lead) is None})
         rows, written = [], []
         for account_id in wanted:
             members = people[account_id]
