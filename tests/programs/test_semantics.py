@@ -210,7 +210,7 @@ steps:
     assert payload["type"] == "handoff" and payload["note"] == "asked for a demo"
     assert payload["program"] == "sales" and payload["lead_id"] == "ann"
     assert {r["rule"] for r in payload["reasons"]} >= {"has email", "signup", "demo"}
-    assert payload["interests"][0][0] == "painting"
+    assert payload["interests"] == [{"topic": "painting", "weight": 5.0}]   # as a lead's
     assert payload["interested_in"] == "interested in: painting 5"
 
 

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import TemplateError
 from sqlalchemy import Connection, bindparam, select, update
 
+from leadscore.engine.interests import handoff_interests
 from leadscore.ingest.session import Session, reason_json
-from leadscore.model.interests import summary
+from leadscore.model.interests import ranked
 from leadscore.programs.content import pick
 from leadscore.programs.definition import Program
 from leadscore.programs.runner import Action, Enrolment
@@ -135,7 +136,6 @@ class DueBatch:
 
     def _handoff(self, program: Program, action: Action, effect: dict[str, Any]) -> None:
         facts: LeadFacts = effect["facts"]
-        profile = sorted(facts.interests.items(), key=lambda p: (-p[1], p[0]))
         outbox.add(self.scheduler.service.db, self.connection, action.key, "handoff",
                    action.lead_id, program.model, {
                        "id": action.key, "type": "handoff", "source": "program",
@@ -143,7 +143,7 @@ class DueBatch:
                        "lead_id": action.lead_id, "model": program.model,
                        "at": iso(self.now), "note": effect.get("note"),
                        "traits": dict(facts.traits), **dict(facts.score or {}),
-                       "interests": profile[:5], "interested_in": summary(profile),
+                       **handoff_interests(ranked(dict(facts.interests), None)),
                        "reasons": self._reasons(action.lead_id, program.model)}, self.now)
 
     def _reasons(self, lead_id: str, model: str | None) -> list[dict[str, Any]]:
