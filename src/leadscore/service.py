@@ -255,8 +255,10 @@ class Service:
             found = account_json(session, str(account_id), model,
                                  None if as_of is None else parse_timestamp(as_of))
             if found is None:
+                having = ", ".join(sorted(session.accounts.models)) or "(none)"
                 raise NotFound(f"no model {model!r} with an `account:` section; these have "
-                               f"one: {', '.join(session.accounts.models) or '(none)'}")
+                               f"one: {having}" if model is not None else
+                               "no active model has an `account:` section")
             return found
 
     def list_accounts(self, *, model: str | None = None, min_score: float | None = None,

@@ -169,3 +169,19 @@ def test_lead_handoffs_and_the_lead_carry_interests(service: Service) -> None:
     assert lead["interests"] == [{"topic": "SUV", "weight": 5.0}]
     thirty_days = service.get_lead("bob", as_of=NOW + 30 * US_PER_DAY)
     assert thirty_days["interests"] == [{"topic": "SUV", "weight": pytest.approx(2.5)}]
+
+
+def test_accounts_wait_for_a_model_with_an_account_section(db_url: str) -> None:
+    from tests.api.conftest import MODELS as WEB
+
+    with Service.open(db_url, models_dir=WEB, background=False) as service:
+        people(service)
+        service.ingest([{**track("ann", "Demo Requested"), "timestamp": iso(now_us())}])
+        assert service.list_accounts() == ([], 0) and service.account_models() == []
+        with pytest.raises(NotFound, match="no active model has an `account:` section"):
+            service.get_account("acme")
+        # The links were kept all along: a model with an `account:` section scores them.
+        service.put_model("b2b", (MODELS / "b2b.yaml").read_text(), background=False)
+        row = acme(service)
+        assert row["leads"] == 3 and row["engagement"] == pytest.approx(30, abs=0.01)
+        assert service.account_models() == ["b2b"]
