@@ -210,6 +210,10 @@ def test_a_sales_rep_walks_through_the_dashboard(server: str, browser: object,
     expect(mobile.get_by_role("heading", level=1)).to_contain_text("Leads")
     assert mobile.evaluate("document.documentElement.scrollWidth") <= 390 + 1
     shot(mobile, "09-leads-phone")
+    mobile.goto(server + "/dashboard/accounts")
+    expect(mobile.get_by_role("heading", level=1)).to_contain_text("Accounts")
+    assert mobile.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+    shot(mobile, "10-accounts-phone")
     phone.close()
 
     # Signing out ends the session.
