@@ -167,8 +167,7 @@ def relink(db: Database, connection: Connection, lead_ids: Iterable[str]) -> set
             upserts.append(link)
     if gone:
         connection.execute(delete(account_links).where(account_links.c.lead_id.in_(gone)))
-    for link in upserts:
-        db.upsert(connection, account_links, link, ("lead_id",))
+    db.upsert_many(connection, account_links, upserts, ("lead_id",))
     return touched
 
 
