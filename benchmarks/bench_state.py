@@ -1,6 +1,7 @@
 """Incremental batch (`--state`): the full run that builds the state vs a daily run adding 1%.
 
     python benchmarks/bench_state.py --size 10m --runs 3
+    python benchmarks/bench_state.py --size 1b --runs 1   # generate.py --partitioned output
 
 The events file is split into hive partitions by month (benchmarks/data/parts-<size>/); the
 daily run adds one file holding 1% of the events again, moved one day later (the next day's
@@ -32,19 +33,22 @@ def prepare(size: str) -> tuple[Path, Path]:
     import duckdb
 
     parts = DATA / f"parts-{size}"
+    single = DATA / f"events-{size}.parquet"
+    if not single.exists() and (DATA / f"events-{size}").is_dir():
+        parts = DATA / f"events-{size}"          # generate.py --partitioned wrote it so
+    source = f"read_parquet('{single}')" if single.exists() else \
+        f"read_parquet('{parts}/**/*.parquet', hive_partitioning = false)"
     daily = DATA / f"daily-{size}" / "month=2026-07" / "part-0.parquet"
     if not parts.exists():
         duckdb.sql(f"""COPY (SELECT *, strftime("timestamp", '%Y-%m') AS month
-                    FROM read_parquet('{DATA / f"events-{size}.parquet"}'))
-                    TO '{parts}' (FORMAT parquet, PARTITION_BY (month))""")
+                    FROM {source}) TO '{parts}' (FORMAT parquet, PARTITION_BY (month))""")
     if not daily.exists():   # 1% of the events again, at their time of day on the next day
         daily.parent.mkdir(parents=True)
-        duckdb.sql(f"""COPY (SELECT * REPLACE (TIMESTAMPTZ '{AS_OF}' + ("timestamp" -
-                    date_trunc('day', "timestamp")) AS "timestamp")
-                    FROM read_parquet('{DATA / f"events-{size}.parquet"}')
+        duckdb.sql(f"""COPY (SELECT * EXCLUDE (month) REPLACE (TIMESTAMPTZ '{AS_OF}' +
+                    ("timestamp" - date_trunc('day', "timestamp")) AS "timestamp")
+                    FROM (SELECT *, NULL AS month FROM {source})
                     USING SAMPLE 1 PERCENT (system, 7)) TO '{daily}' (FORMAT parquet)""")
     return parts, daily
-
 
 def worker(events: str, state: str, as_of: str) -> dict:
     import leadscore

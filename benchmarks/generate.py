@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--row-group", type=int, default=1_000_000)
     parser.add_argument("--partitioned", action="store_true",
                         help="--out is a folder of hive partitions month=YYYY-MM/part-*.parquet")
+    parser.add_argument("--distinct-chunks", type=int, default=0, metavar="K",
+                        help="with --partitioned: generate K chunks of 50M, hard-link the rest")
     args = parser.parse_args(argv)
     if args.partitioned:
         return _partitioned(args)
@@ -258,13 +260,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _partitioned(args: argparse.Namespace) -> int:
-    """Write the events in chunks of 50M (a seed each), each split by month into --out."""
+    """Write the events in chunks of 50M (a seed each), each split by month into --out.
+
+    A chunk whose files are already there is kept (an interrupted run resumes). With
+    `--distinct-chunks K`, chunks after the first K are hard links to the files of chunk
+    `i % K`: the same rows again, at no cost in time or disk — the engine does the same work
+    per row, but leads see their history K-fold repeated (limits saturate sooner)."""
+    import os
+
     import duckdb
 
     chunk = 50_000_000
     args.out.mkdir(parents=True, exist_ok=True)
+    distinct = args.distinct_chunks or None
     for i, first in enumerate(range(0, args.events, chunk)):
+        if any(args.out.glob(f"month=*/part-{i}-*.parquet")):
+            continue
         started = time.perf_counter()
+        if distinct is not None and i >= distinct:
+            for source in args.out.glob(f"month=*/part-{i % distinct}-*.parquet"):
+                os.link(source, source.parent / source.name.replace(
+                    f"part-{i % distinct}-", f"part-{i}-", 1))
+            continue
         tmp = args.out / f".chunk-{i}.parquet"
         write_events(tmp, min(chunk, args.events - first), args.leads, seed=args.seed + i,
                      days=args.days, anonymous_share=args.anonymous_share,
@@ -277,7 +294,6 @@ def _partitioned(args: argparse.Namespace) -> int:
     if args.leads_out is not None:
         write_leads(args.leads_out, args.leads, seed=args.seed)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
