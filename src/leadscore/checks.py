@@ -30,7 +30,8 @@ from leadscore.timeutil import parse_timestamp
 
 OUTPUT_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
                   "stage", "mql", "disqualified", "disqualify_reason", "purchases",
-                  "customer_since", "tenure_days", "as_of", "interests")
+                  "customer_since", "tenure_days", "recency_days", "frequency", "monetary",
+                  "as_of", "interests")
 TIME_COLUMNS = ("customer_since", "as_of")
 ENGINES = ("incremental", "batch")
 TEST_LEAD = "test-lead"
