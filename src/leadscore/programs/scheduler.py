@@ -67,6 +67,9 @@ CURSOR = "programs"
 # On PostgreSQL a transaction may commit its log rows after another that took later seqs; a
 # gap in seq younger than this is waited for (a rolled-back transaction leaves one for good).
 LOG_SETTLE_US = 30_000_000
+# Log rows per enrolment transaction: it holds the write lock (SQLite's only one), and after
+# a burst of events 5,000 rows held it ~1 s — a stall for every request meanwhile.
+ENROL_CHUNK = 200
 KEEPER_LOCK = 0x1EAD5E65      # one segment keeper at a time on a shared PostgreSQL
 Past = dict[tuple[str, str], list[tuple[str, int]]]
 LEASE_US = 60_000_000
@@ -168,25 +171,37 @@ class Scheduler:
                 if program.enter_segment == change.segment:
                     self.enrol(connection, program, change.lead_id, change.at, now)
 
-    def enrol_from_log(self, now: int | None = None, limit: int = 5000) -> int:
-        """Enrol on events since the cursor; wake the enrolments of every lead concerned."""
+    def enrol_from_log(self, now: int | None = None, limit: int = ENROL_CHUNK) -> int:
+        """Enrol on events since the cursor; wake the enrolments of every lead concerned.
+        `limit` log rows per transaction, until the cursor has caught up."""
+        entered, full = 0, True
+        while full and not self._stop.is_set():
+            done, full = self._enrol_chunk(now, limit)
+            entered += done
+        return entered
+
+    def _enrol_chunk(self, now: int | None, limit: int) -> tuple[int, bool]:
+        """One transaction of `enrol_from_log`: how many entered, and whether it read a full
+        chunk (more may follow)."""
         when = now_us() if now is None else now
         db = self.service.db
         entering = [p for p in self.programs.values() if p.enter_event is not None]
+        # The messages are decoded only where a program enters on an event.
+        columns = [events_table.c.seq, events_table.c.user_id, events_table.c.anonymous_id,
+                   events_table.c.type, events_table.c.timestamp, events_table.c.received_at,
+                   *([events_table.c.message] if entering else [])]
 
-        def work(connection: Connection) -> int:
+        def work(connection: Connection) -> tuple[int, bool]:
             position = self._take_cursor(connection)
             if position is None:        # another worker is reading the log meanwhile
-                return 0
-            rows = connection.execute(select(
-                events_table.c.seq, events_table.c.user_id, events_table.c.anonymous_id,
-                events_table.c.type, events_table.c.message, events_table.c.timestamp,
-                events_table.c.received_at).where(
+                return 0, False
+            rows = connection.execute(select(*columns).where(
                 events_table.c.seq > position).order_by(events_table.c.seq).limit(limit)).all()
+            full, last = len(rows) == limit, rows[-1].seq if rows else position
             if db.dialect == "postgresql":
                 rows = settled(rows, position, now_us())
             if not rows:
-                return 0
+                return 0, False
             owners = leads_by_identity(connection, rows)
             found: list[tuple[Program, str, int]] = []
             for row in rows:
@@ -208,7 +223,7 @@ class Scheduler:
                     enrolments.c.due_at > when).values(due_at=when))
             db.upsert(connection, lifecycle_cursor, {"name": CURSOR,
                                                      "position": rows[-1].seq}, ("name",))
-            return entered
+            return entered, full and rows[-1].seq == last
 
         return db.write(work)
 
