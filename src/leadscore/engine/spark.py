@@ -284,8 +284,16 @@ def score_frame(models: Model | Sequence[Model], events: Any, leads: Any = None,
     events_view, events_columns, bad_events = register(spark, events, "events")
     leads_view, leads_columns, bad_leads = (None, None, None) if leads is None else \
         register(spark, leads, "leads")
+    return score_views(model_list, events_view, events_columns, leads_view, leads_columns,
+                       as_of_us=as_of_us, spark=spark), bad_events, bad_leads
+
+
+def score_views(models: Sequence[Model], events_view: str, events_columns: dict[str, str],
+                leads_view: str | None, leads_columns: dict[str, str] | None, *,
+                as_of_us: int, spark: Any) -> Any:
+    """`score_frame` over canonical views already registered (`register`)."""
     frames = []
-    for model in sorted(model_list, key=lambda m: m.name):
+    for model in sorted(models, key=lambda m: m.name):
         sql = plan_sql(model, events_view, events_columns, leads_view, leads_columns, as_of_us)
         interests = _interests_sql(model, events_view, events_columns, as_of_us)
         if interests is None:
@@ -304,8 +312,7 @@ def score_frame(models: Model | Sequence[Model], events: Any, leads: Any = None,
     result = frames[0]
     for frame in frames[1:]:
         result = result.unionAll(frame)
-    return result.select(*(_quote(c) for c in (*OUTPUT_COLUMNS, "interests"))), bad_events, \
-        bad_leads
+    return result.select(*(_quote(c) for c in (*OUTPUT_COLUMNS, "interests")))
 
 
 def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
