@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -10,8 +11,9 @@ import pytest
 from leadscore.engine.incremental import Scorer
 from leadscore.events import Event
 from leadscore.model.loader import load_model
+from leadscore.model.schema import Model
 from leadscore.segments.batch import segment_many
-from leadscore.segments.definition import load_segment, order
+from leadscore.segments.definition import Segment, load_segment, order
 from leadscore.segments.evaluate import facts_from_scorer, members
 from leadscore.timeutil import US_PER_DAY, parse_timestamp
 
@@ -108,8 +110,9 @@ def _events_table(events: list[Event]) -> pa.Table:
         "topic": pa.array([e.properties.get("topic") for e in events], pa.string())})
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_batch_and_live_memberships_agree(seed: int) -> None:
+def _case(seed: int) -> tuple[list[Segment], Model, pa.Table, pa.Table | None, int,
+                              set[tuple[str, str]], list[str]]:
+    """A random world and segments, and the memberships live evaluation gives."""
     rng = random.Random(seed)
     model = load_model("shop.yaml", text=MODEL)
     as_of = parse_timestamp("2026-05-01T12:00:00Z")
@@ -121,8 +124,6 @@ def test_batch_and_live_memberships_agree(seed: int) -> None:
     if not events:
         events = [Event("l0", as_of - 5, "track", "Order Completed", None, {"revenue": 1.0})]
     leads_table = pa.Table.from_pylist(leads) if leads else None
-    batch = segment_many(segments, [model], _events_table(events), leads_table, as_of=as_of)
-    got = {(r["lead_id"], r["segment"]) for r in batch.to_pylist()}
 
     scorer = Scorer(model)
     people = {str(row["lead_id"]): row for row in leads} | {}
@@ -137,4 +138,26 @@ def test_batch_and_live_memberships_agree(seed: int) -> None:
         mine = [e for e in events if e.lead_id == lead_id]
         facts = facts_from_scorer(scorer, lead_id, "shop", mine, as_of)
         expected |= {(lead_id, name) for name in members(segments, facts)}
+    return segments, model, _events_table(events), leads_table, as_of, expected, texts
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_batch_and_live_memberships_agree(seed: int) -> None:
+    segments, model, events, leads, as_of, expected, texts = _case(seed)
+    batch = segment_many(segments, [model], events, leads, as_of=as_of)
+    got = {(r["lead_id"], r["segment"]) for r in batch.to_pylist()}
     assert got == expected, (texts, sorted(got ^ expected))
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("seed", [0, 4, 11])
+def test_spark_memberships_equal_duckdb_and_live(seed: int, spark: Any) -> None:
+    """The same plan on Spark: the same rows as DuckDB (entered_at and order included), and
+    so the same memberships as live."""
+    segments, model, events, leads, as_of, expected, texts = _case(seed)
+    duck = segment_many(segments, [model], events, leads, as_of=as_of)
+    on_spark = segment_many(segments, [model], events, leads, as_of=as_of, engine="spark",
+                            spark=spark)
+    assert on_spark.schema == duck.schema
+    assert on_spark.to_pylist() == duck.to_pylist(), texts
+    assert {(r["lead_id"], r["segment"]) for r in on_spark.to_pylist()} == expected, texts
