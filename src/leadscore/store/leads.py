@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, exists, or_, select, update
 
 from leadscore.events import Event, event_from_message
+from leadscore.store import driver
 from leadscore.store.database import Database
 from leadscore.store.schema import accounts, events, identities, lead_state, leads, scores
 
@@ -41,15 +42,17 @@ def find_many(connection: Connection, keys: Iterable[tuple[str, str]]
     """The leads of many identities ((kind, id) → lead id), in one statement; the unknown ones
     are left out."""
     wanted = set(keys)
-    users = [i for kind, i in wanted if kind == USER]
-    anonymous = [i for kind, i in wanted if kind == ANONYMOUS]
-    if not wanted:
+    conditions, params = [], []
+    for kind in (USER, ANONYMOUS):
+        ids = [i for k, i in wanted if k == kind]
+        if ids:
+            where, values = driver.matching(connection, "id", ids)
+            conditions.append(f"(kind = {driver.mark(connection)} AND {where})")
+            params += [kind, *values]
+    if not conditions:
         return {}
-    rows = connection.execute(select(identities.c.kind, identities.c.id, identities.c.lead_id)
-                              .where(or_(and_(identities.c.kind == USER,
-                                              identities.c.id.in_(users)),
-                                         and_(identities.c.kind == ANONYMOUS,
-                                              identities.c.id.in_(anonymous)))))
+    rows = driver.select_rows(connection, "SELECT kind, id, lead_id FROM identities WHERE "
+                              + " OR ".join(conditions), params)
     return {(kind, i): lead_id for kind, i, lead_id in rows}
 
 
@@ -171,16 +174,20 @@ def load_many(connection: Connection, lead_ids: Iterable[str], *, lock: bool = F
     wanted = sorted(set(lead_ids))
     if not wanted:
         return {}
-    query = select(leads.c.id, leads.c.traits, leads.c.account_id, leads.c.merged_into).where(
-        leads.c.id.in_(wanted)).order_by(leads.c.id)
-    if lock:
-        query = query.with_for_update()
-    rows = [row for row in connection.execute(query) if row.merged_into is None]
-    account_ids = {row.account_id for row in rows if row.account_id is not None}
-    traits = dict(connection.execute(select(accounts.c.id, accounts.c.traits).where(
-        accounts.c.id.in_(account_ids))).all()) if account_ids else {}
-    return {row.id: LeadRow(row.id, dict(row.traits or {}), row.account_id,
-                            dict(traits.get(row.account_id) or {})) for row in rows}
+    where, params = driver.matching(connection, "id", wanted)
+    sql = f"SELECT id, traits, account_id, merged_into FROM leads WHERE {where} ORDER BY id"
+    if lock and driver.postgres(connection):
+        sql += " FOR UPDATE"
+    rows = [row for row in driver.select_rows(connection, sql, params) if row[3] is None]
+    account_ids = {row[2] for row in rows if row[2] is not None}
+    traits: dict[str, Any] = {}
+    if account_ids:
+        where, params = driver.matching(connection, "id", account_ids)
+        traits = {i: driver.loads(t) for i, t in driver.select_rows(
+            connection, f"SELECT id, traits FROM accounts WHERE {where}", params)}
+    return {lead_id: LeadRow(lead_id, dict(driver.loads(lead_traits) or {}), account_id,
+                             dict(traits.get(account_id) or {}))
+            for lead_id, lead_traits, account_id, _ in rows}
 
 
 def set_traits(connection: Connection, lead_id: str, traits: Mapping[str, Any],
@@ -280,16 +287,24 @@ def stored(connection: Connection, message_ids: Iterable[str]) -> set[str]:
     wanted = set(message_ids)
     if not wanted:
         return set()
-    return set(connection.execute(select(events.c.message_id).where(
-        events.c.message_id.in_(wanted))).scalars())
+    where, params = driver.matching(connection, "message_id", wanted)
+    return {row[0] for row in driver.select_rows(
+        connection, f"SELECT message_id FROM events WHERE {where}", params)}
+
+
+LOG_COLUMNS = ("message_id", "type", "user_id", "anonymous_id", "event", "path", "timestamp",
+               "received_at", "message")
 
 
 def append(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Add messages to the log in one executemany. A messageId stored already (by another
     worker since `stored` said it was not) is a unique violation: the transaction is retried
     (see `Database.write`), and the retry counts it as a duplicate."""
-    if rows:
-        connection.execute(events.insert(), list(rows))
+    marks = ", ".join([driver.mark(connection)] * len(LOG_COLUMNS))
+    driver.execute_many(
+        connection, f"INSERT INTO events ({', '.join(LOG_COLUMNS)}) VALUES ({marks})",
+        [(*(row[c] for c in LOG_COLUMNS[:-1]), driver.dumps(row["message"]))
+         for row in rows])
 
 
 def has_events(connection: Connection, lead_id: str) -> bool:

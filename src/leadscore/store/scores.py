@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, func, or_, select
 
 from leadscore.engine.incremental import Reason, Score
+from leadscore.store import driver
 from leadscore.store.database import Database
 from leadscore.store.schema import lead_state, leads, scores
 from leadscore.timeutil import iso
@@ -27,14 +28,28 @@ def states(connection: Connection, lead_id: str) -> dict[str, Any]:
         select(lead_state).where(lead_state.c.lead_id == lead_id))}
 
 
+class SavedState(NamedTuple):
+    """A lead's saved engine state under one model (a row of `lead_state`)."""
+
+    lead_id: str
+    model: str
+    model_version: int
+    latest: int | None
+    state: dict[str, Any]
+
+
 def states_many(connection: Connection, lead_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The saved engine state rows of many leads (lead id → model name → row), in one
     statement; a lead without any is left out."""
     wanted = set(lead_ids)
     found: dict[str, dict[str, Any]] = {}
     if wanted:
-        for row in connection.execute(select(lead_state).where(lead_state.c.lead_id.in_(wanted))):
-            found.setdefault(row.lead_id, {})[row.model] = row
+        where, params = driver.matching(connection, "lead_id", wanted)
+        for lead_id, model, version, latest, state in driver.select_rows(
+                connection, "SELECT lead_id, model, model_version, latest, state "
+                f"FROM lead_state WHERE {where}", params):
+            found.setdefault(lead_id, {})[model] = SavedState(
+                lead_id, model, version, latest, driver.loads(state))
     return found
 
 
@@ -112,11 +127,25 @@ class Saving:
             "as_of": score.as_of, "reasons": [reason_dict(r) for r in score.reasons]})
 
     def write(self, db: Database, connection: Connection) -> None:
-        db.upsert_many(connection, lead_state, self.states, ("lead_id", "model"))
-        db.upsert_many(connection, scores, self.scores, ("lead_id", "model"))
+        """Through the driver (see `store.driver`): one executemany per table."""
+        dumps = driver.dumps
+        driver.execute_many(connection, driver.upsert_sql(
+            connection, "lead_state", STATE_COLUMNS, KEYS), [
+            (r["lead_id"], r["model"], r["model_version"], r["latest"], dumps(r["state"]),
+             r["updated_at"]) for r in self.states])
+        driver.execute_many(connection, driver.upsert_sql(
+            connection, "scores", SCORE_COLUMNS, KEYS), [
+            (*(r[c] for c in SCORE_COLUMNS[:-1]), dumps(r["reasons"])) for r in self.scores])
         if self.dropped:
             connection.execute(self._DROP, self.dropped)
         self.states, self.scores, self.dropped = [], [], []
+
+
+KEYS = ("lead_id", "model")
+STATE_COLUMNS = ("lead_id", "model", "model_version", "latest", "state", "updated_at")
+SCORE_COLUMNS = ("lead_id", "model", "model_version", "fit", "engagement", "score", "grade",
+                 "temperature", "stage", "mql", "disqualified", "disqualify_reason",
+                 "purchases", "customer_since", "as_of", "reasons")   # JSON last
 
 
 def _many(value: str | Sequence[str] | None) -> list[str] | None:
