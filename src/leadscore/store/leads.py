@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, delete, exists, or_, select, update
 from leadscore.events import Event, event_from_message
 from leadscore.store import driver
 from leadscore.store.database import Database
+from leadscore.store.lifecycle import follow_merge
 from leadscore.store.schema import accounts, events, identities, lead_state, leads, scores
 
 USER, ANONYMOUS = "user", "anonymous"
@@ -234,7 +235,8 @@ def account_leads(connection: Connection, account_id: str) -> list[str]:
 
 def merge(connection: Connection, source: str, target: str, now: int) -> None:
     """Merge lead `source` into `target`: its identities, events and traits (the target's
-    traits win) become the target's; its state and scores go (rescore the target)."""
+    traits win) become the target's; its state and scores go (rescore the target); its
+    programs and segments follow (`follow_merge`)."""
     source_row = connection.execute(select(leads.c.traits, leads.c.account_id).where(
         leads.c.id == source)).first()
     target_row = connection.execute(select(leads.c.traits, leads.c.account_id).where(
@@ -250,6 +252,7 @@ def merge(connection: Connection, source: str, target: str, now: int) -> None:
         merged_into=target, updated_at=now))
     connection.execute(delete(lead_state).where(lead_state.c.lead_id == source))
     connection.execute(delete(scores).where(scores.c.lead_id == source))
+    follow_merge(connection, source, target, now)
 
 
 def events_of(connection: Connection, lead_id: str) -> list[Event]:

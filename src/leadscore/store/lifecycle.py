@@ -10,11 +10,15 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     Index,
     Integer,
     String,
     Table,
     Text,
+    delete,
+    select,
+    update,
 )
 
 from leadscore.store.schema import Micros, Serial, metadata
@@ -122,3 +126,37 @@ email_sends = Table(        # every e-mail handed to a program action, for the w
 
 LIFECYCLE_TABLES = (segment_members, segment_history, segment_sizes, segment_recheck,
                     lifecycle_cursor, enrolments, journeys, actions, unsubscribes, email_sends)
+
+
+def follow_merge(connection: Connection, source: str, target: str, now: int) -> None:
+    """What programs and segments know of lead `source` goes with it into `target` (alias):
+    an unsubscribe holds for the merged person, e-mails sent count towards its weekly limit,
+    and its active enrolments go on as the target's — or exit as `merged` where the target is
+    already in that program, so one person never gets a program's e-mails twice. Its segment
+    memberships end; the target's are its own."""
+    if connection.execute(select(unsubscribes.c.lead_id).where(
+            unsubscribes.c.lead_id == source)).first() is not None:
+        if connection.execute(select(unsubscribes.c.lead_id).where(
+                unsubscribes.c.lead_id == target)).first() is None:
+            connection.execute(update(unsubscribes).where(
+                unsubscribes.c.lead_id == source).values(lead_id=target))
+        else:
+            connection.execute(delete(unsubscribes).where(unsubscribes.c.lead_id == source))
+    connection.execute(update(email_sends).where(email_sends.c.lead_id == source).values(
+        lead_id=target))
+    taken = set(connection.execute(select(enrolments.c.program).where(
+        enrolments.c.lead_id == target, enrolments.c.status == "active")).scalars())
+    for enrolment_id, program in connection.execute(select(
+            enrolments.c.id, enrolments.c.program).where(
+            enrolments.c.lead_id == source, enrolments.c.status == "active")).all():
+        if program in taken:
+            connection.execute(update(enrolments).where(enrolments.c.id == enrolment_id).values(
+                status="exited", exit_reason="merged", due_at=None, updated_at=now))
+        else:
+            connection.execute(update(enrolments).where(enrolments.c.id == enrolment_id).values(
+                lead_id=target, updated_at=now))
+    connection.execute(update(segment_history).where(
+        segment_history.c.lead_id == source, segment_history.c.left_at.is_(None)).values(
+        left_at=now))
+    connection.execute(delete(segment_members).where(segment_members.c.lead_id == source))
+    connection.execute(delete(segment_recheck).where(segment_recheck.c.lead_id == source))
