@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from leadscore.programs.definition import load_programs
-from leadscore.programs.scheduler import Scheduler, journey_rows
+from leadscore.programs.scheduler import Scheduler, journey_rows, unsubscribe
 from leadscore.service import Service
 from leadscore.store import outbox
-from leadscore.store.lifecycle import actions, email_sends, enrolments
+from leadscore.store.lifecycle import actions, email_sends, enrolments, journeys, unsubscribes
 from leadscore.timeutil import iso
 from tests.alerts.receiver import Receiver
 
@@ -252,3 +252,64 @@ steps:
     assert found["ann"].status == "pending" and found["ann"].payload["subject"] == "Hello Ann"
     assert found["bob"].status == "failed" and "first_name" in found["bob"].last_error
     assert {r.status for r in world.rows(enrolments)} == {"done"}
+
+
+STEPS_WITH_A_WAIT = """
+name: welcome
+model: shop
+enter: {on: {event: Newsletter Subscribed}}
+steps:
+  - {id: hello, send_email: {template: hello}}
+  - wait: {days: 1}
+  - {id: again, send_email: {template: hello}}
+"""
+
+
+def test_an_alias_merge_carries_enrolments_and_unsubscribes_to_the_merged_lead(make: Any
+                                                                              ) -> None:
+    world = make({"welcome": STEPS_WITH_A_WAIT})
+    t0 = utc("2026-03-02T15:00:00")
+    for lead in ("ann", "bob", "cat"):
+        world.send(lead, "Newsletter Subscribed", t0, email=f"{lead}@x.example",
+                   first_name=lead.title())
+    world.run(t0)
+    world.send("dan", "Page Viewed", t0, email="dan@x.example", first_name="Dan")
+    with world.service.db.read() as connection:
+        assert connection.execute(select(unsubscribes)).all() == []
+    world.service.ingest([{"type": "alias", "userId": "dan", "previousId": "bob",
+                           "messageId": "a1", "timestamp": iso(t0 + HOUR)}])  # bob is dan
+    unsubscribe(world.service, "cat", "test", t0 + HOUR)        # cat, unsubscribed, is ann
+    world.service.ingest([{"type": "alias", "userId": "ann", "previousId": "cat",
+                           "messageId": "a2", "timestamp": iso(t0 + 2 * HOUR)}])
+    world.run(t0 + 2 * DAY)
+    second = {r.lead_id: r.payload["to"] for r in world.rows(actions) if r.id.endswith("#2")}
+    # bob's enrolment went on as dan's, to dan's address; cat's exited (ann is in the program)
+    # and ann, now unsubscribed through cat, is e-mailed no more.
+    assert second == {"dan": "dan@x.example"}
+    status = {r.id: (r.lead_id, r.status, r.exit_reason) for r in world.rows(enrolments)}
+    assert status["welcome|bob|1"] == ("dan", "done", "done")
+    assert status["welcome|cat|1"] == ("cat", "exited", "merged")
+    again = {r.step: r.detail for r in world.rows(journeys, journeys.c.lead_id == "ann")}
+    assert again["again"] == "suppressed: unsubscribed"
+    assert [r.lead_id for r in world.rows(unsubscribes)] == ["ann"]
+
+
+def test_an_enrolment_that_cannot_advance_holds_up_no_other(make: Any) -> None:
+    world = make({"welcome": STEPS_WITH_A_WAIT})
+    t0 = utc("2026-03-02T15:00:00")
+    for lead in ("ann", "bob"):
+        world.send(lead, "Newsletter Subscribed", t0, email=f"{lead}@x.example",
+                   first_name=lead.title())
+    world.run(t0)
+    with world.service.db.engine.begin() as connection:   # a lead removed by hand, say
+        connection.execute(update(enrolments).where(enrolments.c.lead_id == "bob").values(
+            lead_id="ghost"))
+    world.run(t0 + 2 * DAY)
+    assert [r.lead_id for r in world.rows(actions) if r.id.endswith("#2")] == ["ann"]
+    ghost = world.rows(enrolments, enrolments.c.lead_id == "ghost")[0]
+    assert ghost.status == "active" and ghost.state["failures"] == 1
+    assert "ghost" in ghost.state["error"] and ghost.due_at == t0 + 2 * DAY + 60_000_000
+    for minutes in range(1, 20):                       # put off 1, 2, 4, 8 minutes: then out
+        world.run(t0 + 2 * DAY + minutes * 8 * 60_000_000)
+    ghost = world.rows(enrolments, enrolments.c.lead_id == "ghost")[0]
+    assert (ghost.status, ghost.exit_reason, ghost.state["failures"]) == ("exited", "error", 5)

@@ -73,6 +73,8 @@ ENROL_CHUNK = 200
 KEEPER_LOCK = 0x1EAD5E65      # one segment keeper at a time on a shared PostgreSQL
 Past = dict[tuple[str, str], list[tuple[str, int]]]
 LEASE_US = 60_000_000
+MAX_FAILURES = 5              # an enrolment failing this often in a row exits as `error`
+DAY_US = 86_400_000_000
 
 
 @dataclass
@@ -246,7 +248,13 @@ class Scheduler:
         number of steps executed."""
         total = 0
         while not self._stop.is_set():
-            done, steps = self.service.db.write(lambda c: self._tick(c, now))
+            try:
+                done, steps = self.service.db.write(lambda c: self._tick(c, now))
+            except Exception:
+                # One enrolment that cannot advance must not hold up every other one behind
+                # it (it is first again at each round): run this batch's one at a time.
+                log.exception("a batch of program steps failed; running it one by one")
+                done, steps = self._one_by_one(now)
             total += steps
             if steps:
                 log.info("program steps run", extra={"enrolments": done, "steps": steps})
@@ -254,12 +262,42 @@ class Scheduler:
                 break
         return total
 
-    def _tick(self, connection: Connection, now: int | None) -> tuple[int, int]:
+    def _one_by_one(self, now: int | None) -> tuple[int, int]:
+        """The due batch, one enrolment per transaction; one that fails again is put off
+        (`_put_off`). Returns what `_tick` does."""
         when = now_us() if now is None else now
-        query = select(enrolments).where(
+        with self.service.db.read() as connection:
+            ids = list(connection.execute(self._due(when).with_only_columns(
+                enrolments.c.id)).scalars())
+        steps = 0
+        for enrolment_id in ids:
+            def alone(connection: Connection, only: str = enrolment_id) -> tuple[int, int]:
+                return self._tick(connection, now, only=only)
+
+            try:
+                steps += self.service.db.write(alone)[1]
+            except Exception as exc:
+                log.exception("program enrolment failed", extra={"enrolment": enrolment_id})
+
+                def put_off(connection: Connection, only: str = enrolment_id,
+                            error: Exception = exc) -> None:
+                    _put_off(connection, only, error, when)
+
+                self.service.db.write(put_off)
+        return len(ids), steps
+
+    def _due(self, when: int) -> Any:
+        return select(enrolments).where(
             enrolments.c.status == "active", enrolments.c.due_at <= when,
             enrolments.c.program.in_(list(self.programs))).order_by(
             enrolments.c.due_at).limit(self.batch)
+
+    def _tick(self, connection: Connection, now: int | None, only: str | None = None
+              ) -> tuple[int, int]:
+        when = now_us() if now is None else now
+        query = self._due(when)
+        if only is not None:
+            query = query.where(enrolments.c.id == only)
         if self.service.db.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = connection.execute(query).all()
@@ -443,6 +481,25 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
+
+
+def _put_off(connection: Connection, enrolment_id: str, error: Exception, now: int) -> None:
+    """An enrolment whose step failed: due again after a growing delay (a minute, doubling,
+    at most a day), the error kept in its state; after `MAX_FAILURES` it exits as `error`."""
+    row = connection.execute(select(enrolments.c.state, enrolments.c.status).where(
+        enrolments.c.id == enrolment_id)).first()
+    if row is None or row.status != "active":
+        return
+    state = dict(row.state)
+    failures = int(state.get("failures", 0)) + 1
+    state.update(failures=failures, error=f"{type(error).__name__}: {error}"[:500])
+    values: dict[str, Any] = {"state": state, "updated_at": now}
+    if failures >= MAX_FAILURES:
+        values.update(status="exited", exit_reason="error", due_at=None)
+    else:
+        values["due_at"] = now + min(60_000_000 * 2 ** (failures - 1), DAY_US)
+    connection.execute(update(enrolments).where(enrolments.c.id == enrolment_id).values(
+        **values))
 
 
 @contextmanager
