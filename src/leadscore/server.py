@@ -99,9 +99,6 @@ def with_background(app: FastAPI, settings: Settings) -> FastAPI:
             from leadscore.programs.live import open_lifecycle
 
             service = app.state.service
-            # SQLite: checkpoints off the requests' commits (a request that found the WAL
-            # full paid for copying it back, tens of ms to seconds after a burst).
-            service.db.checkpoint_in_background()
             dispatcher = dispatcher_for(settings, service).start()
             app.state.wake_dispatcher = dispatcher.wake
             lifecycle = app.state.lifecycle = open_lifecycle(service, settings)

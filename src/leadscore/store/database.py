@@ -31,7 +31,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 from leadscore.errors import LeadscoreError
-from leadscore.store.checkpoints import CHECKPOINT_SECONDS, Checkpointer
 
 T = TypeVar("T")
 
@@ -84,11 +83,6 @@ class Database:
                              f"{' or '.join(SYNCHRONOUS)}")
         self.synchronous = synchronous
         self._upserts: dict[tuple[Any, ...], Any] = {}
-        memory = self.url in ("sqlite://", "sqlite:///:memory:")
-        # The SQLite file, where there is one (WAL checkpoints are about it).
-        self.path = self.url.removeprefix("sqlite:///") if self.dialect == "sqlite" \
-            and not memory else None
-        self._checkpointer: Checkpointer | None = None
         try:
             self.engine = self._create_engine()
         except Exception as exc:  # bad URLs and missing drivers surface here
@@ -98,9 +92,9 @@ class Database:
         if self.dialect == "postgresql":
             return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=8,
                                  json_serializer=_json)
-        memory = self.path is None
-        if self.path is not None:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        memory = self.url in ("sqlite://", "sqlite:///:memory:")
+        if not memory:
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             self.url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
             json_serializer=_json, **({"poolclass": StaticPool} if memory else {}))
@@ -115,8 +109,6 @@ class Database:
             # this process (see the module's docstring).
             cursor.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
-            if self._checkpointer is not None:     # it checkpoints, not the commits
-                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -186,16 +178,5 @@ class Database:
                 set_={k: statement.excluded[k] for k in rows[0] if k not in keys})
         connection.execute(statement, rows if len(rows) > 1 else rows[0])
 
-    def checkpoint_in_background(self, seconds: float = CHECKPOINT_SECONDS) -> None:
-        """SQLite file: WAL checkpoints in a thread, not in the commit of whichever request
-        finds the WAL full (see `store.checkpoints`); until `close`. Elsewhere nothing."""
-        if self.path is None or self._checkpointer is not None:
-            return
-        self._checkpointer = Checkpointer(self.path, seconds)
-        self.engine.dispose()    # the pooled connections checkpoint automatically
-        self._checkpointer.start()
-
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
         self.engine.dispose()
