@@ -23,6 +23,7 @@ from sqlglot import exp
 
 from leadscore.engine.program_sql import POINTS_TYPE, points_sql, stage_sql
 from leadscore.engine.rfm import purchase_value
+from leadscore.engine.signatures import Signatures, named
 from leadscore.engine.sqlconditions import and_, number, or_, text, to_sql
 from leadscore.model import conditions as cond
 from leadscore.model.compiled import (
@@ -34,7 +35,6 @@ from leadscore.model.compiled import (
     StageRule,
     compile_model,
 )
-from leadscore.model.globs import glob_to_like
 from leadscore.model.schema import STAGES, Model
 from leadscore.timeutil import ISO_WEEK_SHIFT_DAYS, US_PER_DAY
 
@@ -174,21 +174,7 @@ def _sql_type(name: str) -> exp.DataType | str:
 
 def _matches(matcher: Matcher, columns: Mapping[str, str]) -> exp.Expr:
     """SQL for `Matcher.matches(event)` over the canonical events columns."""
-    kind = col("type")
-    if matcher.pages:
-        path = col("path")
-        globs = or_(*(exp.Escape(this=exp.Like(this=path.copy(),
-                                               expression=text(glob_to_like(g))),
-                                 expression=text("\\")) for g in matcher.pages))
-        hit = and_(exp.EQ(this=kind, expression=text("page")),
-                   exp.not_(exp.Is(this=path.copy(), expression=exp.Null())), globs)
-    else:
-        names = sorted(matcher.events)
-        event = col("event")
-        named = exp.EQ(this=event, expression=text(names[0])) if len(names) == 1 else \
-            exp.In(this=event, expressions=[text(n) for n in names])
-        hit = and_(exp.NEQ(this=kind, expression=text("page")),
-                   exp.func("COALESCE", named, exp.false()))
+    hit = named(matcher)
     if matcher.where is not None:
         hit = and_(hit, to_sql(matcher.where, columns))
     return hit
@@ -254,13 +240,13 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     as_of = exp.Literal.number(as_of_us)
     ts = col("ts")
 
-    # ---- ev: needed columns, one flag per engagement rule and lifecycle `on` rule
-    flags: list[exp.Expr] = []
-    for rule in compiled.rules:
-        flags.append(_as(_matches(rule.matcher, events_columns), _flag(rule.index)))
-    for stage in compiled.stages:
-        if stage.matcher is not None:
-            flags.append(_as(_matches(stage.matcher, events_columns), _stage_flag(stage.index)))
+    # ---- ev: needed columns and the flags of every engagement rule and lifecycle `on` rule,
+    # matched once per distinct event signature (`engine.signatures`).
+    signatures = Signatures(
+        [*((_flag(r.index), r.matcher) for r in compiled.rules),
+         *((_stage_flag(s.index), s.matcher) for s in compiled.stages if s.matcher)],
+        events_columns)
+    flags: list[exp.Expr] = signatures.staged()
     program_points = points_sql(events_columns, compiled.name)
     program_stage = stage_sql(events_columns, compiled.name)
     if program_points is not None:
@@ -275,10 +261,12 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         if rule.distinct is not None and rule.distinct in events_columns:
             needed.add(rule.distinct)
     key = _lead_key(col("lead_id"), opts)
+    until = exp.LTE(this=ts.copy(), expression=as_of.copy())
     ev = exp.select(*(col(c) for c in sorted(needed)), *([_as(key, "k")] if key else []),
-                    *flags) \
-        .from_(_table(opts.events_table)) \
-        .where(exp.LTE(this=ts.copy(), expression=as_of.copy()))
+                    *flags).from_(_table(opts.events_table))
+    if signatures.matchers:
+        ev = signatures.join(ev, _table(opts.events_table), until)
+    ev = ev.where(until)
 
     # ---- per lead (one GROUP BY over the events): the sums of rules where every event counts,
     # the latest time of `once` rules without `distinct`, lifecycle marks.
@@ -293,10 +281,13 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     exact = _exact_type(compiled)
 
     def flag(rule: EngagementRule) -> exp.Expr:
-        return col(_flag(rule.index))
+        return signatures.flag(_flag(rule.index))
+
+    def stage_flag(stage: StageRule) -> exp.Expr:
+        return signatures.flag(_stage_flag(stage.index))
 
     def stage_hit(stages: Sequence[StageRule]) -> exp.Expr:
-        return or_(*(col(_stage_flag(s.index)) for s in stages))
+        return or_(*(stage_flag(s) for s in stages))
 
     def exact_sum(value: exp.Expr) -> exp.Expr:
         # Points are summed as DECIMAL, not DOUBLE: a parallel floating-point sum depends on
@@ -327,7 +318,10 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     if lead_key is not None:
         aggregates.append(_as(_lead_key(col("lead_id"), opts) or col("lead_id"), "k"))
     if parts:
-        aggregates.append(_as(exact_sum(_sum_of(parts)), "v"))
+        # Only the events some such rule matched are weighed (most events match none).
+        matched = or_(*(flag(r) for rules in by_half_life.values() for r in rules))
+        aggregates.append(_as(exp.Sum(this=_case([(matched, exp.cast(
+            _sum_of(parts), exact.copy()))])), "v"))
     for r in capped_each:
         aggregates.append(_as(exact_sum(_case([(flag(r), _weighted(r.points, _decay(
             ts.copy(), as_of_us, r.half_life_days)))])), f"c{r.index}"))
@@ -343,7 +337,7 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         aggregates.append(_as(exp.Sum(this=exp.cast(added, POINTS_TYPE)), "pp"))
     if backs or program_stage is not None:
         aggregates.append(_as(exp.Max(this=back_key(ts.copy(), backs, program_stage
-                                                     is not None)), "back_key"))
+                                                     is not None, stage_flag)), "back_key"))
     for rank in forward_ranks:
         hits = [s for s in compiled.stages if s.matcher and not s.back and s.rank == rank]
         aggregates.append(_as(exp.Max(this=_case([(stage_hit(hits), ts.copy())])), f"f{rank}"))
@@ -356,39 +350,11 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
             _as(exp.Sum(this=_case([(stage_hit(customers), value.copy())])), "spend")]
     per_lead = exp.select(*aggregates).from_(_table("ev")).group_by(col("lead_id"))
 
-    # ---- buckets: `once`/`daily`/`weekly`/`distinct` rules, all in one GROUP BY of narrow
-    # rows (lead key, rule, bucket) keeping the bucket's latest time; then one row per lead with
-    # each rule's decayed sum.
-    distinct_columns = sorted({r.distinct for r in grouped
-                               if r.distinct is not None and r.distinct in events_columns})
+    # ---- buckets: `once`/`daily`/`weekly`/`distinct` rules, the latest time per bucket, then
+    # one row per lead with each rule's decayed sum (`_bucket_sums`).
     key_column = col("k") if lead_key is not None else col("lead_id")
-    bucket_agg: exp.Select | None = None
-    if grouped:
-        branches: list[exp.Select] = []
-        for rule in grouped:
-            keys = _bucket_keys(rule, events_columns, compiled.timezone, opts.dialect)
-            day: exp.Expr = exp.Literal.number(0)
-            if rule.limit in ("daily", "weekly"):
-                day = keys[0]
-            values = [col(c) if c == rule.distinct else exp.cast(exp.Null(), _sql_type(
-                events_columns[c])) for c in distinct_columns]
-            branches.append(exp.select(
-                key_column.copy(), _as(exp.Literal.number(rule.index), "r"), _as(day, "b"),
-                *(_as(v, f"d{i}") for i, v in enumerate(values)), ts.copy(),
-            ).from_(_table("ev")).where(flag(rule)))
-        rows: exp.Query = branches[0]
-        for branch in branches[1:]:
-            rows = exp.union(rows, branch, distinct=False)
-        latest = exp.select(key_column.copy(), col("r"), _as(exp.Max(this=ts.copy()), "ts")) \
-            .from_(rows.subquery("br", copy=False)) \
-            .group_by(key_column.copy(), col("r"), col("b"),
-                      *(col(f"d{i}") for i in range(len(distinct_columns))))
-        bucket_agg = exp.select(key_column.copy(), *(
-            _as(exact_sum(_case([(exp.EQ(this=col("r"), expression=exp.Literal.number(
-                rule.index)), _weighted(rule.points, _decay(ts.copy(), as_of_us,
-                                                            rule.half_life_days)))])),
-                f"g{rule.index}") for rule in grouped)
-        ).from_(latest.subquery("bl", copy=False)).group_by(key_column.copy())
+    bucket_agg = _bucket_sums(grouped, flag, key_column, events_columns, compiled.timezone,
+                              opts.dialect, as_of_us, exact) if grouped else None
 
     lead_values = [c.alias_or_name for c in aggregates[1:] if c.alias_or_name != "k"]
     if bucket_agg is not None:
@@ -593,12 +559,85 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
         .with_("scored", as_=scored).with_("graded", as_=graded)
 
 
-def back_key(ts: exp.Expr, backs: Sequence[StageRule], program_stage: bool) -> exp.Expr:
+def _latest(rule: EngagementRule) -> str:
+    return f"l{rule.index}"
+
+
+def _bucket_sums(grouped: Sequence[EngagementRule], flag: Callable[[EngagementRule], exp.Expr],
+                 key_column: exp.Column, events_columns: Mapping[str, str], zone: str,
+                 dialect: str, as_of_us: int, exact: exp.DataType) -> exp.Select:
+    """Per lead key, `g<i>`: the decayed sum of bucketed rule i over its buckets' latest times.
+
+    Rows of (key, l<i> per rule: the latest time of one bucket, or NULL) come from
+      - one GROUP BY (key, day) for all `daily` rules without `distinct` (they share the
+        model's time zone, so one day key serves them all) and one GROUP BY (key, week) for
+        the `weekly` ones: integer keys, one row per lead and day rather than per rule;
+      - one GROUP BY (key, rule, bucket, distinct values) for the rules with `distinct`.
+    """
+    ts = col("ts")
+    null_time = exp.cast(exp.Null(), exp.DataType.Type.BIGINT)
+    shared = {limit: [r for r in grouped if r.limit == limit and r.distinct is None]
+              for limit in ("daily", "weekly")}
+    rest = [r for r in grouped if r.limit not in shared or r.distinct is not None]
+    parts: list[exp.Select] = []
+    for rules in shared.values():
+        if not rules:
+            continue
+        bucket = _bucket_keys(rules[0], events_columns, zone, dialect)[0]
+        latest = {r.index: exp.Max(this=_case([(flag(r), ts.copy())])) for r in rules}
+        parts.append(exp.select(key_column.copy(), *(
+            _as(latest.get(r.index, null_time.copy()), _latest(r)) for r in grouped))
+            .from_(_table("ev")).where(or_(*(flag(r) for r in rules)))
+            .group_by(key_column.copy(), bucket))
+    if rest:
+        distinct_columns = sorted({r.distinct for r in rest
+                                   if r.distinct is not None and r.distinct in events_columns})
+        branches: list[exp.Select] = []
+        for rule in rest:
+            keys = _bucket_keys(rule, events_columns, zone, dialect)
+            day: exp.Expr = exp.Literal.number(0)
+            if rule.limit in ("daily", "weekly"):
+                day = keys[0]
+            values = [col(c) if c == rule.distinct else exp.cast(exp.Null(), _sql_type(
+                events_columns[c])) for c in distinct_columns]
+            branches.append(exp.select(
+                key_column.copy(), _as(exp.Literal.number(rule.index), "r"), _as(day, "b"),
+                *(_as(v, f"d{i}") for i, v in enumerate(values)), ts.copy(),
+            ).from_(_table("ev")).where(flag(rule)))
+        rows: exp.Query = branches[0]
+        for branch in branches[1:]:
+            rows = exp.union(rows, branch, distinct=False)
+        latest_rows = exp.select(key_column.copy(), col("r"), _as(exp.Max(this=ts.copy()), "ts")) \
+            .from_(rows.subquery("br", copy=False)) \
+            .group_by(key_column.copy(), col("r"), col("b"),
+                      *(col(f"d{i}") for i in range(len(distinct_columns))))
+        parts.append(exp.select(key_column.copy(), *(
+            _as(_case([(exp.EQ(this=col("r"), expression=exp.Literal.number(r.index)),
+                        ts.copy())]) if r in rest else null_time.copy(), _latest(r))
+            for r in grouped)).from_(latest_rows.subquery("bl", copy=False)))
+    union: exp.Query = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False)
+
+    def worth(rule: EngagementRule) -> exp.Expr:
+        last = col(_latest(rule))
+        value = _weighted(rule.points, _decay(last.copy(), as_of_us, rule.half_life_days))
+        return exp.Sum(this=_case([(exp.not_(exp.Is(this=last, expression=exp.Null())),
+                                    exp.cast(value, exact.copy()))]))
+
+    return exp.select(key_column.copy(), *(_as(worth(r), f"g{r.index}") for r in grouped)) \
+        .from_(union.subquery("bu", copy=False)).group_by(key_column.copy())
+
+
+def back_key(ts: exp.Expr, backs: Sequence[StageRule], program_stage: bool,
+             flag: Callable[[StageRule], exp.Expr] | None = None) -> exp.Expr:
     """Per event, `(ts + shift) · 8 + 7 − rank` of the lowest stage it moves back to (a
     `back: true` rule, or column `pst`: a program's `Lifecycle Stage Set`), else NULL: the
-    MAX over a lead's events is its latest back event, ties going to the lowest stage."""
+    MAX over a lead's events is its latest back event, ties going to the lowest stage.
+    `flag`: whether an event matches a stage rule (default: its column `s<index>`)."""
     ranked = sorted(backs, key=lambda s: s.rank)
-    rank: exp.Expr | None = _case([(col(_stage_flag(s.index)), exp.Literal.number(s.rank))
+    hit = flag or (lambda stage: col(_stage_flag(stage.index)))
+    rank: exp.Expr | None = _case([(hit(s), exp.Literal.number(s.rank))
                                    for s in ranked]) if ranked else None
     if program_stage:
         none = exp.Literal.number(STAGE_BITS)
