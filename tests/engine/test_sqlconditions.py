@@ -100,3 +100,20 @@ def test_renders_for_spark() -> None:
                                     {"properties.s": {"regex": "x+"}}]}, scope="event")
     sql = to_sql(condition, {"properties.s": "VARCHAR"}).sql(dialect="spark")
     assert "ESCAPE" in sql and "`properties.s`" in sql and "RLIKE" in sql
+
+
+def test_like_says_escape_only_when_the_pattern_escapes_a_character() -> None:
+    # DuckDB's LIKE has no default escape character; without one in the pattern, the plain
+    # form means the same and runs as a prefix/suffix test.
+    import duckdb
+
+    plain = cond.parse({"properties.s": {"glob": "/a*"}}, scope="event")
+    escaped = cond.parse({"properties.s": {"glob": "/a_b*"}}, scope="event")
+    columns = {"properties.s": "VARCHAR"}
+    assert "ESCAPE" not in to_sql(plain, columns).sql(dialect="duckdb")
+    assert "ESCAPE" in to_sql(escaped, columns).sql(dialect="spark")
+    rows = duckdb.sql("SELECT " + ", ".join(
+        f"{to_sql(c, columns).sql(dialect='duckdb')} AS c{i}"
+        for i, c in enumerate((plain, escaped))) +
+        ' FROM (VALUES (\'/a_b/x\'), (\'/aXb\'), (\'/b\')) AS t("properties.s")').fetchall()
+    assert rows == [(True, True), (True, False), (False, False)]

@@ -257,12 +257,19 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     value = purchase_value(events_columns)   # a purchase's value (monetary), from properties
     if any(s.matcher and s.rank == CUSTOMER_RANK for s in compiled.stages):
         needed.update(c.name for c in value.find_all(exp.Column))
+    # A `distinct` value is staged only on the events of the rules that read it (strings cost
+    # most of the staged table; most events match no such rule).
+    distinct_of: dict[str, list[str]] = {}
     for rule in compiled.rules:
-        if rule.distinct is not None and rule.distinct in events_columns:
-            needed.add(rule.distinct)
+        if rule.distinct is not None and rule.distinct in events_columns \
+                and rule.distinct not in needed:
+            distinct_of.setdefault(rule.distinct, []).append(_flag(rule.index))
+    staged = [col(c) for c in sorted(needed)] + [
+        _as(_case([(or_(*(signatures.flag(name, inline=True) for name in names)), col(c))]), c)
+        for c, names in sorted(distinct_of.items())]
     key = _lead_key(col("lead_id"), opts)
     until = exp.LTE(this=ts.copy(), expression=as_of.copy())
-    ev = exp.select(*(col(c) for c in sorted(needed)), *([_as(key, "k")] if key else []),
+    ev = exp.select(*staged, *([_as(key, "k")] if key else []),
                     *flags).from_(_table(opts.events_table))
     if signatures.matchers:
         ev = signatures.join(ev, _table(opts.events_table), until)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from sqlglot import exp
 
-from leadscore.engine.sqlconditions import and_, or_, text, to_sql
+from leadscore.engine.sqlconditions import and_, like, or_, text, to_sql
 from leadscore.model.compiled import Matcher
 from leadscore.model.globs import glob_to_like
 
@@ -34,9 +34,7 @@ def named(matcher: Matcher) -> exp.Expr:
     kind = _col("type")
     if matcher.pages:
         path = _col("path")
-        globs = or_(*(exp.Escape(this=exp.Like(this=path.copy(),
-                                               expression=text(glob_to_like(g))),
-                                 expression=text("\\")) for g in matcher.pages))
+        globs = or_(*(like(path.copy(), glob_to_like(g)) for g in matcher.pages))
         return and_(exp.EQ(this=kind, expression=text("page")),
                     exp.not_(exp.Is(this=path.copy(), expression=exp.Null())), globs)
     names = sorted(matcher.events)
@@ -66,15 +64,18 @@ class Signatures:
     def masks(self) -> int:
         return (len(self.matchers) + BITS - 1) // BITS
 
-    def flag(self, name: str, table: str | None = None) -> exp.Expr:
-        """Whether the staged event matches matcher `name` (mask bit and `where`)."""
+    def flag(self, name: str, table: str | None = None, *, inline: bool = False) -> exp.Expr:
+        """Whether the staged event matches matcher `name` (mask bit and `where`); `inline`:
+        within ev itself, where `where` is not a column yet."""
         position = self.position[name]
         bit = exp.BitwiseAnd(this=_col(self.mask_column(position // BITS), table),
                              expression=exp.Literal.number(1 << (position % BITS)))
         hit = exp.NEQ(this=exp.Paren(this=bit), expression=exp.Literal.number(0))
-        if self.matchers[position][1].where is None:
+        where = self.matchers[position][1].where
+        if where is None:
             return hit
-        return and_(hit, _col(self.where_column(name), table))
+        return and_(hit, to_sql(where, self.columns) if inline
+                    else _col(self.where_column(name), table))
 
     def staged(self) -> list[exp.Expr]:
         """ev's columns: the masks (from the joined signatures) and each `where` per event."""

@@ -52,9 +52,14 @@ def text(value: str) -> exp.Expr:
 
 
 def like(column: exp.Expr, pattern: str) -> exp.Expr:
-    """`column LIKE pattern ESCAPE '\\'` (DuckDB's LIKE has no default escape character)."""
-    return exp.Escape(this=exp.Like(this=column, expression=text(pattern)),
-                      expression=text(LIKE_ESCAPE))
+    """`column LIKE pattern ESCAPE '\\'` (DuckDB's LIKE has no default escape character).
+
+    A pattern without the escape character means the same without ESCAPE, and DuckDB runs
+    that form as a prefix/suffix/contains test (`LIKE … ESCAPE` is ~2× slower on 1M leads)."""
+    matching = exp.Like(this=column, expression=text(pattern))
+    if LIKE_ESCAPE not in pattern:
+        return matching
+    return exp.Escape(this=matching, expression=text(LIKE_ESCAPE))
 
 
 def and_(*items: exp.Expr) -> exp.Expr:
