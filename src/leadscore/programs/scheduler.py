@@ -68,7 +68,7 @@ CURSOR = "programs"
 # gap in seq younger than this is waited for (a rolled-back transaction leaves one for good).
 LOG_SETTLE_US = 30_000_000
 # Log rows per enrolment transaction: it holds the write lock (SQLite's only one), and after
-# a burst of events 5,000 rows held it ~1 s — a stall for every request meanwhile.
+# a burst of events 5,000 rows held it ~1 s — a stall for every request meanwhile (200: ~15 ms).
 ENROL_CHUNK = 200
 KEEPER_LOCK = 0x1EAD5E65      # one segment keeper at a time on a shared PostgreSQL
 Past = dict[tuple[str, str], list[tuple[str, int]]]
