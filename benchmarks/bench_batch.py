@@ -2,11 +2,14 @@
 
     python benchmarks/bench_batch.py                       # 10M events, 1M leads, 3 runs each
     python benchmarks/bench_batch.py --sizes 10m 50m --runs 3
+    python benchmarks/bench_batch.py --base-src /tmp/base/src   # + an older commit, side by side
 
 For each size, every run of every contender is a fresh subprocess (so peak memory is its own):
   ours    `leadscore.engine.batch.score_many` from Parquet (events + leads) to an Arrow table
   pandas  benchmarks/pandas_baseline.py: the same model in plain pandas
   floor   DuckDB reading the columns the model needs and grouping by lead — no scoring at all
+  base    (with --base-src) `ours` run from another source tree, e.g. `git archive <commit> src`
+          unpacked: the same benchmark for an older commit, interleaved with the new one
 Time is measured inside the subprocess around the work (imports excluded); peak memory is the
 subprocess's maximum resident set (wait4 rusage), interpreter and imports included. Before any
 timing is reported, the first run's scores of `ours` and `pandas` must agree per lead (fit,
@@ -96,14 +99,19 @@ def worker(contender: str, model_path: str, events: str, leads: str, save: str |
 
 
 def spawn(contender: str, model: Path, events: Path, leads: Path,
-          save: Path | None) -> dict:
+          save: Path | None, base_src: Path | None = None) -> dict:
     """Run one contender in a fresh process; its time, rows and peak memory."""
+    env = None
+    if contender == "base":   # `ours` imported from the other source tree
+        assert base_src is not None
+        env = {**os.environ, "PYTHONPATH": str(base_src)}
+        contender = "ours"
     command = [sys.executable, __file__, "--worker", contender, "--model", str(model),
                "--worker-events", str(events), "--worker-leads", str(leads)]
     if save is not None:
         command += ["--worker-save", str(save)]
     started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -162,7 +170,7 @@ def compare(ours_path: Path, pandas_path: Path, model_name: str) -> list[str]:
 # ---- the benchmark -----------------------------------------------------------------------------
 
 def bench(size: str, runs: int, model: Path, contenders: tuple[str, ...],
-          check: bool) -> dict:
+          check: bool, base_src: Path | None = None) -> dict:
     events, leads = data_files(size)
     model_name = __import__("leadscore").load_model(model).name
     results: dict[str, list[dict]] = {c: [] for c in contenders}
@@ -170,7 +178,7 @@ def bench(size: str, runs: int, model: Path, contenders: tuple[str, ...],
     for run in range(runs):
         for contender in contenders:   # interleaved, so drift on a noisy machine hits all
             save = saved[contender] if run == 0 and contender != "floor" else None
-            r = spawn(contender, model, events, leads, save)
+            r = spawn(contender, model, events, leads, save, base_src)
             results[contender].append(r)
             print(f"  {size} run {run + 1} {contender:6s} {r['seconds']:7.2f} s "
                   f"{r['peak_mb']:8.0f} MB  cpu {r['cpu_s']:6.1f} s  load {r['load_after']:.1f}"
@@ -183,6 +191,12 @@ def bench(size: str, runs: int, model: Path, contenders: tuple[str, ...],
                     print("  " + p, file=sys.stderr)
                 raise SystemExit(1)
             print(f"  {size}: ours and pandas agree on every lead", file=sys.stderr)
+        if run == 0 and "ours" in contenders and "base" in contenders:
+            import pyarrow.parquet as pq
+
+            same = pq.read_table(saved["ours"]).equals(pq.read_table(saved["base"]))
+            print(f"  {size}: ours and base give {'the same' if same else 'DIFFERENT'} table",
+                  file=sys.stderr)
     summary = {}
     for contender, rs in results.items():
         summary[contender] = {
@@ -215,12 +229,15 @@ def report(entry: dict) -> None:
         runs = " ".join(f"{x:.2f}" for x in s["runs_s"])
         print(f"  {contender:8s} {s['median_s']:8.2f} {s['peak_mb']:9.0f} "
               f"{s['median_cpu_s']:7.1f}   {runs}")
+    def ratio(a: str, b: str) -> str:   # wall and CPU
+        return (f"{r[a]['median_s'] / r[b]['median_s']:.2f}× wall, "
+                f"{r[a]['median_cpu_s'] / r[b]['median_cpu_s']:.2f}× CPU")
     if "ours" in r and "pandas" in r:
-        print(f"  pandas / ours = {r['pandas']['median_s'] / r['ours']['median_s']:.2f}×"
-              "  (goal ≥ 5×)")
+        print(f"  pandas / ours = {ratio('pandas', 'ours')}  (goal ≥ 5×)")
     if "ours" in r and "floor" in r:
-        print(f"  ours / floor  = {r['ours']['median_s'] / r['floor']['median_s']:.2f}×"
-              "  (goal ≤ 1.3×)")
+        print(f"  ours / floor  = {ratio('ours', 'floor')}  (goal ≤ 1.3×)")
+    if "ours" in r and "base" in r:
+        print(f"  base / ours   = {ratio('base', 'ours')}")
     if "ours" in r and entry["events"] >= 50_000_000:
         print(f"  ours peak     = {r['ours']['peak_mb'] / 1024:.2f} GiB  (goal < 4 GB)")
 
@@ -231,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--model", type=Path, default=HERE / "model-17.yaml")
     parser.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--base-src", type=Path, default=None,
+                        help="also run `ours` from this source tree (contender 'base')")
     parser.add_argument("--no-check", action="store_true")
     parser.add_argument("--json", type=Path, default=DATA / "bench_batch.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -249,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"benchmarking {_git_state()}", file=sys.stderr)
     entries = []
     for size in args.sizes:
-        entry = bench(size, args.runs, args.model, tuple(args.only), not args.no_check)
+        contenders = tuple(args.only) + (("base",) if args.base_src else ())
+        entry = bench(size, args.runs, args.model, contenders, not args.no_check,
+                      args.base_src.resolve() if args.base_src else None)
         report(entry)
         entries.append(entry)
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -258,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         "pandas": pandas.__version__, "pyarrow": pyarrow.__version__,
         "cpus": os.cpu_count(), "model": str(args.model), "sizes": entries,
         "load_at_end": os.getloadavg(), "git": _git_state(),
+        "base_src": str(args.base_src) if args.base_src else None,
     }, indent=2))
     print(f"\nJSON: {args.json}", file=sys.stderr)
     return 0
