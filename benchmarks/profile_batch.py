@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     con.sql(f"PRAGMA profiling_output = '{profile}'")
     con.sql(sql).to_arrow_table()
     con.sql("PRAGMA disable_profiling")
+    # The machine is shared: say how loaded it was (operator times are wall time per thread).
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} "
+          "cores")
     print(f"{'step':24s} {'wall':>7s}   {'cpu':>7s}")
     for step, seconds, cpu_s in steps:
         print(f"{step:24s} {seconds:7.2f} s {cpu_s:7.2f} s")
