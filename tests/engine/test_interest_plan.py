@@ -53,3 +53,31 @@ def test_weights_are_the_same_run_after_run() -> None:
     assert len(runs) == 1
     (profiles,) = runs
     assert all(len(p) == 10 for _, p in profiles)    # 1 + 7 + 7 topics, the top 10
+
+
+def test_a_topic_decayed_below_min_weight_has_left_the_profile_on_both_engines() -> None:
+    from leadscore.engine.incremental import Scorer
+    from leadscore.events import Event
+
+    model = Model.model_validate({"name": "m", "engagement": {"decay": {"half_life_days": 0.5}},
+                                  "interests": [
+        {"topic": "paper", "page": "/paper*", "points": 1},
+        {"topic": "paint", "page": "/paint*", "points": 1}]})
+    day = 86_400_000_000
+    # paper 25 days old at a half-life of half a day: 2^-50 ≈ 9e-16, 0 in the batch plan's
+    # DECIMAL(38, 12) sum and not 0 as a double — a topic in one engine's profile only, before
+    # MIN_WEIGHT; paint, a day old: 0.25.
+    times = {"paper": AS_OF - 25 * day, "paint": AS_OF - day}
+    events = pa.table({
+        "lead_id": ["l1", "l1"], "type": ["page", "page"],
+        "timestamp": pa.array(list(times.values()), pa.int64()).cast(
+            pa.timestamp("us", "UTC")),
+        "path": ["/paper/a4", "/paint/oil"]})
+    batch = score_many([model], events, as_of=AS_OF).to_pylist()[0]["interests"]
+    scorer = Scorer([model])
+    for topic, at in times.items():
+        scorer.update_one(Event(lead_id="l1", type="page", timestamp=at,
+                                path=f"/{topic}/x"))
+    live = scorer.score("l1", as_of=AS_OF).interests
+    assert [i["topic"] for i in batch] == ["paint"]
+    assert [topic for topic, _ in live] == ["paint"]

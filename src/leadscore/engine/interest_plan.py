@@ -7,7 +7,7 @@ the scoring plan) giving each lead's ranked topics, then the `interests` column 
               `distinct` the most recent per (lead, topic, bucket)
     totals    per (lead, rule, topic): the decayed points, summed as DECIMAL
     ranked    capped per rule, summed per (lead, topic) as DECIMAL (exact, so the same in any
-              order and on any engine), weight > 0, ROW_NUMBER by weight (desc) then topic
+              order and on any engine), weight ≥ MIN_WEIGHT, ROW_NUMBER by weight (desc), topic
 
 `--state` (engine.state_store) keeps `totals`' ingredients instead and ranks with `ranked_plan`.
 """
@@ -34,7 +34,7 @@ from leadscore.engine.compiler import (
     exact_type,
 )
 from leadscore.engine.sqlconditions import STRING, and_, column_kind, number, or_, text
-from leadscore.model.interests import PROFILE_SIZE, InterestRule, compile_interests
+from leadscore.model.interests import MIN_WEIGHT, PROFILE_SIZE, InterestRule, compile_interests
 from leadscore.model.schema import Model
 
 INTEREST_TYPE = pa.list_(pa.struct([("topic", pa.string()), ("weight", pa.float64())]))
@@ -146,7 +146,7 @@ def totals_plan(interests: list[InterestRule], each: exp.Query | None,
 def ranked_plan(interests: tuple[InterestRule, ...] | list[InterestRule], totals: exp.Query,
                 size: int | None = PROFILE_SIZE) -> exp.Select:
     """`lead_id, topic, weight, rank` from per (lead, rule, topic) totals `w`: each capped by
-    its rule, summed per topic exactly, the top `size` topics with weight > 0."""
+    its rule, summed per topic exactly, the top `size` topics with weight ≥ MIN_WEIGHT."""
     total = _double(col("w"))
     capped_cases = []
     for interest in interests:
@@ -171,7 +171,7 @@ def ranked_plan(interests: tuple[InterestRule, ...] | list[InterestRule], totals
                      exp.Ordered(this=col("topic"), desc=False)]))
     ranked = exp.select(col("lead_id"), col("topic"), col("weight"), _as(window, "rank")) \
         .from_(weights.subquery("w", copy=False)) \
-        .where(exp.GT(this=col("weight"), expression=_double(exp.Literal.number(0))))
+        .where(exp.GTE(this=col("weight"), expression=_double(exp.Literal.number(MIN_WEIGHT))))
     plan = exp.select(col("lead_id"), col("topic"), col("weight"), col("rank")) \
         .from_(ranked.subquery("k", copy=False))
     if size is not None:
@@ -182,8 +182,8 @@ def ranked_plan(interests: tuple[InterestRule, ...] | list[InterestRule], totals
 def compile_interest_plan(model: Model, events_columns: Mapping[str, str], as_of_us: int, *,
                           events_table: str = "events", dialect: str = "duckdb",
                           size: int | None = PROFILE_SIZE) -> exp.Select | None:
-    """`lead_id, topic, weight, rank` for each lead's top `size` topics (weight > 0), or None
-    where the model has no interest rule that can match these events. The events are read
+    """`lead_id, topic, weight, rank` for each lead's top `size` topics (weight ≥ MIN_WEIGHT),
+    or None where the model has no interest rule that can match these events. The events are read
     once, in CTE `iv` (DuckDB stages it, see `with_interests`)."""
     flags = topic_flags(compile_interests(model), events_columns)
     if not flags:

@@ -79,7 +79,8 @@ def weights(rules: tuple[InterestRule, ...], states: InterestStates | None, as_o
 
 def profile(rules: tuple[InterestRule, ...], states: InterestStates | None, as_of: int,
             size: int | None = PROFILE_SIZE) -> tuple[tuple[str, float], ...]:
-    """The ranked interest profile: topics with weight > 0, highest first, top `size`."""
+    """The ranked interest profile: topics with weight ≥ `MIN_WEIGHT`, highest first, top
+    `size`."""
     return ranked(weights(rules, states, as_of), size)
 
 

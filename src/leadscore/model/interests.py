@@ -77,6 +77,11 @@ def interest_name(index: int, spec: InterestSpec) -> str:
 _COMPILED: dict[int, tuple[Model, tuple[InterestRule, ...]]] = {}
 
 
+# A topic whose weight has decayed below this has left the profile. Not 0: the batch plan sums
+# weights exactly as DECIMAL with 12 places, where 2e-23 is 0 and a double is not.
+MIN_WEIGHT = 1e-9
+
+
 def compile_interests(model: Model) -> tuple[InterestRule, ...]:
     """The model's interest rules, ready to run (cached per model object)."""
     found = _COMPILED.get(id(model))
@@ -93,8 +98,10 @@ def compile_interests(model: Model) -> tuple[InterestRule, ...]:
 
 def ranked(weights: dict[str, float], size: int | None = PROFILE_SIZE
            ) -> tuple[tuple[str, float], ...]:
-    """A profile: topics with a weight above 0, highest first (ties: by topic), top `size`."""
-    items = sorted(((t, w) for t, w in weights.items() if w > 0), key=lambda i: (-i[1], i[0]))
+    """A profile: topics with a weight of at least `MIN_WEIGHT`, highest first (ties: by
+    topic), top `size`."""
+    items = sorted(((t, w) for t, w in weights.items() if w >= MIN_WEIGHT),
+                   key=lambda i: (-i[1], i[0]))
     return tuple(items if size is None else items[:size])
 
 
