@@ -313,3 +313,23 @@ def test_an_enrolment_that_cannot_advance_holds_up_no_other(make: Any) -> None:
         world.run(t0 + 2 * DAY + minutes * 8 * 60_000_000)
     ghost = world.rows(enrolments, enrolments.c.lead_id == "ghost")[0]
     assert (ghost.status, ghost.exit_reason, ghost.state["failures"]) == ("exited", "error", 5)
+
+
+def test_an_enrolment_that_advances_again_starts_its_failure_count_afresh(make: Any) -> None:
+    world = make({"welcome": STEPS_WITH_A_WAIT})
+    t0 = utc("2026-03-02T15:00:00")
+    world.send("bob", "Newsletter Subscribed", t0, email="bob@x.example", first_name="Bob")
+    world.run(t0)
+
+    def point_at(lead: str) -> None:
+        with world.service.db.engine.begin() as connection:
+            connection.execute(update(enrolments).values(lead_id=lead))
+
+    point_at("ghost")
+    world.run(t0 + 2 * DAY)
+    assert world.rows(enrolments)[0].state["failures"] == 1
+    point_at("bob")                                      # the lead is back
+    world.run(t0 + 2 * DAY + 2 * 60_000_000)
+    row = world.rows(enrolments)[0]
+    assert (row.status, "failures" in row.state, "error" in row.state) == ("done", False, False)
+    assert [r.lead_id for r in world.rows(actions) if r.id.endswith("#2")] == ["bob"]

@@ -309,6 +309,8 @@ class Scheduler:
             program = self.programs[row.program]
             enrolment = Enrolment(row.id, row.program, row.lead_id, row.entered_at, row.step,
                                   row.executed, dict(row.state), row.status, row.exit_reason)
+            for key in ("failures", "error"):    # it advances: `_put_off`'s count restarts
+                enrolment.state.pop(key, None)
             found, due = advance(program, enrolment, batch.context(program), when)
             for action in found:
                 batch.record(program, action)
