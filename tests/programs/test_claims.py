@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from leadscore.programs.scheduler import Mailer, Scheduler
 from leadscore.service import Service
 from leadscore.store.lifecycle import actions, journeys
 from leadscore.timeutil import US_PER_SECOND, iso, now_us
-from tests.alerts.receiver import free_port
+from tests.programs.inbox import Inbox, serving
 from tests.programs.world import write_world
 
 aiosmtpd = pytest.importorskip("aiosmtpd.controller")
@@ -31,27 +30,10 @@ WORKERS = 4
 LEADS = 200
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.keys: Counter[str] = Counter()
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.content)
-        with self.lock:
-            self.keys[str(message["X-Leadscore-Email"])] += 1
-        return "250 OK"
-
-
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    box, port = Inbox(), free_port()
-    controller = aiosmtpd.Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
+    with serving(Inbox()) as served:
+        yield served
 
 
 @pytest.mark.slow

@@ -7,13 +7,9 @@ as in doubt (`sending`, then `unknown`), never resent (at most once), never sile
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
-from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -24,45 +20,19 @@ from sqlalchemy import select
 from leadscore.service import Service
 from leadscore.store.lifecycle import actions
 from leadscore.timeutil import US_PER_SECOND, iso, now_us
-from tests.alerts.receiver import free_port
 from tests.api.conftest import WRITE_KEY
 from tests.api.live import Live, start
+from tests.programs.inbox import Inbox, serving
 from tests.programs.world import write_world
 
 aiosmtpd = pytest.importorskip("aiosmtpd.controller")
 LEADS = 120
 
 
-class SlowInbox:
-    """Accepts each message after a short pause, so that a kill lands mid-run."""
-
-    def __init__(self, pause: float) -> None:
-        self.pause = pause
-        self.keys: Counter[str] = Counter()
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(self.pause)
-        message = message_from_bytes(envelope.content)
-        with self.lock:
-            self.keys[str(message["X-Leadscore-Email"])] += 1
-        return "250 OK"
-
-    def total(self) -> int:
-        with self.lock:
-            return sum(self.keys.values())
-
-
 @pytest.fixture
-def slow_inbox() -> Iterator[tuple[SlowInbox, int]]:
-    box = SlowInbox(0.05)
-    port = free_port()
-    controller = aiosmtpd.Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
+def slow_inbox() -> Iterator[tuple[Inbox, int]]:
+    with serving(Inbox(pause=0.05)) as served:   # a kill lands mid-run
+        yield served
 
 
 def _enrol_many(live: Live) -> None:
@@ -97,7 +67,7 @@ def _statuses(db: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_sigkill_mid_run_loses_no_email_and_sends_none_twice(
-        tmp_path: Path, db_url: str, slow_inbox: tuple[SlowInbox, int]) -> None:
+        tmp_path: Path, db_url: str, slow_inbox: tuple[Inbox, int]) -> None:
     box, smtp_port = slow_inbox
     root = write_world(tmp_path / "world")
     env = {"LEADSCORE_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",

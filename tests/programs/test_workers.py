@@ -16,12 +16,9 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +30,10 @@ from leadscore.store.database import Database
 from leadscore.store.lifecycle import actions, journeys
 from leadscore.store.schema import outbox
 from leadscore.timeutil import US_PER_SECOND, iso, now_us
-from tests.alerts.receiver import Receiver, free_port
+from tests.alerts.receiver import Receiver
 from tests.api.conftest import MODELS, WRITE_KEY
 from tests.api.live import Live, start
+from tests.programs.inbox import Inbox, serving
 from tests.programs.world import write_world
 
 aiosmtpd = pytest.importorskip("aiosmtpd.controller")
@@ -59,38 +57,10 @@ steps:
 """
 
 
-class Inbox:
-    """Counts the program e-mails received, by `X-Leadscore-Email` (enrolment and step), and
-    the handoff e-mails to sales, by delivery id (`Message-ID: <id@leadscore>`)."""
-
-    def __init__(self) -> None:
-        self.keys: Counter[str] = Counter()
-        self.handoffs: Counter[str] = Counter()
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.content)
-        with self.lock:
-            if message["X-Leadscore-Email"] is None:
-                self.handoffs[str(message["Message-ID"]).strip("<>").split("@")[0]] += 1
-            else:
-                self.keys[str(message["X-Leadscore-Email"])] += 1
-        return "250 OK"
-
-    def distinct(self) -> int:
-        with self.lock:
-            return len(self.keys)
-
-
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    box, port = Inbox(), free_port()
-    controller = aiosmtpd.Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
+    with serving(Inbox()) as served:
+        yield served
 
 
 def world(root: Path, program: str | None = None) -> Path:
