@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from leadscore.engine.incremental import Reason, Scorer
+from leadscore.engine.incremental import Reason, Scorer, fit_reasons
 from leadscore.errors import EngineError
 from leadscore.events import Event, Lead, event_from_message
 from leadscore.model import conditions as cond
@@ -271,18 +271,7 @@ def score_account(account: CompiledAccount, name: str, account_id: str,
     score the lead), `lead_of` their profile (for the roles). `light`: without reasons and
     members (enough to tell whether it is an MQA). `AccountScorer` and the service both score
     accounts through this."""
-    profile = Lead(account_id, {}, dict(traits))
-    reasons: list[Reason] = []
-    disqualify_reason = None
-    for rule in account.fit:
-        points = rule.points_for(profile)
-        if points is None:
-            continue
-        if rule.disqualify is not None:
-            disqualify_reason = disqualify_reason or rule.disqualify
-            reasons.append(Reason(rule.name, "disqualify", points, detail=rule.disqualify))
-        else:
-            reasons.append(Reason(rule.name, "fit", points))
+    reasons, disqualify_reason = fit_reasons(account.fit, Lead(account_id, {}, dict(traits)))
     fit = math.fsum(r.points for r in reasons)
     engagements: list[float] = []
     people: list[tuple[str, str, float]] = []

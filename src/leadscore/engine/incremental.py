@@ -219,6 +219,23 @@ class LeadState:
         self.models: dict[str, ModelState] = {}
 
 
+def fit_reasons(rules: Iterable[Any], profile: Lead) -> tuple[list[Reason], str | None]:
+    """The fit (or disqualify) reason of every rule that holds for `profile`, and the first
+    disqualification's reason — for leads and, on account traits, for accounts."""
+    reasons: list[Reason] = []
+    disqualify_reason = None
+    for rule in rules:
+        points = rule.points_for(profile)
+        if points is None:
+            continue
+        if rule.disqualify is not None:
+            disqualify_reason = disqualify_reason or rule.disqualify
+            reasons.append(Reason(rule.name, "disqualify", points, detail=rule.disqualify))
+        else:
+            reasons.append(Reason(rule.name, "fit", points))
+    return reasons, disqualify_reason
+
+
 class Scorer:
     """Score leads one event at a time under one or several models.
 
@@ -502,18 +519,7 @@ class Scorer:
         if empty and model.name in self._empty_fit:
             state.fit = self._empty_fit[model.name]
             return state.fit
-        reasons: list[Reason] = []
-        disqualify_reason = None
-        for rule in model.fit:
-            points = rule.points_for(lead)
-            if points is None:
-                continue
-            if rule.disqualify is not None:
-                disqualify_reason = disqualify_reason or rule.disqualify
-                reasons.append(Reason(rule.name, "disqualify", points,
-                                      detail=rule.disqualify))
-            else:
-                reasons.append(Reason(rule.name, "fit", points))
+        reasons, disqualify_reason = fit_reasons(model.fit, lead)
         when_rank = max((r.rank for r in model.stages
                          if r.when is not None and _holds(r.when, lead)),
                         default=0)
