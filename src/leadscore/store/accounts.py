@@ -41,7 +41,7 @@ from leadscore.model.accounts import (
 )
 from leadscore.store.database import Database
 from leadscore.store.schema import Micros, accounts, leads, metadata
-from leadscore.store.scores import reason_dict
+from leadscore.store.scores import contains_pattern, reason_dict
 
 account_links = Table(
     "account_links", metadata,
@@ -333,7 +333,7 @@ def listing(connection: Connection, *, model: str | None = None,
     if mqa is not None:
         where.append(account_scores.c.mqa.is_(mqa))
     if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = contains_pattern(q)
         where.append(or_(account_scores.c.account_id.ilike(pattern, escape="\\"),
                          accounts.c.traits["name"].as_string().ilike(pattern, escape="\\"),
                          accounts.c.traits["domain"].as_string().ilike(pattern, escape="\\")))

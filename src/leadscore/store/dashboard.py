@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy import Integer as SqlInteger
 
 from leadscore.store.schema import events, identities, lead_state, leads, outbox, scores
+from leadscore.store.scores import contains_pattern
 
 COUNT_CAP = 10_000
 PAGE_SIZES = (25, 50, 100)
@@ -71,7 +72,7 @@ def _conditions(f: LeadFilter) -> list[ColumnElement[bool]]:
     if f.disqualified is not None:
         out.append(scores.c.disqualified.is_(f.disqualified))
     if f.q:
-        pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = contains_pattern(f.q)
         out.append(or_(scores.c.lead_id.ilike(pattern, escape="\\"),
                        leads.c.account_id.ilike(pattern, escape="\\"),
                        *(leads.c.traits[name].as_string().ilike(pattern, escape="\\")

@@ -22,6 +22,12 @@ SEARCHED_TRAITS = ("email", "name", "first_name", "last_name", "firstName", "las
                    "company")
 
 
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern (escape character `\\`) matching values that contain `text` as is."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def states(connection: Connection, lead_id: str) -> dict[str, Any]:
     """The lead's saved engine state rows by model name."""
     return {row.model: row for row in connection.execute(
@@ -177,7 +183,7 @@ def list_scores(connection: Connection, *, model: str | None = None,
     if disqualified is not None:
         conditions.append(scores.c.disqualified.is_(disqualified))
     if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = contains_pattern(q)
         conditions.append(or_(
             scores.c.lead_id.ilike(pattern, escape="\\"),
             *(leads.c.traits[name].as_string().ilike(pattern, escape="\\")
