@@ -22,7 +22,6 @@ SEARCHED_TRAITS = ("email", "name", "first_name", "last_name", "firstName", "las
                    "company")
 
 
-
 def contains_pattern(text: str) -> str:
     """A LIKE pattern (escape character `\\`) matching values that contain `text` as is."""
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
