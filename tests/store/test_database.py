@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import delete, inspect, select
 
 from leadscore.store import LATEST, Database, StoreError, migrate, normalize_url
 from leadscore.store.schema import schema_version
@@ -27,6 +27,31 @@ def test_migrate_creates_every_table_once(db_url: str) -> None:
         assert {"leads", "identities", "accounts", "events", "lead_state", "scores", "models",
                 "outbox", "schema_version"} <= tables
         assert versions == list(range(1, LATEST + 1))
+    finally:
+        db.close()
+
+
+def test_version_5_drops_the_redundant_scores_index(db_url: str) -> None:
+    """A store of version 4 had (model, score) beside (model, score, lead_id); a new store
+    never gets it, an old one loses it on migrating."""
+    db = Database(db_url)
+    try:
+        migrate(db)
+        with db.read() as connection:
+            names = {i["name"] for i in inspect(connection).get_indexes("scores")}
+        assert "ix_scores_model_score" not in names
+        assert "ix_scores_model_score_lead" in names
+        with db.begin() as connection:     # back to version 4, as such a store was
+            connection.exec_driver_sql(
+                "CREATE INDEX ix_scores_model_score ON scores (model, score)")
+            connection.execute(delete(schema_version).where(schema_version.c.version == 5))
+        assert migrate(db) == LATEST
+        with db.read() as connection:
+            names = {i["name"] for i in inspect(connection).get_indexes("scores")}
+            versions = connection.execute(select(schema_version.c.version)).scalars().all()
+        assert "ix_scores_model_score" not in names
+        assert "ix_scores_model_score_lead" in names
+        assert 5 in versions
     finally:
         db.close()
 

@@ -40,12 +40,19 @@ def _v4(connection: Connection) -> None:
     backfill(connection)     # links of the leads already stored; scores: `Service.open`
 
 
+def _v5(connection: Connection) -> None:
+    # (model, score) is a prefix of ix_scores_model_score_lead (model, score, lead_id): every
+    # score upsert maintained both for nothing.
+    connection.exec_driver_sql("DROP INDEX IF EXISTS ix_scores_model_score")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "leads, identities, accounts, events, lead_state, scores, models, outbox", _v1),
     (2, "dashboard indexes: scores by model, score, lead; lead_state by model, latest event; "
         "outbox by creation", _v2),
     (3, "segments and programs: memberships, history, enrolments, journeys, actions", _v3),
     (4, "accounts: lead links, account domains, account scores", _v4),
+    (5, "scores: drop ix_scores_model_score, a prefix of ix_scores_model_score_lead", _v5),
 ]
 LATEST = MIGRATIONS[-1][0]
 

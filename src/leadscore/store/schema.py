@@ -104,7 +104,6 @@ scores = Table(
     Column("customer_since", Micros),
     Column("as_of", Micros, nullable=False),
     Column("reasons", JSON, nullable=False),
-    Index("ix_scores_model_score", "model", "score"),
 )
 
 models = Table(
@@ -140,7 +139,9 @@ V1_TABLES = (schema_version, leads, identities, accounts, events, lead_state, sc
              outbox)
 
 # The dashboard's keyset pagination (store/dashboard.py): the leads list by score and by last
-# activity, each with the lead id as tie-breaker; the handoffs listing, newest first.
+# activity, each with the lead id as tie-breaker; the handoffs listing, newest first. The first
+# also serves the listing by model and score (`ix_scores_model_score`, its prefix, was dropped
+# at schema version 5: every score upsert paid for both).
 DASHBOARD_INDEXES = (
     Index("ix_scores_model_score_lead", scores.c.model, scores.c.score, scores.c.lead_id),
     Index("ix_lead_state_model_latest", lead_state.c.model, lead_state.c.latest,
