@@ -37,6 +37,10 @@ from leadscore.model.program_events import points_reason, program_points, stage_
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY, now_us, parse_timestamp
 
+# From this many events on, `update_many` folds them vectorised (engine.fold_many); below, the
+# numpy set-up costs more than it saves.
+MANY = 64
+
 
 class Reason(NamedTuple):
     """One rule behind a score: its points now, the events it matched and counted."""
@@ -287,11 +291,25 @@ class Scorer:
         return self._evaluate(lead, when, event, before)
 
     def update_many(self, events: Iterable[Event | Mapping[str, Any]]) -> list[Handoff]:
-        """Fold in many events (in any order); return the handoffs they raised."""
+        """Fold in many events (in any order); return the handoffs they raised.
+
+        The same state and handoffs as `update_one` on each event in turn (the state up to
+        rounding in the last bits); from `MANY` events on, folded in vectorised batches
+        (`engine.fold_many`).
+        """
+        batch = [e if isinstance(e, Event) else event_from_message(e) for e in events]
+        if len(batch) >= MANY:
+            try:
+                from leadscore.engine.fold_many import fold_many
+            except ImportError:     # numpy is not installed: one event at a time
+                return self._update_each(batch)
+            return fold_many(self, batch)
+        return self._update_each(batch)
+
+    def _update_each(self, events: Iterable[Event]) -> list[Handoff]:
+        """`update_many` one event at a time."""
         handoffs: list[Handoff] = []
         for event in events:
-            if not isinstance(event, Event):
-                event = event_from_message(event)
             lead, when, before = self._fold(event, None)
             for update in self._evaluate(lead, when, event, before, scores=False):
                 if update.handoff is not None:
