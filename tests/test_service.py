@@ -137,6 +137,103 @@ def test_every_event_counts_once_new_lead_or_not(service: Service) -> None:
     assert service.get_lead("ann", as_of=NOW)["engagement"] == 4
 
 
+def _grouped(service: Service, calls: list[list[dict[str, Any]]],
+             monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[int]]:
+    """Run `calls` in threads while a first call holds its transaction open, so that they
+    queue and share the next one; what each returned (or raised), and the number of calls
+    in each transaction."""
+    import threading
+    import time
+
+    from leadscore.ingest.session import Session
+
+    inside, release = threading.Event(), threading.Event()
+    flush = Session.flush
+
+    def held(self: Session) -> None:
+        inside.set()
+        release.wait(10)
+        flush(self)
+
+    monkeypatch.setattr(Session, "flush", held)
+    sizes: list[int] = []
+    apply_group = service._apply
+
+    def counted(connection: Any, group: list[Any]) -> Any:
+        sizes.append(len(group))
+        return apply_group(connection, group)
+
+    monkeypatch.setattr(service, "_apply", counted)
+    outcomes: list[Any] = [None] * len(calls)
+
+    def call(i: int, messages: list[dict[str, Any]]) -> None:
+        try:
+            outcomes[i] = service.ingest(messages, received_at=NOW)
+        except Exception as exc:
+            outcomes[i] = exc
+
+    first = threading.Thread(target=service.ingest, args=([track("first", "Demo Requested",
+                                                                  1)],))
+    first.start()
+    assert inside.wait(10)
+    threads = [threading.Thread(target=call, args=(i, m)) for i, m in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(service._queue) < len(calls) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    for thread in [first, *threads]:
+        thread.join(10)
+    monkeypatch.undo()
+    return outcomes, sizes
+
+
+def test_concurrent_calls_share_a_transaction_each_with_its_own_outcome(
+        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = [[track("ann", "Demo Requested", 1, message_id="d-1"), page("ann", "/pricing", 0)],
+             [track("bob", "Email Opened", 2, email_id="e1"), identify("bob", email="b@x.org")],
+             [track("ann", "Demo Requested", 1, message_id="d-1"),     # ann's again: once
+              track("ann", "Email Opened", 0.5, email_id="e2")],
+             [{"type": "track", "userId": "cy"}, track("cy", "Clicked", 0)]]   # no event name
+    outcomes, sizes = _grouped(service, calls, monkeypatch)
+    assert sizes == [1, 4]                      # the first call, then the four together
+    assert [(o.accepted, o.duplicates, len(o.rejected)) for o in outcomes] == [
+        (2, 0, 0), (2, 0, 0), (1, 1, 0), (1, 0, 1)]
+    ann = [calls[0][0], calls[0][1], calls[2][1]]
+    same(service.get_lead("ann", as_of=NOW), expected(ann, "ann", {}))
+    same(service.get_lead("bob", as_of=NOW), expected(calls[1][:1], "bob",
+                                                      {"email": "b@x.org"}))
+    with service.db.read() as connection:
+        assert connection.execute(select(func.count()).select_from(events)).scalar() == 7
+
+
+def test_a_call_that_fails_fails_alone_in_its_group(
+        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    import leadscore.service
+
+    apply_one = leadscore.service.apply
+
+    def apply(session: Any, message: Any) -> Any:
+        if message.message_id == "boom":
+            raise RuntimeError("cannot store this one")
+        return apply_one(session, message)
+
+    monkeypatch.setattr(leadscore.service, "apply", apply)
+    calls = [[track("ann", "Demo Requested", 1)],
+             [track("bob", "Demo Requested", 1), track("bob", "Clicked", 1, message_id="boom")],
+             [track("cy", "Demo Requested", 1)]]
+    outcomes, sizes = _grouped(service, calls, monkeypatch)
+    assert sizes == [1, 3, 1, 1, 1]             # the group failed: each call again alone
+    assert outcomes[0].accepted == outcomes[2].accepted == 1
+    assert isinstance(outcomes[1], RuntimeError)
+    with service.db.read() as connection:
+        stored = set(connection.execute(select(events.c.user_id)).scalars())
+    assert stored == {"first", "ann", "cy"}
+    with pytest.raises(NotFound):
+        service.get_lead("bob")
+
+
 def test_a_message_without_message_id_is_deduplicated_by_content(service: Service) -> None:
     message = track("ann", "Demo Requested", 1)
     assert service.ingest([message], received_at=NOW).accepted == 1
