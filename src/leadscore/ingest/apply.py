@@ -48,13 +48,13 @@ def apply(session: Session, message: Message) -> str | None:
 
 def log_row(message: Message, received_at: int) -> dict[str, object]:
     """The message as a row of the log (the store's JSON serializer writes datetimes and the
-    like as text)."""
+    like as text; `validate` encoded it already)."""
     event = message.event
     return {"message_id": message.message_id, "type": message.type,
             "user_id": message.user_id, "anonymous_id": message.anonymous_id,
             "event": event.event if event else None, "path": event.path if event else None,
             "timestamp": message.timestamp, "received_at": received_at,
-            "message": message.raw}
+            "message": message.encoded if message.encoded is not None else message.raw}
 
 
 def _join(session: Session, lead_id: str, account_id: str, traits: dict[str, object]) -> None:

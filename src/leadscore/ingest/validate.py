@@ -21,6 +21,7 @@ from typing import Any
 
 from leadscore.errors import EventError
 from leadscore.events import Event, event_from_message
+from leadscore.store.database import _json as json_text
 from leadscore.timeutil import US_PER_DAY, iso, parse_timestamp
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
@@ -45,6 +46,7 @@ class Message:
     group_id: str | None = None             # group; identify with traits.company
     group_traits: dict[str, Any] = field(default_factory=dict)  # the account's traits
     previous_id: str | None = None          # alias
+    encoded: str | None = None              # `raw` as the log's JSON text (see `validate`)
 
 
 def _error(index: int, field_name: str | None, reason: str) -> EventError:
@@ -101,9 +103,10 @@ def validate(message: Any, index: int, received_at: int) -> Message:
     timestamp = _timestamp(message, index, received_at)
     for key in ("context", "properties", "traits"):
         _object(message, key, index)
+    # Encoded here, before the store's write transaction, not under its lock.
     common: dict[str, Any] = dict(index=index, message_id=message_id, type=kind,
                                   user_id=user_id, anonymous_id=anonymous_id,
-                                  timestamp=timestamp, raw=message)
+                                  timestamp=timestamp, raw=message, encoded=json_text(message))
     if kind in ("track", "page", "screen"):
         name_key = "event" if kind == "track" else "name"
         name = message.get(name_key)
