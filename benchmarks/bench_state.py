@@ -59,18 +59,29 @@ def worker(events: str, state: str, as_of: str) -> dict:
     model = leadscore.load_model(HERE / "model-17.yaml")
     con = connect("3GB")
     started = time.perf_counter()
+
+    def step(partition: str, done: int, total: int) -> None:   # progress, on stderr
+        print(f"{time.perf_counter() - started:8.1f} s  {done}/{total} {partition}  "
+              f"cpu {_cpu():.1f} s", file=sys.stderr, flush=True)
+
     table, report = score_with_state(model, events, str(DATA / "leads-1m.parquet"),
-                                     parse_timestamp(as_of), state, con)
+                                     parse_timestamp(as_of), state, con, step=step)
     seconds = time.perf_counter() - started
     table.select(["lead_id", "engagement"]).to_pandas().to_parquet(f"{state}.out.parquet")
-    return {"seconds": seconds, "rows": table.num_rows, "mode": report.mode,
+    return {"seconds": seconds, "cpu_seconds": _cpu(), "rows": table.num_rows, "mode": report.mode,
             "files": report.files_read,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def spawn(*args: str) -> dict:
+    # stderr is left to the terminal: the worker's progress across partitions
     out = subprocess.run([sys.executable, __file__, "--worker", *args], check=True,
-                         capture_output=True, text=True).stdout
+                         stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -106,6 +117,8 @@ def main() -> None:
         "daily_seconds": [r["seconds"] for r in daily_runs],
         "full_median": statistics.median(r["seconds"] for r in full_runs),
         "daily_median": statistics.median(r["seconds"] for r in daily_runs),
+        "full_cpu_seconds": [r["cpu_seconds"] for r in full_runs],
+        "daily_cpu_seconds": [r["cpu_seconds"] for r in daily_runs],
         "full_peak_mb": max(r["peak_mb"] for r in full_runs),
         "daily_peak_mb": max(r["peak_mb"] for r in daily_runs),
         "daily_files": daily_runs[0]["files"], "daily_mode": daily_runs[0]["mode"],
