@@ -200,9 +200,13 @@ class _ModelPlan:
                 self.bucket[at] = period
                 self.decode[rule.index] = partial(_period, low)
             return
-        events = self.batch.events
-        names, codes = _codes(list(map(_getter(rule.distinct),
-                                       map(events.__getitem__, self.k[at].tolist()))))
+        chosen = list(map(self.batch.events.__getitem__, self.k[at].tolist()))
+        root, _, key = rule.distinct.partition(".")
+        if root == "properties" and key and "." not in key:
+            values = [event.properties.get(key) for event in chosen]
+        else:
+            values = list(map(_getter(rule.distinct), chosen))
+        names, codes = _codes(values)
         if period is None:
             self.bucket[at] = codes
             self.decode[rule.index] = names.__getitem__
@@ -511,36 +515,41 @@ class _ModelPlan:
             counts = np.zeros(0, bool)
         total = old_total * np.where(decays, np.exp2((old_ref - ref) / scale), 1.0) + new
         self._sums(g_lead, g_rule, ref, total, old_ref, old_total, scale, decays)
-        # the objects
-        b_bounds = np.searchsorted(b_group, np.arange(groups + 1)).tolist()
+        # the objects: new ones built directly, saved ones updated
+        b_bounds = np.searchsorted(b_group, np.arange(groups + 1))
         b_latest_list = b_latest.tolist()
         capped = self.capped
-        for g, (i, r, n, top, ref_g, total_g) in enumerate(zip(
-                g_lead_list, g_rule_list, count.tolist(), latest.tolist(), ref.tolist(),
-                total.tolist(), strict=True)):
-            rule_state = saved.get(g)
-            a, b = b_bounds[g], b_bounds[g + 1]
-            if rule_state is None:
-                rule_state = RuleState()
-                state = model_states[i]
-                state.rules[r] = rule_state
-                if capped[r]:
-                    state.capped[r] = rule_state
-                rule_state.matched, rule_state.last = n, top
-                if a < b:
-                    rule_state.buckets = dict(zip(keys[a:b], b_latest_list[a:b], strict=True))
-            else:
-                rule_state.matched += n
-                if rule_state.last is None or top > rule_state.last:
-                    rule_state.last = top
-                if a < b:
-                    buckets = rule_state.buckets
-                    if buckets is None:
-                        buckets = rule_state.buckets = {}
-                    for j in range(a, b):
-                        if counts[j]:
-                            buckets[keys[j]] = b_latest_list[j]
-            rule_state.ref, rule_state.total = ref_g, total_g
+        fresh = np.ones(groups, bool)
+        fresh[list(saved)] = False
+        at = np.flatnonzero(fresh)
+        rules_of = [None if state is None else state.rules for state in model_states]
+        make = RuleState.__new__
+        for i, r, n, top, ref_g, total_g, a, b in zip(
+                g_lead[at].tolist(), g_rule[at].tolist(), count[at].tolist(),
+                latest[at].tolist(), ref[at].tolist(), total[at].tolist(),
+                b_bounds[at].tolist(), b_bounds[at + 1].tolist(), strict=True):
+            rule_state = make(RuleState)
+            rule_state.ref, rule_state.total, rule_state.matched, rule_state.last = \
+                ref_g, total_g, n, top
+            rule_state.buckets = dict(zip(keys[a:b], b_latest_list[a:b], strict=True)) \
+                if a < b else None
+            rules_of[i][r] = rule_state
+            if capped[r]:
+                model_states[i].capped[r] = rule_state
+        for g, rule_state in saved.items():
+            rule_state.ref, rule_state.total = ref[g].item(), total[g].item()
+            rule_state.matched += count[g].item()
+            top = latest[g].item()
+            if rule_state.last is None or top > rule_state.last:
+                rule_state.last = top
+            a, b = b_bounds[g].item(), b_bounds[g + 1].item()
+            if a < b:
+                buckets = rule_state.buckets
+                if buckets is None:
+                    buckets = rule_state.buckets = {}
+                for j in range(a, b):
+                    if counts[j]:
+                        buckets[keys[j]] = b_latest_list[j]
         self.touched[g_lead] = True
         del rules
 
@@ -567,15 +576,22 @@ class _ModelPlan:
         specs = self.kind_specs
         model_states = self.model_states
         width = len(specs)
+        make = DecayedSum.__new__
         for k, value, when in zip(keys.tolist(), change.tolist(), top.tolist(), strict=True):
             i, kind_index = divmod(k, width)
             half_life, positive = specs[kind_index]
             state = model_states[i]
             sums = state.sums if positive else state.negative
             acc = sums.get(half_life)
+            if half_life is None:
+                when = 0
+            if acc is None and when >= 0:   # what add() gives a new sum
+                acc = sums[half_life] = make(DecayedSum)
+                acc.ref, acc.total = when, value
+                continue
             if acc is None:
                 acc = sums[half_life] = DecayedSum()
-            acc.add(value, when if half_life is not None else 0, half_life)
+            acc.add(value, when, half_life)
 
     def handoff(self, k: int) -> Handoff:
         """The handoff event `k` raised (its lead's segment up to it folded): as
