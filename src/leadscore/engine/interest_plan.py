@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from leadscore.engine.compiler import (
@@ -227,8 +228,12 @@ def with_interests(con: Any, model: Model, events_table: str,
 
 def with_profiles(scores: pa.Table, found: dict[str, list[dict[str, Any]]]) -> pa.Table:
     """`scores` with the `interests` column: each lead's profile in `found`, else empty."""
-    lead_ids = scores.column("lead_id").to_pylist()
-    column = pa.array([found.get(lead_id, []) for lead_id in lead_ids], INTEREST_TYPE)
+    # Each lead's position in `found` (the last entry, an empty profile, for the others),
+    # taken in Arrow: a Python list over a million leads cost ~1 s even with nothing found.
+    keys = list(found)
+    profiles = pa.array([*(found[key] for key in keys), []], INTEREST_TYPE)
+    position = pc.index_in(scores.column("lead_id"), value_set=pa.array(keys, pa.string()))
+    column = profiles.take(pc.fill_null(position, len(keys)))
     return scores.append_column(pa.field("interests", INTEREST_TYPE), column)
 
 
