@@ -154,9 +154,12 @@ class _ModelPlan:
         k = np.concatenate(ks) if ks else np.zeros(0, np.int64)
         r = np.concatenate(rs) if rs else np.zeros(0, np.int64)
         # pairs by lead, then arrival (then rule)
-        lead = batch.lead[k]
-        order = np.lexsort((r, k, lead))
-        self.k, self.r, self.pair_lead = k[order], r[order], lead[order]
+        # by lead, then arrival (the events' place in `batch.order`), then rule
+        place = np.empty(batch.n, np.int64)
+        place[batch.order] = np.arange(batch.n)
+        order = np.argsort(place[k] * max(len(rules), 1) + r)
+        self.k, self.r = k[order], r[order]
+        self.pair_lead = batch.lead[self.k]
         self.t = batch.ts[self.k]
         self.bucket = np.zeros(len(self.k), np.int64)
         self.decode: dict[int, Callable[[int], Any]] = {}
@@ -169,6 +172,7 @@ class _ModelPlan:
         self.has_prior = np.zeros(batch.leads, bool)      # has saved rule states
         self.touched = np.zeros(batch.leads, bool)        # has rule states (so far)
         self.model_states: list[Any] = [None] * batch.leads   # each lead's ModelState
+        self.rules_of: list[Any] | None = None                 # ... and its `rules`
         self.bucketed = np.array([r.bucketed for r in rules] or [False], bool)
         self.capped = [r.cap is not None for r in rules]
         # the sums of the uncapped rules: one per half-life and sign
@@ -224,9 +228,11 @@ class _ModelPlan:
         threshold = model.mql_threshold
         leads = batch.lead_states
         n_leads = batch.leads
-        fit = np.zeros(n_leads)
-        eligible = np.zeros(n_leads, bool)
-        prior_mql = np.zeros(n_leads, bool)
+        fit_list = [0.0] * n_leads
+        eligible_list = [False] * n_leads
+        mql_list = [False] * n_leads
+        kind_list = [0] * n_leads
+        touched = [False] * n_leads
         prior_positive = np.zeros(n_leads)
         prior_abs = np.zeros(n_leads)
         prior: list[int] = []
@@ -240,10 +246,10 @@ class _ModelPlan:
             model_states[i] = state
             f = state.fit or scorer_fit(model, lead.lead, state)
             if state.rules:
-                self.touched[i] = True
+                touched[i] = True
             if not f.applies:
                 continue
-            self.lead_kind[i] = 1
+            kind_list[i] = 1
             key = (f.points, f.disqualify_reason is not None)
             possible = can.get(key)
             if possible is None:
@@ -251,13 +257,17 @@ class _ModelPlan:
                     math.inf, model.grade(key[0]), key[1])
             if not possible:
                 continue
-            eligible[i] = True
-            fit[i] = f.points
-            if state.mql:
-                prior_mql[i] = True
+            eligible_list[i] = True
+            fit_list[i] = f.points
+            mql_list[i] = state.mql
             if state.rules or state.program:
                 prior.append(i)
-                self.has_prior[i] = True
+        self.touched = np.array(touched, bool)
+        self.lead_kind = np.array(kind_list, np.int8)
+        self.has_prior[prior] = True
+        fit = np.array(fit_list, float)
+        eligible = np.array(eligible_list, bool)
+        prior_mql = np.array(mql_list, bool)
         from leadscore.engine.incremental import _engagement
 
         for i in prior:
@@ -406,7 +416,7 @@ class _ModelPlan:
             return delta
         # previous latest time of the pair's bucket, in arrival order (saved buckets included)
         lead, rule, bucket, k = self.pair_lead[at], self.r[at], self.bucket[at], self.k[at]
-        order = np.lexsort((k, bucket, rule, lead))
+        order = _by_bucket(lead, rule, bucket, self.batch.leads, len(rules), k)
         at, lead, rule, bucket = at[order], lead[order], rule[order], bucket[order]
         run = np.append(True, (lead[1:] != lead[:-1]) | (rule[1:] != rule[:-1])
                         | (bucket[1:] != bucket[:-1]))
@@ -448,7 +458,7 @@ class _ModelPlan:
         rules = self.model.rules
         lead, rule, t, bucket = (self.pair_lead[pairs], self.r[pairs], self.t[pairs],
                                  self.bucket[pairs])
-        order = np.lexsort((bucket, rule, lead))
+        order = _by_bucket(lead, rule, bucket, self.batch.leads, len(rules))
         lead, rule, t, bucket = lead[order], rule[order], t[order], bucket[order]
         run = np.append(True, (lead[1:] != lead[:-1]) | (rule[1:] != rule[:-1]))
         start = np.flatnonzero(run)
@@ -522,7 +532,9 @@ class _ModelPlan:
         fresh = np.ones(groups, bool)
         fresh[list(saved)] = False
         at = np.flatnonzero(fresh)
-        rules_of = [None if state is None else state.rules for state in model_states]
+        if self.rules_of is None:
+            self.rules_of = [None if state is None else state.rules for state in model_states]
+        rules_of = self.rules_of
         make = RuleState.__new__
         for i, r, n, top, ref_g, total_g, a, b in zip(
                 g_lead[at].tolist(), g_rule[at].tolist(), count[at].tolist(),
@@ -633,10 +645,14 @@ def _apply(scorer: Scorer, batch: _Batch, plans: list[_ModelPlan], slow: Array,
     fast = ~slow[batch.lead]
     found: list[tuple[int, int, Handoff]] = []
     rounds = int(segment[fast].max()) + 1 if fast.any() else 0
+    # the events and each model's pairs of each round, in arrival order
+    by_round = [_split(np.flatnonzero(fast), segment, rounds)]
+    for plan in plans:
+        by_round.append(_split(np.flatnonzero(fast[plan.k]), segment[plan.k], rounds))
     for number in range(rounds):
-        in_round = fast & (segment == number) if rounds > 1 else fast
-        _fold_segment(scorer, batch, plans, in_round)
-        for k in np.flatnonzero(in_round & handoff_at).tolist():
+        ks = by_round[0][number]
+        _fold_segment(scorer, batch, plans, ks, [pairs[number] for pairs in by_round[1:]])
+        for k in ks[handoff_at[ks]].tolist():
             for index, plan in enumerate(plans):
                 if plan.handoff_at[k]:
                     found.append((k, index, plan.handoff(k)))
@@ -651,11 +667,19 @@ def _apply(scorer: Scorer, batch: _Batch, plans: list[_ModelPlan], slow: Array,
     return [handoff for _, _, handoff in found]
 
 
-def _fold_segment(scorer: Scorer, batch: _Batch, plans: list[_ModelPlan], in_round: Array
-                  ) -> None:
-    """Fold one segment of events (a mask over the batch) without evaluating."""
+def _split(at: Array, segment: Array, rounds: int) -> list[Array]:
+    """`at` (ascending indices) split by their `segment`, each part still ascending."""
+    order = np.argsort(segment[at], kind="stable")
+    bounds = np.searchsorted(segment[at][order], np.arange(rounds + 1)).tolist()
+    at = at[order]
+    return [at[bounds[n]:bounds[n + 1]] for n in range(rounds)]
+
+
+def _fold_segment(scorer: Scorer, batch: _Batch, plans: list[_ModelPlan], ks: Array,
+                  pairs_of: list[Array]) -> None:
+    """Fold one segment of events (`ks`; each model's pairs of them: `pairs_of`) without
+    evaluating."""
     events = batch.events
-    ks = np.flatnonzero(in_round)
     leads_here = np.unique(batch.lead[ks])
     # the lead's latest event, and the last event of the segment per lead
     ts = batch.ts[ks]
@@ -668,8 +692,7 @@ def _fold_segment(scorer: Scorer, batch: _Batch, plans: list[_ModelPlan], in_rou
         lead = states[i]
         if lead.latest is None or latest > lead.latest:
             lead.latest = latest
-    for plan in plans:
-        pairs = np.flatnonzero(in_round[plan.k])
+    for plan, pairs in zip(plans, pairs_of, strict=True):
         plan.fold(pairs)
         model = plan.model
         name = model.name
@@ -745,6 +768,18 @@ def _value_period(names: list[Any], low: int, code: int) -> tuple[Any, int]:
 def _days(half_life: float | None) -> float:
     """A half-life in days; 0 for none."""
     return 0.0 if half_life is None else float(half_life)
+
+
+def _by_bucket(lead: Array, rule: Array, bucket: Array, leads: int, rules: int,
+               then: Array | None = None) -> Array:
+    """The order that sorts pairs by lead, rule and bucket (then by `then`, where the pairs
+    come in its order: the sort is stable): one argsort of a combined key where it fits."""
+    codes, dense = np.unique(bucket, return_inverse=True)
+    if leads * max(rules, 1) * max(len(codes), 1) < 2**62:
+        key = (lead * max(rules, 1) + rule) * max(len(codes), 1) + dense
+        return np.argsort(key, kind="stable" if then is not None else None)
+    keys = (bucket, rule, lead) if then is None else (then, bucket, rule, lead)
+    return np.lexsort(keys)
 
 
 def _rank(keys: Array) -> Array:
