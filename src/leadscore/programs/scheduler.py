@@ -70,6 +70,9 @@ LOG_SETTLE_US = 30_000_000
 # Log rows per enrolment transaction: it holds the write lock (SQLite's only one), and after
 # a burst of events 5,000 rows held it ~1 s — a stall for every request meanwhile (200: ~15 ms).
 ENROL_CHUNK = 200
+# Without programs a chunk only moves the cursor, whatever its size (its rows are read before
+# the write transaction): fewer, larger ones.
+CURSOR_CHUNK = 5000
 KEEPER_LOCK = 0x1EAD5E65      # one segment keeper at a time on a shared PostgreSQL
 Past = dict[tuple[str, str], list[tuple[str, int]]]
 LEASE_US = 60_000_000
@@ -173,9 +176,12 @@ class Scheduler:
                 if program.enter_segment == change.segment:
                     self.enrol(connection, program, change.lead_id, change.at, now)
 
-    def enrol_from_log(self, now: int | None = None, limit: int = ENROL_CHUNK) -> int:
+    def enrol_from_log(self, now: int | None = None, limit: int | None = None) -> int:
         """Enrol on events since the cursor; wake the enrolments of every lead concerned.
-        `limit` log rows per transaction, until the cursor has caught up."""
+        `limit` log rows per transaction (default `ENROL_CHUNK`; `CURSOR_CHUNK` without
+        programs), until the cursor has caught up."""
+        if limit is None:
+            limit = ENROL_CHUNK if self.programs else CURSOR_CHUNK
         entered, full = 0, True
         while full and not self._stop.is_set():
             done, full = self._enrol_chunk(now, limit)
