@@ -41,8 +41,11 @@ from leadscore.timeutil import iso, now_us, parse_timestamp
 
 Progress = Callable[[int, int], None]
 RESCORE_BATCH = 200
-# At most this many messages of concurrent `ingest` calls share one transaction.
+# At most this many messages of concurrent `ingest` calls share one transaction, and this many
+# such transactions of one process run at once: SQLite has one writer at a time anyway, while
+# PostgreSQL works on several (each waits for its round trips and its commit).
 GROUP_MESSAGES = 1000
+GROUP_WRITERS = {"sqlite": 1, "postgresql": 4}
 
 __all__ = ["IngestResult", "MessageResult", "NotFound", "OutboxItem", "Service",
            "StoreError"]
@@ -102,7 +105,8 @@ class Service:
         self._closing = threading.Event()
         self._queued = threading.Condition()     # group commit (`_write_pending`)
         self._queue: deque[_Pending] = deque()
-        self._writing = False
+        self._writing = 0
+        self._writers = GROUP_WRITERS[db.dialect]
 
     # ---- opening and closing
 
@@ -183,9 +187,9 @@ class Service:
         return IngestResult([r for r in results if r is not None], handoffs)
 
     def _write_pending(self, pending: _Pending) -> None:
-        """Group commit: queue the messages; the first caller that finds no transaction of
-        this process under way writes every call queued (up to `GROUP_MESSAGES` messages) in
-        one transaction, while later callers wait for theirs.
+        """Group commit: queue the messages; a caller that finds fewer than `GROUP_WRITERS`
+        transactions of this process under way writes every call queued (up to
+        `GROUP_MESSAGES` messages) in one transaction, while later callers wait for theirs.
 
         On SQLite each transaction holds the database's only write lock, and its commit (an
         fsync with `synchronous=full`) and fixed statements cost the same for 100 messages as
@@ -194,10 +198,10 @@ class Service:
         with self._queued:
             self._queue.append(pending)
             while pending.done is None and pending.error is None:
-                if self._writing:
+                if self._writing >= self._writers or not self._queue:
                     self._queued.wait()
                     continue
-                self._writing = True
+                self._writing += 1
                 group: list[_Pending] = []
                 size = 0
                 while self._queue and (not group or size + len(self._queue[0].messages)
@@ -209,7 +213,7 @@ class Service:
                     self._write_group(group)
                 finally:
                     self._queued.acquire()
-                    self._writing = False
+                    self._writing -= 1
                     self._queued.notify_all()
         if pending.error is not None:
             raise pending.error
