@@ -240,8 +240,8 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     as_of = exp.Literal.number(as_of_us)
     ts = col("ts")
 
-    # ---- ev: needed columns and the flags of every engagement rule and lifecycle `on` rule,
-    # matched once per distinct event signature (`engine.signatures`).
+    # ---- ev: needed columns and the flags of every engagement rule and lifecycle `on` rule as
+    # bit masks, per event in the scan or once per distinct event signature (`engine.signatures`).
     signatures = Signatures(
         [*((_flag(r.index), r.matcher) for r in compiled.rules),
          *((_stage_flag(s.index), s.matcher) for s in compiled.stages if s.matcher)],
