@@ -122,8 +122,8 @@ lifecycle:
 
 
 def test_a_long_stream_in_batches_gives_the_handoffs_of_update_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Thousands of events of a few hundred leads, some late, in batches of varied size:
-    leads cross, decay below, cross again, in one batch and across batches."""
+    """Thousands of events of a few hundred leads, some late, in batches of varied size, under
+    two models: leads cross, decay below, cross again, in one batch and across batches."""
     path = tmp_path / "m.yaml"
     path.write_text(BENCH_LIKE)
     model = load_model(path)
@@ -143,12 +143,21 @@ def test_a_long_stream_in_batches_gives_the_handoffs_of_update_one(tmp_path) -> 
             events.append(Event(lead, at, "track", rng.choice(names), None, {
                 "email_id": rng.choice(["a", "b", "c", None]),
                 "topic": rng.choice([None, "x"])}))
-    one, many = Scorer(model), Scorer(model)
+    # a second model beside it: its own decay and threshold, for half of the leads only
+    other = tmp_path / "other.yaml"
+    other.write_text(BENCH_LIKE.replace("name: m\n", "name: other\napplies_to: "
+                                        "{traits.tier: {eq: gold}}\n")
+                     .replace("half_life_days: 3}", "half_life_days: 10}")
+                     .replace("mql: 45", "mql: 60"))
+    models = [model, load_model(other)]
+    one, many = Scorer(models), Scorer(models)
     for scorer in (one, many):
         for n in range(0, 300, 3):
             scorer.identify(f"l{n}", {"tier": "gold"}, as_of=0)
+        for n in range(1, 300, 3):
+            scorer.identify(f"l{n}", {"tier": "silver"}, as_of=0)
     expected = [u.handoff for e in events for u in one.update_one(e) if u.handoff]
-    assert len(expected) > 50
+    assert len(expected) > 50 and {h.model for h in expected} == {"m", "other"}
     got = []
     start = 0
     while start < len(events):

@@ -147,8 +147,7 @@ class _ModelPlan:
             at = by_sig[bounds[s]:bounds[s + 1]]
             for rule in matched:
                 where = rule.matcher.where
-                hit = at if where is None else at[np.array(
-                    [cond.evaluate(where, events[k].get) for k in at.tolist()], bool)]
+                hit = at if where is None else at[_holds(where, events, at)]
                 ks.append(hit)
                 rs.append(np.full(len(hit), rule.index, np.int64))
         k = np.concatenate(ks) if ks else np.zeros(0, np.int64)
@@ -162,7 +161,7 @@ class _ModelPlan:
         self.pair_lead = batch.lead[self.k]
         self.t = batch.ts[self.k]
         self.bucket = np.zeros(len(self.k), np.int64)
-        self.decode: dict[int, Callable[[int], Any]] = {}
+        self.decode: dict[int, Callable[[Array], list[Any]]] = {}
         for rule in rules:
             if rule.bucketed:
                 self._buckets(rule)
@@ -213,7 +212,7 @@ class _ModelPlan:
         names, codes = _codes(values)
         if period is None:
             self.bucket[at] = codes
-            self.decode[rule.index] = names.__getitem__
+            self.decode[rule.index] = partial(_value, names)
         else:
             self.bucket[at] = (codes << 32) | period
             self.decode[rule.index] = partial(_value_period, names, low)
@@ -431,7 +430,7 @@ class _ModelPlan:
             state = states[lead[j]].models[name]
             rule_state = state.rules.get(int(rule[j]))
             if rule_state is not None and rule_state.buckets:
-                old = rule_state.buckets.get(self.decode[int(rule[j])](int(bucket[j])))
+                old = rule_state.buckets.get(self.decode[int(rule[j])](bucket[j:j + 1])[0])
                 if old is not None:
                     prev[j:j + 1] = old
         # carry the saved time through the run
@@ -498,9 +497,10 @@ class _ModelPlan:
         keys: list[Any] = [None] * len(b_first)
         for index, decode in self.decode.items():
             at = np.flatnonzero(b_rule == index)
-            if len(at):
-                for position, key in zip(at.tolist(), map(decode, b_code[at].tolist()),
-                                         strict=True):
+            if len(at) == len(keys):
+                keys = decode(b_code)
+            elif len(at):
+                for position, key in zip(at.tolist(), decode(b_code[at]), strict=True):
                     keys[position] = key
         b_old = np.full(len(b_first), NONE, np.int64)
         if saved:
@@ -753,21 +753,47 @@ def _getter(path: str) -> Callable[[Event], Any]:
     return lambda event: event.get(path)
 
 
-def _once(code: int) -> None:
-    return None
+# Bucket keys back from their codes, many at once: `once` (None), a day or week, a distinct
+# value, or both.
+
+def _once(codes: Array) -> list[Any]:
+    return [None] * len(codes)
 
 
-def _period(low: int, code: int) -> int:
-    return code + low
+def _period(low: int, codes: Array) -> list[Any]:
+    return (codes + low).tolist()
 
 
-def _value_period(names: list[Any], low: int, code: int) -> tuple[Any, int]:
-    return names[code >> 32], (code & 0xFFFFFFFF) + low
+def _value(names: list[Any], codes: Array) -> list[Any]:
+    return list(map(names.__getitem__, codes.tolist()))
+
+
+def _value_period(names: list[Any], low: int, codes: Array) -> list[Any]:
+    return list(zip(map(names.__getitem__, (codes >> 32).tolist()),
+                    ((codes & 0xFFFFFFFF) + low).tolist(), strict=True))
 
 
 def _days(half_life: float | None) -> float:
     """A half-life in days; 0 for none."""
     return 0.0 if half_life is None else float(half_life)
+
+
+def _holds(where: cond.Condition, events: Sequence[Event], at: Array) -> Array:
+    """Whether `where` holds for each event of `at`: evaluated once per distinct value of the
+    paths it reads (per event where a value cannot be a dict key)."""
+    chosen = list(map(events.__getitem__, at.tolist()))
+    read = sorted(cond.paths(where))
+    # each value with its type: 1, 1.0 and True are one dict key but not one value here
+    values = list(zip(*(((v.__class__, v) for v in map(_getter(path), chosen))
+                        for path in read), strict=True))
+    try:
+        known: dict[Any, bool] = {}
+        for value in set(values):
+            found = {path: v for path, (_, v) in zip(read, value, strict=True)}
+            known[value] = cond.evaluate(where, found.get)
+        return np.fromiter(map(known.__getitem__, values), bool, len(values))
+    except TypeError:           # an unhashable value (a list, an object)
+        return np.array([cond.evaluate(where, event.get) for event in chosen], bool)
 
 
 def _by_bucket(lead: Array, rule: Array, bucket: Array, leads: int, rules: int,

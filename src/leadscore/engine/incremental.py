@@ -11,7 +11,8 @@ import hashlib
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from itertools import repeat
+from typing import Any, NamedTuple, cast
 
 from leadscore.engine.interests import (
     InterestDispatch,
@@ -297,7 +298,11 @@ class Scorer:
         rounding in the last bits); from `MANY` events on, folded in vectorised batches
         (`engine.fold_many`).
         """
-        batch = [e if isinstance(e, Event) else event_from_message(e) for e in events]
+        given = list(events)
+        if all(map(isinstance, given, repeat(Event))):
+            batch = cast(list[Event], given)
+        else:
+            batch = [e if isinstance(e, Event) else event_from_message(e) for e in given]
         if len(batch) >= MANY:
             try:
                 from leadscore.engine.fold_many import fold_many
