@@ -232,9 +232,12 @@ class State:
 
 
 def fold(con: duckdb.DuckDBPyConnection, layout: Layout, old: State | None, ev: str,
-         columns: dict[str, str], ref: int, name: str, close: bool = True) -> State:
+         columns: dict[str, str], ref: int, name: str, close: bool = True,
+         later: int | None = None) -> State:
     """`old` (or nothing) with the events of query `ev` folded in, relative to `ref`
-    (≥ old.ref); with `close`, the buckets no later event can reach are summed up."""
+    (≥ old.ref); with `close`, the buckets no later event can reach are summed up — no event
+    after `ref`, or, given `later`, no event at or after `later` (the earliest time still to
+    be folded in)."""
     fresh = _fresh_sql(layout, ev, ref)
     parts = [fresh]
     if old is not None:
@@ -246,7 +249,8 @@ def fold(con: duckdb.DuckDBPyConnection, layout: Layout, old: State | None, ev: 
             rows = f"{rows} UNION ALL SELECT lead_id, r, b, d, ts FROM {old.buckets}"
         con.sql(f"CREATE OR REPLACE TEMP TABLE {_q(name + '_all')} AS SELECT lead_id, r, b, d, "
                 f"max(ts) AS ts FROM ({rows}) GROUP BY lead_id, r, b, d")
-        closed = _closed_sql(layout, ref if close else None)
+        boundary = (ref if later is None else min(later, ref)) if close else None
+        closed = _closed_sql(layout, boundary)
         if closed != "false":
             parts.append(_bucket_sums_sql(
                 layout, f"SELECT * FROM {_q(name + '_all')} WHERE {closed}", ref))
@@ -256,7 +260,10 @@ def fold(con: duckdb.DuckDBPyConnection, layout: Layout, old: State | None, ev: 
     leads = _q(name + "_leads")
     con.sql(f"CREATE OR REPLACE TEMP TABLE {leads} AS {_combine_sql(layout, parts)}")
     con.sql(f"DROP TABLE IF EXISTS {_q(name + '_all')}")
-    boundary = ref if close else (old.boundary if old is not None else None)
+    if close:
+        boundary = ref if later is None else min(later, ref)
+    else:
+        boundary = old.boundary if old is not None else None
     return State(leads, buckets_name, ref, boundary)
 
 
@@ -391,19 +398,25 @@ def _new_files(seen: dict[str, list[int]], files: list[str]) -> list[str]:
 def _rebuild(con: duckdb.DuckDBPyConnection, layout: Layout, files: list[str], as_of_us: int,
              prefix: str, step: Callable[[str, int, int], None] | None,
              interests: InterestFold | None) -> tuple[State, dict[str, str]]:
-    """The state from every file, one partition at a time (buckets closed at the end)."""
-    groups = partitions.partitions(files)
+    """The state from every file, one partition at a time. After each partition the buckets
+    that no event of the partitions still to come can fall in are closed (summed up): with
+    partitions in time order (month=…) the open buckets stay a few days' worth instead of
+    the whole history, which a billion events would otherwise spill to disk on every fold."""
+    groups = sorted(partitions.partitions(files).items())
+    views = [partitions.read_event_files(group, con, f"{prefix}_ev{done}")
+             for done, (_, group) in enumerate(groups)]
+    earliest = [con.sql(f"SELECT min(ts) FROM {_q(view)}").fetchall()[0][0] for view in views]
     state: State | None = None
     columns: dict[str, str] = {}
-    for done, (key, group) in enumerate(sorted(groups.items())):
+    for done, ((key, _), view) in enumerate(zip(groups, views, strict=True)):
         if step:
             step(key or "events", done, len(groups))
-        view = partitions.read_event_files(group, con, f"{prefix}_ev{done}")
         part_columns = _columns(con, view)
         columns.update(part_columns)
         ev = _events_sql(layout, view, part_columns, f"ts <= {as_of_us}")
+        later = min((t for t in earliest[done + 1:] if t is not None), default=None)
         state = fold(con, layout, state, ev, part_columns, as_of_us, f"{prefix}_p{done % 2}",
-                     close=done == len(groups) - 1)
+                     later=later)
         if interests is not None:
             interests.fold(view, part_columns, f"ts <= {as_of_us}", as_of_us)
     if step:
