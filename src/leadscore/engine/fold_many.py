@@ -94,7 +94,8 @@ class _Batch:
         self.ts = np.fromiter(map(attrgetter("timestamp"), events), np.int64, n)
         signatures, self.sig = _codes(list(map(attrgetter("type", "event", "path"), events)))
         self.signatures: list[tuple[str, str | None, str | None]] = signatures
-        self.lead_states: list[LeadState] = [scorer._lead(lead_id) for lead_id in index]
+        known, new = scorer._leads.get, scorer._lead
+        self.lead_states: list[LeadState] = [known(lead_id) or new(lead_id) for lead_id in index]
         self.leads = len(index)
         latest = np.array([NONE if s.latest is None else s.latest for s in self.lead_states],
                           np.int64)
@@ -130,29 +131,26 @@ class _ModelPlan:
         self.points = np.array([r.points for r in rules] or [0.0], float)
         self.half_life = np.array([_days(r.half_life_days) for r in rules] or [0.0], float)
         events = batch.events
-        # 1. pairs: rules matched per signature, `where` per event
-        by_sig = np.argsort(batch.sig, kind="stable")
-        bounds = np.searchsorted(batch.sig[by_sig], np.arange(len(batch.signatures) + 1))
-        ks: list[Array] = []
-        rs: list[Array] = []
+        # 1. pairs: rules matched per signature (the dispatch's cache of page paths), each
+        # event repeated for its signature's rules; then `where`, per distinct value
+        flat: list[int] = []
+        count = np.zeros(len(batch.signatures), np.int64)
+        wheres: set[int] = set()
         for s, (kind, name, path) in enumerate(batch.signatures):
-            if kind == "page":
-                matched = [] if path is None else [
-                    r for r in dispatch.page_rules
-                    if r.matcher.page_regex.fullmatch(path)]  # type: ignore[union-attr]
-            else:
-                matched = dispatch.by_name.get(name or "", [])
-            if not matched:
-                continue
-            at = by_sig[bounds[s]:bounds[s + 1]]
-            for rule in matched:
-                where = rule.matcher.where
-                hit = at if where is None else at[_holds(where, events, at)]
-                ks.append(hit)
-                rs.append(np.full(len(hit), rule.index, np.int64))
-        k = np.concatenate(ks) if ks else np.zeros(0, np.int64)
-        r = np.concatenate(rs) if rs else np.zeros(0, np.int64)
-        # pairs by lead, then arrival (then rule)
+            matched = dispatch.rules_of(kind, name, path)
+            count[s] = len(matched)
+            flat.extend(rule.index for rule in matched)
+            wheres.update(rule.index for rule in matched if rule.matcher.where is not None)
+        per_event = count[batch.sig]
+        k = np.repeat(np.arange(batch.n), per_event)
+        first = np.cumsum(count) - count
+        within = np.arange(len(k)) - np.repeat(np.cumsum(per_event) - per_event, per_event)
+        r = np.array(flat, np.int64)[first[batch.sig[k]] + within] if len(k) else k
+        keep = np.ones(len(k), bool)
+        for index in sorted(wheres):
+            at = np.flatnonzero(r == index)
+            keep[at] = _holds(rules[index].matcher.where, events, k[at])  # type: ignore[arg-type]
+        k, r = k[keep], r[keep]
         # by lead, then arrival (the events' place in `batch.order`), then rule
         place = np.empty(batch.n, np.int64)
         place[batch.order] = np.arange(batch.n)
@@ -269,11 +267,20 @@ class _ModelPlan:
         prior_mql = np.array(mql_list, bool)
         from leadscore.engine.incremental import _engagement
 
+        first_when = batch.first_when.tolist()
         for i in prior:
-            state = leads[i].models[name]
-            total, positive = _engagement(model, state, int(batch.first_when[i]))
+            state = model_states[i]
+            when = first_when[i]
+            if state.bound != math.inf and state.bound_at <= when:
+                # the MQL bound: at least the positive part from bound_at on
+                positive = state.bound
+                negative = math.fsum(-acc.total for acc in state.negative.values())
+                negative += sum(model.rules[r].cap or 0.0 for r in state.capped)
+            else:
+                total, positive = _engagement(model, state, when)
+                negative = positive - total
             prior_positive[i] = positive
-            prior_abs[i] = positive + abs(total - positive)
+            prior_abs[i] = positive + abs(negative)
         if threshold is None or not eligible.any():
             return
         points = self.points[self.r] if len(self.r) else np.zeros(0)
@@ -305,8 +312,9 @@ class _ModelPlan:
         selected = candidate[self.pair_lead]
         deltas = self._deltas(selected, top)
         kinds = self._kinds(prior)
+        inits = self._initials(kinds, prior, candidate, top)
         for kind, (half_life, rule_index, _) in enumerate(kinds):
-            init = self._initial(kind, kinds, prior, candidate, top)
+            init = inits[kind]
             if rule_index is None:
                 mine = selected & (self._uncapped_kind == kind)
             else:
@@ -365,38 +373,35 @@ class _ModelPlan:
                 uncapped[rule.index] = kinds.setdefault(key, len(kinds))
             else:
                 kinds.setdefault((_days(rule.half_life_days), rule.index, True), len(kinds))
-        name = self.model.name
-        for i in prior:
-            state = self.batch.lead_states[i].models[name]
-            for sums, positive in ((state.sums, True), (state.negative, False)):
-                for half_life in sums:
-                    kinds.setdefault((_days(half_life), None, positive), len(kinds))
+        for i in prior:        # program points: under the model's half-life, either sign
+            state = self.model_states[i]
+            if state.program:
+                for sums, positive in ((state.sums, True), (state.negative, False)):
+                    for half_life in sums:
+                        kinds.setdefault((_days(half_life), None, positive), len(kinds))
         self._uncapped_kind = uncapped[self.r] if len(self.r) else np.zeros(0, np.int64)
         return list(kinds)
 
-    def _initial(self, kind: int, kinds: list[tuple[float, int | None, bool]],
-                 prior: list[int], candidate: Array, top: Array) -> Array:
-        """Each lead's saved value of a running sum, scaled to the lead's latest time."""
-        init = np.zeros(self.batch.leads)
-        half_life, rule_index, positive = kinds[kind]
-        name = self.model.name
+    def _initials(self, kinds: list[tuple[float, int | None, bool]], prior: list[int],
+                  candidate: Array, top: Array) -> Array:
+        """Each lead's saved value of each running sum, scaled to the lead's latest time."""
+        init = np.zeros((max(len(kinds), 1), self.batch.leads))
+        number = {kind: n for n, kind in enumerate(kinds)}
+        rules = self.model.rules
         for i in prior:
             if not candidate[i]:
                 continue
-            state = self.batch.lead_states[i].models[name]
-            if rule_index is None:
-                sums = state.sums if positive else state.negative
-                found = [acc for h, acc in sums.items() if _days(h) == half_life]
-                if not found:
-                    continue
-                ref, total = found[0].ref, found[0].total
-            else:
-                rule_state = state.rules.get(rule_index)
-                if rule_state is None:
-                    continue
-                ref, total = rule_state.ref, rule_state.total
-            init[i] = total if half_life == 0 else total * 2.0 ** (
-                (ref - top[i]) / (half_life * US_PER_DAY))
+            state = self.model_states[i]
+            when = int(top[i])
+            saved = [((_days(h), None, True), acc.ref, acc.total) for h, acc in state.sums.items()]
+            saved += [((_days(h), None, False), acc.ref, acc.total)
+                      for h, acc in state.negative.items()]
+            saved += [((_days(rules[r].half_life_days), r, True), rule_state.ref,
+                       rule_state.total) for r, rule_state in state.capped.items()]
+            for key, ref, total in saved:
+                half_life = key[0]
+                init[number[key], i] = total if half_life == 0 else total * 2.0 ** (
+                    (ref - when) / (half_life * US_PER_DAY))
         return init
 
     def _deltas(self, selected: Array, top: Array) -> Array:
@@ -424,15 +429,18 @@ class _ModelPlan:
         seen = _scan(t, rank, np.maximum)
         prev = np.concatenate(([NONE], seen[:-1]))
         prev[run] = NONE
-        name = self.model.name
-        states = self.batch.lead_states
-        for j in np.flatnonzero(run & self.has_prior[lead]).tolist():
-            state = states[lead[j]].models[name]
-            rule_state = state.rules.get(int(rule[j]))
-            if rule_state is not None and rule_state.buckets:
-                old = rule_state.buckets.get(self.decode[int(rule[j])](bucket[j:j + 1])[0])
-                if old is not None:
-                    prev[j:j + 1] = old
+        runs = np.flatnonzero(run & self.has_prior[lead])
+        if len(runs):
+            model_states = self.model_states
+            for index, decode in self.decode.items():
+                mine = runs[rule[runs] == index]
+                for j, i, key in zip(mine.tolist(), lead[mine].tolist(), decode(bucket[mine]),
+                                     strict=True):
+                    rule_state = model_states[i].rules.get(index)
+                    if rule_state is not None and rule_state.buckets:
+                        old = rule_state.buckets.get(key)
+                        if old is not None:
+                            prev[j] = old
         # carry the saved time through the run
         start = np.flatnonzero(run)
         prev = np.maximum(prev, np.repeat(prev[start], np.diff(np.append(start, len(run)))))
@@ -548,20 +556,24 @@ class _ModelPlan:
             rules_of[i][r] = rule_state
             if capped[r]:
                 model_states[i].capped[r] = rule_state
-        for g, rule_state in saved.items():
-            rule_state.ref, rule_state.total = ref[g].item(), total[g].item()
-            rule_state.matched += count[g].item()
-            top = latest[g].item()
-            if rule_state.last is None or top > rule_state.last:
-                rule_state.last = top
-            a, b = b_bounds[g].item(), b_bounds[g + 1].item()
-            if a < b:
-                buckets = rule_state.buckets
-                if buckets is None:
-                    buckets = rule_state.buckets = {}
-                for j in range(a, b):
-                    if counts[j]:
-                        buckets[keys[j]] = b_latest_list[j]
+        if saved:
+            at = np.array(list(saved), np.int64)
+            counts_list = counts.tolist()
+            for rule_state, ref_g, total_g, n, top, a, b in zip(
+                    saved.values(), ref[at].tolist(), total[at].tolist(), count[at].tolist(),
+                    latest[at].tolist(), b_bounds[at].tolist(), b_bounds[at + 1].tolist(),
+                    strict=True):
+                rule_state.ref, rule_state.total = ref_g, total_g
+                rule_state.matched += n
+                if rule_state.last is None or top > rule_state.last:
+                    rule_state.last = top
+                if a < b:
+                    buckets = rule_state.buckets
+                    if buckets is None:
+                        buckets = rule_state.buckets = {}
+                    for j in range(a, b):
+                        if counts_list[j]:
+                            buckets[keys[j]] = b_latest_list[j]
         self.touched[g_lead] = True
         del rules
 

@@ -38,9 +38,10 @@ from leadscore.model.program_events import points_reason, program_points, stage_
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY, now_us, parse_timestamp
 
-# From this many events on, `update_many` folds them vectorised (engine.fold_many); below, the
-# numpy set-up costs more than it saves.
-MANY = 64
+# From this many events on, `update_many` folds them vectorised (engine.fold_many); below, its
+# set-up and the per-lead work it repeats per call cost more than it saves (measured on the
+# benchmark model: 1,000-event batches 60k events/s, one at a time 68k, 10,000-event batches 97k).
+MANY = 2_000
 
 
 class Reason(NamedTuple):
@@ -674,8 +675,15 @@ class _Dispatch:
         self.interests = InterestDispatch(interests) if interests else None
 
     def rules_for(self, event: Event) -> list[EngagementRule]:
-        if event.type == "page":
-            path = event.path
+        candidates = self.rules_of(event.type, event.event, event.path)
+        if not candidates:
+            return candidates
+        return [r for r in candidates if r.matcher.where is None or _where(r, event)]
+
+
+    def rules_of(self, kind: str, name: str | None, path: str | None) -> list[EngagementRule]:
+        """The rules an event of this (type, event, path) signature matches, `where` aside."""
+        if kind == "page":
             if path is None:
                 return []
             candidates = self.by_path.get(path)
@@ -684,11 +692,8 @@ class _Dispatch:
                               if r.matcher.page_regex.fullmatch(path)]  # type: ignore[union-attr]
                 if len(self.by_path) < 100_000:
                     self.by_path[path] = candidates
-        else:
-            candidates = self.by_name.get(event.event or "", [])
-        if not candidates:
             return candidates
-        return [r for r in candidates if r.matcher.where is None or _where(r, event)]
+        return self.by_name.get(name or "", [])
 
 
 def _where(rule: EngagementRule, event: Event) -> bool:
