@@ -1,12 +1,13 @@
 """`Scorer.update_many` over many events at once: the fold vectorised per rule with numpy.
 
 The per-event path (`Scorer._fold` + `_evaluate`) costs ~12 µs of Python per event. Here a batch
-is folded in four steps whose work per event is numpy's, not Python's:
+is folded in four steps whose work per event is numpy's, not Python's (what is left in Python
+is per lead and rule: the state's objects):
 
 1. *Match*: rules are matched once per distinct (type, event, path) signature, as the batch plan
-   does (`engine.signatures`); a rule's `where` is evaluated per event, for that rule's events.
-   This gives (event, rule) pairs, with each pair's bucket (day, week, distinct value) for the
-   rules with `limit` or `distinct`.
+   does (`engine.signatures`); a rule's `where` is evaluated once per distinct value of the
+   paths it reads. This gives (event, rule) pairs, with each pair's bucket (day, week, distinct
+   value) for the rules with `limit` or `distinct`.
 2. *Decide*: per lead, in arrival order, the engagement after each event and just before it
    (both at the event's read time, the lead's latest time so far) from running sums of decayed
    terms per half-life and sign, and per capped rule; a term replaced in its bucket by a later
@@ -16,8 +17,8 @@ is folded in four steps whose work per event is numpy's, not Python's:
    events, or whose events span more than ~900 half-lives) is folded by the per-event path.
 3. *Fold*: each (lead, rule)'s new events are applied to its `RuleState` at once (count, latest,
    buckets keep the latest time, the decayed total rescaled exactly), and to the half-life sums.
-   A lead's events are applied in segments between its handoffs; each handoff's event goes
-   through the per-event path, so its score and reasons are those of the moment it crossed.
+   A lead's events are applied in segments, each ending with a handoff's event, whose score
+   and reasons are taken once its segment is in: those of the moment it crossed.
 4. *Stages and interests* are folded per event (order does not matter to them).
 
 The resulting state is the per-event path's up to rounding in the last bits of the totals.
@@ -99,7 +100,7 @@ class _Batch:
         self.leads = len(index)
         latest = np.array([NONE if s.latest is None else s.latest for s in self.lead_states],
                           np.int64)
-        # Events by lead, in arrival order: `order`; runs of one lead start at `starts`.
+        # Events by lead, in arrival order: `order`; `rank`: the place in the lead's run.
         self.order = np.argsort(self.lead, kind="stable")
         sorted_lead = self.lead[self.order]
         self.rank = _rank(sorted_lead)
@@ -114,8 +115,6 @@ class _Batch:
         first = np.flatnonzero(self.rank == 0)
         self.first_when = np.empty(self.leads, np.int64)  # its read time at its first event
         self.first_when[sorted_lead[first]] = w[first]
-        self.first_event = np.empty(self.leads, np.int64)
-        self.first_event[sorted_lead[first]] = self.order[first]
 
 
 class _ModelPlan:
