@@ -34,21 +34,33 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
+from leadscore.engine.columns import (
+    NONE,
+    Array,
+    by_bucket,
+    encode,
+    encode_strings,
+    getter,
+    holds,
+    local_days,
+    once_keys,
+    period_keys,
+    rank_of_runs,
+    run_rank,
+    scan,
+    value_keys,
+    value_period_keys,
+)
 from leadscore.engine.state import DecayedSum, RuleState
-from leadscore.model import conditions as cond
 from leadscore.model.program_events import NAMES as PROGRAM_EVENTS
-from leadscore.timeutil import ISO_WEEK_SHIFT_DAYS, US_PER_DAY, local_day, to_datetime, zone
+from leadscore.timeutil import ISO_WEEK_SHIFT_DAYS, US_PER_DAY
 
 if TYPE_CHECKING:
     from leadscore.engine.incremental import Handoff, LeadState, Scorer, _Dispatch
     from leadscore.events import Event
     from leadscore.model.compiled import CompiledModel, EngagementRule
 
-Array = Any                     # a numpy array (numpy's stubs are not worth the noise here)
-NONE = np.iinfo(np.int64).min   # "no time" in an int64 column
-US_PER_HOUR = 3_600_000_000
 MAX_HALF_LIVES = 900.0          # 2^900 stays far from float overflow
 TOLERANCE = 1e-9                # a score this close (relative) to the threshold is a tie
 
@@ -91,9 +103,9 @@ class _Batch:
     def __init__(self, scorer: Scorer, events: Sequence[Event]):
         self.events = events
         self.n = n = len(events)
-        index, self.lead = _string_codes(list(map(attrgetter("lead_id"), events)))
+        index, self.lead = encode_strings(list(map(attrgetter("lead_id"), events)))
         self.ts = np.fromiter(map(attrgetter("timestamp"), events), np.int64, n)
-        signatures, self.sig = _codes(list(map(attrgetter("type", "event", "path"), events)))
+        signatures, self.sig = encode(list(map(attrgetter("type", "event", "path"), events)))
         self.signatures: list[tuple[str, str | None, str | None]] = signatures
         known, new = scorer._leads.get, scorer._lead
         self.lead_states: list[LeadState] = [known(lead_id) or new(lead_id) for lead_id in index]
@@ -103,10 +115,10 @@ class _Batch:
         # Events by lead, in arrival order: `order`; `rank`: the place in the lead's run.
         self.order = np.argsort(self.lead, kind="stable")
         sorted_lead = self.lead[self.order]
-        self.rank = _rank(sorted_lead)
+        self.rank = run_rank(sorted_lead)
         # The read time of each event: the lead's latest time so far (`Scorer._fold`).
         w = np.maximum(self.ts[self.order], np.where(self.rank == 0, latest[sorted_lead], NONE))
-        w = _scan(w, self.rank, np.maximum)
+        w = scan(w, self.rank, np.maximum)
         self.when = np.empty(n, np.int64)
         self.when[self.order] = w
         last = np.flatnonzero(np.append(sorted_lead[1:] != sorted_lead[:-1], True))
@@ -148,7 +160,7 @@ class _ModelPlan:
         keep = np.ones(len(k), bool)
         for index in sorted(wheres):
             at = np.flatnonzero(r == index)
-            keep[at] = _holds(rules[index].matcher.where, events, k[at])  # type: ignore[arg-type]
+            keep[at] = holds(rules[index].matcher.where, events, k[at])  # type: ignore[arg-type]
         k, r = k[keep], r[keep]
         # by lead, then arrival (the events' place in `batch.order`), then rule
         place = np.empty(batch.n, np.int64)
@@ -188,31 +200,31 @@ class _ModelPlan:
         period: Array | None = None
         low = 0
         if rule.limit in ("daily", "weekly"):
-            period = _local_days(ts, self.model.timezone)
+            period = local_days(ts, self.model.timezone)
             if rule.limit == "weekly":
                 period = (period + ISO_WEEK_SHIFT_DAYS) // 7
             low = int(period.min())
             period = period - low
         if rule.distinct is None:
             if period is None:          # `once`: one bucket, None
-                self.decode[rule.index] = _once
+                self.decode[rule.index] = once_keys
             else:
                 self.bucket[at] = period
-                self.decode[rule.index] = partial(_period, low)
+                self.decode[rule.index] = partial(period_keys, low)
             return
         chosen = list(map(self.batch.events.__getitem__, self.k[at].tolist()))
         root, _, key = rule.distinct.partition(".")
         if root == "properties" and key and "." not in key:
             values = [event.properties.get(key) for event in chosen]
         else:
-            values = list(map(_getter(rule.distinct), chosen))
-        names, codes = _codes(values)
+            values = list(map(getter(rule.distinct), chosen))
+        names, codes = encode(values)
         if period is None:
             self.bucket[at] = codes
-            self.decode[rule.index] = partial(_value, names)
+            self.decode[rule.index] = partial(value_keys, names)
         else:
             self.bucket[at] = (codes << 32) | period
-            self.decode[rule.index] = partial(_value_period, names, low)
+            self.decode[rule.index] = partial(value_period_keys, names, low)
 
     # ---- 2. decisions
 
@@ -302,7 +314,7 @@ class _ModelPlan:
             return
         e = batch.order[candidate[batch.lead[batch.order]]]   # candidate events, by lead
         e_lead = batch.lead[e]
-        e_rank = _rank(e_lead)
+        e_rank = run_rank(e_lead)
         position = np.full(batch.n, -1, np.int64)
         position[e] = np.arange(len(e))
         e_age = (top[e_lead] - batch.when[e]) / US_PER_DAY   # ≥ 0
@@ -323,7 +335,7 @@ class _ModelPlan:
             if rule_index is None:
                 d = d * self.points[self.r[at]]
             p_lead = self.pair_lead[at]
-            cum = _scan(d, _rank(p_lead), np.add) + init[p_lead]
+            cum = scan(d, run_rank(p_lead), np.add) + init[p_lead]
             last = np.full(len(e), -1, np.int64)
             p_pos = position[self.k[at]]
             is_last = np.append(p_pos[1:] != p_pos[:-1], True) if len(at) else np.zeros(0, bool)
@@ -419,13 +431,13 @@ class _ModelPlan:
             return delta
         # previous latest time of the pair's bucket, in arrival order (saved buckets included)
         lead, rule, bucket, k = self.pair_lead[at], self.r[at], self.bucket[at], self.k[at]
-        order = _by_bucket(lead, rule, bucket, self.batch.leads, len(rules), k)
+        order = by_bucket(lead, rule, bucket, self.batch.leads, len(rules), k)
         at, lead, rule, bucket = at[order], lead[order], rule[order], bucket[order]
         run = np.append(True, (lead[1:] != lead[:-1]) | (rule[1:] != rule[:-1])
                         | (bucket[1:] != bucket[:-1]))
-        rank = _rank_of_runs(run)
+        rank = rank_of_runs(run)
         t = self.t[at]
-        seen = _scan(t, rank, np.maximum)
+        seen = scan(t, rank, np.maximum)
         prev = np.concatenate(([NONE], seen[:-1]))
         prev[run] = NONE
         runs = np.flatnonzero(run & self.has_prior[lead])
@@ -464,7 +476,7 @@ class _ModelPlan:
         rules = self.model.rules
         lead, rule, t, bucket = (self.pair_lead[pairs], self.r[pairs], self.t[pairs],
                                  self.bucket[pairs])
-        order = _by_bucket(lead, rule, bucket, self.batch.leads, len(rules))
+        order = by_bucket(lead, rule, bucket, self.batch.leads, len(rules))
         lead, rule, t, bucket = lead[order], rule[order], t[order], bucket[order]
         run = np.append(True, (lead[1:] != lead[:-1]) | (rule[1:] != rule[:-1]))
         start = np.flatnonzero(run)
@@ -736,134 +748,6 @@ def _new_state(model: CompiledModel) -> Any:
     return ModelState(model)
 
 
-def _codes(values: list[Any]) -> tuple[list[Any], Array]:
-    """The distinct values (in order of appearance) and each value's number among them."""
-    numbers: dict[Any, Any] = dict.fromkeys(values)
-    for number, value in enumerate(numbers):
-        numbers[value] = number
-    return list(numbers), np.fromiter(map(numbers.__getitem__, values), np.int64, len(values))
-
-
-def _string_codes(values: list[Any]) -> tuple[list[Any], Array]:
-    """`_codes` of strings, by Arrow's dictionary encoding (4× faster for many)."""
-    try:
-        encoded = pa.array(values, pa.string()).dictionary_encode()
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return _codes(values)
-    return (encoded.dictionary.to_pylist(),
-            encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64))
-
-
-def _getter(path: str) -> Callable[[Event], Any]:
-    """`Event.get(path)` as a function, direct for the common paths."""
-    root, _, rest = path.partition(".")
-    if root == "properties" and rest and "." not in rest:
-        return lambda event: event.properties.get(rest)
-    if not rest and root in ("event", "type", "path"):
-        return attrgetter(root)
-    return lambda event: event.get(path)
-
-
-# Bucket keys back from their codes, many at once: `once` (None), a day or week, a distinct
-# value, or both.
-
-def _once(codes: Array) -> list[Any]:
-    return [None] * len(codes)
-
-
-def _period(low: int, codes: Array) -> list[Any]:
-    return (codes + low).tolist()
-
-
-def _value(names: list[Any], codes: Array) -> list[Any]:
-    return list(map(names.__getitem__, codes.tolist()))
-
-
-def _value_period(names: list[Any], low: int, codes: Array) -> list[Any]:
-    return list(zip(map(names.__getitem__, (codes >> 32).tolist()),
-                    ((codes & 0xFFFFFFFF) + low).tolist(), strict=True))
-
-
 def _days(half_life: float | None) -> float:
     """A half-life in days; 0 for none."""
     return 0.0 if half_life is None else float(half_life)
-
-
-def _holds(where: cond.Condition, events: Sequence[Event], at: Array) -> Array:
-    """Whether `where` holds for each event of `at`: evaluated once per distinct value of the
-    paths it reads (per event where a value cannot be a dict key)."""
-    chosen = list(map(events.__getitem__, at.tolist()))
-    read = sorted(cond.paths(where))
-    # each value with its type: 1, 1.0 and True are one dict key but not one value here
-    values = list(zip(*(((v.__class__, v) for v in map(_getter(path), chosen))
-                        for path in read), strict=True))
-    try:
-        known: dict[Any, bool] = {}
-        for value in set(values):
-            found = {path: v for path, (_, v) in zip(read, value, strict=True)}
-            known[value] = cond.evaluate(where, found.get)
-        return np.fromiter(map(known.__getitem__, values), bool, len(values))
-    except TypeError:           # an unhashable value (a list, an object)
-        return np.array([cond.evaluate(where, event.get) for event in chosen], bool)
-
-
-def _by_bucket(lead: Array, rule: Array, bucket: Array, leads: int, rules: int,
-               then: Array | None = None) -> Array:
-    """The order that sorts pairs by lead, rule and bucket (then by `then`, where the pairs
-    come in its order: the sort is stable): one argsort of a combined key where it fits."""
-    codes, dense = np.unique(bucket, return_inverse=True)
-    if leads * max(rules, 1) * max(len(codes), 1) < 2**62:
-        key = (lead * max(rules, 1) + rule) * max(len(codes), 1) + dense
-        return np.argsort(key, kind="stable" if then is not None else None)
-    keys = (bucket, rule, lead) if then is None else (then, bucket, rule, lead)
-    return np.lexsort(keys)
-
-
-def _rank(keys: Array) -> Array:
-    """Each element's position within its run of equal keys (keys sorted by run)."""
-    if not len(keys):
-        return np.zeros(0, np.int64)
-    return _rank_of_runs(np.append(True, keys[1:] != keys[:-1]))
-
-
-def _rank_of_runs(run: Array) -> Array:
-    """Each element's position within its run (`run`: True where a run starts)."""
-    start = np.flatnonzero(run)
-    position = np.arange(len(run))
-    return position - np.repeat(start, np.diff(np.append(start, len(run))))
-
-
-def _scan(values: Array, rank: Array, op: Any) -> Array:
-    """Inclusive scan of `op` within runs (`rank`: position in the run), in log2(longest run)
-    vectorised steps; each element combines only elements of its own run."""
-    out = values.copy()
-    shift = 1
-    while True:
-        at = np.flatnonzero(rank >= shift)
-        if not len(at):
-            return out
-        out[at] = op(out[at], out[at - shift])
-        shift *= 2
-
-
-def _offset_us(us: int, tz: str) -> int:
-    offset = to_datetime(us).astimezone(zone(tz)).utcoffset()
-    return 0 if offset is None else round(offset.total_seconds() * 1_000_000)
-
-
-def _local_days(ts: Array, tz: str) -> Array:
-    """`local_day` of each time: the UTC offset is looked up once per hour of the data (per
-    event within an hour where the offset changes)."""
-    if tz == "UTC":
-        return ts // US_PER_DAY
-    hours, inverse = np.unique(ts // US_PER_HOUR, return_inverse=True)
-    offsets = np.empty(len(hours), np.int64)
-    mixed = np.zeros(len(hours), bool)
-    for j, hour in enumerate(hours.tolist()):
-        start = _offset_us(hour * US_PER_HOUR, tz)
-        offsets[j] = start
-        mixed[j] = start != _offset_us(hour * US_PER_HOUR + US_PER_HOUR - 1, tz)
-    days = (ts + offsets[inverse]) // US_PER_DAY
-    for at in np.flatnonzero(mixed[inverse]).tolist():
-        days[at] = local_day(int(ts[at]), tz)
-    return days
