@@ -245,10 +245,22 @@ def fold(con: duckdb.DuckDBPyConnection, layout: Layout, old: State | None, ev: 
     rows = _bucket_rows_sql(layout, ev, columns)
     buckets_name = None
     if rows is not None:
-        if old is not None and old.buckets is not None:
-            rows = f"{rows} UNION ALL SELECT lead_id, r, b, d, ts FROM {old.buckets}"
-        con.sql(f"CREATE OR REPLACE TEMP TABLE {_q(name + '_all')} AS SELECT lead_id, r, b, d, "
+        con.sql(f"CREATE OR REPLACE TEMP TABLE {_q(name + '_new')} AS SELECT lead_id, r, b, d, "
                 f"max(ts) AS ts FROM ({rows}) GROUP BY lead_id, r, b, d")
+        if old is not None and old.buckets is not None:
+            # Merged by a join, not one GROUP BY over old and new: the old buckets (every
+            # lead's distinct values: tens of millions at a billion events) stream past the
+            # new ones' hash table instead of all being held in one.
+            con.sql(f"CREATE OR REPLACE TEMP TABLE {_q(name + '_all')} AS SELECT "
+                    "coalesce(n.lead_id, o.lead_id) AS lead_id, coalesce(n.r, o.r) AS r, "
+                    "coalesce(n.b, o.b) AS b, CASE WHEN n.lead_id IS NULL THEN o.d ELSE n.d END "
+                    "AS d, CASE WHEN o.ts IS NULL OR n.ts > o.ts THEN n.ts ELSE o.ts END AS ts "
+                    f"FROM {old.buckets} AS o FULL OUTER JOIN {_q(name + '_new')} AS n "
+                    "ON o.lead_id = n.lead_id AND o.r = n.r AND o.b = n.b "
+                    "AND o.d IS NOT DISTINCT FROM n.d")
+            con.sql(f"DROP TABLE {_q(name + '_new')}")
+        else:
+            con.sql(f"ALTER TABLE {_q(name + '_new')} RENAME TO {_q(name + '_all')}")
         boundary = (ref if later is None else min(later, ref)) if close else None
         closed = _closed_sql(layout, boundary)
         if closed != "false":
@@ -437,7 +449,8 @@ def _advance(con: duckdb.DuckDBPyConnection, layout: Layout, meta: dict[str, Any
     buckets = None
     if (folder / "buckets.parquet").exists():
         buckets = _q(prefix + "_old_buckets")
-        con.sql(f"CREATE OR REPLACE TEMP TABLE {buckets} AS "
+        # a view: the old buckets are read once, by the fold's join, not copied in first
+        con.sql(f"CREATE OR REPLACE TEMP VIEW {buckets} AS "
                 f"SELECT * FROM read_parquet({_lit(folder / 'buckets.parquet')})")
     old = State(_q(prefix + "_old_leads"), buckets, old_ref, meta.get("boundary", old_ref))
     new_files = _new_files(meta["files"], files)
