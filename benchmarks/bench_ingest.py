@@ -303,6 +303,7 @@ def run_leadscore(label: str, db: str, args: argparse.Namespace, bodies: list[li
     try:
         asyncio.run(blast(url, warm, args.connections))
         out: dict[str, Any] = {"batch": asyncio.run(blast(url, load, args.connections))}
+        time.sleep(args.settle)     # let the background catch up with the load first
         out["track_light"] = light_track(url, args.tracks)
         out["crossing_to_webhook"] = crossing_latency(url, receiver, args.crossings)
     finally:
@@ -338,6 +339,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tracks", type=int, default=300, help="single tracks at light load")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="seconds to wait after the batch load before the single tracks")
     parser.add_argument("--crossings", type=int, default=100)
     parser.add_argument("--synchronous", choices=("full", "normal"), default="full",
                         help="SQLite's synchronous, for leadscore and the bare endpoint")
