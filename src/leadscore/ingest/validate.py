@@ -21,7 +21,7 @@ from typing import Any
 
 from leadscore.errors import EventError
 from leadscore.events import Event, event_from_message
-from leadscore.store.database import _json as json_text
+from leadscore.jsontext import dumps as json_text
 from leadscore.timeutil import US_PER_DAY, iso, parse_timestamp
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")

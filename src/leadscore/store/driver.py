@@ -18,9 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from leadscore.store.database import _json
-
-dumps = _json
+from leadscore.jsontext import dumps as dumps  # driver.dumps: JSON columns as written
 
 
 def loads(value: Any) -> Any:
