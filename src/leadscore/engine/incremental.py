@@ -305,10 +305,8 @@ class Scorer:
         else:
             batch = [e if isinstance(e, Event) else event_from_message(e) for e in given]
         if len(batch) >= MANY:
-            try:
-                from leadscore.engine.fold_many import fold_many
-            except ImportError:     # numpy is not installed: one event at a time
-                return self._update_each(batch)
+            from leadscore.engine.fold_many import fold_many  # numpy: imported when needed
+
             return fold_many(self, batch)
         return self._update_each(batch)
 
