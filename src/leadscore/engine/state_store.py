@@ -238,6 +238,9 @@ def fold(con: duckdb.DuckDBPyConnection, layout: Layout, old: State | None, ev: 
     (≥ old.ref); with `close`, the buckets no later event can reach are summed up — no event
     after `ref`, or, given `later`, no event at or after `later` (the earliest time still to
     be folded in)."""
+    boundary: int | None = old.boundary if old is not None else None
+    if close:
+        boundary = ref if later is None else min(later, ref)
     fresh = _fresh_sql(layout, ev, ref)
     parts = [fresh]
     if old is not None:
@@ -261,8 +264,7 @@ def fold(con: duckdb.DuckDBPyConnection, layout: Layout, old: State | None, ev: 
             con.sql(f"DROP TABLE {_q(name + '_new')}")
         else:
             con.sql(f"ALTER TABLE {_q(name + '_new')} RENAME TO {_q(name + '_all')}")
-        boundary = (ref if later is None else min(later, ref)) if close else None
-        closed = _closed_sql(layout, boundary)
+        closed = _closed_sql(layout, boundary if close else None)
         if closed != "false":
             parts.append(_bucket_sums_sql(
                 layout, f"SELECT * FROM {_q(name + '_all')} WHERE {closed}", ref))
@@ -272,10 +274,6 @@ def fold(con: duckdb.DuckDBPyConnection, layout: Layout, old: State | None, ev: 
     leads = _q(name + "_leads")
     con.sql(f"CREATE OR REPLACE TEMP TABLE {leads} AS {_combine_sql(layout, parts)}")
     con.sql(f"DROP TABLE IF EXISTS {_q(name + '_all')}")
-    if close:
-        boundary = ref if later is None else min(later, ref)
-    else:
-        boundary = old.boundary if old is not None else None
     return State(leads, buckets_name, ref, boundary)
 
 
