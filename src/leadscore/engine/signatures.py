@@ -57,6 +57,15 @@ def _simple(pattern: str) -> bool:
     return LIKE_ESCAPE not in pattern and "_" not in pattern and "%" not in pattern.strip("%")
 
 
+def _bits(hits: Sequence[tuple[exp.Expr, int]]) -> exp.Expr:
+    """The sum of `bit` over the `(condition, bit)` pairs whose condition holds (0 for none)."""
+    total = _bigint(0)
+    for hit, bit in hits:
+        total = exp.Add(this=total, expression=exp.Case().when(hit, _bigint(bit))
+                        .else_(_bigint(0)))
+    return total
+
+
 def _bigint(value: int) -> exp.Expr:
     return exp.cast(exp.Literal.number(value), exp.DataType.Type.BIGINT)
 
@@ -115,19 +124,17 @@ class Signatures:
     def _inline_mask(self, number: int) -> exp.Expr:
         """Mask column `number` from the event's own columns: per page glob a LIKE, per event
         name one branch of a CASE holding the bits of every rule that names it."""
-        pages: list[exp.Expr] = [_bigint(0)]
+        pages: list[tuple[exp.Expr, int]] = []
         by_name: dict[str, int] = {}
         for name, matcher in self._group(number):
             if matcher.pages:
                 path = _col("path")
-                hit = or_(*(like(path.copy(), glob_to_like(g)) for g in matcher.pages))
-                pages.append(exp.Case().when(hit, _bigint(self._bit(name))).else_(_bigint(0)))
+                pages.append((or_(*(like(path.copy(), glob_to_like(g)) for g in matcher.pages)),
+                              self._bit(name)))
                 continue        # a page rule names no track event (`named`)
             for event in matcher.events:
                 by_name[event] = by_name.get(event, 0) | self._bit(name)
-        page_bits = pages[0]
-        for term in pages[1:]:
-            page_bits = exp.Add(this=page_bits, expression=term)
+        page_bits = _bits(pages)
         event_bits: exp.Expr = _bigint(0)
         if by_name:
             event_bits = exp.Case(this=_col("event"))
@@ -150,16 +157,10 @@ class Signatures:
             return query.from_(computed.subquery("s", copy=False), copy=False)
         distinct = exp.select(*(_col(k) for k in KEYS)).distinct().from_(events.copy()) \
             .where(until.copy())
-        masks = []
-        for number in range(self.masks()):
-            terms: list[exp.Expr] = [_bigint(0)]
-            for name, matcher in self._group(number):
-                terms.append(exp.Case().when(named(matcher), _bigint(self._bit(name)))
-                             .else_(_bigint(0)))
-            total = terms[0]
-            for term in terms[1:]:
-                total = exp.Add(this=total, expression=term)
-            masks.append(exp.alias_(total, self.mask_column(number), quoted=True))
+        masks = [exp.alias_(_bits([(named(matcher), self._bit(name))
+                                   for name, matcher in self._group(number)]),
+                            self.mask_column(number), quoted=True)
+                 for number in range(self.masks())]
         # The signature's own columns are renamed so that the events' type/event/path stay
         # unambiguous in the rest of ev.
         signatures = exp.select(*(exp.alias_(_col(k), f"sig_{k}", quoted=True) for k in KEYS),
