@@ -226,14 +226,7 @@ class Service:
                 group[0].error = exc
                 return
             for pending in group:       # each alone: the failure is the culprit's only
-                def alone(connection: Connection, one: _Pending = pending
-                          ) -> list[tuple[list[MessageResult], list[str]]]:
-                    return self._apply(connection, [one])
-
-                try:
-                    [(pending.done, pending.handoffs)] = self.db.write(alone)
-                except Exception as error:
-                    pending.error = error
+                self._write_group([pending])
             return
         except BaseException as exc:
             for pending in group:
