@@ -14,11 +14,10 @@ from typing import Any
 import pyarrow as pa
 
 from leadscore.demo import art_shop, software
-from leadscore.timeutil import iso, parse_timestamp
+from leadscore.timeutil import US_PER_DAY, iso, parse_timestamp
 
 AS_OF = "2026-06-01T00:00:00Z"
 DAYS = 120
-US_PER_DAY = 86_400_000_000
 US_PER_MINUTE = 60_000_000
 
 # Property columns of the events table besides lead_id, timestamp, type, event, path.

@@ -26,7 +26,6 @@ from leadscore.learn.inputs import Inputs, Step, When, as_of_us, open_inputs, qu
 from leadscore.model.schema import Engagement, Model, Thresholds
 from leadscore.timeutil import iso
 
-US_PER_DAY = 86_400_000_000
 LAST = -1e18     # the rank score of a disqualified lead
 PREDICTIVE = "predictive (LightGBM)"
 

@@ -24,8 +24,8 @@ import duckdb
 import numpy as np
 
 from leadscore.io.readers import _quote
+from leadscore.timeutil import US_PER_DAY
 
-US_PER_DAY = 86_400_000_000
 VARIANTS = ("once", "daily", "every")
 HALF_LIVES: tuple[float | None, ...] = (7.0, 14.0, 30.0, 60.0, 120.0, None)
 

@@ -21,8 +21,8 @@ import duckdb
 
 from leadscore.errors import InputError
 from leadscore.io.readers import _as_arrow, _quote, _source_files, _timestamp_sql
+from leadscore.timeutil import US_PER_DAY
 
-US_PER_DAY = 86_400_000_000
 EVENT_PREFIX = "event:"
 _TRUE = "('1', 'true', 't', 'yes', 'y', 'converted', 'won')"
 _sequence = itertools.count()

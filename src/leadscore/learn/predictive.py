@@ -22,8 +22,8 @@ from leadscore.learn import features as feats
 from leadscore.learn.inputs import Inputs
 from leadscore.learn.metrics import Ranked
 from leadscore.learn.scorecard import Learned
+from leadscore.timeutil import US_PER_DAY
 
-US_PER_DAY = 86_400_000_000
 # Half-lives of the engagement features the booster gets (each source in every variant):
 # fewer than learn's grid, the trees combine them.
 HALF_LIVES: tuple[float | None, ...] = (14.0, 60.0, None)

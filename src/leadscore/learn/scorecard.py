@@ -31,9 +31,8 @@ from leadscore.learn.inputs import Inputs, Step, When, as_of_us, open_inputs, qu
 from leadscore.learn.metrics import Ranked, auc
 from leadscore.model.loader import load_model
 from leadscore.model.schema import Model
-from leadscore.timeutil import iso
+from leadscore.timeutil import US_PER_DAY, iso
 
-US_PER_DAY = 86_400_000_000
 C_GRID = (0.003, 0.01, 0.1, 1.0)
 LEAKAGE_AUC = 0.98
 

@@ -56,7 +56,7 @@ from leadscore.store.lifecycle import (
     unsubscribes,
 )
 from leadscore.store.schema import events as events_table
-from leadscore.timeutil import iso, now_us
+from leadscore.timeutil import US_PER_DAY, iso, now_us
 
 if TYPE_CHECKING:
     from leadscore.service import Service
@@ -77,7 +77,6 @@ KEEPER_LOCK = 0x1EAD5E65      # one segment keeper at a time on a shared Postgre
 Past = dict[tuple[str, str], list[tuple[str, int]]]
 LEASE_US = 60_000_000
 MAX_FAILURES = 5              # an enrolment failing this often in a row exits as `error`
-DAY_US = 86_400_000_000
 
 
 @dataclass
@@ -521,7 +520,7 @@ def _put_off(connection: Connection, enrolment_id: str, error: Exception, now: i
     if failures >= MAX_FAILURES:
         values.update(status="exited", exit_reason="error", due_at=None)
     else:
-        values["due_at"] = now + min(60_000_000 * 2 ** (failures - 1), DAY_US)
+        values["due_at"] = now + min(60_000_000 * 2 ** (failures - 1), US_PER_DAY)
     connection.execute(update(enrolments).where(enrolments.c.id == enrolment_id).values(
         **values))
 
