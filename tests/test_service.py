@@ -513,6 +513,41 @@ def test_refresh_lets_the_listing_see_a_lead_cool_down(service: Service) -> None
     assert service.refresh(older_than=3600) == 0    # saved just now: nothing to do
 
 
+FADING = """\
+name: fading
+engagement:
+  rules:
+    - {name: demo, event: Demo Requested, points: 50, limit: once}
+    - {name: careers, event: Careers Viewed, points: -30, limit: once,
+       decay: {half_life_days: 10}}
+thresholds: {mql: 40}
+"""
+
+
+def test_refresh_hands_off_a_lead_that_fading_negative_points_lift_over_mql(
+        db_url: str) -> None:
+    from leadscore.timeutil import now_us
+
+    then = now_us() - 20 * US_PER_DAY                # −30 has faded to −7.5 by now
+    with Service.open(db_url, models=[load_model("fading.yaml", text=FADING)],
+                      background=False) as service:
+        service.ingest([{"type": "track", "userId": "ann", "event": name,
+                         "timestamp": iso(then)} for name in ("Careers Viewed",
+                                                              "Demo Requested")],
+                       received_at=then)
+        assert service.handoffs()[1] == 0            # 20 points when the events came
+        assert service.refresh(older_than=3600) == 1
+        items, count = service.handoffs()
+        assert count == 1
+        payload = items[0].payload
+        assert payload["lead_id"] == "ann" and payload["event"] is None
+        assert payload["score"] == pytest.approx(42.5, abs=0.01)
+        assert service.get_lead("ann")["mql"]
+        service.rescore()                            # nor a rescore from the log
+        assert service.refresh(older_than=0) == 1    # nor a second refresh
+        assert service.handoffs()[1] == 1
+
+
 # ---------------------------------------------------------------- models
 
 

@@ -141,6 +141,30 @@ def test_handoff_once_per_crossing_and_again_after_decaying_below(tmp_path) -> N
     assert later.handoff.id != first.handoff.id
 
 
+def test_negative_points_fading_over_the_threshold_raise_one_handoff(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "n.yaml"
+    path.write_text("name: n\nengagement:\n  rules:\n"
+                    "    - {name: demo, event: Demo, points: 50, limit: once}\n"
+                    "    - {name: careers, event: Careers, points: -30, limit: once,\n"
+                    "       decay: {half_life_days: 10}}\nthresholds: {mql: 40}\n")
+    s = Scorer(load_model(path))
+    assert s.crossings("l1", as_of=T0) == []                 # an unknown lead
+    s.update_one(track("Careers", T0))
+    assert s.update_one(track("Demo", T0))[0].handoff is None     # 50 − 30 = 20
+    assert s.crossings("l1", as_of=T0 + 10 * DAY) == []      # 50 − 15 = 35
+    # 20 days on, −30 has faded to −7.5: 42.5, over 40 with no event in between
+    [handoff] = s.crossings("l1", as_of=T0 + 20 * DAY)
+    assert (handoff.lead_id, handoff.model, handoff.at, handoff.event) == (
+        "l1", "n", T0 + 20 * DAY, None)
+    assert handoff.score.mql and handoff.score.score == pytest.approx(42.5)
+    assert s.crossings("l1", as_of=T0 + 21 * DAY) == []      # once per crossing
+    assert s.update_one(track("Demo", T0 + 22 * DAY))[0].handoff is None
+    # the state remembers it: a scorer loaded from it raises nothing again
+    again = Scorer(load_model(path))
+    again.load_state(s.state("l1"))
+    assert again.crossings("l1", as_of=T0 + 23 * DAY) == []
+
+
 def test_disqualified_leads_are_dead_and_never_handed_off(model) -> None:  # type: ignore[no-untyped-def]
     s = Scorer(model)
     s.identify("l1", {"email": "spy@rival.example"})

@@ -310,6 +310,20 @@ class Scorer:
             return fold_many(self, batch)
         return self._update_each(batch)
 
+    def crossings(self, lead_id: str, *, as_of: object = None) -> list[Handoff]:
+        """The handoffs time alone raises for a lead at `as_of` (default: now): negative
+        points that decay can lift a score over the MQL threshold between two of its events.
+        An event or a trait change checks for a crossing by itself; this asks between them
+        (the service's refresh does), so that such a lead is handed off without waiting for
+        its next event — once, like every crossing."""
+        lead = self._leads.get(str(lead_id))
+        if lead is None:
+            return []
+        when = _read_time(lead, as_of, default_now=True)
+        before = self._mql_before(lead, when)
+        return [u.handoff for u in self._evaluate(lead, when, None, before, scores=False)
+                if u.handoff is not None]
+
     def _update_each(self, events: Iterable[Event]) -> list[Handoff]:
         """`update_many` one event at a time."""
         handoffs: list[Handoff] = []

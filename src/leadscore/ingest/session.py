@@ -251,9 +251,13 @@ class Session:
         self._handoffs(lead_id, scorer.identify(lead_id, as_of=self.as_of(lead_id)))
 
     def touch(self, lead_id: str) -> None:
-        """Save the lead's score again (as of now) at the end."""
-        if self.scorer(lead_id) is not None:
+        """Save the lead's score again (as of now) at the end, with a handoff where decay
+        alone has lifted it over the MQL threshold (`Scorer.crossings`)."""
+        scorer = self.scorer(lead_id)
+        if scorer is not None:
             self._dirty.add(lead_id)
+            for handoff in scorer.crossings(lead_id, as_of=self.as_of(lead_id)):
+                self._handoff(lead_id, handoff)
 
     def merge(self, source: str, target: str) -> None:
         """Merge lead `source` into `target` and score the target from all their events."""
