@@ -97,7 +97,7 @@ def test_enrolment_reads_the_log_up_to_a_gap_that_may_still_fill() -> None:
     once it is older than LOG_SETTLE_US (a rolled-back transaction leaves it for good)."""
     from types import SimpleNamespace
 
-    from leadscore.programs.scheduler import LOG_SETTLE_US, settled
+    from leadscore.store.leads import LOG_SETTLE_US, settled
 
     now = 1_000 * LOG_SETTLE_US
 

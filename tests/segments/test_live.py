@@ -4,13 +4,17 @@ entered/left history, and equal to the batch evaluation of the same log."""
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 
+from leadscore.ingest.apply import log_row
+from leadscore.ingest.validate import validate
 from leadscore.model.loader import load_model
 from leadscore.segments.batch import segment_many
 from leadscore.segments.definition import load_segment, order
 from leadscore.segments.live import SegmentKeeper, history, members
 from leadscore.service import Service
-from leadscore.timeutil import US_PER_DAY, iso, parse_timestamp
+from leadscore.store import leads as lead_store
+from leadscore.timeutil import US_PER_DAY, iso, now_us, parse_timestamp
 
 MODEL = """
 name: shop
@@ -87,3 +91,35 @@ def test_memberships_follow_events_traits_and_time(db_url: str) -> None:
         leads = pa.table({"lead_id": ["ann", "bob"], "age": [30, 40]})
         batch = segment_many(segments, [model], events, leads, as_of=later)
         assert {(r["segment"], r["lead_id"]) for r in batch.to_pylist()} == live
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_cursor_waits_for_a_log_row_committed_after_later_ones(db_url: str) -> None:
+    """On PostgreSQL a transaction may commit its log row after another that took a later
+    seq: a refresh in between must not move the cursor past it, or that lead's change would
+    wait for the next sweep."""
+    model = load_model("shop.yaml", text=MODEL)
+    segments = order([load_segment("a.yaml", text=ADULT_BROWSERS),
+                      load_segment("r.yaml", text=RECENT)])
+    now = now_us()
+    with Service.open(db_url, models=[model], background=False) as service:
+        keeper = SegmentKeeper(service, segments)
+        service.ingest([_msg("identify", "ann", now, traits={"age": 30}),
+                        _msg("identify", "bob", now, traits={"age": 40})])
+        assert keeper.refresh() == []
+        # Ann's page view: its transaction takes the next seq and is still open ...
+        with service.db.engine.connect() as in_flight:
+            transaction = in_flight.begin()
+            try:
+                message = validate(_msg("page", "ann", now + 1,
+                                        properties={"path": "/products/a"}), 0, now_us())
+                lead_store.append(in_flight, [log_row(message, now_us())])
+                # ... while Bob's, later in seq, commits.
+                service.ingest([_msg("page", "bob", now + 2,
+                                     properties={"path": "/products/a"})])
+                early = [(c.lead_id, c.kind) for c in keeper.refresh()]
+            finally:
+                transaction.commit()    # whatever happened: never leave it holding locks
+        assert early == []
+        assert {(c.lead_id, c.kind) for c in keeper.refresh()} == {
+            ("ann", "entered"), ("bob", "entered")}

@@ -47,7 +47,7 @@ from leadscore.programs.links import Links
 from leadscore.programs.runner import Action, Enrolment, advance
 from leadscore.segments.evaluate import LeadFacts
 from leadscore.segments.live import Change, identity_key, leads_by_identity
-from leadscore.store.leads import EVENT_TYPES
+from leadscore.store.leads import EVENT_TYPES, settled
 from leadscore.store.lifecycle import (
     actions,
     enrolments,
@@ -64,9 +64,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("leadscore.programs")
 CURSOR = "programs"
-# On PostgreSQL a transaction may commit its log rows after another that took later seqs; a
-# gap in seq younger than this is waited for (a rolled-back transaction leaves one for good).
-LOG_SETTLE_US = 30_000_000
 # Log rows per enrolment transaction: it holds the write lock (SQLite's only one), and after
 # a burst of events 5,000 rows held it ~1 s — a stall for every request meanwhile (200: ~15 ms).
 ENROL_CHUNK = 200
@@ -542,18 +539,6 @@ def exclusive(db: Database, key: int) -> Iterator[bool]:
             if ours:
                 connection.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
                 connection.commit()
-
-
-def settled(rows: Sequence[Any], position: int, now: int) -> list[Any]:
-    """The log rows after `position` up to the first gap in seq that may still fill (a
-    transaction in flight), i.e. one whose next row was received less than LOG_SETTLE_US
-    ago."""
-    expected = position + 1
-    for i, row in enumerate(rows):
-        if row.seq != expected and row.received_at > now - LOG_SETTLE_US:
-            return list(rows[:i])
-        expected = row.seq + 1
-    return list(rows)
 
 
 def unsubscribe(service: Service, lead_id: str, source: str, now: int | None = None) -> None:

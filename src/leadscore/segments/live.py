@@ -7,8 +7,8 @@ decay with time alone: run it now and then). Each change is a row in `segment_me
 entered/left row in `segment_history`; sizes are kept per hour in `segment_sizes`.
 
 A lead entering because of an event enters at that event's time; otherwise at the refresh.
-On PostgreSQL two transactions may commit log rows out of `seq` order: a row the cursor passed
-by is picked up by the next sweep.
+On PostgreSQL two transactions may commit log rows out of `seq` order: the cursor stops at a
+young gap in `seq` (`store.leads.settled`) until it fills, as the programs' scheduler does.
 """
 
 from __future__ import annotations
@@ -112,9 +112,12 @@ class SegmentKeeper:
             position = connection.execute(select(lifecycle_cursor.c.position).where(
                 lifecycle_cursor.c.name == CURSOR)).scalar() or 0
             rows = connection.execute(
-                select(events_table.c.seq, events_table.c.user_id, events_table.c.anonymous_id)
+                select(events_table.c.seq, events_table.c.user_id, events_table.c.anonymous_id,
+                       events_table.c.received_at)
                 .where(events_table.c.seq > position).order_by(events_table.c.seq)
                 .limit(LOG_CHUNK)).all()
+            if db.dialect == "postgresql":    # not past a row a transaction may still commit
+                rows = lead_store.settled(rows, position, now_us())
             changed = _leads_of(connection, rows)
             due = set(connection.execute(select(segment_recheck.c.lead_id).where(
                 segment_recheck.c.at <= when)).scalars())

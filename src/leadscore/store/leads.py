@@ -311,6 +311,23 @@ def append(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
             message := row["message"], str) else driver.dumps(message)) for row in rows])
 
 
+# On PostgreSQL a transaction may commit its log rows after another that took later seqs; a
+# gap in seq younger than this is waited for (a rolled-back transaction leaves one for good).
+LOG_SETTLE_US = 30_000_000
+
+
+def settled(rows: Sequence[Any], position: int, now: int) -> list[Any]:
+    """The log rows (`seq`, `received_at`) after cursor `position` that a reader of the log
+    can pass by: those up to the first gap in seq that may still fill (a transaction in
+    flight), i.e. one whose next row was received less than LOG_SETTLE_US before `now`."""
+    expected = position + 1
+    for i, row in enumerate(rows):
+        if row.seq != expected and row.received_at > now - LOG_SETTLE_US:
+            return list(rows[:i])
+        expected = row.seq + 1
+    return list(rows)
+
+
 def has_events(connection: Connection, lead_id: str) -> bool:
     ids = connection.execute(select(identities.c.kind, identities.c.id).where(
         identities.c.lead_id == lead_id)).all()
