@@ -155,3 +155,32 @@ def test_a_daily_run_reads_only_the_new_files(tmp_path: Path) -> None:
     assert got.keys() == want.keys()
     for lead_id, row in want.items():
         assert abs(got[lead_id]["engagement"] - row["engagement"]) < 1e-9
+
+
+def test_a_distinct_value_typed_differently_by_a_later_file_counts_once(tmp_path: Path) -> None:
+    """A property typed by what each day's file holds: 5 (int64) one day, 5.0 (a float64
+    column, as pandas writes an integer column with gaps) the next. A full re-score reads both
+    as one DOUBLE column and counts one value; so must a run from the state."""
+    model = Model.model_validate({"name": "m", "engagement": {"rules": [
+        {"name": "plans", "event": "Viewed Plan", "points": 3, "distinct": "properties.plan"}]}})
+    folder = tmp_path / "ev"
+    pq.write_table(pa.table({"lead_id": ["l1"]}), tmp_path / "leads.parquet")
+    leads = str(tmp_path / "leads.parquet")
+    con = connect()
+    try:
+        for day, plan in ((1, pa.array([5], pa.int64())), (2, pa.array([5.0])),
+                          (3, pa.array([5.5]))):
+            at = AS_OF - (3 - day) * DAY          # a run per day, on that day's new file
+            (folder / f"day={day}").mkdir(parents=True)
+            pq.write_table(pa.table({
+                "lead_id": ["l1"], "timestamp": pa.array([at - 1], pa.int64())
+                .cast(pa.timestamp("us", "UTC")), "type": ["track"],
+                "event": ["Viewed Plan"], "plan": plan}),
+                folder / f"day={day}" / "part-0.parquet")
+            table, report = score_with_state(model, str(folder), leads, at,
+                                             tmp_path / "state", con)
+            assert report.mode == ("rebuild" if day == 1 else "incremental")
+            assert table.to_pylist()[0]["engagement"] == (3 if day < 3 else 6)
+    finally:
+        con.close()
+    assert full(model, folder, tmp_path / "leads.parquet", AS_OF)["l1"]["engagement"] == 6

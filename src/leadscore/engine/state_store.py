@@ -171,11 +171,24 @@ def _bucket_rows_sql(layout: Layout, ev: str, columns: dict[str, str]) -> str | 
     parts = []
     for r in layout.grouped:
         day = layout.bucket_day(r, "ts") if r.limit in ("daily", "weekly") else "0"
-        value = f"CAST({_q(r.distinct)} AS VARCHAR)" if r.distinct is not None and \
-            r.distinct in columns else "CAST(NULL AS VARCHAR)"
+        value = _distinct_text(r.distinct, columns[r.distinct]) if r.distinct is not None \
+            and r.distinct in columns else "CAST(NULL AS VARCHAR)"
         parts.append(f"SELECT lead_id, {r.index} AS r, CAST({day} AS BIGINT) AS b, {value} AS d,"
                      f" ts FROM ({ev}) WHERE m{r.index}")
     return " UNION ALL ".join(parts) if parts else None
+
+
+def _distinct_text(name: str, sql_type: str) -> str:
+    """SQL for a `distinct` value as the text the saved buckets hold, the same for 5 and 5.0:
+    one day's file may type a property BIGINT and the next day's DOUBLE (JSON lines), and a
+    full re-score, reading both as one column, counts them as one value."""
+    value = _q(name)
+    kind = sql_type.upper()
+    if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
+        return (f"CASE WHEN {value} = trunc({value}) AND abs({value}) < 1e18 "
+                f"THEN CAST(CAST({value} AS BIGINT) AS VARCHAR) "
+                f"ELSE CAST({value} AS VARCHAR) END")
+    return f"CAST({value} AS VARCHAR)"
 
 
 def _closed_sql(layout: Layout, boundary: int | None) -> str:
