@@ -4,9 +4,11 @@ inside it, JSON logs, `leadscore init`. Real processes, real HTTP on 127.0.0.1."
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from leadscore.cli import clean_errors
 from leadscore.cli_service import register
 from leadscore.config import load_settings
 from leadscore.service import Service
@@ -150,7 +153,7 @@ def test_the_server_delivers_handoffs_to_webhooks(tmp_path: Path, workers: int,
 
 def test_init_writes_the_config_and_prints_the_keys(tmp_path: Path) -> None:
     app = typer.Typer()
-    register(app)
+    register(app, clean_errors)
 
     @app.command("version")
     def version() -> None:  # a second command keeps typer from flattening the app
@@ -175,9 +178,25 @@ def test_init_writes_the_config_and_prints_the_keys(tmp_path: Path) -> None:
     assert again.exit_code == 1 and "exists already" in again.output
 
 
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """`serve` configures logging for the whole process (JSON lines, `leadscore` no longer
+    propagating to the root): undo it, or later tests' `caplog` would see nothing."""
+    names = ("", "leadscore", "uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = {name: (list(logger.handlers), logger.level, logger.propagate)
+             for name in names for logger in [logging.getLogger(name)]}
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_serve_refuses_a_missing_models_folder_in_one_line(tmp_path: Path) -> None:
     app = typer.Typer()
-    register(app)
+    register(app, clean_errors)
     app.command("version")(lambda: None)
     result = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{tmp_path}/x.db",
                                       "--models", str(tmp_path / "none")])
@@ -194,7 +213,7 @@ def test_import_and_rescore_go_through_the_service(tmp_path: Path) -> None:
         {"type": "track", "userId": "ann", "event": "Demo Requested", "timestamp": stamp,
          "messageId": "i1"}]) + "\n")
     app = typer.Typer()
-    register(app)
+    register(app, clean_errors)
     db = f"sqlite:///{tmp_path / 'import.db'}"
     runner = CliRunner()
     imported = runner.invoke(app, ["import", str(events), "--db", db, "--models", str(MODELS)])

@@ -450,7 +450,7 @@ _register_learn()
 def _register_service() -> None:
     from leadscore.cli_service import register
 
-    register(app)
+    register(app, clean_errors)
 
 
 _register_service()

@@ -6,22 +6,19 @@ leadscore.cli_service` runs them alone.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from leadscore.config import Settings, load_settings, write_config
-from leadscore.errors import LeadscoreError, ModelError
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
-F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigOption = Annotated[Path | None, typer.Option(
     "--config", "-c", help="config file (default: $LEADSCORE_CONFIG, else ./leadscore.toml)")]
@@ -29,24 +26,6 @@ DbOption = Annotated[str | None, typer.Option(
     "--db", help="database URL (sqlite:///file.db or postgresql://…) [$LEADSCORE_DB]")]
 ModelsOption = Annotated[Path | None, typer.Option(
     "--models", help="folder of model YAML files [$LEADSCORE_MODELS]")]
-
-
-def _clean(command: F) -> F:
-    """Errors a user can cause as red lines and exit 1, never a traceback."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ModelError as exc:
-            for problem in exc.problems:
-                err.print(str(problem), style="red", markup=False)
-            raise typer.Exit(1) from None
-        except (LeadscoreError, OSError) as exc:
-            err.print(f"error: {exc}", style="bold red", markup=False)
-            raise typer.Exit(1) from None
-
-    return run  # type: ignore[return-value]
 
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
@@ -61,7 +40,6 @@ def _open(settings: Settings) -> Any:
     return open_service(settings)
 
 
-@_clean
 def init(
     directory: Annotated[Path, typer.Option("--dir", help="where to write leadscore.toml")] = (
         Path(".")),
@@ -76,7 +54,6 @@ def init(
     out.print(f"start the service: leadscore serve --config {path}", markup=False)
 
 
-@_clean
 def serve(
     host: Annotated[str | None, typer.Option(help="listen address [default 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="listen port [default 8000]")] = None,
@@ -97,7 +74,6 @@ def serve(
     run(settings)
 
 
-@_clean
 def import_(
     files: Annotated[list[Path], typer.Argument(help="JSON lines, CSV or Parquet files")],
     db: DbOption = None,
@@ -124,7 +100,6 @@ def import_(
         service.close()
 
 
-@_clean
 def rescore(
     model: Annotated[str | None, typer.Option(help="only this model (default: all)")] = None,
     db: DbOption = None,
@@ -153,17 +128,20 @@ def _describe(result: Any) -> str:
     return str(result)
 
 
-def register(app: typer.Typer) -> None:
-    """Add `init`, `serve`, `import` and `rescore` to the `leadscore` command."""
-    app.command("init")(init)
-    app.command("serve")(serve)
-    app.command("import")(import_)
-    app.command("rescore")(rescore)
+def register(app: typer.Typer, clean_errors: Callable[[Any], Any]) -> None:
+    """Add `init`, `serve`, `import` and `rescore` to the `leadscore` command, each wrapped
+    in `clean_errors` (errors as red lines, never a traceback)."""
+    app.command("init")(clean_errors(init))
+    app.command("serve")(clean_errors(serve))
+    app.command("import")(clean_errors(import_))
+    app.command("rescore")(clean_errors(rescore))
 
 
 if __name__ == "__main__":
     standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                              no_args_is_help=True)
-    register(standalone)
+    from leadscore.cli import clean_errors
+
+    register(standalone, clean_errors)
     os.environ.setdefault("COLUMNS", "120")
     standalone()
