@@ -170,14 +170,16 @@ def _grouped(service: Service, calls: list[list[dict[str, Any]]],
     def call(i: int, messages: list[dict[str, Any]]) -> None:
         try:
             outcomes[i] = service.ingest(messages, received_at=NOW)
-        except Exception as exc:
+        except BaseException as exc:
             outcomes[i] = exc
 
     first = threading.Thread(target=service.ingest, args=([track("first", "Demo Requested",
                                                                   1)],))
     first.start()
     assert inside.wait(10)
-    threads = [threading.Thread(target=call, args=(i, m)) for i, m in enumerate(calls)]
+    # daemons: a call left waiting for ever (the bug a test looks for) must not hang pytest
+    threads = [threading.Thread(target=call, args=(i, m), daemon=True)
+               for i, m in enumerate(calls)]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 10
@@ -233,6 +235,42 @@ def test_a_call_that_fails_fails_alone_in_its_group(
     assert stored == {"first", "ann", "cy"}
     with pytest.raises(NotFound):
         service.get_lead("bob")
+
+
+def test_an_interrupt_while_a_group_is_retried_leaves_no_call_waiting(
+        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group fails; retried alone, the culprit's call is interrupted (a BaseException,
+    as KeyboardInterrupt): the calls after it in the group get that error, not a wait for
+    ever."""
+    import leadscore.service
+
+    class Interrupted(BaseException):
+        pass
+
+    apply_one = leadscore.service.apply
+    tries: list[str] = []
+
+    def apply(session: Any, message: Any) -> Any:
+        if message.message_id == "boom":
+            tries.append("boom")
+            if len(tries) == 1:
+                raise RuntimeError("cannot store this one")
+            raise Interrupted
+        return apply_one(session, message)
+
+    monkeypatch.setattr(leadscore.service, "apply", apply)
+    calls = [[track("ann", "Demo Requested", 1)],
+             [track("bob", "Clicked", 1, message_id="boom")],
+             [track("cy", "Demo Requested", 1)]]
+    outcomes, sizes = _grouped(service, calls, monkeypatch)
+    assert sizes == [1, 3, 1, 1]              # the group, ann alone, then bob interrupted
+    assert isinstance(outcomes[1], Interrupted) and isinstance(outcomes[2], Interrupted)
+    # ann's call is written; it returns its result, or the interrupt where its thread was
+    # the one writing the group
+    assert isinstance(outcomes[0], Interrupted) or outcomes[0].accepted == 1
+    with service.db.read() as connection:
+        stored = set(connection.execute(select(events.c.user_id)).scalars())
+    assert stored == {"first", "ann"}
 
 
 def test_a_message_without_message_id_is_deduplicated_by_content(service: Service) -> None:

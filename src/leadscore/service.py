@@ -225,8 +225,13 @@ class Service:
             if len(group) == 1:
                 group[0].error = exc
                 return
-            for pending in group:       # each alone: the failure is the culprit's only
-                self._write_group([pending])
+            for i, pending in enumerate(group):   # each alone: the failure is the culprit's
+                try:
+                    self._write_group([pending])
+                except BaseException as stop:      # an interrupt: the rest must not wait on
+                    for rest in group[i + 1:]:
+                        rest.error = stop
+                    raise
             return
         except BaseException as exc:
             for pending in group:
