@@ -313,6 +313,8 @@ class Service:
                     "purchases": score.purchases,
                     "customer_since": iso(score.customer_since)
                     if score.customer_since is not None else None,
+                    "tenure_days": score.tenure_days, "recency_days": score.recency_days,
+                    "frequency": score.frequency, "monetary": score.monetary,
                     "as_of": iso(score.as_of), "models": applying,
                     "reasons": [reason_json(score_store.reason_dict(r))
                                 for r in score.reasons],
@@ -648,7 +650,8 @@ def _no_score(model: str | None) -> dict[str, Any]:
     return {"model": model, "model_version": None, "score": None, "fit": None,
             "engagement": None, "grade": None, "temperature": None, "stage": None,
             "mql": None, "disqualified": None, "disqualify_reason": None, "purchases": None,
-            "customer_since": None, "as_of": None, "models": [], "reasons": [],
+            "customer_since": None, "tenure_days": None, "recency_days": None,
+            "frequency": None, "monetary": None, "as_of": None, "models": [], "reasons": [],
             "interests": []}
 
 

@@ -148,3 +148,49 @@ def test_spark_gives_the_same_customer_fields(spark: object) -> None:
     for lead, want in EXPECTED.items():
         got = {k: rows[lead][k] for k in want}
         assert got == pytest.approx(want) if want["frequency"] else got == want, lead
+
+
+def test_a_state_saved_before_rfm_is_refused_for_a_customer_so_it_is_replayed(
+        db_url: str) -> None:
+    """A state saved before `last_buy` and `spend` were kept would read as no purchase
+    (recency and monetary null): loading it is refused for a lead that bought, and the
+    service replays that lead's events instead."""
+    import json
+
+    from sqlalchemy import Connection, select, update
+
+    from leadscore.errors import EngineError
+    from leadscore.service import Service
+    from leadscore.store.schema import lead_state
+    from leadscore.timeutil import iso
+
+    model = load_model("shop.yaml", text=MODEL)
+    scorer = Scorer(model)
+    for event in _events():
+        if event.timestamp <= AS_OF:
+            scorer.update_one(event, as_of=AS_OF)
+    old = scorer.state("loyal")
+    for key in ("last_buy", "spend"):
+        del old["models"]["shop"][key]
+    with pytest.raises(EngineError, match="predates recency and monetary"):
+        Scorer(model).load_state(old)
+    never = scorer.state("prospect")               # no purchase: nothing is missing
+    for key in ("last_buy", "spend"):
+        del never["models"]["shop"][key]
+    Scorer(model).load_state(never)
+
+    with Service.open(db_url, models=[model], background=False) as service:
+        service.ingest([{"type": "track", "userId": "loyal", "event": e.event,
+                         "timestamp": iso(e.timestamp), "properties": dict(e.properties)}
+                        for e in _events() if e.lead_id == "loyal"], received_at=AS_OF)
+
+        def strip(connection: Connection) -> None:
+            state = connection.execute(select(lead_state.c.state)).scalar_one()
+            state = state if isinstance(state, dict) else json.loads(state)
+            for key in ("last_buy", "spend"):
+                del state[key]
+            connection.execute(update(lead_state).values(state=state))
+
+        service.db.write(strip)
+        lead = service.get_lead("loyal", as_of=AS_OF + 10 * DAY)
+        assert (lead["recency_days"], lead["frequency"], lead["monetary"]) == (15.0, 3, 65.5)

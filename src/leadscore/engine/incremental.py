@@ -199,6 +199,10 @@ class ModelState:
                 acc.add(rule.points * rule_state.total, rule_state.ref, rule.half_life_days)
         state.stage_times = list(data["stage_times"])
         state.purchases, state.since = int(data["purchases"]), data["since"]
+        if state.purchases and "last_buy" not in data:
+            # Saved before recency and monetary were kept: they would read as no purchase.
+            raise EngineError(f"saved state of model {model.name!r} predates recency and "
+                              "monetary: rescore from the events")
         state.last_buy, state.spend = data.get("last_buy"), float(data.get("spend", 0.0))
         state.mql, state.handoffs = bool(data["mql"]), int(data["handoffs"])
         state.bound = math.inf    # unknown until the next exact evaluation
