@@ -193,17 +193,17 @@ def score(
             _check_output(Path(out))
         if accounts_out is not None:
             _check_output(accounts_out)
-        rows = scale.score_on_spark(models, events, leads, out, when, master, err)
+        rows, kept = scale.score_on_spark(models, events, leads, out, when, master, err,
+                                          keep=accounts_out is not None)
         say(f"wrote {rows:,} scores to {out} on Spark ({master}) (as of {iso(when)}) in "
             f"{time.monotonic() - started:.1f} s", "green")
         if accounts_out is not None:
             from leadscore.engine.account_plan import score_accounts
             from leadscore.engine.spark import session
 
-            # The account plan on Spark too (it scores the leads again: the scores above
-            # were written by Spark, not kept).
+            # The account plan on Spark too, from the leads' scores just computed.
             account_rows = score_accounts(models, events, leads, account_traits, as_of=when,
-                                          engine="spark", spark=session(master))
+                                          engine="spark", spark=session(master), scores=kept)
             write_table(account_rows, accounts_out)
             say(f"wrote {account_rows.num_rows:,} account scores to {accounts_out}", "green")
         return

@@ -88,3 +88,55 @@ def test_spark_accounts_and_links_equal_duckdb(path: Path, spark: Any) -> None:
                         **engine).select(["lead_id", "account_id", "account_match"]).to_pylist()
              for engine in ({}, {"engine": "spark", "spark": spark})]
     assert links[0] == links[1] and any(r["account_id"] for r in links[0])
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def test_the_score_command_writes_the_account_scores(engine: str, tmp_path: Path,
+                                                     request: pytest.FixtureRequest,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`leadscore score --accounts` on each engine: the golden accounts, from the leads'
+    scores the command has just computed (the account plan does not score the leads again)."""
+    import pyarrow.parquet as pq
+    import yaml
+    from typer.testing import CliRunner
+
+    import leadscore.engine.batch
+    import leadscore.engine.spark
+    from leadscore.cli import app
+
+    path = GOLDEN[0]
+    case = load_case(path)
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(yaml.safe_load(path.read_text())
+                                                        ["model"]))
+    for name, frame in zip(("events", "leads", "accounts"), frames(case), strict=True):
+        pq.write_table(frame, tmp_path / f"{name}.parquet")
+    if engine == "spark":
+        request.getfixturevalue("spark")        # the shared local[2] session
+
+    runs: list[str] = []
+    for module in (leadscore.engine.spark, leadscore.engine.batch):
+        def counted(*args: Any, _score: Any = module.score_many, **kwargs: Any) -> Any:
+            runs.append("scored")
+            return _score(*args, **kwargs)
+
+        monkeypatch.setattr(module, "score_many", counted)
+    result = CliRunner().invoke(app, [
+        "score", "--model", str(tmp_path / "model.yaml"),
+        "--events", str(tmp_path / "events.parquet"), "--leads", str(tmp_path / "leads.parquet"),
+        "--account-traits", str(tmp_path / "accounts.parquet"),
+        "--accounts", str(tmp_path / "accounts-out.parquet"), "--out",
+        str(tmp_path / "scores.parquet"), "--as-of", case["as_of"], "--engine", engine,
+        "--master", "local[2]"])
+    assert result.exit_code == 0, result.output
+    # the leads scored once (on Spark the command scores through `score_frame`)
+    assert len(runs) == (1 if engine == "duckdb" else 0)
+    rows = {r["account_id"]: r for r in pq.read_table(tmp_path / "accounts-out.parquet")
+            .to_pylist()}
+    assert set(rows) == {e["account_id"] for e in case["expected"]}
+    for want in case["expected"]:
+        got = rows[want["account_id"]]
+        for key, value in want.items():
+            if isinstance(value, float):
+                assert math.isclose(got[key], value, abs_tol=1e-9), (want["account_id"], key)
+            else:
+                assert got[key] == value, (want["account_id"], key)

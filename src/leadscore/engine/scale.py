@@ -33,10 +33,12 @@ def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
 
 
 def score_on_spark(models: list[Model], events: str, leads: str | None, out: str,
-                   as_of_us: int, master: str, console: Console) -> int:
+                   as_of_us: int, master: str, console: Console, *, keep: bool = False
+                   ) -> tuple[int, pa.Table | None]:
     """Score on Spark and write `out`: a URL (`hdfs://`, `s3a://`, `file://`…) is written by
     Spark (a folder of part files); a plain path gets one file, as from DuckDB. Returns the
-    number of scores."""
+    number of scores and, with `keep`, the scores themselves (for the account plan, which
+    would otherwise score every lead again)."""
     from leadscore.engine import spark as on_spark
     from leadscore.io.writers import write_table
 
@@ -52,10 +54,10 @@ def score_on_spark(models: list[Model], events: str, leads: str | None, out: str
         if REMOTE_MARK in out:
             frame = frame.cache()
             on_spark.write_frame(frame, out)
-            return int(frame.count())
+            return int(frame.count()), on_spark.to_arrow(frame) if keep else None
         table = on_spark.to_arrow(frame)
     write_table(table, out)
-    return table.num_rows
+    return table.num_rows, table if keep else None
 
 
 def score_with_state(models: list[Model], events: str, leads: str | None, as_of_us: int,
