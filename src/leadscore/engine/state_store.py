@@ -180,8 +180,9 @@ def _bucket_rows_sql(layout: Layout, ev: str, columns: dict[str, str]) -> str | 
 
 def _distinct_text(name: str, sql_type: str) -> str:
     """SQL for a `distinct` value as the text the saved buckets hold, the same for 5 and 5.0:
-    one day's file may type a property BIGINT and the next day's DOUBLE (JSON lines), and a
-    full re-score, reading both as one column, counts them as one value."""
+    one day's file may type a property BIGINT and the next day's DOUBLE (pandas writes an
+    integer column with gaps as floats), and a full re-score, reading both as one column,
+    counts them as one value."""
     value = _q(name)
     kind = sql_type.upper()
     if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
