@@ -10,6 +10,7 @@ import functools
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from leadscore import __version__
-from leadscore.errors import LeadscoreError, ModelError
+from leadscore.errors import LeadscoreError, ModelError, RejectedRowsWarning
 from leadscore.model.schema import Model
 from leadscore.timeutil import iso, now_us, parse_timestamp
 
@@ -61,7 +62,17 @@ def clean_errors(command: F) -> F:
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():    # restores the previous display on the way out
+                shown = warnings.showwarning
+
+                def show(message: Any, category: Any, *rest: Any, **more: Any) -> None:
+                    if issubclass(category, RejectedRowsWarning):  # a line, not a location
+                        say(f"warning: {message}", "yellow", console=err)
+                    else:
+                        shown(message, category, *rest, **more)
+
+                warnings.showwarning = show
+                return command(*args, **kwargs)
         except Failed:
             raise typer.Exit(1) from None
         except ModelError as exc:

@@ -63,3 +63,8 @@ class InputError(LeadscoreError):
 
 class EngineError(LeadscoreError):
     """A scoring engine failed on valid input (a bug or an unsupported backend feature)."""
+
+
+class RejectedRowsWarning(UserWarning):
+    """Rows of an input the Python API could not use were skipped (the CLI writes them to a
+    rejected-rows file; `read_events` / `read_leads` report every one, `strict=True` fails)."""

@@ -271,3 +271,25 @@ def test_the_plan_without_hash_keys_or_order_gives_the_same_scores() -> None:
         out = con.sql(sql).to_arrow_table().sort_by("lead_id")
         results.append(out.select(list(OUTPUT_COLUMNS)).to_pylist())
     assert results[0] == results[1]
+
+
+def test_bad_rows_are_skipped_with_a_warning_that_names_them() -> None:
+    """The Python API scores the good rows and says how many it skipped, and why the first
+    was bad (the CLI writes them to a rejected-rows file); a clean input warns nothing."""
+    import warnings
+
+    from leadscore.errors import RejectedRowsWarning
+
+    m = model(engagement={"rules": [{"name": "demo", "event": "Demo", "points": 10}]})
+    table = events(track("Demo", T - DAY), track("Demo", T - DAY, lead=""),
+                   track("Demo", T - DAY, lead="b"))
+    with pytest.warns(RejectedRowsWarning, match=r"1 bad event row skipped \(the first: row 2, "
+                                                 r"field 'lead_id': no lead_id\)"):
+        scored = score(m, table)
+    assert set(scored) == {"a", "b"}
+    leads = pa.table({"lead_id": ["a", None]})
+    with pytest.warns(RejectedRowsWarning, match="1 bad lead row skipped"):
+        assert set(score(m, events(track("Demo", T - DAY)), leads)) == {"a"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        score(m, events(track("Demo", T - DAY)))

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from leadscore.engine.batch import score_many
+from leadscore.errors import RejectedRowsWarning
 from leadscore.model.loader import load_model
 
 pytestmark = pytest.mark.spark
@@ -63,14 +64,19 @@ def test_files_read_by_spark_score_as_on_duckdb(spark: Any, tmp_path: Path, mode
     pq.write_table(events(), tmp_path / "events.parquet")
     pacsv.write_csv(leads(), tmp_path / "leads.csv")
     loaded = load_model(EXAMPLES / f"{model}.yaml")
-    duck = score_many(loaded, str(tmp_path / "events.parquet"), str(tmp_path / "leads.csv"),
-                      as_of=AS_OF)
-    on_spark = score_many(loaded, str(tmp_path / "events.parquet"), str(tmp_path / "leads.csv"),
-                          as_of=AS_OF, engine="spark", spark=spark)
+    # Both engines skip the same bad rows, and both say so.
+    with pytest.warns(RejectedRowsWarning, match="events.parquet: 2 bad event rows skipped"):
+        duck = score_many(loaded, str(tmp_path / "events.parquet"),
+                          str(tmp_path / "leads.csv"), as_of=AS_OF)
+    with pytest.warns(RejectedRowsWarning, match="events.parquet: 2 bad event rows skipped"):
+        on_spark = score_many(loaded, str(tmp_path / "events.parquet"),
+                              str(tmp_path / "leads.csv"), as_of=AS_OF, engine="spark",
+                              spark=spark)
     assert_same(duck, on_spark)
     assert "dan" not in by_lead(on_spark)      # its only event has no readable time
 
 
+@pytest.mark.filterwarnings("ignore::leadscore.errors.RejectedRowsWarning")
 def test_hive_partitioned_folder_and_csv_events(spark: Any, tmp_path: Path) -> None:
     table = events()
     for month, part in (("2026-03", table.slice(0, 4)), ("2026-04", table.slice(4))):
@@ -84,6 +90,7 @@ def test_hive_partitioned_folder_and_csv_events(spark: Any, tmp_path: Path) -> N
                                      spark=spark))
 
 
+@pytest.mark.filterwarnings("ignore::leadscore.errors.RejectedRowsWarning")
 def test_a_spark_dataframe_is_an_input(spark: Any) -> None:
     model = load_model(EXAMPLES / "b2c-art-supplies.yaml")
     frame = spark.createDataFrame(events().to_pandas())

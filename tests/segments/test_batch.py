@@ -137,3 +137,18 @@ def test_the_segments_command_on_spark_writes_what_duckdb_writes(spark: Any,
             ("at", "buyers", "2026-04-21T10:00:00Z"), ("de", "buyers", "2026-04-30T10:00:00Z"),
             ("at", "o'reilly readers", "2026-04-21T10:00:00Z"),
             ("de", "o'reilly readers", "2026-04-30T10:00:00Z"))]
+
+
+def test_the_segments_command_says_how_many_bad_rows_it_skipped(tmp_path: Path) -> None:
+    files = write_files(tmp_path)
+    with open(files["events"], "a") as out:
+        out.write("at,not a time,track,Order Completed,,,\n")
+    result = CliRunner().invoke(app, [
+        "segments", "--segment", str(tmp_path / "buyers.yaml"), "--model", files["model"],
+        "--events", files["events"], "--leads", files["leads"], "--as-of", AS_OF,
+        "--out", str(tmp_path / "m.csv")])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {files['events']}: 1 bad event row skipped (the first: row " \
+        in result.output
+    assert "field 'timestamp': not a timestamp)" in result.output
+    assert "RejectedRowsWarning" not in result.output      # a line, not a Python warning

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -16,7 +17,7 @@ from sqlglot import exp
 
 from leadscore.engine.compiler import OUTPUT_COLUMNS, PlanOptions, compile_plan
 from leadscore.engine.interest_plan import output_schema, with_interests
-from leadscore.errors import EngineError, InputError
+from leadscore.errors import EngineError, InputError, RejectedRowsWarning
 from leadscore.io.readers import read_events, read_leads
 from leadscore.model.schema import Model
 from leadscore.timeutil import now_us, parse_timestamp
@@ -79,8 +80,24 @@ def _input(source: Any, con: duckdb.DuckDBPyConnection, kind: str) -> str:
         report = read_events(source, con, name=name)
     else:
         report = read_leads(source, con, name=name)
-    del report  # rejected rows are counted there; score_many scores the good ones
+    if report.rejected:    # scored without them, but never silently
+        first = report.rejected_rows.slice(0, 1).to_pylist()
+        example = ""
+        if first:
+            row, field = first[0]["row"], first[0]["field"]
+            example = (f" (the first: {f'row {row}, ' if row is not None else ''}"
+                       f"{f'field {field!r}: ' if field else ''}{first[0]['reason']})")
+        warn_rejected(report.source, report.rejected, kind, example, stacklevel=4)
     return name
+
+
+def warn_rejected(source: str, count: int, kind: str, example: str = "", *,
+                  stacklevel: int = 3) -> None:
+    """A `RejectedRowsWarning`: `count` rows of `source` (kind "events" or "leads") skipped;
+    `stacklevel` points it at the user's call."""
+    warnings.warn(RejectedRowsWarning(
+        f"{source}: {count:,} bad {kind.removesuffix('s')} row{'s' * (count != 1)} "
+        f"skipped{example}"), stacklevel=stacklevel)
 
 
 def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
@@ -90,7 +107,9 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
     """Score every lead under every model at `as_of` (default: now).
 
     `events` / `leads`: anything `leadscore.io.read_events` / `read_leads` accept, or the name
-    of a canonical table already in `con`. One row per lead and model, sorted by model then
+    of a canonical table already in `con`; rows they reject are skipped with a
+    `RejectedRowsWarning` (those readers list every one, or fail on the first with
+    `strict=True`). One row per lead and model, sorted by model then
     lead_id, with the columns of `OUTPUT_COLUMNS` and `interests`; with `accounts` (a table
     of `account_id` and traits incl. `domain`) also each lead's `account_id` and
     `account_match` (`engine.account_plan.score_accounts` scores the accounts).

@@ -325,8 +325,16 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
     if not model_list:
         return output_schema(SCORE_SCHEMA).empty_table()
     with _settings(spark):
-        frame, _, _ = score_frame(model_list, events, leads, as_of_us=as_of_us, spark=spark)
-        return to_arrow(frame)
+        frame, bad_events, bad_leads = score_frame(model_list, events, leads,
+                                                   as_of_us=as_of_us, spark=spark)
+        scored = to_arrow(frame)
+    from leadscore.engine.batch import warn_rejected
+
+    for source, bad, kind in ((events, bad_events, "events"), (leads, bad_leads, "leads")):
+        if bad:     # scored without them, but never silently (as on DuckDB)
+            label = source if isinstance(source, str) else f"<{type(source).__name__}>"
+            warn_rejected(label, bad, kind, stacklevel=4)
+    return scored
 
 
 def to_arrow(frame: Any) -> pa.Table:
