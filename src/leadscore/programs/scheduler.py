@@ -47,7 +47,7 @@ from leadscore.programs.links import Links
 from leadscore.programs.runner import Action, Enrolment, advance
 from leadscore.segments.evaluate import LeadFacts
 from leadscore.segments.live import Change, identity_key, leads_by_identity
-from leadscore.store.leads import EVENT_TYPES, settled
+from leadscore.store.leads import EVENT_TYPES, read_after
 from leadscore.store.lifecycle import (
     actions,
     enrolments,
@@ -197,17 +197,11 @@ class Scheduler:
         db = self.service.db
         entering = [p for p in self.programs.values() if p.enter_event is not None]
         # The messages are decoded only where a program enters on an event.
-        columns = [events_table.c.seq, events_table.c.user_id, events_table.c.anonymous_id,
-                   events_table.c.type, events_table.c.timestamp, events_table.c.received_at,
-                   *([events_table.c.message] if entering else [])]
+        columns = [events_table.c.user_id, events_table.c.anonymous_id, events_table.c.type,
+                   events_table.c.timestamp, *([events_table.c.message] if entering else [])]
         with db.read() as connection:
-            position = connection.execute(select(lifecycle_cursor.c.position).where(
-                lifecycle_cursor.c.name == CURSOR)).scalar() or 0
-            rows = connection.execute(select(*columns).where(
-                events_table.c.seq > position).order_by(events_table.c.seq).limit(limit)).all()
-        full, last = len(rows) == limit, rows[-1].seq if rows else position
-        if db.dialect == "postgresql":
-            rows = settled(rows, position, now_us())
+            chunk = read_after(db, connection, CURSOR, columns, limit)
+        position, rows, full, last = chunk.position, chunk.rows, chunk.full, chunk.last
         if not rows:
             return 0, False
 

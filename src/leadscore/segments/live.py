@@ -109,19 +109,14 @@ class SegmentKeeper:
         when = now_us() if now is None else now
         db = self.service.db
         with db.read() as connection:
-            position = connection.execute(select(lifecycle_cursor.c.position).where(
-                lifecycle_cursor.c.name == CURSOR)).scalar() or 0
-            rows = connection.execute(
-                select(events_table.c.seq, events_table.c.user_id, events_table.c.anonymous_id,
-                       events_table.c.received_at)
-                .where(events_table.c.seq > position).order_by(events_table.c.seq)
-                .limit(LOG_CHUNK)).all()
-            if db.dialect == "postgresql":    # not past a row a transaction may still commit
-                rows = lead_store.settled(rows, position, now_us())
-            changed = _leads_of(connection, rows)
+            # not past a row a transaction may still commit (PostgreSQL)
+            chunk = lead_store.read_after(db, connection, CURSOR, [
+                events_table.c.user_id, events_table.c.anonymous_id], LOG_CHUNK)
+            changed = _leads_of(connection, chunk.rows)
             due = set(connection.execute(select(segment_recheck.c.lead_id).where(
                 segment_recheck.c.at <= when)).scalars())
-        last = rows[-1].seq if rows else position
+        position = chunk.position
+        last = chunk.rows[-1].seq if chunk.rows else position
         found = self._evaluate(sorted(changed | due), when, changed)
 
         def advance(connection: Connection) -> None:

@@ -17,8 +17,9 @@ from sqlalchemy import Connection, and_, delete, exists, or_, select, update
 from leadscore.events import Event, event_from_message
 from leadscore.store import driver
 from leadscore.store.database import Database
-from leadscore.store.lifecycle import follow_merge
+from leadscore.store.lifecycle import follow_merge, lifecycle_cursor
 from leadscore.store.schema import accounts, events, identities, lead_state, leads, scores
+from leadscore.timeutil import now_us
 
 USER, ANONYMOUS = "user", "anonymous"
 EVENT_TYPES = ("track", "page", "screen")
@@ -326,6 +327,29 @@ def settled(rows: Sequence[Any], position: int, now: int) -> list[Any]:
             return list(rows[:i])
         expected = row.seq + 1
     return list(rows)
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Rows of the log read after a reader's cursor (`read_after`)."""
+
+    position: int           # the cursor's position they were read from
+    rows: list[Any]         # those the reader can pass by (`settled` on PostgreSQL)
+    full: bool              # as many as asked for were read: more may follow
+    last: int               # the seq of the last row read, passable or not
+
+
+def read_after(db: Database, connection: Connection, cursor: str, columns: Sequence[Any],
+               limit: int) -> LogChunk:
+    """Up to `limit` rows of the log (`seq`, `received_at` and `columns`) after the position
+    of the reader named `cursor` (`lifecycle_cursor`), in seq order."""
+    position = connection.execute(select(lifecycle_cursor.c.position).where(
+        lifecycle_cursor.c.name == cursor)).scalar() or 0
+    rows = connection.execute(select(events.c.seq, events.c.received_at, *columns).where(
+        events.c.seq > position).order_by(events.c.seq).limit(limit)).all()
+    last = rows[-1].seq if rows else position
+    passable = settled(rows, position, now_us()) if db.dialect == "postgresql" else list(rows)
+    return LogChunk(position, passable, len(rows) == limit, last)
 
 
 def has_events(connection: Connection, lead_id: str) -> bool:
