@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from leadscore.engine.compiler import OUTPUT_COLUMNS, PlanOptions, compile_plan
 from leadscore.engine.interest_plan import output_schema, with_interests
-from leadscore.errors import EngineError, InputError, RejectedRowsWarning
+from leadscore.errors import EngineError, EventError, InputError, RejectedRowsWarning
 from leadscore.io.readers import read_events, read_leads
 from leadscore.model.schema import Model
 from leadscore.timeutil import now_us, parse_timestamp
@@ -82,11 +82,9 @@ def _input(source: Any, con: duckdb.DuckDBPyConnection, kind: str) -> str:
         report = read_leads(source, con, name=name)
     if report.rejected:    # scored without them, but never silently
         first = report.rejected_rows.slice(0, 1).to_pylist()
-        example = ""
-        if first:
-            row, field = first[0]["row"], first[0]["field"]
-            example = (f" (the first: {f'row {row}, ' if row is not None else ''}"
-                       f"{f'field {field!r}: ' if field else ''}{first[0]['reason']})")
+        # worded as the error `strict=True` raises for it: "row 2, field 'lead_id': …"
+        example = "" if not first else " (the first: " + str(EventError(
+            first[0]["reason"], row=first[0]["row"], field=first[0]["field"])) + ")"
         warn_rejected(report.source, report.rejected, kind, example, stacklevel=4)
     return name
 

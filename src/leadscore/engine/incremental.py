@@ -696,7 +696,6 @@ class _Dispatch:
             return candidates
         return [r for r in candidates if r.matcher.where is None or _where(r, event)]
 
-
     def rules_of(self, kind: str, name: str | None, path: str | None) -> list[EngagementRule]:
         """The rules an event of this (type, event, path) signature matches, `where` aside."""
         if kind == "page":
