@@ -98,6 +98,14 @@ def test_a_spark_dataframe_is_an_input(spark: Any) -> None:
                 score_many(model, frame, leads(), as_of=AS_OF, engine="spark", spark=spark))
 
 
+def test_bad_rows_of_an_arrow_table_on_spark_are_skipped_with_a_warning(spark: Any) -> None:
+    """An in-memory table is checked by leadscore.io before Spark sees it; its bad rows are
+    said, as on DuckDB and as for files."""
+    model = load_model(EXAMPLES / "b2c-art-supplies.yaml")
+    with pytest.warns(RejectedRowsWarning, match="2 bad event rows skipped"):
+        score_many(model, events(), leads(), as_of=AS_OF, engine="spark", spark=spark)
+
+
 def test_the_session_settings_are_restored(spark: Any) -> None:
     spark.conf.set("spark.sql.session.timeZone", "Europe/Berlin")
     try:

@@ -203,9 +203,8 @@ def _dedupe(columns: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     return list({c[0]: c for c in columns}.values())
 
 
-def register(spark: Any, source: Any, kind: str) -> tuple[str, dict[str, str], int | None]:
-    """Register `source` as a canonical temp view: (view name, column types, rows rejected —
-    None where leadscore.io counted them, for in-memory tables)."""
+def register(spark: Any, source: Any, kind: str) -> tuple[str, dict[str, str], int]:
+    """Register `source` as a canonical temp view: (view name, column types, rows rejected)."""
     name = f"leadscore_{kind}_{next(_sequence)}"
     if not _is_frame(source) and not isinstance(source, str):
         # In-memory tables: leadscore.io canonicalises them exactly as for DuckDB.
@@ -222,7 +221,7 @@ def register(spark: Any, source: Any, kind: str) -> tuple[str, dict[str, str], i
         frame = spark.createDataFrame(table) if table.num_rows else \
             spark.createDataFrame([], ", ".join(f"{_quote(n)} {t}" for n, t in types.items()))
         frame.createOrReplaceTempView(name)
-        return name, types, None
+        return name, types, report.rejected
     label = source if isinstance(source, str) else f"<Spark DataFrame {kind}>"
     frame = _load(spark, source) if isinstance(source, str) else source
     raw = f"{name}_raw"
@@ -328,13 +327,20 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
         frame, bad_events, bad_leads = score_frame(model_list, events, leads,
                                                    as_of_us=as_of_us, spark=spark)
         scored = to_arrow(frame)
+    warn_bad([(events, bad_events, "events"), (leads, bad_leads, "leads")])
+    return scored
+
+
+def warn_bad(inputs: Sequence[tuple[Any, int | None, str]], stacklevel: int = 5) -> None:
+    """A `RejectedRowsWarning` for each (source, rows rejected, kind) that had any: used
+    without them, but never silently (as on DuckDB). `stacklevel` 5: the user's call, through
+    the engine's entry point and the API function's."""
     from leadscore.engine.batch import warn_rejected
 
-    for source, bad, kind in ((events, bad_events, "events"), (leads, bad_leads, "leads")):
-        if bad:     # scored without them, but never silently (as on DuckDB)
+    for source, bad, kind in inputs:
+        if bad:
             label = source if isinstance(source, str) else f"<{type(source).__name__}>"
-            warn_rejected(label, bad, kind, stacklevel=4)
-    return scored
+            warn_rejected(label, bad, kind, stacklevel=stacklevel)
 
 
 def to_arrow(frame: Any) -> pa.Table:

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from leadscore.engine.spark import _settings, register, score_views
+from leadscore.engine.spark import _settings, register, score_views, warn_bad
 from leadscore.errors import EngineError
 from leadscore.model.schema import Model
 from leadscore.segments.definition import Segment
@@ -65,9 +65,10 @@ def segment_many(segments: Sequence[Segment], models: Mapping[str, Model], event
     if not segments:
         return MEMBERS_SCHEMA.empty_table()
     with _settings(spark):
-        events_view, events_columns, _ = register(spark, events, "events")
-        leads_view, leads_columns, _ = (None, {}, None) if leads is None else \
+        events_view, events_columns, bad_events = register(spark, events, "events")
+        leads_view, leads_columns, bad_leads = (None, {}, None) if leads is None else \
             register(spark, leads, "leads")
+        warn_bad([(events, bad_events, "events"), (leads, bad_leads, "leads")])
         inputs = Inputs(events_view, events_columns, leads_view, leads_columns)
         stages = _SparkStages(spark, inputs, as_of_us)
         try:
