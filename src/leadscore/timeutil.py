@@ -67,13 +67,17 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def utc_offset_us(us: int, tz: str) -> int:
+    """The UTC offset (µs) of a time zone at an instant."""
+    offset = to_datetime(us).astimezone(zone(tz)).utcoffset()
+    return 0 if offset is None else round(offset.total_seconds() * US_PER_SECOND)
+
+
 def local_day(us: int, tz: str) -> int:
     """The calendar day (days since 1970-01-01) of an instant in a time zone."""
     if tz == "UTC":
         return us // US_PER_DAY
-    offset = to_datetime(us).astimezone(zone(tz)).utcoffset()
-    offset_us = 0 if offset is None else round(offset.total_seconds() * US_PER_SECOND)
-    return (us + offset_us) // US_PER_DAY
+    return (us + utc_offset_us(us, tz)) // US_PER_DAY
 
 
 def iso_week(day: int) -> int:

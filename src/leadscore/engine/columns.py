@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from leadscore.model import conditions as cond
-from leadscore.timeutil import US_PER_DAY, local_day, to_datetime, zone
+from leadscore.timeutil import US_PER_DAY, local_day, utc_offset_us
 
 if TYPE_CHECKING:
     from leadscore.events import Event
@@ -127,11 +127,6 @@ def scan(values: Array, rank: Array, op: Any) -> Array:
         shift *= 2
 
 
-def _offset_us(us: int, tz: str) -> int:
-    offset = to_datetime(us).astimezone(zone(tz)).utcoffset()
-    return 0 if offset is None else round(offset.total_seconds() * 1_000_000)
-
-
 def local_days(ts: Array, tz: str) -> Array:
     """`local_day` of each time: the UTC offset is looked up once per hour of the data (per
     event within an hour where the offset changes)."""
@@ -141,9 +136,9 @@ def local_days(ts: Array, tz: str) -> Array:
     offsets = np.empty(len(hours), np.int64)
     mixed = np.zeros(len(hours), bool)
     for j, hour in enumerate(hours.tolist()):
-        start = _offset_us(hour * US_PER_HOUR, tz)
+        start = utc_offset_us(hour * US_PER_HOUR, tz)
         offsets[j] = start
-        mixed[j] = start != _offset_us(hour * US_PER_HOUR + US_PER_HOUR - 1, tz)
+        mixed[j] = start != utc_offset_us(hour * US_PER_HOUR + US_PER_HOUR - 1, tz)
     days = (ts + offsets[inverse]) // US_PER_DAY
     for at in np.flatnonzero(mixed[inverse]).tolist():
         days[at] = local_day(int(ts[at]), tz)
