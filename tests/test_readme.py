@@ -81,3 +81,23 @@ def test_the_yaml_example_is_a_valid_model(tmp_path: Path) -> None:
     path = tmp_path / "readme-model.yaml"
     path.write_text(yaml_block)
     assert load_model(path).name == "b2c-art-supplies"
+
+
+def test_the_ci_lock_pins_every_dependency_and_the_readme_shows_its_install() -> None:
+    """requirements/ci.txt holds one exact version of every dependency the test install
+    resolves, so `pip install -e ".[test]" -c requirements/ci.txt` reproduces CI's set."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    names = {re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0].lower().replace("_", "-")
+             for spec in wanted}
+    pinned = {}
+    for line in (ROOT / "requirements" / "ci.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"requirements/ci.txt: {line!r} is not pinned with =="
+            pinned[name.lower().replace("_", "-")] = version
+    assert names - set(pinned) == set(), names - set(pinned)
+    assert 'pip install -e ".[test]" -c requirements/ci.txt' in README
+    assert "requirements/ci.txt" in (ROOT / ".ci" / "run").read_text()
