@@ -1,11 +1,12 @@
 """leadscore: an open-source lead scoring engine — fit, engagement and lifecycle, explained."""
 
 from leadscore.engine.batch import score_many
-from leadscore.engine.incremental import Handoff, Reason, Score, Scorer, Update
+from leadscore.engine.incremental import Scorer
 from leadscore.errors import EngineError, EventError, InputError, LeadscoreError, ModelError
 from leadscore.events import Event, Lead
 from leadscore.explain import explain
 from leadscore.model import Model, load_model, load_models
+from leadscore.scores import Handoff, Reason, Score, Update
 
 __version__ = "0.1.0"
 

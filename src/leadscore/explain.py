@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from leadscore.engine.incremental import Score, Scorer
+from leadscore.engine.incremental import Scorer
 from leadscore.events import Event, Lead, event_from_message
 from leadscore.model.schema import Model
+from leadscore.scores import Score
 from leadscore.timeutil import now_us, parse_timestamp
 
 

@@ -21,13 +21,13 @@ from typing import Any, Literal
 import yaml
 from sqlalchemy import Connection, select
 
-from leadscore.engine.interests import profile_json
 from leadscore.errors import EventError, ModelError, Problem
 from leadscore.ingest.apply import apply
 from leadscore.ingest.session import ActiveModel, Session, reason_json
 from leadscore.ingest.validate import Message, validate
 from leadscore.model.loader import load_model, load_models
 from leadscore.model.schema import Model
+from leadscore.scores import profile_json
 from leadscore.store import accounts as account_store
 from leadscore.store import leads as lead_store
 from leadscore.store import models as model_store

@@ -8,9 +8,10 @@ import pyarrow as pa
 import pytest
 
 from leadscore.engine.batch import score_many
-from leadscore.engine.compiler import OUTPUT_COLUMNS, PlanOptions, compile_plan
+from leadscore.engine.compiler import PlanOptions, compile_plan
 from leadscore.model import load_model
 from leadscore.model.schema import Model
+from leadscore.scores import OUTPUT_COLUMNS
 from leadscore.timeutil import US_PER_DAY, parse_timestamp
 
 AS_OF = "2026-03-10T00:00:00Z"

@@ -12,10 +12,9 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from leadscore.engine.incremental import Reason, Scorer, fit_reasons
+from leadscore.engine.incremental import Scorer, fit_reasons
 from leadscore.errors import EngineError
 from leadscore.events import Event, Lead, event_from_message
 from leadscore.model import conditions as cond
@@ -27,54 +26,8 @@ from leadscore.model.accounts import (
     domain_index,
     rollup,
 )
+from leadscore.scores import AccountHandoff, AccountScore, Reason
 from leadscore.timeutil import now_us, parse_timestamp
-
-ACCOUNT_COLUMNS = ("account_id", "model", "fit", "engagement", "score", "disqualified",
-                   "disqualify_reason", "roles_engaged", "roles_missing", "mqa", "leads",
-                   "engaged_leads", "leads_by_group", "leads_by_account_id", "leads_by_domain",
-                   "as_of")
-
-
-class AccountScore(NamedTuple):
-    """One account under one model at one moment (µs)."""
-
-    account_id: str
-    model: str
-    fit: float
-    engagement: float
-    score: float
-    disqualified: bool
-    disqualify_reason: str | None
-    roles_engaged: tuple[str, ...]
-    roles_missing: tuple[str, ...]
-    mqa: bool
-    leads: int                 # linked leads the model scores (disqualified ones too)
-    engaged_leads: int         # of those: not disqualified, engagement > 0
-    leads_by_group: int        # how the linked leads were matched
-    leads_by_account_id: int
-    leads_by_domain: int
-    as_of: int
-    reasons: tuple[Reason, ...] = ()
-    members: tuple[tuple[str, str, float], ...] = ()   # (lead_id, match kind, engagement)
-
-    def row(self) -> dict[str, Any]:
-        row = {name: getattr(self, name) for name in ACCOUNT_COLUMNS}
-        row["roles_engaged"], row["roles_missing"] = list(self.roles_engaged), list(
-            self.roles_missing)
-        return row
-
-
-@dataclass(frozen=True)
-class AccountHandoff:
-    """Raised once per upward crossing of an account's MQA threshold."""
-
-    id: str
-    account_id: str
-    model: str
-    at: int
-    score: AccountScore
-    lead_id: str | None = None      # whose change raised it
-    event: Event | None = None
 
 
 class AccountScorer:

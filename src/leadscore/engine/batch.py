@@ -15,11 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from leadscore.engine.compiler import OUTPUT_COLUMNS, PlanOptions, compile_plan
+from leadscore.engine.compiler import PlanOptions, compile_plan
 from leadscore.engine.interest_plan import output_schema, with_interests
 from leadscore.errors import EngineError, EventError, InputError, RejectedRowsWarning
 from leadscore.io.readers import read_events, read_leads
 from leadscore.model.schema import Model
+from leadscore.scores import OUTPUT_COLUMNS
 from leadscore.timeutil import now_us, parse_timestamp
 
 _sequence = itertools.count()

@@ -43,11 +43,6 @@ from leadscore.timeutil import ISO_WEEK_SHIFT_DAYS, US_PER_DAY
 DAY_SHIFT = 7 * 100_000
 STAGE_BITS = 8            # stage ranks 0..7 packed under a timestamp: (ts + shift) * 8 + 7 - rank
 
-OUTPUT_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
-                  "stage", "mql", "disqualified", "disqualify_reason", "purchases",
-                  "customer_since", "tenure_days", "recency_days", "frequency", "monetary",
-                  "as_of")
-
 
 def col(name: str, table: str | None = None) -> exp.Column:
     return exp.column(name, table=table, quoted=True)

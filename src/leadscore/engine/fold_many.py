@@ -57,9 +57,10 @@ from leadscore.model.program_events import NAMES as PROGRAM_EVENTS
 from leadscore.timeutil import ISO_WEEK_SHIFT_DAYS, US_PER_DAY
 
 if TYPE_CHECKING:
-    from leadscore.engine.incremental import Handoff, LeadState, Scorer, _Dispatch
+    from leadscore.engine.incremental import LeadState, Scorer, _Dispatch
     from leadscore.events import Event
     from leadscore.model.compiled import CompiledModel, EngagementRule
+    from leadscore.scores import Handoff
 
 MAX_HALF_LIVES = 900.0          # 2^900 stays far from float overflow
 TOLERANCE = 1e-9                # a score this close (relative) to the threshold is a tie
@@ -631,7 +632,8 @@ class _ModelPlan:
     def handoff(self, k: int) -> Handoff:
         """The handoff event `k` raised (its lead's segment up to it folded): as
         `Scorer._evaluate` raises it."""
-        from leadscore.engine.incremental import Handoff, _handoff_id
+        from leadscore.engine.incremental import _handoff_id
+        from leadscore.scores import Handoff
 
         batch, model = self.batch, self.model
         i = int(batch.lead[k])

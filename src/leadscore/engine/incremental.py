@@ -12,15 +12,9 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
-from leadscore.engine.interests import (
-    InterestDispatch,
-    profile,
-    profile_json,
-    states_from_list,
-    states_to_list,
-)
+from leadscore.engine.interests import InterestDispatch, profile, states_from_list, states_to_list
 from leadscore.engine.lifecycle import stage_of
 from leadscore.engine.rfm import value_of
 from leadscore.engine.state import DecayedSum, ProgramPoints, RuleState, bucket, decay_factor
@@ -36,89 +30,13 @@ from leadscore.model.interests import compile_interests
 from leadscore.model.program_events import NAMES as PROGRAM_EVENTS
 from leadscore.model.program_events import points_reason, program_points, stage_set
 from leadscore.model.schema import Model
+from leadscore.scores import Handoff, Reason, Score, Update
 from leadscore.timeutil import US_PER_DAY, now_us, parse_timestamp
 
 # From this many events on, `update_many` folds them vectorised (engine.fold_many); below, its
 # set-up and the per-lead work it repeats per call cost more than it saves (measured on the
 # benchmark model: 1,000-event batches 60k events/s, one at a time 68k, 10,000-event batches 97k).
 MANY = 2_000
-
-
-class Reason(NamedTuple):
-    """One rule behind a score: its points now, the events it matched and counted."""
-
-    rule: str
-    kind: str               # fit | disqualify | engagement | program
-    points: float
-    matched: int = 1        # matching events (1 for a fit rule)
-    counted: int = 1        # of those, the ones that count (limit / distinct)
-    last_at: int | None = None
-    detail: str | None = None
-
-
-SCORE_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
-                 "stage", "mql", "disqualified", "disqualify_reason", "purchases",
-                 "customer_since", "tenure_days", "recency_days", "frequency", "monetary",
-                 "as_of", "interests")
-
-
-class Score(NamedTuple):
-    """One lead under one model at one moment (times in µs); `reasons` sum to `score`."""
-
-    lead_id: str
-    model: str
-    fit: float
-    engagement: float
-    score: float
-    grade: str | None
-    temperature: str | None
-    stage: str
-    mql: bool
-    disqualified: bool
-    disqualify_reason: str | None
-    purchases: int
-    customer_since: int | None
-    tenure_days: float | None
-    as_of: int
-    reasons: tuple[Reason, ...] = ()
-    # The ranked interest profile: (topic, weight), highest first (model-format.md).
-    interests: tuple[tuple[str, float], ...] = ()
-    # Customer lifecycle (engine.rfm), null for a lead that never bought; `frequency` below.
-    recency_days: float | None = None
-    monetary: float | None = None
-
-    @property
-    def frequency(self) -> int | None:
-        return self.purchases or None
-
-    def row(self) -> dict[str, Any]:
-        """The score as a row of the scores table (times as µs; interests as
-        [{topic, weight}, …])."""
-        row = {name: getattr(self, name) for name in SCORE_COLUMNS}
-        row["interests"] = profile_json(self.interests)
-        return row
-
-
-@dataclass(frozen=True)
-class Handoff:
-    """Raised once per upward crossing of the MQL threshold: hand the lead to sales."""
-
-    id: str
-    lead_id: str
-    model: str
-    at: int
-    score: Score
-    event: Event | None
-
-    @property
-    def reasons(self) -> tuple[Reason, ...]:
-        return self.score.reasons
-
-
-@dataclass(frozen=True)
-class Update:
-    score: Score
-    handoff: Handoff | None = None
 
 
 @dataclass

@@ -5,12 +5,12 @@ weight is the sum over the rules of their capped totals (docs/model-format.md, "
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 from leadscore.engine.state import RuleState, bucket
 from leadscore.events import Event
 from leadscore.model.interests import PROFILE_SIZE, InterestRule, ranked, summary
+from leadscore.scores import profile_json
 
 InterestStates = dict[tuple[int, str], RuleState]   # (interest rule index, topic) → state
 
@@ -97,18 +97,6 @@ def states_from_list(data: Any, rules: tuple[InterestRule, ...]) -> InterestStat
             continue      # a rule removed since: its interest is gone
         states[(int(index), str(topic))] = RuleState.from_dict(saved)
     return states
-
-
-def profile_json(profile_items: tuple[tuple[str, float], ...] | list[Any]
-                 ) -> list[dict[str, Any]]:
-    """A profile as the scores table and the API show it: [{topic, weight}, …]."""
-    out = []
-    for item in profile_items:
-        if isinstance(item, Mapping):
-            out.append({"topic": item["topic"], "weight": item["weight"]})
-        else:
-            out.append({"topic": item[0], "weight": item[1]})
-    return out
 
 
 HANDOFF_INTERESTS = 5       # the top topics a handoff carries

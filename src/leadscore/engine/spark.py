@@ -22,10 +22,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from leadscore.engine.compiler import OUTPUT_COLUMNS, PlanOptions, compile_plan
+from leadscore.engine.compiler import PlanOptions, compile_plan
 from leadscore.errors import EngineError, InputError
 from leadscore.events import EVENT_TYPES
 from leadscore.model.schema import Model
+from leadscore.scores import OUTPUT_COLUMNS
 
 DEFAULT_MASTER = "local[*]"
 # Session settings the plan relies on (see the module docstring).

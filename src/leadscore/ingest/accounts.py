@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from leadscore.engine.accounts import AccountScore, handoff_id, score_account
+from leadscore.engine.accounts import handoff_id, score_account
 from leadscore.engine.incremental import Scorer
 from leadscore.events import Event
 from leadscore.model.accounts import CompiledAccount, compile_account
+from leadscore.scores import AccountScore
 from leadscore.store import accounts as account_store
 from leadscore.store import outbox
 from leadscore.store.scores import reason_dict

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from leadscore.engine.incremental import Handoff, ModelState, Scorer, Update
+from leadscore.engine.incremental import ModelState, Scorer
 from leadscore.engine.interests import handoff_interests
 from leadscore.errors import EngineError
 from leadscore.events import Event
 from leadscore.ingest.accounts import AccountWork
 from leadscore.model.schema import Model
+from leadscore.scores import Handoff, Update
 from leadscore.store import leads as lead_store
 from leadscore.store import outbox, scores
 from leadscore.store.database import Database

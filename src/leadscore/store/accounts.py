@@ -32,13 +32,13 @@ from sqlalchemy import (
     union,
 )
 
-from leadscore.engine.accounts import AccountScore
 from leadscore.model.accounts import (
     FREE_MAIL_DOMAINS,
     account_domain,
     account_of,
     email_domain,
 )
+from leadscore.scores import AccountScore
 from leadscore.store.database import Database
 from leadscore.store.schema import Micros, accounts, leads, metadata
 from leadscore.store.scores import contains_pattern, reason_dict

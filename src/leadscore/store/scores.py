@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, func, or_, select
 
-from leadscore.engine.incremental import Reason, Score
+from leadscore.scores import Reason, Score
 from leadscore.store import driver
 from leadscore.store.database import Database
 from leadscore.store.schema import lead_state, leads, scores
