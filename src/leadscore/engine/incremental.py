@@ -16,7 +16,6 @@ from typing import Any, cast
 
 from leadscore.engine.interests import InterestDispatch, profile, states_from_list, states_to_list
 from leadscore.engine.lifecycle import stage_of
-from leadscore.engine.rfm import value_of
 from leadscore.engine.state import DecayedSum, ProgramPoints, RuleState, bucket, decay_factor
 from leadscore.errors import EngineError
 from leadscore.events import Event, Lead, event_from_message
@@ -29,6 +28,7 @@ from leadscore.model.compiled import (
 from leadscore.model.interests import compile_interests
 from leadscore.model.program_events import NAMES as PROGRAM_EVENTS
 from leadscore.model.program_events import points_reason, program_points, stage_set
+from leadscore.model.purchases import value_of
 from leadscore.model.schema import Model
 from leadscore.scores import Handoff, Reason, Score, Update
 from leadscore.timeutil import US_PER_DAY, now_us, parse_timestamp

@@ -24,21 +24,15 @@ from sqlglot import exp
 
 from leadscore.engine.sqlconditions import or_
 from leadscore.events import Event
-from leadscore.model.compiled import CUSTOMER_RANK, CompiledModel, compile_model
-from leadscore.model.conditions import as_number
+from leadscore.model.compiled import CompiledModel, compile_model
+from leadscore.model.purchases import VALUE_PATHS, purchase_matchers, value_of
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY
 
-VALUE_PATHS = ("properties.revenue", "properties.total", "properties.value")
 RFM_COLUMNS = ("recency_days", "frequency", "monetary", "tenure_days")
 RFM_SCHEMA = pa.schema([("lead_id", pa.string()), ("model", pa.string()),
                         ("recency_days", pa.float64()), ("frequency", pa.int64()),
                         ("monetary", pa.float64()), ("tenure_days", pa.float64())])
-
-
-def _purchase_rules(model: CompiledModel) -> list[Any]:
-    # as `purchases`: every `customer` rule with `on`, `back: true` ones included
-    return [r.matcher for r in model.stages if r.rank == CUSTOMER_RANK and r.matcher is not None]
 
 
 def purchase_value(columns: Mapping[str, str]) -> exp.Expr:
@@ -51,20 +45,12 @@ def purchase_value(columns: Mapping[str, str]) -> exp.Expr:
     return exp.func("COALESCE", *values, zero) if values else zero
 
 
-def value_of(event: Event) -> float:
-    for path in VALUE_PATHS:
-        number = as_number(event.get(path))
-        if number is not None:
-            return number
-    return 0.0
-
-
 def customer_facts(model: CompiledModel | Model, events: Sequence[Event], as_of: int
                    ) -> dict[str, Any]:
     """{recency_days, frequency, monetary, tenure_days} of one lead's events (empty if it
     never bought)."""
     compiled = model if isinstance(model, CompiledModel) else compile_model(model)
-    matchers = _purchase_rules(compiled)
+    matchers = purchase_matchers(compiled)
     bought = [e for e in events if e.timestamp <= as_of and any(m.matches(e) for m in matchers)]
     if not bought:
         return {}
@@ -79,7 +65,7 @@ def purchase_sql(model: Model, columns: Mapping[str, str]) -> str:
     """DuckDB SQL of "this event is a purchase under `model`" over the canonical events."""
     from leadscore.engine.compiler import _matches
 
-    matchers = _purchase_rules(compile_model(model))
+    matchers = purchase_matchers(compile_model(model))
     hit = or_(*(_matches(m, columns) for m in matchers)) if matchers else exp.false()
     return hit.sql(dialect="duckdb")
 
