@@ -150,6 +150,41 @@ def test_score_missing_column_names_it(files: Path) -> None:
     assert "lead_id" in output and str(events) in output
 
 
+def test_score_with_state_says_how_each_model_ran(files: Path) -> None:
+    pytest.importorskip("leadscore.engine.batch")
+    folder = files / "events"
+    folder.mkdir()
+    header, *rows = EVENTS_CSV.splitlines()
+    good = [row for row in rows if "yesterday" not in row and not row.startswith(",")]
+    (folder / "day-1.csv").write_text("\n".join([header, *good]) + "\n")
+    args = ("score", "-m", B2C, "-e", str(folder), "-l", str(files / "leads.csv"), "--state",
+            str(files / "state"), "-o", str(files / "scores.csv"), "--as-of")
+    code, output = run(*args, "2026-05-10T00:00:00Z")
+    assert code == 0, output
+    assert "b2c-art-supplies: rebuild (no state yet); 1 file read" in output
+    assert "wrote 2 scores" in output
+    (folder / "day-2.csv").write_text(f"{header}\nann,2026-05-10T08:00:00Z,page,,/stores/x,\n")
+    code, output = run(*args, "2026-05-11T00:00:00Z")
+    assert code == 0, output
+    assert "b2c-art-supplies: incremental (new files only); 1 file read" in output
+
+
+def test_the_state_progress_is_a_bar_per_model() -> None:
+    import io
+
+    from rich.console import Console
+
+    from leadscore.cli.progress import partitions
+
+    screen = io.StringIO()
+    with partitions(Console(file=screen, force_terminal=True, width=100)) as step:
+        step("web", "reading", 0, None)
+        step("web", "month=2026-01", 1, 3)
+        step("shop", "reading", 0, None)
+    text = screen.getvalue()
+    assert "web: month=2026-01" in text and "1/3" in text and "shop: reading" in text
+
+
 # ---- explain
 
 def test_explain_shows_reasons_that_sum_to_the_score(files: Path) -> None:
@@ -188,3 +223,4 @@ def test_demo_is_deterministic_and_shows_the_picture(tmp_path: Path) -> None:
     assert len(one.splitlines()) == 4001
     assert (tmp_path / "one" / "events.parquet").exists()
     assert (tmp_path / "one" / "models" / "b2b-software.yaml").exists()
+

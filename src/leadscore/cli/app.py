@@ -1,0 +1,48 @@
+"""The `leadscore` command: every command group's commands under one root with `--version`.
+
+One way in: each command group is a module of `leadscore.cli` with its own `commands` (a
+`typer.Typer`), merged here in the order `leadscore --help` lists them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from leadscore import __version__
+from leadscore.cli import check, demo, explain, learn, programs, score, segments, service
+from leadscore.cli.console import say
+
+GROUPS = (check, score, explain, demo, learn, service, segments, programs)
+
+
+app = typer.Typer(
+    name="leadscore",
+    help="Lead scoring that explains itself: fit, engagement and lifecycle.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+for group in GROUPS:
+    app.add_typer(group.commands)
+
+
+def _version(value: bool) -> None:
+    if value:
+        say(f"leadscore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Lead scoring that explains itself: fit, engagement and lifecycle."""
+
+
+def main() -> None:
+    """Entry point of the `leadscore` console script."""
+    app()
