@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from leadscore import __version__
@@ -224,3 +227,33 @@ def test_demo_is_deterministic_and_shows_the_picture(tmp_path: Path) -> None:
     assert (tmp_path / "one" / "events.parquet").exists()
     assert (tmp_path / "one" / "models" / "b2b-software.yaml").exists()
 
+
+# ---- options across commands
+
+def commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command under `group` with the words that run it, groups included."""
+    for name, command in group.commands.items():
+        yield (*path, name), command
+        if hasattr(command, "commands"):
+            yield from commands(command, (*path, name))
+
+
+def test_a_short_option_means_the_same_in_every_command() -> None:
+    meaning: dict[str, set[str]] = {}
+    for _, command in commands(typer.main.get_command(app)):
+        for param in getattr(command, "params", ()):
+            if param.param_type_name != "option":
+                continue
+            long = max(param.opts, key=len)
+            for short in (o for o in param.opts if not o.startswith("--")):
+                meaning.setdefault(short, set()).add(long)
+    assert {short: longs for short, longs in meaning.items() if len(longs) > 1} == {}
+    assert meaning["-o"] == {"--out"}
+
+
+def test_learn_takes_o_for_out(files: Path) -> None:
+    # `-o` is parsed as --out: the command gets as far as asking for --outcomes.
+    code, output = run("learn", "--events", str(files / "events.csv"), "-o",
+                       str(files / "learned.yaml"))
+    assert code == 1, output
+    assert "--outcomes is needed" in output

@@ -32,7 +32,7 @@ def evaluate(
     model: Annotated[list[Path], typer.Option("--model", "-m", help="A model "
                                               "file; repeat to compare models side by side.")],
     events: Annotated[str, typer.Option("--events", "-e", help=EVENTS_HELP)],
-    outcomes: Annotated[str, typer.Option("--outcomes", "-o", help=EVALUATE_OUTCOMES_HELP)],
+    outcomes: Annotated[str, typer.Option("--outcomes", help=EVALUATE_OUTCOMES_HELP)],
     as_of: Annotated[str, typer.Option("--as-of", help="The cut-off (ISO "
                                        "8601): scores see only events up to it.")],
     leads: Annotated[str | None, typer.Option("--leads", "-l", help="Leads (traits).")] = None,
@@ -81,8 +81,8 @@ def learn(
     events: Annotated[str | None, typer.Option("--events", "-e", help=EVENTS_HELP +
                                                " Optional: leads may have traits only.")
                       ] = None,
-    outcomes: Annotated[str | None, typer.Option("--outcomes", "-o", help=OUTCOMES_HELP)] = None,
-    out_path: Annotated[Path, typer.Option("--out", help="Where to "
+    outcomes: Annotated[str | None, typer.Option("--outcomes", help=OUTCOMES_HELP)] = None,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Where to "
                                            "write the learned model (YAML).")
                         ] = Path("learned.yaml"),
     leads: Annotated[str | None, typer.Option("--leads", "-l", help="Leads (traits).")] = None,

@@ -42,7 +42,7 @@ def simulate(
     events: Annotated[Path, typer.Option(help="events: Parquet, CSV or JSON lines")],
     start: Annotated[str, typer.Option("--from", help="first moment simulated")],
     end: Annotated[str, typer.Option("--to", help="last moment simulated")],
-    out_path: Annotated[Path, typer.Option("--out", help="journey log: CSV/Parquet/JSON")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="journey log: CSV/Parquet/JSON")],
     leads: Annotated[Path | None, typer.Option(help="leads table")] = None,
     content: Annotated[Path | None, typer.Option(help="content.yaml")] = None,
     segment: Annotated[list[Path] | None, typer.Option(help="segments it reads")] = None,

@@ -22,7 +22,7 @@ def segments(
     # str, not Path: with Spark these may be URLs (s3a://…), which Path would mangle
     events: Annotated[str, typer.Option(help="events: Parquet, CSV or JSON "
                                         "lines (with Spark: Parquet or CSV, also a URL)")],
-    out_path: Annotated[Path, typer.Option("--out", help="CSV, Parquet or JSON")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="CSV, Parquet or JSON")],
     leads: Annotated[str | None, typer.Option(help="leads table")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="default: now")
                      ] = None,
