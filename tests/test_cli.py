@@ -228,7 +228,7 @@ def test_demo_is_deterministic_and_shows_the_picture(tmp_path: Path) -> None:
     assert (tmp_path / "one" / "models" / "b2b-software.yaml").exists()
 
 
-# ---- options across commands
+# ---- every command's --help
 
 def commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
     """Every command under `group` with the words that run it, groups included."""
@@ -236,6 +236,33 @@ def commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str
         yield (*path, name), command
         if hasattr(command, "commands"):
             yield from commands(command, (*path, name))
+
+
+def value_params(command: Any) -> Iterator[Any]:
+    """The parameters that take a value: arguments and options that are not flags."""
+    for param in command.params:
+        if param.param_type_name == "argument" or not param.is_flag:
+            yield param
+
+
+def test_every_help_shows_readable_metavars() -> None:
+    root = typer.main.get_command(app)
+    listed = list(commands(root))
+    assert len(listed) > 10
+    for path, command in listed:
+        code, output = run(*path, "--help")
+        assert code == 0, (path, output)
+        for param in value_params(command):
+            assert param.metavar and re.fullmatch(r"[A-Z][A-Z_]*", param.metavar), \
+                (path, param.name, param.metavar)
+        # and none shows a Python type in the left column (`<list[Path]>`, `<str>`)
+        records, section = [], ""
+        for line in output.splitlines():
+            if re.match(r"\S.*:$", line):
+                section = line
+            elif section in ("Arguments:", "Options:") and re.match(r"  \S", line):
+                records.append(line.strip().split("  ")[0])
+        assert records and not [r for r in records if "<" in r or "[" in r], (path, records)
 
 
 def test_a_short_option_means_the_same_in_every_command() -> None:

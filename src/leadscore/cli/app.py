@@ -6,9 +6,10 @@ One way in: each command group is a module of `leadscore.cli` with its own `comm
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperGroup
 
 from leadscore import __version__
 from leadscore.cli import check, demo, explain, learn, programs, score, segments, service
@@ -17,9 +18,36 @@ from leadscore.cli.console import say
 GROUPS = (check, score, explain, demo, learn, service, segments, programs)
 
 
+class NamedArgument(TyperArgument):
+    """An argument whose help shows its metavar alone: typer adds the Python type to an
+    argument's metavar (`FILE <list[Path]>`), never to an option's."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None if self.metavar else super().display_type_rich(ctx)
+
+
+class Root(TyperGroup):
+    """The `leadscore` group: every argument with a metavar, in every command, is shown as a
+    `NamedArgument`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _name_arguments(self)
+
+
+def _name_arguments(group: TyperGroup) -> None:
+    for command in group.commands.values():
+        if isinstance(command, TyperGroup):
+            _name_arguments(command)
+        for param in command.params:
+            if type(param) is TyperArgument and param.metavar:
+                param.__class__ = NamedArgument
+
+
 app = typer.Typer(
     name="leadscore",
     help="Lead scoring that explains itself: fit, engagement and lifecycle.",
+    cls=Root,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

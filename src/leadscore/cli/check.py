@@ -16,7 +16,7 @@ commands = typer.Typer()
 @commands.command()
 @clean_errors
 def check(
-    files: Annotated[list[Path], typer.Argument(help="Model files (YAML).")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Model files (YAML).")],
 ) -> None:
     """Validate model files and run their worked examples (`tests:`) through both engines."""
     from leadscore.checks import run_model_tests

@@ -15,13 +15,13 @@ commands = typer.Typer()
 @commands.command()
 @clean_errors
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write "
+    out_dir: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder to write "
                                           "the demo world and its scores to.")
                        ] = Path("leadscore-demo"),
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the world.")] = 7,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the world.")] = 7,
     serve: Annotated[bool, typer.Option("--serve", help="Load the world into a SQLite store "
                                         "through the service and serve the dashboard.")] = False,
-    port: Annotated[int, typer.Option("--port", help="Port of --serve.")
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port of --serve.")
                     ] = 8000,
 ) -> None:
     """Generate a demo world, score it with the example models, and show what came out."""

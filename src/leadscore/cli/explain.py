@@ -19,12 +19,14 @@ commands = typer.Typer()
 @commands.command()
 @clean_errors
 def explain(
-    model: Annotated[Path, typer.Option("--model", "-m", help="The model file.")],
-    events: Annotated[str, typer.Option("--events", "-e", help="Events: "
+    model: Annotated[Path, typer.Option("--model", "-m", metavar="FILE",
+                                        help="The model file.")],
+    events: Annotated[str, typer.Option("--events", "-e", metavar="FILE", help="Events: "
                                         ".parquet, .csv or .jsonl.")],
-    lead: Annotated[str, typer.Option("--lead", help="The lead_id to explain.")],
-    leads: Annotated[str | None, typer.Option("--leads", "-l", help="Leads (traits).")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Explain the "
+    lead: Annotated[str, typer.Option("--lead", metavar="ID", help="The lead_id to explain.")],
+    leads: Annotated[str | None, typer.Option("--leads", "-l", metavar="FILE",
+                                              help="Leads (traits).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="Explain the "
                                               "score as of this time (ISO 8601); default: "
                                               "now.")] = None,
 ) -> None:

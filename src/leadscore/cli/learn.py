@@ -29,22 +29,24 @@ commands = typer.Typer()
 @commands.command()
 @clean_errors
 def evaluate(
-    model: Annotated[list[Path], typer.Option("--model", "-m", help="A model "
+    model: Annotated[list[Path], typer.Option("--model", "-m", metavar="FILE", help="A model "
                                               "file; repeat to compare models side by side.")],
-    events: Annotated[str, typer.Option("--events", "-e", help=EVENTS_HELP)],
-    outcomes: Annotated[str, typer.Option("--outcomes", help=EVALUATE_OUTCOMES_HELP)],
-    as_of: Annotated[str, typer.Option("--as-of", help="The cut-off (ISO "
+    events: Annotated[str, typer.Option("--events", "-e", metavar="FILE", help=EVENTS_HELP)],
+    outcomes: Annotated[str, typer.Option("--outcomes", metavar="OUTCOMES",
+                                          help=EVALUATE_OUTCOMES_HELP)],
+    as_of: Annotated[str, typer.Option("--as-of", metavar="TIME", help="The cut-off (ISO "
                                        "8601): scores see only events up to it.")],
-    leads: Annotated[str | None, typer.Option("--leads", "-l", help="Leads (traits).")] = None,
+    leads: Annotated[str | None, typer.Option("--leads", "-l", metavar="FILE",
+                                              help="Leads (traits).")] = None,
     window_days: Annotated[float | None, typer.Option(
-        "--window-days", help="Count conversions this many days after the "
+        "--window-days", metavar="DAYS", help="Count conversions this many days after the "
         "cut-off; default: any time after it.")] = None,
     report: Annotated[Path | None, typer.Option(
-        "--report", help="Write an HTML report with charts (and PNGs beside "
+        "--report", metavar="FILE", help="Write an HTML report with charts (and PNGs beside "
         "it).")] = None,
     no_rules: Annotated[bool, typer.Option("--no-rules", help="Skip the per-rule "
                                            "analysis (one batch run per rule).")] = False,
-    replicates: Annotated[int, typer.Option("--bootstrap", help="Bootstrap "
+    replicates: Annotated[int, typer.Option("--bootstrap", metavar="N", help="Bootstrap "
                                             "replicates for the intervals.")] = 200,
     predictive: Annotated[bool, typer.Option(
         "--predictive", help="Also rank the same leads by a gradient-boosted model "
@@ -78,31 +80,33 @@ def evaluate(
 @commands.command()
 @clean_errors
 def learn(
-    events: Annotated[str | None, typer.Option("--events", "-e", help=EVENTS_HELP +
-                                               " Optional: leads may have traits only.")
-                      ] = None,
-    outcomes: Annotated[str | None, typer.Option("--outcomes", help=OUTCOMES_HELP)] = None,
-    out_path: Annotated[Path, typer.Option("--out", "-o", help="Where to "
+    events: Annotated[str | None, typer.Option("--events", "-e", metavar="FILE",
+                                               help=EVENTS_HELP + " Optional: leads may "
+                                               "have traits only.")] = None,
+    outcomes: Annotated[str | None, typer.Option("--outcomes", metavar="OUTCOMES",
+                                                 help=OUTCOMES_HELP)] = None,
+    out_path: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Where to "
                                            "write the learned model (YAML).")
                         ] = Path("learned.yaml"),
-    leads: Annotated[str | None, typer.Option("--leads", "-l", help="Leads (traits).")] = None,
+    leads: Annotated[str | None, typer.Option("--leads", "-l", metavar="FILE",
+                                              help="Leads (traits).")] = None,
     as_of: Annotated[str | None, typer.Option(
-        "--as-of", help="Training cut-off (ISO 8601); the test is one window "
+        "--as-of", metavar="TIME", help="Training cut-off (ISO 8601); the test is one window "
         "later. Default: two windows before the end of the data.")] = None,
-    window_days: Annotated[float, typer.Option("--window-days", help="Conversion "
+    window_days: Annotated[float, typer.Option("--window-days", metavar="DAYS", help="Conversion "
                                                "window after a cut-off.")] = 30.0,
-    name: Annotated[str, typer.Option("--name", help="Name of the learned "
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="Name of the learned "
                                       "model.")] = "learned",
     target_volume: Annotated[float | None, typer.Option(
-        "--target-volume", help="MQL threshold: this share of leads above "
+        "--target-volume", metavar="SHARE", help="MQL threshold: this share of leads above "
         "it (default 0.2).")] = None,
     target_precision: Annotated[float | None, typer.Option(
-        "--target-precision", help="MQL threshold: the lowest score at "
+        "--target-precision", metavar="SHARE", help="MQL threshold: the lowest score at "
         "which this share of leads converts.")] = None,
-    pdo: Annotated[float, typer.Option("--pdo", help="Points to double "
+    pdo: Annotated[float, typer.Option("--pdo", metavar="POINTS", help="Points to double "
                                        "the odds.")] = 20.0,
-    min_conversions: Annotated[int, typer.Option("--min-conversions", help="Refuse to "
-                                                 "learn from fewer.")] = 50,
+    min_conversions: Annotated[int, typer.Option("--min-conversions", metavar="N",
+                                                 help="Refuse to learn from fewer.")] = 50,
     predictive: Annotated[bool, typer.Option(
         "--predictive", help="Also fit a gradient-boosted model (LightGBM) on the same "
         "features and show it next to the points model.")] = False,

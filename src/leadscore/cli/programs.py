@@ -20,8 +20,8 @@ commands = typer.Typer(name="programs",
 
 @commands.command()
 @clean_errors
-def run(config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
-        db: Annotated[str | None, typer.Option("--db")] = None) -> None:
+def run(config: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE")] = None,
+        db: Annotated[str | None, typer.Option("--db", metavar="URL")] = None) -> None:
     """Run one round: segment memberships, enrolments, due steps and deliveries."""
     from leadscore.api.app import open_service
     from leadscore.config import load_settings
@@ -37,16 +37,20 @@ def run(config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
 @commands.command()
 @clean_errors
 def simulate(
-    program: Annotated[Path, typer.Option(help="program YAML file")],
-    model: Annotated[Path, typer.Option(help="its model")],
-    events: Annotated[Path, typer.Option(help="events: Parquet, CSV or JSON lines")],
-    start: Annotated[str, typer.Option("--from", help="first moment simulated")],
-    end: Annotated[str, typer.Option("--to", help="last moment simulated")],
-    out_path: Annotated[Path, typer.Option("--out", "-o", help="journey log: CSV/Parquet/JSON")],
-    leads: Annotated[Path | None, typer.Option(help="leads table")] = None,
-    content: Annotated[Path | None, typer.Option(help="content.yaml")] = None,
-    segment: Annotated[list[Path] | None, typer.Option(help="segments it reads")] = None,
-    templates: Annotated[Path | None, typer.Option(help="templates folder")
+    program: Annotated[Path, typer.Option(metavar="FILE", help="program YAML file")],
+    model: Annotated[Path, typer.Option(metavar="FILE", help="its model")],
+    events: Annotated[Path, typer.Option(metavar="FILE",
+                                         help="events: Parquet, CSV or JSON lines")],
+    start: Annotated[str, typer.Option("--from", metavar="TIME",
+                                       help="first moment simulated")],
+    end: Annotated[str, typer.Option("--to", metavar="TIME", help="last moment simulated")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", metavar="FILE",
+                                           help="journey log: CSV/Parquet/JSON")],
+    leads: Annotated[Path | None, typer.Option(metavar="FILE", help="leads table")] = None,
+    content: Annotated[Path | None, typer.Option(metavar="FILE", help="content.yaml")] = None,
+    segment: Annotated[list[Path] | None, typer.Option(metavar="FILE",
+                                                       help="segments it reads")] = None,
+    templates: Annotated[Path | None, typer.Option(metavar="DIR", help="templates folder")
                          ] = None,
 ) -> None:
     """Replay history through the program (nothing is sent); write the journey log and

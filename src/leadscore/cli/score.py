@@ -25,39 +25,40 @@ commands = typer.Typer()
 @commands.command()
 @clean_errors
 def score(
-    model: Annotated[list[Path], typer.Option("--model", "-m", help="A model file (repeat "
-                                              "for several).")],
-    events: Annotated[str, typer.Option("--events", "-e", help="Events: "
+    model: Annotated[list[Path], typer.Option("--model", "-m", metavar="FILE",
+                                              help="A model file (repeat for several).")],
+    events: Annotated[str, typer.Option("--events", "-e", metavar="FILE", help="Events: "
                                         ".parquet, .csv or .jsonl (Segment messages).")],
-    out_path: Annotated[str, typer.Option("--out", "-o", help="Scores file: "
+    out_path: Annotated[str, typer.Option("--out", "-o", metavar="FILE", help="Scores file: "
                                           ".csv, .parquet, .json or .jsonl (with Spark also "
                                           "a URL: s3a://…).")],
-    leads: Annotated[str | None, typer.Option("--leads", "-l", help="Leads "
+    leads: Annotated[str | None, typer.Option("--leads", "-l", metavar="FILE", help="Leads "
                                               "(traits): .parquet, .csv or .jsonl.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Score as of "
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="Score as of "
                                               "this time (ISO 8601); default: now.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad row "
                                          "instead of skipping it.")] = False,
-    rejected: Annotated[Path | None, typer.Option("--rejected", help="Where "
+    rejected: Annotated[Path | None, typer.Option("--rejected", metavar="FILE", help="Where "
                                                   "to write skipped rows; default: next to "
                                                   "--out.")] = None,
     accounts_out: Annotated[Path | None, typer.Option(
-        "--accounts", help="Also score accounts (models with `account:`): "
+        "--accounts", metavar="FILE", help="Also score accounts (models with `account:`): "
         "one row per account and model written here (.csv, .parquet, .json, .jsonl).")
     ] = None,
     account_traits: Annotated[str | None, typer.Option(
-        "--account-traits", help="Accounts table: account_id plus traits "
+        "--account-traits", metavar="FILE", help="Accounts table: account_id plus traits "
                                                  "incl. domain (.csv, .parquet, .jsonl).")
     ] = None,
-    engine: Annotated[str, typer.Option("--engine", help="duckdb "
+    engine: Annotated[str, typer.Option("--engine", metavar="ENGINE", help="duckdb "
                                         "(in-process) or spark.")] = "duckdb",
-    master: Annotated[str, typer.Option("--master", help="Spark master: "
+    master: Annotated[str, typer.Option("--master", metavar="URL", help="Spark master: "
                                         "local[*], spark://…, yarn, k8s://…")] = "local[*]",
-    state: Annotated[Path | None, typer.Option("--state", help="Keep a "
+    state: Annotated[Path | None, typer.Option("--state", metavar="DIR", help="Keep a "
                                                "per-lead state here; later runs read only "
                                                "new files.")] = None,
-    memory_limit: Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory "
-                                                     "limit (e.g. 4GB); spills beyond.")] = None,
+    memory_limit: Annotated[str | None, typer.Option("--memory-limit", metavar="SIZE",
+                                                     help="DuckDB memory limit (e.g. 4GB); "
+                                                     "spills beyond.")] = None,
 ) -> None:
     """Score every lead in an events file (and leads file) under one or more models."""
     from leadscore.engine import scale

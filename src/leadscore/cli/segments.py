@@ -17,18 +17,21 @@ commands = typer.Typer()
 @commands.command()
 @clean_errors
 def segments(
-    segment: Annotated[list[Path], typer.Option("--segment", help="segment YAML file(s)")],
-    model: Annotated[list[Path], typer.Option("--model", help="model YAML file(s)")],
+    segment: Annotated[list[Path], typer.Option("--segment", metavar="FILE",
+                                                help="segment YAML file(s)")],
+    model: Annotated[list[Path], typer.Option("--model", metavar="FILE",
+                                              help="model YAML file(s)")],
     # str, not Path: with Spark these may be URLs (s3a://…), which Path would mangle
-    events: Annotated[str, typer.Option(help="events: Parquet, CSV or JSON "
+    events: Annotated[str, typer.Option(metavar="FILE", help="events: Parquet, CSV or JSON "
                                         "lines (with Spark: Parquet or CSV, also a URL)")],
-    out_path: Annotated[Path, typer.Option("--out", "-o", help="CSV, Parquet or JSON")],
-    leads: Annotated[str | None, typer.Option(help="leads table")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="default: now")
+    out_path: Annotated[Path, typer.Option("--out", "-o", metavar="FILE",
+                                           help="CSV, Parquet or JSON")],
+    leads: Annotated[str | None, typer.Option(metavar="FILE", help="leads table")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="default: now")
                      ] = None,
-    engine: Annotated[str, typer.Option("--engine", help="duckdb "
+    engine: Annotated[str, typer.Option("--engine", metavar="ENGINE", help="duckdb "
                                         "(in-process) or spark.")] = "duckdb",
-    master: Annotated[str, typer.Option("--master", help="Spark master: "
+    master: Annotated[str, typer.Option("--master", metavar="URL", help="Spark master: "
                                         "local[*], spark://…, yarn, k8s://…")] = "local[*]",
 ) -> None:
     """Who is in each segment as of a moment: rows `lead_id, segment, entered_at`."""

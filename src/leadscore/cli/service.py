@@ -14,12 +14,13 @@ from leadscore.config import Settings, load_settings, write_config
 commands = typer.Typer()
 
 ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="config file (default: $LEADSCORE_CONFIG, else ./leadscore.toml)")]
+    "--config", "-c", metavar="FILE",
+    help="config file (default: $LEADSCORE_CONFIG, else ./leadscore.toml)")]
 DbOption = Annotated[str | None, typer.Option(
-    "--db", help="database URL (sqlite:///file.db or postgresql://…) "
+    "--db", metavar="URL", help="database URL (sqlite:///file.db or postgresql://…) "
                                 "[$LEADSCORE_DB]")]
 ModelsOption = Annotated[Path | None, typer.Option(
-    "--models", help="folder of model YAML files [$LEADSCORE_MODELS]")]
+    "--models", metavar="DIR", help="folder of model YAML files [$LEADSCORE_MODELS]")]
 
 
 def _settings(config: Path | None, **flags: Any) -> Settings:
@@ -37,8 +38,8 @@ def _open(settings: Settings) -> Any:
 @commands.command()
 @clean_errors
 def init(
-    directory: Annotated[Path, typer.Option("--dir", help="where to write leadscore.toml")
-                         ] = Path("."),
+    directory: Annotated[Path, typer.Option("--dir", metavar="DIR",
+                                            help="where to write leadscore.toml")] = Path("."),
     db: DbOption = None,
     force: Annotated[bool, typer.Option("--force", help="replace an existing file")] = False,
 ) -> None:
@@ -53,11 +54,13 @@ def init(
 @commands.command()
 @clean_errors
 def serve(
-    host: Annotated[str | None, typer.Option(help="listen address [default 127.0.0.1]")
+    host: Annotated[str | None, typer.Option(metavar="ADDRESS",
+                                             help="listen address [default 127.0.0.1]")
                     ] = None,
-    port: Annotated[int | None, typer.Option(help="listen port [default 8000]")
+    port: Annotated[int | None, typer.Option(metavar="PORT", help="listen port [default 8000]")
                     ] = None,
-    workers: Annotated[int | None, typer.Option(help="API worker processes [default 1]")
+    workers: Annotated[int | None, typer.Option(metavar="N",
+                                                help="API worker processes [default 1]")
                        ] = None,
     db: DbOption = None,
     models: ModelsOption = None,
@@ -77,7 +80,8 @@ def serve(
 @commands.command("import")
 @clean_errors
 def import_(
-    files: Annotated[list[Path], typer.Argument(help="JSON lines, CSV or Parquet files")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE",
+                                                help="JSON lines, CSV or Parquet files")],
     db: DbOption = None,
     models: ModelsOption = None,
     config: ConfigOption = None,
@@ -99,7 +103,8 @@ def import_(
 @commands.command()
 @clean_errors
 def rescore(
-    model: Annotated[str | None, typer.Option(help="only this model (default: all)")] = None,
+    model: Annotated[str | None, typer.Option(metavar="NAME",
+                                              help="only this model (default: all)")] = None,
     db: DbOption = None,
     models: ModelsOption = None,
     config: ConfigOption = None,
