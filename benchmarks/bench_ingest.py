@@ -133,7 +133,7 @@ def start_leadscore(db: str, workers: int, env: dict[str, str], src: str | None 
     if src is not None:
         environment["PYTHONPATH"] = src
     process = subprocess.Popen(
-        [sys.executable, "-m", "leadscore.cli_service", "serve", "--db", db, "--models",
+        [sys.executable, "-m", "leadscore.cli", "serve", "--db", db, "--models",
          str(MODELS), "--port", str(port), "--workers", str(workers)],
         env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from leadscore import __version__
@@ -150,6 +153,41 @@ def test_score_missing_column_names_it(files: Path) -> None:
     assert "lead_id" in output and str(events) in output
 
 
+def test_score_with_state_says_how_each_model_ran(files: Path) -> None:
+    pytest.importorskip("leadscore.engine.batch")
+    folder = files / "events"
+    folder.mkdir()
+    header, *rows = EVENTS_CSV.splitlines()
+    good = [row for row in rows if "yesterday" not in row and not row.startswith(",")]
+    (folder / "day-1.csv").write_text("\n".join([header, *good]) + "\n")
+    args = ("score", "-m", B2C, "-e", str(folder), "-l", str(files / "leads.csv"), "--state",
+            str(files / "state"), "-o", str(files / "scores.csv"), "--as-of")
+    code, output = run(*args, "2026-05-10T00:00:00Z")
+    assert code == 0, output
+    assert "b2c-art-supplies: rebuild (no state yet); 1 file read" in output
+    assert "wrote 2 scores" in output
+    (folder / "day-2.csv").write_text(f"{header}\nann,2026-05-10T08:00:00Z,page,,/stores/x,\n")
+    code, output = run(*args, "2026-05-11T00:00:00Z")
+    assert code == 0, output
+    assert "b2c-art-supplies: incremental (new files only); 1 file read" in output
+
+
+def test_the_state_progress_is_a_bar_per_model() -> None:
+    import io
+
+    from rich.console import Console
+
+    from leadscore.cli.progress import partitions
+
+    screen = io.StringIO()
+    with partitions(Console(file=screen, force_terminal=True, width=100)) as step:
+        step("web", "reading", 0, None)
+        step("web", "month=2026-01", 1, 3)
+        step("shop", "reading", 0, None)
+    text = screen.getvalue()
+    assert "web: month=2026-01" in text and "1/3" in text and "shop: reading" in text
+
+
 # ---- explain
 
 def test_explain_shows_reasons_that_sum_to_the_score(files: Path) -> None:
@@ -188,3 +226,61 @@ def test_demo_is_deterministic_and_shows_the_picture(tmp_path: Path) -> None:
     assert len(one.splitlines()) == 4001
     assert (tmp_path / "one" / "events.parquet").exists()
     assert (tmp_path / "one" / "models" / "b2b-software.yaml").exists()
+
+
+# ---- every command's --help
+
+def commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command under `group` with the words that run it, groups included."""
+    for name, command in group.commands.items():
+        yield (*path, name), command
+        if hasattr(command, "commands"):
+            yield from commands(command, (*path, name))
+
+
+def value_params(command: Any) -> Iterator[Any]:
+    """The parameters that take a value: arguments and options that are not flags."""
+    for param in command.params:
+        if param.param_type_name == "argument" or not param.is_flag:
+            yield param
+
+
+def test_every_help_shows_readable_metavars() -> None:
+    root = typer.main.get_command(app)
+    listed = list(commands(root))
+    assert len(listed) > 10
+    for path, command in listed:
+        code, output = run(*path, "--help")
+        assert code == 0, (path, output)
+        for param in value_params(command):
+            assert param.metavar and re.fullmatch(r"[A-Z][A-Z_]*", param.metavar), \
+                (path, param.name, param.metavar)
+        # and none shows a Python type in the left column (`<list[Path]>`, `<str>`)
+        records, section = [], ""
+        for line in output.splitlines():
+            if re.match(r"\S.*:$", line):
+                section = line
+            elif section in ("Arguments:", "Options:") and re.match(r"  \S", line):
+                records.append(line.strip().split("  ")[0])
+        assert records and not [r for r in records if "<" in r or "[" in r], (path, records)
+
+
+def test_a_short_option_means_the_same_in_every_command() -> None:
+    meaning: dict[str, set[str]] = {}
+    for _, command in commands(typer.main.get_command(app)):
+        for param in getattr(command, "params", ()):
+            if param.param_type_name != "option":
+                continue
+            long = max(param.opts, key=len)
+            for short in (o for o in param.opts if not o.startswith("--")):
+                meaning.setdefault(short, set()).add(long)
+    assert {short: longs for short, longs in meaning.items() if len(longs) > 1} == {}
+    assert meaning["-o"] == {"--out"}
+
+
+def test_learn_takes_o_for_out(files: Path) -> None:
+    # `-o` is parsed as --out: the command gets as far as asking for --outcomes.
+    code, output = run("learn", "--events", str(files / "events.csv"), "-o",
+                       str(files / "learned.yaml"))
+    assert code == 1, output
+    assert "--outcomes is needed" in output

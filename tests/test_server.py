@@ -17,8 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from leadscore.cli import clean_errors
-from leadscore.cli_service import register
+from leadscore.cli.service import commands
 from leadscore.config import load_settings
 from leadscore.service import Service
 from leadscore.timeutil import US_PER_SECOND, iso, now_us
@@ -153,7 +152,7 @@ def test_the_server_delivers_handoffs_to_webhooks(tmp_path: Path, workers: int,
 
 def test_init_writes_the_config_and_prints_the_keys(tmp_path: Path) -> None:
     app = typer.Typer()
-    register(app, clean_errors)
+    app.add_typer(commands)
 
     @app.command("version")
     def version() -> None:  # a second command keeps typer from flattening the app
@@ -196,7 +195,7 @@ def restore_logging() -> Iterator[None]:
 @pytest.mark.usefixtures("restore_logging")
 def test_serve_refuses_a_missing_models_folder_in_one_line(tmp_path: Path) -> None:
     app = typer.Typer()
-    register(app, clean_errors)
+    app.add_typer(commands)
     app.command("version")(lambda: None)
     result = CliRunner().invoke(app, ["serve", "--db", f"sqlite:///{tmp_path}/x.db",
                                       "--models", str(tmp_path / "none")])
@@ -213,7 +212,7 @@ def test_import_and_rescore_go_through_the_service(tmp_path: Path) -> None:
         {"type": "track", "userId": "ann", "event": "Demo Requested", "timestamp": stamp,
          "messageId": "i1"}]) + "\n")
     app = typer.Typer()
-    register(app, clean_errors)
+    app.add_typer(commands)
     db = f"sqlite:///{tmp_path / 'import.db'}"
     runner = CliRunner()
     imported = runner.invoke(app, ["import", str(events), "--db", db, "--models", str(MODELS)])

@@ -51,7 +51,7 @@ def start(db: str, tmp_path: Path, *, workers: int = 1, env: dict[str, str] | No
                    "LEADSCORE_ADMIN_TOKEN": ADMIN_TOKEN, "LEADSCORE_LOG_REQUESTS": "false",
                    "LEADSCORE_DELIVERY_POLL_SECONDS": "0.05", **(env or {})}
     environment.pop("LEADSCORE_CONFIG", None)
-    command = [sys.executable, "-m", "leadscore.cli_service", "serve", "--db", db,
+    command = [sys.executable, "-m", "leadscore.cli", "serve", "--db", db,
                "--models", str(models), "--port", str(port), "--workers", str(workers)]
     handle = log.open("wb")
     process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,

@@ -154,7 +154,7 @@ def test_progress_bar_shows_the_share_done() -> None:
 
     from rich.console import Console
 
-    from leadscore.learn.commands import progress_bar
+    from leadscore.cli.progress import progress_bar
 
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=100)

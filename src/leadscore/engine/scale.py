@@ -1,23 +1,37 @@
 """`leadscore score` beyond one DuckDB query: on Spark (`--engine spark --master URL`), from a
-saved state (`--state DIR`, with a progress bar across partitions), and DuckDB's memory limit
-with spilling to disk (`--memory-limit`)."""
+saved state (`--state DIR`, reporting its progress across partitions), and DuckDB's memory
+limit with spilling to disk (`--memory-limit`).
+
+Progress and skipped rows are reported through plain callbacks; showing them is the caller's
+business (the CLI draws bars with rich)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from leadscore.errors import InputError
 from leadscore.model.schema import Model
 
+if TYPE_CHECKING:
+    from leadscore.engine.state_store import RunReport
+
 REMOTE_MARK = "://"
+
+# `skipped(rows, source)`: bad rows of an input left out (on Spark).
+Skipped = Callable[[int, str], None]
+# `step(model, partition, done, total)`: a model's first call says "reading"; total None if
+# not known yet.
+PartitionStep = Callable[[str, str, int, int | None], None]
+# `scored(model, report)`: a model is scored, and how (rebuilt or incremental, files read).
+Scored = Callable[[str, "RunReport"], None]
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -33,12 +47,12 @@ def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
 
 
 def score_on_spark(models: list[Model], events: str, leads: str | None, out: str,
-                   as_of_us: int, master: str, console: Console, *, keep: bool = False
-                   ) -> tuple[int, pa.Table | None]:
+                   as_of_us: int, master: str, *, keep: bool = False,
+                   skipped: Skipped | None = None) -> tuple[int, pa.Table | None]:
     """Score on Spark and write `out`: a URL (`hdfs://`, `s3a://`, `file://`…) is written by
     Spark (a folder of part files); a plain path gets one file, as from DuckDB. Returns the
     number of scores and, with `keep`, the scores themselves (for the account plan, which
-    would otherwise score every lead again)."""
+    would otherwise score every lead again). Bad rows left out are told to `skipped`."""
     from leadscore.engine import spark as on_spark
     from leadscore.io.writers import write_table
 
@@ -48,9 +62,8 @@ def score_on_spark(models: list[Model], events: str, leads: str | None, out: str
         frame, bad_events, bad_leads = on_spark.score_frame(models, events, leads,
                                                             as_of_us=as_of_us, spark=session)
         for bad, what in ((bad_events, events), (bad_leads, leads)):
-            if bad:
-                console.print(f"skipped {bad:,} bad row{'s' * (bad != 1)} of {what}",
-                              style="yellow")
+            if bad and skipped is not None:
+                skipped(bad, str(what))
         if REMOTE_MARK in out:
             frame = frame.cache()
             on_spark.write_frame(frame, out)
@@ -61,30 +74,24 @@ def score_on_spark(models: list[Model], events: str, leads: str | None, out: str
 
 
 def score_with_state(models: list[Model], events: str, leads: str | None, as_of_us: int,
-                     state: Path, con: duckdb.DuckDBPyConnection, console: Console
+                     state: Path, con: duckdb.DuckDBPyConnection, *,
+                     step: PartitionStep | None = None, scored: Scored | None = None
                      ) -> pa.Table:
-    """Every model scored from its state in `state` plus the files not read before, with a
-    progress bar across partitions when the state is (re)built."""
+    """Every model scored from its state in `state` plus the files not read before, one model
+    after the other (by name); `step` follows each across partitions when its state is
+    (re)built, `scored` hears how each went."""
     from leadscore.engine.state_store import score_with_state as one
 
     if REMOTE_MARK in events:
         raise InputError(f"--state reads local files (DuckDB); got {events}")
     tables = []
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, transient=True,
-                        disable=not console.is_terminal)
-    with progress:
-        for model in sorted(models, key=lambda m: m.name):
-            task = progress.add_task(f"{model.name}: reading", total=None)
-
-            def step(partition: str, done: int, total: int, task: Any = task,
-                     name: str = model.name) -> None:
-                progress.update(task, description=f"{name}: {partition}", completed=done,
-                                total=total)
-
-            table, report = one(model, events, leads, as_of_us, state, con, step=step)
-            console.print(f"{model.name}: {report.mode} ({report.reason or 'new files only'}); "
-                          f"{report.files_read:,} file{'s' * (report.files_read != 1)} read",
-                          style="dim")
-            tables.append(table)
+    for model in sorted(models, key=lambda m: m.name):
+        partition_step: Callable[[str, int, int], None] | None = None
+        if step is not None:
+            step(model.name, "reading", 0, None)
+            partition_step = functools.partial(step, model.name)
+        table, report = one(model, events, leads, as_of_us, state, con, step=partition_step)
+        if scored is not None:
+            scored(model.name, report)
+        tables.append(table)
     return pa.concat_tables(tables)

@@ -1,0 +1,5 @@
+"""`python -m leadscore.cli …`: the `leadscore` command."""
+
+from leadscore.cli.app import main
+
+main()
