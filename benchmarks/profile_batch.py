@@ -22,7 +22,7 @@ from sqlglot import exp
 
 import leadscore
 from leadscore.engine.batch import _sequence, _table_columns, connect
-from leadscore.engine.compiler import PlanOptions, compile_plan
+from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.io.readers import read_events, read_leads
 from leadscore.timeutil import parse_timestamp
 

@@ -1,5 +1,5 @@
 """The batch engine: every lead scored at once, each model compiled to one SQL plan run by
-DuckDB (`engine.compiler` builds the plan; `leadscore.io` reads the inputs)."""
+DuckDB (`engine.sql.plan` builds the plan; `leadscore.io` reads the inputs)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from leadscore.engine.compiler import PlanOptions, compile_plan
 from leadscore.engine.interest_plan import output_schema, with_interests
+from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.errors import EngineError, EventError, InputError, RejectedRowsWarning
 from leadscore.io.readers import read_events, read_leads
 from leadscore.model.schema import Model
@@ -162,7 +162,7 @@ def score_rules(model: Model, events: Any, leads: Any = None, *,
                 as_of: datetime | date | str | int | None = None,
                 con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
     """`score_many`'s columns for one model (no interests) plus each rule's contribution per
-    lead, named by `compiler.rule_column`, from the same single run of the plan: which leads
+    lead, named by `engine.sql.plan.rule_column`, from the same single run of the plan: which leads
     every rule fired for, without scoring the model once per rule."""
     own = con is None
     connection = connect() if con is None else con

@@ -21,8 +21,11 @@ from typing import Any
 
 import sqlglot
 
-from leadscore.engine.compiler import _bucket_keys
-from leadscore.engine.interest_plan import profiles, ranked_plan, topic_flags
+from leadscore.engine.interest_plan import profiles
+from leadscore.engine.sql.build import col
+from leadscore.engine.sql.dialects import DuckDB
+from leadscore.engine.sql.interest_plan import ranked_plan, topic_flags
+from leadscore.engine.sql.semantics import bucket_day
 from leadscore.model.interests import InterestRule, compile_interests
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY
@@ -90,7 +93,7 @@ class InterestFold:
                     continue
                 day = "0"
                 if rule.limit in ("daily", "weekly"):
-                    day = _bucket_keys(rule, columns, self.model.timezone, "duckdb")[0] \
+                    day = bucket_day(rule.limit, col("ts"), self.model.timezone, DuckDB()) \
                         .sql(dialect="duckdb")
                 value = f"CAST({_q(rule.distinct)} AS VARCHAR)" if rule.distinct is not None \
                     and rule.distinct in columns else "CAST(NULL AS VARCHAR)"

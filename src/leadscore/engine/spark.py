@@ -1,4 +1,4 @@
-"""The batch engine on Apache Spark: the plan DuckDB runs (`engine.compiler`, dialect "spark"),
+"""The batch engine on Apache Spark: the plan DuckDB runs (`engine.sql.plan`, dialect "spark"),
 rendered by sqlglot and executed by Spark SQL — no second implementation of the semantics.
 
 Inputs are Spark DataFrames, paths Spark reads (local, `hdfs://`, `s3a://`, … — `.parquet`
@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from leadscore.engine.compiler import PlanOptions, compile_plan
+from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.errors import EngineError, InputError
 from leadscore.events import EVENT_TYPES
 from leadscore.model.schema import Model
@@ -261,7 +261,7 @@ def plan_sql(model: Model, events_view: str, events_columns: dict[str, str],
 def _interests_sql(model: Model, events_view: str, events_columns: dict[str, str],
                    as_of_us: int) -> str | None:
     """Per lead, its ranked interests as an array of (topic, weight), or None."""
-    from leadscore.engine.interest_plan import compile_interest_plan
+    from leadscore.engine.sql.interest_plan import compile_interest_plan
 
     plan = compile_interest_plan(model, events_columns, as_of_us, events_table=events_view,
                                  dialect="spark")

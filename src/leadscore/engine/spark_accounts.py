@@ -16,12 +16,11 @@ from leadscore.engine.account_plan import (
     ACCOUNT_SCHEMA,
     account_table,
     append_links,
-    compile_account_plan,
     link_table,
-    links_query,
     read_accounts,
 )
 from leadscore.engine.spark import _settings, _spark_type, register
+from leadscore.engine.sql.account_plan import compile_account_plan, links_query
 from leadscore.errors import EngineError
 from leadscore.model.accounts import compile_account
 from leadscore.model.schema import Model

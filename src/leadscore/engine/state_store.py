@@ -41,18 +41,15 @@ import pyarrow as pa
 from sqlglot import exp
 
 from leadscore.engine.batch import _typed
-from leadscore.engine.compiler import (
-    PlanOptions,
-    _bucket_keys,
-    _matches,
-    back_key,
-    col,
-    compile_plan,
-)
 from leadscore.engine.interest_plan import with_profiles
 from leadscore.engine.interest_state import InterestFold
-from leadscore.engine.program_sql import points_sql, stage_sql
-from leadscore.engine.rfm import purchase_value
+from leadscore.engine.sql.build import col
+from leadscore.engine.sql.dialects import DuckDB
+from leadscore.engine.sql.plan import PlanOptions, compile_plan
+from leadscore.engine.sql.program_events import points_sql, stage_sql
+from leadscore.engine.sql.purchases import purchase_value
+from leadscore.engine.sql.semantics import back_key, bucket_day
+from leadscore.engine.sql.semantics import matches as _matches
 from leadscore.errors import EngineError
 from leadscore.io import partitions
 from leadscore.model.compiled import CUSTOMER_RANK, CompiledModel, EngagementRule, compile_model
@@ -112,7 +109,8 @@ class Layout:
 
     def bucket_day(self, rule: EngagementRule, ts_sql: str) -> str:
         """SQL of the day/week number of rule's bucket for the instant `ts_sql`."""
-        day = _bucket_keys(rule, {}, self.compiled.timezone, "duckdb")[0]
+        assert rule.limit is not None
+        day = bucket_day(rule.limit, col("ts"), self.compiled.timezone, DuckDB())
         return day.sql(dialect="duckdb").replace('"ts"', f"({ts_sql})")
 
 
