@@ -37,7 +37,8 @@ from numba import njit, prange
 from sqlglot import exp
 
 import leadscore
-from leadscore.engine.batch import _table_columns, connect
+from leadscore.engine.batch import connect
+from leadscore.engine.batch.inputs import table_columns as _table_columns
 from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.engine.sql.semantics import DAY_SHIFT
 from leadscore.engine.sql.signatures import Signatures

@@ -209,8 +209,8 @@ def score(
         say(f"wrote {rows:,} scores to {out} on Spark ({master}) (as of {iso(when)}) in "
             f"{time.monotonic() - started:.1f} s", "green")
         if accounts_out is not None:
-            from leadscore.engine.account_plan import score_accounts
-            from leadscore.engine.spark import session
+            from leadscore.engine.batch.accounts import score_accounts
+            from leadscore.engine.batch.spark import session
 
             # The account plan on Spark too, from the leads' scores just computed.
             account_rows = score_accounts(models, events, leads, account_traits, as_of=when,
@@ -245,7 +245,7 @@ def score(
         step(f"writing {out_path}")
         write_table(scores, out_path)
         if accounts_out is not None:
-            from leadscore.engine.account_plan import score_accounts
+            from leadscore.engine.batch.accounts import score_accounts
 
             step(f"scoring accounts into {accounts_out}")
             account_rows = score_accounts(models, "events", "leads" if leads is not None
@@ -292,7 +292,7 @@ def _rejected_path(given: Path | None, out_path: Path, suffix: str) -> Path:
 
 def _score_many(models: list[Model], con: Any, with_leads: bool, as_of: int) -> Any:
     """The batch engine over the canonical `events` (and `leads`) views registered in `con`."""
-    from leadscore.engine.batch import score_many
+    from leadscore.engine.batch.duckdb import score_many
 
     return score_many(models, "events", "leads" if with_leads else None, as_of=as_of, con=con)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from leadscore.engine.account_plan import read_accounts
 from leadscore.engine.batch import connect
+from leadscore.engine.batch.inputs import read_accounts
 from leadscore.engine.sql.account_plan import compile_account_plan, links_query
 from leadscore.engine.sql.interest_plan import compile_interest_plan
 from leadscore.engine.sql.plan import PlanOptions, compile_plan

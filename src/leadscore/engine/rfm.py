@@ -8,9 +8,9 @@ else `properties.value`; none: 0). For a customer at `as_of`:
   total value; `tenure_days`: days since the first purchase.
 
 Leads without a purchase have none of these (null). They are columns of the scores output of
-both engines (the batch plan reads `engine.sql.purchases`); `rfm_many` is a stand-alone batch
-query (joined to the scores by `lead_id, model`) and `customer_facts` the Python form segments
-use.
+both engines (the batch plan reads `engine.sql.purchases`); `engine.batch.rfm.rfm_many` is a
+stand-alone batch query (joined to the scores by `lead_id, model`) and `customer_facts` the
+Python form segments use.
 All give the same numbers; `frequency` is `purchases` (null instead of 0).
 """
 
@@ -19,10 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import duckdb
-import pyarrow as pa
-
-from leadscore.engine.sql.purchases import rfm_query
 from leadscore.events import Event
 from leadscore.model.compiled import CompiledModel, compile_model
 from leadscore.model.purchases import purchase_matchers, value_of
@@ -30,9 +26,6 @@ from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY
 
 RFM_COLUMNS = ("recency_days", "frequency", "monetary", "tenure_days")
-RFM_SCHEMA = pa.schema([("lead_id", pa.string()), ("model", pa.string()),
-                        ("recency_days", pa.float64()), ("frequency", pa.int64()),
-                        ("monetary", pa.float64()), ("tenure_days", pa.float64())])
 
 
 def customer_facts(model: CompiledModel | Model, events: Sequence[Event], as_of: int
@@ -49,26 +42,3 @@ def customer_facts(model: CompiledModel | Model, events: Sequence[Event], as_of:
     return {"recency_days": (as_of - last) / US_PER_DAY, "frequency": len(bought),
             "monetary": float(sum(value_of(e) for e in bought)),
             "tenure_days": (as_of - first) / US_PER_DAY}
-
-
-def rfm_many(models: Model | Sequence[Model], events: Any, *, as_of: Any = None,
-             con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
-    """Recency, frequency, monetary value and tenure of every customer under each model, as
-    of `as_of`: `lead_id, model, recency_days, frequency, monetary, tenure_days` (join it to
-    `score_many`'s output on lead_id and model)."""
-    from leadscore.engine.batch import _as_of_us, _input, _table_columns, connect
-
-    model_list = [models] if isinstance(models, Model) else list(models)
-    as_of_us = _as_of_us(as_of)
-    own = con is None
-    connection = connect() if con is None else con
-    try:
-        name = _input(events, connection, "events")
-        columns = _table_columns(connection, name)
-        tables = [connection.sql(rfm_query(m, name, columns, as_of_us).sql(dialect="duckdb"))
-                  .to_arrow_table().cast(RFM_SCHEMA)
-                  for m in sorted(model_list, key=lambda m: m.name)]
-        return pa.concat_tables(tables) if tables else RFM_SCHEMA.empty_table()
-    finally:
-        if own:
-            connection.close()

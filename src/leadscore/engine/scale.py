@@ -39,12 +39,12 @@ def score_on_spark(models: list[Model], events: str, leads: str | None, out: str
     Spark (a folder of part files); a plain path gets one file, as from DuckDB. Returns the
     number of scores and, with `keep`, the scores themselves (for the account plan, which
     would otherwise score every lead again)."""
-    from leadscore.engine import spark as on_spark
+    from leadscore.engine.batch import spark as on_spark
     from leadscore.io.writers import write_table
 
     session = on_spark.session(master)
     session.sparkContext.setLogLevel("ERROR")
-    with on_spark._settings(session):
+    with on_spark.settings(session):
         frame, bad_events, bad_leads = on_spark.score_frame(models, events, leads,
                                                             as_of_us=as_of_us, spark=session)
         for bad, what in ((bad_events, events), (bad_leads, leads)):
@@ -65,7 +65,7 @@ def score_with_state(models: list[Model], events: str, leads: str | None, as_of_
                      ) -> pa.Table:
     """Every model scored from its state in `state` plus the files not read before, with a
     progress bar across partitions when the state is (re)built."""
-    from leadscore.engine.state_store import score_with_state as one
+    from leadscore.engine.batch.state import score_with_state as one
 
     if REMOTE_MARK in events:
         raise InputError(f"--state reads local files (DuckDB); got {events}")

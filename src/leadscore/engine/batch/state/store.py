@@ -40,9 +40,8 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from leadscore.engine.batch import _typed
-from leadscore.engine.interest_plan import with_profiles
-from leadscore.engine.interest_state import InterestFold
+from leadscore.engine.batch.schema import typed, with_profiles
+from leadscore.engine.batch.state.interests import InterestFold
 from leadscore.engine.sql.build import col
 from leadscore.engine.sql.dialects import DuckDB
 from leadscore.engine.sql.plan import PlanOptions, compile_plan
@@ -339,7 +338,7 @@ def scores_from_state(con: duckdb.DuckDBPyConnection, model: Model, layout: Layo
     for table in plan.find_all(exp.Table):
         if table.name == "agg":
             table.set("this", exp.to_identifier(agg_name, quoted=True))
-    return _typed(con.sql(plan.sql(dialect="duckdb")).to_arrow_table())
+    return typed(con.sql(plan.sql(dialect="duckdb")).to_arrow_table())
 
 
 # ----------------------------------------------------------------------------- on disk

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlglot
 
-from leadscore.engine.interest_plan import profiles
+from leadscore.engine.batch.schema import profiles
 from leadscore.engine.sql.build import col
 from leadscore.engine.sql.dialects import DuckDB
 from leadscore.engine.sql.interest_plan import ranked_plan, topic_flags
