@@ -25,7 +25,7 @@ from leadscore.engine.batch.schema import (
 from leadscore.engine.sql.interest_plan import compile_interest_plan
 from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.errors import EngineError, InputError
-from leadscore.io.sqltext import quote
+from leadscore.io.sqltext import literal, quote
 from leadscore.model.schema import Model
 
 _sequence = itertools.count()
@@ -36,7 +36,7 @@ def connect(memory_limit: str | None = None, threads: int | None = None
     """A DuckDB connection set up for scoring: a memory limit it spills beyond, UTC."""
     con = duckdb.connect()
     limit = memory_limit or os.environ.get("LEADSCORE_MEMORY_LIMIT", "3GB")
-    con.sql(f"SET memory_limit = '{limit}'")
+    con.sql(f"SET memory_limit = {literal(limit)}")
     con.sql("SET preserve_insertion_order = false")
     if threads:
         con.sql(f"SET threads = {int(threads)}")
