@@ -35,12 +35,12 @@ def worker(engine: str, size: str) -> dict:
     if engine == "duckdb":
         table = leadscore.score_many([model], events, leads, as_of=AS_OF)
     else:
-        from leadscore.engine import spark as on_spark
+        from leadscore.engine.batch import spark as on_spark
 
         session = on_spark.session("local[2]", **{"spark.driver.memory": "3g"})
         session.sparkContext.setLogLevel("ERROR")
         out["startup"] = time.perf_counter() - started
-        with on_spark._settings(session):
+        with on_spark.settings(session):
             t = time.perf_counter()
             frame, _, _ = on_spark.score_frame([model], events, leads,
                                                as_of_us=parse_timestamp(AS_OF), spark=session)

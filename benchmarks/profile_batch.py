@@ -11,6 +11,7 @@ for the figures.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -21,12 +22,14 @@ from pathlib import Path
 from sqlglot import exp
 
 import leadscore
-from leadscore.engine.batch import _sequence, _table_columns, connect
-from leadscore.engine.compiler import PlanOptions, compile_plan
+from leadscore.engine.batch import connect
+from leadscore.engine.batch.inputs import table_columns as _table_columns
+from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.io.readers import read_events, read_leads
 from leadscore.timeutil import parse_timestamp
 
 HERE = Path(__file__).parent
+_sequence = itertools.count()
 AS_OF = "2026-06-30T00:00:00Z"
 
 

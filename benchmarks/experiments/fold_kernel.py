@@ -37,9 +37,11 @@ from numba import njit, prange
 from sqlglot import exp
 
 import leadscore
-from leadscore.engine.batch import _table_columns, connect
-from leadscore.engine.compiler import DAY_SHIFT, PlanOptions, compile_plan
-from leadscore.engine.signatures import Signatures
+from leadscore.engine.batch import connect
+from leadscore.engine.batch.inputs import table_columns as _table_columns
+from leadscore.engine.sql.plan import PlanOptions, compile_plan
+from leadscore.engine.sql.semantics import DAY_SHIFT
+from leadscore.engine.sql.signatures import Signatures
 from leadscore.io.readers import read_events
 from leadscore.model.compiled import compile_model
 from leadscore.timeutil import ISO_WEEK_SHIFT_DAYS, US_PER_DAY, parse_timestamp

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from leadscore import load_model
 from leadscore.engine.batch import connect, score_many, score_rules
-from leadscore.engine.compiler import rule_column
+from leadscore.engine.sql.plan import rule_column
 from leadscore.io.readers import read_events, read_leads
 from leadscore.learn.backtest import rule_models
 

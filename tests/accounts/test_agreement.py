@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from leadscore.engine.account_plan import score_accounts
+from leadscore.engine.batch.accounts import score_accounts
 from leadscore.model.loader import load_model
 from leadscore.service import Service
 from leadscore.timeutil import US_PER_DAY, iso

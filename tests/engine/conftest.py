@@ -32,7 +32,7 @@ def spark() -> Iterator[Any]:
         if os.environ.get("CI"):
             pytest.fail(f"Spark tests must run in CI: {problem}")
         pytest.skip(problem)
-    from leadscore.engine.spark import session
+    from leadscore.engine.batch.spark import session
 
     spark = session("local[2]", "leadscore-tests", **{
         "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",

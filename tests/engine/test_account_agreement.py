@@ -10,8 +10,8 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadscore.engine.account_plan import score_accounts
 from leadscore.engine.accounts import AccountScorer
+from leadscore.engine.batch.accounts import score_accounts
 from leadscore.engine.incremental import Scorer
 from leadscore.events import event_from_row, lead_from_row
 from leadscore.model.schema import Model

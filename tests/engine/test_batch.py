@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from leadscore.engine.batch import score_many
-from leadscore.engine.compiler import PlanOptions, compile_plan
+from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.model import load_model
 from leadscore.model.schema import Model
 from leadscore.scores import OUTPUT_COLUMNS
@@ -243,8 +243,8 @@ def test_hash_lead_keys_fall_back_to_lead_id_on_a_collision(
             track("X", T - 2 * DAY, "bb", k="2")]
     table = events(*rows).append_column("k", pa.array([r["k"] for r in rows]))
     honest = score(m, table)
-    from leadscore.engine import compiler
-    monkeypatch.setitem(compiler.HASH, "duckdb", "length")
+    from leadscore.engine.sql.dialects import DuckDB
+    monkeypatch.setattr(DuckDB, "HASH", "length")
     assert score(m, table) == honest
     # no decay: aa 10 (its day) + 3 (k=1); bb 10 + 10 (two days) + 3 + 3 (k=1, k=2)
     assert (honest["aa"]["engagement"], honest["bb"]["engagement"]) == (13, 26)

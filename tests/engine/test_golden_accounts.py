@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from leadscore.engine.account_plan import score_accounts
 from leadscore.engine.accounts import AccountScorer
 from leadscore.engine.batch import score_many
+from leadscore.engine.batch.accounts import score_accounts
 from leadscore.engine.incremental import Scorer
 from leadscore.events import event_from_row, lead_from_row
 from tests.engine.test_golden import load_case, table
@@ -100,8 +100,8 @@ def test_the_score_command_writes_the_account_scores(engine: str, tmp_path: Path
     import yaml
     from typer.testing import CliRunner
 
-    import leadscore.engine.batch
-    import leadscore.engine.spark
+    import leadscore.engine.batch.duckdb
+    import leadscore.engine.batch.spark
     from leadscore.cli import app
 
     path = GOLDEN[0]
@@ -114,7 +114,7 @@ def test_the_score_command_writes_the_account_scores(engine: str, tmp_path: Path
         request.getfixturevalue("spark")        # the shared local[2] session
 
     runs: list[str] = []
-    for module in (leadscore.engine.spark, leadscore.engine.batch):
+    for module in (leadscore.engine.batch.spark, leadscore.engine.batch.duckdb):
         def counted(*args: Any, _score: Any = module.score_many, **kwargs: Any) -> Any:
             runs.append("scored")
             return _score(*args, **kwargs)

@@ -8,7 +8,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from leadscore.engine.batch import connect, score_many
-from leadscore.engine.interest_plan import compile_interest_plan
+from leadscore.engine.sql.interest_plan import compile_interest_plan
 from leadscore.model.schema import Model
 from leadscore.timeutil import parse_timestamp
 

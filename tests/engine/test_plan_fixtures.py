@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from leadscore.engine.account_plan import compile_account_plan, links_query, read_accounts
 from leadscore.engine.batch import connect
-from leadscore.engine.compiler import PlanOptions, compile_plan
-from leadscore.engine.interest_plan import compile_interest_plan
+from leadscore.engine.batch.inputs import read_accounts
+from leadscore.engine.sql.account_plan import compile_account_plan, links_query
+from leadscore.engine.sql.interest_plan import compile_interest_plan
+from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.io.readers import read_events, read_leads
 from leadscore.model.accounts import compile_account
 from leadscore.model.loader import load_model

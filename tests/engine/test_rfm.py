@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from leadscore.engine.batch import score_many
+from leadscore.engine.batch.rfm import rfm_many
 from leadscore.engine.incremental import Scorer
-from leadscore.engine.rfm import rfm_many
 from leadscore.events import Event
 from leadscore.model.loader import load_model
 from leadscore.segments.batch import segment_many

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from sqlglot import exp
 
-from leadscore.engine.signatures import INLINE_GLOBS, Signatures
+from leadscore.engine.sql.signatures import INLINE_GLOBS, Signatures
 from leadscore.events import Event
 from leadscore.model.compiled import Matcher
 from leadscore.model.schema import EventMatch

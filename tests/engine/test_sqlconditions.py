@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from leadscore.engine.sqlconditions import to_sql
+from leadscore.engine.sql.conditions import to_sql
 from leadscore.model import conditions as cond
 
 # One column per kind of value, with the awkward values each kind can hold.

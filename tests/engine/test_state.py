@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadscore.engine.batch import connect, score_many
-from leadscore.engine.state_store import score_with_state
+from leadscore.engine.batch.state import score_with_state
 from leadscore.model.schema import Model
 from tests.engine.test_agreement import (
     AS_OF,

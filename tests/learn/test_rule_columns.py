@@ -10,7 +10,7 @@ import pytest
 
 from leadscore import load_model
 from leadscore.engine.batch import score_many, score_rules
-from leadscore.engine.compiler import rule_column
+from leadscore.engine.sql.plan import rule_column
 from leadscore.learn.backtest import rule_models
 
 ROOT = Path(__file__).parents[2]

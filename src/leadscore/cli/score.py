@@ -17,7 +17,7 @@ from leadscore.model.schema import Model
 from leadscore.timeutil import iso
 
 if TYPE_CHECKING:
-    from leadscore.engine.state_store import RunReport
+    from leadscore.engine.batch.state import RunReport
 
 commands = typer.Typer()
 
@@ -82,8 +82,8 @@ def score(
         say(f"wrote {rows:,} scores to {out_path} on Spark ({master}) (as of {iso(when)}) in "
             f"{time.monotonic() - started:.1f} s", "green")
         if accounts_out is not None:
-            from leadscore.engine.account_plan import score_accounts
-            from leadscore.engine.spark import session
+            from leadscore.engine.batch.accounts import score_accounts
+            from leadscore.engine.batch.spark import session
 
             # The account plan on Spark too, from the leads' scores just computed.
             account_rows = score_accounts(models, events, leads, account_traits, as_of=when,
@@ -120,7 +120,7 @@ def score(
         step(f"writing {target}")
         write_table(scores, target)
         if accounts_out is not None:
-            from leadscore.engine.account_plan import score_accounts
+            from leadscore.engine.batch.accounts import score_accounts
 
             step(f"scoring accounts into {accounts_out}")
             account_rows = score_accounts(models, "events", "leads" if leads is not None
@@ -161,7 +161,7 @@ def _rejected_path(given: Path | None, out_path: Path, suffix: str) -> Path:
 
 def _score_many(models: list[Model], con: Any, with_leads: bool, as_of: int) -> Any:
     """The batch engine over the canonical `events` (and `leads`) views registered in `con`."""
-    from leadscore.engine.batch import score_many
+    from leadscore.engine.batch.duckdb import score_many
 
     return score_many(models, "events", "leads" if with_leads else None, as_of=as_of, con=con)
 

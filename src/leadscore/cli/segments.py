@@ -44,7 +44,7 @@ def segments(
     loaded = load_segments(segment)
     on_spark: dict[str, Any] = {}
     if engine == "spark":
-        from leadscore.engine.spark import session
+        from leadscore.engine.batch.spark import session
 
         on_spark = {"engine": "spark", "spark": session(master)}
         on_spark["spark"].sparkContext.setLogLevel("ERROR")

@@ -21,7 +21,7 @@ from leadscore.errors import InputError
 from leadscore.model.schema import Model
 
 if TYPE_CHECKING:
-    from leadscore.engine.state_store import RunReport
+    from leadscore.engine.batch.state import RunReport
 
 REMOTE_MARK = "://"
 
@@ -53,12 +53,12 @@ def score_on_spark(models: list[Model], events: str, leads: str | None, out: str
     Spark (a folder of part files); a plain path gets one file, as from DuckDB. Returns the
     number of scores and, with `keep`, the scores themselves (for the account plan, which
     would otherwise score every lead again). Bad rows left out are told to `skipped`."""
-    from leadscore.engine import spark as on_spark
+    from leadscore.engine.batch import spark as on_spark
     from leadscore.io.writers import write_table
 
     session = on_spark.session(master)
     session.sparkContext.setLogLevel("ERROR")
-    with on_spark._settings(session):
+    with on_spark.settings(session):
         frame, bad_events, bad_leads = on_spark.score_frame(models, events, leads,
                                                             as_of_us=as_of_us, spark=session)
         for bad, what in ((bad_events, events), (bad_leads, leads)):
@@ -80,7 +80,7 @@ def score_with_state(models: list[Model], events: str, leads: str | None, as_of_
     """Every model scored from its state in `state` plus the files not read before, one model
     after the other (by name); `step` follows each across partitions when its state is
     (re)built, `scored` hears how each went."""
-    from leadscore.engine.state_store import score_with_state as one
+    from leadscore.engine.batch.state import score_with_state as one
 
     if REMOTE_MARK in events:
         raise InputError(f"--state reads local files (DuckDB); got {events}")

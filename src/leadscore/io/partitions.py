@@ -12,7 +12,8 @@ from pathlib import Path
 import duckdb
 
 from leadscore.errors import InputError
-from leadscore.io import readers
+from leadscore.io.readers import column_types, csv_reader, event_columns
+from leadscore.io.sqltext import literal, quote
 
 _sequence = count()
 EVENT_SUFFIXES = (".parquet", ".pq", ".csv")
@@ -56,17 +57,17 @@ def read_event_files(files: list[str], con: duckdb.DuckDBPyConnection, name: str
     """Register `files` (Parquet or CSV, not mixed) as the canonical events view `name`; rows
     `read_events` would reject are left out (`read_events` on the whole set counts them)."""
     raw = f"{name}__files_{next(_sequence)}"
-    listed = "[" + ", ".join(readers._literal(f) for f in files) + "]"
+    listed = "[" + ", ".join(literal(f) for f in files) + "]"
     if all(f.lower().endswith((".parquet", ".pq")) for f in files):
         reader = f"read_parquet({listed}, union_by_name = true)"
     elif all(f.lower().endswith(".csv") for f in files):
-        reader = readers._csv_reader(con, listed, files[0])
+        reader = csv_reader(con, listed, files[0])
     else:
         raise InputError(f"{files[0]}: mixed file types; use Parquet or CSV throughout")
-    con.sql(f"CREATE OR REPLACE TEMP VIEW {readers._quote(raw)} AS SELECT * FROM {reader}")
-    canonical, checks = readers._event_columns(readers._columns(con, raw), files[0])
-    select = ", ".join(f"{sql} AS {readers._quote(c)}" for c, sql, _ in canonical)
+    con.sql(f"CREATE OR REPLACE TEMP VIEW {quote(raw)} AS SELECT * FROM {reader}")
+    canonical, checks = event_columns(column_types(con, raw), files[0])
+    select = ", ".join(f"{sql} AS {quote(c)}" for c, sql, _ in canonical)
     reasons = " OR ".join(f"({c[0]})" for c in checks)
-    con.sql(f"CREATE OR REPLACE TEMP VIEW {readers._quote(name)} AS SELECT {select} "
-            f"FROM {readers._quote(raw)} WHERE NOT coalesce({reasons}, false)")
+    con.sql(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT {select} "
+            f"FROM {quote(raw)} WHERE NOT coalesce({reasons}, false)")
     return name

@@ -23,6 +23,7 @@ import pyarrow as pa
 from leadscore.errors import EventError, InputError
 from leadscore.events import EVENT_TYPES, Event, Lead, lead_from_row, nested_columns
 from leadscore.io import segment
+from leadscore.io.sqltext import literal, quote
 from leadscore.io.writers import write_table
 
 # Rejected rows kept in a report (the count is always exact).
@@ -52,15 +53,7 @@ class ReadReport:
 
 # ----------------------------------------------------------------------------- sources
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _source_files(source: str | Path) -> tuple[str, list[str]]:
+def source_files(source: str | Path) -> tuple[str, list[str]]:
     """A path, directory or glob as (label, files); a missing file is an InputError."""
     text = str(source)
     if any(mark in text for mark in "*?["):
@@ -86,7 +79,7 @@ def _register_source(source: Any, con: duckdb.DuckDBPyConnection, raw: str,
 
     `kind` is "events" or "leads" (Segment JSON files hold both)."""
     if isinstance(source, str | Path):
-        label, files = _source_files(source)
+        label, files = source_files(source)
         suffix = Path(files[0]).suffix.lower()
         if suffix in segment.JSON_SUFFIXES:
             if len(files) != 1:
@@ -95,36 +88,36 @@ def _register_source(source: Any, con: duckdb.DuckDBPyConnection, raw: str,
             table, rejected, others = parse(Path(files[0]), strict=strict)
             con.register(raw, table)
             return label, rejected, dict(others)
-        listed = "[" + ", ".join(_literal(f) for f in files) + "]"
+        listed = "[" + ", ".join(literal(f) for f in files) + "]"
         if suffix in (".parquet", ".pq"):
             reader = f"read_parquet({listed}, union_by_name = true)"
         elif suffix in (".csv", ".tsv", ".txt"):
-            reader = _csv_reader(con, listed, label)
+            reader = csv_reader(con, listed, label)
         else:
             raise InputError(f"{label}: unknown file type {suffix!r}; expected .parquet, "
                              ".csv, .jsonl, .ndjson or .json")
         try:
-            con.sql(f"CREATE OR REPLACE TEMP VIEW {_quote(raw)} AS SELECT * FROM {reader}")
+            con.sql(f"CREATE OR REPLACE TEMP VIEW {quote(raw)} AS SELECT * FROM {reader}")
         except duckdb.Error as exc:
             raise InputError(f"{label}: cannot read: {exc}") from None
         return label, None, {}
-    table = _as_arrow(source)
+    table = as_arrow(source)
     con.register(raw, table)
     return f"<{type(source).__module__.split('.')[0]} {type(source).__name__}>", None, {}
 
 
-def _csv_reader(con: duckdb.DuckDBPyConnection, listed: str, label: str) -> str:
+def csv_reader(con: duckdb.DuckDBPyConnection, listed: str, label: str) -> str:
     """read_csv with the identifying columns read as text (parsed and checked here)."""
     try:
         names = con.sql(f"SELECT * FROM read_csv({listed}) LIMIT 0").columns
     except duckdb.Error as exc:
         raise InputError(f"{label}: cannot read as CSV: {exc}") from None
     text = [n for n in names if n in ("lead_id", "timestamp", "type", "event", "path")]
-    types = ", ".join(f"{_literal(n)}: 'VARCHAR'" for n in text)
+    types = ", ".join(f"{literal(n)}: 'VARCHAR'" for n in text)
     return f"read_csv({listed}, types = {{{types}}})" if types else f"read_csv({listed})"
 
 
-def _as_arrow(source: Any) -> pa.Table:
+def as_arrow(source: Any) -> pa.Table:
     if isinstance(source, pa.Table):
         return source
     if isinstance(source, pa.RecordBatch):
@@ -140,8 +133,8 @@ def _as_arrow(source: Any) -> pa.Table:
 
 # ----------------------------------------------------------------------------- columns
 
-def _columns(con: duckdb.DuckDBPyConnection, raw: str) -> list[tuple[str, Any]]:
-    rel = con.sql(f"SELECT * FROM {_quote(raw)} LIMIT 0")
+def column_types(con: duckdb.DuckDBPyConnection, raw: str) -> list[tuple[str, Any]]:
+    rel = con.sql(f"SELECT * FROM {quote(raw)} LIMIT 0")
     return list(zip(rel.columns, rel.types, strict=True))
 
 
@@ -155,7 +148,7 @@ def _value_columns(expr: str, name: str, dtype: Any) -> list[tuple[str, str, str
     if kind == "struct":
         out = []
         for child, child_type in dtype.children:
-            out += _value_columns(f"struct_extract({expr}, {_literal(child)})",
+            out += _value_columns(f"struct_extract({expr}, {literal(child)})",
                                   f"{name}.{child}", child_type)
         return out
     if kind == "boolean":
@@ -175,7 +168,7 @@ def _value_columns(expr: str, name: str, dtype: Any) -> list[tuple[str, str, str
 _OFFSET_RE = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([zZ]|[+-]\d\d(:?\d\d)?)$"
 
 
-def _timestamp_sql(expr: str, kind: str, label: str) -> str:
+def timestamp_sql(expr: str, kind: str, label: str) -> str:
     """SQL for µs since the epoch (NULL when unreadable), as `parse_timestamp` reads values;
     `kind` is the DuckDB type id of the column."""
     if kind == "timestamp with time zone":
@@ -196,9 +189,9 @@ def _timestamp_sql(expr: str, kind: str, label: str) -> str:
         # Text: ISO-8601 (with an offset, or naive = UTC); a bare number is an epoch number,
         # as it would have been had the file carried types (CSV does not).
         text = f"trim({expr})"
-        number = _timestamp_sql(f"TRY_CAST({text} AS DOUBLE)", "double", label)
+        number = timestamp_sql(f"TRY_CAST({text} AS DOUBLE)", "double", label)
         return (f"CASE WHEN regexp_matches({text}, '^-?[0-9]+([.][0-9]+)?$') THEN {number} "
-                f"WHEN regexp_matches({text}, {_literal(_OFFSET_RE)}) "
+                f"WHEN regexp_matches({text}, {literal(_OFFSET_RE)}) "
                 f"THEN epoch_us(TRY_CAST({text} AS TIMESTAMPTZ)) "
                 f"ELSE epoch_us(TRY_CAST({text} AS TIMESTAMP)) END")
     raise InputError(f"{label}: column 'timestamp' has type {kind}; expected a timestamp, an "
@@ -213,20 +206,20 @@ def _require(label: str, found: list[str], wanted: str, *alternatives: str) -> s
                      f"{', '.join(found) if found else '(none)'}")
 
 
-def _event_columns(columns: list[tuple[str, Any]], label: str
+def event_columns(columns: list[tuple[str, Any]], label: str
                    ) -> tuple[list[tuple[str, str, str]], list[Check]]:
     """Canonical event columns as (name, SQL, type), the rejection reason SQL and field SQL."""
     names = [n for n, _ in columns]
     types = dict(columns)
     lead_col = _require(label, names, "lead_id")
     ts_col = _require(label, names, "timestamp", "ts")
-    lead = f"CAST({_quote(lead_col)} AS VARCHAR)"
-    ts = _timestamp_sql(_quote(ts_col), types[ts_col].id, label)
-    raw_path = f"CAST({_quote('path')} AS VARCHAR)" if "path" in types else "CAST(NULL AS VARCHAR)"
-    kind = (f"NULLIF(CAST({_quote('type')} AS VARCHAR), '')" if "type" in types
+    lead = f"CAST({quote(lead_col)} AS VARCHAR)"
+    ts = timestamp_sql(quote(ts_col), types[ts_col].id, label)
+    raw_path = f"CAST({quote('path')} AS VARCHAR)" if "path" in types else "CAST(NULL AS VARCHAR)"
+    kind = (f"NULLIF(CAST({quote('type')} AS VARCHAR), '')" if "type" in types
             else "CAST(NULL AS VARCHAR)")
     kind = f"coalesce({kind}, CASE WHEN {raw_path} <> '' THEN 'page' ELSE 'track' END)"
-    event = f"CAST({_quote('event')} AS VARCHAR)" if "event" in types else "CAST(NULL AS VARCHAR)"
+    event = f"CAST({quote('event')} AS VARCHAR)" if "event" in types else "CAST(NULL AS VARCHAR)"
     out = [("lead_id", lead, "VARCHAR"), ("ts", ts, "BIGINT"), ("type", kind, "VARCHAR"),
            ("event", event, "VARCHAR"),
            ("path", f"regexp_replace({raw_path}, '[?#].*$', '')", "VARCHAR")]
@@ -235,11 +228,11 @@ def _event_columns(columns: list[tuple[str, Any]], label: str
             continue
         canonical = name if name.startswith(("context.", "properties.")) \
             else f"properties.{name}"
-        out += _value_columns(_quote(name), canonical, dtype)
-    known = ", ".join(_literal(t) for t in EVENT_TYPES)
+        out += _value_columns(quote(name), canonical, dtype)
+    known = ", ".join(literal(t) for t in EVENT_TYPES)
     checks = [
         (f"{lead} IS NULL OR {lead} = ''", "lead_id", "no lead_id", lead),
-        (f"({ts}) IS NULL", "timestamp", "not a timestamp", f"CAST({_quote(ts_col)} AS VARCHAR)"),
+        (f"({ts}) IS NULL", "timestamp", "not a timestamp", f"CAST({quote(ts_col)} AS VARCHAR)"),
         (f"{kind} NOT IN ({known})", "type", "unknown type (expected track, page or screen)",
          kind),
     ]
@@ -250,13 +243,13 @@ def _lead_columns(columns: list[tuple[str, Any]], label: str
                   ) -> tuple[list[tuple[str, str, str]], list[Check]]:
     names = [n for n, _ in columns]
     lead_col = _require(label, names, "lead_id")
-    lead = f"CAST({_quote(lead_col)} AS VARCHAR)"
+    lead = f"CAST({quote(lead_col)} AS VARCHAR)"
     out = [("lead_id", lead, "VARCHAR")]
     for name, dtype in columns:
         if name == lead_col:
             continue
         canonical = name if name.startswith(("traits.", "account.")) else f"traits.{name}"
-        out += _value_columns(_quote(name), canonical, dtype)
+        out += _value_columns(quote(name), canonical, dtype)
     checks = [(f"{lead} IS NULL OR {lead} = ''", "lead_id", "no lead_id", lead)]
     return _dedupe(out), checks
 
@@ -275,7 +268,7 @@ Check = tuple[str, str, str, str]   # condition, field, reason, SQL of the offen
 def _checks_sql(checks: list[Check]) -> str:
     """The reason, field and value columns of the first failing check (NULL: a good row)."""
     def case(part: int, quoted: bool) -> str:
-        whens = " ".join(f"WHEN {c[0]} THEN {_literal(c[part]) if quoted else c[part]}"
+        whens = " ".join(f"WHEN {c[0]} THEN {literal(c[part]) if quoted else c[part]}"
                          for c in checks)
         return f"CASE {whens} END"
     return f"{case(2, True)} AS _reason, {case(1, True)} AS _field, {case(3, False)} AS _value"
@@ -300,31 +293,31 @@ def _read(source: Any, con: duckdb.DuckDBPyConnection, name: str, strict: bool,
           kind: str) -> ReadReport:
     raw = f"{name}__source_{next(_sequence)}"
     label, parsed, others = _register_source(source, con, raw, kind, strict)
-    columns = _columns(con, raw)
-    build = _event_columns if kind == "events" else _lead_columns
+    columns = column_types(con, raw)
+    build = event_columns if kind == "events" else _lead_columns
     canonical, checks = build(columns, label)
-    select = ", ".join(f"{sql} AS {_quote(col)}" for col, sql, _ in canonical)
+    select = ", ".join(f"{sql} AS {quote(col)}" for col, sql, _ in canonical)
     checked = f"{name}__checked"
-    con.sql(f"CREATE OR REPLACE TEMP VIEW {_quote(checked)} AS SELECT {select}, "
-                f"{_checks_sql(checks)} FROM {_quote(raw)}")
+    con.sql(f"CREATE OR REPLACE TEMP VIEW {quote(checked)} AS SELECT {select}, "
+                f"{_checks_sql(checks)} FROM {quote(raw)}")
     if kind == "leads":
         [(rows, distinct)] = con.sql(f"SELECT count(lead_id), count(DISTINCT lead_id) "
-                                     f"FROM {_quote(checked)}").fetchall()
+                                     f"FROM {quote(checked)}").fetchall()
         if rows != distinct:
             # First row per lead_id wins; later ones are rejected as duplicates.
             later = "row_number() OVER (PARTITION BY lead_id ORDER BY _row) > 1"
             con.sql(
-                f"CREATE OR REPLACE TEMP VIEW {_quote(checked + '_d')} AS SELECT * REPLACE ("
+                f"CREATE OR REPLACE TEMP VIEW {quote(checked + '_d')} AS SELECT * REPLACE ("
                 f"coalesce(_reason, CASE WHEN {later} THEN 'duplicate lead_id (its first row "
                 f"is kept)' END) AS _reason, coalesce(_field, CASE WHEN {later} THEN 'lead_id' "
                 f"END) AS _field, coalesce(_value, CASE WHEN {later} THEN lead_id END) AS _value)"
-                f" FROM (SELECT row_number() OVER () AS _row, * FROM {_quote(checked)}) AS n")
+                f" FROM (SELECT row_number() OVER () AS _row, * FROM {quote(checked)}) AS n")
             checked += "_d"
-    names = ", ".join(_quote(col) for col, _, _ in canonical)
-    con.sql(f"CREATE OR REPLACE TEMP VIEW {_quote(name)} AS SELECT {names} "
-                f"FROM {_quote(checked)} WHERE _reason IS NULL")
+    names = ", ".join(quote(col) for col, _, _ in canonical)
+    con.sql(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT {names} "
+                f"FROM {quote(checked)} WHERE _reason IS NULL")
     [(total, bad)] = con.sql(f"SELECT count(*), count(*) FILTER (WHERE _reason IS NOT NULL) "
-                             f"FROM {_quote(checked)}").fetchall()
+                             f"FROM {quote(checked)}").fetchall()
     rejected = _rejected_rows(con, checked) if bad else REJECTED_SCHEMA.empty_table()
     if strict and bad:
         first = rejected.slice(0, 1).to_pylist()[0]
@@ -347,9 +340,9 @@ def _read(source: Any, con: duckdb.DuckDBPyConnection, name: str, strict: bool,
 
 def _rejected_rows(con: duckdb.DuckDBPyConnection, checked: str) -> pa.Table:
     """The bad rows with their 1-based row numbers (a second pass, only when there are any)."""
-    numbered = "_row" in con.sql(f"SELECT * FROM {_quote(checked)} LIMIT 0").columns
-    source = _quote(checked) if numbered else (
-        f"(SELECT row_number() OVER () AS _row, * FROM {_quote(checked)})")
+    numbered = "_row" in con.sql(f"SELECT * FROM {quote(checked)} LIMIT 0").columns
+    source = quote(checked) if numbered else (
+        f"(SELECT row_number() OVER () AS _row, * FROM {quote(checked)})")
     rel = con.sql(f"SELECT CAST(_row AS BIGINT) AS row, _field AS field, _reason AS reason, "
                   f"_value AS value FROM {source} WHERE _reason IS NOT NULL "
                   f"ORDER BY _row LIMIT {MAX_REJECTED_KEPT}")
@@ -361,7 +354,7 @@ def _rejected_rows(con: duckdb.DuckDBPyConnection, checked: str) -> pa.Table:
 def events_of(con: duckdb.DuckDBPyConnection, lead_id: str, name: str = "events"
               ) -> list[Event]:
     """One lead's events from a canonical events table, oldest first."""
-    rel = con.sql(f"SELECT * FROM {_quote(name)} WHERE lead_id = ? ORDER BY ts",
+    rel = con.sql(f"SELECT * FROM {quote(name)} WHERE lead_id = ? ORDER BY ts",
                   params=[lead_id])
     names = rel.columns
     out = []
@@ -375,7 +368,7 @@ def events_of(con: duckdb.DuckDBPyConnection, lead_id: str, name: str = "events"
 
 def lead_of(con: duckdb.DuckDBPyConnection, lead_id: str, name: str = "leads") -> Lead | None:
     """One lead's traits from a canonical leads table, or None if it has no row."""
-    rel = con.sql(f"SELECT * FROM {_quote(name)} WHERE lead_id = ? LIMIT 1", params=[lead_id])
+    rel = con.sql(f"SELECT * FROM {quote(name)} WHERE lead_id = ? LIMIT 1", params=[lead_id])
     names = rel.columns
     rows = rel.fetchall()
     if not rows:

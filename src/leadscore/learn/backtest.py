@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.engine.batch import score_many, score_rules
-from leadscore.engine.compiler import rule_column
+from leadscore.engine.sql.plan import rule_column
 from leadscore.errors import InputError
 from leadscore.learn import metrics
 from leadscore.learn.inputs import Inputs, Step, When, as_of_us, open_inputs, quiet

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from leadscore.io.readers import _quote
+from leadscore.io.sqltext import quote as _quote
 from leadscore.timeutil import US_PER_DAY
 
 VARIANTS = ("once", "daily", "every")

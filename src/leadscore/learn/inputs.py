@@ -12,7 +12,8 @@ import pyarrow as pa
 
 from leadscore.engine.batch import connect
 from leadscore.errors import InputError
-from leadscore.io.readers import _quote, read_events, read_leads
+from leadscore.io.readers import read_events, read_leads
+from leadscore.io.sqltext import quote as _quote
 from leadscore.learn.outcomes import Outcomes, label_sql, read_outcomes
 from leadscore.timeutil import parse_timestamp
 

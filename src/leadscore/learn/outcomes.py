@@ -20,7 +20,10 @@ from typing import Any
 import duckdb
 
 from leadscore.errors import InputError
-from leadscore.io.readers import _as_arrow, _quote, _source_files, _timestamp_sql
+from leadscore.io.readers import as_arrow as _as_arrow
+from leadscore.io.readers import source_files as _source_files
+from leadscore.io.readers import timestamp_sql as _timestamp_sql
+from leadscore.io.sqltext import quote as _quote
 from leadscore.timeutil import US_PER_DAY
 
 EVENT_PREFIX = "event:"

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.errors import InputError
-from leadscore.io.readers import _quote
+from leadscore.io.sqltext import quote as _quote
 from leadscore.learn import features as feats
 from leadscore.learn.inputs import Inputs
 from leadscore.learn.metrics import Ranked

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from leadscore.engine.batch import _table_columns, connect, score_many
-from leadscore.engine.rfm import purchase_sql
+from leadscore.engine.batch import connect, score_many
+from leadscore.engine.batch.inputs import table_columns as _table_columns
+from leadscore.engine.sql.purchases import purchase_sql
 from leadscore.errors import InputError
 from leadscore.io.readers import read_events, read_leads
 from leadscore.learn.backtest import Backtest, _evaluation, compare

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.errors import LeadscoreError
-from leadscore.io.readers import _quote
+from leadscore.io.sqltext import quote as _quote
 from leadscore.learn import features as feats
 from leadscore.learn.inputs import Inputs, Step, When, as_of_us, open_inputs, quiet
 from leadscore.learn.metrics import Ranked, auc

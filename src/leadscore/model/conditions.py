@@ -1,7 +1,7 @@
 """Conditions: parsed once into a small tree, evaluated without `eval`.
 
 The same tree is evaluated here in Python (incremental engine) and compiled to SQL by
-`engine.sqlconditions` (batch engine); docs/model-format.md is the contract both follow.
+`engine.sql.conditions` (batch engine); docs/model-format.md is the contract both follow.
 """
 
 from __future__ import annotations

@@ -23,7 +23,10 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from leadscore.engine.batch import _as_of_us, _input, _table_columns, connect, score_many
+from leadscore.engine.batch import connect, score_many
+from leadscore.engine.batch.inputs import as_of_us as _as_of_us
+from leadscore.engine.batch.inputs import input_table as _input
+from leadscore.engine.batch.inputs import table_columns as _table_columns
 from leadscore.errors import EngineError, InputError
 from leadscore.model.schema import Model
 from leadscore.segments.definition import Segment
@@ -86,7 +89,7 @@ def segment_many(segments: Sequence[Segment], models: Sequence[Model], events: A
     by_model = check_models(segments, models)
     as_of_us = _as_of_us(as_of)
     if engine == "spark":
-        from leadscore.engine.spark import session
+        from leadscore.engine.batch.spark import session
         from leadscore.segments.spark import segment_many as on_spark
 
         return on_spark(segments, by_model, events, leads, as_of_us=as_of_us,

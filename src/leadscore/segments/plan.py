@@ -22,9 +22,12 @@ from typing import Protocol
 import pyarrow as pa
 from sqlglot import exp
 
-from leadscore.engine.compiler import _as, _coalesce, _table, col
-from leadscore.engine.compiler import _matches as matches
-from leadscore.engine.sqlconditions import and_, column_kind, not_, or_, predicate, text
+from leadscore.engine.sql.build import alias as _as
+from leadscore.engine.sql.build import and_, col, not_, or_, text
+from leadscore.engine.sql.build import coalesce as _coalesce
+from leadscore.engine.sql.build import table as _table
+from leadscore.engine.sql.conditions import column_kind, predicate
+from leadscore.engine.sql.semantics import matches
 from leadscore.errors import InputError
 from leadscore.model import conditions as cond
 from leadscore.model.schema import Model

@@ -1,6 +1,6 @@
 """Segments on Spark: the segment plan of `segments.plan` (sqlglot expressions) rendered for
 Spark SQL — no second implementation. Inputs are registered as for scoring
-(`engine.spark.register`), once, and the scoring plan reads the same views."""
+(`engine.batch.spark.register`), once, and the scoring plan reads the same views."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from leadscore.engine.spark import _settings, register, score_views, warn_bad
+from leadscore.engine.batch.spark import register, score_views, warn_bad
+from leadscore.engine.batch.spark import settings as _settings
 from leadscore.errors import EngineError
 from leadscore.model.schema import Model
 from leadscore.segments.definition import Segment

@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 
 from sqlglot import exp
 
-from leadscore.engine.sqlconditions import and_, like, or_, text, to_sql
+from leadscore.engine.sql.build import and_, col, or_, text
+from leadscore.engine.sql.conditions import like, to_sql
 from leadscore.model.compiled import Matcher
 from leadscore.model.globs import LIKE_ESCAPE, glob_to_like
 
@@ -33,20 +34,16 @@ KEYS = ("type", "event", "path")
 INLINE_GLOBS = 16
 
 
-def _col(name: str, table: str | None = None) -> exp.Column:
-    return exp.column(name, table=table, quoted=True)
-
-
 def named(matcher: Matcher) -> exp.Expr:
     """SQL for the part of `Matcher.matches` that reads only the signature (no `where`)."""
-    kind = _col("type")
+    kind = col("type")
     if matcher.pages:
-        path = _col("path")
+        path = col("path")
         globs = or_(*(like(path.copy(), glob_to_like(g)) for g in matcher.pages))
         return and_(exp.EQ(this=kind, expression=text("page")),
                     exp.not_(exp.Is(this=path.copy(), expression=exp.Null())), globs)
     names = sorted(matcher.events)
-    event = _col("event")
+    event = col("event")
     hit = exp.EQ(this=event, expression=text(names[0])) if len(names) == 1 else \
         exp.In(this=event, expressions=[text(n) for n in names])
     return and_(exp.NEQ(this=kind, expression=text("page")), exp.func("COALESCE", hit, exp.false()))
@@ -96,18 +93,18 @@ class Signatures:
         """Whether the staged event matches matcher `name` (mask bit and `where`); `inline`:
         within ev itself, where `where` is not a column yet."""
         position = self.position[name]
-        bit = exp.BitwiseAnd(this=_col(self.mask_column(position // BITS), table),
+        bit = exp.BitwiseAnd(this=col(self.mask_column(position // BITS), table),
                              expression=exp.Literal.number(1 << (position % BITS)))
         hit = exp.NEQ(this=exp.Paren(this=bit), expression=exp.Literal.number(0))
         where = self.matchers[position][1].where
         if where is None:
             return hit
         return and_(hit, to_sql(where, self.columns) if inline
-                    else _col(self.where_column(name), table))
+                    else col(self.where_column(name), table))
 
     def staged(self) -> list[exp.Expr]:
         """ev's columns: the masks (from the joined signatures) and each `where` per event."""
-        out: list[exp.Expr] = [exp.alias_(_col(self.mask_column(n), "s"), self.mask_column(n),
+        out: list[exp.Expr] = [exp.alias_(col(self.mask_column(n), "s"), self.mask_column(n),
                                           quoted=True) for n in range(self.masks())]
         for name, matcher in self.matchers:
             if matcher.where is not None:
@@ -128,7 +125,7 @@ class Signatures:
         by_name: dict[str, int] = {}
         for name, matcher in self._group(number):
             if matcher.pages:
-                path = _col("path")
+                path = col("path")
                 pages.append((or_(*(like(path.copy(), glob_to_like(g)) for g in matcher.pages)),
                               self._bit(name)))
                 continue        # a page rule names no track event (`named`)
@@ -137,11 +134,11 @@ class Signatures:
         page_bits = _bits(pages)
         event_bits: exp.Expr = _bigint(0)
         if by_name:
-            event_bits = exp.Case(this=_col("event"))
+            event_bits = exp.Case(this=col("event"))
             for event, bits in sorted(by_name.items()):
                 event_bits = event_bits.when(text(event), _bigint(bits))
             event_bits = event_bits.else_(_bigint(0))
-        kind = _col("type")
+        kind = col("type")
         return exp.Case().when(exp.EQ(this=kind, expression=text("page")), page_bits) \
             .when(exp.NEQ(this=kind.copy(), expression=text("page")), event_bits) \
             .else_(_bigint(0))
@@ -155,7 +152,7 @@ class Signatures:
                 exp.alias_(self._inline_mask(n), self.mask_column(n), quoted=True)
                 for n in range(self.masks()))).from_(events.copy())
             return query.from_(computed.subquery("s", copy=False), copy=False)
-        distinct = exp.select(*(_col(k) for k in KEYS)).distinct().from_(events.copy()) \
+        distinct = exp.select(*(col(k) for k in KEYS)).distinct().from_(events.copy()) \
             .where(until.copy())
         masks = [exp.alias_(_bits([(named(matcher), self._bit(name))
                                    for name, matcher in self._group(number)]),
@@ -163,8 +160,8 @@ class Signatures:
                  for number in range(self.masks())]
         # The signature's own columns are renamed so that the events' type/event/path stay
         # unambiguous in the rest of ev.
-        signatures = exp.select(*(exp.alias_(_col(k), f"sig_{k}", quoted=True) for k in KEYS),
+        signatures = exp.select(*(exp.alias_(col(k), f"sig_{k}", quoted=True) for k in KEYS),
                                 *masks).from_(distinct.subquery("d", copy=False))
-        on = and_(*(exp.NullSafeEQ(this=_col(k), expression=_col(f"sig_{k}", "s"))
+        on = and_(*(exp.NullSafeEQ(this=col(k), expression=col(f"sig_{k}", "s"))
                     for k in KEYS))
         return query.join(signatures.subquery("s", copy=False), on=on, join_type="INNER")

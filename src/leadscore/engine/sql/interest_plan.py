@@ -1,5 +1,5 @@
-"""Interests in the batch engine: one SQL query per model (sqlglot expressions, portable like
-the scoring plan) giving each lead's ranked topics, then the `interests` column of the scores.
+"""Interests as SQL: one query per model (sqlglot expressions, portable like the scoring plan)
+giving each lead's ranked topics.
 
     iv        one scan of the events at or before as_of: per interest rule i its topic `t<i>`
               (NULL where the event does not match or gives no topic)
@@ -9,36 +9,32 @@ the scoring plan) giving each lead's ranked topics, then the `interests` column 
     ranked    capped per rule, summed per (lead, topic) as DECIMAL (exact, so the same in any
               order and on any engine), weight ≥ MIN_WEIGHT, ROW_NUMBER by weight (desc), topic
 
-`--state` (engine.state_store) keeps `totals`' ingredients instead and ranks with `ranked_plan`.
+`--state` (engine.batch.state) keeps `totals`' ingredients instead and ranks with `ranked_plan`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from sqlglot import exp
 
-from leadscore.engine.compiler import (
-    _as,
-    _bucket_keys,
-    _case,
-    _decay,
-    _double,
-    _matches,
-    _sql_type,
-    _table,
-    _weighted,
+from leadscore.engine.sql.build import (
+    alias,
+    and_,
+    case,
     col,
-    exact_type,
+    double,
+    number,
+    or_,
+    sql_type,
+    table,
+    text,
 )
-from leadscore.engine.sqlconditions import STRING, and_, column_kind, number, or_, text
+from leadscore.engine.sql.conditions import STRING, column_kind
+from leadscore.engine.sql.dialects import Dialect
+from leadscore.engine.sql.semantics import bucket_day, decay, exact_type, matches, weighted
 from leadscore.model.interests import MIN_WEIGHT, PROFILE_SIZE, InterestRule, compile_interests
 from leadscore.model.schema import Model
-
-INTEREST_TYPE = pa.list_(pa.struct([("topic", pa.string()), ("weight", pa.float64())]))
 
 
 def _topic(interest: InterestRule, columns: Mapping[str, str]) -> exp.Expr | None:
@@ -46,8 +42,8 @@ def _topic(interest: InterestRule, columns: Mapping[str, str]) -> exp.Expr | Non
     topic = interest.topic
     if topic.path is None:
         return text(topic.text)
-    sql_type = columns.get(topic.path)
-    if sql_type is None or column_kind(sql_type) != STRING:
+    declared = columns.get(topic.path)
+    if declared is None or column_kind(declared) != STRING:
         return None     # no column, or not text: never a non-empty string
     value: exp.Expr = col(topic.path)
     if topic.prefix:
@@ -66,12 +62,12 @@ def topic_flags(interests: tuple[InterestRule, ...], columns: Mapping[str, str]
         topic = _topic(interest, columns)
         if topic is None:
             continue
-        matched = _matches(interest.rule.matcher, columns)
+        matched = matches(interest.rule.matcher, columns)
         if interest.topic.path is not None:
             value = col(interest.topic.path)
             matched = and_(matched, exp.not_(exp.Is(this=value, expression=exp.Null())),
                            exp.NEQ(this=value.copy(), expression=text("")))
-        out.append((interest, _as(_case([(matched, topic)]), f"t{interest.index}")))
+        out.append((interest, alias(case([(matched, topic)]), f"t{interest.index}")))
     return out
 
 
@@ -91,29 +87,29 @@ def counted_rows(interests: list[InterestRule], source: str, columns: Mapping[st
     buckets: exp.Query | None = None
     for interest in interests:
         rule = interest.rule
-        head = [col("lead_id"), _as(exp.Literal.number(interest.index), "r"),
-                _as(col(f"t{interest.index}"), "topic"), col("ts")]
+        head = [col("lead_id"), alias(exp.Literal.number(interest.index), "r"),
+                alias(col(f"t{interest.index}"), "topic"), col("ts")]
         where = exp.not_(exp.Is(this=col(f"t{interest.index}"), expression=exp.Null()))
         if not rule.bucketed:
-            branch = exp.select(*head).from_(_table(source)).where(where)
+            branch = exp.select(*head).from_(table(source)).where(where)
             each = branch if each is None else exp.union(each, branch, distinct=False)
             continue
         day: exp.Expr = exp.Literal.number(0)
         if rule.limit in ("daily", "weekly"):
-            day = _bucket_keys(rule, columns, zone, dialect)[0]
-        values = [col(c) if c == rule.distinct else exp.cast(exp.Null(), _sql_type(columns[c]))
+            day = bucket_day(rule.limit, col("ts"), zone, Dialect.get_or_raise(dialect))
+        values = [col(c) if c == rule.distinct else exp.cast(exp.Null(), sql_type(columns[c]))
                   for c in distinct]
-        branch = exp.select(*head, _as(exp.cast(day, exp.DataType.Type.BIGINT), "b"),
-                            *(_as(v, f"d{j}") for j, v in enumerate(values))) \
-            .from_(_table(source)).where(where)
+        branch = exp.select(*head, alias(exp.cast(day, exp.DataType.Type.BIGINT), "b"),
+                            *(alias(v, f"d{j}") for j, v in enumerate(values))) \
+            .from_(table(source)).where(where)
         buckets = branch if buckets is None else exp.union(buckets, branch, distinct=False)
     return each, buckets
 
 
 def _points_at(interests: list[InterestRule], ts: exp.Expr, as_of_us: int) -> exp.Expr:
     """Per row of rule `r` at time `ts`: the rule's points decayed to as_of."""
-    return _case([(exp.EQ(this=col("r"), expression=exp.Literal.number(i.index)),
-                   _weighted(i.rule.points, _decay(ts.copy(), as_of_us, i.rule.half_life_days)))
+    return case([(exp.EQ(this=col("r"), expression=exp.Literal.number(i.index)),
+                   weighted(i.rule.points, decay(ts.copy(), as_of_us, i.rule.half_life_days)))
                   for i in interests])
 
 
@@ -129,7 +125,7 @@ def totals_plan(interests: list[InterestRule], each: exp.Query | None,
     parts: list[exp.Query] = []
     if buckets is not None:
         parts.append(exp.select(col("lead_id"), col("r"), col("topic"),
-                                _as(exp.Max(this=col("ts")), "ts"))
+                                alias(exp.Max(this=col("ts")), "ts"))
                      .from_(buckets.subquery("bk", copy=False))
                      .group_by(col("lead_id"), col("r"), col("topic"), col("b"),
                                *(col(f"d{j}") for j in range(len(distinct)))))
@@ -139,7 +135,7 @@ def totals_plan(interests: list[InterestRule], each: exp.Query | None,
     for part in parts[1:]:
         rows = exp.union(rows, part, distinct=False)
     exact = exact_interest_type(interests)
-    return exp.select(col("lead_id"), col("r"), col("topic"), _as(exp.Sum(this=exp.cast(
+    return exp.select(col("lead_id"), col("r"), col("topic"), alias(exp.Sum(this=exp.cast(
         _points_at(interests, col("ts"), as_of_us), exact)), "w")) \
         .from_(rows.subquery("c", copy=False)).group_by(col("lead_id"), col("r"), col("topic"))
 
@@ -148,31 +144,31 @@ def ranked_plan(interests: tuple[InterestRule, ...] | list[InterestRule], totals
                 size: int | None = PROFILE_SIZE) -> exp.Select:
     """`lead_id, topic, weight, rank` from per (lead, rule, topic) totals `w`: each capped by
     its rule, summed per topic exactly, the top `size` topics with weight ≥ MIN_WEIGHT."""
-    total = _double(col("w"))
+    total = double(col("w"))
     capped_cases = []
     for interest in interests:
         if interest.rule.cap is None:
             continue
-        cap = _double(number(interest.rule.cap))
+        cap = double(number(interest.rule.cap))
         is_rule = exp.EQ(this=col("r"), expression=exp.Literal.number(interest.index))
         capped_cases += [(and_(is_rule, exp.GT(this=total.copy(), expression=cap)), cap.copy()),
                          (and_(is_rule.copy(), exp.LT(this=total.copy(),
                                                       expression=exp.Neg(this=cap.copy()))),
                           exp.Neg(this=cap.copy()))]
-    capped = _case(capped_cases, total.copy()) if capped_cases else total
+    capped = case(capped_cases, total.copy()) if capped_cases else total
     # Summed as DECIMAL(38, p): the same in any order (a sum of doubles is not).
     places = exact_interest_type(interests).expressions[1].copy()
     wide = exp.DataType(this=exp.DataType.Type.DECIMAL, expressions=[
         exp.DataTypeParam(this=exp.Literal.number(38)), places])
-    weights = exp.select(col("lead_id"), col("topic"), _as(_double(exp.Sum(this=exp.cast(
+    weights = exp.select(col("lead_id"), col("topic"), alias(double(exp.Sum(this=exp.cast(
         capped, wide))), "weight")) \
         .from_(totals.subquery("t", copy=False)).group_by(col("lead_id"), col("topic"))
     window = exp.Window(this=exp.RowNumber(), partition_by=[col("lead_id")], order=exp.Order(
         expressions=[exp.Ordered(this=col("weight"), desc=True),
                      exp.Ordered(this=col("topic"), desc=False)]))
-    ranked = exp.select(col("lead_id"), col("topic"), col("weight"), _as(window, "rank")) \
+    ranked = exp.select(col("lead_id"), col("topic"), col("weight"), alias(window, "rank")) \
         .from_(weights.subquery("w", copy=False)) \
-        .where(exp.GTE(this=col("weight"), expression=_double(exp.Literal.number(MIN_WEIGHT))))
+        .where(exp.GTE(this=col("weight"), expression=double(exp.Literal.number(MIN_WEIGHT))))
     plan = exp.select(col("lead_id"), col("topic"), col("weight"), col("rank")) \
         .from_(ranked.subquery("k", copy=False))
     if size is not None:
@@ -194,57 +190,11 @@ def compile_interest_plan(model: Model, events_columns: Mapping[str, str], as_of
     ts = col("ts")
     iv = exp.select(col("lead_id"), ts.copy(), *(col(c) for c in distinct),
                     *(flag for _, flag in flags)) \
-        .from_(_table(events_table)) \
+        .from_(table(events_table)) \
         .where(and_(exp.LTE(this=ts.copy(), expression=exp.Literal.number(as_of_us)),
-                    or_(*(_matches(i.rule.matcher, events_columns) for i in interests))))
+                    or_(*(matches(i.rule.matcher, events_columns) for i in interests))))
     each, buckets = counted_rows(interests, "iv", events_columns, model.timezone, dialect,
                                  distinct)
     plan = ranked_plan(interests, totals_plan(interests, each, buckets, as_of_us, distinct),
                        size)
     return plan.with_("iv", as_=iv)
-
-
-def profiles(long: pa.Table) -> dict[str, list[dict[str, Any]]]:
-    """lead_id → [{topic, weight}, …] in rank order, from the plan's rows."""
-    out: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for lead_id, topic, weight, rank in zip(*(long.column(c).to_pylist() for c in
-                                             ("lead_id", "topic", "weight", "rank")),
-                                            strict=True):
-        out.setdefault(lead_id, []).append((rank, {"topic": topic, "weight": weight}))
-    return {lead: [item for _, item in sorted(items, key=lambda i: i[0])]
-            for lead, items in out.items()}
-
-
-def with_interests(con: Any, model: Model, events_table: str,
-                   events_columns: Mapping[str, str], as_of_us: int, scores: pa.Table
-                   ) -> pa.Table:
-    """`scores` (one model's rows) with its `interests` column appended (DuckDB)."""
-    plan = compile_interest_plan(model, events_columns, as_of_us, events_table=events_table)
-    found: dict[str, list[dict[str, Any]]] = {}
-    if plan is not None and scores.num_rows:
-        found = profiles(run_staged(con, plan, "iv"))
-    return with_profiles(scores, found)
-
-
-def with_profiles(scores: pa.Table, found: dict[str, list[dict[str, Any]]]) -> pa.Table:
-    """`scores` with the `interests` column: each lead's profile in `found`, else empty."""
-    # Each lead's position in `found` (the last entry, an empty profile, for the others),
-    # taken in Arrow: a Python list over a million leads cost ~1 s even with nothing found.
-    keys = list(found)
-    profiles = pa.array([*(found[key] for key in keys), []], INTEREST_TYPE)
-    position = pc.index_in(scores.column("lead_id"), value_set=pa.array(keys, pa.string()))
-    column = profiles.take(pc.fill_null(position, len(keys)))
-    return scores.append_column(pa.field("interests", INTEREST_TYPE), column)
-
-
-def output_schema(score_schema: pa.Schema) -> pa.Schema:
-    """The scores table's schema: the plan's columns, then `interests`."""
-    return score_schema.append(pa.field("interests", INTEREST_TYPE))
-
-
-def run_staged(con: Any, plan: exp.Select, cte: str) -> pa.Table:
-    """Run a plan on DuckDB with its CTE `cte` staged as a temporary table: DuckDB would
-    otherwise read the events once per reference (once per interest rule here)."""
-    from leadscore.engine.batch import stage_cte
-
-    return stage_cte(con, plan, cte)

@@ -1,5 +1,6 @@
-"""The batch engine on Apache Spark: the plan DuckDB runs (`engine.compiler`, dialect "spark"),
-rendered by sqlglot and executed by Spark SQL — no second implementation of the semantics.
+"""The batch engine on Apache Spark: the plans DuckDB runs (`engine.sql.plan`, the interest and
+account plans, dialect "spark"), rendered by sqlglot and executed by Spark SQL — no second
+implementation of the semantics.
 
 Inputs are Spark DataFrames, paths Spark reads (local, `hdfs://`, `s3a://`, … — `.parquet`
 files or hive-partitioned folders of them, `.csv`) or in-memory tables (Arrow, pandas, polars),
@@ -21,13 +22,30 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute
 
-from leadscore.engine.compiler import PlanOptions, compile_plan
+from leadscore.engine.batch.inputs import read_accounts, warn_rejected
+from leadscore.engine.batch.schema import (
+    ACCOUNT_SCHEMA,
+    INTEREST_TYPE,
+    SCORE_SCHEMA,
+    account_table,
+    append_links,
+    link_table,
+    output_schema,
+    typed,
+)
+from leadscore.engine.sql.account_plan import compile_account_plan, links_query
+from leadscore.engine.sql.interest_plan import compile_interest_plan
+from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.errors import EngineError, InputError
 from leadscore.events import EVENT_TYPES
+from leadscore.io.sqltext import literal, quote
+from leadscore.model.accounts import compile_account
 from leadscore.model.schema import Model
 from leadscore.scores import OUTPUT_COLUMNS
 
+DIALECT = "spark"          # the plans' sqlglot dialect, and how names are quoted here
 DEFAULT_MASTER = "local[*]"
 # Session settings the plan relies on (see the module docstring).
 SESSION_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"}
@@ -52,7 +70,7 @@ def session(master: str = DEFAULT_MASTER, app_name: str = "leadscore", **conf: s
 
 
 @contextmanager
-def _settings(spark: Any) -> Iterator[None]:
+def settings(spark: Any) -> Iterator[None]:
     """SESSION_CONF for the duration of a run; the caller's values restored afterwards."""
     before = {key: spark.conf.get(key, None) for key in SESSION_CONF}
     for key, value in SESSION_CONF.items():
@@ -68,14 +86,6 @@ def _settings(spark: Any) -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------- inputs
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
 
 def _is_frame(source: Any) -> bool:
     return type(source).__module__.startswith("pyspark.")
@@ -107,8 +117,8 @@ def _value_columns(expr: str, name: str, dtype: Any) -> list[tuple[str, str, str
     if isinstance(dtype, T.StructType):
         out: list[tuple[str, str, str]] = []
         for field in dtype.fields:
-            out += _value_columns(f"{expr}.{_quote(field.name)}", f"{name}.{field.name}",
-                                  field.dataType)
+            out += _value_columns(f"{expr}.{quote(field.name, DIALECT)}",
+                                  f"{name}.{field.name}", field.dataType)
         return out
     kind = dtype.simpleString().split("(")[0]
     if kind == "boolean":
@@ -161,14 +171,14 @@ def _canonical_events(frame: Any, label: str) -> tuple[list[tuple[str, str, str]
             raise InputError(f"{label}: no column {wanted!r}; columns found: "
                              f"{', '.join(fields) or '(none)'}")
     assert lead_col is not None and ts_col is not None
-    lead = f"CAST({_quote(lead_col)} AS STRING)"
-    ts = _timestamp_sql(_quote(ts_col), fields[ts_col], label)
-    raw_path = f"CAST({_quote('path')} AS STRING)" if "path" in fields \
+    lead = f"CAST({quote(lead_col, DIALECT)} AS STRING)"
+    ts = _timestamp_sql(quote(ts_col, DIALECT), fields[ts_col], label)
+    raw_path = f"CAST({quote('path', DIALECT)} AS STRING)" if "path" in fields \
         else "CAST(NULL AS STRING)"
-    kind = (f"nullif(CAST({_quote('type')} AS STRING), '')" if "type" in fields
+    kind = (f"nullif(CAST({quote('type', DIALECT)} AS STRING), '')" if "type" in fields
             else "CAST(NULL AS STRING)")
     kind = f"coalesce({kind}, CASE WHEN {raw_path} <> '' THEN 'page' ELSE 'track' END)"
-    event = f"CAST({_quote('event')} AS STRING)" if "event" in fields \
+    event = f"CAST({quote('event', DIALECT)} AS STRING)" if "event" in fields \
         else "CAST(NULL AS STRING)"
     out = [("lead_id", lead, "STRING"), ("ts", ts, "BIGINT"), ("type", kind, "STRING"),
            ("event", event, "STRING"),
@@ -178,8 +188,8 @@ def _canonical_events(frame: Any, label: str) -> tuple[list[tuple[str, str, str]
             continue
         canonical = name if name.startswith(("context.", "properties.")) \
             else f"properties.{name}"
-        out += _value_columns(_quote(name), canonical, dtype)
-    known = ", ".join(_literal(t) for t in EVENT_TYPES)
+        out += _value_columns(quote(name, DIALECT), canonical, dtype)
+    known = ", ".join(literal(t, DIALECT) for t in EVENT_TYPES)
     good = (f"{lead} IS NOT NULL AND {lead} <> '' AND ({ts}) IS NOT NULL "
             f"AND {kind} IN ({known})")
     return _dedupe(out), good
@@ -190,18 +200,26 @@ def _canonical_leads(frame: Any, label: str) -> tuple[list[tuple[str, str, str]]
     if "lead_id" not in fields:
         raise InputError(f"{label}: no column 'lead_id'; columns found: "
                          f"{', '.join(fields) or '(none)'}")
-    lead = f"CAST({_quote('lead_id')} AS STRING)"
+    lead = f"CAST({quote('lead_id', DIALECT)} AS STRING)"
     out = [("lead_id", lead, "STRING")]
     for name, dtype in fields.items():
         if name == "lead_id":
             continue
         canonical = name if name.startswith(("traits.", "account.")) else f"traits.{name}"
-        out += _value_columns(_quote(name), canonical, dtype)
+        out += _value_columns(quote(name, DIALECT), canonical, dtype)
     return _dedupe(out), f"{lead} IS NOT NULL AND {lead} <> ''"
 
 
 def _dedupe(columns: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     return list({c[0]: c for c in columns}.values())
+
+
+def _frame(spark: Any, table: pa.Table, types: dict[str, str], name: str) -> str:
+    """An Arrow table as a Spark temp view `name` (typed even when empty)."""
+    frame = spark.createDataFrame(table) if table.num_rows else spark.createDataFrame(
+        [], ", ".join(f"{quote(n, DIALECT)} {t}" for n, t in types.items()))
+    frame.createOrReplaceTempView(name)
+    return name
 
 
 def register(spark: Any, source: Any, kind: str) -> tuple[str, dict[str, str], int]:
@@ -219,22 +237,19 @@ def register(spark: Any, source: Any, kind: str) -> tuple[str, dict[str, str], i
         finally:
             con.close()
         types = {n: _spark_type(t) for n, t in report.columns.items()}
-        frame = spark.createDataFrame(table) if table.num_rows else \
-            spark.createDataFrame([], ", ".join(f"{_quote(n)} {t}" for n, t in types.items()))
-        frame.createOrReplaceTempView(name)
-        return name, types, report.rejected
+        return _frame(spark, table, types, name), types, report.rejected
     label = source if isinstance(source, str) else f"<Spark DataFrame {kind}>"
     frame = _load(spark, source) if isinstance(source, str) else source
     raw = f"{name}_raw"
     frame.createOrReplaceTempView(raw)
     columns, good = (_canonical_events if kind == "events" else _canonical_leads)(frame, label)
-    select = ", ".join(f"{sql} AS {_quote(col)}" for col, sql, _ in columns)
-    checked = f"SELECT {select}, ({good}) AS `_good` FROM {_quote(raw)}"
+    select = ", ".join(f"{sql} AS {quote(col, DIALECT)}" for col, sql, _ in columns)
+    checked = f"SELECT {select}, ({good}) AS `_good` FROM {quote(raw, DIALECT)}"
     if kind == "leads":   # a lead_id given twice keeps its first row
         checked = (f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY lead_id ORDER BY "
                    f"`_row`) AS `_n` FROM (SELECT *, monotonically_increasing_id() AS `_row` "
                    f"FROM ({checked}))) WHERE `_n` = 1 OR NOT `_good`")
-    names = ", ".join(_quote(col) for col, _, _ in columns)
+    names = ", ".join(quote(col, DIALECT) for col, _, _ in columns)
     spark.sql(f"SELECT {names} FROM ({checked}) WHERE `_good`").createOrReplaceTempView(name)
     total = frame.count()
     kept = spark.table(name).count()
@@ -254,22 +269,20 @@ def plan_sql(model: Model, events_view: str, events_columns: dict[str, str],
     """The model's batch plan rendered for Spark SQL."""
     plan = compile_plan(model, events_columns, leads_columns, as_of_us,
                         options=PlanOptions(events_table=events_view, leads_table=leads_view,
-                                            dialect="spark"))
-    return plan.sql(dialect="spark")
+                                            dialect=DIALECT))
+    return plan.sql(dialect=DIALECT)
 
 
 def _interests_sql(model: Model, events_view: str, events_columns: dict[str, str],
                    as_of_us: int) -> str | None:
     """Per lead, its ranked interests as an array of (topic, weight), or None."""
-    from leadscore.engine.interest_plan import compile_interest_plan
-
     plan = compile_interest_plan(model, events_columns, as_of_us, events_table=events_view,
-                                 dialect="spark")
+                                 dialect=DIALECT)
     if plan is None:
         return None
     return ("SELECT lead_id, transform(array_sort(collect_list(struct(`rank`, topic, weight))), "
             "x -> named_struct('topic', x.topic, 'weight', x.weight)) AS interests "
-            f"FROM ({plan.sql(dialect='spark')}) GROUP BY lead_id")
+            f"FROM ({plan.sql(dialect=DIALECT)}) GROUP BY lead_id")
 
 
 _NO_INTERESTS = "CAST(array() AS ARRAY<STRUCT<topic: STRING, weight: DOUBLE>>)"
@@ -312,19 +325,16 @@ def score_views(models: Sequence[Model], events_view: str, events_columns: dict[
     result = frames[0]
     for frame in frames[1:]:
         result = result.unionAll(frame)
-    return result.select(*(_quote(c) for c in (*OUTPUT_COLUMNS, "interests")))
+    return result.select(*(quote(c, DIALECT) for c in (*OUTPUT_COLUMNS, "interests")))
 
 
 def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
                as_of_us: int, spark: Any) -> pa.Table:
     """`leadscore.score_many` on Spark: the scores collected to an Arrow table."""
-    from leadscore.engine.batch import SCORE_SCHEMA
-    from leadscore.engine.interest_plan import output_schema
-
     model_list = [models] if isinstance(models, Model) else list(models)
     if not model_list:
         return output_schema(SCORE_SCHEMA).empty_table()
-    with _settings(spark):
+    with settings(spark):
         frame, bad_events, bad_leads = score_frame(model_list, events, leads,
                                                    as_of_us=as_of_us, spark=spark)
         scored = to_arrow(frame)
@@ -336,8 +346,6 @@ def warn_bad(inputs: Sequence[tuple[Any, int | None, str]], stacklevel: int = 5)
     """A `RejectedRowsWarning` for each (source, rows rejected, kind) that had any: used
     without them, but never silently (as on DuckDB). `stacklevel` 5: the user's call, through
     the engine's entry point and the API function's."""
-    from leadscore.engine.batch import warn_rejected
-
     for source, bad, kind in inputs:
         if bad:
             label = source if isinstance(source, str) else f"<{type(source).__name__}>"
@@ -346,16 +354,13 @@ def warn_bad(inputs: Sequence[tuple[Any, int | None, str]], stacklevel: int = 5)
 
 def to_arrow(frame: Any) -> pa.Table:
     """A scores frame collected to Arrow, in the DuckDB engine's output schema."""
-    from leadscore.engine.batch import _typed
-    from leadscore.engine.interest_plan import INTEREST_TYPE
-
     try:
         result = frame.toArrow()
     except Exception as exc:
         raise EngineError(f"the Spark plan failed: {str(exc).strip().splitlines()[0]}") \
             from None
     interests = result.column("interests").cast(INTEREST_TYPE)
-    return _typed(result.drop_columns(["interests"])).append_column(
+    return typed(result.drop_columns(["interests"])).append_column(
         pa.field("interests", INTEREST_TYPE), interests)
 
 
@@ -365,8 +370,8 @@ def write_frame(frame: Any, path: str) -> None:
 
     lowered = path.lower().rstrip("/")
     typed = frame.withColumn("customer_since", frame["customer_since"].cast("long")) \
-        .selectExpr(*(f"timestamp_micros({_quote(c)}) AS {_quote(c)}"
-                      if c in ("customer_since", "as_of") else _quote(c)
+        .selectExpr(*(f"timestamp_micros({quote(c, DIALECT)}) AS {quote(c, DIALECT)}"
+                      if c in ("customer_since", "as_of") else quote(c, DIALECT)
                       for c in (*OUTPUT_COLUMNS, "interests")))
     writer = typed.write.mode("overwrite")
     if lowered.endswith(".csv"):   # CSV has no lists: interests as JSON text
@@ -376,3 +381,79 @@ def write_frame(frame: Any, path: str) -> None:
         writer.json(path)
     else:
         writer.parquet(path)
+
+
+# ----------------------------------------------------------------------------- accounts
+
+def register_accounts(spark: Any, source: Any) -> tuple[str, dict[str, str]]:
+    """The accounts table as a Spark view of `account_id, account.<x>`, and its column types."""
+    con = duckdb.connect()
+    try:
+        columns = read_accounts(source, con, "accounts")
+        table = con.sql('SELECT * FROM "accounts"').to_arrow_table()
+    finally:
+        con.close()
+    types = {n: _spark_type(t) for n, t in columns.items()}
+    return _frame(spark, table, types, f"leadscore_accounts_{next(_sequence)}"), types
+
+
+def _leads(spark: Any, leads: Any) -> tuple[str, dict[str, str]]:
+    if leads is None:    # the plan joins a leads table: an empty one
+        return _frame(spark, pa.table({"lead_id": pa.array([], pa.string())}),
+                      {"lead_id": "STRING"}, f"leadscore_no_leads_{next(_sequence)}"), {
+                          "lead_id": "STRING"}
+    view, columns, _ = register(spark, leads, "leads")
+    return view, columns
+
+
+def _collect(spark: Any, sql: str, what: str) -> pa.Table:
+    try:
+        return spark.sql(sql).toArrow()
+    except Exception as exc:   # Spark's AnalysisException / ParseException
+        raise EngineError(f"{what}: the Spark plan failed: "
+                          f"{str(exc).strip().splitlines()[0]}") from None
+
+
+def with_account_links(spark: Any, scores: pa.Table, leads: Any, accounts: Any) -> pa.Table:
+    """`scores` with each lead's `account_id` and `account_match`, the links found on Spark."""
+    with settings(spark):
+        accounts_view, account_columns = register_accounts(spark, accounts)
+        found: dict[str, tuple[str, str]] = {}
+        if leads is not None:
+            leads_view, lead_columns = _leads(spark, leads)
+            query = links_query(leads_view, lead_columns, accounts_view, account_columns)
+            links = link_table(_collect(spark, query.sql(dialect=DIALECT), "account links"))
+            found = {lead: (account, kind) for lead, account, kind in zip(
+                *(links.column(c).to_pylist() for c in links.column_names), strict=True)}
+    return append_links(scores, found)
+
+
+def score_accounts(models: Model | Sequence[Model], events: Any, leads: Any, accounts: Any, *,
+                   as_of_us: int, spark: Any, scores: pa.Table | None = None) -> pa.Table:
+    """`engine.batch.accounts.score_accounts` on Spark: every account under every model with an
+    `account:` section (ACCOUNT_SCHEMA), sorted by model then account_id."""
+    model_list = [models] if isinstance(models, Model) else list(models)
+    wanted = sorted((m for m in model_list if compile_account(m) is not None),
+                    key=lambda m: m.name)
+    if not wanted or (leads is None and accounts is None):
+        return ACCOUNT_SCHEMA.empty_table()
+    if scores is None:
+        scores = score_many(wanted, events, leads, as_of_us=as_of_us, spark=spark)
+    tables = []
+    with settings(spark):
+        accounts_view, account_columns = (None, {}) if accounts is None else \
+            register_accounts(spark, accounts)
+        leads_view, lead_columns = _leads(spark, leads)
+        for model in wanted:
+            mine = scores.filter(pa.compute.equal(scores.column("model"), model.name)) \
+                .select(["lead_id", "engagement", "disqualified"])
+            scores_view = _frame(spark, mine, {"lead_id": "STRING", "engagement": "DOUBLE",
+                                               "disqualified": "BOOLEAN"},
+                                 f"leadscore_account_scores_{next(_sequence)}")
+            plan = compile_account_plan(model, scores_view, leads_view, lead_columns,
+                                        accounts_view, account_columns, as_of_us)
+            account = compile_account(model)
+            assert account is not None
+            tables.append(account_table(account, _collect(
+                spark, plan.sql(dialect=DIALECT), f"model {model.name!r}: accounts")))
+    return pa.concat_tables(tables)

@@ -8,12 +8,12 @@ is a missing value: only `exists: false` holds.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from sqlglot import exp
 
+from leadscore.engine.sql.build import and_, never_null, not_, number, or_, text
 from leadscore.model import conditions as cond
 from leadscore.model.globs import LIKE_ESCAPE, glob_to_like
 
@@ -39,18 +39,6 @@ def column_kind(sql_type: str) -> str:
     return OTHER
 
 
-def number(value: float) -> exp.Expr:
-    """A numeric literal that stays a number in every dialect (no decimal literals)."""
-    if isinstance(value, int) or (math.isfinite(value) and value == int(value)
-                                  and abs(value) < 2**53):
-        return exp.Literal.number(int(value))
-    return exp.cast(exp.Literal.string(repr(float(value))), exp.DataType.Type.DOUBLE)
-
-
-def text(value: str) -> exp.Expr:
-    return exp.Literal.string(value)
-
-
 def like(column: exp.Expr, pattern: str) -> exp.Expr:
     """`column LIKE pattern ESCAPE '\\'` (DuckDB's LIKE has no default escape character).
 
@@ -60,54 +48,6 @@ def like(column: exp.Expr, pattern: str) -> exp.Expr:
     if LIKE_ESCAPE not in pattern:
         return matching
     return exp.Escape(this=matching, expression=text(LIKE_ESCAPE))
-
-
-def and_(*items: exp.Expr) -> exp.Expr:
-    """AND with constants folded (TRUE dropped; any FALSE makes FALSE)."""
-    kept = []
-    for item in items:
-        if _is_false(item):
-            return exp.false()
-        if not _is_true(item):
-            kept.append(item)
-    if not kept:
-        return exp.true()
-    return kept[0] if len(kept) == 1 else exp.and_(*kept)
-
-
-def or_(*items: exp.Expr) -> exp.Expr:
-    """OR with constants folded (FALSE dropped; any TRUE makes TRUE)."""
-    kept = []
-    for item in items:
-        if _is_true(item):
-            return exp.true()
-        if not _is_false(item):
-            kept.append(item)
-    if not kept:
-        return exp.false()
-    return kept[0] if len(kept) == 1 else exp.or_(*kept)
-
-
-def not_(item: exp.Expr) -> exp.Expr:
-    if _is_true(item):
-        return exp.false()
-    if _is_false(item):
-        return exp.true()
-    return exp.not_(item)
-
-
-def _is_true(item: exp.Expr) -> bool:
-    return isinstance(item, exp.Boolean) and item.this is True
-
-
-def _is_false(item: exp.Expr) -> bool:
-    return isinstance(item, exp.Boolean) and item.this is False
-
-
-def never_null(item: exp.Expr) -> exp.Expr:
-    if isinstance(item, exp.Boolean):
-        return item
-    return exp.func("COALESCE", item, exp.false())
 
 
 # Largest finite double, as text so no dialect reads it as a decimal literal.
@@ -120,8 +60,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _numeric(column: exp.Expr, kind: str) -> tuple[exp.Expr, exp.Expr] | None:
-    """(the value as a number, the guard that it is one), as `conditions.as_number` reads it."""
+def numeric(column: exp.Expr, kind: str) -> tuple[exp.Expr, exp.Expr] | None:
+    """(the value as a number, the guard that it is one), as `conditions.as_number` reads it;
+    None where a column of this kind never holds a number."""
     if kind == INTEGER:
         return column, exp.true()
     if kind == DOUBLE:
@@ -150,7 +91,7 @@ def _equals(column: exp.Expr, kind: str, expected: Any) -> exp.Expr:
 
 
 def _in(column: exp.Expr, kind: str, values: tuple[Any, ...]) -> exp.Expr:
-    matching = [v for v in values if not _is_false(_equals(column, kind, v))]
+    matching = [v for v in values if not _never(_equals(column, kind, v))]
     if not matching:
         return exp.false()
     if len(matching) == 1:
@@ -188,16 +129,16 @@ def predicate(pred: cond.Predicate, column: exp.Expr | None, kind: str
             if kind != STRING:
                 return exp.false()
             return never_null(compare(this=column, expression=text(expected)))
-        numeric = _numeric(column, kind)
-        if numeric is None:
+        as_number = numeric(column, kind)
+        if as_number is None:
             return exp.false()
-        value, guard = numeric
+        value, guard = as_number
         return never_null(and_(guard, compare(this=value.copy(), expression=number(expected))))
     if op == "range":
-        numeric = _numeric(column, kind)
-        if numeric is None:
+        as_number = numeric(column, kind)
+        if as_number is None:
             return exp.false()
-        value, guard = numeric
+        value, guard = as_number
         low, high = expected
         return never_null(and_(guard, exp.Between(this=value.copy(), low=number(low),
                                                   high=number(high))))
@@ -239,3 +180,7 @@ def to_sql(condition: cond.Condition, columns: Mapping[str, str], *,
     if isinstance(condition, cond.Any_):
         return or_(*(to_sql(c, columns, table=table) for c in condition.items))
     return not_(to_sql(condition.item, columns, table=table))
+
+
+def _never(item: exp.Expr) -> bool:
+    return isinstance(item, exp.Boolean) and item.this is False

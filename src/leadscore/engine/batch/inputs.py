@@ -1,0 +1,107 @@
+"""The batch runners' inputs on DuckDB: events, leads and accounts as canonical tables
+(`leadscore.io` reads them; rows it rejects are skipped with a warning, never silently),
+their column types, and `as_of` in µs."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from leadscore.errors import EventError, InputError, RejectedRowsWarning
+from leadscore.io.readers import read_events, read_leads
+from leadscore.io.sqltext import literal, quote
+from leadscore.timeutil import now_us, parse_timestamp
+
+_sequence = itertools.count()
+
+
+def as_of_us(as_of: datetime | date | str | int | float | None) -> int:
+    """`as_of` as µs since the epoch (UTC); None: now."""
+    if as_of is None:
+        return now_us()
+    try:
+        return parse_timestamp(as_of)
+    except ValueError as exc:
+        raise InputError(f"as_of: {exc}") from None
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
+    """The columns of table `name` in `con` and their SQL types."""
+    rel = con.sql(f"SELECT * FROM {quote(name)} LIMIT 0")
+    return {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    try:
+        con.sql(f"SELECT * FROM {quote(name)} LIMIT 0")
+    except duckdb.Error:
+        return False
+    return True
+
+
+def input_table(source: Any, con: duckdb.DuckDBPyConnection, kind: str) -> str:
+    """The name of a canonical table in `con` holding `source` (kind "events" or "leads"):
+    anything `read_events` / `read_leads` accept, or the name of such a table in `con`."""
+    if isinstance(source, str) and not os.path.exists(source) and _has_table(con, source) \
+            and not any(mark in source for mark in "*?["):
+        return source
+    name = f"__{kind}_{next(_sequence)}"
+    if kind == "events":
+        report = read_events(source, con, name=name)
+    else:
+        report = read_leads(source, con, name=name)
+    if report.rejected:    # scored without them, but never silently
+        first = report.rejected_rows.slice(0, 1).to_pylist()
+        # worded as the error `strict=True` raises for it: "row 2, field 'lead_id': …"
+        example = "" if not first else " (the first: " + str(EventError(
+            first[0]["reason"], row=first[0]["row"], field=first[0]["field"])) + ")"
+        warn_rejected(report.source, report.rejected, kind, example, stacklevel=4)
+    return name
+
+
+def warn_rejected(source: str, count: int, kind: str, example: str = "", *,
+                  stacklevel: int = 3) -> None:
+    """A `RejectedRowsWarning`: `count` rows of `source` (kind "events" or "leads") skipped;
+    `stacklevel` points it at the user's call."""
+    warnings.warn(RejectedRowsWarning(
+        f"{source}: {count:,} bad {kind.removesuffix('s')} row{'s' * (count != 1)} "
+        f"skipped{example}"), stacklevel=stacklevel)
+
+
+def read_accounts(source: Any, con: Any, name: str) -> dict[str, str]:
+    """Stage an accounts table (`account_id` + one column per trait; a column may be named
+    `account.<x>` or `traits.<x>` too) as `name` with columns `account_id, account.<x>`;
+    return its columns and SQL types. Accepts a path (.csv, .parquet, .jsonl), an Arrow table,
+    a pandas/polars frame, or the name of a table in `con`."""
+    if isinstance(source, str | os.PathLike) and os.path.exists(source):
+        path = str(source)
+        reader = "read_parquet" if path.endswith(".parquet") else (
+            "read_json_auto" if path.endswith((".jsonl", ".ndjson", ".json")) else
+            "read_csv_auto")
+        raw = con.sql(f"SELECT * FROM {reader}({literal(path)})")
+    elif isinstance(source, str):
+        raw = con.sql(f"SELECT * FROM {quote(source)}")
+    else:
+        table = source if isinstance(source, pa.Table) else pa.Table.from_pandas(source) \
+            if hasattr(source, "to_dict") else pa.table(source)
+        raw = con.from_arrow(table)
+    if "account_id" not in raw.columns:
+        raise InputError(f"accounts: no account_id column (columns: {', '.join(raw.columns)})")
+    view = f"__accounts_src_{name}"
+    con.register(view, raw.to_arrow_table())
+    selects = [f"CAST({quote('account_id')} AS VARCHAR) AS {quote('account_id')}"]
+    for column in raw.columns:
+        if column == "account_id":
+            continue
+        trait = column.removeprefix("account.").removeprefix("traits.")
+        selects.append(f"{quote(column)} AS {quote('account.' + trait)}")
+    con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS SELECT {', '.join(selects)} "
+            f"FROM {quote(view)} WHERE {quote('account_id')} IS NOT NULL")
+    con.unregister(view)
+    return table_columns(con, name)

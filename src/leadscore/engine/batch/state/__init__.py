@@ -1,0 +1,6 @@
+"""`leadscore score … --state DIR`: the batch plan's per-lead aggregate kept on disk and folded
+forward, so a daily run reads only the files it has not read (`store.score_with_state`)."""
+
+from leadscore.engine.batch.state.store import RunReport, score_with_state
+
+__all__ = ["RunReport", "score_with_state"]
