@@ -23,7 +23,8 @@ from sqlalchemy import Connection, select
 
 from leadscore.errors import EventError, ModelError, Problem
 from leadscore.ingest.apply import apply
-from leadscore.ingest.session import ActiveModel, Session, reason_json
+from leadscore.ingest.as_json import reason_json
+from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.validate import Message, validate
 from leadscore.model.loader import load_model, load_models
 from leadscore.model.schema import Model

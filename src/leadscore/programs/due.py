@@ -16,7 +16,8 @@ from jinja2 import TemplateError
 from sqlalchemy import Connection, bindparam, select, update
 
 from leadscore.engine.interests import handoff_interests
-from leadscore.ingest.session import Session, reason_json
+from leadscore.ingest.as_json import reason_json
+from leadscore.ingest.session import Session
 from leadscore.model.interests import ranked
 from leadscore.programs.content import pick
 from leadscore.programs.definition import Program
