@@ -110,11 +110,6 @@ class Scheduler:
         self.backoff = Backoff(2.0, 3600.0)
         self._insert_enrolment = service.db.insert(enrolments).on_conflict_do_nothing()
 
-    def model_of(self, program: Program) -> Any:
-        with self.service._lock:
-            active = self.service._models.get(program.model or "")
-        return active.model if active is not None else None
-
     # ---- enrolment
 
     def enrol(self, connection: Connection, program: Program, lead_id: str, at: int,
