@@ -54,7 +54,7 @@ class IngestResult:
         return [r for r in self.results if r.status == "rejected"]
 
 
-def ingest(writes: Messages, messages: Sequence[Any], now: int) -> IngestResult:
+def ingest_messages(writes: Messages, messages: Sequence[Any], now: int) -> IngestResult:
     """Validate the messages at `now` (µs); write the valid ones through `writes` (a rejected
     message costs nothing to the others) and return once their transaction is committed."""
     results: list[MessageResult | None] = [None] * len(messages)
