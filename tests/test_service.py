@@ -156,15 +156,16 @@ def _grouped(service: Service, calls: list[list[dict[str, Any]]],
         flush(self)
 
     monkeypatch.setattr(Session, "flush", held)
-    monkeypatch.setattr(service, "_writers", 1)   # PostgreSQL runs several groups at once
+    # PostgreSQL runs several groups at once
+    monkeypatch.setattr(service.group_commit, "writers", 1)
     sizes: list[int] = []
-    apply_group = service._apply
+    apply_group = service.group_commit.apply
 
     def counted(connection: Any, group: list[Any]) -> Any:
         sizes.append(len(group))
         return apply_group(connection, group)
 
-    monkeypatch.setattr(service, "_apply", counted)
+    monkeypatch.setattr(service.group_commit, "apply", counted)
     outcomes: list[Any] = [None] * len(calls)
 
     def call(i: int, messages: list[dict[str, Any]]) -> None:
@@ -183,7 +184,7 @@ def _grouped(service: Service, calls: list[list[dict[str, Any]]],
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 10
-    while len(service._queue) < len(calls) and time.monotonic() < deadline:
+    while len(service.group_commit.queue) < len(calls) and time.monotonic() < deadline:
         time.sleep(0.005)
     release.set()
     for thread in [first, *threads]:
@@ -213,16 +214,16 @@ def test_concurrent_calls_share_a_transaction_each_with_its_own_outcome(
 
 def test_a_call_that_fails_fails_alone_in_its_group(
         service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
-    import leadscore.service
+    import leadscore.ingest.transaction
 
-    apply_one = leadscore.service.apply
+    apply_one = leadscore.ingest.transaction.apply
 
     def apply(session: Any, message: Any) -> Any:
         if message.message_id == "boom":
             raise RuntimeError("cannot store this one")
         return apply_one(session, message)
 
-    monkeypatch.setattr(leadscore.service, "apply", apply)
+    monkeypatch.setattr(leadscore.ingest.transaction, "apply", apply)
     calls = [[track("ann", "Demo Requested", 1)],
              [track("bob", "Demo Requested", 1), track("bob", "Clicked", 1, message_id="boom")],
              [track("cy", "Demo Requested", 1)]]
@@ -242,12 +243,12 @@ def test_an_interrupt_while_a_group_is_retried_leaves_no_call_waiting(
     """The group fails; retried alone, the culprit's call is interrupted (a BaseException,
     as KeyboardInterrupt): the calls after it in the group get that error, not a wait for
     ever."""
-    import leadscore.service
+    import leadscore.ingest.transaction
 
     class Interrupted(BaseException):
         pass
 
-    apply_one = leadscore.service.apply
+    apply_one = leadscore.ingest.transaction.apply
     tries: list[str] = []
 
     def apply(session: Any, message: Any) -> Any:
@@ -258,7 +259,7 @@ def test_an_interrupt_while_a_group_is_retried_leaves_no_call_waiting(
             raise Interrupted
         return apply_one(session, message)
 
-    monkeypatch.setattr(leadscore.service, "apply", apply)
+    monkeypatch.setattr(leadscore.ingest.transaction, "apply", apply)
     calls = [[track("ann", "Demo Requested", 1)],
              [track("bob", "Clicked", 1, message_id="boom")],
              [track("cy", "Demo Requested", 1)]]

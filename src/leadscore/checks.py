@@ -24,9 +24,9 @@ import yaml
 
 from leadscore.errors import LeadscoreError
 from leadscore.events import EVENT_COLUMNS, Event, Lead, flatten
-from leadscore.model.loader import YamlLoader
 from leadscore.model.schema import Model, ModelTest
 from leadscore.timeutil import parse_timestamp
+from leadscore.yamlfile import YamlLoader
 
 OUTPUT_COLUMNS = ("lead_id", "model", "fit", "engagement", "score", "grade", "temperature",
                   "stage", "mql", "disqualified", "disqualify_reason", "purchases",

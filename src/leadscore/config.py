@@ -21,6 +21,7 @@ from typing import Any
 import tomli_w
 
 from leadscore.errors import LeadscoreError
+from leadscore.yamlfile import suggest
 
 CONFIG_FILE = "leadscore.toml"
 
@@ -206,7 +207,7 @@ def read_file(path: Path) -> dict[str, Any]:
     known = {s.key for s in SETTINGS}
     for key in data:
         if key not in known:
-            close = _closest(key, known)
+            close = suggest(key, sorted(known))
             hint = f"; did you mean {close!r}?" if close else ""
             raise ConfigError(f"{path}: unknown setting {key!r}{hint}")
     return data
@@ -312,13 +313,6 @@ def _sqlite_relative_to(config: Path, url: str) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
         return prefix + str((config.parent / url[len(prefix):]).resolve())
     return url
-
-
-def _closest(word: str, options: set[str]) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(word, sorted(options), n=1)
-    return found[0] if found else None
 
 
 # `leadscore init` starts segments/, programs/ and templates/ beside models/ with these

@@ -13,9 +13,9 @@ import pytest
 from leadscore.engine.batch import score_many
 from leadscore.engine.incremental import Scorer
 from leadscore.events import event_from_row, lead_from_row
-from leadscore.model.loader import load_yaml
 from leadscore.model.schema import Model
 from leadscore.timeutil import parse_timestamp
+from leadscore.yamlfile import load_yaml
 
 GOLDEN = sorted((Path(__file__).parents[1] / "fixtures" / "golden").glob("*.yaml"))
 

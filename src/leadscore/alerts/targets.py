@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -16,12 +16,12 @@ from leadscore import __version__
 from leadscore.alerts.payload import (
     ATTEMPT_HEADER,
     DELIVERY_HEADER,
-    SIGNATURE_HEADER,
     body_bytes,
     interests_line,
-    sign,
     summary,
 )
+from leadscore.alerts.smtp import SmtpServer
+from leadscore.alerts.webhook import post_signed
 from leadscore.config import Settings
 
 
@@ -47,12 +47,11 @@ class WebhookTarget:
         self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
 
     def send(self, delivery_id: str, payload: Mapping[str, Any], attempt: int) -> None:
-        body = body_bytes(payload)
-        headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id,
-                   SIGNATURE_HEADER: sign(body, self.secret), ATTEMPT_HEADER: str(attempt),
-                   "User-Agent": f"leadscore/{__version__}"}
         try:
-            response = self._client.post(self.url, content=body, headers=headers)
+            response = post_signed(self.url, body_bytes(payload), self.secret, delivery_id,
+                                   timeout=self.timeout, client=self._client, headers={
+                                       ATTEMPT_HEADER: str(attempt),
+                                       "User-Agent": f"leadscore/{__version__}"})
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{self.url}: {type(exc).__name__}: {exc}") from None
         if not 200 <= response.status_code < 300:
@@ -73,11 +72,7 @@ class EmailTarget:
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
         self.name = f"e-mail via {parts.hostname}:{parts.port}"
-        self._tls = parts.scheme == "smtps"
-        self._host = parts.hostname or "localhost"
-        self._port = parts.port or (465 if self._tls else 25)
-        self._user = unquote(parts.username) if parts.username else None
-        self._password = unquote(parts.password) if parts.password else ""
+        self._server = SmtpServer.from_url(self.url)
 
     def message(self, delivery_id: str, payload: Mapping[str, Any]) -> EmailMessage:
         mail = EmailMessage()
@@ -111,12 +106,8 @@ class EmailTarget:
         if not self.recipients:
             raise DeliveryFailed("smtp_to is empty: no recipient for handoff e-mails")
         mail = self.message(delivery_id, payload)
-        smtp_class = smtplib.SMTP_SSL if self._tls else smtplib.SMTP
         try:
-            with smtp_class(self._host, self._port, timeout=self.timeout) as smtp:
-                if self._user:
-                    smtp.login(self._user, self._password)
-                smtp.send_message(mail)
+            self._server.send(mail, self.timeout)
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryFailed(f"{self.name}: {type(exc).__name__}: {exc}") from None
 

@@ -24,15 +24,16 @@ GZIP_SLACK = 1 * KB
 _SURROGATE = re.compile(r"\\u[dD][89abcdefABCDEF][0-9a-fA-F]{2}")
 
 
-def _kb(size: int) -> str:
+def size_text(size: int) -> str:
+    """A body size as the API's messages say it: `32 KB`, or `512 bytes` below a KB."""
     return f"{size / KB:.0f} KB" if size >= KB else f"{size} bytes"
 
 
 def too_large(size: int | None, limit: int, what: str) -> ApiError:
-    got = f" ({_kb(size)})" if size is not None else ""
-    return ApiError(413, f"the {what} is over the {_kb(limit)} limit of a {what}{got}",
+    got = f" ({size_text(size)})" if size is not None else ""
+    return ApiError(413, f"the {what} is over the {size_text(limit)} limit of a {what}{got}",
                     [{"field": "body", "limit": limit, "size": size,
-                      "message": f"over the {_kb(limit)} limit"}])
+                      "message": f"over the {size_text(limit)} limit"}])
 
 
 async def read_bytes(request: Request, limit: int, what: str) -> bytes:

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from leadscore.api.body import MESSAGE_LIMIT, _kb
+from leadscore.api.body import MESSAGE_LIMIT, size_text
 
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
 
@@ -26,8 +26,8 @@ def check_message(message: Any, index: int | None, *, measure: bool = False
     if measure:
         size = len(json.dumps(message, ensure_ascii=False).encode("utf-8"))
         if size > MESSAGE_LIMIT:
-            return problem(index, None, f"the message is over the {_kb(MESSAGE_LIMIT)} limit "
-                                        f"of a message ({_kb(size)})")
+            return problem(index, None, f"the message is over the {size_text(MESSAGE_LIMIT)} limit "
+                                        f"of a message ({size_text(size)})")
     return None
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from leadscore.engine.accounts import handoff_id, score_account
 from leadscore.engine.incremental import Scorer
 from leadscore.events import Event
+from leadscore.ingest.as_json import event_json, reason_json
 from leadscore.model.accounts import CompiledAccount, compile_account
 from leadscore.scores import AccountScore
 from leadscore.store import accounts as account_store
@@ -129,7 +130,7 @@ class AccountWork:
             "traits": dict(traits), **score_json(score, compiled),
             "people": people_json(score, scorer_of, PEOPLE_IN_HANDOFF),
             "lead_id": trigger,
-            "event": _event_json(self.events.get(trigger)) if trigger else None,
+            "event": event_json(self.events.get(trigger)) if trigger else None,
         }
 
 
@@ -183,22 +184,14 @@ def people_json(score: AccountScore, scorer_of: Any, limit: int | None = None
     return out
 
 
+def _reason(reason: Any) -> dict[str, Any]:
+    return reason_json(reason_dict(reason))
+
+
 def _name(traits: Mapping[str, Any]) -> str | None:
     first = traits.get("first_name") or traits.get("firstName") or ""
     last = traits.get("last_name") or traits.get("lastName") or ""
     return traits.get("name") or f"{first} {last}".strip() or None
-
-
-def _reason(reason: Any) -> dict[str, Any]:
-    from leadscore.ingest.session import reason_json
-
-    return reason_json(reason_dict(reason))
-
-
-def _event_json(event: Event | None) -> dict[str, Any] | None:
-    from leadscore.ingest.session import event_json
-
-    return event_json(event)
 
 
 def account_json(session: Session, account_id: str, model: str | None, as_of: int | None

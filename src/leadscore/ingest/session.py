@@ -24,6 +24,7 @@ from leadscore.engine.interests import handoff_interests
 from leadscore.errors import EngineError
 from leadscore.events import Event
 from leadscore.ingest.accounts import AccountWork
+from leadscore.ingest.as_json import event_json, reason_json
 from leadscore.model.schema import Model
 from leadscore.scores import Handoff, Update
 from leadscore.store import leads as lead_store
@@ -338,14 +339,3 @@ class Session:
         saving.write(self.db, self.connection)
         self._dirty.clear()
 
-
-def reason_json(reason: dict[str, Any]) -> dict[str, Any]:
-    last = reason.get("last_at")
-    return {**reason, "last_at": iso(last) if last is not None else None}
-
-
-def event_json(event: Event | None) -> dict[str, Any] | None:
-    if event is None:
-        return None
-    return {"type": event.type, "event": event.event, "path": event.path,
-            "timestamp": iso(event.timestamp), "properties": dict(event.properties)}

@@ -105,7 +105,7 @@ def evaluate(models: Model | Sequence[Model], events: Any, leads: Any = None,
                              "as of the cut-off (check its applies_to and --as-of)")
         started = time.perf_counter()
         rule_table = _rules(model, frame) if rules else pd.DataFrame()
-        evaluations.append(_evaluation(model, frame, cut, window_days, rule_table, {
+        evaluations.append(evaluation(model, frame, cut, window_days, rule_table, {
             "score": seconds, "rules": time.perf_counter() - started}))
     if predictive:
         from leadscore.learn.predictive import backtest_predictive
@@ -118,7 +118,7 @@ def evaluate(models: Model | Sequence[Model], events: Any, leads: Any = None,
         notes.append(note)
         frame = first[["lead_id", "converted", "disqualified"]].assign(
             score=probability, mql=False)
-        evaluations.append(_evaluation(None, frame, cut, window_days, pd.DataFrame(),
+        evaluations.append(evaluation(None, frame, cut, window_days, pd.DataFrame(),
                                        {"score": time.perf_counter() - started}))
     step("bootstrapping confidence intervals", 0.9)
     return compare(evaluations, notes, replicates=replicates, seed=seed)
@@ -134,9 +134,9 @@ def compare(evaluations: list[Evaluation], notes: list[str], *, replicates: int 
                for e in evaluations]
     each, diffs = metrics.bootstrap(aligned, y, replicates=replicates, seed=seed)
     rows = []
-    for i, (evaluation, intervals) in enumerate(zip(evaluations, each, strict=True)):
-        evaluation.summary["intervals"] = intervals
-        row: dict[str, Any] = {"model": evaluation.model}
+    for i, (found, intervals) in enumerate(zip(evaluations, each, strict=True)):
+        found.summary["intervals"] = intervals
+        row: dict[str, Any] = {"model": found.model}
         for key, interval in intervals.items():
             row[key] = interval.estimate
             row[f"{key}_low"], row[f"{key}_high"] = interval.low, interval.high
@@ -149,7 +149,7 @@ def compare(evaluations: list[Evaluation], notes: list[str], *, replicates: int 
     return Backtest(evaluations, pd.DataFrame(rows), notes)
 
 
-def _evaluation(model: Model | None, frame: pd.DataFrame, cut: int, window: float | None,
+def evaluation(model: Model | None, frame: pd.DataFrame, cut: int, window: float | None,
                 rule_table: pd.DataFrame, seconds: dict[str, float], *,
                 name: str = PREDICTIVE) -> Evaluation:
     """A points model's evaluation, or (model None) a ranking's only — the predictive add-on's

@@ -22,7 +22,7 @@ from leadscore.engine.batch.inputs import table_columns as _table_columns
 from leadscore.engine.sql.purchases import purchase_sql
 from leadscore.errors import InputError
 from leadscore.io.readers import read_events, read_leads
-from leadscore.learn.backtest import Backtest, _evaluation, compare
+from leadscore.learn.backtest import Backtest, compare, evaluation
 from leadscore.learn.inputs import Step, When, as_of_us, quiet
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY, iso, now_us
@@ -73,12 +73,12 @@ def evaluate_repeat(models: Model | Sequence[Model], events: Any, leads: Any = N
     evaluations = []
     for model in model_list:
         score = frames[model.name]["score"].reindex(customers.index).fillna(0.0)
-        evaluations.append(_evaluation(None, base.assign(score=score).reset_index(), cut,
+        evaluations.append(evaluation(None, base.assign(score=score).reset_index(), cut,
                                        within_days, _empty(), {}, name=f"score: {model.name}"))
     for name, column, sign in FIELDS:
         values = customers[column].astype(float).to_numpy() * sign
         plain = base.assign(score=values, disqualified=False)   # a field ranks by itself only
-        evaluations.append(_evaluation(None, plain.reset_index(), cut,
+        evaluations.append(evaluation(None, plain.reset_index(), cut,
                                        within_days, _empty(),
                                        {"score": time.perf_counter() - started}, name=name))
     notes = [f"outcome: bought again within {within_days:g} days after the cut-off, among the "

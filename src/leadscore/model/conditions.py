@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leadscore.model.globs import glob_to_regex
+from leadscore.yamlfile import suggest
 
 OPERATORS: tuple[str, ...] = (
     "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "range",
@@ -150,15 +151,6 @@ def _parse_path(key: str, spec: Any, at: tuple[str | int, ...], scope: str, bare
             yield pred
 
 
-def _suggest_operator(op: str) -> str | None:
-    import difflib
-
-    if op in OPERATOR_ALIASES:
-        return OPERATOR_ALIASES[op]
-    close = difflib.get_close_matches(op, OPERATORS, n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -176,7 +168,8 @@ def _predicate(path: str, op: str, value: Any, at: tuple[str | int, ...],
     if op not in OPERATORS:
         errors.append(ConditionError(at, f"unknown operator {op!r}", value=op,
                                      expected=", ".join(OPERATORS),
-                                     suggestion=_suggest_operator(op)))
+                                     suggestion=suggest(op, OPERATORS,
+                                                        aliases=OPERATOR_ALIASES)))
         return None
     compiled: Any = None
     if op in ("eq", "ne"):

@@ -1,75 +1,19 @@
-"""Load a model file: YAML with line numbers, pydantic validation, every problem at once."""
+"""Load a model file: YAML with line numbers (`leadscore.yamlfile`), pydantic validation,
+every problem at once."""
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from leadscore.errors import ModelError, Problem
 from leadscore.model import conditions
 from leadscore.model.interests import parse_topic
 from leadscore.model.schema import GRADE_LETTERS, STAGES, Model
-
-KeyPath = tuple[str | int, ...]
-
-
-class YamlLoader(yaml.SafeLoader):
-    """YAML 1.2 scalars: `on`/`off`/`yes`/`no` stay strings (`on:` is a lifecycle key) and
-    timestamps stay strings (the engines parse them)."""
-
-
-YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers
-            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"))
-
-
-def load_yaml(text: str) -> Any:
-    """Parse YAML the way model files are read everywhere in leadscore."""
-    return yaml.load(text, Loader=YamlLoader)
-
-
-class _Lines:
-    """Line numbers (1-based) of every key and list item of a YAML document."""
-
-    def __init__(self, node: yaml.Node | None):
-        self.lines: dict[KeyPath, int] = {}
-        if node is not None:
-            self._walk(node, ())
-
-    def _walk(self, node: yaml.Node, at: KeyPath) -> None:
-        self.lines.setdefault(at, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                here = (*at, key.value)
-                self.lines[here] = key.start_mark.line + 1
-                self._walk(value, here)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, (*at, i))
-
-    def of(self, at: KeyPath) -> int | None:
-        while at not in self.lines and at:
-            at = at[:-1]
-        return self.lines.get(at)
-
-
-def _key(at: KeyPath) -> str:
-    text = ""
-    for part in at:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(file)"
-
+from leadscore.yamlfile import KeyPath, Lines, key_path, problem, read_yaml, suggest
 
 # Values with a fixed vocabulary, for 'did you mean' on a near-miss.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -103,15 +47,7 @@ def _model_class(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _suggest(word: str, choices: list[str]) -> str | None:
-    for choice in choices:
-        if word.lower() == choice.lower():
-            return choice
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
-def _pydantic_problems(exc: ValidationError, file: str, lines: _Lines,
+def _pydantic_problems(exc: ValidationError, file: str, lines: Lines,
                        raw: Mapping[str, Any]) -> list[Problem]:
     problems = []
     for err in exc.errors():
@@ -120,7 +56,7 @@ def _pydantic_problems(exc: ValidationError, file: str, lines: _Lines,
         kind, value = err["type"], err.get("input")
         suggestion = None
         if kind == "extra_forbidden":
-            suggestion = _suggest(str(at[-1]), _fields_of(at[:-1]))
+            suggestion = suggest(str(at[-1]), _fields_of(at[:-1]), ignore_case=True)
             message, expected = f"unknown key {at[-1]!r}", (
                 "one of " + ", ".join(_fields_of(at[:-1])) if _fields_of(at[:-1]) else None)
             value = None
@@ -133,9 +69,8 @@ def _pydantic_problems(exc: ValidationError, file: str, lines: _Lines,
                 expected = err.get("ctx", {}).get("expected")
             choices = CHOICES.get(str(at[-1])) if at else None
             if choices and isinstance(value, str):
-                suggestion = _suggest(value, list(choices))
-        problems.append(Problem(file, lines.of(at), _key(at), message, value, expected,
-                                suggestion))
+                suggestion = suggest(value, choices, ignore_case=True)
+        problems.append(problem(file, lines, at, message, value, expected, suggestion))
     # One problem per place and message: union branches repeat themselves.
     unique: dict[tuple[str, str], Problem] = {}
     for p in problems:
@@ -159,7 +94,7 @@ def _document_path(raw: Any, loc: tuple[Any, ...]) -> KeyPath:
     return tuple(at)
 
 
-def _condition_problems(raw: Mapping[str, Any], file: str, lines: _Lines) -> list[Problem]:
+def _condition_problems(raw: Mapping[str, Any], file: str, lines: Lines) -> list[Problem]:
     """Validate every condition of the model (pydantic keeps them as raw mappings)."""
     found: list[tuple[KeyPath, Any, str, str | None]] = []
     if isinstance(raw.get("applies_to"), Mapping):
@@ -189,8 +124,8 @@ def _condition_problems(raw: Mapping[str, Any], file: str, lines: _Lines) -> lis
             # A band's condition was wrapped in {attribute: ...}: drop that level.
             sub = err.path[1:] if at[-2:-1] == ("bands",) else err.path
             where = (*at, *sub)
-            problems.append(Problem(file, lines.of(where), _key(where), err.message,
-                                    err.value, err.expected, err.suggestion))
+            problems.append(problem(file, lines, where, err.message, err.value,
+                                    err.expected, err.suggestion))
     return problems
 
 
@@ -217,13 +152,12 @@ def _items(value: Any) -> list[Mapping[str, Any]]:
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
-def _semantic_problems(model: Model, file: str, lines: _Lines) -> list[Problem]:
+def _semantic_problems(model: Model, file: str, lines: Lines) -> list[Problem]:
     problems = []
 
     def add(at: KeyPath, message: str, value: object = None, expected: str | None = None,
             suggestion: str | None = None) -> None:
-        problems.append(Problem(file, lines.of(at), _key(at), message, value, expected,
-                                suggestion))
+        problems.append(problem(file, lines, at, message, value, expected, suggestion))
 
     seen: dict[str, KeyPath] = {}
     named: list[tuple[KeyPath, str]] = [(("fit", i), r.name) for i, r in enumerate(model.fit)]
@@ -231,7 +165,7 @@ def _semantic_problems(model: Model, file: str, lines: _Lines) -> list[Problem]:
               for i, r in enumerate(model.engagement.rules)]
     for at, name in named:
         if name in seen:
-            add((*at, "name"), f"rule name is used twice (first at {_key(seen[name])})",
+            add((*at, "name"), f"rule name is used twice (first at {key_path(seen[name])})",
                 name, "a unique name per rule")
         seen.setdefault(name, at)
     for i, rule in enumerate(model.engagement.rules):
@@ -250,28 +184,6 @@ def _semantic_problems(model: Model, file: str, lines: _Lines) -> list[Problem]:
             add(("interests", i, "distinct"), "cannot group by this path", interest.distinct,
                 "properties.<x>, context.<x>, event or path")
     return problems
-
-
-def read_yaml(source: str | Path, text: str | None = None) -> tuple[Any, _Lines, str]:
-    """A YAML file's data, the line of every key and the file's name; ModelError (§3 shape)
-    when it cannot be read or parsed. Models, segments, programs and content all load here."""
-    file = str(source)
-    if text is None:
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ModelError([Problem(file, None, "(file)", "file not found")]) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModelError([Problem(file, None, "(file)", f"cannot read: {exc}")]) from None
-    try:
-        node = yaml.compose(text, Loader=YamlLoader)
-        raw = load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ModelError([Problem(file, line, "(file)", f"not valid YAML: "
-                                  f"{getattr(exc, 'problem', exc)}")]) from None
-    return raw, _Lines(node), file
 
 
 def load_model(source: str | Path, *, text: str | None = None) -> Model:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from leadscore.errors import ModelError
-from leadscore.segments.definition import problem, read_yaml
+from leadscore.yamlfile import problem, read_yaml
 
 ITEM_KEYS = ("id", "title", "url", "topics", "stages", "description")
 

@@ -14,15 +14,8 @@ from typing import Any
 
 from leadscore.errors import ModelError, Problem
 from leadscore.programs.templates import Templates
-from leadscore.segments.definition import (
-    TRUE,
-    Node,
-    Parser,
-    _close,
-    condition_problems,
-    problem,
-    read_yaml,
-)
+from leadscore.segments.definition import TRUE, Node, Parser, condition_problems
+from leadscore.yamlfile import problem, read_yaml, suggest
 
 PROGRAM_KEYS = ("name", "description", "model", "enter", "re_enter", "exit", "steps",
                 "quiet_hours")
@@ -109,7 +102,7 @@ class _Checker:
             if key not in STEP_KEYS:
                 self.add((*at, key), f"unknown step {key!r}", None,
                          "one of " + ", ".join(STEP_KINDS) + " (with id, then)",
-                         _close(str(key), STEP_KEYS))
+                         suggest(str(key), STEP_KEYS))
         if len(kinds) != 1:
             if not [k for k in raw if k not in STEP_KEYS]:
                 self.add(at, "a step has exactly one action", kinds or None,
@@ -194,7 +187,7 @@ class _Checker:
             stage = raw.get("stage") if isinstance(raw, Mapping) else raw
             if stage not in STAGES:
                 self.add(at, f"unknown stage {stage!r}", stage, ", ".join(STAGES),
-                         _close(str(stage), STAGES))
+                         suggest(str(stage), STAGES))
             return {"stage": stage}
         if kind == "add_points":
             points = raw.get("points") if isinstance(raw, Mapping) else raw
@@ -246,7 +239,7 @@ def load_program(source: str | Path, *, text: str | None = None,
     for key in raw:
         if key not in PROGRAM_KEYS:
             check.add((key,), f"unknown key {key!r}", None, "one of " + ", ".join(PROGRAM_KEYS),
-                      _close(str(key), PROGRAM_KEYS))
+                      suggest(str(key), PROGRAM_KEYS))
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         check.add(("name",), "required key is missing" if name is None else
@@ -275,7 +268,7 @@ def load_program(source: str | Path, *, text: str | None = None,
             exits.append(check.condition(item["when"], ("exit", i, "when")))
         else:
             check.add(("exit", i), "unknown exit", item, ", ".join(EXITS) + " or {when: …}",
-                      _close(str(item), EXITS))
+                      suggest(str(item), EXITS))
     quiet = raw.get("quiet_hours")
     hours = None
     if quiet is not None:
@@ -302,7 +295,7 @@ def load_program(source: str | Path, *, text: str | None = None,
         for target in _targets(s):
             if target != DONE and target not in ids:
                 check.add(("steps", s.index), f"jump to a missing step {target!r}", target,
-                          ", ".join([*ids, DONE]), _close(target, ids))
+                          ", ".join([*ids, DONE]), suggest(target, ids))
     if not any(p.message.startswith("jump to") for p in check.problems):
         cycle = _cycle_without_wait(tuple(steps), ids)
         if cycle:

@@ -16,7 +16,8 @@ from jinja2 import TemplateError
 from sqlalchemy import Connection, bindparam, select, update
 
 from leadscore.engine.interests import handoff_interests
-from leadscore.ingest.session import Session, reason_json
+from leadscore.ingest.as_json import reason_json
+from leadscore.ingest.session import Session
 from leadscore.model.interests import ranked
 from leadscore.programs.content import pick
 from leadscore.programs.definition import Program
@@ -51,8 +52,8 @@ class DueBatch:
         self.scheduler, self.connection, self.now = scheduler, connection, now
         wanted = sorted(set(lead_ids))
         self.events = events_of_many(connection, wanted)
-        self.session = Session(service.db, connection, service._active(connection), now,
-                               write=False)
+        self.session = Session(service.db, connection, service.active_models(connection),
+                               now, write=False)
         self.session.load(wanted)
         self.unsubscribed = set(connection.execute(select(unsubscribes.c.lead_id).where(
             unsubscribes.c.lead_id.in_(wanted))).scalars())
@@ -163,8 +164,9 @@ class LiveContext:
     def __init__(self, batch: DueBatch, program: Program):
         self.batch, self.program = batch, program
         scheduler = batch.scheduler
-        model = scheduler.model_of(program)
-        self.timezone = model.timezone if model is not None else "UTC"
+        # The program's model as the batch's transaction has it.
+        active = batch.session.models.get(program.model or "")
+        self.timezone = active.model.timezone if active is not None else "UTC"
         self.emails_per_week: int | None = scheduler.emails_per_week
 
     def facts(self, lead_id: str, model: str | None, now: int) -> LeadFacts:

@@ -22,10 +22,8 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
-import smtplib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,12 +32,12 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
-import httpx
 from sqlalchemy import Connection, func, or_, select, update
 
 from leadscore.alerts.backoff import Backoff
+from leadscore.alerts.smtp import SmtpServer
+from leadscore.alerts.webhook import post_signed
 from leadscore.events import event_from_message
 from leadscore.programs.definition import Program
 from leadscore.programs.due import DueBatch
@@ -56,7 +54,7 @@ from leadscore.store.lifecycle import (
     unsubscribes,
 )
 from leadscore.store.schema import events as events_table
-from leadscore.timeutil import US_PER_DAY, iso, now_us
+from leadscore.timeutil import US_PER_SECOND, iso, now_us
 
 if TYPE_CHECKING:
     from leadscore.service import Service
@@ -74,6 +72,8 @@ KEEPER_LOCK = 0x1EAD5E65      # one segment keeper at a time on a shared Postgre
 Past = dict[tuple[str, str], list[tuple[str, int]]]
 LEASE_US = 60_000_000
 MAX_FAILURES = 5              # an enrolment failing this often in a row exits as `error`
+# An enrolment whose step failed is due again after a minute, doubling, at most a day.
+PUT_OFF = Backoff(60.0, 86_400.0)
 
 
 @dataclass
@@ -89,13 +89,7 @@ class Mailer:
     def send(self, message: EmailMessage) -> None:
         if not self.smtp_url:
             raise OSError("no SMTP server configured (LEADSCORE_SMTP_URL)")
-        parts = urlsplit(self.smtp_url)
-        smtp_class = smtplib.SMTP_SSL if parts.scheme == "smtps" else smtplib.SMTP
-        with smtp_class(parts.hostname or "localhost", parts.port or 25,
-                        timeout=self.timeout) as smtp:
-            if parts.username:
-                smtp.login(unquote(parts.username), unquote(parts.password or ""))
-            smtp.send_message(message)
+        SmtpServer.from_url(self.smtp_url).send(message, self.timeout)
 
 
 class Scheduler:
@@ -115,11 +109,6 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.backoff = Backoff(2.0, 3600.0)
         self._insert_enrolment = service.db.insert(enrolments).on_conflict_do_nothing()
-
-    def model_of(self, program: Program) -> Any:
-        with self.service._lock:
-            active = self.service._models.get(program.model or "")
-        return active.model if active is not None else None
 
     # ---- enrolment
 
@@ -445,11 +434,8 @@ class Scheduler:
         elif row.kind == "webhook":
             body = json.dumps({"id": row.id, "program": row.program, "lead_id": row.lead_id},
                               sort_keys=True).encode()
-            signature = hmac.new(str(payload.get("secret", "")).encode(), body,
-                                 hashlib.sha256).hexdigest()
-            response = httpx.post(payload["url"], content=body, timeout=10, headers={
-                "Content-Type": "application/json", "X-Leadscore-Delivery": row.id,
-                "X-Leadscore-Signature": f"sha256={signature}"})
+            response = post_signed(payload["url"], body, str(payload.get("secret", "")),
+                                   row.id, timeout=10)
             if not 200 <= response.status_code < 300:
                 raise OSError(f"HTTP {response.status_code}")
         elif row.kind == "ingest":
@@ -498,8 +484,8 @@ class Scheduler:
 
 
 def _put_off(connection: Connection, enrolment_id: str, error: Exception, now: int) -> None:
-    """An enrolment whose step failed: due again after a growing delay (a minute, doubling,
-    at most a day), the error kept in its state; after `MAX_FAILURES` it exits as `error`."""
+    """An enrolment whose step failed: due again after a growing delay (`PUT_OFF`), the error
+    kept in its state; after `MAX_FAILURES` it exits as `error`."""
     row = connection.execute(select(enrolments.c.state, enrolments.c.status).where(
         enrolments.c.id == enrolment_id)).first()
     if row is None or row.status != "active":
@@ -511,7 +497,7 @@ def _put_off(connection: Connection, enrolment_id: str, error: Exception, now: i
     if failures >= MAX_FAILURES:
         values.update(status="exited", exit_reason="error", due_at=None)
     else:
-        values["due_at"] = now + min(60_000_000 * 2 ** (failures - 1), US_PER_DAY)
+        values["due_at"] = now + round(PUT_OFF.ceiling(failures) * US_PER_SECOND)
     connection.execute(update(enrolments).where(enrolments.c.id == enrolment_id).values(
         **values))
 

@@ -9,7 +9,6 @@ is evaluated in Python (`segments.evaluate`) and compiled to SQL (`segments.batc
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +17,8 @@ from typing import Any
 from leadscore.errors import ModelError, Problem
 from leadscore.model import conditions as cond
 from leadscore.model.compiled import Matcher
-from leadscore.model.loader import _key, _Lines, read_yaml
 from leadscore.model.schema import STAGES, EventMatch
-
-KeyPath = tuple[str | int, ...]
+from leadscore.yamlfile import KeyPath, Lines, problem, read_yaml, suggest
 
 SCORE_FIELDS = ("fit", "engagement", "score", "grade", "temperature", "mql", "disqualified",
                 "disqualify_reason")
@@ -152,7 +149,7 @@ class Parser:
         for key in spec:
             if key not in BEHAVIOUR_KEYS:
                 self.error((*at, key), f"unknown key {key!r}", None,
-                           "one of " + ", ".join(BEHAVIOUR_KEYS), _close(str(key),
+                           "one of " + ", ".join(BEHAVIOUR_KEYS), suggest(str(key),
                                                                          BEHAVIOUR_KEYS))
                 ok = False
         if ("event" in spec) == ("page" in spec):
@@ -221,7 +218,7 @@ class Parser:
         for value in values:
             if value not in STAGES:
                 self.error(at, f"unknown stage {value!r}", value, ", ".join(STAGES),
-                           _close(str(value), STAGES))
+                           suggest(str(value), STAGES))
 
     def canonical(self, key: str, at: KeyPath) -> str | None:
         root, _, rest = key.partition(".")
@@ -233,14 +230,14 @@ class Parser:
             if rest not in SCORE_FIELDS:
                 self.error(at, f"unknown score field {rest!r}", key,
                            ", ".join(f"score.{f}" for f in SCORE_FIELDS),
-                           "score." + (_close(rest, SCORE_FIELDS) or "score"))
+                           "score." + (suggest(rest, SCORE_FIELDS) or "score"))
                 return None
             return key
         if root == "customer":
             if rest not in CUSTOMER_FIELDS:
                 self.error(at, f"unknown customer field {rest!r}", key,
                            ", ".join(f"customer.{f}" for f in CUSTOMER_FIELDS),
-                           "customer." + (_close(rest, CUSTOMER_FIELDS) or "frequency"))
+                           "customer." + (suggest(rest, CUSTOMER_FIELDS) or "frequency"))
                 return None
             return key
         if root in ("properties", "context"):
@@ -250,19 +247,9 @@ class Parser:
         return f"traits.{key}"
 
 
-def _close(word: str, choices: Iterable[str]) -> str | None:
-    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return found[0] if found else None
-
-
 # ----------------------------------------------------------------------------- files
 
-def problem(file: str, lines: _Lines, at: KeyPath, message: str, value: object = None,
-            expected: str | None = None, suggestion: str | None = None) -> Problem:
-    return Problem(file, lines.of(at), _key(at), message, value, expected, suggestion)
-
-
-def condition_problems(parser: Parser, file: str, lines: _Lines) -> list[Problem]:
+def condition_problems(parser: Parser, file: str, lines: Lines) -> list[Problem]:
     return [problem(file, lines, (*at, *err.path), err.message, err.value, err.expected,
                     err.suggestion) for at, err in parser.errors]
 
@@ -278,7 +265,7 @@ def load_segment(source: str | Path, *, text: str | None = None) -> Segment:
         if key not in SEGMENT_KEYS:
             problems.append(problem(file, lines, (key,), f"unknown key {key!r}", None,
                                     "one of " + ", ".join(SEGMENT_KEYS),
-                                    _close(str(key), SEGMENT_KEYS)))
+                                    suggest(str(key), SEGMENT_KEYS)))
     name, model = raw.get("name"), raw.get("model")
     if not isinstance(name, str) or not name.strip():
         problems.append(problem(file, lines, ("name",), "required key is missing"
@@ -340,7 +327,7 @@ def order(segments: list[Segment]) -> list[Segment]:
         for name in sorted(s.segments - set(by_name)):
             problems.append(Problem(str(s.source), None, "when", "in_segment names an unknown "
                                     "segment", name, ", ".join(sorted(by_name)) or "a segment",
-                                    _close(name, by_name)))
+                                    suggest(name, by_name)))
     if problems:
         raise ModelError(problems)
     done: list[Segment] = []

@@ -60,7 +60,7 @@ def facts_in(service: Service, connection: Connection, lead_id: str, model: str 
     """A lead's facts under a model from the store, in an open transaction (`session`: a
     read-only one of this transaction and `now`, with many leads loaded at once)."""
     if session is None:
-        session = Session(service.db, connection, service._active(connection), now,
+        session = Session(service.db, connection, service.active_models(connection), now,
                           write=False)
     scorer = session.scorer(lead_id)
     if events is None:

@@ -62,7 +62,8 @@ class LeadPage:
     prev_cursor: str | None
 
 
-def _conditions(f: LeadFilter) -> list[ColumnElement[bool]]:
+def filter_conditions(f: LeadFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a lead filter (the leads list and a segment's members alike)."""
     out: list[ColumnElement[bool]] = [scores.c.model == f.model,
                                       leads.c.merged_into.is_(None)]
     for column, values in ((scores.c.grade, f.grades), (scores.c.temperature, f.temperatures),
@@ -99,7 +100,7 @@ def list_page(connection: Connection, f: LeadFilter, *, limit: int = 50,
     if f.sort not in SORTS:
         raise ValueError(f"unknown sort {f.sort!r}; expected one of {', '.join(SORTS)}")
     key: Any = scores.c.score if f.sort == "score" else lead_state.c.latest
-    where = _conditions(f)
+    where = filter_conditions(f)
     base = scores.join(leads, leads.c.id == scores.c.lead_id)
     if f.sort == "activity":
         base = lead_state.join(scores, and_(scores.c.lead_id == lead_state.c.lead_id,
@@ -148,7 +149,7 @@ def list_page(connection: Connection, f: LeadFilter, *, limit: int = 50,
 def count(connection: Connection, f: LeadFilter, cap: int = COUNT_CAP) -> int:
     """How many leads match, counted up to `cap` + 1."""
     inner = select(literal(1)).select_from(scores.join(leads, leads.c.id == scores.c.lead_id)
-                                           ).where(*_conditions(f)).limit(cap + 1).subquery()
+                                           ).where(*filter_conditions(f)).limit(cap + 1).subquery()
     return int(connection.execute(select(func.count()).select_from(inner)).scalar() or 0)
 
 

@@ -12,9 +12,9 @@ from leadscore.store.dashboard import (
     COUNT_CAP,
     LeadFilter,
     LeadPage,
-    _conditions,
     decode_cursor,
     encode_cursor,
+    filter_conditions,
 )
 from leadscore.store.lifecycle import segment_members
 from leadscore.store.schema import lead_state, leads, scores
@@ -24,7 +24,7 @@ def segment_page(connection: Connection, f: LeadFilter, segment: str, *, limit: 
                  cursor: str | None = None) -> LeadPage:
     """One page of the leads in `segment` matching `f`, by score (the list's other sort,
     last activity, is not offered with a segment)."""
-    where = [*_conditions(f), segment_members.c.segment == segment]
+    where = [*filter_conditions(f), segment_members.c.segment == segment]
     base = segment_members.join(scores, scores.c.lead_id == segment_members.c.lead_id).join(
         leads, leads.c.id == scores.c.lead_id)
     decoded = decode_cursor(cursor) if cursor else None
@@ -60,6 +60,7 @@ def segment_page(connection: Connection, f: LeadFilter, segment: str, *, limit: 
         if decoded is not None and (more or not backwards):
             prev_cursor = encode_cursor(["before", first["score"], first["lead_id"]])
     inner = select(literal(1)).select_from(base).where(
-        *_conditions(f), segment_members.c.segment == segment).limit(COUNT_CAP + 1).subquery()
+        *filter_conditions(f), segment_members.c.segment == segment).limit(
+        COUNT_CAP + 1).subquery()
     total = int(connection.execute(select(func.count()).select_from(inner)).scalar() or 0)
     return LeadPage(found, total, next_cursor, prev_cursor)
