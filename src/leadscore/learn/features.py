@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from leadscore.io.sqltext import quote as _quote
+from leadscore.io.sqltext import quote
 from leadscore.timeutil import US_PER_DAY
 
 VARIANTS = ("once", "daily", "every")
@@ -66,8 +66,8 @@ def trait_candidates(con: duckdb.DuckDBPyConnection, leads: str, *, bins: int = 
                      min_support: int = 30, max_levels: int = 12,
                      exclude: tuple[str, ...] = ()) -> list[Candidate]:
     """Fit candidates from the traits of the canonical leads table `leads`."""
-    rel = con.sql(f"SELECT * FROM {_quote(leads)} LIMIT 0")
-    [(n,)] = con.sql(f"SELECT count(*) FROM {_quote(leads)}").fetchall()
+    rel = con.sql(f"SELECT * FROM {quote(leads)} LIMIT 0")
+    [(n,)] = con.sql(f"SELECT count(*) FROM {quote(leads)}").fetchall()
     out: list[Candidate] = []
     for column, dtype in zip(rel.columns, rel.types, strict=True):
         if column == "lead_id":
@@ -75,9 +75,9 @@ def trait_candidates(con: duckdb.DuckDBPyConnection, leads: str, *, bins: int = 
         trait = column.removeprefix("traits.")
         if trait in exclude or column in exclude:
             continue
-        q = _quote(column)
+        q = quote(column)
         [(present, distinct)] = con.sql(f"SELECT count({q}), approx_count_distinct({q}) "
-                                        f"FROM {_quote(leads)}").fetchall()
+                                        f"FROM {quote(leads)}").fetchall()
         if present < min_support:
             continue
         kind = dtype.id
@@ -85,7 +85,7 @@ def trait_candidates(con: duckdb.DuckDBPyConnection, leads: str, *, bins: int = 
         if numeric and distinct > max_levels // 2:
             qs = ", ".join(str(i / bins) for i in range(1, bins))
             [(edges,)] = con.sql(f"SELECT quantile_cont({q}, [{qs}]) FROM "
-                                 f"{_quote(leads)} WHERE {q} IS NOT NULL").fetchall()
+                                 f"{quote(leads)} WHERE {q} IS NOT NULL").fetchall()
             cuts = sorted({round(float(e), 6) for e in edges})
             bounds = [None, *cuts, None]
             for lo, hi in itertools.pairwise(bounds):
@@ -103,7 +103,7 @@ def trait_candidates(con: duckdb.DuckDBPyConnection, leads: str, *, bins: int = 
                 if present < n - min_support:      # sparse identifiers: does it exist?
                     out.append(Candidate(f"{trait} given", "fit", trait, {"exists": True}))
                 continue
-            levels = con.sql(f"SELECT {q}, count(*) AS c FROM {_quote(leads)} WHERE {q} IS "
+            levels = con.sql(f"SELECT {q}, count(*) AS c FROM {quote(leads)} WHERE {q} IS "
                              f"NOT NULL GROUP BY 1 HAVING c >= {min_support} ORDER BY c DESC, 1 "
                              f"LIMIT {max_levels}").fetchall()
             for value, _ in levels:
@@ -123,7 +123,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _condition_sql(column: str, condition: dict[str, Any]) -> str:
-    q = _quote(column)
+    q = quote(column)
     parts = []
     for op, value in condition.items():
         if op == "exists":
@@ -141,7 +141,7 @@ def source_candidates(con: duckdb.DuckDBPyConnection, events: str, as_of_us: int
     (name, match) with match `{event: name}` or `{page: [/seg, /seg/*]}`."""
     rows = con.sql(f"""
         SELECT src, count(DISTINCT lead_id) AS leads FROM (
-            SELECT lead_id, {_source_sql()} AS src FROM {_quote(events)} WHERE ts <= {as_of_us})
+            SELECT lead_id, {_source_sql()} AS src FROM {quote(events)} WHERE ts <= {as_of_us})
         WHERE src IS NOT NULL GROUP BY src HAVING leads >= {min_support}
         ORDER BY leads DESC, src LIMIT {max_sources + len(exclude_events)}""").fetchall()
     out: list[tuple[str, dict[str, Any]]] = []
@@ -168,14 +168,14 @@ def build(con: duckdb.DuckDBPyConnection, population: str, as_of_us: int, *,
           half_lives: tuple[float | None, ...] = HALF_LIVES) -> FeatureSet:
     """The features of the leads in `population` (a table with `lead_id`) as of the cut-off."""
     ids = np.array([r[0] for r in con.sql(
-        f"SELECT lead_id FROM {_quote(population)} ORDER BY lead_id").fetchall()], dtype=object)
+        f"SELECT lead_id FROM {quote(population)} ORDER BY lead_id").fetchall()], dtype=object)
     fit_x = np.zeros((len(ids), len(fit)), dtype=np.float32)
     if fit and leads is not None:
         columns = ", ".join(
             f"CAST(coalesce({_condition_sql(_column(con, leads, c.group), c.condition)}, false)"
             f" AS TINYINT)" for c in fit)
-        table = con.sql(f"SELECT {columns} FROM {_quote(population)} AS p LEFT JOIN "
-                        f"{_quote(leads)} AS l USING (lead_id) ORDER BY p.lead_id").fetchnumpy()
+        table = con.sql(f"SELECT {columns} FROM {quote(population)} AS p LEFT JOIN "
+                        f"{quote(leads)} AS l USING (lead_id) ORDER BY p.lead_id").fetchnumpy()
         for j, values in enumerate(table.values()):
             fit_x[:, j] = np.asarray(values, dtype=np.float32)
     engagement = {h: np.zeros((len(ids), len(sources), len(VARIANTS)), dtype=np.float32)
@@ -196,7 +196,7 @@ def build(con: duckdb.DuckDBPyConnection, population: str, as_of_us: int, *,
         result = con.sql(f"""
             WITH e AS (
                 SELECT e.lead_id, {_source_sql()} AS src, e.ts
-                FROM {_quote(events)} AS e SEMI JOIN {_quote(population)} AS p
+                FROM {quote(events)} AS e SEMI JOIN {quote(population)} AS p
                      ON p.lead_id = e.lead_id
                 WHERE e.ts <= {as_of_us}),
             d AS (
@@ -220,7 +220,7 @@ def build(con: duckdb.DuckDBPyConnection, population: str, as_of_us: int, *,
 
 
 def _column(con: duckdb.DuckDBPyConnection, leads: str, trait: str) -> str:
-    names = con.sql(f"SELECT * FROM {_quote(leads)} LIMIT 0").columns
+    names = con.sql(f"SELECT * FROM {quote(leads)} LIMIT 0").columns
     for name in (trait, f"traits.{trait}"):
         if name in names:
             return name

@@ -13,7 +13,7 @@ import pyarrow as pa
 from leadscore.engine.batch import connect
 from leadscore.errors import InputError
 from leadscore.io.readers import read_events, read_leads
-from leadscore.io.sqltext import quote as _quote
+from leadscore.io.sqltext import quote
 from leadscore.learn.outcomes import Outcomes, label_sql, read_outcomes
 from leadscore.timeutil import parse_timestamp
 
@@ -47,17 +47,17 @@ class Inputs:
     def population(self, as_of_us: int, name: str) -> str:
         """A table of the leads the engine scores at `as_of`: every lead of the leads table
         and every lead with an event at or before it."""
-        parts = [f"SELECT DISTINCT lead_id FROM {_quote(self.events)} WHERE ts <= {as_of_us}"]
+        parts = [f"SELECT DISTINCT lead_id FROM {quote(self.events)} WHERE ts <= {as_of_us}"]
         if self.leads is not None:
-            parts.append(f"SELECT lead_id FROM {_quote(self.leads)}")
-        self.con.sql(f"CREATE OR REPLACE TEMP TABLE {_quote(name)} AS "
+            parts.append(f"SELECT lead_id FROM {quote(self.leads)}")
+        self.con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS "
                      + " UNION ".join(parts))
         return name
 
     def labels(self, population: str, as_of_us: int, window_days: float | None,
                name: str) -> str:
         """`lead_id, converted, converted_at` of the population's not-yet-converted leads."""
-        self.con.sql(f"CREATE OR REPLACE TEMP TABLE {_quote(name)} AS "
+        self.con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS "
                      + label_sql(population, self.outcomes.table, as_of_us, window_days))
         return name
 

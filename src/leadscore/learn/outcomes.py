@@ -20,10 +20,8 @@ from typing import Any
 import duckdb
 
 from leadscore.errors import InputError
-from leadscore.io.readers import as_arrow as _as_arrow
-from leadscore.io.readers import source_files as _source_files
-from leadscore.io.readers import timestamp_sql as _timestamp_sql
-from leadscore.io.sqltext import quote as _quote
+from leadscore.io.readers import as_arrow, source_files, timestamp_sql
+from leadscore.io.sqltext import quote
 from leadscore.timeutil import US_PER_DAY
 
 EVENT_PREFIX = "event:"
@@ -60,13 +58,13 @@ def read_outcomes(source: Any, con: duckdb.DuckDBPyConnection, *, events: str | 
                              "'event:Order Completed'")
         if events is None:
             raise InputError(f"outcomes {source!r}: outcomes from events need the events")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(table)} AS SELECT lead_id, "
-                    f"true AS converted, min(ts) AS converted_at FROM {_quote(events)} "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(table)} AS SELECT lead_id, "
+                    f"true AS converted, min(ts) AS converted_at FROM {quote(events)} "
                     f"WHERE type <> 'page' AND event = ? GROUP BY lead_id", [event])
         return _report(con, table, source, event)
     raw = f"{table}__raw"
     if isinstance(source, str) or hasattr(source, "__fspath__"):
-        label, files = _source_files(str(source))
+        label, files = source_files(str(source))
         listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
         suffix = files[0].rsplit(".", 1)[-1].lower()
         readers = {"parquet": "read_parquet", "pq": "read_parquet", "csv": "read_csv",
@@ -76,14 +74,14 @@ def read_outcomes(source: Any, con: duckdb.DuckDBPyConnection, *, events: str | 
             raise InputError(f"{label}: unknown file type .{suffix}; expected .csv, .parquet "
                              "or .jsonl")
         try:
-            con.sql(f"CREATE OR REPLACE TEMP VIEW {_quote(raw)} AS "
+            con.sql(f"CREATE OR REPLACE TEMP VIEW {quote(raw)} AS "
                     f"SELECT * FROM {readers[suffix]}({listed})")
         except duckdb.Error as exc:
             raise InputError(f"{label}: cannot read: {exc}") from None
     else:
         label = f"<{type(source).__name__}>"
-        con.register(raw, _as_arrow(source))
-    rel = con.sql(f"SELECT * FROM {_quote(raw)} LIMIT 0")
+        con.register(raw, as_arrow(source))
+    rel = con.sql(f"SELECT * FROM {quote(raw)} LIMIT 0")
     types = {c: t.id for c, t in zip(rel.columns, rel.types, strict=True)}
     if "lead_id" not in types:
         raise InputError(f"{label}: no column 'lead_id'; columns found: {', '.join(types)}")
@@ -91,24 +89,24 @@ def read_outcomes(source: Any, con: duckdb.DuckDBPyConnection, *, events: str | 
         raise InputError(f"{label}: no column 'converted' or 'converted_at'; expected a 0/1 "
                          "column `converted` and/or a timestamp column `converted_at`")
     if "converted" in types:
-        flag = (f"CAST({_quote('converted')} AS BOOLEAN)" if types["converted"] == "boolean"
-                else f"lower(trim(CAST({_quote('converted')} AS VARCHAR))) IN {_TRUE}")
+        flag = (f"CAST({quote('converted')} AS BOOLEAN)" if types["converted"] == "boolean"
+                else f"lower(trim(CAST({quote('converted')} AS VARCHAR))) IN {_TRUE}")
     else:
         flag = "NULL"
-    at = (_timestamp_sql(_quote("converted_at"), types["converted_at"], label)
+    at = (timestamp_sql(quote("converted_at"), types["converted_at"], label)
           if "converted_at" in types else "CAST(NULL AS BIGINT)")
     converted = f"coalesce({flag}, ({at}) IS NOT NULL)" if flag != "NULL" else \
         f"(({at}) IS NOT NULL)"
-    con.sql(f"CREATE OR REPLACE TEMP TABLE {_quote(table)} AS SELECT CAST(lead_id AS VARCHAR) "
+    con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(table)} AS SELECT CAST(lead_id AS VARCHAR) "
             f"AS lead_id, bool_or({converted}) AS converted, min({at}) AS converted_at "
-            f"FROM {_quote(raw)} WHERE lead_id IS NOT NULL GROUP BY 1")
+            f"FROM {quote(raw)} WHERE lead_id IS NOT NULL GROUP BY 1")
     return _report(con, table, label, None)
 
 
 def _report(con: duckdb.DuckDBPyConnection, table: str, source: str,
             event: str | None) -> Outcomes:
     [(rows, converted)] = con.sql(f"SELECT count(*), count(*) FILTER (WHERE converted) "
-                                  f"FROM {_quote(table)}").fetchall()
+                                  f"FROM {quote(table)}").fetchall()
     return Outcomes(table, source, int(rows), int(converted), event)
 
 
@@ -120,6 +118,6 @@ def label_sql(population: str, outcomes: str, as_of_us: int,
            if window_days is not None else "true")
     return (f"SELECT p.lead_id, CAST(CASE WHEN o.converted_at IS NOT NULL THEN {end} "
             f"ELSE coalesce(o.converted, false) END AS INTEGER) AS converted, o.converted_at "
-            f"FROM {_quote(population)} AS p LEFT JOIN {_quote(outcomes)} AS o "
+            f"FROM {quote(population)} AS p LEFT JOIN {quote(outcomes)} AS o "
             f"ON o.lead_id = p.lead_id "
             f"WHERE o.converted_at IS NULL OR o.converted_at > {as_of_us}")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.errors import InputError
-from leadscore.io.sqltext import quote as _quote
+from leadscore.io.sqltext import quote
 from leadscore.learn import features as feats
 from leadscore.learn.inputs import Inputs
 from leadscore.learn.metrics import Ranked
@@ -137,7 +137,7 @@ def backtest_predictive(data: Inputs, cut: int, window_days: float | None,
     note = (f"predictive (LightGBM): trained on {n_train:,} leads as of "
             f"{_day(t_train)} and their {int(conversions):,} conversions up to the cut-off; "
             "shown for comparison, it scores no lead")
-    con.sql(f"DROP TABLE IF EXISTS {_quote('ls_pred_train')}")
+    con.sql(f"DROP TABLE IF EXISTS {quote('ls_pred_train')}")
     return by_id.loc[lead_ids].to_numpy(), note
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from leadscore.engine.batch import connect, score_many
-from leadscore.engine.batch.inputs import table_columns as _table_columns
+from leadscore.engine.batch.inputs import table_columns
 from leadscore.engine.sql.purchases import purchase_sql
 from leadscore.errors import InputError
 from leadscore.io.readers import read_events, read_leads
@@ -53,7 +53,7 @@ def evaluate_repeat(models: Model | Sequence[Model], events: Any, leads: Any = N
     cut = as_of_us(as_of, now_us())
     end = cut + int(within_days * US_PER_DAY)
     first = model_list[0]
-    hit = purchase_sql(first, _table_columns(con, "ls_events_t"))
+    hit = purchase_sql(first, table_columns(con, "ls_events_t"))
     frames = {}
     for i, model in enumerate(model_list):
         step(f"scoring {model.name} as of {iso(cut)}", 0.2 + 0.6 * i / len(model_list))

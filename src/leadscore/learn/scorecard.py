@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.errors import LeadscoreError
-from leadscore.io.sqltext import quote as _quote
+from leadscore.io.sqltext import quote
 from leadscore.learn import features as feats
 from leadscore.learn.inputs import Inputs, Step, When, as_of_us, open_inputs, quiet
 from leadscore.learn.metrics import Ranked, auc
@@ -169,7 +169,7 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
 
 
 def _labels(con: Any, table: str) -> np.ndarray:
-    rows = con.sql(f"SELECT converted FROM {_quote(table)} ORDER BY lead_id").fetchnumpy()
+    rows = con.sql(f"SELECT converted FROM {quote(table)} ORDER BY lead_id").fetchnumpy()
     return np.asarray(rows["converted"], dtype=float)
 
 

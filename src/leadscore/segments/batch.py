@@ -24,9 +24,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from leadscore.engine.batch import connect, score_many
-from leadscore.engine.batch.inputs import as_of_us as _as_of_us
-from leadscore.engine.batch.inputs import input_table as _input
-from leadscore.engine.batch.inputs import table_columns as _table_columns
+from leadscore.engine.batch.inputs import as_of_us as as_of_micros
+from leadscore.engine.batch.inputs import input_table, table_columns
 from leadscore.errors import EngineError, InputError
 from leadscore.model.schema import Model
 from leadscore.segments.definition import Segment
@@ -69,7 +68,7 @@ class _DuckDBStages:
                 arrow, quoted=True)))
         finally:
             self.con.unregister(arrow)
-        return name, _table_columns(self.con, name)
+        return name, table_columns(self.con, name)
 
     def drop(self) -> None:
         for name in self.created:
@@ -87,7 +86,7 @@ def segment_many(segments: Sequence[Segment], models: Sequence[Model], events: A
     one; events/leads may also be Spark DataFrames or paths Spark reads), see
     `segments.spark`."""
     by_model = check_models(segments, models)
-    as_of_us = _as_of_us(as_of)
+    as_of_us = as_of_micros(as_of)
     if engine == "spark":
         from leadscore.engine.batch.spark import session
         from leadscore.segments.spark import segment_many as on_spark
@@ -100,10 +99,10 @@ def segment_many(segments: Sequence[Segment], models: Sequence[Model], events: A
     connection = connect() if con is None else con
     stages: _DuckDBStages | None = None
     try:
-        ev = _input(events, connection, "events")
-        ld = _input(leads, connection, "leads") if leads is not None else None
-        inputs = Inputs(ev, _table_columns(connection, ev), ld,
-                        _table_columns(connection, ld) if ld else {})
+        ev = input_table(events, connection, "events")
+        ld = input_table(leads, connection, "leads") if leads is not None else None
+        inputs = Inputs(ev, table_columns(connection, ev), ld,
+                        table_columns(connection, ld) if ld else {})
         stages = _DuckDBStages(connection, inputs, as_of_us)
         query = evaluate(stages, segments, by_model, inputs, as_of_us)
         if query is None:

@@ -22,10 +22,7 @@ from typing import Protocol
 import pyarrow as pa
 from sqlglot import exp
 
-from leadscore.engine.sql.build import alias as _as
-from leadscore.engine.sql.build import and_, col, not_, or_, text
-from leadscore.engine.sql.build import coalesce as _coalesce
-from leadscore.engine.sql.build import table as _table
+from leadscore.engine.sql.build import alias, and_, coalesce, col, not_, or_, table, text
 from leadscore.engine.sql.conditions import column_kind, predicate
 from leadscore.engine.sql.semantics import matches
 from leadscore.errors import InputError
@@ -87,20 +84,20 @@ def _not_after(as_of_us: int) -> exp.Expr:
 
 def people(inputs: Inputs, as_of_us: int) -> exp.Select:
     """`lead_id`, the traits and `__entered` of every lead (base)."""
-    seen: exp.Query = exp.select(col("lead_id")).distinct().from_(_table(inputs.events)) \
+    seen: exp.Query = exp.select(col("lead_id")).distinct().from_(table(inputs.events)) \
         .where(_not_after(as_of_us))
     if inputs.leads is not None:
-        seen = exp.union(seen, exp.select(col("lead_id")).from_(_table(inputs.leads)),
+        seen = exp.union(seen, exp.select(col("lead_id")).from_(table(inputs.leads)),
                          distinct=True)
-    latest = exp.select(col("lead_id"), _as(exp.Max(this=col("ts")), "latest")) \
-        .from_(_table(inputs.events)).where(_not_after(as_of_us)).group_by(col("lead_id"))
+    latest = exp.select(col("lead_id"), alias(exp.Max(this=col("ts")), "latest")) \
+        .from_(table(inputs.events)).where(_not_after(as_of_us)).group_by(col("lead_id"))
     traits = [c for c in inputs.leads_columns if c != "lead_id"]
     query = exp.select(col("lead_id", "p"), *(col(c, "l") for c in traits),
-                       _as(_coalesce(col("latest", "e"), exp.Literal.number(as_of_us)),
+                       alias(coalesce(col("latest", "e"), exp.Literal.number(as_of_us)),
                            ENTERED)) \
         .from_(seen.subquery("p", copy=False))
     if inputs.leads is not None:
-        query = query.join(_table(inputs.leads, "l"), join_type="LEFT", on=exp.EQ(
+        query = query.join(table(inputs.leads, "l"), join_type="LEFT", on=exp.EQ(
             this=col("lead_id", "l"), expression=col("lead_id", "p")))
     return query.join(latest.subquery("e", copy=False), join_type="LEFT", on=exp.EQ(
         this=col("lead_id", "e"), expression=col("lead_id", "p")))
@@ -119,11 +116,11 @@ def behaviour_counts(segments: Sequence[Segment], inputs: Inputs, as_of_us: int
             if behaviour.within_days is not None:
                 start = as_of_us - round(behaviour.within_days * US_PER_DAY)
                 hit = and_(hit, exp.GTE(this=col("ts"), expression=exp.Literal.number(start)))
-            counts.append(_as(exp.Filter(this=exp.Count(this=exp.Star()),
+            counts.append(alias(exp.Filter(this=exp.Count(this=exp.Star()),
                                          expression=exp.Where(this=hit)), name))
     if not counts:
         return None, columns
-    return exp.select(col("lead_id"), *counts).from_(_table(inputs.events)) \
+    return exp.select(col("lead_id"), *counts).from_(table(inputs.events)) \
         .where(_not_after(as_of_us)).group_by(col("lead_id")), columns
 
 
@@ -159,7 +156,7 @@ class Conditions:
             column, sql_type = found
             return predicate(node, column.copy(), column_kind(sql_type))
         if isinstance(node, Behaviour):
-            counted = _coalesce(col(self.behaviours[id(node)], "c"), exp.Literal.number(0))
+            counted = coalesce(col(self.behaviours[id(node)], "c"), exp.Literal.number(0))
             hit: exp.Expr = exp.GTE(this=counted, expression=exp.Literal.number(node.at_least))
             return exp.not_(hit) if node.negated else hit
         if isinstance(node, InSegment):
@@ -188,12 +185,12 @@ def member_query(segment: Segment, base: str, inputs: Inputs, counts: str | None
                  members: Mapping[str, str]) -> exp.Select:
     """`lead_id, __entered` of the members of one segment."""
     columns = {c: (col(c, "b"), t) for c, t in inputs.leads_columns.items() if c != "lead_id"}
-    query = exp.select(col("lead_id", "b"), col(ENTERED, "b")).from_(_table(base, "b"))
+    query = exp.select(col("lead_id", "b"), col(ENTERED, "b")).from_(table(base, "b"))
 
-    def left_join(table: str, alias: str) -> None:
+    def left_join(name: str, at: str) -> None:
         nonlocal query
-        query = query.join(_table(table, alias), join_type="LEFT", on=exp.EQ(
-            this=col("lead_id", alias), expression=col("lead_id", "b")))
+        query = query.join(table(name, at), join_type="LEFT", on=exp.EQ(
+            this=col("lead_id", at), expression=col("lead_id", "b")))
 
     if counts is not None:
         left_join(counts, "c")
@@ -210,10 +207,10 @@ def member_query(segment: Segment, base: str, inputs: Inputs, counts: str | None
 def memberships(segments: Sequence[Segment], members: Mapping[str, str]) -> exp.Query:
     """`lead_id, segment, entered_at` of every member, segments in the order given, then
     lead_id."""
-    parts = [exp.select(col("lead_id"), _as(text(segment.name), "segment"),
-                        _as(col(ENTERED), "entered_at"),
-                        _as(exp.Literal.number(i), "__order")).from_(
-        _table(members[segment.name])) for i, segment in enumerate(segments)]
+    parts = [exp.select(col("lead_id"), alias(text(segment.name), "segment"),
+                        alias(col(ENTERED), "entered_at"),
+                        alias(exp.Literal.number(i), "__order")).from_(
+        table(members[segment.name])) for i, segment in enumerate(segments)]
     union: exp.Query = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False)

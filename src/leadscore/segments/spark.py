@@ -11,8 +11,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from leadscore.engine.batch.spark import register, score_views, warn_bad
-from leadscore.engine.batch.spark import settings as _settings
+from leadscore.engine.batch.spark import register, score_views, settings, warn_bad
 from leadscore.errors import EngineError
 from leadscore.model.schema import Model
 from leadscore.segments.definition import Segment
@@ -65,7 +64,7 @@ def segment_many(segments: Sequence[Segment], models: Mapping[str, Model], event
     """`segments.batch.segment_many` on Spark: the memberships collected to Arrow."""
     if not segments:
         return MEMBERS_SCHEMA.empty_table()
-    with _settings(spark):
+    with settings(spark):
         events_view, events_columns, bad_events = register(spark, events, "events")
         leads_view, leads_columns, bad_leads = (None, {}, None) if leads is None else \
             register(spark, leads, "leads")
