@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadscore import load_model
-from leadscore.engine.fold_many import fold_many
-from leadscore.engine.incremental import MANY, Scorer
+from leadscore.engine.incremental.fold_many import fold_many
+from leadscore.engine.incremental.scorer import MANY, Scorer
 from leadscore.events import Event, event_from_row, lead_from_row
 from leadscore.model.schema import Model
 from tests.engine.test_agreement import AS_OF, models, same, worlds

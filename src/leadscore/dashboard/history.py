@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leadscore.engine.incremental import Scorer, _Dispatch
-from leadscore.engine.state import bucket, decay_factor
+from leadscore.engine.incremental.rule_state import bucket, decay_factor
+from leadscore.engine.incremental.scorer import Scorer, _Dispatch
 from leadscore.events import Event
 from leadscore.model.compiled import CompiledModel
 from leadscore.model.schema import Model

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import TemplateError
 from sqlalchemy import Connection, bindparam, select, update
 
-from leadscore.engine.interests import handoff_interests
+from leadscore.engine.incremental.interests import handoff_interests
 from leadscore.ingest.session import Session, reason_json
 from leadscore.model.interests import ranked
 from leadscore.programs.content import pick

@@ -14,9 +14,20 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, cast
 
-from leadscore.engine.interests import InterestDispatch, profile, states_from_list, states_to_list
-from leadscore.engine.lifecycle import stage_of
-from leadscore.engine.state import DecayedSum, ProgramPoints, RuleState, bucket, decay_factor
+from leadscore.engine.incremental.interests import (
+    InterestDispatch,
+    profile,
+    states_from_list,
+    states_to_list,
+)
+from leadscore.engine.incremental.lifecycle import stage_of
+from leadscore.engine.incremental.rule_state import (
+    DecayedSum,
+    ProgramPoints,
+    RuleState,
+    bucket,
+    decay_factor,
+)
 from leadscore.errors import EngineError
 from leadscore.events import Event, Lead, event_from_message
 from leadscore.model.compiled import (
@@ -227,7 +238,9 @@ class Scorer:
         else:
             batch = [e if isinstance(e, Event) else event_from_message(e) for e in given]
         if len(batch) >= MANY:
-            from leadscore.engine.fold_many import fold_many  # numpy: imported when needed
+            from leadscore.engine.incremental.fold_many import (
+                fold_many,  # numpy: imported when needed
+            )
 
             return fold_many(self, batch)
         return self._update_each(batch)

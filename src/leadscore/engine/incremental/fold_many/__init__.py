@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from leadscore.engine.columns import (
+from leadscore.engine.incremental.fold_many.columns import (
     NONE,
     Array,
     by_bucket,
@@ -52,12 +52,12 @@ from leadscore.engine.columns import (
     value_keys,
     value_period_keys,
 )
-from leadscore.engine.state import DecayedSum, RuleState
+from leadscore.engine.incremental.rule_state import DecayedSum, RuleState
 from leadscore.model.program_events import NAMES as PROGRAM_EVENTS
 from leadscore.timeutil import ISO_WEEK_SHIFT_DAYS, US_PER_DAY
 
 if TYPE_CHECKING:
-    from leadscore.engine.incremental import LeadState, Scorer, _Dispatch
+    from leadscore.engine.incremental.scorer import LeadState, Scorer, _Dispatch
     from leadscore.events import Event
     from leadscore.model.compiled import CompiledModel, EngagementRule
     from leadscore.scores import Handoff
@@ -277,7 +277,7 @@ class _ModelPlan:
         fit = np.array(fit_list, float)
         eligible = np.array(eligible_list, bool)
         prior_mql = np.array(mql_list, bool)
-        from leadscore.engine.incremental import _engagement
+        from leadscore.engine.incremental.scorer import _engagement
 
         first_when = batch.first_when.tolist()
         for i in prior:
@@ -632,7 +632,7 @@ class _ModelPlan:
     def handoff(self, k: int) -> Handoff:
         """The handoff event `k` raised (its lead's segment up to it folded): as
         `Scorer._evaluate` raises it."""
-        from leadscore.engine.incremental import _handoff_id
+        from leadscore.engine.incremental.scorer import _handoff_id
         from leadscore.scores import Handoff
 
         batch, model = self.batch, self.model
@@ -745,7 +745,7 @@ def _fold_segment(scorer: Scorer, batch: _Batch, plans: list[_ModelPlan], ks: Ar
 
 
 def _new_state(model: CompiledModel) -> Any:
-    from leadscore.engine.incremental import ModelState
+    from leadscore.engine.incremental.scorer import ModelState
 
     return ModelState(model)
 
