@@ -1,6 +1,6 @@
 """`Scorer.update_many` over many events at once: the fold vectorised per rule with numpy.
 
-The per-event path (`Scorer._fold` + `_evaluate`) costs ~12 µs of Python per event. Here a batch
+The per-event path (`fold_one` + `evaluate`) costs ~12 µs of Python per event. Here a batch
 is folded in four steps whose work per event is numpy's, not Python's (what is left in Python
 is per lead and rule: the state's objects):
 
@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from leadscore.engine.incremental.engagement import engagement_at
+from leadscore.engine.incremental.evaluate import evaluate, handoff_id, score_of
 from leadscore.engine.incremental.fold_many.columns import (
     NONE,
     Array,
@@ -52,15 +54,21 @@ from leadscore.engine.incremental.fold_many.columns import (
     value_keys,
     value_period_keys,
 )
+from leadscore.engine.incremental.fold_one import fold_one
+from leadscore.engine.incremental.lead_state import ModelState
+from leadscore.engine.incremental.lifecycle import fold_stages
 from leadscore.engine.incremental.rule_state import DecayedSum, RuleState
 from leadscore.model.program_events import NAMES as PROGRAM_EVENTS
+from leadscore.scores import Handoff
 from leadscore.timeutil import ISO_WEEK_SHIFT_DAYS, US_PER_DAY
 
 if TYPE_CHECKING:
-    from leadscore.engine.incremental.scorer import LeadState, Scorer, _Dispatch
+    from leadscore.engine.incremental.book import Book
+    from leadscore.engine.incremental.dispatch import Dispatch
+    from leadscore.engine.incremental.lead_state import LeadState
+    from leadscore.engine.incremental.scorer import Scorer
     from leadscore.events import Event
     from leadscore.model.compiled import CompiledModel, EngagementRule
-    from leadscore.scores import Handoff
 
 MAX_HALF_LIVES = 900.0          # 2^900 stays far from float overflow
 TOLERANCE = 1e-9                # a score this close (relative) to the threshold is a tie
@@ -82,33 +90,34 @@ def fold_many(scorer: Scorer, events: Sequence[Event]) -> list[Handoff]:
 
 
 def _fold_many(scorer: Scorer, events: Sequence[Event]) -> list[Handoff]:
-    batch = _Batch(scorer, events)
+    book = scorer.book
+    batch = _Batch(book, events)
     slow = np.zeros(batch.leads, bool)       # leads folded by the per-event path
     # Leads with program events: their points change engagement outside the rules.
     for s, (_, name, _) in enumerate(batch.signatures):
         if name in PROGRAM_EVENTS:
             slow[batch.lead[batch.sig == s]] = True
-    plans = [_ModelPlan(scorer, batch, dispatch) for dispatch in scorer._dispatch.values()]
+    plans = [_ModelPlan(book, batch, dispatch) for dispatch in book.dispatch.values()]
     handoff_at = np.zeros(batch.n, bool)
     for plan in plans:
         plan.decide(slow)
     for plan in plans:
         handoff_at |= plan.handoff_at
     handoff_at &= ~slow[batch.lead]
-    return _apply(scorer, batch, plans, slow, handoff_at)
+    return _apply(book, batch, plans, slow, handoff_at)
 
 
 class _Batch:
     """The events as columns, and each lead's events in arrival order."""
 
-    def __init__(self, scorer: Scorer, events: Sequence[Event]):
+    def __init__(self, book: Book, events: Sequence[Event]):
         self.events = events
         self.n = n = len(events)
         index, self.lead = encode_strings(list(map(attrgetter("lead_id"), events)))
         self.ts = np.fromiter(map(attrgetter("timestamp"), events), np.int64, n)
         signatures, self.sig = encode(list(map(attrgetter("type", "event", "path"), events)))
         self.signatures: list[tuple[str, str | None, str | None]] = signatures
-        known, new = scorer._leads.get, scorer._lead
+        known, new = book.leads.get, book.lead
         self.lead_states: list[LeadState] = [known(lead_id) or new(lead_id) for lead_id in index]
         self.leads = len(index)
         latest = np.array([NONE if s.latest is None else s.latest for s in self.lead_states],
@@ -117,7 +126,7 @@ class _Batch:
         self.order = np.argsort(self.lead, kind="stable")
         sorted_lead = self.lead[self.order]
         self.rank = run_rank(sorted_lead)
-        # The read time of each event: the lead's latest time so far (`Scorer._fold`).
+        # The read time of each event: the lead's latest time so far (as `fold_one`).
         w = np.maximum(self.ts[self.order], np.where(self.rank == 0, latest[sorted_lead], NONE))
         w = scan(w, self.rank, np.maximum)
         self.when = np.empty(n, np.int64)
@@ -133,8 +142,8 @@ class _Batch:
 class _ModelPlan:
     """One model's (event, rule) pairs, its decisions and its fold."""
 
-    def __init__(self, scorer: Scorer, batch: _Batch, dispatch: _Dispatch):
-        self.scorer = scorer
+    def __init__(self, book: Book, batch: _Batch, dispatch: Dispatch):
+        self.book = book
         self.batch = batch
         self.model: CompiledModel = dispatch.model
         self.dispatch = dispatch
@@ -245,15 +254,15 @@ class _ModelPlan:
         prior_positive = np.zeros(n_leads)
         prior_abs = np.zeros(n_leads)
         prior: list[int] = []
-        scorer_fit = self.scorer._fit
+        book_fit = self.book.fit
         model_states = self.model_states
         can: dict[tuple[float, bool], bool] = {}    # (fit, disqualified) → can be an MQL
         for i, lead in enumerate(leads):
             state = lead.models.get(name)
             if state is None:
-                state = lead.models[name] = _new_state(model)
+                state = lead.models[name] = ModelState(model)
             model_states[i] = state
-            f = state.fit or scorer_fit(model, lead.lead, state)
+            f = state.fit or book_fit(model, lead.lead, state)
             if state.rules:
                 touched[i] = True
             if not f.applies:
@@ -277,8 +286,6 @@ class _ModelPlan:
         fit = np.array(fit_list, float)
         eligible = np.array(eligible_list, bool)
         prior_mql = np.array(mql_list, bool)
-        from leadscore.engine.incremental.scorer import _engagement
-
         first_when = batch.first_when.tolist()
         for i in prior:
             state = model_states[i]
@@ -289,7 +296,7 @@ class _ModelPlan:
                 negative = math.fsum(-acc.total for acc in state.negative.values())
                 negative += sum(model.rules[r].cap or 0.0 for r in state.capped)
             else:
-                total, positive = _engagement(model, state, when)
+                total, positive = engagement_at(model, state, when)
                 negative = positive - total
             prior_positive[i] = positive
             prior_abs[i] = positive + abs(negative)
@@ -631,18 +638,15 @@ class _ModelPlan:
 
     def handoff(self, k: int) -> Handoff:
         """The handoff event `k` raised (its lead's segment up to it folded): as
-        `Scorer._evaluate` raises it."""
-        from leadscore.engine.incremental.scorer import _handoff_id
-        from leadscore.scores import Handoff
-
+        `evaluate` raises it."""
         batch, model = self.batch, self.model
         i = int(batch.lead[k])
         lead, state = batch.lead_states[i], self.model_states[i]
         when = int(batch.when[k])
-        score = self.scorer._score(model, lead, state, when)
+        score = score_of(self.book, model, lead, state, when)
         state.handoffs += 1
         lead_id = lead.lead.lead_id
-        return Handoff(_handoff_id(lead_id, model.name, state.handoffs, when), lead_id,
+        return Handoff(handoff_id(lead_id, model.name, state.handoffs, when), lead_id,
                        model.name, when, score, batch.events[k])
 
     def gains(self, pairs: Array) -> Array:
@@ -652,7 +656,7 @@ class _ModelPlan:
         return np.bincount(self.pair_lead[pairs], np.maximum(points, 0.0), self.batch.leads)
 
 
-def _apply(scorer: Scorer, batch: _Batch, plans: list[_ModelPlan], slow: Array,
+def _apply(book: Book, batch: _Batch, plans: list[_ModelPlan], slow: Array,
            handoff_at: Array) -> list[Handoff]:
     """Fold the events in, segment by segment: a lead's segment ends with a handoff's event,
     whose score (and reasons) is taken once that segment is folded. The slow leads' events go
@@ -676,7 +680,7 @@ def _apply(scorer: Scorer, batch: _Batch, plans: list[_ModelPlan], slow: Array,
         by_round.append(_split(np.flatnonzero(fast[plan.k]), segment[plan.k], rounds))
     for number in range(rounds):
         ks = by_round[0][number]
-        _fold_segment(scorer, batch, plans, ks, [pairs[number] for pairs in by_round[1:]])
+        _fold_segment(batch, plans, ks, [pairs[number] for pairs in by_round[1:]])
         for k in ks[handoff_at[ks]].tolist():
             for index, plan in enumerate(plans):
                 if plan.handoff_at[k]:
@@ -684,8 +688,8 @@ def _apply(scorer: Scorer, batch: _Batch, plans: list[_ModelPlan], slow: Array,
     if slow.any():
         for k in np.flatnonzero(slow[batch.lead]).tolist():
             event = events[k]
-            lead, when, before = scorer._fold(event, None)
-            for update in scorer._evaluate(lead, when, event, before, scores=False):
+            lead, when, before = fold_one(book, event, None)
+            for update in evaluate(book, lead, when, event, before, scores=False):
                 if update.handoff is not None:
                     found.append((k, len(found), update.handoff))
     found.sort(key=lambda item: (item[0], item[1]))
@@ -700,7 +704,7 @@ def _split(at: Array, segment: Array, rounds: int) -> list[Array]:
     return [at[bounds[n]:bounds[n + 1]] for n in range(rounds)]
 
 
-def _fold_segment(scorer: Scorer, batch: _Batch, plans: list[_ModelPlan], ks: Array,
+def _fold_segment(batch: _Batch, plans: list[_ModelPlan], ks: Array,
                   pairs_of: list[Array]) -> None:
     """Fold one segment of events (`ks`; each model's pairs of them: `pairs_of`) without
     evaluating."""
@@ -738,16 +742,10 @@ def _fold_segment(scorer: Scorer, batch: _Batch, plans: list[_ModelPlan], ks: Ar
                 event = events[k]
                 state = states[i].models[name]
                 if dispatch.stage_rules:
-                    scorer._stages(model, state, event)
+                    fold_stages(model, state, event)
                 if dispatch.interests is not None:
                     state.interests = dispatch.interests.fold(state.interests, event,
                                                               model.timezone)
-
-
-def _new_state(model: CompiledModel) -> Any:
-    from leadscore.engine.incremental.scorer import ModelState
-
-    return ModelState(model)
 
 
 def _days(half_life: float | None) -> float:
