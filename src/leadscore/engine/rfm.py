@@ -9,7 +9,8 @@ else `properties.value`; none: 0). For a customer at `as_of`:
 
 Leads without a purchase have none of these (null). They are columns of the scores output of
 both engines (the batch plan reads `purchase_value`); `rfm_many` is a stand-alone batch query
-(joined to the scores by `lead_id, model`) and `customer_facts` the Python form segments use.
+(joined to the scores by `lead_id, model`) and `engine.incremental.customers.customer_facts` the
+Python form segments use.
 All give the same numbers; `frequency` is `purchases` (null instead of 0).
 """
 
@@ -23,9 +24,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from leadscore.engine.sqlconditions import or_
-from leadscore.events import Event
-from leadscore.model.compiled import CompiledModel, compile_model
-from leadscore.model.purchases import VALUE_PATHS, purchase_matchers, value_of
+from leadscore.model.compiled import compile_model
+from leadscore.model.purchases import VALUE_PATHS, purchase_matchers
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY
 
@@ -43,22 +43,6 @@ def purchase_value(columns: Mapping[str, str]) -> exp.Expr:
         for p in VALUE_PATHS if p in columns and "BOOL" not in columns[p].upper()]
     zero = exp.cast(exp.Literal.number(0), exp.DataType.Type.DOUBLE)
     return exp.func("COALESCE", *values, zero) if values else zero
-
-
-def customer_facts(model: CompiledModel | Model, events: Sequence[Event], as_of: int
-                   ) -> dict[str, Any]:
-    """{recency_days, frequency, monetary, tenure_days} of one lead's events (empty if it
-    never bought)."""
-    compiled = model if isinstance(model, CompiledModel) else compile_model(model)
-    matchers = purchase_matchers(compiled)
-    bought = [e for e in events if e.timestamp <= as_of and any(m.matches(e) for m in matchers)]
-    if not bought:
-        return {}
-    first = min(e.timestamp for e in bought)
-    last = max(e.timestamp for e in bought)
-    return {"recency_days": (as_of - last) / US_PER_DAY, "frequency": len(bought),
-            "monetary": float(sum(value_of(e) for e in bought)),
-            "tenure_days": (as_of - first) / US_PER_DAY}
 
 
 def purchase_sql(model: Model, columns: Mapping[str, str]) -> str:
