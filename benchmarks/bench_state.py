@@ -53,7 +53,7 @@ def prepare(size: str) -> tuple[Path, Path]:
 def worker(events: str, state: str, as_of: str) -> dict:
     import leadscore
     from leadscore.engine.batch.state import score_with_state
-    from leadscore.engine.scale import connect
+    from leadscore.engine.batch.scale import connect
     from leadscore.timeutil import parse_timestamp
 
     model = leadscore.load_model(HERE / "model-17.yaml")

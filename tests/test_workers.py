@@ -28,7 +28,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from leadscore.engine.incremental import decayed
+from leadscore.engine.incremental.rule_state import decayed
 from leadscore.service import Service
 from leadscore.store.database import Database
 from leadscore.store.schema import events

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from leadscore.errors import EventError
-from leadscore.model.globs import strip_query
+from leadscore.globs import strip_query
 from leadscore.timeutil import parse_timestamp
 
 EVENT_TYPES = ("track", "page", "screen")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from leadscore.engine.incremental import Scorer
 from leadscore.events import Event, Lead, event_from_message
 from leadscore.model.schema import Model
 from leadscore.scores import Score
@@ -24,6 +23,9 @@ def explain(model: Model, events: Iterable[Event | Mapping[str, Any]], lead: Lea
     if len(lead_ids) != 1:
         raise ValueError(f"explain takes the events of one lead; got {len(lead_ids)} leads")
     lead_id = lead_ids.pop()
+    # Imported here: `leadscore` imports this module, and loads its engines on first use.
+    from leadscore.engine.incremental import Scorer
+
     scorer = Scorer(model)
     if lead is not None:
         scorer.identify(lead_id, lead.traits, lead.account, as_of=when)

@@ -68,7 +68,7 @@ class Score(NamedTuple):
     reasons: tuple[Reason, ...] = ()
     # The ranked interest profile: (topic, weight), highest first (model-format.md).
     interests: tuple[tuple[str, float], ...] = ()
-    # Customer lifecycle (engine.rfm), null for a lead that never bought; `frequency` below.
+    # Customer lifecycle (model.purchases), null for a lead that never bought; `frequency` below.
     recency_days: float | None = None
     monetary: float | None = None
 

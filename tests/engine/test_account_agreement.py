@@ -10,9 +10,9 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadscore.engine.accounts import AccountScorer
 from leadscore.engine.batch.accounts import score_accounts
 from leadscore.engine.incremental import Scorer
+from leadscore.engine.incremental.accounts import AccountScorer
 from leadscore.events import event_from_row, lead_from_row
 from leadscore.model.schema import Model
 from tests.engine.test_agreement import AS_OF, EVENT_SCHEMA, EXAMPLES, models, same

@@ -6,7 +6,14 @@ import random
 
 import numpy as np
 
-from leadscore.engine.columns import encode, encode_strings, holds, local_days, run_rank, scan
+from leadscore.engine.incremental.fold_many.columns import (
+    encode,
+    encode_strings,
+    holds,
+    local_days,
+    run_rank,
+    scan,
+)
 from leadscore.events import Event
 from leadscore.model import conditions as cond
 from leadscore.timeutil import local_day, parse_timestamp

@@ -1,4 +1,4 @@
-"""`update_many`'s vectorised fold (engine.fold_many) gives what `update_one` gives event by
+"""`update_many`'s vectorised fold (engine.incremental.fold_many) gives what `update_one` gives event by
 event: the same handoffs (ids, moments, scores and reasons), the same scores and reasons at the
 end, up to rounding in the last bits — for any model, any event stream in any order, split
 into any batches (so that later batches start from saved state)."""
@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadscore import load_model
-from leadscore.engine.fold_many import fold_many
-from leadscore.engine.incremental import MANY, Scorer
+from leadscore.engine.incremental.fold_many import fold_many
+from leadscore.engine.incremental.scorer import MANY, Scorer
 from leadscore.events import Event, event_from_row, lead_from_row
 from leadscore.model.schema import Model
 from tests.engine.test_agreement import AS_OF, models, same, worlds

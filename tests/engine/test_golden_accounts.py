@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from leadscore.engine.accounts import AccountScorer
 from leadscore.engine.batch import score_many
 from leadscore.engine.batch.accounts import score_accounts
 from leadscore.engine.incremental import Scorer
+from leadscore.engine.incremental.accounts import AccountScorer
 from leadscore.events import event_from_row, lead_from_row
 from tests.engine.test_golden import load_case, table
 

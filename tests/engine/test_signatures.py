@@ -1,4 +1,4 @@
-"""The rule flags of the batch plan (engine.signatures), computed per event (`inline`) or per
+"""The rule flags of the batch plan (engine.sql.signatures), computed per event (`inline`) or per
 distinct signature and joined back, equal `Matcher.matches` on real DuckDB."""
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def score(
                                                      "spills beyond.")] = None,
 ) -> None:
     """Score every lead in an events file (and leads file) under one or more models."""
-    from leadscore.engine import scale
+    from leadscore.engine.batch import scale
     from leadscore.io import read_events, read_leads, write_table
     from leadscore.model import load_models
 

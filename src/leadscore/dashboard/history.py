@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leadscore.engine.incremental import Scorer, _Dispatch
-from leadscore.engine.state import bucket, decay_factor
+from leadscore.engine.incremental import Scorer
+from leadscore.engine.incremental.dispatch import Dispatch
+from leadscore.engine.incremental.rule_state import bucket, decay_factor
 from leadscore.events import Event
 from leadscore.model.compiled import CompiledModel
 from leadscore.model.schema import Model
@@ -67,7 +68,7 @@ def _scorer(model: Model, lead_id: str, traits: dict[str, Any], account: dict[st
 def timeline(compiled: CompiledModel, events: Sequence[Event], as_of: int
              ) -> tuple[list[TimelineEntry], float]:
     """Each event with the rules it matched; and the engagement they sum to now."""
-    dispatch = _Dispatch(compiled)
+    dispatch = Dispatch(compiled)
     entries = [TimelineEntry(e) for e in sorted(events, key=lambda e: e.timestamp)
                if e.timestamp <= as_of]
     latest: dict[tuple[int, Any], Earned] = {}   # (rule, bucket) → the event that counts

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from leadscore.engine.accounts import handoff_id, score_account
 from leadscore.engine.incremental import Scorer
+from leadscore.engine.incremental.accounts import handoff_id, score_account
 from leadscore.events import Event
 from leadscore.ingest.as_json import event_json, reason_json
 from leadscore.model.accounts import CompiledAccount, compile_account

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from leadscore.engine.incremental import ModelState, Scorer
-from leadscore.engine.interests import handoff_interests
+from leadscore.engine.incremental import Scorer
+from leadscore.engine.incremental.interests import handoff_interests
+from leadscore.engine.incremental.lead_state import ModelState
 from leadscore.errors import EngineError
 from leadscore.events import Event
 from leadscore.ingest.accounts import AccountWork

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from leadscore.events import Event, Lead
+from leadscore.globs import glob_to_regex
 from leadscore.model import conditions as cond
-from leadscore.model.globs import glob_to_regex
 from leadscore.model.schema import STAGES, EventMatch, Model
 
 STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}

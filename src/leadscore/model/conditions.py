@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from leadscore.model.globs import glob_to_regex
+from leadscore.globs import glob_to_regex
 from leadscore.yamlfile import suggest
 
 OPERATORS: tuple[str, ...] = (

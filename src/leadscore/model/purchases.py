@@ -2,7 +2,16 @@
 
 A purchase is an event matching one of the model's `customer` lifecycle rules' `on` (`back:
 true` ones included, as for `purchases` in the scores output); its value is
-`properties.revenue`, else `properties.total`, else `properties.value` (none: 0)."""
+`properties.revenue`, else `properties.total`, else `properties.value` (none: 0). For a customer
+at `as_of`: `recency_days` (days since the latest purchase), `frequency` (purchases),
+`monetary` (their total value), `tenure_days` (days since the first purchase); leads without a
+purchase have none of these (null).
+
+They are columns of the scores output of every engine: the batch plan reads
+`engine.sql.purchases`, the incremental engine `engine.incremental.customers`;
+`engine.batch.rfm.rfm_many` is a stand-alone batch query and
+`engine.incremental.customers.customer_facts` the Python form segments use. All give the same
+numbers."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import TemplateError
 from sqlalchemy import Connection, bindparam, select, update
 
-from leadscore.engine.interests import handoff_interests
+from leadscore.engine.incremental.interests import handoff_interests
 from leadscore.ingest.as_json import reason_json
 from leadscore.ingest.session import Session
 from leadscore.model.interests import ranked

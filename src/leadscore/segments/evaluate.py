@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leadscore.engine.incremental import Scorer
-from leadscore.engine.rfm import customer_facts
+from leadscore.engine.incremental.customers import customer_facts
 from leadscore.events import Event
 from leadscore.model import conditions as cond
 from leadscore.segments.definition import And, Behaviour, InSegment, Node, Not, Or, Segment

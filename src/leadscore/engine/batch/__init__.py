@@ -9,10 +9,6 @@
     state/    `--state`: a saved per-lead state, so a daily run reads only new files
 """
 
-# leadscore.model first: leadscore.events (which the inputs are read with) imports
-# leadscore.model.globs, and the model package imports leadscore.events back, so only a
-# model-first import succeeds (`import leadscore` comes through here first).
-import leadscore.model  # noqa: F401
 from leadscore.engine.batch.duckdb import connect, score_many, score_rules
 
 __all__ = ["connect", "score_many", "score_rules"]

@@ -14,8 +14,8 @@ from typing import Any
 from sqlglot import exp
 
 from leadscore.engine.sql.build import and_, never_null, not_, number, or_, text
+from leadscore.globs import LIKE_ESCAPE, glob_to_like
 from leadscore.model import conditions as cond
-from leadscore.model.globs import LIKE_ESCAPE, glob_to_like
 
 # The kinds of column a value can have, from its SQL type.
 STRING, INTEGER, DOUBLE, BOOLEAN, OTHER = "string", "integer", "double", "boolean", "other"

@@ -25,8 +25,8 @@ from sqlglot import exp
 
 from leadscore.engine.sql.build import and_, col, or_, text
 from leadscore.engine.sql.conditions import like, to_sql
+from leadscore.globs import LIKE_ESCAPE, glob_to_like
 from leadscore.model.compiled import Matcher
-from leadscore.model.globs import LIKE_ESCAPE, glob_to_like
 
 BITS = 62                   # flags per BIGINT mask column (the sign bit left alone)
 KEYS = ("type", "event", "path")

@@ -1,5 +1,5 @@
 """Interests under `--state` (`state.store`): per lead, interest rule and topic, the state the
-incremental engine keeps too (engine.interests), as two DuckDB tables:
+incremental engine keeps too (engine.incremental.interests), as two DuckDB tables:
 
     sums     lead_id, r, topic, w   Σ points·2^((t − ref)/half-life) over the events of rules
                                     where every event counts, relative to the state's `ref`;

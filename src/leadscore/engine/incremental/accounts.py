@@ -14,7 +14,8 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from leadscore.engine.incremental import Scorer, fit_reasons
+from leadscore.engine.incremental.fit import fit_reasons
+from leadscore.engine.incremental.scorer import Scorer
 from leadscore.errors import EngineError
 from leadscore.events import Event, Lead, event_from_message
 from leadscore.model import conditions as cond

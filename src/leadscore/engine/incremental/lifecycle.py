@@ -9,9 +9,29 @@ stage rank, the latest, ties: the lowest stage) counts as one more back event.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from leadscore.model.compiled import MQL_RANK, CompiledModel
+from leadscore.engine.incremental.customers import add_purchase
+from leadscore.events import Event
+from leadscore.model.compiled import CUSTOMER_RANK, MQL_RANK, CompiledModel
 from leadscore.model.schema import STAGES
+
+if TYPE_CHECKING:
+    from leadscore.engine.incremental.lead_state import ModelState
+
+
+def fold_stages(model: CompiledModel, state: ModelState, event: Event) -> None:
+    """Keep each lifecycle rule's latest matching time; an event of a `customer` rule is also a
+    purchase (engine.incremental.customers)."""
+    purchase = False
+    for rule in model.stages:
+        if rule.matcher is not None and rule.matcher.matches(event):
+            old = state.stage_times[rule.index]
+            if old is None or event.timestamp > old:
+                state.stage_times[rule.index] = event.timestamp
+            purchase = purchase or rule.rank == CUSTOMER_RANK
+    if purchase:
+        add_purchase(state, event)
 
 
 def event_stage_rank(model: CompiledModel, times: Sequence[int | None],

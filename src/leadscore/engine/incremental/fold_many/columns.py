@@ -1,6 +1,6 @@
-"""Columns of events for the vectorised fold (engine.fold_many): values numbered, runs scanned,
-conditions and calendar days computed once per distinct value — small numpy helpers, each
-exact (no float reduction across runs, no lossy key)."""
+"""Step 0 of the vectorised fold: the events as columns (`EventColumns`), and the small numpy
+helpers every step uses — values numbered, runs scanned, conditions and calendar days computed
+once per distinct value, each exact (no float reduction across runs, no lossy key)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from leadscore.model import conditions as cond
 from leadscore.timeutil import US_PER_DAY, local_day, utc_offset_us
 
 if TYPE_CHECKING:
+    from leadscore.engine.incremental.book import Book
+    from leadscore.engine.incremental.lead_state import LeadState
     from leadscore.events import Event
 
 Array = Any                     # a numpy array (numpy's stubs are not worth the noise here)
@@ -143,3 +145,35 @@ def local_days(ts: Array, tz: str) -> Array:
     for at in np.flatnonzero(mixed[inverse]).tolist():
         days[at] = local_day(int(ts[at]), tz)
     return days
+
+
+class EventColumns:
+    """The events of a batch as columns, and each lead's events in arrival order."""
+
+    def __init__(self, book: Book, events: Sequence[Event]):
+        self.events = events
+        self.n = n = len(events)
+        index, self.lead = encode_strings(list(map(attrgetter("lead_id"), events)))
+        self.ts = np.fromiter(map(attrgetter("timestamp"), events), np.int64, n)
+        signatures, self.sig = encode(list(map(attrgetter("type", "event", "path"), events)))
+        self.signatures: list[tuple[str, str | None, str | None]] = signatures
+        known, new = book.leads.get, book.lead
+        self.lead_states: list[LeadState] = [known(lead_id) or new(lead_id) for lead_id in index]
+        self.leads = len(index)
+        latest = np.array([NONE if s.latest is None else s.latest for s in self.lead_states],
+                          np.int64)
+        # Events by lead, in arrival order: `order`; `rank`: the place in the lead's run.
+        self.order = np.argsort(self.lead, kind="stable")
+        sorted_lead = self.lead[self.order]
+        self.rank = run_rank(sorted_lead)
+        # The read time of each event: the lead's latest time so far (as `fold_one`).
+        w = np.maximum(self.ts[self.order], np.where(self.rank == 0, latest[sorted_lead], NONE))
+        w = scan(w, self.rank, np.maximum)
+        self.when = np.empty(n, np.int64)
+        self.when[self.order] = w
+        last = np.flatnonzero(np.append(sorted_lead[1:] != sorted_lead[:-1], True))
+        self.top = np.empty(self.leads, np.int64)        # the lead's latest time after the batch
+        self.top[sorted_lead[last]] = w[last]
+        first = np.flatnonzero(self.rank == 0)
+        self.first_when = np.empty(self.leads, np.int64)  # its read time at its first event
+        self.first_when[sorted_lead[first]] = w[first]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from leadscore.engine.state import RuleState, bucket
+from leadscore.engine.incremental.rule_state import RuleState, bucket
 from leadscore.events import Event
 from leadscore.model.interests import PROFILE_SIZE, InterestRule, ranked, summary
 from leadscore.scores import profile_json

@@ -42,6 +42,11 @@ def decay_factor(age_us: int, half_life_days: float | None) -> float:
     return float(2.0 ** (-age_us / (half_life_days * US_PER_DAY)))
 
 
+def decayed(points: float, age_us: int, half_life_days: float | None) -> float:
+    """What `points` earned `age_us` ago are worth now."""
+    return points * decay_factor(age_us, half_life_days)
+
+
 class RuleState:
     """What one engagement rule has seen for one lead."""
 
@@ -153,38 +158,3 @@ class DecayedSum:
         if half_life is None:
             return self.total
         return self.total * decay_factor(as_of - self.ref, half_life)
-
-
-class ProgramPoints:
-    """The points one program added for one reason to one lead (`Program Points Added`),
-    decayed under the model's half-life; positive and negative events summed apart, as the
-    engine's engagement bound counts only the positive ones."""
-
-    __slots__ = ("last", "matched", "negative", "positive")
-
-    def __init__(self) -> None:
-        self.positive = DecayedSum()
-        self.negative = DecayedSum()
-        self.matched = 0
-        self.last: int | None = None
-
-    def add(self, points: float, ts: int, half_life: float | None) -> None:
-        (self.positive if points > 0 else self.negative).add(points, ts, half_life)
-        self.matched += 1
-        if self.last is None or ts > self.last:
-            self.last = ts
-
-    def value(self, as_of: int, half_life: float | None) -> float:
-        return self.positive.value(as_of, half_life) + self.negative.value(as_of, half_life)
-
-    def to_list(self) -> list[Any]:
-        return [self.positive.ref, self.positive.total, self.negative.ref, self.negative.total,
-                self.matched, self.last]
-
-    @classmethod
-    def from_list(cls, data: list[Any]) -> ProgramPoints:
-        state = cls()
-        state.positive.ref, state.positive.total = int(data[0]), float(data[1])
-        state.negative.ref, state.negative.total = int(data[2]), float(data[3])
-        state.matched, state.last = int(data[4]), data[5]
-        return state
