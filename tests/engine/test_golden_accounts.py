@@ -15,6 +15,7 @@ from leadscore.engine.accounts import AccountScorer
 from leadscore.engine.batch import score_many
 from leadscore.engine.incremental import Scorer
 from leadscore.events import event_from_row, lead_from_row
+from tests.engine.outputs import assert_same_rows
 from tests.engine.test_golden import load_case, table
 
 GOLDEN = sorted((Path(__file__).parents[1] / "fixtures" / "golden-accounts").glob("*.yaml"))
@@ -77,12 +78,9 @@ def test_golden_accounts(path: Path, engine: str, request: pytest.FixtureRequest
 def test_spark_accounts_and_links_equal_duckdb(path: Path, spark: Any) -> None:
     case = load_case(path)
     duck, on_spark = batch(case), batch(case, engine="spark", spark=spark)
-    assert duck.keys() == on_spark.keys() and duck
-    for account_id, row in duck.items():
-        for column, value in row.items():
-            other = on_spark[account_id][column]
-            assert (math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-9)
-                    if isinstance(value, float) else value == other), (account_id, column)
+    assert duck
+    assert_same_rows({(r["model"], a): r for a, r in duck.items()},
+                     {(r["model"], a): r for a, r in on_spark.items()}, "accounts")
     events, leads, accounts = frames(case)
     links = [score_many(case["model"], events, leads, as_of=case["as_of"], accounts=accounts,
                         **engine).select(["lead_id", "account_id", "account_match"]).to_pylist()
