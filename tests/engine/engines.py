@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +51,7 @@ from leadscore.engine.incremental import MANY
 from leadscore.engine.state_store import score_with_state
 from leadscore.events import Event, event_from_row, lead_from_row
 from leadscore.scores import Handoff
+from leadscore.timeutil import parse_timestamp
 from tests.engine.outputs import Output, handoff_row, rows_of
 from tests.engine.worlds import World
 
@@ -75,6 +78,14 @@ class Run:
         return value
 
 
+@contextmanager
+def new_run(data: st.DataObject, spark: Any = None, watch: Callable[[Any], None] | None = None
+            ) -> Iterator[Run]:
+    """A run drawing from hypothesis' `data`, in a fresh temporary folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        yield Run(data.draw, Path(folder), spark, watch)
+
+
 @dataclass(frozen=True)
 class Engine:
     name: str
@@ -92,6 +103,10 @@ class Engine:
     def examples_for(self, share: float, least: int = 2) -> int:
         """Examples of a check that takes `share` of the agreement check's."""
         return max(least, round(self.examples * share * SCALE))
+
+    def session(self, request: pytest.FixtureRequest) -> Any:
+        """The test run's SparkSession for a Spark engine (tests/engine/conftest.py)."""
+        return request.getfixturevalue("spark") if self.spark else None
 
 
 # --------------------------------------------------------------- the incremental engines
@@ -157,8 +172,8 @@ def scorer_output(world: World, scorer: Scorer, as_of: int, handoffs: list[Hando
 def incremental(fold: Fold) -> Callable[[World, Run], Output]:
     def score(world: World, run: Run) -> Output:
         scorer = new_scorer(world, run)
-        events = run.given([event_from_row(r) for r in world.events
-                            if r["timestamp"] <= world.as_of])
+        events = run.given([e for e in map(event_from_row, world.events)
+                            if e.timestamp <= world.as_of])
         return scorer_output(world, scorer, world.as_of, fold(scorer, events, run), run)
     return score
 
@@ -254,7 +269,7 @@ def state_score(world: World, run: Run) -> Output:
     rows = list(world.events)
     count = run.draw(st.integers(1, 3))
     if run.draw(st.booleans()):
-        rows.sort(key=lambda e: e["timestamp"])
+        rows.sort(key=lambda e: parse_timestamp(e["timestamp"]))
         cuts = sorted(run.draw(st.lists(st.integers(0, len(rows)), min_size=count - 1,
                                         max_size=count - 1)))
         parts = [rows[a:b] for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)]

@@ -7,9 +7,6 @@ the reason the registry gives."""
 from __future__ import annotations
 
 import copy
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from leadscore.timeutil import US_PER_DAY
-from tests.engine.engines import ENGINES, REFERENCE, Engine, Run, Step, reference_runs
+from tests.engine.engines import ENGINES, REFERENCE, Engine, Step, new_run, reference_runs
 from tests.engine.outputs import Output, assert_agree
 from tests.engine.worlds import World, long_world, worlds
 
@@ -32,20 +29,8 @@ def examples(count: int, *more: HealthCheck) -> settings:
         HealthCheck.too_slow, HealthCheck.data_too_large, *more])
 
 
-@contextmanager
-def running(data: st.DataObject, spark: Any, watch: Callable[[Any], None] | None = None
-            ) -> Iterator[Run]:
-    with tempfile.TemporaryDirectory() as folder:
-        yield Run(data.draw, Path(folder), spark, watch)
-
-
-def session(engine: Engine, request: pytest.FixtureRequest) -> Any:
-    """The test run's SparkSession for a Spark engine (tests/engine/conftest.py)."""
-    return request.getfixturevalue("spark") if engine.spark else None
-
-
 def score(engine: Engine, world: World, data: st.DataObject, spark: Any) -> Output:
-    with running(data, spark) as run:
+    with new_run(data, spark) as run:
         return engine.score(world, run)
 
 
@@ -57,7 +42,7 @@ def not_the_reference(engine: Engine) -> None:
 @pytest.mark.parametrize("engine", ALL)
 def test_agrees_with_the_reference(engine: Engine, request: pytest.FixtureRequest) -> None:
     not_the_reference(engine)
-    spark = session(engine, request)
+    spark = engine.session(request)
 
     @examples(engine.examples_for(1))
     @given(world=worlds(accounts=False), data=st.data())
@@ -73,7 +58,7 @@ def test_scores_accounts_as_the_reference_does(engine: Engine,
     not_the_reference(engine)
     if engine.no_accounts:
         pytest.skip(f"{engine.name} scores no accounts: {engine.no_accounts}")
-    spark = session(engine, request)
+    spark = engine.session(request)
 
     @examples(engine.examples_for(1 / 2))
     @given(world=worlds(accounts=True), data=st.data())
@@ -91,7 +76,7 @@ def test_agrees_with_the_reference_on_a_long_stream(engine: Engine,
     """Thousands of events, two models side by side (worlds.long_world): `update_many`
     vectorises batches of `MANY` events and more; the same handoffs as `update_one`."""
     not_the_reference(engine)
-    spark = session(engine, request)
+    spark = engine.session(request)
     world = long_world()
 
     # a fixed world: the engines' own choices (batches, files) are what hypothesis draws
@@ -110,7 +95,7 @@ def test_agrees_with_the_reference_on_a_long_stream(engine: Engine,
 def test_independent_of_event_order(engine: Engine, request: pytest.FixtureRequest) -> None:
     """The same events in another order give the same scores (the handoffs, raised as the
     events arrive, may differ)."""
-    spark = session(engine, request)
+    spark = engine.session(request)
 
     @examples(engine.examples_for(1 / 3))
     @given(world=worlds(), data=st.data())
@@ -143,15 +128,15 @@ def test_state_survives_a_round_trip(engine: Engine, request: pytest.FixtureRequ
     if engine.runs is None:
         pytest.skip(f"{engine.name} keeps no state: {engine.stateless}")
     runs = engine.runs
-    spark = session(engine, request)
+    spark = engine.session(request)
 
     @examples(engine.examples_for(1))
     @given(world=worlds(), data=st.data())
     def check(world: World, data: st.DataObject) -> None:
         plan = data.draw(steps(world))
-        with running(data, None) as run:
+        with new_run(data, None) as run:
             expected = reference_runs(world, plan, run)
-        with running(data, spark) as run:
+        with new_run(data, spark) as run:
             got = runs(world, plan, run)
         assert len(got) == len(expected)
         for want, have in zip(expected, got, strict=True):
@@ -179,13 +164,13 @@ def snapshot(value: Any) -> Any:
 def test_never_mutates_its_inputs(engine: Engine, request: pytest.FixtureRequest) -> None:
     """The models, events, leads and accounts given — objects, tables, files — are as they
     were after scoring."""
-    spark = session(engine, request)
+    spark = engine.session(request)
 
     @examples(engine.examples_for(1 / 5))
     @given(world=worlds(), data=st.data())
     def check(world: World, data: st.DataObject) -> None:
         given: list[tuple[Any, Any]] = []
-        with running(data, spark, lambda v: given.append((v, snapshot(v)))) as run:
+        with new_run(data, spark, lambda v: given.append((v, snapshot(v)))) as run:
             engine.score(world, run)
             assert given, f"{engine.name} hands nothing through run.given"
             for value, before in given:

@@ -62,6 +62,7 @@ class World:
     accounts: tuple[dict[str, Any], ...] | None = None
     event_schema: pa.Schema = field(default=EVENT_SCHEMA, repr=False)
     lead_schema: pa.Schema = field(default=LEAD_SCHEMA, repr=False)
+    account_schema: pa.Schema = field(default=ACCOUNT_SCHEMA, repr=False)
 
     def with_events(self, events: list[dict[str, Any]]) -> World:
         return replace(self, events=tuple(events))
@@ -74,7 +75,7 @@ class World:
         return pa.Table.from_pylist(list(self.leads), self.lead_schema)
 
     def accounts_table(self) -> pa.Table:
-        return pa.Table.from_pylist(list(self.accounts or ()), ACCOUNT_SCHEMA)
+        return pa.Table.from_pylist(list(self.accounts or ()), self.account_schema)
 
 
 points = st.integers(-25, 40).filter(bool).map(float)
