@@ -3,8 +3,9 @@
 never mutates its inputs), as River's `checks/` does for every estimator.
 
 An engine is a function from a `World` (worlds.py: models, leads, events, accounts, as_of) to
-an `Output` (outputs.py: the leads' and accounts' scores by (model, id), the handoffs raised).
-`update_one` is the reference the others must agree with.
+an `Output` (outputs.py: the leads' and accounts' scores by (model, id); the handoffs raised
+and the reasons, where the engine gives them). `update_one` is the reference the others must
+agree with.
 
 To add an engine, write its `score(world, run)` and add one `Engine` to `ENGINES`:
 - turn the world into what the engine reads, and hand each input through `run.given(…)` (the
@@ -88,6 +89,11 @@ def new_run(data: st.DataObject, spark: Any = None, watch: Callable[[Any], None]
 
 @dataclass(frozen=True)
 class Engine:
+    """A scoring engine as the checks see it: `score` a world at its as_of; `runs` from the
+    state each run saves (None for a stateless engine: `stateless` says why); `no_accounts`
+    says why it scores no accounts, if it does not; `examples` of the agreement check; `spark`
+    when it needs the test run's SparkSession (its checks are marked `spark`)."""
+
     name: str
     score: Callable[[World, Run], Output]
     runs: Callable[[World, Sequence[Step], Run], list[Output]] | None = None
@@ -205,8 +211,9 @@ def batch_inputs(world: World, run: Run, *, files: bool) -> tuple[Any, Any, Any]
     tables = (world.events_table(), world.leads_table(),
               world.accounts_table() if world.accounts is not None else None)
     if not files or not run.draw(st.booleans()):
-        return tuple(run.given(t) for t in tables)  # type: ignore[return-value]
-    paths = []
+        events, leads, accounts = (run.given(t) for t in tables)
+        return events, leads, accounts
+    paths: list[str | None] = []
     for name, table in zip(("events", "leads", "accounts"), tables, strict=True):
         if table is None:
             paths.append(None)

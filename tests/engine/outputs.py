@@ -106,5 +106,5 @@ def assert_agree(expected: Output, actual: Output) -> None:
     if expected.handoffs is not None and actual.handoffs is not None:
         assert [h["id"] for h in actual.handoffs] == [h["id"] for h in expected.handoffs], (
             "handoffs", expected.handoffs, actual.handoffs)
-        for want, got in zip(expected.handoffs, actual.handoffs, strict=True):
-            assert same(want, got), ("handoff", want, got)
+        for one, other in zip(expected.handoffs, actual.handoffs, strict=True):
+            assert same(one, other), ("handoff", one, other)
