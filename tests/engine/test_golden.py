@@ -1,21 +1,25 @@
 """Golden files: a model, leads and events → the expected scores, with the arithmetic written
-out in each file (tests/fixtures/golden/*.yaml). Every file runs through every engine."""
+out in each file (tests/fixtures/golden/*.yaml). Every file runs through every engine of the
+registry (tests/engine/engines.py)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from leadscore.engine.batch import score_many
-from leadscore.engine.incremental import Scorer
-from leadscore.events import event_from_row, lead_from_row
 from leadscore.model.schema import Model
 from leadscore.timeutil import parse_timestamp
 from leadscore.yamlfile import load_yaml
+from tests.engine.engines import ENGINES, Engine, new_run
+from tests.engine.outputs import Output
+from tests.engine.worlds import World
 
 GOLDEN = sorted((Path(__file__).parents[1] / "fixtures" / "golden").glob("*.yaml"))
 
@@ -40,31 +44,32 @@ def table(rows: list[dict[str, Any]], first: tuple[str, ...]) -> pa.Table:
     return pa.table(columns) if rows else pa.table({n: pa.array([], pa.string()) for n in names})
 
 
-def incremental(case: dict[str, Any], leads: pa.Table, events: pa.Table) -> dict[str, dict]:
-    scorer = Scorer(case["model"])
-    for row in leads.to_pylist():
-        lead = lead_from_row(row)
-        scorer.identify(lead.lead_id, lead.traits, lead.account, as_of=case["as_of_us"])
-    for row in events.to_pylist():
-        event = event_from_row(row)
-        if event.timestamp <= case["as_of_us"]:
-            scorer.update_one(event, as_of=case["as_of_us"])
-    return {s.lead_id: s.row() for s in scorer.scores(as_of=case["as_of_us"])}
+def world_of(case: dict[str, Any]) -> World:
+    """A golden case as a world every registered engine scores (tests/engine/engines.py)."""
+    events = table([{"type": "page" if "path" in e else "track", **e}
+                    for e in case.get("events", [])],
+                   ("lead_id", "timestamp", "type", "event", "path"))
+    leads = table(case.get("leads", []), ("lead_id",))
+    accounts = table(case["accounts"], ("account_id",)) if "accounts" in case else None
+    return World((case["model"],), tuple(leads.to_pylist()), tuple(events.to_pylist()),
+                 case["as_of_us"], None if accounts is None else tuple(accounts.to_pylist()),
+                 event_schema=events.schema, lead_schema=leads.schema,
+                 **({} if accounts is None else {"account_schema": accounts.schema}))
 
 
-def batch(case: dict[str, Any], leads: pa.Table, events: pa.Table, **engine: Any
-          ) -> dict[str, dict]:
-    result = score_many(case["model"], events, leads if leads.num_rows else None,
-                        as_of=case["as_of"], **engine)
-    return {row["lead_id"]: row for row in result.to_pylist()}
+def scored(engine: Engine, world: World, request: pytest.FixtureRequest,
+           check: Callable[[Output], None]) -> None:
+    """`check` the engine's output, for a few of the engine's own choices (batches, files)."""
+    spark = engine.session(request)
 
+    @settings(max_examples=engine.examples_for(1 / 30, least=1), deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        with new_run(data, spark) as each:
+            check(engine.score(world, each))
 
-def on_spark(case: dict[str, Any], leads: pa.Table, events: pa.Table, *, spark: Any = None
-             ) -> dict[str, dict]:
-    return batch(case, leads, events, engine="spark", spark=spark)
-
-
-ENGINES = {"incremental": incremental, "duckdb": batch, "spark": on_spark}
+    run()
 
 
 def matches(actual: Any, expected: Any, column: str) -> bool:
@@ -80,25 +85,23 @@ def matches(actual: Any, expected: Any, column: str) -> bool:
     return bool(actual == expected)
 
 
-@pytest.mark.parametrize("engine", [pytest.param(e, marks=pytest.mark.spark) if e == "spark"
-                                    else e for e in sorted(ENGINES)])
+@pytest.mark.parametrize("engine", [engine.param() for engine in ENGINES.values()])
 @pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
-def test_golden(path: Path, engine: str, request: pytest.FixtureRequest) -> None:
+def test_golden(path: Path, engine: Engine, request: pytest.FixtureRequest) -> None:
     case = load_case(path)
-    events = table([{"type": "page" if "path" in e else "track", **e}
-                    for e in case.get("events", [])],
-                   ("lead_id", "timestamp", "type", "event", "path"))
-    leads = table(case.get("leads", []), ("lead_id",))
-    extra = {"spark": request.getfixturevalue("spark")} if engine == "spark" else {}
-    scores = ENGINES[engine](case, leads, events, **extra)
-    if "expected_leads" in case:
-        assert sorted(scores) == sorted(case["expected_leads"])
-    for want in case["expected"]:
-        got = scores[want["lead_id"]]
-        for column, value in want.items():
-            assert matches(got[column], value, column), (
-                f"{path.name}: lead {want['lead_id']}: {column} = {got[column]!r}, "
-                f"expected {value!r}")
+
+    def check(output: Output) -> None:
+        scores = {lead_id: row for (_, lead_id), row in output.leads.items()}
+        if "expected_leads" in case:
+            assert sorted(scores) == sorted(case["expected_leads"])
+        for want in case["expected"]:
+            got = scores[want["lead_id"]]
+            for column, value in want.items():
+                assert matches(got[column], value, column), (
+                    f"{path.name}: lead {want['lead_id']}: {column} = {got[column]!r}, "
+                    f"expected {value!r}")
+
+    scored(engine, world_of(case), request, check)
 
 
 def test_there_is_a_golden_file_per_rule_kind() -> None:

@@ -1,6 +1,6 @@
 """Golden files for account scoring (tests/fixtures/golden-accounts/*.yaml), the arithmetic
-written out in each, on the incremental engine, DuckDB and Spark (the same account plan,
-rendered for Spark), and Spark's account rows and lead links equal to DuckDB's."""
+written out in each, on every engine of the registry that scores accounts (tests/engine/
+engines.py), and Spark's account rows and lead links equal to DuckDB's."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import pytest
 
 from leadscore.engine.batch import score_many
 from leadscore.engine.batch.accounts import score_accounts
-from leadscore.engine.incremental import Scorer
-from leadscore.engine.incremental.accounts import AccountScorer
-from leadscore.events import event_from_row, lead_from_row
-from tests.engine.test_golden import load_case, table
+from tests.engine.engines import ENGINES, Engine
+from tests.engine.outputs import Output, assert_same_rows
+from tests.engine.test_golden import load_case, scored, table, world_of
 
 GOLDEN = sorted((Path(__file__).parents[1] / "fixtures" / "golden-accounts").glob("*.yaml"))
 
@@ -26,50 +25,36 @@ def frames(case: dict[str, Any]) -> tuple[Any, Any, Any]:
     return events, table(case["leads"], ("lead_id",)), table(case["accounts"], ("account_id",))
 
 
-def incremental(case: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    events, leads, accounts = frames(case)
-    scorer = AccountScorer(Scorer(case["model"]))
-    as_of = case["as_of_us"]
-    for row in accounts.to_pylist():
-        account_id = row.pop("account_id")
-        scorer.identify_account(account_id, {k: v for k, v in row.items() if v is not None},
-                                as_of=as_of)
-    for row in leads.to_pylist():
-        lead = lead_from_row(row)
-        scorer.identify(lead.lead_id, lead.traits, lead.account, as_of=as_of)
-    for row in events.to_pylist():
-        scorer.update_one(event_from_row(row), as_of=as_of)
-    return {s.account_id: s.row() for s in scorer.scores(as_of=as_of)}
-
-
 def batch(case: dict[str, Any], **engine: Any) -> dict[str, dict[str, Any]]:
     events, leads, accounts = frames(case)
     rows = score_accounts(case["model"], events, leads, accounts, as_of=case["as_of"], **engine)
     return {row["account_id"]: row for row in rows.to_pylist()}
 
 
-@pytest.mark.parametrize("engine", ["incremental", "duckdb",
-                                    pytest.param("spark", marks=pytest.mark.spark)])
+@pytest.mark.parametrize("engine", [engine.param() for engine in ENGINES.values()])
 @pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
-def test_golden_accounts(path: Path, engine: str, request: pytest.FixtureRequest) -> None:
+def test_golden_accounts(path: Path, engine: Engine, request: pytest.FixtureRequest) -> None:
+    if engine.no_accounts:
+        pytest.skip(f"{engine.name} scores no accounts: {engine.no_accounts}")
     case = load_case(path)
-    if engine == "incremental":
-        accounts = incremental(case)
-    elif engine == "spark":
-        accounts = batch(case, engine="spark", spark=request.getfixturevalue("spark"))
-    else:
-        accounts = batch(case)
-    for want in case["expected"]:
-        got = accounts[want["account_id"]]
-        for column, value in want.items():
-            actual = got[column]
-            if isinstance(value, float):
-                ok = math.isclose(actual, value, abs_tol=1e-6)
-            elif isinstance(value, list):
-                ok = list(actual) == value
-            else:
-                ok = actual == value
-            assert ok, f"{path.name}: {want['account_id']}: {column} = {actual!r}, want {value!r}"
+
+    def check(output: Output) -> None:
+        assert output.accounts is not None
+        accounts = {account_id: row for (_, account_id), row in output.accounts.items()}
+        for want in case["expected"]:
+            got = accounts[want["account_id"]]
+            for column, value in want.items():
+                actual = got[column]
+                if isinstance(value, float):
+                    ok = math.isclose(actual, value, abs_tol=1e-6)
+                elif isinstance(value, list):
+                    ok = list(actual) == value
+                else:
+                    ok = actual == value
+                assert ok, (f"{path.name}: {want['account_id']}: {column} = {actual!r}, "
+                            f"want {value!r}")
+
+    scored(engine, world_of(case), request, check)
 
 
 @pytest.mark.spark
@@ -77,12 +62,9 @@ def test_golden_accounts(path: Path, engine: str, request: pytest.FixtureRequest
 def test_spark_accounts_and_links_equal_duckdb(path: Path, spark: Any) -> None:
     case = load_case(path)
     duck, on_spark = batch(case), batch(case, engine="spark", spark=spark)
-    assert duck.keys() == on_spark.keys() and duck
-    for account_id, row in duck.items():
-        for column, value in row.items():
-            other = on_spark[account_id][column]
-            assert (math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-9)
-                    if isinstance(value, float) else value == other), (account_id, column)
+    assert duck
+    assert_same_rows({(r["model"], a): r for a, r in duck.items()},
+                     {(r["model"], a): r for a, r in on_spark.items()}, "accounts")
     events, leads, accounts = frames(case)
     links = [score_many(case["model"], events, leads, as_of=case["as_of"], accounts=accounts,
                         **engine).select(["lead_id", "account_id", "account_match"]).to_pylist()

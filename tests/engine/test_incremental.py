@@ -232,37 +232,6 @@ def test_a_model_scores_only_its_audience(tmp_path) -> None:  # type: ignore[no-
     assert [x.lead_id for x in s.scores(as_of=T0)] == ["biz"]
 
 
-def test_update_many_raises_the_same_handoffs_as_update_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    path = tmp_path / "h.yaml"
-    path.write_text(
-        "name: h\nfit:\n  - {name: a, when: {tier: {eq: gold}}, points: 10}\n"
-        "engagement:\n  decay: {half_life_days: 1}\n  rules:\n"
-        "    - {name: demo, event: Demo, points: 15}\n"
-        "    - {name: pricing, page: /pricing*, points: 8, limit: daily, cap: 20}\n"
-        "    - {name: careers, page: /careers*, points: -12}\n"
-        "thresholds: {mql: 30}\n")
-    model = load_model(path)
-    rng = random.Random(11)
-    events = []
-    for i in range(600):
-        lead = f"l{rng.randrange(8)}"
-        at = T0 + i * 3_600_000_000 + rng.randrange(1000)
-        kind = rng.random()
-        if kind < 0.4:
-            events.append(track("Demo", at, lead=lead))
-        elif kind < 0.8:
-            events.append(page("/pricing", at, lead=lead))
-        else:
-            events.append(page("/careers/x", at, lead=lead))
-    one, many = Scorer(model), Scorer(model)
-    for scorer in (one, many):
-        for lead in range(0, 8, 2):
-            scorer.identify(f"l{lead}", {"tier": "gold"}, as_of=T0)
-    expected = [u.handoff.id for e in events for u in one.update_one(e) if u.handoff]
-    assert len(expected) > 10       # leads cross, decay below and cross again
-    assert [h.id for h in many.update_many(events)] == expected
-
-
 def test_program_points_are_explained_per_program_and_reason_and_survive_the_state(
         model) -> None:  # type: ignore[no-untyped-def]
     """`Program Points Added` (decaying under the model's 10 days) shows in the reasons as its

@@ -3,7 +3,6 @@ folders, CSV) and giving the same columns, types and numbers. Marked `spark`."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from leadscore.engine.batch import score_many
 from leadscore.errors import RejectedRowsWarning
 from leadscore.model.loader import load_model
+from tests.engine.outputs import assert_same_rows, rows_of
 
 pytestmark = pytest.mark.spark
 
@@ -47,16 +47,9 @@ def by_lead(table: pa.Table) -> dict[str, dict[str, Any]]:
 
 
 def assert_same(duck: pa.Table, spark: pa.Table) -> None:
+    """The same columns and types, and the same scores (tests/engine/outputs.py)."""
     assert spark.schema == duck.schema
-    a, b = by_lead(duck), by_lead(spark)
-    assert a.keys() == b.keys()
-    for lead_id, row in a.items():
-        for column, value in row.items():
-            other = b[lead_id][column]
-            if isinstance(value, float):
-                assert math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-9), (lead_id, column)
-            else:
-                assert value == other, (lead_id, column, value, other)
+    assert_same_rows(rows_of(duck), rows_of(spark))
 
 
 @pytest.mark.parametrize("model", ["b2c-art-supplies", "b2b-software"])

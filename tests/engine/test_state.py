@@ -1,31 +1,21 @@
-"""Incremental batch (`--state DIR`): a run that folds new files into the saved state gives
-exactly the scores of a full re-score, for any model and any split of the events into files —
-late events included (folded, or their leads recomputed), interests and program events too."""
+"""Incremental batch (`--state DIR`) beyond the generic checks (test_checks.py: a state built
+from partitions, and daily runs from the saved state with late events, agree with `update_one`):
+which buckets a rebuild closes, which files a daily run reads, and a property typed
+differently by a later file."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from leadscore.engine.batch import connect, score_many
 from leadscore.engine.batch.state import score_with_state
 from leadscore.model.schema import Model
-from tests.engine.test_agreement import (
-    AS_OF,
-    EVENT_SCHEMA,
-    LEAD_SCHEMA,
-    as_us,
-    assert_agree,
-    models,
-    worlds,
-)
+from tests.engine.outputs import Rows, assert_same_rows, rows_of
+from tests.engine.worlds import AS_OF, EVENT_SCHEMA
 
 DAY = 86_400_000_000
 
@@ -35,67 +25,17 @@ def write(rows: list[dict[str, Any]], path: Path) -> None:
     pq.write_table(pa.Table.from_pylist(rows, EVENT_SCHEMA), path)
 
 
-def run(model: Model, folder: Path, leads: Path, as_of: int, state: Path) -> dict[str, Any]:
+def run(model: Model, folder: Path, leads: Path, as_of: int, state: Path) -> Rows:
     con = connect()
     try:
         table, _ = score_with_state(model, str(folder), str(leads), as_of, state, con)
     finally:
         con.close()
-    return {row["lead_id"]: row for row in table.to_pylist()}
+    return rows_of(table)
 
 
-def full(model: Model, folder: Path, leads: Path, as_of: int) -> dict[str, Any]:
-    table = score_many(model, str(folder), str(leads), as_of=as_of)
-    return {row["lead_id"]: {k: as_us(v) if k in ("as_of", "customer_since") else v
-                             for k, v in row.items()} for row in table.to_pylist()}
-
-
-@settings(max_examples=int(os.environ.get("LEADSCORE_STATE_EXAMPLES", "25")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(model=models(), world=worlds(), data=st.data())
-def test_runs_from_the_state_equal_a_full_rescore(model: Model, world: Any,
-                                                   data: st.DataObject) -> None:
-    leads, events = world
-    # Each event lands in the first, second or third day's file, whatever its time: the later
-    # files hold late events too.
-    days = [data.draw(st.integers(0, 2)) for _ in events]
-    first_as_of = AS_OF - data.draw(st.integers(0, 10)) * DAY // 2
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        pq.write_table(pa.Table.from_pylist(leads, LEAD_SCHEMA), root / "leads.parquet")
-        state = root / "state"
-        for day, as_of in enumerate((first_as_of, AS_OF, AS_OF + DAY)):
-            write([e for e, d in zip(events, days, strict=True) if d == day],
-                  root / "events" / f"day={day}" / "part-0.parquet")
-            got = run(model, root / "events", root / "leads.parquet", as_of, state)
-            want = full(model, root / "events", root / "leads.parquet", as_of)
-            assert_agree(want, got)
-        # A state built from scratch over the three partitions (each closing the buckets no
-        # later partition's event can reach) gives the same.
-        assert_agree(want, run(model, root / "events", root / "leads.parquet", AS_OF + DAY,
-                               root / "rebuilt"))
-
-
-
-@settings(max_examples=int(os.environ.get("LEADSCORE_STATE_EXAMPLES", "25")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(model=models(), world=worlds(), data=st.data())
-def test_a_state_built_from_partitions_in_time_order_equals_a_full_rescore(
-        model: Model, world: Any, data: st.DataObject) -> None:
-    # Partitions as `month=…` folders are: each holds a later stretch of time than the one
-    # before, so the rebuild closes the buckets of each before folding the next.
-    leads, events = world
-    ordered = sorted(events, key=lambda e: e["timestamp"])
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(ordered)), min_size=1, max_size=4)))
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        pq.write_table(pa.Table.from_pylist(leads, LEAD_SCHEMA), root / "leads.parquet")
-        for number, (start, end) in enumerate(zip([0, *cuts], [*cuts, len(ordered)],
-                                                  strict=True)):
-            write(ordered[start:end], root / "events" / f"part={number}" / "part-0.parquet")
-        as_of = AS_OF - data.draw(st.integers(0, 10)) * DAY // 2
-        assert_agree(full(model, root / "events", root / "leads.parquet", as_of),
-                     run(model, root / "events", root / "leads.parquet", as_of, root / "s"))
+def full(model: Model, folder: Path, leads: Path, as_of: int) -> Rows:
+    return rows_of(score_many(model, str(folder), str(leads), as_of=as_of))
 
 
 def test_a_rebuild_closes_each_partitions_buckets_before_the_next(tmp_path: Path) -> None:
@@ -122,7 +62,8 @@ def test_a_rebuild_closes_each_partitions_buckets_before_the_next(tmp_path: Path
     pq.write_table(pa.table({"lead_id": ["l0", "l1", "l2"]}), tmp_path / "leads.parquet")
     want = full(model, tmp_path / "ev", tmp_path / "leads.parquet", AS_OF)
     got = run(model, tmp_path / "ev", tmp_path / "leads.parquet", AS_OF, tmp_path / "state")
-    assert_agree(want, got)
+    assert_same_rows(want, got)
+
 
 def test_a_daily_run_reads_only_the_new_files(tmp_path: Path) -> None:
     model = Model.model_validate({"name": "m", "engagement": {
@@ -150,11 +91,8 @@ def test_a_daily_run_reads_only_the_new_files(tmp_path: Path) -> None:
     table, second = score_with_state(model, str(tmp_path / "ev"), leads, AS_OF,
                                      tmp_path / "state", con)
     assert (second.mode, second.files_read, second.late_leads) == ("incremental", 1, 0)
-    got = {r["lead_id"]: r for r in table.to_pylist()}
-    want = full(model, tmp_path / "ev", tmp_path / "leads.parquet", AS_OF)
-    assert got.keys() == want.keys()
-    for lead_id, row in want.items():
-        assert abs(got[lead_id]["engagement"] - row["engagement"]) < 1e-9
+    assert_same_rows(full(model, tmp_path / "ev", tmp_path / "leads.parquet", AS_OF),
+                     rows_of(table))
 
 
 def test_a_distinct_value_typed_differently_by_a_later_file_counts_once(tmp_path: Path) -> None:
@@ -183,4 +121,4 @@ def test_a_distinct_value_typed_differently_by_a_later_file_counts_once(tmp_path
             assert table.to_pylist()[0]["engagement"] == (3 if day < 3 else 6)
     finally:
         con.close()
-    assert full(model, folder, tmp_path / "leads.parquet", AS_OF)["l1"]["engagement"] == 6
+    assert full(model, folder, tmp_path / "leads.parquet", AS_OF)[("m", "l1")]["engagement"] == 6

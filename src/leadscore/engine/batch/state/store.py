@@ -2,8 +2,9 @@
 events that arrived since the last one (`leadscore score … --state DIR`, DuckDB).
 
 The state holds, for one model, what the batch plan's per-lead aggregate (`agg`) is made of,
-relative to the reference time `ref` (the last run's `as_of`; see `engine.incremental.rule_state` for the same
-arithmetic in the incremental engine; `fold` for the columns):
+relative to the reference time `ref` (the last run's `as_of`; see
+`engine.incremental.rule_state` for the same arithmetic in the incremental engine; `fold` for
+the columns):
 
     leads.parquet    per lead: the decayed sums, latest times and lifecycle marks
     buckets.parquet  the open buckets (lead, rule, day/week, distinct value → latest time):

@@ -1,0 +1,326 @@
+"""The registry of scoring engines: every entry of `ENGINES` gets every check of
+`test_checks.py` (agrees with the reference, independent of event order, state round trip,
+never mutates its inputs), as River's `checks/` does for every estimator.
+
+An engine is a function from a `World` (worlds.py: models, leads, events, accounts, as_of) to
+an `Output` (outputs.py: the leads' and accounts' scores by (model, id); the handoffs raised
+and the reasons, where the engine gives them). `update_one` is the reference the others must
+agree with.
+
+To add an engine, write its `score(world, run)` and add one `Engine` to `ENGINES`:
+- turn the world into what the engine reads, and hand each input through `run.given(…)` (the
+  mutation check snapshots them there: objects, tables, files and folders);
+- where the engine may split its work freely (batches, files), draw the split with `run.draw`
+  (hypothesis), so that every check holds for every split;
+- write files under `run.folder` (a fresh folder per run); a Spark engine sets `spark=True` and
+  finds the session in `run.spark`;
+- if it keeps state between runs, write `runs(world, steps, run)`: one run per step (the
+  events that arrived, the `as_of` to score at), each starting from the state the run before
+  saved, loaded back as a new process would; otherwise say why in `stateless`;
+- if it scores no accounts, say why in `no_accounts`;
+- `examples`: hypothesis examples of the agreement check (the other checks take a share of
+  it); keep slow engines low — `LEADSCORE_CHECK_EXAMPLES` scales every count (e.g. 10 for a
+  long soak).
+
+The engines are imported by their current paths, through the public API where there is one;
+the internal entry points (`fold_many`, the `--state` runner, the account plan) are imported
+here only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import strategies as st
+
+from leadscore import Scorer, score_many
+from leadscore.engine.batch import connect
+from leadscore.engine.batch.accounts import score_accounts
+from leadscore.engine.batch.state import score_with_state
+from leadscore.engine.incremental.accounts import AccountScorer
+from leadscore.engine.incremental.fold_many import fold_many
+from leadscore.engine.incremental.scorer import MANY
+from leadscore.events import Event, event_from_row, lead_from_row
+from leadscore.scores import Handoff
+from leadscore.timeutil import parse_timestamp
+from tests.engine.outputs import Output, handoff_row, rows_of
+from tests.engine.worlds import World
+
+T = TypeVar("T")
+SCALE = float(os.environ.get("LEADSCORE_CHECK_EXAMPLES", "1"))
+
+Step = tuple[Sequence[dict[str, Any]], int]     # the event rows that arrived, and as_of
+
+
+@dataclass
+class Run:
+    """One run of an engine: where to draw its free choices from, a fresh folder, the Spark
+    session, and who watches the inputs it is given."""
+
+    draw: Callable[[st.SearchStrategy[Any]], Any]
+    folder: Path
+    spark: Any = None
+    watch: Callable[[Any], None] | None = None
+
+    def given(self, value: T) -> T:
+        """`value` is handed to the engine (the mutation check snapshots it here)."""
+        if self.watch is not None:
+            self.watch(value)
+        return value
+
+
+@contextmanager
+def new_run(data: st.DataObject, spark: Any = None, watch: Callable[[Any], None] | None = None
+            ) -> Iterator[Run]:
+    """A run drawing from hypothesis' `data`, in a fresh temporary folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        yield Run(data.draw, Path(folder), spark, watch)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A scoring engine as the checks see it: `score` a world at its as_of; `runs` from the
+    state each run saves (None for a stateless engine: `stateless` says why); `no_accounts`
+    says why it scores no accounts, if it does not; `examples` of the agreement check; `spark`
+    when it needs the test run's SparkSession (its checks are marked `spark`)."""
+
+    name: str
+    score: Callable[[World, Run], Output]
+    runs: Callable[[World, Sequence[Step], Run], list[Output]] | None = None
+    stateless: str = ""          # why there is no `runs`
+    no_accounts: str = ""        # why `score` gives no account scores
+    examples: int = 50
+    spark: bool = False
+
+    def param(self) -> Any:
+        return pytest.param(self, id=self.name,
+                            marks=[pytest.mark.spark] if self.spark else [])
+
+    def examples_for(self, share: float, least: int = 2) -> int:
+        """Examples of a check that takes `share` of the agreement check's."""
+        return max(least, round(self.examples * share * SCALE))
+
+    def session(self, request: pytest.FixtureRequest) -> Any:
+        """The test run's SparkSession for a Spark engine (tests/engine/conftest.py)."""
+        return request.getfixturevalue("spark") if self.spark else None
+
+
+# --------------------------------------------------------------- the incremental engines
+
+Fold = Callable[[Scorer, list[Event], Run], list[Handoff]]
+
+
+def fold_one(scorer: Scorer, events: list[Event], run: Run) -> list[Handoff]:
+    """`Scorer.update_one`, event by event."""
+    return [u.handoff for e in events for u in scorer.update_one(e) if u.handoff]
+
+
+def fold_in_batches(scorer: Scorer, events: list[Event], run: Run) -> list[Handoff]:
+    """`Scorer.update_many` over batches cut anywhere. update_many folds a batch of `MANY`
+    events or more with the vectorised `fold_many`, fewer one by one; a smaller batch goes
+    either way (drawn): to update_many, or to `fold_many` directly, so that small worlds
+    exercise the vectorised fold too."""
+    cuts = sorted(run.draw(st.lists(st.integers(0, len(events)), max_size=6)))
+    handoffs: list[Handoff] = []
+    for start, end in zip([0, *cuts], [*cuts, len(events)], strict=True):
+        batch = events[start:end]
+        if 1 < len(batch) < MANY and run.draw(st.booleans()):
+            handoffs += fold_many(scorer, batch)
+        else:
+            handoffs += scorer.update_many(batch)
+    return handoffs
+
+
+def new_scorer(world: World, run: Run) -> Scorer:
+    """A scorer of the world's models that knows its leads (traits hold at every as_of)."""
+    scorer = Scorer(list(run.given(world.models)))
+    for row in world.leads:
+        lead = lead_from_row(row)
+        scorer.identify(lead.lead_id, run.given(lead.traits), run.given(lead.account), as_of=0)
+    return scorer
+
+
+def reloaded(scorer: Scorer) -> Scorer:
+    """A new Scorer with `scorer`'s leads saved and loaded back through JSON (as the store
+    does between transactions)."""
+    again = Scorer([m.model for m in scorer.models.values()])
+    for lead_id in scorer.leads():
+        again.load_state(json.loads(json.dumps(scorer.state(lead_id))))
+    return again
+
+
+def scorer_output(world: World, scorer: Scorer, as_of: int, handoffs: list[Handoff],
+                  run: Run) -> Output:
+    accounts = None
+    if world.accounts is not None:      # account scores are a view of the leads' state
+        book = AccountScorer(scorer)
+        for row in world.accounts:
+            book.identify_account(row["account_id"], run.given(
+                {k: v for k, v in row.items() if k != "account_id" and v is not None}),
+                as_of=as_of)
+        accounts = {(a.model, a.account_id): a.row() for a in book.scores(as_of=as_of)}
+    scores = list(scorer.scores(as_of=as_of))
+    return Output({(s.model, s.lead_id): s.row() for s in scores}, accounts,
+                  [handoff_row(h) for h in handoffs],
+                  {(s.model, s.lead_id): [tuple(r) for r in s.reasons] for s in scores})
+
+
+def incremental(fold: Fold) -> Callable[[World, Run], Output]:
+    def score(world: World, run: Run) -> Output:
+        scorer = new_scorer(world, run)
+        events = run.given([e for e in map(event_from_row, world.events)
+                            if e.timestamp <= world.as_of])
+        return scorer_output(world, scorer, world.as_of, fold(scorer, events, run), run)
+    return score
+
+
+def incremental_runs(fold: Fold, reload: bool = True
+                     ) -> Callable[[World, Sequence[Step], Run], list[Output]]:
+    """Successive runs, each scored at its as_of, the state saved and loaded back between
+    them. An event after a run's as_of has not happened yet: it waits for the run whose as_of
+    reaches it (a batch engine reading it from a file ignores it until then)."""
+    def runs(world: World, steps: Sequence[Step], run: Run) -> list[Output]:
+        scorer = new_scorer(world, run)
+        waiting: list[Event] = []
+        outputs = []
+        for rows, as_of in steps:
+            arrived = waiting + [event_from_row(r) for r in rows]
+            due = run.given([e for e in arrived if e.timestamp <= as_of])
+            waiting = [e for e in arrived if e.timestamp > as_of]
+            outputs.append(scorer_output(world, scorer, as_of, fold(scorer, due, run), run))
+            if reload:
+                scorer = reloaded(scorer)
+        return outputs
+    return runs
+
+
+# ----------------------------------------------------------------------- the batch engines
+
+def batch_inputs(world: World, run: Run, *, files: bool) -> tuple[Any, Any, Any]:
+    """Events, leads and accounts as Arrow tables, or (drawn, with `files`) as Parquet files."""
+    tables = (world.events_table(), world.leads_table(),
+              world.accounts_table() if world.accounts is not None else None)
+    if not files or not run.draw(st.booleans()):
+        events, leads, accounts = (run.given(t) for t in tables)
+        return events, leads, accounts
+    paths: list[str | None] = []
+    for name, table in zip(("events", "leads", "accounts"), tables, strict=True):
+        if table is None:
+            paths.append(None)
+            continue
+        path = run.folder / f"{name}.parquet"
+        pq.write_table(table, path)
+        paths.append(str(run.given(path)))
+    return paths[0], paths[1], paths[2]
+
+
+def sql_plan(**engine: Any) -> Callable[[World, Run], Output]:
+    """The batch SQL plan (`score_many`, and `score_accounts` for accounts) on DuckDB, or with
+    `engine="spark"` on the run's Spark session."""
+    def score(world: World, run: Run) -> Output:
+        on = dict(engine, spark=run.spark) if engine else {}
+        events, leads, accounts = batch_inputs(world, run, files=not engine)
+        models = list(run.given(world.models))
+        scores = score_many(models, events, leads, as_of=world.as_of, **on)
+        account_rows = None
+        if accounts is not None:
+            account_rows = rows_of(score_accounts(models, events, leads, accounts,
+                                                  as_of=world.as_of, scores=scores, **on),
+                                   "account_id")
+        return Output(rows_of(scores), account_rows)
+    return score
+
+
+# -------------------------------------------------------------------------------- --state
+
+def write_events(rows: Sequence[dict[str, Any]], world: World, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(world.events_table(rows), path)
+
+
+def state_inputs(world: World, run: Run) -> tuple[Path, Path]:
+    events, leads = run.folder / "events", run.folder / "leads.parquet"
+    events.mkdir(parents=True, exist_ok=True)
+    pq.write_table(world.leads_table(), leads)
+    return events, leads
+
+
+def state_scores(world: World, events: Path, leads: Path, as_of: int, state: Path
+                 ) -> Output:
+    """One `--state` run: every model from its state plus the files not read before, on a
+    new connection (a new process, as far as the state can tell)."""
+    con = connect()
+    try:
+        tables = [score_with_state(model, str(events), str(leads), as_of, state, con)[0]
+                  for model in sorted(world.models, key=lambda m: m.name)]
+    finally:
+        con.close()
+    return Output(rows_of(pa.concat_tables(tables)))
+
+
+def state_score(world: World, run: Run) -> Output:
+    """A state built from scratch over partition folders: either in time order (each holds a
+    later stretch of time, as `month=…` folders do, so the rebuild closes the buckets of each
+    before folding the next) or with any event in any partition."""
+    events, leads = state_inputs(world, run)
+    rows = list(world.events)
+    count = run.draw(st.integers(1, 3))
+    if run.draw(st.booleans()):
+        rows.sort(key=lambda e: parse_timestamp(e["timestamp"]))
+        cuts = sorted(run.draw(st.lists(st.integers(0, len(rows)), min_size=count - 1,
+                                        max_size=count - 1)))
+        parts = [rows[a:b] for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)]
+    else:
+        where = run.draw(st.lists(st.integers(0, count - 1), min_size=len(rows),
+                                  max_size=len(rows)))
+        parts = [[r for r, p in zip(rows, where, strict=True) if p == n] for n in range(count)]
+    for number, part in enumerate(parts):
+        write_events(part, world, events / f"part={number}" / "part-0.parquet")
+    for value in (events, leads, world.models):
+        run.given(value)
+    return state_scores(world, events, leads, world.as_of, run.folder / "state")
+
+
+def state_runs(world: World, steps: Sequence[Step], run: Run) -> list[Output]:
+    """A daily run per step: the step's events in a new `day=…` file (late events and events
+    after as_of included), scored from the state the run before saved."""
+    events, leads = state_inputs(world, run)
+    outputs = []
+    for day, (rows, as_of) in enumerate(steps):
+        write_events(rows, world, events / f"day={day}" / "part-0.parquet")
+        outputs.append(state_scores(world, events, leads, as_of, run.folder / "state"))
+    return outputs
+
+
+# ------------------------------------------------------------------------------ registry
+
+REFERENCE = Engine("update_one", incremental(fold_one), incremental_runs(fold_one),
+                   examples=60)
+ENGINES = {engine.name: engine for engine in (
+    REFERENCE,
+    Engine("update_many", incremental(fold_in_batches), incremental_runs(fold_in_batches),
+           examples=80),
+    Engine("duckdb", sql_plan(), stateless="the SQL plan scores every run from all the events",
+           examples=60),
+    Engine("spark", sql_plan(engine="spark"),
+           stateless="the SQL plan scores every run from all the events", examples=10,
+           spark=True),
+    Engine("state", state_score, state_runs, examples=25,
+           no_accounts="`--accounts` cannot be combined with `--state` yet"),
+)}
+
+
+def reference_runs(world: World, steps: Sequence[Step], run: Run) -> list[Output]:
+    """What the runs of a stateful engine must give: `update_one` over the same events, in
+    the same order, in one Scorer that is never saved."""
+    return incremental_runs(fold_one, reload=False)(world, steps, run)
