@@ -146,7 +146,7 @@ def _parse_path(key: str, spec: Any, at: tuple[str | int, ...], scope: str, bare
     if not spec:
         errors.append(ConditionError(at, "no operator given", expected=", ".join(OPERATORS)))
     for op, value in spec.items():
-        pred = _predicate(path, str(op), value, (*at, op), errors)
+        pred = predicate(path, str(op), value, (*at, op), errors)
         if pred is not None:
             yield pred
 
@@ -159,8 +159,9 @@ def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-def _predicate(path: str, op: str, value: Any, at: tuple[str | int, ...],
-               errors: list[ConditionError]) -> Predicate | None:
+def predicate(path: str, op: str, value: Any, at: tuple[str | int, ...],
+              errors: list[ConditionError]) -> Predicate | None:
+    """One `{op: value}` on `path` read and checked (problems go to `errors`), or None."""
     def bad(message: str, expected: str) -> Predicate | None:
         errors.append(ConditionError(at, message, value=value, expected=expected))
         return None

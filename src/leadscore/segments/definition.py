@@ -204,7 +204,7 @@ class Parser:
         found: list[cond.Predicate] = []
         for op, value in spec.items():
             errors: list[cond.ConditionError] = []
-            pred = cond._predicate(path, str(op), value, (), errors)
+            pred = cond.predicate(path, str(op), value, (), errors)
             for err in errors:
                 self.errors.append(((*at, op), err))
             if pred is not None:
