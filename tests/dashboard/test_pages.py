@@ -136,7 +136,8 @@ def test_lifecycle_pages_show_segments_programs_and_the_outbox(tmp_path: Path) -
         "name: subscribers\nmodel: shop\nwhen: {did: {event: Newsletter Subscribed}}\n")
     db = f"sqlite:///{tmp_path / 'life.db'}"
     settings = Settings(db=db, models_dir=str(root / "models"),
-                        admin_token_sha256=hash_token("tok"), log_requests=False)
+                        admin_token_sha256=hash_token("tok"), log_requests=False,
+                        link_secret="s3cret")
     service = Service.open(db, models_dir=root / "models", background=False)
     try:
         t0 = now_us() - 60_000_000

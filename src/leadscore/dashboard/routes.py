@@ -192,7 +192,9 @@ def lead_page(request: Request, lead_id: str, model: str | None = None) -> HTMLR
                                                            view.lead["lead_id"],
                                                            view.lead.get("model")),
                   journeys=lifecycle_views.lead_journeys(_service(request),
-                                                         view.lead["lead_id"]))
+                                                         view.lead["lead_id"]),
+                  email=lifecycle_views.lead_email(_service(request), view.lead["lead_id"],
+                                                   view.lead.get("traits") or {}))
 
 
 # ---- accounts

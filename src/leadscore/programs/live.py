@@ -4,7 +4,6 @@ the segment keeper and the scheduler (both optional: a folder that is missing ho
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ class Lifecycle:
     programs: list[Program]
     keeper: SegmentKeeper
     scheduler: Scheduler
-    secret: str
+    secret: str | None              # `link_secret`; None: no tracked e-mail, no link works
 
     def run_once(self, now: int | None = None) -> int:
         """One round: memberships, enrolments, due steps, deliveries."""
@@ -33,11 +32,10 @@ class Lifecycle:
         return self.scheduler.run_once(now)
 
 
-def link_secret(settings: Any) -> str:
-    if getattr(settings, "link_secret", None):
-        return str(settings.link_secret)
-    seed = getattr(settings, "admin_token_sha256", None) or "leadscore"
-    return hashlib.sha256(f"links:{seed}".encode()).hexdigest()
+def link_secret(settings: Any) -> str | None:
+    """The configured `link_secret`, or None: never a key derived from something public or
+    stored beside it (the admin token's hash is in `leadscore.toml`)."""
+    return str(settings.link_secret) if getattr(settings, "link_secret", None) else None
 
 
 def open_lifecycle(service: Service, settings: Any, *, folder: str | Path | None = None

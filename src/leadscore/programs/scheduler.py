@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import json
 import logging
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, or_, select, update
 
+from leadscore.addresses import check_address, header_text
 from leadscore.alerts.backoff import Backoff
 from leadscore.alerts.smtp import SmtpServer
 from leadscore.alerts.webhook import post_signed
@@ -74,6 +76,9 @@ LEASE_US = 60_000_000
 MAX_FAILURES = 5              # an enrolment failing this often in a row exits as `error`
 # An enrolment whose step failed is due again after a minute, doubling, at most a day.
 PUT_OFF = Backoff(60.0, 86_400.0)
+# Header lines up to SMTP's 998 characters: a long unsubscribe URL is folded at white space
+# (it has none), not RFC 2047-encoded as the default 78 would have it.
+MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass
@@ -83,13 +88,13 @@ class Mailer:
     smtp_url: str | None
     sender: str = "leadscore@localhost"
     public_url: str = "http://127.0.0.1:8000"
-    secret: str = "change me"
+    secret: str | None = None       # `link_secret`: without it no tracked e-mail is made
     timeout: float = 10.0
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, recipient: str) -> None:
         if not self.smtp_url:
             raise OSError("no SMTP server configured (LEADSCORE_SMTP_URL)")
-        SmtpServer.from_url(self.smtp_url).send(message, self.timeout)
+        SmtpServer.from_url(self.smtp_url).send(message, self.timeout, [recipient])
 
 
 class Scheduler:
@@ -109,6 +114,17 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.backoff = Backoff(2.0, 3600.0)
         self._insert_enrolment = service.db.insert(enrolments).on_conflict_do_nothing()
+        self._warned: set[str] = set()
+
+    def paused(self) -> str | None:
+        """Why program e-mail cannot be made now (sends wait, unexecuted; warned once)."""
+        reason = None if self.mailer.secret else (
+            "no link_secret configured (LEADSCORE_LINK_SECRET; `leadscore init` writes one): "
+            "program e-mails wait")
+        if reason is not None and reason not in self._warned:
+            self._warned.add(reason)
+            log.warning(reason)
+        return reason
 
     # ---- enrolment
 
@@ -323,8 +339,8 @@ class Scheduler:
     def render(self, program: Program, action: Action, effect: dict[str, Any]
                ) -> dict[str, Any]:
         facts: LeadFacts = effect["facts"]
-        links = Links(self.mailer.public_url, self.mailer.secret, action.lead_id, action.key,
-                      program.name)
+        links = Links(self.mailer.public_url, self.mailer.secret or "", action.lead_id,
+                      action.key, program.name, action.at / US_PER_SECOND)
         content = effect.get("content")
         unsubscribe, pixel = links.unsubscribe, links.pixel      # each one signs a token
         context = {"lead": {"id": action.lead_id, "traits": dict(facts.traits)},
@@ -337,7 +353,9 @@ class Scheduler:
         if html is not None:
             html += (f'<p><a href="{unsubscribe}">Unsubscribe</a></p>'
                      f'<img src="{pixel}" width="1" height="1" alt="">')
-        return {"to": facts.traits.get("email"), "subject": subject, "text": text,
+        # One valid address or none (the runner checked); the subject one line, cut short.
+        return {"to": check_address(facts.traits.get("email"))[0],
+                "subject": header_text(subject), "text": text,
                 "html": html, "template": effect["template"],
                 "content": content.get("id") if content else None,
                 "unsubscribe": unsubscribe, "pixel": pixel}
@@ -417,20 +435,24 @@ class Scheduler:
     def _perform(self, row: Any) -> None:
         payload = row.payload
         if row.kind == "email":
-            message = EmailMessage()
+            message = EmailMessage(policy=MAIL_POLICY)
+            to, problem = check_address(payload.get("to"))
+            if to is None:
+                raise ValueError(problem)
             message["From"] = self.mailer.sender
-            message["To"] = payload["to"]
-            message["Subject"] = payload["subject"]
+            message["To"] = to
+            message["Subject"] = header_text(payload.get("subject") or "")
             message["Date"] = formatdate(localtime=False)
             message["Message-ID"] = f"<{hashlib.sha256(row.id.encode()).hexdigest()[:32]}" \
                                     "@leadscore>"
             message["X-Leadscore-Email"] = row.id
+            # RFC 8058: an ASCII URL in angle brackets, as it is (never RFC 2047-encoded).
             message["List-Unsubscribe"] = f"<{payload['unsubscribe']}>"
             message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
             message.set_content(payload["text"])
             if payload.get("html"):
                 message.add_alternative(payload["html"], subtype="html")
-            self.mailer.send(message)
+            self.mailer.send(message, to)
         elif row.kind == "webhook":
             body = json.dumps({"id": row.id, "program": row.program, "lead_id": row.lead_id},
                               sort_keys=True).encode()
