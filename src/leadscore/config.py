@@ -90,9 +90,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("double_opt_in", "LEADSCORE_DOUBLE_OPT_IN", bool,
             "program e-mail only to addresses that confirmed it: the first one asks with a "
             "signed link (template `confirm`)"),
-    Setting("webhook_max_attempts", "LEADSCORE_WEBHOOK_MAX_ATTEMPTS", int,
-            "failed attempts after which a webhook delivery is a dead letter (shown on the "
-            "dashboard, retried only by hand)"),
+    Setting("delivery_max_attempts", "LEADSCORE_DELIVERY_MAX_ATTEMPTS", int,
+            "failed attempts after which a delivery (handoff webhook or e-mail, program "
+            "webhook, e-mail or event) is a dead letter: shown on the dashboard and API, "
+            "retried only by hand"),
     Setting("host", "LEADSCORE_HOST", str, "address the server listens on"),
     Setting("port", "LEADSCORE_PORT", int, "port the server listens on"),
     Setting("workers", "LEADSCORE_WORKERS", int, "API worker processes"),
@@ -138,7 +139,7 @@ class Settings:
     email_rate_per_second: float = 10.0
     trusted_write_keys: tuple[str, ...] = ()
     double_opt_in: bool = False
-    webhook_max_attempts: int = 10
+    delivery_max_attempts: int = 10
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -319,7 +320,7 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
             number = kind(value)
         except (TypeError, ValueError):
             raise wrong("a number" if kind is float else "a whole number") from None
-        if number < 0 or (key in ("workers", "webhook_max_attempts") and number < 1):
+        if number < 0 or (key in ("workers", "delivery_max_attempts") and number < 1):
             raise wrong("a positive number")
         return number
     if not isinstance(value, str):
@@ -388,7 +389,7 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "email_rate_per_second": Settings.email_rate_per_second,
         "trusted_write_keys": [],
         "double_opt_in": Settings.double_opt_in,
-        "webhook_max_attempts": Settings.webhook_max_attempts,
+        "delivery_max_attempts": Settings.delivery_max_attempts,
         "host": Settings.host,
         "port": Settings.port,
         "workers": Settings.workers,

@@ -32,6 +32,7 @@ class Received:
     sender: str
     recipients: list[str]
     raw: bytes
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def message(self) -> Message:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -155,3 +156,50 @@ def test_without_a_link_secret_nothing_is_sent_and_no_link_works(
 
         forged = Links(live.base, "leadscore", "ann", "x", "welcome", now_us() / 1e6)
         assert httpx.post(forged.unsubscribe).status_code == 404
+
+
+def test_a_program_email_failing_n_times_is_a_dead_letter_until_retried(
+        tmp_path: Path, db_url: str) -> None:
+    """Before: a failed program action was retried for ever."""
+    from tests.alerts.receiver import free_port
+
+    with live_mail(write_world(tmp_path, ONE_STEP), db_url, delivery_max_attempts=2,
+                   smtp_url=f"smtp://127.0.0.1:{free_port()}") as live:     # nobody listens
+        live.ingest(*subscribe("ann", "ann@x.example"))
+        for hours in range(4):
+            live.run(now_us() + hours * 3_600_000_000)
+
+        def emails(status: str) -> list[dict[str, object]]:
+            return list(httpx.get(f"{live.base}/api/emails", params={"status": status},
+                                  headers={"Authorization": f"Bearer {ADMIN}"}).json()[
+                "emails"])
+
+        [dead] = emails("dead")
+        assert dead["attempts"] == 2 and "Connection refused" in str(dead["last_error"])
+        key = quote(str(dead["id"]), safe="")           # `welcome|ann|1#0`
+        assert live.admin(f"/api/programs/actions/{key}/retry", {}).status_code == 200
+        assert [e["id"] for e in emails("pending")] == [dead["id"]]
+        assert live.admin("/api/programs/actions/nope/retry", {}).status_code == 404
+
+
+def test_an_address_gets_at_most_n_emails_an_hour(tmp_path: Path, db_url: str) -> None:
+    quick = ONE_STEP + "  - wait: {minutes: 1}\n  - id: again\n    send_email: " \
+                       "{template: reminder}\n"
+    with live_mail(write_world(tmp_path, quick), db_url,
+                   emails_per_address_per_hour=1) as live:
+        t0 = now_us()
+        live.ingest(*subscribe("ann", "ann@x.example"))
+        live.run(t0)
+        live.run(t0 + 2 * 60_000_000)
+        assert len(live.inbox.received) == 1            # the second waits for the hour
+        live.run(t0 + 61 * 60_000_000)
+        assert len(live.inbox.received) == 2
+
+
+def test_the_global_send_rate_spaces_deliveries(tmp_path: Path, db_url: str) -> None:
+    with live_mail(write_world(tmp_path, ONE_STEP), db_url, email_rate_per_second=4.0) as live:
+        live.ingest(*[m for i in range(10) for m in subscribe(f"p{i}", f"p{i}@x.example")])
+        live.run()
+        times = [r.at for r in live.inbox.received]
+        assert len(times) == 10
+        assert times[-1] - times[0] >= 1.2      # a burst of 4, then 6 more at 4 a second

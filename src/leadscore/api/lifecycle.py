@@ -29,7 +29,7 @@ from leadscore.programs.links import (
 )
 from leadscore.programs.live import Lifecycle, open_lifecycle
 from leadscore.programs.optouts import resubscribe, suppress_address, unsubscribe_by_link
-from leadscore.programs.scheduler import funnel, journey_rows, outbox_view
+from leadscore.programs.scheduler import funnel, journey_rows, outbox_view, retry_action
 from leadscore.segments import live as segment_store
 from leadscore.timeutil import US_PER_DAY, US_PER_SECOND, iso, now_us
 
@@ -139,6 +139,14 @@ class ResubscribeBody(BaseModel):
     lead_id: str | None = Field(None, max_length=512, description="lifts the lead's own "
                                 "unsubscribe and its current address's suppression")
     force: bool = Field(False, description="also lift a `forgotten` suppression")
+
+
+@router.post("/programs/actions/{action_id}/retry", summary="Deliver a dead-letter program "
+                                                          "action (e-mail, webhook) again")
+def retry_program_action(request: Request, action_id: str) -> dict[str, Any]:
+    if not retry_action(request.app.state.service, action_id):
+        raise HTTPException(404, f"no dead or failed program action {action_id!r}")
+    return {"ok": True, "id": action_id, "status": "pending"}
 
 
 @router.post("/emails/suppressions", summary="Opt an address out of program e-mail")

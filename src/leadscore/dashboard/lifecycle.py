@@ -19,7 +19,7 @@ from leadscore.store.lifecycle import actions
 from leadscore.timeutil import US_PER_DAY, now_us
 
 SIZE_DAYS = 30
-OUTBOX_STATUSES = ("pending", "claimed", "sending", "sent", "failed", "unknown")
+OUTBOX_STATUSES = ("pending", "claimed", "sending", "sent", "failed", "unknown", "dead")
 
 
 def lead_interests(service: Service, lead_id: str, model: str | None, top: int = 10

@@ -386,13 +386,16 @@ async def run_evaluation(request: Request) -> Response:
 @router.get("/handoffs")
 def handoffs_page(request: Request, status: str | None = None, page: int = 1) -> HTMLResponse:
     _guard(request)
-    status = status if status in ("pending", "delivered", "failed") else None
+    status = status if status in ("pending", "delivered", "failed", "dead") else None
     page = max(page, 1)
     size = 50
     items, total = _service(request).handoffs(status=status, limit=size,
                                               offset=(page - 1) * size)
+    dead = _service(request).handoffs(status="dead", limit=1)[1]
     return render(request, "handoffs.html", page="handoffs", items=items, total=total,
-                  state=status, number=page, pages=max((total + size - 1) // size, 1))
+                  state=status, number=page, pages=max((total + size - 1) // size, 1),
+                  dead=dead,
+                  max_attempts=request.app.state.settings.delivery_max_attempts)
 
 
 @router.post("/handoffs/{handoff_id}/retry")

@@ -187,6 +187,7 @@ class LiveContext:
         active = batch.session.models.get(program.model or "")
         self.timezone = active.model.timezone if active is not None else "UTC"
         self.emails_per_week: int | None = scheduler.emails_per_week
+        self.emails_per_hour: int | None = scheduler.emails_per_hour
 
     def facts(self, lead_id: str, model: str | None, now: int) -> LeadFacts:
         batch = self.batch

@@ -18,6 +18,7 @@ from leadscore.segments.evaluate import LeadFacts, holds
 from leadscore.timeutil import to_datetime, zone
 
 WEEK_US = 7 * 86_400_000_000
+HOUR_US = 3_600_000_000
 UNTIL_RECHECK_US = 3_600_000_000      # a `wait: {until}` looks again at least hourly
 PAUSED_RECHECK_US = 300_000_000       # a paused send (no link secret) looks again in 5 min
 MAX_STEPS_AT_ONCE = 1000
@@ -51,6 +52,7 @@ class Action:
 class Context(Protocol):
     timezone: str
     emails_per_week: int | None
+    emails_per_hour: int | None         # per address: a send rate that outlasts a restart
 
     def facts(self, lead_id: str, model: str | None, now: int) -> LeadFacts: ...
 
@@ -169,6 +171,10 @@ def advance(program: Program, enrolment: Enrolment, ctx: Context, now: int
                 sent = ctx.emails_since(facts, now - WEEK_US + 1)
                 if limit is not None and len(sent) >= limit:
                     return actions, min(sent) + WEEK_US
+                hourly = ctx.emails_per_hour
+                recent = [t for t in sent if t > now - HOUR_US]
+                if hourly and len(recent) >= hourly:
+                    return actions, min(recent) + HOUR_US
                 content = None
                 if step.spec.get("content") == "by_interest":
                     content = ctx.pick_content(facts, ctx.received(enrolment.lead_id))

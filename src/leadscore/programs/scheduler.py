@@ -97,19 +97,45 @@ class Mailer:
         SmtpServer.from_url(self.smtp_url).send(message, self.timeout, [recipient])
 
 
+class TokenBucket:
+    """At most `rate` per second on average, bursts of up to `rate` (at least 1)."""
+
+    def __init__(self, rate: float, clock: Any = None):
+        import time
+
+        self.rate, self.capacity = rate, max(1.0, rate)
+        self.clock = clock or time.monotonic
+        self.tokens, self.at = self.capacity, self.clock()
+
+    def take(self, block: bool = False) -> float | None:
+        """Take a token: None when one was there, else the seconds until one is (nothing
+        taken). `block`: take it even if that leaves a debt (after waiting)."""
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1 or block:
+            self.tokens -= 1
+            return None
+        return (1 - self.tokens) / self.rate
+
+
 class Scheduler:
     """Programs of one service: enrolment, the step runner, and delivery."""
 
     def __init__(self, service: Service, programs: Sequence[Program], *,
                  content: list[dict[str, Any]] | None = None, mailer: Mailer | None = None,
                  emails_per_week: int | None = 3, batch: int = 200,
-                 lease_seconds: float = LEASE_US / 1_000_000):
+                 lease_seconds: float = LEASE_US / 1_000_000, max_attempts: int = 10,
+                 emails_per_hour: int | None = None, email_rate: float = 0.0):
         self.service, self.programs = service, {p.name: p for p in programs}
         self.content = content or []
         self.mailer = mailer or Mailer(None)
         self.emails_per_week = emails_per_week
         self.batch = batch
         self.lease_us = int(lease_seconds * 1_000_000)
+        self.max_attempts = max_attempts      # failed this often: a dead letter
+        self.emails_per_hour = emails_per_hour or None
+        self.rate = TokenBucket(email_rate) if email_rate > 0 else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.backoff = Backoff(2.0, 3600.0)
@@ -405,6 +431,16 @@ class Scheduler:
                     actions.c.next_attempt_at == lease).values(
                     status="sending", next_attempt_at=now_us() + self.lease_us)).rowcount)
 
+            if row.kind == "email" and self.rate is not None:
+                wait = self.rate.take()
+                if wait is not None and now_us() + wait * US_PER_SECOND > lease - self.lease_us / 2:
+                    # At this rate the rest would outlast the claim: back to pending, due
+                    # when a token is.
+                    self._release(rows[rows.index(row):], lease, wait)
+                    break
+                if wait is not None:
+                    self._stop.wait(wait)
+                    self.rate.take(block=True)
             if not db.write(sending):
                 continue
             error: str | None = None
@@ -419,6 +455,8 @@ class Scheduler:
                 if error is None:
                     values: dict[str, Any] = {"status": "sent", "done_at": finished,
                                               "last_error": None}
+                elif row.attempts + 1 >= self.max_attempts:     # row: as before the claim
+                    values = {"status": "dead", "last_error": error, "next_attempt_at": None}
                 else:
                     delay = self.backoff.delay(row.attempts + 1)
                     values = {"status": "pending", "last_error": error,
@@ -431,6 +469,18 @@ class Scheduler:
             log.info("program action done" if error is None else "program action failed",
                      extra={"action": row.id, "kind": row.kind, "error": error})
         return done
+
+    def _release(self, rows: Sequence[Any], lease: int, wait: float) -> None:
+        """Claimed rows not attempted: pending again at `wait` seconds (the claim did not
+        count as an attempt)."""
+        def work(connection: Connection) -> None:
+            connection.execute(update(actions).where(
+                actions.c.id.in_([r.id for r in rows]), actions.c.status == "claimed",
+                actions.c.next_attempt_at == lease).values(
+                status="pending", attempts=actions.c.attempts - 1,
+                next_attempt_at=now_us() + round(wait * US_PER_SECOND)))
+
+        self.service.db.write(work)
 
     def _perform(self, row: Any) -> None:
         payload = row.payload
@@ -551,6 +601,15 @@ def unsubscribe(service: Service, lead_id: str, source: str, now: int | None = N
             lead_id=lead_id, at=when, source=source).on_conflict_do_nothing())
 
     service.db.write(work)
+
+
+def retry_action(service: Service, action_id: str, now: int | None = None) -> bool:
+    """A dead (or failed) program action is due again with its attempts afresh; False if
+    there is no such action in either state."""
+    when = now_us() if now is None else now
+    return service.db.write(lambda c: bool(c.execute(update(actions).where(
+        actions.c.id == action_id, actions.c.status.in_(("dead", "failed"))).values(
+        status="pending", attempts=0, next_attempt_at=when)).rowcount))
 
 
 def journey_rows(connection: Connection, program: str | None = None,

@@ -30,6 +30,7 @@ class Replay:
     content: list[dict[str, Any]] = field(default_factory=list)
     segments: Sequence[Segment] = ()
     emails_per_week: int | None = 3
+    emails_per_hour: int | None = None      # a live send rate: history is not sent
 
     def __post_init__(self) -> None:
         self.scorer = Scorer(self.model)

@@ -98,7 +98,7 @@ actions = Table(
     Column("lead_id", Text, nullable=False, index=True),
     Column("program", Text, nullable=False),
     Column("payload", JSON, nullable=False),
-    Column("status", String(16), nullable=False),   # pending|sending|sent|failed|unknown
+    Column("status", String(16), nullable=False),   # pending|sending|sent|failed|unknown|dead
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", Micros),
     Column("last_error", Text),
