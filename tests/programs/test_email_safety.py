@@ -8,6 +8,7 @@ Against the real server over HTTP and a real SMTP server (aiosmtpd) recording en
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -203,3 +204,31 @@ def test_the_global_send_rate_spaces_deliveries(tmp_path: Path, db_url: str) -> 
         times = [r.at for r in live.inbox.received]
         assert len(times) == 10
         assert times[-1] - times[0] >= 1.2      # a burst of 4, then 6 more at 4 a second
+
+
+def test_double_opt_in_sends_program_email_only_after_the_signed_confirmation(
+        tmp_path: Path, db_url: str) -> None:
+    with live_mail(write_world(tmp_path, ONE_STEP), db_url, double_opt_in=True) as live:
+        live.ingest(*subscribe("ann", "ann@x.example"), *subscribe("bob", "bob@x.example"))
+        live.run()
+        asked = {r.recipients[0]: r.message for r in live.inbox.received}
+        assert set(asked) == {"ann@x.example", "bob@x.example"}
+        assert all(m["Subject"] == "Please confirm your subscription" for m in asked.values())
+        link = re.search(r"(http\S+/t/y/\S+)", asked["ann@x.example"].get_body(
+            ("plain",)).get_content())
+        assert link is not None
+        # A GET (a link scanner) confirms nothing; the button's POST does.
+        assert "<button" in httpx.get(link.group(1)).text
+        live.run()
+        assert len(live.inbox.received) == 2
+        assert httpx.post(link.group(1)).status_code == 200
+        live.run()
+        live.run()                  # the confirmation event wakes ann's enrolment
+        welcome = [r for r in live.inbox.received[2:]]
+        assert [(r.recipients, str(r.message["Subject"])) for r in welcome] == [
+            (["ann@x.example"], "Welcome, Ann!")]
+        # bob never confirmed: after the week his e-mail is not sent, and he is not asked again.
+        live.run(now_us() + 8 * US_PER_DAY)
+        assert len(live.inbox.received) == 3
+        assert dict(live.journey("bob"))["send_email"].startswith(
+            "not sent: the address did not confirm")

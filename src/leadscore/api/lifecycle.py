@@ -28,7 +28,12 @@ from leadscore.programs.links import (
     token_digest,
 )
 from leadscore.programs.live import Lifecycle, open_lifecycle
-from leadscore.programs.optouts import resubscribe, suppress_address, unsubscribe_by_link
+from leadscore.programs.optouts import (
+    confirm_by_link,
+    resubscribe,
+    suppress_address,
+    unsubscribe_by_link,
+)
 from leadscore.programs.scheduler import funnel, journey_rows, outbox_view, retry_action
 from leadscore.segments import live as segment_store
 from leadscore.timeutil import US_PER_DAY, US_PER_SECOND, iso, now_us
@@ -36,6 +41,7 @@ from leadscore.timeutil import US_PER_DAY, US_PER_SECOND, iso, now_us
 router = APIRouter(prefix="/api", tags=["segments and programs"], responses=ERROR_RESPONSES,
                    dependencies=[Security(admin_scheme), Depends(require_admin)])
 tracking = APIRouter(prefix="/t", tags=["e-mail tracking"], include_in_schema=True)
+OPTIN_CONFIRMED = "Email Opt-in Confirmed"
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c0000000001"
                       "0001000002024401003b")
 
@@ -268,3 +274,34 @@ def unsubscribe_now(request: Request, token: str) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(
         title="Unsubscribed", body="<p>You are unsubscribed and will receive no more of "
         "these e-mails.</p>"), headers={"Cache-Control": "no-store"})
+
+
+@tracking.get("/y/{token}", summary="Double opt-in page: a button that confirms (a GET "
+                                    "changes nothing)", response_class=HTMLResponse)
+def confirm_page(request: Request, token: str) -> HTMLResponse:
+    try:
+        _read(request, token, "confirm")
+    except ExpiredToken:
+        return HTMLResponse(_PAGE.format(title="Link expired", body="<p>This confirmation "
+                                         "link has expired.</p>"), 410)
+    return HTMLResponse(_PAGE.format(
+        title="Confirm", body="<h1>Confirm your subscription</h1>"
+        "<form method=post><button type=submit>Yes, send me these e-mails</button></form>"),
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+@tracking.post("/y/{token}", summary="Double opt-in: the address confirms it wants program "
+                                     "e-mail; `Email Opt-in Confirmed` is recorded once",
+               response_class=HTMLResponse)
+def confirm_now(request: Request, token: str) -> HTMLResponse:
+    try:
+        data = _read(request, token, "confirm")
+    except ExpiredToken:
+        return HTMLResponse(_PAGE.format(title="Link expired", body="<p>This confirmation "
+                                         "link has expired.</p>"), 410)
+    if not confirm_by_link(request.app.state.service, data["e"]):
+        raise HTTPException(404, "unknown link")
+    _track(request, data, OPTIN_CONFIRMED, f"confirm:{token_digest(token)}")
+    return HTMLResponse(_PAGE.format(title="Confirmed", body="<p>Thank you: your "
+                                     "subscription is confirmed.</p>"),
+                        headers={"Cache-Control": "no-store"})

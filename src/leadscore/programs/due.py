@@ -28,11 +28,13 @@ from leadscore.segments.live import facts_in
 from leadscore.store import outbox, scores
 from leadscore.store.leads import events_of_many
 from leadscore.store.lifecycle import actions, email_sends, enrolments, journeys, unsubscribes
-from leadscore.store.suppressions import suppressed
+from leadscore.store.suppressions import optin_state, requested, suppressed
 from leadscore.timeutil import iso
 
 if TYPE_CHECKING:
     from leadscore.programs.scheduler import Scheduler
+
+CONFIRM_WAIT_US = 7 * 86_400_000_000     # as long as the confirmation link is valid
 
 # One UPDATE for all the batch's enrolments (executemany); bind names differ from the
 # columns', which SQLAlchemy keeps for SET.
@@ -68,6 +70,7 @@ class DueBatch:
         # By address hash, read when a lead's address is first looked at.
         self.to_address: dict[str, dict[str, int]] = {}
         self.suppressed: dict[str, bool] = {}
+        self.optins: dict[str, tuple[int | None, int | None]] = {}
         self._journeys: list[dict[str, Any]] = []
         self._actions: list[dict[str, Any]] = []
         self._emails: list[dict[str, Any]] = []
@@ -83,6 +86,26 @@ class DueBatch:
                 email_sends.c.id, email_sends.c.at).where(
                 email_sends.c.address_hash == sha)).all())
         return self.to_address[sha]
+
+    def optin(self, sha: str) -> tuple[int | None, int | None]:
+        """(requested_at, confirmed_at) of an address (double opt-in)."""
+        if sha not in self.optins:
+            self.optins[sha] = optin_state(self.connection, [sha]).get(sha, (None, None))
+        return self.optins[sha]
+
+    def ask_to_confirm(self, program: Program, facts: LeadFacts, address: str) -> int:
+        """Queue the confirmation e-mail of an address (its signed link says yes); when."""
+        sha = address_hash(address)
+        key = f"optin|{sha[:32]}"
+        payload = self.scheduler.render_confirmation(program, facts, address, key, self.now)
+        self._actions.append({
+            "id": key, "kind": "email", "lead_id": facts.lead_id, "program": program.name,
+            "payload": payload, "status": "pending", "attempts": 0,
+            "next_attempt_at": self.now, "created_at": self.now, "done_at": None,
+            "last_error": None})
+        requested(self.scheduler.service.db, self.connection, sha, self.now)
+        self.optins[sha] = (self.now, None)
+        return self.now
 
     def is_suppressed(self, sha: str) -> bool:
         if sha not in self.suppressed:
@@ -207,6 +230,19 @@ class LiveContext:
 
     def address_problem(self, facts: LeadFacts) -> str | None:
         return check_address(facts.traits.get("email"))[1]
+
+    def unconfirmed(self, facts: LeadFacts, now: int) -> int | None:
+        if not self.batch.scheduler.double_opt_in:
+            return None
+        address = check_address(facts.traits.get("email"))[0]
+        if address is None:
+            return None
+        requested, confirmed = self.batch.optin(address_hash(address))
+        if confirmed is not None:
+            return None
+        if requested is None:       # ask once per address; the answer wakes the enrolment
+            requested = self.batch.ask_to_confirm(self.program, facts, address)
+        return requested + CONFIRM_WAIT_US
 
     def emails_since(self, facts: LeadFacts, since: int) -> list[int]:
         """The lead's e-mails and its address's (under any lead id), by id once each."""

@@ -55,6 +55,7 @@ def open_lifecycle(service: Service, settings: Any, *, folder: str | Path | None
                           lease_seconds=getattr(settings, "delivery_lease_seconds", 60.0),
                           max_attempts=getattr(settings, "delivery_max_attempts", 10),
                           emails_per_hour=getattr(settings, "emails_per_address_per_hour", 2),
-                          email_rate=getattr(settings, "email_rate_per_second", 10.0))
+                          email_rate=getattr(settings, "email_rate_per_second", 10.0),
+                          double_opt_in=getattr(settings, "double_opt_in", False))
     keeper = SegmentKeeper(service, segments, on_change=scheduler.on_segment_change)
     return Lifecycle(segments, programs, keeper, scheduler, secret)

@@ -65,6 +65,21 @@ def unsubscribe_by_link(service: Service, lead_id: str, email_id: str,
     return db.write(work)
 
 
+def confirm_by_link(service: Service, email_id: str, now: int | None = None) -> bool:
+    """The double opt-in link: the address its e-mail went to may get program e-mail (the
+    `Email Opt-in Confirmed` event the API records wakes the lead's enrolments)."""
+    when = now_us() if now is None else now
+
+    def work(connection: Connection) -> bool:
+        address = email_address(connection, email_id)
+        if address is None:
+            return False
+        confirm(service.db, connection, address_hash(address), when, f"email {email_id}")
+        return True
+
+    return service.db.write(work)
+
+
 def suppress_address(service: Service, address: str, reason: str = "admin",
                      source: str | None = "admin API") -> bool:
     return service.db.write(lambda c: suppress(service.db, c, address, reason, now_us(),

@@ -67,6 +67,10 @@ class Context(Protocol):
     def emails_since(self, facts: LeadFacts, since: int) -> list[int]:
         """Times of the e-mails sent to the lead's address since `since`."""
 
+    def unconfirmed(self, facts: LeadFacts, now: int) -> int | None:
+        """Double opt-in: None when the address may be e-mailed; else until when the send
+        waits for its confirmation (`now` or before: it waited long enough, not sent)."""
+
     def received(self, lead_id: str) -> set[str]: ...
 
     def pick_content(self, facts: LeadFacts, received: set[str]) -> dict[str, Any] | None: ...
@@ -166,6 +170,11 @@ def advance(program: Program, enrolment: Enrolment, ctx: Context, now: int
                 act(step.id, "send_email", "suppressed: unsubscribed")
             elif (problem := ctx.address_problem(facts)) is not None:
                 act(step.id, "send_email", f"not sent: {problem}")
+            elif (confirm_by := ctx.unconfirmed(facts, now)) is not None and confirm_by > now:
+                return actions, confirm_by          # the confirmation wakes it sooner
+            elif confirm_by is not None:
+                act(step.id, "send_email", "not sent: the address did not confirm (double "
+                                           "opt-in)")
             else:
                 limit = ctx.emails_per_week
                 sent = ctx.emails_since(facts, now - WEEK_US + 1)

@@ -126,7 +126,8 @@ class Scheduler:
                  content: list[dict[str, Any]] | None = None, mailer: Mailer | None = None,
                  emails_per_week: int | None = 3, batch: int = 200,
                  lease_seconds: float = LEASE_US / 1_000_000, max_attempts: int = 10,
-                 emails_per_hour: int | None = None, email_rate: float = 0.0):
+                 emails_per_hour: int | None = None, email_rate: float = 0.0,
+                 double_opt_in: bool = False):
         self.service, self.programs = service, {p.name: p for p in programs}
         self.content = content or []
         self.mailer = mailer or Mailer(None)
@@ -135,6 +136,7 @@ class Scheduler:
         self.lease_us = int(lease_seconds * 1_000_000)
         self.max_attempts = max_attempts      # failed this often: a dead letter
         self.emails_per_hour = emails_per_hour or None
+        self.double_opt_in = double_opt_in
         self.rate = TokenBucket(email_rate) if email_rate > 0 else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -385,6 +387,26 @@ class Scheduler:
                 "html": html, "template": effect["template"],
                 "content": content.get("id") if content else None,
                 "unsubscribe": unsubscribe, "pixel": pixel}
+
+    def render_confirmation(self, program: Program, facts: LeadFacts, address: str,
+                            key: str, now: int) -> dict[str, Any]:
+        """The double opt-in e-mail: the program's `confirm` template if it has one, else a
+        plain one; its one link confirms (and a signed unsubscribe link, as every e-mail)."""
+        links = Links(self.mailer.public_url, self.mailer.secret or "", facts.lead_id, key,
+                      program.name, now / US_PER_SECOND)
+        confirm, unsubscribe = links.confirm, links.unsubscribe
+        subject, text = "Please confirm your subscription", (
+            f"Please confirm that you want our e-mails:\n\n{confirm}\n\n"
+            "If you did not ask for them, ignore this message: you will get none.\n")
+        assert program.templates is not None
+        if program.templates.check("confirm") is None:
+            subject, text, _ = program.templates.render("confirm", {
+                "traits": dict(facts.traits), "confirm_url": confirm,
+                "lead": {"id": facts.lead_id, "traits": dict(facts.traits)}})
+        return {"to": address, "subject": header_text(subject),
+                "text": text.rstrip("\n") + f"\n\n--\nUnsubscribe: {unsubscribe}\n",
+                "html": None, "template": "confirm", "content": None,
+                "unsubscribe": unsubscribe, "pixel": None}
 
     # ---- delivery
 

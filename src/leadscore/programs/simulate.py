@@ -56,6 +56,9 @@ class Replay:
     def address_problem(self, facts: LeadFacts) -> str | None:
         return check_address(facts.traits.get("email"))[1]
 
+    def unconfirmed(self, facts: LeadFacts, now: int) -> int | None:
+        return None                 # who would confirm is not known from history
+
     def emails_since(self, facts: LeadFacts, since: int) -> list[int]:
         return [t for t, _ in self.sent.get(facts.lead_id, []) if t >= since]
 
