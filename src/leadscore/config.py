@@ -87,6 +87,9 @@ SETTINGS: tuple[Setting, ...] = (
             "write keys of your own servers (also in write_keys, never in a web page) whose "
             "`Unsubscribed` / `Opted In` events opt an address out / in; comma-separated in "
             "the environment"),
+    Setting("enrol_max_age_hours", "LEADSCORE_ENROL_MAX_AGE_HOURS", float,
+            "an event older than this when it arrives (history) is scored but enrols no one "
+            "in a program; imported events never enrol"),
     Setting("double_opt_in", "LEADSCORE_DOUBLE_OPT_IN", bool,
             "program e-mail only to addresses that confirmed it: the first one asks with a "
             "signed link (template `confirm`)"),
@@ -138,6 +141,7 @@ class Settings:
     emails_per_address_per_hour: int = 2
     email_rate_per_second: float = 10.0
     trusted_write_keys: tuple[str, ...] = ()
+    enrol_max_age_hours: float = 24.0
     double_opt_in: bool = False
     delivery_max_attempts: int = 10
     host: str = "127.0.0.1"
@@ -361,7 +365,13 @@ def _write_lifecycle_examples(directory: Path) -> None:
     for name in LIFECYCLE_EXAMPLES:
         target = directory / name
         if not target.exists():
-            target.write_text((source / name).read_text(encoding="utf-8"), encoding="utf-8")
+            text = (source / name).read_text(encoding="utf-8")
+            if name.startswith("programs/"):
+                # An example sends nothing until someone decides it should.
+                text = ("# Switched off: set `enabled: true` once SMTP (smtp_url) and the e-mail "
+                        "templates are ready;\n# try it first on history with `leadscore "
+                        "programs simulate`.\nenabled: false\n" + text)
+            target.write_text(text, encoding="utf-8")
 
 
 def write_config(directory: Path, *, db: str | None = None, models_dir: str = "models",
@@ -388,6 +398,7 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "emails_per_address_per_hour": Settings.emails_per_address_per_hour,
         "email_rate_per_second": Settings.email_rate_per_second,
         "trusted_write_keys": [],
+        "enrol_max_age_hours": Settings.enrol_max_age_hours,
         "double_opt_in": Settings.double_opt_in,
         "delivery_max_attempts": Settings.delivery_max_attempts,
         "host": Settings.host,

@@ -34,7 +34,13 @@ from leadscore.programs.optouts import (
     suppress_address,
     unsubscribe_by_link,
 )
-from leadscore.programs.scheduler import funnel, journey_rows, outbox_view, retry_action
+from leadscore.programs.scheduler import (
+    funnel,
+    history_skipped,
+    journey_rows,
+    outbox_view,
+    retry_action,
+)
 from leadscore.segments import live as segment_store
 from leadscore.timeutil import US_PER_DAY, US_PER_SECOND, iso, now_us
 
@@ -116,7 +122,8 @@ def segment_sizes(request: Request, name: str) -> dict[str, Any]:
 @router.get("/programs", summary="Programs with their funnel")
 def list_programs(request: Request) -> dict[str, Any]:
     with request.app.state.service.db.read() as connection:
-        return {"programs": [funnel(connection, p) for p in lifecycle(request).programs]}
+        return {"programs": [funnel(connection, p) for p in lifecycle(request).programs],
+                "history_events": history_skipped(connection)}
 
 
 @router.get("/programs/{name}/journeys", summary="Steps executed, oldest first")

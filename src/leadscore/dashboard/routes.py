@@ -291,9 +291,11 @@ def outbox_page(request: Request, status: str | None = None, page: int = 1) -> H
     status = status if status in lifecycle_views.OUTBOX_STATUSES else None
     size, number = 50, max(page, 1)
     items, total = lifecycle_views.outbox(_service(request), status, size, (number - 1) * size)
+    settings = request.app.state.settings
     return render(request, "outbox.html", page="outbox", items=items, total=total,
                   state=status, states=lifecycle_views.OUTBOX_STATUSES, number=number,
-                  pages=max((total + size - 1) // size, 1))
+                  pages=max((total + size - 1) // size, 1), no_smtp=not settings.smtp_url,
+                  no_secret=not settings.link_secret)
 
 
 # ---- pipeline

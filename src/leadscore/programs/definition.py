@@ -18,7 +18,7 @@ from leadscore.segments.definition import TRUE, Node, Parser, condition_problems
 from leadscore.yamlfile import problem, read_yaml, suggest
 
 PROGRAM_KEYS = ("name", "description", "model", "enter", "re_enter", "exit", "steps",
-                "quiet_hours")
+                "quiet_hours", "enabled")
 STEP_KINDS = ("send_email", "wait", "branch", "notify_sales", "set_stage", "add_points",
               "webhook", "goto")
 STEP_KEYS = (*STEP_KINDS, "id", "then")
@@ -49,6 +49,7 @@ class Program:
     description: str | None = None
     source: str | None = None
     templates: Templates | None = field(default=None, compare=False)
+    enabled: bool = True            # false: loaded and checked, never run
 
     def index_of(self, step_id: str) -> int:
         """The index of a step id (`done`: past the last step)."""
@@ -305,11 +306,15 @@ def load_program(source: str | Path, *, text: str | None = None,
         if cycle:
             check.add(("steps", cycle[0]), "these steps loop without a wait", " → ".join(
                 steps[i].id for i in cycle), "a wait step inside the loop")
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        check.add(("enabled",), "enabled is true or false", enabled)
     check.problems += condition_problems(check.parser, file, lines)
     if check.problems:
         raise ModelError(sorted(check.problems, key=lambda p: p.line or 0))
     return Program(str(name), raw.get("model"), tuple(steps), matcher, segment, after,
-                   tuple(exits), hours, raw.get("description"), file, folder)
+                   tuple(exits), hours, raw.get("description"), file, folder,
+                   enabled is not False)
 
 
 def _cycle_without_wait(steps: tuple[Step, ...], ids: dict[str, int]) -> list[int] | None:

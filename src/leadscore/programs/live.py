@@ -50,12 +50,15 @@ def open_lifecycle(service: Service, settings: Any, *, folder: str | Path | None
     secret = link_secret(settings)
     mailer = Mailer(settings.smtp_url, settings.smtp_from, public, secret,
                     settings.delivery_timeout_seconds)
-    scheduler = Scheduler(service, programs, content=content, mailer=mailer,
+    # A disabled program is listed (dashboard, API) but never enrols or sends.
+    scheduler = Scheduler(service, [p for p in programs if p.enabled], content=content,
+                          mailer=mailer,
                           emails_per_week=getattr(settings, "emails_per_week", 3),
                           lease_seconds=getattr(settings, "delivery_lease_seconds", 60.0),
                           max_attempts=getattr(settings, "delivery_max_attempts", 10),
                           emails_per_hour=getattr(settings, "emails_per_address_per_hour", 2),
                           email_rate=getattr(settings, "email_rate_per_second", 10.0),
-                          double_opt_in=getattr(settings, "double_opt_in", False))
+                          double_opt_in=getattr(settings, "double_opt_in", False),
+                          enrol_max_age_hours=getattr(settings, "enrol_max_age_hours", 24.0))
     keeper = SegmentKeeper(service, segments, on_change=scheduler.on_segment_change)
     return Lifecycle(segments, programs, keeper, scheduler, secret)

@@ -40,13 +40,16 @@ from leadscore.addresses import check_address, header_text
 from leadscore.alerts.backoff import Backoff
 from leadscore.alerts.smtp import SmtpServer
 from leadscore.alerts.webhook import post_signed
-from leadscore.events import event_from_message
+from leadscore.events import Lead, event_from_message
+from leadscore.model.compiled import compile_model
 from leadscore.programs.definition import Program
 from leadscore.programs.due import DueBatch
 from leadscore.programs.links import Links
 from leadscore.programs.runner import Action, Enrolment, advance
+from leadscore.programs.tracking import track_html, track_text
 from leadscore.segments.evaluate import LeadFacts
 from leadscore.segments.live import Change, identity_key, leads_by_identity
+from leadscore.store import leads as lead_store
 from leadscore.store.leads import EVENT_TYPES, read_after
 from leadscore.store.lifecycle import (
     actions,
@@ -127,7 +130,7 @@ class Scheduler:
                  emails_per_week: int | None = 3, batch: int = 200,
                  lease_seconds: float = LEASE_US / 1_000_000, max_attempts: int = 10,
                  emails_per_hour: int | None = None, email_rate: float = 0.0,
-                 double_opt_in: bool = False):
+                 double_opt_in: bool = False, enrol_max_age_hours: float | None = None):
         self.service, self.programs = service, {p.name: p for p in programs}
         self.content = content or []
         self.mailer = mailer or Mailer(None)
@@ -137,22 +140,32 @@ class Scheduler:
         self.max_attempts = max_attempts      # failed this often: a dead letter
         self.emails_per_hour = emails_per_hour or None
         self.double_opt_in = double_opt_in
+        # An event older than this when it arrives (history, a late batch) enrols no one.
+        self.enrol_max_age_us = None if enrol_max_age_hours is None else round(
+            enrol_max_age_hours * 3_600_000_000)
+        self.enrol_history = False      # the demo sets it: its programs replay its history
         self.rate = TokenBucket(email_rate) if email_rate > 0 else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.backoff = Backoff(2.0, 3600.0)
         self._insert_enrolment = service.db.insert(enrolments).on_conflict_do_nothing()
         self._warned: set[str] = set()
+        self._compiled: dict[tuple[str, int], Any] = {}
 
     def paused(self) -> str | None:
         """Why program e-mail cannot be made now (sends wait, unexecuted; warned once)."""
         reason = None if self.mailer.secret else (
             "no link_secret configured (LEADSCORE_LINK_SECRET; `leadscore init` writes one): "
             "program e-mails wait")
-        if reason is not None and reason not in self._warned:
+        if reason is not None:
+            self._warn(reason)
+        return reason
+
+    def _warn(self, reason: str) -> None:
+        """One warning per reason and process, not a line per attempt."""
+        if reason not in self._warned:
             self._warned.add(reason)
             log.warning(reason)
-        return reason
 
     # ---- enrolment
 
@@ -164,6 +177,8 @@ class Scheduler:
             past = self._past(connection, [(program, lead_id)])
         mine = past.setdefault((program.name, lead_id), [])
         if any(status == "active" for status, _ in mine):
+            return None
+        if not self._applies(connection, program, lead_id):
             return None
         if mine:
             last = max(entered for _, entered in mine)
@@ -180,6 +195,22 @@ class Scheduler:
             return None
         mine.append(("active", at))
         return enrolment_id
+
+    def _applies(self, connection: Connection, program: Program, lead_id: str) -> bool:
+        """Whether the program's model applies to the lead (`applies_to`): a consumer
+        program never takes a business lead."""
+        if program.model is None:
+            return True
+        active = next((a for a in self.service.active_models(connection)
+                       if a.name == program.model), None)
+        if active is None or active.model.applies_to is None:
+            return True
+        key = (active.name, active.version)
+        if key not in self._compiled:
+            self._compiled[key] = compile_model(active.model)
+        row = lead_store.load(connection, lead_store.resolve(connection, lead_id) or lead_id)
+        lead = Lead(lead_id, row.traits if row else {}, row.account if row else {})
+        return bool(self._compiled[key].applies(lead))
 
     def _past(self, connection: Connection, wanted: Sequence[tuple[Program, str]]) -> Past:
         """(program, lead) → its enrolments' (status, entered_at), in one statement."""
@@ -255,9 +286,13 @@ class Scheduler:
         """Enrol on the events of these log rows; wake the enrolments of their leads."""
         owners = leads_by_identity(connection, rows)
         found: list[tuple[Program, str, int]] = []
+        history = 0
         for row in rows:
             lead = owners.get(identity_key(row))
             if not entering or lead is None or row.type not in EVENT_TYPES:
+                continue
+            if self._is_history(row):
+                history += 1
                 continue
             event = event_from_message({**row.message, "userId": lead,
                                         "timestamp": row.timestamp})
@@ -267,12 +302,24 @@ class Scheduler:
         past = self._past(connection, [(program, lead) for program, lead, _ in found])
         entered = sum(self.enrol(connection, program, lead, at, when, past) is not None
                       for program, lead, at in found)
+        if history:
+            _count(self.service.db, connection, HISTORY_COUNTER, history)
         touched = set(owners.values())
         if touched:
             connection.execute(update(enrolments).where(
                 enrolments.c.status == "active", enrolments.c.lead_id.in_(touched),
                 enrolments.c.due_at > when).values(due_at=when))
         return entered
+
+    def _is_history(self, row: Any) -> bool:
+        """An imported row (`leadscore import` ids), or one older than `enrol_max_age` when
+        it arrived: scored, never a reason to e-mail."""
+        if self.enrol_history:
+            return False
+        if str(row.message.get("messageId", "")).startswith("import:"):
+            return True
+        return self.enrol_max_age_us is not None and \
+            row.received_at - row.timestamp > self.enrol_max_age_us
 
     def _take_cursor(self, connection: Connection) -> int | None:
         """The log position enrolment has read up to. On PostgreSQL its row is locked for the
@@ -377,6 +424,11 @@ class Scheduler:
                    "link": links.link, "unsubscribe_url": unsubscribe}
         assert program.templates is not None
         subject, text, html = program.templates.render(effect["template"], context)
+        # Every http(s) link tracked (`data-track="no"` opts one out); `link()`'s already are.
+        tracked = f"{links.base}/t/"
+        text = track_text(text, links.link, tracked, content)
+        if html is not None:
+            html = track_html(html, links.link, tracked, content)
         text = text.rstrip("\n") + f"\n\n--\nUnsubscribe: {unsubscribe}\n"
         if html is not None:
             html += (f'<p><a href="{unsubscribe}">Unsubscribe</a></p>'
@@ -426,7 +478,10 @@ class Scheduler:
                 expired, actions.c.status.in_(("sending", "claimed"))).values(
                 status="pending"))
             query = select(actions).where(actions.c.status == "pending",
-                                          actions.c.next_attempt_at <= when).order_by(
+                                          actions.c.next_attempt_at <= when)
+            if not self.mailer.smtp_url:        # e-mails wait for an SMTP server (warned once)
+                query = query.where(actions.c.kind != "email")
+            query = query.order_by(
                 actions.c.next_attempt_at).limit(limit)
             if db.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
@@ -438,6 +493,9 @@ class Scheduler:
                                                   attempts=actions.c.attempts + 1))
             return list(rows)
 
+        if not self.mailer.smtp_url:
+            self._warn("no SMTP server configured (smtp_url / LEADSCORE_SMTP_URL): program "
+                       "e-mails wait, unsent, until one is")
         rows = db.write(claim)
         lease = when + self.lease_us            # our claim: no other process's has this
         done = 0
@@ -575,6 +633,22 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
+
+
+HISTORY_COUNTER = "programs:history"     # events not enrolling anyone: imported or too old
+
+
+def _count(db: Database, connection: Connection, name: str, n: int) -> None:
+    connection.execute(db.insert(lifecycle_cursor).values(name=name, position=0)
+                       .on_conflict_do_nothing())
+    connection.execute(update(lifecycle_cursor).where(lifecycle_cursor.c.name == name).values(
+        position=lifecycle_cursor.c.position + n))
+
+
+def history_skipped(connection: Connection) -> int:
+    """How many events enrolled no one for being history (imported or too old)."""
+    return int(connection.execute(select(lifecycle_cursor.c.position).where(
+        lifecycle_cursor.c.name == HISTORY_COUNTER)).scalar() or 0)
 
 
 def _put_off(connection: Connection, enrolment_id: str, error: Exception, now: int) -> None:

@@ -116,7 +116,8 @@ class Replay:
                 pair = (self.program.enter_segment, event.lead_id)
                 enter = now_in and pair not in inside
                 (inside.add if now_in else inside.discard)(pair)
-            if not enter:
+            if not enter or not self.scorer.models[self.model.name].applies(
+                    self.scorer.lead(event.lead_id)):     # the model's `applies_to`, as live
                 continue
             active = [k for k, e in enrolled.items()
                       if e.lead_id == event.lead_id and e.status == "active"]
