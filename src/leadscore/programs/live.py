@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from leadscore.programs.content import load_content
 from leadscore.programs.definition import Program, load_programs
-from leadscore.programs.scheduler import Mailer, Scheduler, lifecycle_folder
+from leadscore.programs.mailing import Mailer
+from leadscore.programs.scheduler import Scheduler, lifecycle_folder
 from leadscore.segments.definition import Segment, load_segments
 from leadscore.segments.live import SegmentKeeper
 

@@ -21,16 +21,11 @@
 
 from __future__ import annotations
 
-import email.policy
-import hashlib
 import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +33,13 @@ from sqlalchemy import Connection, func, or_, select, update
 
 from leadscore.addresses import check_address, header_text
 from leadscore.alerts.backoff import Backoff
-from leadscore.alerts.smtp import SmtpServer
 from leadscore.alerts.webhook import post_signed
 from leadscore.events import Lead, event_from_message
 from leadscore.model.compiled import compile_model
 from leadscore.programs.definition import Program
 from leadscore.programs.due import DueBatch
 from leadscore.programs.links import Links
+from leadscore.programs.mailing import Mailer, TokenBucket, program_email
 from leadscore.programs.runner import Action, Enrolment, advance
 from leadscore.programs.tracking import track_html, track_text
 from leadscore.segments.evaluate import LeadFacts
@@ -79,47 +74,6 @@ LEASE_US = 60_000_000
 MAX_FAILURES = 5              # an enrolment failing this often in a row exits as `error`
 # An enrolment whose step failed is due again after a minute, doubling, at most a day.
 PUT_OFF = Backoff(60.0, 86_400.0)
-# Header lines up to SMTP's 998 characters: a long unsubscribe URL is folded at white space
-# (it has none), not RFC 2047-encoded as the default 78 would have it.
-MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
-
-
-@dataclass
-class Mailer:
-    """Where program e-mails go and how their links are made."""
-
-    smtp_url: str | None
-    sender: str = "leadscore@localhost"
-    public_url: str = "http://127.0.0.1:8000"
-    secret: str | None = None       # `link_secret`: without it no tracked e-mail is made
-    timeout: float = 10.0
-
-    def send(self, message: EmailMessage, recipient: str) -> None:
-        if not self.smtp_url:
-            raise OSError("no SMTP server configured (LEADSCORE_SMTP_URL)")
-        SmtpServer.from_url(self.smtp_url).send(message, self.timeout, [recipient])
-
-
-class TokenBucket:
-    """At most `rate` per second on average, bursts of up to `rate` (at least 1)."""
-
-    def __init__(self, rate: float, clock: Any = None):
-        import time
-
-        self.rate, self.capacity = rate, max(1.0, rate)
-        self.clock = clock or time.monotonic
-        self.tokens, self.at = self.capacity, self.clock()
-
-    def take(self, block: bool = False) -> float | None:
-        """Take a token: None when one was there, else the seconds until one is (nothing
-        taken). `block`: take it even if that leaves a debt (after waiting)."""
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens >= 1 or block:
-            self.tokens -= 1
-            return None
-        return (1 - self.tokens) / self.rate
 
 
 class Scheduler:
@@ -565,23 +519,7 @@ class Scheduler:
     def _perform(self, row: Any) -> None:
         payload = row.payload
         if row.kind == "email":
-            message = EmailMessage(policy=MAIL_POLICY)
-            to, problem = check_address(payload.get("to"))
-            if to is None:
-                raise ValueError(problem)
-            message["From"] = self.mailer.sender
-            message["To"] = to
-            message["Subject"] = header_text(payload.get("subject") or "")
-            message["Date"] = formatdate(localtime=False)
-            message["Message-ID"] = f"<{hashlib.sha256(row.id.encode()).hexdigest()[:32]}" \
-                                    "@leadscore>"
-            message["X-Leadscore-Email"] = row.id
-            # RFC 8058: an ASCII URL in angle brackets, as it is (never RFC 2047-encoded).
-            message["List-Unsubscribe"] = f"<{payload['unsubscribe']}>"
-            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-            message.set_content(payload["text"])
-            if payload.get("html"):
-                message.add_alternative(payload["html"], subtype="html")
+            message, to = program_email(row.id, payload, self.mailer.sender)
             self.mailer.send(message, to)
         elif row.kind == "webhook":
             body = json.dumps({"id": row.id, "program": row.program, "lead_id": row.lead_id},
