@@ -134,9 +134,23 @@ def test_opt_outs_come_from_the_link_the_admin_or_a_trusted_key_only(
             "address"] == "event"
         with live.service.db.read() as connection:
             assert not is_suppressed(connection, "bob@x.example")
-        # An admin opt-out, and a bad address refused with a 422 naming it.
+        # A trusted `Unsubscribed` in a batch is refused with its bad message: no opt-out;
+        # a trusted `Opted In` lifts an opt-out the same way the admin API does.
+        response = live.ingest({"type": "track", "userId": "bob", "event": "Unsubscribed",
+                                "timestamp": "not a time", "messageId": "u3"},
+                               {"type": "track", "userId": "ann", "event": "Seen",
+                                "messageId": "x1"}, key=SERVER_KEY)
+        assert len(response.json()["rejected"]) == 1
+        with live.service.db.read() as connection:
+            assert not is_suppressed(connection, "bob@x.example")
+        # An admin opt-out; a trusted `Opted In` lifts it.
         assert live.admin("/api/emails/suppressions", {"address": "ann@x.example"}).json()[
             "suppressed"] is True
+        live.ingest({"type": "track", "userId": "ann", "event": "Opted In",
+                     "messageId": "o1"}, key=SERVER_KEY)
+        with live.service.db.read() as connection:
+            assert not is_suppressed(connection, "ann@x.example")
+        # A bad address is refused with a 422 naming it.
         bad = live.admin("/api/emails/suppressions", {"address": "a@x.example, b@y.example"})
         assert bad.status_code == 422 and "address" in bad.text
 

@@ -139,7 +139,9 @@ async def batch(request: Request) -> Accepted:
     outcome = Outcome(0, 0, [])
     if messages:
         outcome = await run_in_threadpool(ingest, request.app.state.service, messages, indexes)
-        await _opt_outs(request, known, messages)
+        refused = {p["index"] for p in outcome.rejected}
+        await _opt_outs(request, known, [m for m, i in zip(messages, indexes, strict=True)
+                                         if i not in refused])
     outcome.rejected = sorted(rejected + outcome.rejected, key=lambda p: p["index"])
     if outcome.rejected and not outcome.accepted and not outcome.duplicates:
         raise ApiError(400, f"no message of the batch could be stored ({len(outcome.rejected)} "
