@@ -91,6 +91,42 @@ def test_check_reports_a_failing_worked_example(tmp_path: Path) -> None:
     assert "1 failed" in output
 
 
+TYPO = """\
+name: typo
+engagement:
+  rules:
+    - {name: opened, event: Email Opend, points: 2}
+    - {name: ordered, event: Order Completed, points: 20}
+    - {name: nowhere, page: /no-such-page*, points: 1}
+"""
+
+
+def test_check_with_events_names_rules_that_match_nothing_and_the_closest_name(
+        tmp_path: Path) -> None:
+    model = tmp_path / "typo.yaml"
+    model.write_text(TYPO)
+    code, output = run("check", str(model), "--events", str(EXAMPLES / "data" / "events.csv"))
+    assert code == 0, output        # a warning, not a failure: the model is valid
+    assert ("engagement rule 'opened' matched no event (it listens to event 'Email Opend'); "
+            "did you mean 'Email Opened'?") in output
+    assert "engagement rule 'nowhere' matched no event (it listens to pages /no-such-page*)" \
+        in output
+    assert "'ordered' matched" not in output
+    assert "2 rules matched no event" in output
+    code, output = run("check", B2C, "--events", str(EXAMPLES / "data" / "events.csv"))
+    assert code == 0 and "every rule matched at least one event" in output, output
+
+
+def test_score_warns_of_rules_that_matched_nothing(tmp_path: Path) -> None:
+    model = tmp_path / "typo.yaml"
+    model.write_text(TYPO)
+    code, output = run("score", "-m", str(model), "-e", str(EXAMPLES / "data" / "events.csv"),
+                       "-o", str(tmp_path / "s.csv"))
+    assert code == 0, output
+    assert "warning: model 'typo': engagement rule 'opened' matched no event" in output
+    assert "did you mean 'Email Opened'?" in output
+
+
 # ---- score
 
 def test_score_skips_counts_and_writes_bad_rows(files: Path) -> None:

@@ -136,8 +136,19 @@ def score(
         say(f"skipped {report.rejected:,} bad row{'s' * (report.rejected != 1)} of "
             f"{report.source} (see {written})", "yellow")
     _summary(scores, con)
+    warn_unmatched(models, "events", con)
     say(f"wrote {scores.num_rows:,} scores to {target} (as of {iso(when)}) in "
         f"{time.monotonic() - started:.1f} s", "green")
+
+
+def warn_unmatched(models: list[Model], events: Any, con: Any = None) -> int:
+    """Say which rules matched no event (a misspelled event name, most often); the count."""
+    from leadscore.engine.batch.coverage import unmatched_rules
+
+    found = unmatched_rules(models, events, con=con)
+    for rule in found:
+        say(f"warning: {rule}", "yellow", console=err)
+    return len(found)
 
 
 def _check_output(path: Path) -> None:
