@@ -60,7 +60,7 @@ def unmatched_rules(models: Sequence[Model], events: Any, *,
         f"SELECT event FROM {quote(table)} WHERE event IS NOT NULL "
         "GROUP BY event ORDER BY count(*) DESC LIMIT 10000").fetchall()]
     found = []
-    for (model, rule, matcher), hit in zip(listening, hits, strict=True):
+    for (name, rule, matcher), hit in zip(listening, hits, strict=True):
         if hit:
             continue
         if matcher.pages:
@@ -73,5 +73,5 @@ def unmatched_rules(models: Sequence[Model], events: Any, *,
                           for s in [suggest(w, names, ignore_case=True)] if s), None)
         if matcher.where is not None:
             listens += " with a `where`"
-        found.append(Unmatched(model, rule, listens, close))
+        found.append(Unmatched(name, rule, listens, close))
     return found
