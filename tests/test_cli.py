@@ -301,6 +301,21 @@ def test_every_help_shows_readable_metavars() -> None:
         assert records and not [r for r in records if "<" in r or "[" in r], (path, records)
 
 
+def test_every_option_and_command_has_help_and_the_root_lists_commands_by_task() -> None:
+    missing = []
+    for path, command in commands(typer.main.get_command(app)):
+        missing += [(path, "(command)")] if not command.help else []
+        missing += [(path, param.opts) for param in command.params
+                    if param.param_type_name == "option" and not param.help]
+    assert missing == []
+    code, output = run("--help")
+    assert code == 0
+    sections = re.findall(r"^(\S[^:]*):$", output, flags=re.M)
+    assert [s for s in sections if s not in ("Options", "Usage")] == [
+        "Get started", "Score", "Serve", "Learn", "Lifecycle"], output
+    assert re.search(r"Score:\n  check .*\n  score .*\n  explain ", output), output
+
+
 def test_a_short_option_means_the_same_in_every_command() -> None:
     meaning: dict[str, set[str]] = {}
     for _, command in commands(typer.main.get_command(app)):

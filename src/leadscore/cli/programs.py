@@ -9,6 +9,7 @@ import pyarrow as pa
 import typer
 
 from leadscore.cli.console import clean_errors, say
+from leadscore.cli.options import ConfigOption, DbOption
 from leadscore.events import Event, Lead, nested_columns
 from leadscore.io.writers import write_table
 from leadscore.model.loader import load_models
@@ -20,8 +21,7 @@ commands = typer.Typer(name="programs",
 
 @commands.command()
 @clean_errors
-def run(config: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE")] = None,
-        db: Annotated[str | None, typer.Option("--db", metavar="URL")] = None) -> None:
+def run(config: ConfigOption = None, db: DbOption = None) -> None:
     """Run one round: segment memberships, enrolments, due steps and deliveries."""
     from leadscore.api.app import open_service
     from leadscore.config import load_settings

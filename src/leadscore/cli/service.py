@@ -8,17 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from leadscore.cli.console import clean_errors, err, say
+from leadscore.cli.options import ConfigOption, DbOption
 from leadscore.cli.progress import counters
 from leadscore.config import Settings, load_settings, write_config
 
 commands = typer.Typer()
 
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", "-c", metavar="FILE",
-    help="config file (default: $LEADSCORE_CONFIG, else ./leadscore.toml)")]
-DbOption = Annotated[str | None, typer.Option(
-    "--db", metavar="URL", help="database URL (sqlite:///file.db or postgresql://…) "
-                                "[$LEADSCORE_DB]")]
 ModelsOption = Annotated[Path | None, typer.Option(
     "--models", metavar="DIR", help="folder of model YAML files [$LEADSCORE_MODELS]")]
 
