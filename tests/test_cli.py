@@ -127,6 +127,26 @@ def test_score_warns_of_rules_that_matched_nothing(tmp_path: Path) -> None:
     assert "did you mean 'Email Opened'?" in output
 
 
+def test_a_serve_that_fails_to_start_leaves_no_empty_store(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "m.yaml").write_text(Path(B2C).read_text())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for args in (["--models", str(tmp_path / "missing")], ["--port", str(port)],
+                     ["--port", str(port), "--db", "other.db"]):
+            result = subprocess.run([sys.executable, "-m", "leadscore.cli", "serve", *args],
+                                    cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            assert result.returncode != 0, result.stderr
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["models"], result.stderr
+
+
 # ---- score
 
 def test_score_skips_counts_and_writes_bad_rows(files: Path) -> None:

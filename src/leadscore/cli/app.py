@@ -46,8 +46,11 @@ class Root(TyperGroup):
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """The commands in sections by task (`TASKS`), each with its one-line help."""
-        shown = {name: self.get_command(ctx, name) for name in self.list_commands(ctx)}
-        shown = {n: c for n, c in shown.items() if c is not None and not c.hidden}
+        shown: dict[str, Any] = {}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                shown[name] = command
         placed = {name for _, names in TASKS for name in names}
         sections = [*TASKS, ("More", tuple(n for n in shown if n not in placed))]
         width = formatter.width - 6 - max(map(len, shown), default=0)

@@ -10,6 +10,7 @@ import typer
 
 from leadscore.cli.console import clean_errors, say
 from leadscore.cli.options import ConfigOption, DbOption
+from leadscore.cli.outputs import output_path
 from leadscore.events import Event, Lead, nested_columns
 from leadscore.io.writers import write_table
 from leadscore.model.loader import load_models
@@ -55,11 +56,13 @@ def simulate(
 ) -> None:
     """Replay history through the program (nothing is sent); write the journey log and
     print the funnel."""
+    from leadscore.io.writers import WRITE_SUFFIXES
     from leadscore.programs.content import load_content
     from leadscore.programs.definition import load_program
     from leadscore.programs.simulate import Replay, funnel
     from leadscore.segments import load_segments
 
+    out_path = output_path(out_path, "--out", WRITE_SUFFIXES)
     loaded = load_program(program, templates=templates)
     found, people = _events_and_leads(events, leads)
     replay = Replay(loaded, load_models([model])[0], people,
