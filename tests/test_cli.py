@@ -256,6 +256,8 @@ def test_explain_shows_reasons_that_sum_to_the_score(files: Path) -> None:
         assert rule in output
     assert "score 52.32 = fit 30 + engagement 22.32" in output
     assert "grade A · warm · stage mql · MQL yes" in output
+    # Times in the model's zone (Europe/Berlin: 17:00Z is 19:00 in May), the zone named.
+    assert "last match (Europe/Berlin)" in output and "2026-05-09 19:00" in output
 
 
 def test_explain_unknown_lead(files: Path) -> None:
