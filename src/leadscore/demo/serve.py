@@ -24,6 +24,7 @@ from leadscore.service import Service
 from leadscore.timeutil import now_us
 
 US_PER_MINUTE = 60_000_000
+IMPORT_BATCH = 5_000
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -88,8 +89,14 @@ def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "1
                 if progress is not None:
                     progress(kind, done, total)
 
-            service.import_events(table, kind=kind, progress=step)
+            # Big transactions: nobody else writes yet, and each lead's state is loaded and
+            # saved once per batch (5,000 messages load the world ~1.5x faster than 500).
+            service.import_events(table, kind=kind, progress=step, batch_size=IMPORT_BATCH)
+        if progress is not None:
+            progress("segments and programs", 0, None)
         lifecycle = programs.run(service, settings, folder)
+        if progress is not None:
+            progress("segments and programs", 1, 1)
     finally:
         service.close()
     return DemoStore(settings, token, write_key, lead_table.num_rows, event_table.num_rows,
