@@ -76,6 +76,9 @@ def simulate(
         out_path)
     summary = funnel(loaded, journal)
     say(f"{loaded.name}: {summary['entered']} entered")
+    if replay.not_for_model:
+        say(f"  not entered ({loaded.model or 'its model'} does not apply): "
+            f"{len(replay.not_for_model)}")
     for step, reached in summary["steps"].items():
         say(f"  {step:<16} {reached}")
     for reason, n in sorted(summary["exited"].items()):

@@ -124,6 +124,8 @@ def import_(
                 result = service.import_events(path, progress=progress)
                 progress.finish()
                 say(f"{path}: {_describe(result)}")
+            say("imported as history: scores are up to date; no program enrols anyone on "
+                "these events, and nothing is e-mailed", "dim")
     finally:
         service.close()
 

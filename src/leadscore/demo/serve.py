@@ -79,7 +79,8 @@ def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "1
     token, write_key = new_admin_token(), new_write_key()
     settings = Settings(db=f"sqlite:///{db_path.resolve()}", models_dir=str(models_dir),
                         write_keys=(write_key,), admin_token_sha256=hash_token(token),
-                        host=host, port=port, log_level="warning", log_requests=False)
+                        host=host, port=port, log_level="warning", log_requests=False,
+                        enrol_max_age_hours=0)
     service = Service.open(settings.db, models_dir=settings.models_dir, background=False)
     try:
         parts: tuple[tuple[Literal["leads", "events"], pa.Table], ...] = (
@@ -91,7 +92,9 @@ def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "1
 
             # Big transactions: nobody else writes yet, and each lead's state is loaded and
             # saved once per batch (5,000 messages load the world ~1.5x faster than 500).
-            service.import_events(table, kind=kind, progress=step, batch_size=IMPORT_BATCH)
+            # The world plays its history as if it were happening: it enrols in programs.
+            service.import_events(table, kind=kind, progress=step, batch_size=IMPORT_BATCH,
+                                  history=False)
         if progress is not None:
             progress("segments and programs", 0, None)
         lifecycle = programs.run(service, settings, folder)
