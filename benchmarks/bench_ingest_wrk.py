@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_ingest import (  # noqa: E402  (a sibling script, not a package)
+from bench_ingest import (  # a sibling script, not a package
     ADMIN,
     WRITE_KEY,
     Receiver,
@@ -56,8 +56,9 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 def drive(url: str, seconds: float, tag: str, threads: int, connections: int) -> dict[str, Any]:
     """One wrk run: its JSON line (ok, other, seconds, errors, p50_ms, p99_ms) + events/s."""
     done = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(int(seconds), 1)}s", "--timeout", "30s",
-         "-s", str(SCRIPT), url, "--", tag, AUTH], capture_output=True, text=True, check=True)
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(int(seconds), 1)}s", "--timeout",
+         "30s", "-s", str(SCRIPT), url, "--", tag, AUTH], capture_output=True, text=True,
+        check=True)
     line = next(x for x in done.stdout.splitlines() if x.startswith('{"ok"'))
     out: dict[str, Any] = json.loads(line)
     out["events_per_s"] = out["ok"] * 100 / out["seconds"]
