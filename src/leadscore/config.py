@@ -88,8 +88,8 @@ SETTINGS: tuple[Setting, ...] = (
             "`Unsubscribed` / `Opted In` events opt an address out / in; comma-separated in "
             "the environment"),
     Setting("enrol_max_age_hours", "LEADSCORE_ENROL_MAX_AGE_HOURS", float,
-            "an event older than this when it arrives (history) is scored but enrols no one "
-            "in a program; imported events never enrol"),
+            "an event older than this when it arrives scores but enrols no one in a program "
+            "(history must not trigger e-mail); 0: no limit"),
     Setting("double_opt_in", "LEADSCORE_DOUBLE_OPT_IN", bool,
             "program e-mail only to addresses that confirmed it: the first one asks with a "
             "signed link (template `confirm`)"),
@@ -358,6 +358,14 @@ LIFECYCLE_EXAMPLES = ("segments/engaged-painters.yaml", "programs/welcome.yaml",
                       "content.yaml")
 
 
+# `init` writes its example programs switched off: nothing is e-mailed before someone chose to.
+PROGRAM_SWITCHED_OFF = (
+    "# An example program, switched off: it enrols no one and sends nothing. To switch it on,\n"
+    "# check its model, templates and steps (`leadscore programs simulate` shows who it would\n"
+    "# e-mail), set smtp_url in leadscore.toml, then write `enabled: true` here.\n"
+    "enabled: false\n")
+
+
 def _write_lifecycle_examples(directory: Path) -> None:
     source = Path(__file__).parent / "demo" / "lifecycle"
     for folder in ("segments", "programs", "templates"):
@@ -367,10 +375,7 @@ def _write_lifecycle_examples(directory: Path) -> None:
         if not target.exists():
             text = (source / name).read_text(encoding="utf-8")
             if name.startswith("programs/"):
-                # An example sends nothing until someone decides it should.
-                text = ("# Switched off: set `enabled: true` once SMTP (smtp_url) and the e-mail "
-                        "templates are ready;\n# try it first on history with `leadscore "
-                        "programs simulate`.\nenabled: false\n" + text)
+                text = PROGRAM_SWITCHED_OFF + text
             target.write_text(text, encoding="utf-8")
 
 

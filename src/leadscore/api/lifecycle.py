@@ -9,8 +9,6 @@ scored like any other.
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
@@ -20,6 +18,8 @@ from pydantic import BaseModel, Field
 from leadscore.addresses import check_address
 from leadscore.api.auth import admin_scheme, require_admin
 from leadscore.api.errors import ERROR_RESPONSES
+from leadscore.csvtext import csv_text
+from leadscore.programs.entry import history_count
 from leadscore.programs.links import (
     BadToken,
     ExpiredToken,
@@ -36,12 +36,12 @@ from leadscore.programs.optouts import (
 )
 from leadscore.programs.scheduler import (
     funnel,
-    history_skipped,
     journey_rows,
     outbox_view,
     retry_action,
 )
 from leadscore.segments import live as segment_store
+from leadscore.segments.members import MEMBER_SCORE_FIELDS, member_details, member_fields
 from leadscore.timeutil import US_PER_DAY, US_PER_SECOND, iso, now_us
 
 router = APIRouter(prefix="/api", tags=["segments and programs"], responses=ERROR_RESPONSES,
@@ -79,24 +79,43 @@ def list_segments(request: Request) -> dict[str, Any]:
 def segment_members(request: Request, name: str,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
                     offset: Annotated[int, Query(ge=0)] = 0,
-                    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
+                    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+                    fields: Annotated[str | None, Query(
+                        description="Comma-separated columns to add per member: `traits.<x>`, "
+                                    "`account.<x>`, `account_id`, or a score column ("
+                                    + ", ".join(MEMBER_SCORE_FIELDS) + ") of `model`")] = None,
+                    model: Annotated[str | None, Query(
+                        description="The model whose scores `fields` reads (default: the "
+                                    "segment's model)")] = None,
                     ) -> dict[str, Any] | Response:
-    _segment(request, name)
-    with request.app.state.service.db.read() as connection:
+    segment = _segment(request, name)
+    try:
+        wanted = member_fields(fields)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    scored_by = model or segment.model
+    if scored_by is None and any(f in MEMBER_SCORE_FIELDS for f in wanted):
+        asked = ", ".join(f for f in wanted if f in MEMBER_SCORE_FIELDS)
+        raise HTTPException(422, f"fields: {asked} need a model: the segment names none, "
+                                 "so pass model=…")
+    service = request.app.state.service
+    with service.db.read() as connection:
+        if scored_by is not None and any(f in MEMBER_SCORE_FIELDS for f in wanted) and \
+                scored_by not in {m.name for m in service.active_models(connection)}:
+            raise HTTPException(422, f"model: no active model {scored_by!r}")
         rows, total = segment_store.members(connection, name,
                                             None if format == "csv" else limit,
                                             0 if format == "csv" else offset)
+        details = member_details(connection, [r["lead_id"] for r in rows], wanted, scored_by)
     if format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["lead_id", "segment", "entered_at"])
-        for row in rows:
-            writer.writerow([row["lead_id"], name, iso(row["entered_at"])])
-        return Response(buffer.getvalue(), media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="{name}.csv"'})
+        return Response(csv_text(["lead_id", "segment", "entered_at", *wanted], (
+            [row["lead_id"], name, iso(row["entered_at"]),
+             *(details[row["lead_id"]].get(f) for f in wanted)] for row in rows)),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     return {"segment": name, "total": total, "limit": limit, "offset": offset,
-            "members": [{"lead_id": r["lead_id"], "entered_at": iso(r["entered_at"])}
-                        for r in rows]}
+            "members": [{"lead_id": r["lead_id"], "entered_at": iso(r["entered_at"]),
+                         **details[r["lead_id"]]} for r in rows]}
 
 
 @router.get("/segments/{name}/history", summary="Entries and exits, newest first")
@@ -123,7 +142,7 @@ def segment_sizes(request: Request, name: str) -> dict[str, Any]:
 def list_programs(request: Request) -> dict[str, Any]:
     with request.app.state.service.db.read() as connection:
         return {"programs": [funnel(connection, p) for p in lifecycle(request).programs],
-                "history_events": history_skipped(connection)}
+                "history_events": history_count(connection)}
 
 
 @router.get("/programs/{name}/journeys", summary="Steps executed, oldest first")

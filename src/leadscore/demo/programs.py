@@ -40,7 +40,6 @@ def run(service: Service, settings: Any, folder: Path) -> dict[str, Any]:
     from leadscore.programs.live import open_lifecycle
 
     life = open_lifecycle(service, settings, folder=folder)
-    life.scheduler.enrol_history = True     # a demo shows programs on its imported history
     life.keeper.refresh()
     while True:     # the whole imported log, a batch of events at a time
         with service.db.read() as connection:

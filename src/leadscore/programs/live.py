@@ -51,9 +51,7 @@ def open_lifecycle(service: Service, settings: Any, *, folder: str | Path | None
     secret = link_secret(settings)
     mailer = Mailer(settings.smtp_url, settings.smtp_from, public, secret,
                     settings.delivery_timeout_seconds)
-    # A disabled program is listed (dashboard, API) but never enrols or sends.
-    scheduler = Scheduler(service, [p for p in programs if p.enabled], content=content,
-                          mailer=mailer,
+    scheduler = Scheduler(service, programs, content=content, mailer=mailer,
                           emails_per_week=getattr(settings, "emails_per_week", 3),
                           lease_seconds=getattr(settings, "delivery_lease_seconds", 60.0),
                           max_attempts=getattr(settings, "delivery_max_attempts", 10),

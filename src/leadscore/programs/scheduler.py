@@ -34,17 +34,17 @@ from sqlalchemy import Connection, func, or_, select, update
 from leadscore.addresses import check_address, header_text
 from leadscore.alerts.backoff import Backoff
 from leadscore.alerts.webhook import post_signed
-from leadscore.events import Lead, event_from_message
-from leadscore.model.compiled import compile_model
+from leadscore.events import event_from_message
+from leadscore.ingest.history import is_news
 from leadscore.programs.definition import Program
 from leadscore.programs.due import DueBatch
+from leadscore.programs.entry import Applies, count_history
 from leadscore.programs.links import Links
 from leadscore.programs.mailing import Mailer, TokenBucket, program_email
 from leadscore.programs.runner import Action, Enrolment, advance
 from leadscore.programs.tracking import track_html, track_text
 from leadscore.segments.evaluate import LeadFacts
 from leadscore.segments.live import Change, identity_key, leads_by_identity
-from leadscore.store import leads as lead_store
 from leadscore.store.leads import EVENT_TYPES, read_after
 from leadscore.store.lifecycle import (
     actions,
@@ -84,8 +84,13 @@ class Scheduler:
                  emails_per_week: int | None = 3, batch: int = 200,
                  lease_seconds: float = LEASE_US / 1_000_000, max_attempts: int = 10,
                  emails_per_hour: int | None = None, email_rate: float = 0.0,
-                 double_opt_in: bool = False, enrol_max_age_hours: float | None = None):
-        self.service, self.programs = service, {p.name: p for p in programs}
+                 double_opt_in: bool = False, enrol_max_age_hours: float | None = 24.0):
+        # A program written `enabled: false` is listed (funnel, dashboard) but never runs.
+        self.service = service
+        self.programs = {p.name: p for p in programs if p.enabled}
+        self.enrol_max_age_hours = enrol_max_age_hours
+        self.skipped_history = 0
+        self.warned_no_smtp = False
         self.content = content or []
         self.mailer = mailer or Mailer(None)
         self.emails_per_week = emails_per_week
@@ -94,17 +99,12 @@ class Scheduler:
         self.max_attempts = max_attempts      # failed this often: a dead letter
         self.emails_per_hour = emails_per_hour or None
         self.double_opt_in = double_opt_in
-        # An event older than this when it arrives (history, a late batch) enrols no one.
-        self.enrol_max_age_us = None if enrol_max_age_hours is None else round(
-            enrol_max_age_hours * 3_600_000_000)
-        self.enrol_history = False      # the demo sets it: its programs replay its history
         self.rate = TokenBucket(email_rate) if email_rate > 0 else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.backoff = Backoff(2.0, 3600.0)
         self._insert_enrolment = service.db.insert(enrolments).on_conflict_do_nothing()
         self._warned: set[str] = set()
-        self._compiled: dict[tuple[str, int], Any] = {}
 
     def paused(self) -> str | None:
         """Why program e-mail cannot be made now (sends wait, unexecuted; warned once)."""
@@ -124,15 +124,19 @@ class Scheduler:
     # ---- enrolment
 
     def enrol(self, connection: Connection, program: Program, lead_id: str, at: int,
-              now: int, past: Past | None = None) -> str | None:
-        """Enrol a lead (unless active already, or re-entry forbids it); the enrolment id.
-        `past`: the enrolments of the leads concerned, read at once (`_past`), kept current."""
+              now: int, past: Past | None = None, applies: Applies | None = None
+              ) -> str | None:
+        """Enrol a lead (unless its model does not apply to it, it is active already, or
+        re-entry forbids it); the enrolment id. `past`: the enrolments of the leads concerned,
+        read at once (`_past`), kept current; `applies`: this transaction's `Applies`."""
+        if applies is None:
+            applies = self.applies(connection)
+        if not applies(connection, program.model, lead_id):
+            return None           # the program's model is not for this lead
         if past is None:
             past = self._past(connection, [(program, lead_id)])
         mine = past.setdefault((program.name, lead_id), [])
         if any(status == "active" for status, _ in mine):
-            return None
-        if not self._applies(connection, program, lead_id):
             return None
         if mine:
             last = max(entered for _, entered in mine)
@@ -150,21 +154,9 @@ class Scheduler:
         mine.append(("active", at))
         return enrolment_id
 
-    def _applies(self, connection: Connection, program: Program, lead_id: str) -> bool:
-        """Whether the program's model applies to the lead (`applies_to`): a consumer
-        program never takes a business lead."""
-        if program.model is None:
-            return True
-        active = next((a for a in self.service.active_models(connection)
-                       if a.name == program.model), None)
-        if active is None or active.model.applies_to is None:
-            return True
-        key = (active.name, active.version)
-        if key not in self._compiled:
-            self._compiled[key] = compile_model(active.model)
-        row = lead_store.load(connection, lead_store.resolve(connection, lead_id) or lead_id)
-        lead = Lead(lead_id, row.traits if row else {}, row.account if row else {})
-        return bool(self._compiled[key].applies(lead))
+    def applies(self, connection: Connection) -> Applies:
+        """`applies_to` of the active models, for the leads of this transaction."""
+        return Applies([m.model for m in self.service.active_models(connection)])
 
     def _past(self, connection: Connection, wanted: Sequence[tuple[Program, str]]) -> Past:
         """(program, lead) → its enrolments' (status, entered_at), in one statement."""
@@ -183,12 +175,14 @@ class Scheduler:
     def on_segment_change(self, connection: Connection, changes: list[Change]) -> None:
         """SegmentKeeper hook: enrol leads entering a program's segment (same transaction)."""
         now = now_us()
+        applies = self.applies(connection)
         for change in changes:
             if change.kind != "entered":
                 continue
             for program in self.programs.values():
                 if program.enter_segment == change.segment:
-                    self.enrol(connection, program, change.lead_id, change.at, now)
+                    self.enrol(connection, program, change.lead_id, change.at, now,
+                               applies=applies)
 
     def enrol_from_log(self, now: int | None = None, limit: int | None = None) -> int:
         """Enrol on events since the cursor; wake the enrolments of every lead concerned.
@@ -216,7 +210,8 @@ class Scheduler:
         entering = [p for p in self.programs.values() if p.enter_event is not None]
         # The messages are decoded only where a program enters on an event.
         columns = [events_table.c.user_id, events_table.c.anonymous_id, events_table.c.type,
-                   events_table.c.timestamp, *([events_table.c.message] if entering else [])]
+                   events_table.c.timestamp, events_table.c.received_at,
+                   *([events_table.c.message] if entering else [])]
         with db.read() as connection:
             chunk = read_after(db, connection, CURSOR, columns, limit)
         position, rows, full, last = chunk.position, chunk.rows, chunk.full, chunk.last
@@ -240,13 +235,15 @@ class Scheduler:
         """Enrol on the events of these log rows; wake the enrolments of their leads."""
         owners = leads_by_identity(connection, rows)
         found: list[tuple[Program, str, int]] = []
+        applies = self.applies(connection)
         history = 0
         for row in rows:
             lead = owners.get(identity_key(row))
             if not entering or lead is None or row.type not in EVENT_TYPES:
                 continue
-            if self._is_history(row):
-                history += 1
+            if not is_news(row.message, row.timestamp, row.received_at,
+                           self.enrol_max_age_hours):
+                history += 1      # scored, but enrols no one (see programs.entry)
                 continue
             event = event_from_message({**row.message, "userId": lead,
                                         "timestamp": row.timestamp})
@@ -254,26 +251,17 @@ class Scheduler:
                       if program.enter_event is not None
                       and program.enter_event.matches(event)]
         past = self._past(connection, [(program, lead) for program, lead, _ in found])
-        entered = sum(self.enrol(connection, program, lead, at, when, past) is not None
-                      for program, lead, at in found)
+        entered = sum(self.enrol(connection, program, lead, at, when, past, applies)
+                      is not None for program, lead, at in found)
         if history:
-            _count(self.service.db, connection, HISTORY_COUNTER, history)
+            count_history(self.service.db, connection, history)
+            self.skipped_history += history
         touched = set(owners.values())
         if touched:
             connection.execute(update(enrolments).where(
                 enrolments.c.status == "active", enrolments.c.lead_id.in_(touched),
                 enrolments.c.due_at > when).values(due_at=when))
         return entered
-
-    def _is_history(self, row: Any) -> bool:
-        """An imported row (`leadscore import` ids), or one older than `enrol_max_age` when
-        it arrived: scored, never a reason to e-mail."""
-        if self.enrol_history:
-            return False
-        if str(row.message.get("messageId", "")).startswith("import:"):
-            return True
-        return self.enrol_max_age_us is not None and \
-            row.received_at - row.timestamp > self.enrol_max_age_us
 
     def _take_cursor(self, connection: Connection) -> int | None:
         """The log position enrolment has read up to. On PostgreSQL its row is locked for the
@@ -433,10 +421,13 @@ class Scheduler:
                 status="pending"))
             query = select(actions).where(actions.c.status == "pending",
                                           actions.c.next_attempt_at <= when)
-            if not self.mailer.smtp_url:        # e-mails wait for an SMTP server (warned once)
-                query = query.where(actions.c.kind != "email")
             query = query.order_by(
                 actions.c.next_attempt_at).limit(limit)
+            if not self.mailer.smtp_url:
+                # No SMTP server: e-mails wait, queued (paused), instead of failing and being
+                # retried and logged every few seconds; one warning says why.
+                query = query.where(actions.c.kind != "email")
+                self._warn_no_smtp(connection)
             if db.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = connection.execute(query).all()
@@ -447,9 +438,6 @@ class Scheduler:
                                                   attempts=actions.c.attempts + 1))
             return list(rows)
 
-        if not self.mailer.smtp_url:
-            self._warn("no SMTP server configured (smtp_url / LEADSCORE_SMTP_URL): program "
-                       "e-mails wait, unsent, until one is")
         rows = db.write(claim)
         lease = when + self.lease_us            # our claim: no other process's has this
         done = 0
@@ -515,6 +503,16 @@ class Scheduler:
                 next_attempt_at=now_us() + round(wait * US_PER_SECOND)))
 
         self.service.db.write(work)
+    def _warn_no_smtp(self, connection: Connection) -> None:
+        if self.warned_no_smtp:
+            return
+        waiting = connection.execute(select(func.count()).select_from(actions).where(
+            actions.c.kind == "email", actions.c.status == "pending")).scalar() or 0
+        if waiting:
+            self.warned_no_smtp = True
+            log.warning("program e-mails are paused: no SMTP server is configured "
+                        "(smtp_url / LEADSCORE_SMTP_URL); they wait, queued, and go out once "
+                        "it is set", extra={"queued": waiting})
 
     def _perform(self, row: Any) -> None:
         payload = row.payload
@@ -571,22 +569,6 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
-
-
-HISTORY_COUNTER = "programs:history"     # events not enrolling anyone: imported or too old
-
-
-def _count(db: Database, connection: Connection, name: str, n: int) -> None:
-    connection.execute(db.insert(lifecycle_cursor).values(name=name, position=0)
-                       .on_conflict_do_nothing())
-    connection.execute(update(lifecycle_cursor).where(lifecycle_cursor.c.name == name).values(
-        position=lifecycle_cursor.c.position + n))
-
-
-def history_skipped(connection: Connection) -> int:
-    """How many events enrolled no one for being history (imported or too old)."""
-    return int(connection.execute(select(lifecycle_cursor.c.position).where(
-        lifecycle_cursor.c.name == HISTORY_COUNTER)).scalar() or 0)
 
 
 def _put_off(connection: Connection, enrolment_id: str, error: Exception, now: int) -> None:

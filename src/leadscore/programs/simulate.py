@@ -34,6 +34,8 @@ class Replay:
 
     def __post_init__(self) -> None:
         self.scorer = Scorer(self.model)
+        self.not_for_model: set[str] = set()   # leads that would enter but the model is not
+        #                                        for them (`applies_to`), as live
         self.timezone = self.model.timezone
         self.events: dict[str, list[Event]] = {}
         self.sent: dict[str, list[tuple[int, str | None]]] = {}
@@ -116,8 +118,11 @@ class Replay:
                 pair = (self.program.enter_segment, event.lead_id)
                 enter = now_in and pair not in inside
                 (inside.add if now_in else inside.discard)(pair)
-            if not enter or not self.scorer.models[self.model.name].applies(
-                    self.scorer.lead(event.lead_id)):     # the model's `applies_to`, as live
+            if not enter:
+                continue
+            compiled = self.scorer.models[self.model.name]
+            if not compiled.applies(self.scorer.lead(event.lead_id)):
+                self.not_for_model.add(event.lead_id)
                 continue
             active = [k for k, e in enrolled.items()
                       if e.lead_id == event.lead_id and e.status == "active"]
