@@ -75,7 +75,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("public_url", "LEADSCORE_PUBLIC_URL", str,
             "the server's address as e-mail readers reach it (tracked links, unsubscribe)"),
     Setting("link_secret", "LEADSCORE_LINK_SECRET", str,
-            "secret that signs tracked and unsubscribe links (default: from the admin token)"),
+            "secret that signs tracked, unsubscribe and confirmation links; required before "
+            "any program e-mail is made (`leadscore init` writes a random one)"),
     Setting("emails_per_week", "LEADSCORE_EMAILS_PER_WEEK", int,
             "most program e-mails an address receives in any 7 days, across programs and "
             "lead ids"),
