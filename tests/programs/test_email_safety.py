@@ -191,6 +191,12 @@ def test_a_program_email_failing_n_times_is_a_dead_letter_until_retried(
 
         [dead] = emails("dead")
         assert dead["attempts"] == 2 and "Connection refused" in str(dead["last_error"])
+        listed = httpx.get(f"{live.base}/api/programs/actions/dead",
+                           headers={"Authorization": f"Bearer {ADMIN}"}).json()["actions"]
+        assert [(d["id"], d["kind"]) for d in listed] == [(dead["id"], "email")]
+        with httpx.Client(base_url=live.base) as browser:       # and the dashboard says so
+            browser.post("/dashboard/login", data={"token": ADMIN})
+            assert 'id="dead-letters"' in browser.get("/dashboard/outbox").text
         key = quote(str(dead["id"]), safe="")           # `welcome|ann|1#0`
         assert live.admin(f"/api/programs/actions/{key}/retry", {}).status_code == 200
         assert [e["id"] for e in emails("pending")] == [dead["id"]]

@@ -35,6 +35,7 @@ from leadscore.programs.optouts import (
     unsubscribe_by_link,
 )
 from leadscore.programs.scheduler import (
+    dead_actions,
     funnel,
     journey_rows,
     outbox_view,
@@ -171,6 +172,14 @@ class ResubscribeBody(BaseModel):
     lead_id: str | None = Field(None, max_length=512, description="lifts the lead's own "
                                 "unsubscribe and its current address's suppression")
     force: bool = Field(False, description="also lift a `forgotten` suppression")
+
+
+@router.get("/programs/actions/dead", summary="Dead letters: program actions (e-mail, "
+                                              "webhook, event) no longer retried")
+def dead_program_actions(request: Request,
+                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    with request.app.state.service.db.read() as connection:
+        return {"actions": dead_actions(connection, limit)}
 
 
 @router.post("/programs/actions/{action_id}/retry", summary="Deliver a dead-letter program "

@@ -11,7 +11,7 @@ from leadscore.dashboard.views import display_name
 from leadscore.programs.definition import Program
 from leadscore.programs.entry import history_count
 from leadscore.programs.optouts import address_status
-from leadscore.programs.scheduler import funnel, journey_rows, outbox_view
+from leadscore.programs.scheduler import dead_actions, funnel, journey_rows, outbox_view
 from leadscore.segments import live as segment_store
 from leadscore.segments.definition import Segment
 from leadscore.service import Service
@@ -37,6 +37,11 @@ def lead_email(service: Service, lead_id: str, traits: dict[str, Any]) -> dict[s
     """Whether programs can e-mail the lead, and why not."""
     with service.db.read() as connection:
         return address_status(connection, lead_id, traits)
+
+
+def dead_program_actions(service: Service) -> list[dict[str, Any]]:
+    with service.db.read() as connection:
+        return dead_actions(connection)
 
 
 def lead_journeys(service: Service, lead_id: str) -> list[dict[str, Any]]:

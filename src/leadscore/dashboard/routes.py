@@ -296,7 +296,8 @@ def outbox_page(request: Request, status: str | None = None, page: int = 1) -> H
     return render(request, "outbox.html", page="outbox", items=items, total=total,
                   state=status, states=lifecycle_views.OUTBOX_STATUSES, number=number,
                   pages=max((total + size - 1) // size, 1),
-                  paused=not settings.smtp_url, no_secret=not settings.link_secret)
+                  paused=not settings.smtp_url, no_secret=not settings.link_secret,
+                  dead=lifecycle_views.dead_program_actions(_service(request)))
 
 
 # ---- pipeline

@@ -663,6 +663,16 @@ def funnel(connection: Connection, program: Program) -> dict[str, Any]:
             "handed_to_sales": int(sales or 0)}
 
 
+def dead_actions(connection: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """Program actions of every kind (e-mail, webhook, ingest) that failed as often as
+    allowed: dead letters, newest first, each waiting for a retry by hand."""
+    return [{"id": r.id, "kind": r.kind, "lead_id": r.lead_id, "program": r.program,
+             "attempts": r.attempts, "last_error": r.last_error,
+             "created_at": iso(r.created_at)}
+            for r in connection.execute(select(actions).where(
+                actions.c.status == "dead").order_by(actions.c.created_at.desc()).limit(limit))]
+
+
 def outbox_view(connection: Connection, status: str | None = None, limit: int = 50,
                 offset: int = 0) -> list[dict[str, Any]]:
     """Program e-mails, newest first (the dashboard's outbox view)."""
