@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import delete, inspect, select
 
 from leadscore.store import LATEST, Database, StoreError, migrate, normalize_url
+from leadscore.store.migrate import MIGRATIONS
 from leadscore.store.schema import schema_version
 
 
@@ -26,7 +27,7 @@ def test_migrate_creates_every_table_once(db_url: str) -> None:
             versions = connection.execute(select(schema_version.c.version)).scalars().all()
         assert {"leads", "identities", "accounts", "events", "lead_state", "scores", "models",
                 "outbox", "schema_version"} <= tables
-        assert versions == list(range(1, LATEST + 1))
+        assert versions == [number for number, _, _ in MIGRATIONS]     # each step once
     finally:
         db.close()
 
@@ -44,7 +45,7 @@ def test_version_5_drops_the_redundant_scores_index(db_url: str) -> None:
         with db.begin() as connection:     # back to version 4, as such a store was
             connection.exec_driver_sql(
                 "CREATE INDEX ix_scores_model_score ON scores (model, score)")
-            connection.execute(delete(schema_version).where(schema_version.c.version == 5))
+            connection.execute(delete(schema_version).where(schema_version.c.version >= 5))
         assert migrate(db) == LATEST
         with db.read() as connection:
             names = {i["name"] for i in inspect(connection).get_indexes("scores")}

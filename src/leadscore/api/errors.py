@@ -15,13 +15,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from leadscore.api.security import loggable_path
 from leadscore.errors import EventError, LeadscoreError, ModelError
 
 log = logging.getLogger("leadscore.api")
 
 REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found",
            405: "method not allowed", 409: "conflict", 413: "payload too large",
-           415: "unsupported media type", 422: "unprocessable", 500: "internal error",
+           415: "unsupported media type", 422: "unprocessable", 429: "too many requests",
+           500: "internal error",
            503: "unavailable"}
 
 
@@ -111,7 +113,8 @@ def install(app: FastAPI) -> None:
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
         if is_not_found(exc):
             return error_response(404, str(exc).strip("'\"") or "not found")
-        log.exception("internal error on %s %s", request.method, request.url.path)
+        log.exception("internal error on %s %s", request.method,
+                      loggable_path(request.url.path))
         return error_response(500, f"internal error ({type(exc).__name__}); it was logged")
 
     app.add_exception_handler(ApiError, api_error)
@@ -124,5 +127,5 @@ def install(app: FastAPI) -> None:
 # For the OpenAPI document: every route may answer these with the error shape.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": REASONS[status]}
-    for status in (400, 401, 403, 404, 413, 422, 500)
+    for status in (400, 401, 403, 404, 413, 422, 429, 500)
 }

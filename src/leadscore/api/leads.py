@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Security
 
 from leadscore.api.auth import admin_scheme, require_admin
-from leadscore.api.errors import ERROR_RESPONSES
+from leadscore.api.errors import ERROR_RESPONSES, ApiError
+from leadscore.model.schema import GRADE_LETTERS, STAGES
 
 router = APIRouter(prefix="/api/leads", tags=["leads"], responses=ERROR_RESPONSES,
                    dependencies=[Security(admin_scheme), Depends(require_admin)])
+
+GRADES = (*GRADE_LETTERS, "F")
+TEMPERATURES = ("hot", "warm", "cold", "dead")
+
+
+def _known(name: str, given: list[str] | None, allowed: Sequence[str]) -> None:
+    """422 naming the allowed values when a filter asks for one that cannot exist (an empty
+    list would read as "no such leads")."""
+    unknown = [value for value in given or () if value not in allowed]
+    if unknown:
+        choices = ", ".join(allowed) or "(none)"
+        raise ApiError(422, f"query parameter {name!r}: unknown value {unknown[0]!r}; "
+                       f"expected one of {choices}",
+                       [{"field": name, "in": "query", "value": unknown[0],
+                         "message": f"expected one of {choices}", "allowed": list(allowed)}])
+
 
 SORTS = Literal["score", "fit", "engagement", "grade", "temperature", "stage", "lead_id",
                 "as_of", "updated_at"]
@@ -42,7 +60,14 @@ def list_leads(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    rows, total = request.app.state.service.list_leads(
+    service = request.app.state.service
+    for name, given, allowed in (("grade", grade, GRADES), ("temperature", temperature,
+                                                             TEMPERATURES),
+                                 ("stage", stage, STAGES)):
+        _known(name, given, allowed)
+    if model is not None:
+        _known("model", [model], sorted(m["name"] for m in service.models()))
+    rows, total = service.list_leads(
         model=model, grade=grade, temperature=temperature, stage=stage, min_score=min_score,
         disqualified=disqualified, q=q, sort=sort, descending=descending, limit=limit,
         offset=offset)
