@@ -19,7 +19,7 @@ def test_openapi_lists_every_route_with_its_security_scheme(client: TestClient) 
     routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
     routes += [r for r in client.app.routes  # type: ignore[attr-defined]
                if isinstance(r, APIRoute) and r.include_in_schema]
-    assert len(routes) == 31
+    assert len(routes) == 33
     assert {r.path for r in routes} == set(document["paths"])
     for route in routes:
         for method in route.methods:

@@ -150,7 +150,7 @@ def test_stored_infinity_no_longer_breaks_the_text_search(tmp_path: Any) -> None
     with db.begin() as connection:
         connection.exec_driver_sql(
             "UPDATE leads SET traits = '{\"email\": \"eve@x.example\", \"n\": Infinity}'")
-        connection.execute(delete(schema_version).where(schema_version.c.version >= 7))
+        connection.execute(delete(schema_version).where(schema_version.c.version >= 8))
     with db.read() as connection, pytest.raises(Exception, match="malformed JSON"):
         connection.exec_driver_sql("SELECT json_extract(traits, '$.email') FROM leads").all()
     migrate(db)

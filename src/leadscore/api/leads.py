@@ -72,3 +72,19 @@ def list_leads(
         disqualified=disqualified, q=q, sort=sort, descending=descending, limit=limit,
         offset=offset)
     return {"leads": rows, "total": total, "limit": limit, "offset": offset}
+
+
+@router.delete("/{lead_id}", summary="Erase a person (GDPR art. 17): the lead, every lead "
+                                     "merged into it, their events and every row about them")
+def forget_lead(request: Request, lead_id: str) -> dict[str, Any]:
+    """One transaction. Each e-mail address of the person is kept only as a hashed
+    suppression record, so no program e-mails them again."""
+    erased = request.app.state.service.forget(lead_id)
+    return {"ok": True, "lead_id": erased.lead_id, "leads": erased.lead_ids,
+            "rows": erased.rows, "suppressed": erased.suppressed}
+
+
+@router.get("/{lead_id}/export", summary="Everything stored of a person (GDPR art. 15)")
+def export_lead(request: Request, lead_id: str) -> dict[str, Any]:
+    exported: dict[str, Any] = request.app.state.service.export_lead(lead_id)
+    return exported

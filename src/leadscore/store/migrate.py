@@ -57,7 +57,7 @@ _WIDENED = (("outbox", "id"), ("enrolments", "id"), ("program_journeys", "key"),
 _REPAIRED = (("leads", "id", "traits"), ("accounts", "id", "traits"))
 
 
-def _v7(connection: Connection) -> None:
+def _v8(connection: Connection) -> None:
     from leadscore.store.sessions import SESSION_TABLES
 
     schema.metadata.create_all(connection, tables=list(SESSION_TABLES))
@@ -95,8 +95,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "segments and programs: memberships, history, enrolments, journeys, actions", _v3),
     (4, "accounts: lead links, account domains, account scores", _v4),
     (5, "scores: drop ix_scores_model_score, a prefix of ix_scores_model_score_lead", _v5),
-    (7, "ids as text on PostgreSQL (outbox, enrolments, journeys, actions, e-mail sends); "
-        "store settings and dashboard sessions; Infinity in stored traits as null", _v7),
+    (8, "ids as text on PostgreSQL (outbox, enrolments, journeys, actions, e-mail sends); "
+        "store settings and dashboard sessions; Infinity in stored traits as null", _v8),
 ]
 LATEST = MIGRATIONS[-1][0]
 
