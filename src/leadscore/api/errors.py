@@ -6,6 +6,7 @@ where: a field, a message index in a batch, a model file line), `status` the HTT
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -25,6 +26,10 @@ REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not 
            415: "unsupported media type", 422: "unprocessable", 429: "too many requests",
            500: "internal error",
            503: "unavailable"}
+
+
+# Integers past 64 bits do not fit a database column (SQLite raises OverflowError).
+MAX_OFFSET = 2**62
 
 
 class ApiError(Exception):
@@ -50,9 +55,21 @@ def error_body(status: int, error: str, errors: list[dict[str, Any]] | None = No
     return {"ok": False, "error": error, "errors": errors or [], "status": status}
 
 
+class ErrorResponse(JSONResponse):
+    """JSON that always renders: a lone surrogate quoted from the request (a YAML escape, a
+    path) is written as its `\\udXXX` escape instead of failing to encode (a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                              separators=(",", ":")).encode("ascii")
+
+
 def error_response(status: int, error: str, errors: list[dict[str, Any]] | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, error, errors), status_code=status, headers=headers)
+    return ErrorResponse(error_body(status, error, errors), status_code=status, headers=headers)
 
 
 def problem_dict(problem: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Security
 
 from leadscore.api.auth import admin_scheme, require_admin
-from leadscore.api.errors import ERROR_RESPONSES, ApiError
+from leadscore.api.errors import ERROR_RESPONSES, MAX_OFFSET, ApiError
 from leadscore.model.schema import GRADE_LETTERS, STAGES
 
 router = APIRouter(prefix="/api/leads", tags=["leads"], responses=ERROR_RESPONSES,
@@ -58,7 +58,7 @@ def list_leads(
     sort: SORTS = "score",
     descending: bool = True,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     service = request.app.state.service
     for name, given, allowed in (("grade", grade, GRADES), ("temperature", temperature,

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from leadscore.api.auth import admin_scheme, require_admin
-from leadscore.api.errors import ERROR_RESPONSES
+from leadscore.api.errors import ERROR_RESPONSES, MAX_OFFSET
 from leadscore.programs.links import BadToken, read_token
 from leadscore.programs.live import Lifecycle, open_lifecycle
 from leadscore.programs.scheduler import funnel, journey_rows, outbox_view, unsubscribe
@@ -58,7 +58,7 @@ def list_segments(request: Request) -> dict[str, Any]:
                                                 "format=csv)", response_model=None)
 def segment_members(request: Request, name: str,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-                    offset: Annotated[int, Query(ge=0)] = 0,
+                    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
                     ) -> dict[str, Any] | Response:
     _segment(request, name)
@@ -82,7 +82,7 @@ def segment_members(request: Request, name: str,
 @router.get("/segments/{name}/history", summary="Entries and exits, newest first")
 def segment_history(request: Request, name: str, lead_id: str | None = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     _segment(request, name)
     with request.app.state.service.db.read() as connection:
         rows = segment_store.history(connection, name, lead_id, limit, offset)
@@ -108,7 +108,7 @@ def list_programs(request: Request) -> dict[str, Any]:
 @router.get("/programs/{name}/journeys", summary="Steps executed, oldest first")
 def program_journeys(request: Request, name: str, lead_id: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     with request.app.state.service.db.read() as connection:
         return {"program": name, "journeys": journey_rows(connection, name, lead_id, limit,
                                                           offset)}
@@ -117,7 +117,7 @@ def program_journeys(request: Request, name: str, lead_id: str | None = None,
 @router.get("/emails", summary="Program e-mails (the outbox), newest first")
 def emails(request: Request, status: str | None = None,
            limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-           offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+           offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     with request.app.state.service.db.read() as connection:
         return {"emails": outbox_view(connection, status, limit, offset)}
 

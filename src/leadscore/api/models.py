@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Security
+from fastapi import APIRouter, Depends, Path, Request, Security
 from starlette.concurrency import run_in_threadpool
 
 from leadscore.api.auth import admin_scheme, require_admin
 from leadscore.api.body import MODEL_LIMIT, read_bytes
-from leadscore.api.errors import ERROR_RESPONSES, ApiError
+from leadscore.api.errors import ERROR_RESPONSES, MAX_OFFSET, ApiError
 
 router = APIRouter(prefix="/api/models", tags=["models"], responses=ERROR_RESPONSES,
                    dependencies=[Security(admin_scheme), Depends(require_admin)])
@@ -54,7 +54,8 @@ async def put_model(request: Request, name: str) -> dict[str, Any]:
 
 
 @router.post("/{name}/restore/{version}", summary="Make an older version active again")
-def restore(request: Request, name: str, version: int) -> dict[str, Any]:
+def restore(request: Request, name: str,
+            version: Annotated[int, Path(ge=1, le=MAX_OFFSET)]) -> dict[str, Any]:
     request.app.state.service.restore_model(name, version)
     status: dict[str, Any] = request.app.state.service.model_status(name)
     return {"name": name, "version": version, "status": status}
