@@ -174,3 +174,13 @@ def test_admin_input_found_by_fuzzing_is_a_4xx(client: TestClient) -> None:
                  f"/api/handoffs?offset={huge}", f"/api/accounts?offset={huge}"):
         assert client.get(path, headers=ADMIN).status_code == 422, path
     assert client.post(f"/api/models/web/restore/{huge}", headers=ADMIN).status_code == 422
+
+
+def test_a_nul_in_the_url_is_a_400(client: TestClient) -> None:
+    """Found by fuzzing on PostgreSQL: `?model=a%00b` reached a text comparison (a 500)."""
+    for path in ("/api/accounts?model=a%00b", "/api/leads?q=%00", "/api/leads/a%00b"):
+        answer = client.get(path, headers=ADMIN)
+        assert answer.status_code == 400 and "NUL" in answer.json()["error"], path
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    assert client.post("/api/models/web/restore/4611686018427387903",
+                       headers=ADMIN).status_code == 422

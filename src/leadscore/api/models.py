@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leadscore.api.auth import admin_scheme, require_admin
 from leadscore.api.body import MODEL_LIMIT, read_bytes
-from leadscore.api.errors import ERROR_RESPONSES, MAX_OFFSET, ApiError
+from leadscore.api.errors import ERROR_RESPONSES, ApiError
 
 router = APIRouter(prefix="/api/models", tags=["models"], responses=ERROR_RESPONSES,
                    dependencies=[Security(admin_scheme), Depends(require_admin)])
@@ -55,7 +55,7 @@ async def put_model(request: Request, name: str) -> dict[str, Any]:
 
 @router.post("/{name}/restore/{version}", summary="Make an older version active again")
 def restore(request: Request, name: str,
-            version: Annotated[int, Path(ge=1, le=MAX_OFFSET)]) -> dict[str, Any]:
+            version: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> dict[str, Any]:
     request.app.state.service.restore_model(name, version)
     status: dict[str, Any] = request.app.state.service.model_status(name)
     return {"name": name, "version": version, "status": status}

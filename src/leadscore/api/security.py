@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,6 +57,26 @@ class SecurityHeaders:
         await self.app(scope, receive, sending)
 
 
+class RefuseNul:
+    """A NUL character in the path or the query is a 400 before any route runs: PostgreSQL
+    cannot compare text with one (a 500 on every filter that reaches it)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = bytes(scope.get("query_string", b"")) if scope["type"] == "http" else b""
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in query
+                                        or b"\x00" in query):
+            response = JSONResponse(
+                {"ok": False, "error": "a NUL character (%00) is not allowed in the URL",
+                 "errors": [{"field": "url", "message": "NUL character"}], "status": 400},
+                status_code=400)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 _DOCS = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} API</title>
 <link rel="icon" href="/favicon.ico"></head>
@@ -72,7 +92,8 @@ yourself (for example Swagger UI or an editor's OpenAPI preview).</p>
 def install(app: FastAPI) -> None:
     """The headers on every response, `/docs` (a plain list of operations, linking to
     `/openapi.json`) and `/favicon.ico`."""
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RefuseNul)
+    app.add_middleware(SecurityHeaders)     # outside: the 400 above carries the headers too
 
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:
