@@ -31,8 +31,8 @@ name: welcome
 model: shop
 enter: {on: {event: Newsletter Subscribed}}
 steps:
-  - {id: hello, send_email: {template: hello}}
   - {id: hand, notify_sales: {note: subscribed}}
+  - {id: hello, send_email: {template: hello}}
 """
 T0 = utc("2026-03-02T15:00:00")
 ANN = ["ann", "ann-old", "anon-ann"]      # the person: a lead, and two merged into it
@@ -115,14 +115,14 @@ def test_export_holds_everything_stored_of_the_person(world: World) -> None:
         "ann@x.example", "old.ann@x.example"}
     tables = exported["tables"]
     for name in ("identities", "scores", "lead_state", "enrolments", "program_journeys",
-                 "program_actions", "outbox"):
+                 "outbox"):
         assert tables.get(name), name
     assert all(row["lead_id"] in ANN for rows in tables.values() for row in rows)
 
 
 def test_forget_erases_the_person_and_every_merged_identity_only(world: World) -> None:
     before_bob = world.rows_about(BOB)
-    assert {"scores", "enrolments", "program_actions", "outbox", "identities"} <= set(
+    assert {"scores", "enrolments", "program_journeys", "outbox", "identities"} <= set(
         world.rows_about(ANN))
     with client_of(world) as client:
         answer = client.delete("/api/leads/ann-old", headers=ADMIN)   # any id of the person
