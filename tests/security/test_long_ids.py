@@ -21,8 +21,8 @@ name: welcome-and-hand-over-to-sales-when-they-subscribe
 model: shop
 enter: {on: {event: Newsletter Subscribed}}
 steps:
-  - {id: hello, send_email: {template: hello}}
   - {id: hand-over-to-the-sales-team-at-once, notify_sales: {note: subscribed}}
+  - {id: hello, send_email: {template: hello}}
 """
 
 
