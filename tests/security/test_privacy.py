@@ -182,3 +182,32 @@ def test_old_events_are_deleted_and_scores_keep_what_they_earned(world: World) -
         assert connection.execute(select(events.c.user_id)).scalars().all() == ["cat"]
     assert {lead: world.service.get_lead(lead)["score"] for lead in before} == before
     assert world.service.delete_old_events(0) == 0
+
+
+def test_the_server_sweep_and_the_retention_command(world: World) -> None:
+    """`event_retention_days` in the server (the `Retention` thread, at start then hourly)
+    and `leadscore retention`: events older than the days kept are gone, newer ones stay."""
+    from leadscore.server import Retention
+
+    recent = utc("2026-12-01T00:00:00")
+    world.send({"type": "track", "userId": "cat", "event": "Demo Requested"}, at=recent)
+    world.send({"type": "track", "userId": "dan", "event": "Demo Requested"},
+               at=utc("2026-06-01T00:00:00"))
+
+    def stored() -> set[str]:
+        with world.service.db.read() as connection:
+            return set(connection.execute(select(events.c.user_id)).scalars())
+
+    sweep = Retention(world.service, 3650).start()     # ten years: nothing is that old
+    sweep.stop()
+    assert {"ann", "bob", "cat", "dan"} <= stored()
+    days = (recent - T0) // 86_400_000_000 - 1      # T0's events are older than this
+    assert Retention(world.service, days).sweep() > 0
+    assert stored() >= {"cat", "dan"} and not stored() & {"ann", "bob"}
+    runner = CliRunner()
+    models = str(world.root / "models")
+    result = runner.invoke(cli, ["retention", "--days", "1", "--db", world.db_url,
+                                 "--models", models])
+    assert result.exit_code == 0 and "deleted" in result.output, result.output
+    result = runner.invoke(cli, ["retention", "--db", world.db_url, "--models", models])
+    assert "every event is kept" in result.output    # event_retention_days defaults to 0
