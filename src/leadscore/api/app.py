@@ -13,14 +13,14 @@ from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadscore import __version__
-from leadscore.api import accounts, errors, handoffs, ingest, leads, lifecycle, models
+from leadscore.api import accounts, errors, handoffs, ingest, leads, lifecycle, models, sales
 from leadscore.config import Settings
 from leadscore.dashboard import install as install_dashboard
 from leadscore.service import Service
 
 access_log = logging.getLogger("leadscore.access")
 ROUTERS = (ingest.router, leads.router, accounts.router, models.router, handoffs.router,
-           lifecycle.router, lifecycle.tracking)
+           lifecycle.router, lifecycle.tracking, sales.sales, sales.admin)
 
 
 def open_service(settings: Settings) -> Service:

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Security
+from fastapi.responses import StreamingResponse
 
-from leadscore.api.auth import admin_scheme, require_admin
+from leadscore.api.auth import admin_scheme, require_sales_or_admin, sales_scheme
 from leadscore.api.errors import ERROR_RESPONSES
+from leadscore.sales.export import leads_csv
 
+# The sales key reads leads too (DESIGN §6).
 router = APIRouter(prefix="/api/leads", tags=["leads"], responses=ERROR_RESPONSES,
-                   dependencies=[Security(admin_scheme), Depends(require_admin)])
+                   dependencies=[Security(admin_scheme), Security(sales_scheme),
+                                 Depends(require_sales_or_admin)])
 
 SORTS = Literal["score", "fit", "engagement", "grade", "temperature", "stage", "lead_id",
                 "as_of", "updated_at"]
@@ -41,9 +45,21 @@ def list_leads(
     descending: bool = True,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
+    owner: Annotated[list[str] | None, Query(description="the salesperson a lead is "
+                                                         "assigned to; repeatable")] = None,
+    format: Annotated[Literal["json", "csv"], Query(
+        description="csv: every matching lead (no paging) with scores, stage, owner and the "
+                    "top reasons")] = "json",
+) -> Any:
+    if format == "csv":
+        filters = {"model": model, "grade": grade, "temperature": temperature,
+                   "stage": stage, "min_score": min_score, "disqualified": disqualified,
+                   "q": q, "sort": sort, "descending": descending, "owner": owner}
+        return StreamingResponse(leads_csv(request.app.state.service.db, filters),
+                                 media_type="text/csv", headers={
+                                     "Content-Disposition": 'attachment; filename="leads.csv"'})
     rows, total = request.app.state.service.list_leads(
         model=model, grade=grade, temperature=temperature, stage=stage, min_score=min_score,
         disqualified=disqualified, q=q, sort=sort, descending=descending, limit=limit,
-        offset=offset)
+        offset=offset, owner=owner)
     return {"leads": rows, "total": total, "limit": limit, "offset": offset}
