@@ -9,9 +9,9 @@ them who did what (the audit log) and what an adjustment is owed at its expiry.
 from __future__ import annotations
 
 import math
-from functools import partial
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from leadscore.errors import ModelError
