@@ -53,7 +53,7 @@ class Service:
         self.rescoring = Rescoring(db, self.versions)
         self.group_commit: Messages = GroupCommit(db, lambda connection, group: apply_group(
             db, connection, self.active_models(connection), group))
-        self.sales = SalesDesk(db, self.ingest, self._half_lives)
+        self.sales = SalesDesk(db, self.ingest, self._half_lives, self.get_lead)
 
     # ---- opening and closing
 

@@ -204,3 +204,28 @@ def test_leads_csv_streams_every_matching_lead(client: TestClient) -> None:
     only = client.get("/api/leads", params={"format": "csv", "owner": "anna@shop.example"},
                       headers=ADMIN)
     assert [r["lead_id"] for r in csv.DictReader(io.StringIO(only.text))] == ["top"]
+
+
+def test_recycling_keeps_or_resets_the_score_as_configured(client: TestClient) -> None:
+    qualify(client, "gus")
+    qualify(client, "hal")
+    assert client.post("/api/leads/gus/feedback", headers=ADMIN,
+                       json={"status": "recycled"}).status_code == 200
+    found = lead(client, "gus")
+    assert (found["stage"], found["engagement"], found["score"]) == ("recycled", 30.0, 40.0)
+    routing = client.get("/api/routing", headers=ADMIN).json()["routing"]
+    routing = routing.replace("  rejected_cooldown_days: 30", "  rejected_cooldown_days: 30\n"
+                              "  recycle: reset")
+    assert client.put("/api/routing", headers=ADMIN, content=routing).status_code == 200
+    assert client.post("/api/leads/hal/feedback", headers=ADMIN,
+                       json={"status": "lost", "reason": "bad timing"}).status_code == 200
+    found = lead(client, "hal")
+    assert (found["stage"], found["engagement"], found["score"]) == ("recycled", 0.0, 10.0)
+    assert found["mql"] is False
+    send(client, {"type": "track", "userId": "hal", "event": "Demo Requested",
+                  "messageId": "hal-again"})
+    assert lead(client, "hal")["mql"] is True               # it can qualify again
+    bad = routing.replace("recycle: reset", "recycle: forget")
+    response = client.put("/api/routing", headers=ADMIN, content=bad)
+    assert response.status_code == 422 and response.json()["errors"][0]["key"] == \
+        "feedback.recycle"

@@ -27,6 +27,7 @@ from leadscore.timeutil import US_PER_DAY, iso, now_us, parse_timestamp
 ADJUSTMENT = "adjustment"          # the `program` of an adjustment's points event
 POINTS_EVENT = "Program Points Added"
 MAX_ADJUSTMENT = 1_000_000.0
+RECYCLING = ("recycled", "lost")       # statuses that send a lead back to nurture
 
 Ingest = Callable[[Sequence[Any]], Any]
 HalfLives = Callable[[], dict[str, float | None]]
@@ -42,8 +43,10 @@ class SalesDesk:
     """Sales' side of one service: `ingest` stores and scores messages, `half_lives` gives
     each active model's engagement half-life (days; None: no decay)."""
 
-    def __init__(self, db: Database, ingest: Ingest, half_lives: HalfLives):
+    def __init__(self, db: Database, ingest: Ingest, half_lives: HalfLives,
+                 get_lead: Callable[..., dict[str, Any]] | None = None):
         self.db, self.ingest, self.half_lives = db, ingest, half_lives
+        self.get_lead = get_lead
 
     # ---- the routing file
 
@@ -75,16 +78,47 @@ class SalesDesk:
     def feedback(self, lead_id: str, body: Any, *, actor: str = "admin") -> dict[str, Any]:
         """Take sales' verdict on a lead: a feedback event in the log (the stage moves), and
         an audit entry. FeedbackError for a bad body, NotFound for an unknown lead."""
-        verdict = parse_feedback(body, self.routing().reasons)
+        routing = self.routing()
+        verdict = parse_feedback(body, routing.reasons)
         lead, identity = self._identity(lead_id)
         now = now_us()
         message = feedback_message(verdict, identity, iso(now))
         self._ingest_one(message)
+        if verdict.status in RECYCLING and routing.recycle == "reset":
+            self.reset(lead, now)
         self.db.write(lambda c: audit.record(c, now, verdict.by or actor, "feedback", lead, {
             "status": verdict.status, "reason": verdict.reason, "event": verdict.event,
             "via": actor}))
         return {"ok": True, "lead_id": lead, "status": verdict.status,
                 "event": verdict.event, "reason": verdict.reason, "at": iso(now)}
+
+    def after_recycle(self, lead_id: str) -> None:
+        """Reset the lead's engagement where routing.yaml says `recycle: reset`."""
+        if self.routing().recycle == "reset":
+            self.reset(lead_id, now_us())
+
+    def reset(self, lead_id: str, now: int) -> int:
+        """Bring a lead's engagement back to 0 under every model that scores it: one
+        `Program Points Added` of program `recycled` taking off its engagement now (it decays
+        with the model's half-life, so the reset is exact for rules that decay with it too);
+        returns the models reset."""
+        if self.get_lead is None:
+            return 0
+        lead, (kind, external) = self._identity(lead_id)
+        messages = []
+        for model in self.get_lead(lead).get("models") or []:
+            engagement = float(self.get_lead(lead, model=model).get("engagement") or 0.0)
+            if abs(engagement) < 1e-9 or abs(engagement) > MAX_ADJUSTMENT:
+                continue
+            messages.append({
+                "type": "track", "event": POINTS_EVENT, "timestamp": iso(now),
+                "messageId": f"reset-{uuid.uuid4()}",
+                ("userId" if kind == "user" else "anonymousId"): external,
+                "properties": {"points": -engagement, "program": "recycled",
+                               "reason": "score reset", "model": model}})
+        if messages:
+            self.ingest(messages)
+        return len(messages)
 
     def _identity(self, lead_id: str) -> tuple[str, tuple[str, str]]:
         with self.db.read() as connection:

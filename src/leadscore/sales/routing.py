@@ -12,6 +12,7 @@ rules:                                               # first match wins
 feedback:
   reasons: [not a buyer, student, competitor, duplicate, bad timing]
   rejected_cooldown_days: 30
+  recycle: keep              # or reset: a recycled (or lost) lead's engagement back to 0
 ```
 
 A rule's `when` is a lead condition (DESIGN §3: `traits.x` or bare `x`, `account.x`); `model:`
@@ -40,7 +41,8 @@ TEAM_KEYS = ("members", "capacity_per_day", "hours")
 RULE_KEYS = ("when", "model", "segment", "owner", "team", "accept_within_hours", "on_breach",
              "manager", "name")
 TOP_KEYS = ("teams", "rules", "feedback")
-FEEDBACK_KEYS = ("reasons", "rejected_cooldown_days")
+FEEDBACK_KEYS = ("reasons", "rejected_cooldown_days", "recycle")
+RECYCLE = ("keep", "reset")
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})(?:\s+(\S+))?\s*$")
 
 
@@ -100,6 +102,7 @@ class Routing:
     rules: tuple[Rule, ...] = ()
     reasons: tuple[str, ...] = DEFAULT_REASONS
     rejected_cooldown_days: float = 30.0
+    recycle: str = "keep"
 
     def match(self, lead: Mapping[str, Any], model: str | None,
               segments: frozenset[str] = frozenset()) -> Rule | None:
@@ -158,9 +161,14 @@ class Parser:
         teams = self.teams(raw.get("teams") or {})
         rules = self.rules(raw.get("rules") or [], teams)
         reasons, cooldown = self.feedback(raw.get("feedback") or {})
+        recycle = (raw.get("feedback") or {}).get("recycle", "keep") \
+            if isinstance(raw.get("feedback") or {}, Mapping) else "keep"
+        if recycle not in RECYCLE:
+            self.add(("feedback", "recycle"), f"unknown choice {recycle!r}", recycle,
+                     " or ".join(RECYCLE))
         if self.problems:
             raise ModelError(self.problems)
-        return Routing(teams, rules, reasons, cooldown)
+        return Routing(teams, rules, reasons, cooldown, str(recycle))
 
     def teams(self, raw: Any) -> dict[str, Team]:
         if not isinstance(raw, Mapping):

@@ -32,9 +32,10 @@ def answer_of(connection: Connection, row: dict[str, Any]) -> tuple[str, int] | 
     return None
 
 
-def sweep(db: Database, ingest: Callable[[Sequence[Any]], Any], now: int | None = None
-          ) -> dict[str, int]:
-    """Record answers, then act on every breached SLA; returns counts by action."""
+def sweep(db: Database, ingest: Callable[[Sequence[Any]], Any], now: int | None = None,
+          on_recycled: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Record answers, then act on every breached SLA; returns counts by action.
+    `on_recycled(lead_id)` after a lead is recycled (the score reset, where configured)."""
     when = now_us() if now is None else now
     done: dict[str, int] = defaultdict(int)
     recycle: list[dict[str, Any]] = []
@@ -67,6 +68,8 @@ def sweep(db: Database, ingest: Callable[[Sequence[Any]], Any], now: int | None 
                  ("userId" if kind == "user" else "anonymousId"): external,
                  "properties": {"status": "recycled", "reason": "SLA breached",
                                 "by": "leadscore", "handoff": row["handoff_id"]}}])
+        if on_recycled is not None:
+            on_recycled(row["lead_id"])
     return dict(done)
 
 

@@ -20,7 +20,8 @@ class SalesWorker:
         self._thread: threading.Thread | None = None
 
     def round(self) -> dict[str, int]:
-        done = sweep(self.service.db, self.service.ingest)
+        done = sweep(self.service.db, self.service.ingest,
+                     on_recycled=self.service.sales.after_recycle)
         expired = self.service.sales.expire_due()
         if expired:
             done["expired"] = expired
