@@ -17,8 +17,11 @@ feedback = typer.Typer(name="feedback", help="Sales' verdicts on handed-off lead
                        no_args_is_help=True)
 routing = typer.Typer(name="routing", help="The routing file: owners, teams and SLAs.",
                       no_args_is_help=True)
+adjustments = typer.Typer(name="adjustments", help="Manual adjustments of points.",
+                          no_args_is_help=True)
 commands.add_typer(feedback)
 commands.add_typer(routing)
+commands.add_typer(adjustments)
 
 
 @feedback.command("export")
@@ -67,3 +70,35 @@ def check(
     found = parse_routing(file.read_text(encoding="utf-8"), str(file))
     say(f"{file}: {len(found.teams)} team(s), {len(found.rules)} rule(s), "
         f"{len(found.reasons)} reason code(s): ok")
+
+
+@adjustments.command("events")
+@clean_errors
+def adjustment_events(
+    table: Annotated[Path, typer.Argument(metavar="FILE", help="adjustments: CSV or JSON lines "
+                                          "with lead_id, points, reason, at [, expires_at, "
+                                          "model, by, id]")],
+    model: Annotated[list[Path], typer.Option("--model", "-m", metavar="FILE", help="the "
+                                              "models (their half-lives time the expiry)")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE",
+                                      help="Segment JSON lines to write")],
+    events: Annotated[Path | None, typer.Option(
+        "--events", "-e", metavar="FILE", help="Segment JSON lines to copy first, so --out "
+                                               "is the events file a batch run reads")] = None,
+) -> None:
+    """Turn an adjustments table into the events a batch run scores, as the service writes
+    them: `leadscore score --events OUT` then counts them."""
+    import json
+
+    from leadscore.model import load_models
+    from leadscore.sales.adjustments import adjustments_as_events, read_table
+
+    models = load_models(list(model))
+    half_lives = {m.name: m.engagement.decay.half_life_days if m.engagement.decay else None
+                  for m in models}
+    messages = adjustments_as_events(read_table(table), half_lives)
+    head = events.read_text(encoding="utf-8") if events is not None else ""
+    if head and not head.endswith("\n"):
+        head += "\n"
+    out.write_text(head + "".join(json.dumps(m) + "\n" for m in messages), encoding="utf-8")
+    say(f"wrote {len(messages):,} events to {out}")

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from leadscore.errors import ModelError
+from leadscore.sales.adjustments import POINTS_EVENT, expiry_messages, points_message
 from leadscore.sales.assign import routing_of
 from leadscore.sales.feedback import Feedback, FeedbackError, feedback_message, parse_feedback
 from leadscore.sales.routing import Routing, parse_routing
@@ -22,10 +23,8 @@ from leadscore.store import audit
 from leadscore.store import leads as lead_store
 from leadscore.store import sales as store
 from leadscore.store.database import Database, NotFound
-from leadscore.timeutil import US_PER_DAY, iso, now_us, parse_timestamp
+from leadscore.timeutil import iso, now_us, parse_timestamp
 
-ADJUSTMENT = "adjustment"          # the `program` of an adjustment's points event
-POINTS_EVENT = "Program Points Added"
 MAX_ADJUSTMENT = 1_000_000.0
 RECYCLING = ("recycled", "lost")       # statuses that send a lead back to nurture
 
@@ -144,16 +143,9 @@ class SalesDesk:
         lead, identity = self._identity(lead_id)
         now = now_us()
         adjustment_id = f"adj-{uuid.uuid4()}"
-        properties: dict[str, Any] = {"points": points, "reason": reason,
-                                      "program": ADJUSTMENT, "adjustment_id": adjustment_id}
-        if by is not None:
-            properties["by"] = by
-        if model is not None:
-            properties["model"] = model
         kind, external = identity
-        self._ingest_one({"type": "track", "event": POINTS_EVENT, "properties": properties,
-                          "timestamp": iso(now), "messageId": adjustment_id,
-                          ("userId" if kind == "user" else "anonymousId"): external})
+        self._ingest_one(points_message(adjustment_id, identity, points, reason, now, model,
+                                        by))
 
         def work(connection: Any) -> None:
             store.add_adjustment(connection, {
@@ -191,21 +183,9 @@ class SalesDesk:
         half_lives = self.half_lives()
         for row in due:
             kind, external = row["detail"]["identity"]
-            models = [row["model"]] if row["model"] is not None else sorted(half_lives)
-            messages = []
-            for model in models:
-                if model not in half_lives:
-                    continue
-                h = half_lives[model]
-                elapsed = (row["expires_at"] - row["created_at"]) / US_PER_DAY
-                left = row["points"] * (1.0 if h is None else math.pow(2.0, -elapsed / h))
-                messages.append({
-                    "type": "track", "event": POINTS_EVENT, "timestamp": iso(
-                        row["expires_at"]), "messageId": f"{row['id']}-expiry-{model}",
-                    ("userId" if kind == "user" else "anonymousId"): external,
-                    "properties": {"points": -left, "reason": row["reason"],
-                                   "program": ADJUSTMENT, "model": model,
-                                   "adjustment_id": row["id"], "expiry": True}})
+            messages = expiry_messages(row["id"], (kind, external), row["points"],
+                                       row["reason"], row["created_at"], row["expires_at"],
+                                       row["model"], half_lives)
             if messages:
                 self.ingest(messages)
             self.db.write(partial(_expired, row=row, now=when))
