@@ -229,3 +229,19 @@ def test_recycling_keeps_or_resets_the_score_as_configured(client: TestClient) -
     response = client.put("/api/routing", headers=ADMIN, content=bad)
     assert response.status_code == 422 and response.json()["errors"][0]["key"] == \
         "feedback.recycle"
+
+
+def test_outside_the_teams_hours_nobody_is_assigned(client: TestClient) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    start, end = now + timedelta(hours=2), now + timedelta(hours=3)
+    routing = ("teams:\n  late: {members: [owl@shop.example], hours: "
+               f'"{start:%H}:00-{end:%H}:00 UTC"}}\nrules:\n  - {{team: late}}\n')
+    assert client.put("/api/routing", headers=ADMIN, content=routing).status_code == 200
+    qualify(client, "ida")
+    payload = handoffs_of(client, "ida")[0]["payload"]
+    assert payload["owner"] is None and payload["team"] == "late"
+    response = client.post("/api/leads/ida/adjustments", headers=ADMIN,
+                           json={"points": 5, "reason": "x", "model": "nope"})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "model"

@@ -140,6 +140,8 @@ class SalesDesk:
         event of program `adjustment`, so it is a reason like any other in every engine; the
         adjustment is stored and audited."""
         points, reason, expires_at, model, by = parse_adjustment(body, now_us())
+        if model is not None and model not in self.half_lives():
+            raise AdjustmentError("model", f"no active model {model!r}")
         lead, identity = self._identity(lead_id)
         now = now_us()
         adjustment_id = f"adj-{uuid.uuid4()}"

@@ -228,6 +228,13 @@ class Parser:
                 self.add(at, "a rule is a mapping", spec, "when, owner or team, …")
                 continue
             self.keys(spec, RULE_KEYS, at)
+            for key in ("owner", "team", "model", "segment", "manager", "name"):
+                if spec.get(key) is not None and (not isinstance(spec[key], str)
+                                                  or not spec[key]):
+                    self.add((*at, key), f"{key} is a name (a text)", spec[key])
+            spec = {k: v for k, v in spec.items() if not (
+                k in ("owner", "team", "model", "segment", "manager", "name")
+                and not isinstance(v, str))}
             owner, team = spec.get("owner"), spec.get("team")
             if (owner is None) == (team is None):
                 self.add(at, "a rule names an owner or a team (one of them)", None,
