@@ -78,3 +78,27 @@ def test_feedback_csv_is_an_outcomes_file_evaluate_reads(client: TestClient,
                              "--bootstrap", "20"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "2 converted" in result.stdout            # w1 and w2 won
+
+
+def test_insights_give_mql_precision_and_rejections_by_rule(client: TestClient) -> None:
+    from leadscore.sales.insights import insights
+
+    qualify(client, "p1")
+    qualify(client, "p2", looking_for_job=True)      # careers page fires: −5
+    qualify(client, "p3", looking_for_job=True)
+    send(client, {"type": "track", "userId": "p2", "event": "Demo Requested",
+                  "messageId": "p2-more"}, {"type": "track", "userId": "p3",
+                                            "event": "Demo Requested", "messageId": "p3-more"})
+    assert client.post("/api/leads/p1/feedback", headers=ADMIN,
+                       json={"status": "accepted"}).status_code == 200
+    assert client.post("/api/leads/p2/feedback", headers=ADMIN,
+                       json={"status": "rejected", "reason": "student"}).status_code == 200
+    service = client.app.state.service      # type: ignore[attr-defined]
+    found = insights(service.db)
+    [month] = found["months"]
+    assert (month["handoffs"], month["answered"], month["accepted"], month["rejected"],
+            month["precision"]) == (3, 2, 1, 1, 0.5)
+    rules = {r["rule"]: r for r in found["rules"]}
+    assert rules["careers page"]["handoffs"] == 2
+    assert rules["careers page"]["reasons"] == {"student": 1}
+    assert rules["gave an e-mail"]["accepted"] == 1
