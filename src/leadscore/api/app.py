@@ -14,7 +14,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from leadscore import __version__
-from leadscore.api import accounts, errors, handoffs, ingest, leads, lifecycle, models, security
+from leadscore.api import (
+    accounts,
+    errors,
+    handoffs,
+    ingest,
+    leads,
+    lifecycle,
+    models,
+    sales,
+    security,
+)
 from leadscore.api.limits import LOGIN_ATTEMPTS_PER_S, LOGIN_BURST, Limits
 from leadscore.api.security import loggable_path
 from leadscore.config import Settings
@@ -23,8 +33,8 @@ from leadscore.ratelimit import Buckets
 from leadscore.service import Service
 
 access_log = logging.getLogger("leadscore.access")
-ROUTERS = (ingest.router, leads.router, accounts.router, models.router, handoffs.router,
-           lifecycle.router, lifecycle.tracking)
+ROUTERS = (ingest.router, leads.router, leads.privacy, accounts.router, models.router,
+           handoffs.router, lifecycle.router, lifecycle.tracking, sales.sales, sales.admin)
 
 
 def open_service(settings: Settings) -> Service:
