@@ -8,6 +8,7 @@ import io
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from leadscore.csvtext import cell
 from leadscore.sales.feedback import EVENT_STATUSES
 from leadscore.store import sales as store
 from leadscore.store.database import Database
@@ -33,16 +34,20 @@ def top_reasons(reasons: Any, n: int = TOP_REASONS) -> str:
                      for r in found[:n])
 
 
-def _line(values: list[Any]) -> str:
+def _line(values: list[Any], *, for_people: bool = False) -> str:
+    """One CSV line; `for_people`: cells a spreadsheet would run as formulas are escaped
+    (`csvtext.cell`) — the leads export is opened in spreadsheets, the feedback export is read
+    back by `evaluate`/`learn`, so its ids must stay as they are."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(values)
+    csv.writer(out, lineterminator="\n").writerow([cell(v) for v in values] if for_people
+                                                  else values)
     return out.getvalue()
 
 
 def leads_csv(db: Database, filters: Mapping[str, Any]) -> Iterator[str]:
     """The leads listing's rows (same filters and order), every one of them, as CSV lines;
     read from one snapshot in chunks, so memory stays flat however many there are."""
-    yield _line(list(LEAD_COLUMNS))
+    yield _line(list(LEAD_COLUMNS), for_people=True)
     with db.read() as connection:
         query, _ = listing_query(connection, count=False, **filters)
         result = connection.execution_options(yield_per=CHUNK).execute(query)
@@ -56,7 +61,7 @@ def leads_csv(db: Database, filters: Mapping[str, Any]) -> Iterator[str]:
                 plain["mql"], plain["disqualified"], plain["disqualify_reason"],
                 plain["owner"], traits.get("email"), traits.get("name"),
                 traits.get("company"), plain["account_id"], plain["as_of"],
-                top_reasons(mapping["reasons"])])
+                top_reasons(mapping["reasons"])], for_people=True)
 
 
 def feedback_rows(db: Database, outcome: str = "won") -> list[dict[str, Any]]:
