@@ -217,9 +217,8 @@ def _numeric(name: str, column: str, x: np.ndarray, y: np.ndarray, n: int,
     if len(bands) < 2:
         return None
     if len(cuts) >= 1:
-        rates = [float(y[given & _between(x, lo, hi)].mean())
-                 for lo, hi in itertools.pairwise(edges)]
-        diffs = np.diff(rates)
+        inside = [given & _between(x, lo, hi) for lo, hi in itertools.pairwise(edges)]
+        diffs = np.diff([float(y[m].mean()) for m in inside if m.any()])
         trend = ("rising" if np.all(diffs >= 0) else "falling" if np.all(diffs <= 0)
                  else "not monotonic")
     return Trait(name, column, tuple(bands),
