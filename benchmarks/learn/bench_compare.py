@@ -3,6 +3,7 @@ ship inside a package (no download at run time).
 
     pip install -e ".[learn]" && pip install --no-deps ISLP fasterrisk
     python benchmarks/learn/bench_compare.py [--datasets caravan oj default] [--folds 5]
+    python benchmarks/learn/bench_compare.py --write-models    # each data set's learned YAML
 
 (`--no-deps`: ISLP is only the data's carrier, and its own dependencies include torch;
 fasterrisk pins numpy < 2 and pandas < 2 in its metadata but runs on the versions here.)
@@ -227,7 +228,18 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["caravan", "oj", "default"])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--write-models", action="store_true", help="Only learn each data "
+                        "set's model on every lead and write it to <name>-learned.yaml.")
     args = parser.parse_args()
+    if args.write_models:
+        for name in args.datasets:
+            leads, y = dataset(name)
+            learned = learn(None, leads, pd.DataFrame({"lead_id": leads["lead_id"],
+                                                       "converted": y}), min_conversions=20)
+            (HERE / f"{name}-learned.yaml").write_text(learned.yaml)
+            print(f"{name}: {learned.test['rules']} rules, cross-validated AUC "
+                  f"{learned.test['auc']:.3f}; {'; '.join(learned.warnings)}")
+        return
     results = []
     for name in args.datasets:
         result = compare(name, args.folds, args.bootstrap)

@@ -29,6 +29,8 @@ from leadscore.learn.metrics import auc
 
 C_PATH = tuple(float(c) for c in np.logspace(-3.5, 1, 24))
 REFIT_C = (0.03, 0.3, 3.0)      # the L2 penalty of the refit, chosen with the rules
+# Sets of rules within this much mean held-out AUC of the best count as ties; the largest wins.
+TIE = 0.0
 
 
 @dataclass
@@ -71,14 +73,16 @@ def select(fs: FeatureSet, y: np.ndarray, *, half_lives: tuple[float | None, ...
                           "cv_auc": mean})
             by_h.append((mean, h))
     h = max(by_h, key=lambda pair: pair[0])[1] if by_h else candidates[0]
-    best: tuple[float, float | None, list[int], float] | None = None
     design = design_of(fs, layout_of(fs, h, y, everyone))
+    scored: list[tuple[float, float | None, list[int], float]] = []
     for support in supports(design, y, max_rules):
         for c in REFIT_C:
             mean = _cv_auc(layouts[h], splits, y, support, c)
             tried.append({"half_life_days": h, "rules": len(support), "C": c, "cv_auc": mean})
-            if best is None or mean > best[0] + 1e-9:
-                best = (mean, h, support, c)
+            scored.append((mean, h, support, c))
+    top = max(m for m, *_ in scored) if scored else float("nan")
+    ties = [s for s in scored if s[0] >= top - TIE]
+    best = max(ties, key=lambda s: (len(s[2]), s[0])) if ties else None
     assert best is not None
     cv_auc, h_best, support, c_best = best
     oof = np.zeros(n)

@@ -39,6 +39,8 @@ DATE_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}.*)?$")
 DATE_NAME = re.compile(r"(_at|_date|_time|_ts|date|time|timestamp)$")
 DATE_TYPES = ("date", "timestamp", "timestamp with time zone", "timestamp_s", "timestamp_ms",
               "timestamp_ns", "time")
+# Optimal binning: the event rate rises or falls over the bins (whichever fits the data).
+TREND = "auto_asc_desc"
 NUMERIC_TYPES = ("bigint", "double", "integer", "float", "smallint", "tinyint", "hugeint",
                  "decimal", "ubigint", "uinteger", "usmallint", "utinyint")
 
@@ -120,7 +122,7 @@ def trait_candidates(con: duckdb.DuckDBPyConnection, leads: str, labelled: str, 
         else:
             trait = _levels(name, column, rows["v"], present, min_support, max_levels)
         if trait is None:
-            skipped[name] = f"no split with {min_support}+ leads per band"
+            skipped[name] = "one band only (no cut worth making)"
         else:
             traits.append(trait)
     return Profile(traits, skipped)
@@ -193,7 +195,7 @@ def _numeric(name: str, column: str, x: np.ndarray, y: np.ndarray, n: int,
     cuts: list[float] = []
     trend = "one band"
     if 0 < y[given].sum() < given.sum():
-        binning = OptimalBinning(name=name, dtype="numerical", monotonic_trend="auto_asc_desc",
+        binning = OptimalBinning(name=name, dtype="numerical", monotonic_trend=TREND,
                                  max_n_bins=max_bins,
                                  min_bin_size=max(min_support / max(n, 1), 0.02))
         binning.fit(x[given], y[given])
