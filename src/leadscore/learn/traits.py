@@ -41,6 +41,7 @@ DATE_TYPES = ("date", "timestamp", "timestamp with time zone", "timestamp_s", "t
               "timestamp_ns", "time")
 # Optimal binning: the event rate rises or falls over the bins (whichever fits the data).
 TREND = "auto_asc_desc"
+MIN_BIN_SHARE = 0.02           # a bin holds at least this share of the leads (and 30 of them)
 NUMERIC_TYPES = ("bigint", "double", "integer", "float", "smallint", "tinyint", "hugeint",
                  "decimal", "ubigint", "uinteger", "usmallint", "utinyint")
 
@@ -197,7 +198,7 @@ def _numeric(name: str, column: str, x: np.ndarray, y: np.ndarray, n: int,
     if 0 < y[given].sum() < given.sum():
         binning = OptimalBinning(name=name, dtype="numerical", monotonic_trend=TREND,
                                  max_n_bins=max_bins,
-                                 min_bin_size=max(min_support / max(n, 1), 0.02))
+                                 min_bin_size=max(min_support / max(n, 1), MIN_BIN_SHARE))
         binning.fit(x[given], y[given])
         cuts = sorted({_readable(float(s), integer) for s in binning.splits})
     bands: list[Band] = []
