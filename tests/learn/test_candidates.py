@@ -133,3 +133,13 @@ def test_numeric_event_properties_become_threshold_rules() -> None:
     assert thresholds, learned.yaml
     assert all(r.points > 0 for r in thresholds)
     assert set(next(iter(thresholds[0].where.values()))) == {"gte"}
+
+
+def test_predictive_cross_validates_without_dates(crm) -> None:
+    from leadscore.learn import fit_predictive
+
+    leads, outcomes = crm
+    learned = learn(None, leads, outcomes, min_conversions=50, max_rules=3)
+    extra = fit_predictive(learned)
+    assert len(extra.leads) == len(leads)              # every lead scored, held out once
+    assert 0.6 < extra.test["auc"] <= 1
