@@ -12,10 +12,20 @@ import typer
 from typer.core import TyperArgument, TyperGroup
 
 from leadscore import __version__
-from leadscore.cli import check, demo, explain, learn, programs, score, segments, service
+from leadscore.cli import (
+    check,
+    demo,
+    explain,
+    learn,
+    programs,
+    score,
+    segments,
+    service,
+    warehouse,
+)
 from leadscore.cli.console import say
 
-GROUPS = (check, score, explain, demo, learn, service, segments, programs)
+GROUPS = (check, score, warehouse, explain, demo, learn, service, segments, programs)
 
 
 class NamedArgument(TyperArgument):
