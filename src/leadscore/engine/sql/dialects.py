@@ -214,7 +214,8 @@ class Redshift(Dialect):
         # DOUBLE, which cannot hold a µs timestamp plus the day shift exactly.
         for node in list(plan.find_all(exp.IntDiv)):
             node.replace(exp.Paren(this=exp.Div(this=node.this.copy(),
-                                                expression=node.expression.copy())))
+                                                expression=node.expression.copy(),
+                                                typed=True)))
         return guarded_casts(plan)
 
 
