@@ -118,11 +118,22 @@ class Spark(Dialect):
         return exp.Anonymous(this="unix_micros", expressions=[local])
 
 
+def integer_division(plan: exp.Expr) -> exp.Expr:
+    """`a // b` as `a / b`: BIGINT over BIGINT truncates in PostgreSQL and Redshift (sqlglot's
+    spellings go through NUMERIC or DOUBLE: slower, and a DOUBLE cannot hold a µs timestamp
+    plus the day shift exactly). The plan divides only non-negative integers."""
+    # Innermost first: a replaced node's copy must not carry an IntDiv still to replace.
+    for node in reversed(list(plan.find_all(exp.IntDiv, bfs=False))):
+        node.replace(exp.Paren(this=exp.Div(this=node.this.copy(),
+                                            expression=node.expression.copy(), typed=True)))
+    return plan
+
+
 def guarded_casts(plan: exp.Expr) -> exp.Expr:
     """TRY_CAST(text AS DOUBLE) as a CAST where the text reads as a number (NULL elsewhere),
     for PostgreSQL and Redshift, which have no TRY_CAST (sqlglot would write a CAST that fails
     on the first word)."""
-    for node in list(plan.find_all(exp.TryCast)):
+    for node in reversed(list(plan.find_all(exp.TryCast, bfs=False))):
         value = node.this
         # Through text, so that a column already numeric passes the same test.
         guard = exp.RegexpLike(this=exp.cast(value.copy(), exp.DataType.Type.VARCHAR),
@@ -148,7 +159,7 @@ class Postgres(Dialect):
         return exp.Anonymous(this=self.HASH, expressions=[value, exp.Literal.number(0)])
 
     def finish(self, plan: exp.Expr) -> exp.Expr:
-        return guarded_casts(plan)
+        return guarded_casts(integer_division(plan))
 
 
 class Snowflake(Dialect):
@@ -164,7 +175,7 @@ class Snowflake(Dialect):
 
     def finish(self, plan: exp.Expr) -> exp.Expr:
         # Snowflake's TRY_CAST takes text only, and sqlglot writes it as a CAST: spell it out.
-        for node in list(plan.find_all(exp.TryCast)):
+        for node in reversed(list(plan.find_all(exp.TryCast, bfs=False))):
             node.replace(exp.Anonymous(this="TRY_TO_DOUBLE", expressions=[node.this.copy()]))
         return plan
 
@@ -188,7 +199,7 @@ class BigQuery(Dialect):
         for identifier in plan.find_all(exp.Identifier):
             if "." in identifier.name:
                 identifier.set("this", identifier.name.replace(".", "__"))
-        for node in list(plan.find_all(exp.Escape)):
+        for node in reversed(list(plan.find_all(exp.Escape, bfs=False))):
             node.replace(node.this.copy())
         return plan
 
@@ -210,13 +221,7 @@ class Redshift(Dialect):
                             "CONVERT_TIMEZONE('UTC', __zone__, __value__))", naive, zone=zone)
 
     def finish(self, plan: exp.Expr) -> exp.Expr:
-        # Integer division of BIGINTs truncates in Redshift; sqlglot's spelling goes through a
-        # DOUBLE, which cannot hold a µs timestamp plus the day shift exactly.
-        for node in list(plan.find_all(exp.IntDiv)):
-            node.replace(exp.Paren(this=exp.Div(this=node.this.copy(),
-                                                expression=node.expression.copy(),
-                                                typed=True)))
-        return guarded_casts(plan)
+        return guarded_casts(integer_division(plan))
 
 
 DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (
