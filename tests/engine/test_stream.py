@@ -224,3 +224,37 @@ def test_bad_messages_are_counted_by_line(tmp_path: Path) -> None:
     assert report.rows == 1 and report.rejected == 4
     assert [(r["row"], r["field"]) for r in report.rejected_rows.to_pylist()] == [
         (2, None), (3, "groupId"), (4, "previousId"), (5, "timestamp")]
+
+
+def test_explain_from_a_stream_file_and_a_lead_id(tmp_path: Path) -> None:
+    import leadscore
+
+    path = write(tmp_path / "s.jsonl", STORY)
+    score = leadscore.explain(B2C, path, "c-1", as_of="2026-03-10T00:00:00Z")
+    batch = by_lead(score_many(load_models([B2C]), path, as_of="2026-03-10T00:00:00Z"))["c-1"]
+    assert score.lead_id == "c-1"
+    assert score.fit == batch["fit"] == 20
+    assert round(score.score, 6) == round(batch["score"], 6)
+    assert round(sum(r.points for r in score.reasons), 6) == round(score.score, 6)
+    later = leadscore.explain(B2C, path, "c-1", as_of="2026-04-02T00:00:00Z")
+    assert later.disqualified and later.disqualify_reason == "student"
+
+
+def test_explain_from_an_events_table_and_leads_file() -> None:
+    import leadscore
+
+    data = EXAMPLES / "data"
+    as_of = "2026-06-01T00:00:00Z"
+    batch = by_lead(score_many(load_models([B2C]), data / "events.csv", data / "leads.csv",
+                               as_of=as_of))
+    lead = next(k for k, v in batch.items() if v["engagement"] > 0 and v["fit"] > 0)
+    score = leadscore.explain(str(B2C), str(data / "events.csv"), lead, as_of=as_of,
+                              leads=data / "leads.csv")
+    assert round(score.score, 6) == round(batch[lead]["score"], 6)
+
+
+def test_explain_from_messages_in_memory() -> None:
+    import leadscore
+
+    score = leadscore.explain(load_models([B2C])[0], STORY, as_of="2026-04-02T00:00:00Z")
+    assert score.lead_id == "c-1" and score.disqualified
