@@ -54,6 +54,31 @@ def compiled(models: list[Model], events_table: str, leads_table: str | None,
         fail(f"error: {exc}")
 
 
+def segment_compiled(models: list[Model], schema: str, dialect: str, as_of: str | None,
+                     db: str | None, create: str | None) -> Any:
+    """The statement over the loader tables of `schema` (read from `db`, else the tables
+    and columns the models need)."""
+    from leadscore.cli.options import as_of_us
+    from leadscore.engine.sql.segment_tables import (
+        SegmentSchema,
+        compile_segment_scores,
+        declared_schema,
+    )
+    from leadscore.engine.sql.warehouse import declared_columns
+    from leadscore.io.databases import schema_tables
+
+    if db is not None:
+        source = SegmentSchema(schema, schema_tables(db, schema))
+    else:
+        events, leads = declared_columns(models)
+        source = declared_schema(schema, models, leads, events)
+    try:
+        return compile_segment_scores(models, source, as_of_us=None if as_of is None
+                                      else as_of_us(as_of), dialect=dialect, create=create)
+    except ValueError as exc:
+        fail(f"error: {exc}")
+
+
 @commands.command("compile")
 @clean_errors
 def compile_command(
@@ -61,12 +86,16 @@ def compile_command(
                                               help="A model file (repeat for several).")],
     dialect: Annotated[str, typer.Option("--dialect", "-d", metavar="DIALECT",
                                          help=f"The warehouse's SQL: {DIALECT_HELP}")],
-    events_table: Annotated[str, typer.Option("--events-table", metavar="SCHEMA.TABLE",
-                                              help="The events table: lead_id, timestamp, "
-                                              "type, event, path, a column per property.")],
+    events_table: Annotated[str | None, typer.Option(
+        "--events-table", metavar="SCHEMA.TABLE", help="The events table: lead_id, "
+        "timestamp, type, event, path, a column per property (--layout tables).")] = None,
     leads_table: Annotated[str | None, typer.Option(
         "--leads-table", metavar="SCHEMA.TABLE", help="The leads table: lead_id, a column "
-        "per trait.")] = None,
+        "per trait (--layout tables).")] = None,
+    schema: Annotated[str | None, typer.Option(
+        "--schema", metavar="SCHEMA", help="With --layout segment: the schema the loader "
+        "writes tracks, pages, identifies, groups, aliases and a table per event to.")
+    ] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="Score as of "
                                               "this time (ISO 8601); default: the "
                                               "warehouse's current time when it runs.")] = None,
@@ -80,23 +109,35 @@ def compile_command(
                                            "DuckDB file); default: the columns the models "
                                            "read.")] = None,
     layout: Annotated[str, typer.Option("--layout", metavar="LAYOUT", help="tables (the "
-                                        "layout of the Parquet/CSV input).")] = "tables",
+                                        "layout of the Parquet/CSV input) or segment (the "
+                                        "tables Segment's and RudderStack's loaders write, "
+                                        "with the stream semantics).")] = "tables",
 ) -> None:
     """Compile the models to one SQL statement that scores every lead in the warehouse."""
     from leadscore.engine.sql.dialects import Dialect
     from leadscore.engine.sql.warehouse import render
     from leadscore.model import load_models
 
-    if layout != "tables":
-        fail(f"error: --layout {layout!r}: expected 'tables' (Segment's warehouse tables are "
-             "not compiled yet)")
+    if layout not in ("tables", "segment"):
+        fail(f"error: --layout {layout!r}: expected 'tables' or 'segment'")
     try:
         speaking = Dialect.get_or_raise(dialect)
     except ValueError as exc:
         fail(f"error: --dialect: {exc}")
     models = load_models(list(model))
-    sql = render(compiled(models, events_table, leads_table, speaking.NAME, as_of, db,
-                          create), speaking)
+    if layout == "segment":
+        if schema is None or events_table or leads_table:
+            fail("error: --layout segment reads the loader's tables of --schema SCHEMA "
+                 "(not --events-table / --leads-table)")
+        assert schema is not None
+        statement = segment_compiled(models, schema, speaking.NAME, as_of, db, create)
+    else:
+        if events_table is None:
+            fail("error: --events-table is required (or --layout segment --schema SCHEMA)")
+        assert events_table is not None
+        statement = compiled(models, events_table, leads_table, speaking.NAME, as_of, db,
+                             create)
+    sql = render(statement, speaking)
     if out_path is None:
         out.file.write(sql)
         return

@@ -179,6 +179,32 @@ def write_postgres(table: pa.Table, url: str, name: str, mode: str) -> None:
         connection.execute(upsert_sql(name, quote(staging), table.column_names))
 
 
+def schema_tables(db: str, schema: str) -> dict[str, dict[str, str]]:
+    """Every table of `schema` in the database `db` (a PostgreSQL URL or a DuckDB file) with
+    its columns and their types."""
+    query = ("SELECT table_name, column_name, data_type FROM information_schema.columns "
+             "WHERE table_schema = ? ORDER BY table_name, ordinal_position")
+    if is_postgres_url(db):
+        with connect_postgres(db) as connection:
+            rows = connection.execute(query.replace("?", "%s"), (schema,)).fetchall()
+    else:
+        import duckdb
+
+        if not Path(db).exists():
+            raise InputError(f"{db}: file not found")
+        connection = duckdb.connect(db, read_only=True)
+        try:
+            rows = connection.execute(query, [schema]).fetchall()
+        finally:
+            connection.close()
+    tables: dict[str, dict[str, str]] = {}
+    for table, column, kind in rows:
+        tables.setdefault(str(table), {})[str(column)] = str(kind)
+    if not tables:
+        raise InputError(f"{db}: schema {schema!r} holds no table")
+    return tables
+
+
 # ---------------------------------------------------------------------------- DuckDB file
 
 def duckdb_columns(path: str, name: str) -> dict[str, str]:

@@ -170,20 +170,32 @@ def compile_scores(models: Model | Sequence[Model], events: Source, leads: Sourc
     time when the statement runs; an expression: that value); `create`: wrapped as
     `CREATE TABLE create AS …`."""
     speaking = Dialect.get_or_raise(dialect)
-    model_list = [models] if isinstance(models, Model) else list(models)
-    if not model_list:
-        raise ValueError("no model to compile")
     events_query, events_types = source_events(events, speaking)
     ctes: list[tuple[str, exp.Expr]] = [(EVENTS, events_query)]
     leads_types = None
     if leads is not None:
         leads_query, leads_types = source_leads(leads)
         ctes.append((LEADS, leads_query))
-    when: int | exp.Expr = speaking.now_us() if as_of_us is None else as_of_us
+    return scores_statement(models, ctes, EVENTS, events_types, LEADS, leads_types,
+                            as_of_us=as_of_us, dialect=speaking, create=create)
+
+
+def scores_statement(models: Model | Sequence[Model], ctes: list[tuple[str, exp.Expr]],
+                     events: str, events_types: Mapping[str, str], leads: str,
+                     leads_types: Mapping[str, str] | None, *,
+                     as_of_us: int | exp.Expr | None, dialect: Dialect,
+                     create: str | None = None) -> exp.Expr:
+    """The statement: `ctes` (which make the canonical relations `events` and `leads`, the
+    latter absent with `leads_types` None), each model's plan over them, their union."""
+    model_list = [models] if isinstance(models, Model) else list(models)
+    if not model_list:
+        raise ValueError("no model to compile")
+    ctes = list(ctes)
+    when: int | exp.Expr = dialect.now_us() if as_of_us is None else as_of_us
     finals = []
     for number, model in enumerate(sorted(model_list, key=lambda m: m.name)):
         plan = compile_plan(model, events_types, leads_types, when, options=PlanOptions(
-            events_table=EVENTS, leads_table=LEADS, dialect=speaking.NAME, order=False))
+            events_table=events, leads_table=leads, dialect=dialect.NAME, order=False))
         prefix = f"m{number}_"
         ctes += _renamed(plan, prefix)
         finals.append(f"{prefix}final")
@@ -191,16 +203,19 @@ def compile_scores(models: Model | Sequence[Model], events: Source, leads: Sourc
     for name in finals[1:]:
         union = exp.union(union, exp.select(exp.Star()).from_(table(name)), distinct=False)
     ctes.append(("scores", union))
-    outputs = [alias(speaking.from_us(col(c)), c) if c in TIMES else col(c)
+    outputs = [alias(dialect.from_us(col(c)), c) if c in TIMES else col(c)
                for c in OUTPUT_COLUMNS]
     query = exp.select(*outputs).from_(table("scores"))
     for name, cte in ctes:
         query = query.with_(exp.to_identifier(name, quoted=True), as_=cte, copy=False)
     query = query.order_by(col("model"), col("lead_id"), copy=False)
+    # A stage written with Spark's UNIX_MICROS (the stream stage): this dialect's spelling.
+    for node in reversed(list(query.find_all(exp.UnixMicros, bfs=False))):
+        node.replace(dialect.epoch_us(node.this.copy()))
     statement: exp.Expr = query
     if create is not None:
         statement = exp.Create(this=exp.to_table(create), kind="TABLE", expression=query)
-    return speaking.finish(statement)
+    return dialect.finish(statement)
 
 
 def _renamed(plan: exp.Select, prefix: str) -> list[tuple[str, exp.Expr]]:
