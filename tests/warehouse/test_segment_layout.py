@@ -197,3 +197,50 @@ def test_compile_cli_layout_segment(tmp_path: Path) -> None:
     empty = leadscore(*args, "--layout", "segment", "--schema", "nothing", "--db", str(db),
                       check=False)
     assert empty.returncode != 0 and "schema 'nothing' holds no table" in empty.stderr
+
+
+@pytest.mark.spark
+def test_segment_tables_on_spark_equal_score_many(spark: Any, streams: list[Any]) -> None:
+    """The same statement for Spark, run by `spark.sql` over temp views of the loader
+    tables (the session in UTC, as the Spark runner sets it)."""
+    from leadscore.engine.batch.spark import settings
+
+    models = [load_model(p) for p in EXAMPLES]
+    for files, as_of in streams:
+        con = duckdb.connect()
+        con.sql("SET TimeZone = 'UTC'")
+        loader_tables(con, files, "segment")
+        source = schema_of(con, "segment")
+        prefix = f"seg{uuid.uuid4().hex[:8]}_"
+        for table in source.tables:
+            frame = con.sql(f"SELECT * FROM segment.{table}").to_arrow_table()
+            ddl = ", ".join(f"`{c}` {SPARK_TYPES.get(t, 'string')}"
+                            for c, t in source.tables[table].items())
+            data = spark.createDataFrame(frame.to_pandas()) if frame.num_rows else \
+                spark.createDataFrame([], ddl)
+            data.createOrReplaceTempView(prefix + table)
+        views = SegmentSchema("", {prefix + t: c for t, c in source.tables.items()})
+        try:
+            with settings(spark):
+                sql = render(compile_segment_scores(
+                    models, _renamed(views, prefix), as_of_us=parse_timestamp(as_of),
+                    dialect="spark"), "spark").rstrip().rstrip(";")
+                got = rows_of(spark.sql(sql).toArrow())
+        finally:
+            for table in source.tables:
+                spark.catalog.dropTempView(prefix + table)
+        assert_rows_equal(expected(files, models, as_of), got)
+
+
+SPARK_TYPES = {"VARCHAR": "string", "TIMESTAMP WITH TIME ZONE": "timestamp",
+               "BIGINT": "bigint", "DOUBLE": "double", "BOOLEAN": "boolean", "INTEGER": "int"}
+
+
+def _renamed(views: SegmentSchema, prefix: str) -> SegmentSchema:
+    """Temp views named `<prefix><table>`: a schema whose tables carry the prefix."""
+    return _Prefixed(prefix, {t.removeprefix(prefix): c for t, c in views.tables.items()})
+
+
+class _Prefixed(SegmentSchema):
+    def name(self, table: str) -> str:
+        return self.schema + table
