@@ -255,6 +255,10 @@ def compile_segment_scores(models: Sequence[Model], source: SegmentSchema, *,
         ("messages", messages), (names.msg, stage.msg), (names.edges, stage.edges),
         (names.labels, stage.labels), (names.ids, stage.ids), (names.events, stage.events),
         (names.accounts, stage.accounts), (names.leads, stage.leads)]
+    for _, query in ctes[1:]:
+        # The stage is written with Spark's UNIX_MICROS: this dialect's spelling of it.
+        for node in reversed(list(query.find_all(exp.UnixMicros, bfs=False))):
+            node.replace(speaking.epoch_us(node.this.copy()))
     if as_of_us is None:
         for _, query in ctes:
             for literal in list(query.find_all(exp.Literal)):

@@ -209,9 +209,6 @@ def scores_statement(models: Model | Sequence[Model], ctes: list[tuple[str, exp.
     for name, cte in ctes:
         query = query.with_(exp.to_identifier(name, quoted=True), as_=cte, copy=False)
     query = query.order_by(col("model"), col("lead_id"), copy=False)
-    # A stage written with Spark's UNIX_MICROS (the stream stage): this dialect's spelling.
-    for node in reversed(list(query.find_all(exp.UnixMicros, bfs=False))):
-        node.replace(dialect.epoch_us(node.this.copy()))
     statement: exp.Expr = query
     if create is not None:
         statement = exp.Create(this=exp.to_table(create), kind="TABLE", expression=query)
