@@ -267,41 +267,34 @@ def events_query(names: Names, value_cols: list[str]) -> exp.Query:
         WHERE m.type IN ({kinds})""")
 
 
-def latest_per_key(source: str, owner: str, cols: list[str]) -> str:
-    """`owner, key, message_id` of the latest (order key) row of `source` per owner and
-    top-level key of `cols` that the row sets (one of the key's columns not null)."""
+def pivot(source: str, cols: list[str], owner: str) -> str:
+    """One row per owner of `source`: per top-level key of `cols`, the key's columns from the
+    latest (order key) row of the owner that sets it (one of the key's columns not null), and
+    `has.<key>` flags telling which keys the stream set (a base table's value holds
+    otherwise). The rows are repeated once per key they set (a CROSS JOIN with the keys),
+    the latest per owner and key kept by a window: no lists, no arg_max, no join back."""
+    if not cols:
+        return f"SELECT DISTINCT m.{q(owner)} FROM {source} AS m"
     keys: dict[str, list[str]] = {}
     for c in cols:
         keys.setdefault(top_key(c), []).append(c)
     values = ", ".join(f"({s(k)})" for k in keys)
     sets = " ".join(f"WHEN {s(k)} THEN " + " OR ".join(f"m.{q(c)} IS NOT NULL" for c in found)
                     for k, found in keys.items())
-    return f"""
-        SELECT owner, key, message_id FROM (
-          SELECT owner, key, message_id,
-                 ROW_NUMBER() OVER (PARTITION BY owner, key ORDER BY k DESC,
-                                    message_id DESC) AS rn
-          FROM (SELECT m.{q(owner)} AS owner, m.message_id, m.k, keys.key
-                FROM {source} AS m CROSS JOIN (VALUES {values}) AS keys(key)
-                WHERE CASE keys.key {sets} ELSE FALSE END) AS x
-        ) AS w WHERE rn = 1"""
-
-
-def pivot(source: str, cols: list[str], owner: str) -> str:
-    """One row per owner of `source`: each column from its key's latest message setting it,
-    and `has.<key>` flags telling which keys the stream set (a base table's value holds
-    otherwise)."""
-    if not cols:
-        return f"SELECT DISTINCT m.{q(owner)} FROM {source} AS m"
-    winners = latest_per_key(source, owner, cols)
-    picks = [f"MAX(CASE WHEN w.key = {s(top_key(c))} THEN m.{q(c)} END) AS {q(c)}"
+    carried = "".join(f", m.{q(c)}" for c in cols)
+    picks = [f"MAX(CASE WHEN w.key = {s(top_key(c))} THEN w.{q(c)} END) AS {q(c)}"
              for c in cols]
-    keys = sorted({top_key(c) for c in cols})
     flags = [f"MAX(CASE WHEN w.key = {s(k)} THEN 1 ELSE 0 END) AS {q('has.' + k)}"
-             for k in keys]
+             for k in sorted(keys)]
     return f"""
         SELECT w.owner AS {q(owner)}{''.join(', ' + p for p in picks + flags)}
-        FROM ({winners}) AS w JOIN {source} AS m ON m.message_id = w.message_id
+        FROM (
+          SELECT x.*, ROW_NUMBER() OVER (PARTITION BY owner, key ORDER BY k DESC,
+                                         message_id DESC) AS rn
+          FROM (SELECT m.{q(owner)} AS owner, m.message_id, m.k, keys.key{carried}
+                FROM {source} AS m CROSS JOIN (VALUES {values}) AS keys(key)
+                WHERE CASE keys.key {sets} ELSE FALSE END) AS x
+        ) AS w WHERE w.rn = 1
         GROUP BY w.owner"""
 
 
