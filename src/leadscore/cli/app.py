@@ -23,16 +23,19 @@ from leadscore.cli import (
     score,
     segments,
     service,
+    warehouse,
 )
 from leadscore.cli.console import say
 
-GROUPS = (check, score, explain, demo, learn, service, segments, programs, sales, privacy)
+GROUPS = (check, score, warehouse, explain, demo, learn, service, segments, programs, sales,
+          privacy)
 
 # `leadscore --help` lists the commands by task, in this order; a command not named here is
 # listed under "More" (so a new command shows up even before it is placed).
 TASKS = (
     ("Get started", ("demo",)),
     ("Score", ("check", "score", "explain")),
+    ("Warehouse", ("compile", "dbt")),
     ("Serve", ("init", "serve", "import", "rescore")),
     ("Learn", ("evaluate", "learn")),
     ("Lifecycle", ("segments", "programs")),

@@ -118,13 +118,14 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
 
     step("finding candidate rules", 0.18)
     exclude = (data.outcomes.event,) if data.outcomes.event else ()
-    profile = (trait_candidates(con, data.leads, "ls_train") if data.leads is not None
+    train_events, train_leads = data.at(t_train)     # a stream: as known then
+    profile = (trait_candidates(con, train_leads, "ls_train") if train_leads is not None
                else None)
     traits = profile.traits if profile is not None else []
     if profile is not None and profile.skipped:
         warnings.append(profile.describe_skipped())
-    sources = feats.source_candidates(con, data.events, t_train, exclude_events=exclude)
-    sources += feats.property_candidates(con, data.events, t_train, sources)
+    sources = feats.source_candidates(con, train_events, t_train, exclude_events=exclude)
+    sources += feats.property_candidates(con, train_events, t_train, sources)
     if not sources:
         half_lives = (None,)           # no engagement rule: no decay to choose
     if not traits and not sources:
@@ -132,7 +133,7 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
                          "or page was seen for at least 30 leads before the cut-off")
     step(f"building {len(traits)} trait and {len(sources)} event candidates × "
          f"{len(half_lives)} half-lives for {n_train:,} leads", 0.25)
-    fs = feats.build(con, "ls_train", t_train, leads=data.leads, events=data.events,
+    fs = feats.build(con, "ls_train", t_train, leads=train_leads, events=train_events,
                      traits=traits, sources=sources, half_lives=half_lives)
     y = _labels(con, "ls_train")
     warnings += _leakage(fs, y)
@@ -409,7 +410,8 @@ def _test(data: Inputs, model: Model, t_test: int, window: float | None) -> dict
     con = data.con
     data.population(t_test, "ls_test_pop")
     data.labels("ls_test_pop", t_test, window, "ls_test")
-    scores = score_many(model, data.events, data.leads, as_of=t_test, con=con)
+    events, leads = data.at(t_test)
+    scores = score_many(model, events, leads, as_of=t_test, con=con)
     con.register("ls_test_scores", scores)
     rows = con.sql("SELECT t.converted, s.score, s.disqualified FROM ls_test AS t "
                    "JOIN ls_test_scores AS s USING (lead_id) ORDER BY t.lead_id").fetchnumpy()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from leadscore.engine.sql.build import and_, case, coalesce, col, double, number
+from leadscore.engine.sql.build import and_, case, coalesce, col, double, instant, number
 from leadscore.engine.sql.conditions import to_sql
 from leadscore.engine.sql.dialects import Dialect
 from leadscore.engine.sql.signatures import named
@@ -55,11 +55,12 @@ def matches(matcher: Matcher, columns: Mapping[str, str]) -> exp.Expr:
     return hit
 
 
-def decay(ts: exp.Expr, as_of: int, half_life_days: float | None) -> exp.Expr | None:
+def decay(ts: exp.Expr, as_of: int | exp.Expr, half_life_days: float | None
+          ) -> exp.Expr | None:
     """2^((ts − as_of) / half-life), or None for no decay."""
     if half_life_days is None:
         return None
-    age = double(exp.Sub(this=ts, expression=exp.Literal.number(as_of)))
+    age = double(exp.Sub(this=ts, expression=instant(as_of)))
     return exp.Pow(this=exp.Literal.number(2),
                    expression=exp.Div(this=exp.Paren(this=age),
                                       expression=number(half_life_days * US_PER_DAY)))
