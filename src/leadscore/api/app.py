@@ -13,14 +13,15 @@ from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadscore import __version__
-from leadscore.api import accounts, errors, handoffs, ingest, leads, lifecycle, models
+from leadscore.api import accounts, browser, errors, handoffs, ingest, leads, lifecycle, models
+from leadscore.api.cors import Cors, Origins
 from leadscore.config import Settings
 from leadscore.dashboard import install as install_dashboard
 from leadscore.service import Service
 
 access_log = logging.getLogger("leadscore.access")
 ROUTERS = (ingest.router, leads.router, accounts.router, models.router, handoffs.router,
-           lifecycle.router, lifecycle.tracking)
+           lifecycle.router, lifecycle.tracking, browser.router)
 
 
 def open_service(settings: Settings) -> Service:
@@ -50,6 +51,7 @@ def create_app(settings: Settings, service: Service | None = None, *,
     app.state.settings = settings
     app.state.service = service
     app.state.wake_dispatcher = on_handoff
+    app.state.origins = Origins.of(settings)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -60,6 +62,7 @@ def create_app(settings: Settings, service: Service | None = None, *,
         request.app.state.service.healthy()     # the store answers, or the error shape (500)
         return {"ok": True, "status": "up", "version": __version__}
 
+    app.add_middleware(Cors, origins=app.state.origins)    # pages of cors_origins only
     if settings.log_requests:
         app.add_middleware(AccessLog)
     return app

@@ -1,4 +1,7 @@
-"""The Segment HTTP tracking API: `/v1/identify|track|page|screen|group|alias|batch|import`.
+"""The Segment HTTP tracking API: `/v1/identify|track|page|screen|group|alias|batch|import`,
+and analytics.js's short paths for them (`/v1/i|t|p|s|g|a|b`). A body is JSON whatever its
+Content-Type (analytics.js sends `text/plain`, to need no preflight); the write key is the
+Basic user name or `writeKey` in the body.
 
 A single-message endpoint answers `{"success": true}` once the message is committed, or 400
 with the one error shape. A batch stores every valid message and answers
@@ -97,9 +100,15 @@ def _single(kind: str) -> Callable[[Request], Coroutine[Any, Any, Accepted]]:
 
 
 for _kind in TYPES:
-    router.add_api_route(f"/v1/{_kind}", _single(_kind), methods=["POST"],
+    _receive = _single(_kind)
+    router.add_api_route(f"/v1/{_kind}", _receive, methods=["POST"],
                          response_model=Accepted, summary=f"Segment {_kind}",
                          openapi_extra=_body(_MESSAGE, MESSAGE_LIMIT))
+    # analytics.js's short path (`/v1/t`, `/v1/p`, ...): the same handler.
+    router.add_api_route(f"/v1/{_kind[0]}", _receive, methods=["POST"],
+                         response_model=Accepted, summary=f"Segment {_kind} (analytics.js path)",
+                         openapi_extra=_body(_MESSAGE, MESSAGE_LIMIT),
+                         operation_id=f"{_kind}_short")
 
 
 async def batch(request: Request) -> Accepted:
@@ -150,9 +159,10 @@ async def batch(request: Request) -> Accepted:
     return _answer(request, outcome)
 
 
-for _path in ("/v1/batch", "/v1/import"):
+_BATCH_SUMMARIES = {"/v1/batch": "Segment batch", "/v1/import": "Segment import (same as batch)",
+                    "/v1/b": "Segment batch (analytics.js path)"}
+for _path, _summary in _BATCH_SUMMARIES.items():
     router.add_api_route(_path, batch, methods=["POST"], response_model=Accepted,
-                         summary="Segment batch" if _path.endswith("batch") else
-                         "Segment import (same as batch)",
+                         summary=_summary,
                          openapi_extra=_body(_BATCH, BATCH_LIMIT),
                          operation_id=_path.strip("/").replace("/", "_"))
