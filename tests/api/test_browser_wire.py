@@ -200,3 +200,13 @@ def test_the_library_and_its_settings_are_served_first_party(client: TestClient)
     assert rudder.status_code == 200
     assert rudder.json()["source"]["destinations"] == []
     assert client.get("/sourceConfig/", params={"writeKey": "nope"}).status_code == 401
+
+
+def test_rudderstacks_identify_traits_in_the_context(client: TestClient,
+                                                    admin: dict[str, str]) -> None:
+    # RudderStack's browser SDK: Basic auth, application/json, traits in context.traits.
+    identify = {"type": "identify", "userId": "hal", "anonymousId": "rs-anon",
+                "context": {"traits": {"email": "hal@example.org"}}, "originalTimestamp": NOW}
+    assert send(client, "/v1/identify", identify, basic=True).status_code == 200
+    found = lead(client, admin, "hal")
+    assert found["traits"]["email"] == "hal@example.org" and found["fit"] == 10
