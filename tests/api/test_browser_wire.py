@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from leadscore.config import ConfigError, Settings
 from tests.api.conftest import WRITE_KEY, settings_for
 from tests.api.test_ingest import NOW, lead
 
+ROOT = Path(__file__).resolve().parents[2]
 SITE = "https://www.example.com"
 OTHER = "https://evil.example"
 BOUND_KEY = "wk_site"
@@ -210,3 +213,16 @@ def test_rudderstacks_identify_traits_in_the_context(client: TestClient,
     assert send(client, "/v1/identify", identify, basic=True).status_code == 200
     found = lead(client, admin, "hal")
     assert found["traits"]["email"] == "hal@example.org" and found["fit"] == 10
+
+
+def test_the_readme_snippets_are_the_ones_tested_in_chromium() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"```html\n(.*?)```", readme, flags=re.S)
+    assert len(shown) == 2
+    for block, page in zip(shown, ("segment", "rudderstack"), strict=True):
+        tested = (ROOT / "tests" / "fixtures" / "js" / "pages" / f"{page}.html").read_text(
+            encoding="utf-8").replace("{{LEADSCORE}}", "https://leadscore.example.com"
+                                      ).replace("{{WRITE_KEY}}", "wk_…")
+        for line in block.strip().splitlines():
+            code = line.split("<!--")[0].strip()
+            assert code in tested, (page, code)
