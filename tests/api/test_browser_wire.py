@@ -226,3 +226,18 @@ def test_the_readme_snippets_are_the_ones_tested_in_chromium() -> None:
         for line in block.strip().splitlines():
             code = line.split("<!--")[0].strip()
             assert code in tested, (page, code)
+
+
+def test_rudderstacks_beacon_carries_the_key_in_the_query_string(
+        client: TestClient, admin: dict[str, str]) -> None:
+    beacon = {"batch": [{"type": "track", "userId": "ida", "event": "Demo Requested",
+                         "originalTimestamp": NOW}], "sentAt": NOW}
+    response = client.post(f"/beacon/v1/batch?writeKey={WRITE_KEY}", headers={
+        **PLAIN, "Origin": SITE}, content=json.dumps(beacon).encode())
+    assert response.status_code == 200, response.text
+    assert "requested a demo" in {r["rule"] for r in lead(client, admin, "ida")["reasons"]}
+    assert client.post("/beacon/v1/batch?writeKey=nope", headers=PLAIN,
+                       content=json.dumps(beacon).encode()).status_code == 401
+    refused = client.post(f"/beacon/v1/batch?writeKey={WRITE_KEY}", headers={
+        **PLAIN, "Origin": "https://not-listed.example"}, content=json.dumps(beacon).encode())
+    assert refused.status_code == 403

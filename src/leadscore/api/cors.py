@@ -20,8 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from leadscore.api.errors import ApiError, error_response
 from leadscore.config import ConfigError, Settings
 
-# The paths a page calls: the tracking API, analytics.js's settings, RudderStack's config.
-CORS_PREFIXES = ("/v1/", "/js/", "/sourceConfig")
+# The paths a page calls: the tracking API, RudderStack's beacon, analytics.js's settings,
+# RudderStack's config.
+CORS_PREFIXES = ("/v1/", "/beacon/v1/", "/js/", "/sourceConfig")
 ALLOW_METHODS = "GET, POST, OPTIONS"
 MAX_AGE = "600"
 _ORIGIN = re.compile(r"^https?://[a-z0-9.\-\[\]:]+$")

@@ -1,5 +1,6 @@
 """The Segment HTTP tracking API: `/v1/identify|track|page|screen|group|alias|batch|import`,
-and analytics.js's short paths for them (`/v1/i|t|p|s|g|a|b`). A body is JSON whatever its
+and analytics.js's short paths for them (`/v1/i|t|p|s|g|a|b`) and RudderStack's beacon batch
+(`/beacon/v1/batch?writeKey=`). A body is JSON whatever its
 Content-Type (analytics.js sends `text/plain`, to need no preflight); the write key is the
 Basic user name or `writeKey` in the body.
 
@@ -115,9 +116,10 @@ async def batch(request: Request) -> Accepted:
     """Record a batch of Segment messages: the valid ones are stored, the others listed."""
     known = header_write_key(request)
     body = await read_json(request, BATCH_LIMIT, "batch")
-    if known is None:
+    if known is None:     # in the body, or (RudderStack's beacon) the query string
         known = check_write_key(request, body.get("writeKey") if isinstance(body, dict)
-                                else None)
+                                and "writeKey" in body else
+                                request.query_params.get("writeKey"))
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object with a `batch` list",
                        [problem(None, "batch", "not an object")])
@@ -160,7 +162,9 @@ async def batch(request: Request) -> Accepted:
 
 
 _BATCH_SUMMARIES = {"/v1/batch": "Segment batch", "/v1/import": "Segment import (same as batch)",
-                    "/v1/b": "Segment batch (analytics.js path)"}
+                    "/v1/b": "Segment batch (analytics.js path)",
+                    "/beacon/v1/batch": "Batch sent by RudderStack's beacon (writeKey in the "
+                                        "query string)"}
 for _path, _summary in _BATCH_SUMMARIES.items():
     router.add_api_route(_path, batch, methods=["POST"], response_model=Accepted,
                          summary=_summary,
