@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import tomllib
@@ -128,6 +129,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sqlite_synchronous", "LEADSCORE_SQLITE_SYNCHRONOUS", str,
             "full: an acknowledged message survives a power cut (an fsync per commit); "
             "normal: it survives a crash of the server, not of the machine (faster)"),
+    Setting("rate_limit_per_key", "LEADSCORE_RATE_LIMIT_PER_KEY", float,
+            "messages a second one write key may send (a batch counts its messages; bursts "
+            "of 5 seconds' worth pass); over it: 429 with Retry-After. 0: no limit"),
+    Setting("rate_limit_per_ip", "LEADSCORE_RATE_LIMIT_PER_IP", float,
+            "messages a second one client address may send to the ingestion API (as "
+            "rate_limit_per_key). 0: no limit"),
+    Setting("trusted_proxies", "LEADSCORE_TRUSTED_PROXIES", list,
+            "addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are "
+            "believed (the client's address for rate limits; https for Secure cookies and "
+            "HSTS); '*' trusts any. Default: none"),
+    Setting("event_retention_days", "LEADSCORE_EVENT_RETENTION_DAYS", int,
+            "delete logged events older than this many days (scores keep what they earned); "
+            "0: keep every event"),
 )
 
 
@@ -167,6 +181,10 @@ class Settings:
     retry_max_seconds: float = 3600.0
     refresh_seconds: float = 300.0
     sqlite_synchronous: str = "full"
+    rate_limit_per_key: float = 1000.0
+    rate_limit_per_ip: float = 500.0
+    trusted_proxies: tuple[str, ...] = ()
+    event_retention_days: int = 0
     config_file: str | None = field(default=None, compare=False)
 
     def is_admin_token(self, token: str) -> bool:
@@ -174,7 +192,10 @@ class Settings:
             hash_token(token), self.admin_token_sha256)
 
     def is_write_key(self, key: str) -> bool:
-        return any(hmac.compare_digest(key, known) for known in self.write_keys)
+        # As bytes: compare_digest refuses str with non-ASCII characters (a 500 before).
+        given = key.encode("utf-8", "surrogatepass")
+        return any(hmac.compare_digest(given, known.encode("utf-8", "surrogatepass"))
+                   for known in self.write_keys)
 
     def is_trusted_key(self, key: str | None) -> bool:
         """A write key of the operator's own servers (`trusted_write_keys`)."""
@@ -335,7 +356,8 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
             number = kind(value)
         except (TypeError, ValueError):
             raise wrong("a number" if kind is float else "a whole number") from None
-        if number < 0 or (key in ("workers", "delivery_max_attempts") and number < 1):
+        if number < 0 or not math.isfinite(number) or (
+                key in ("workers", "delivery_max_attempts") and number < 1):
             raise wrong("a positive number")
         return number
     if not isinstance(value, str):
@@ -431,6 +453,10 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "retry_max_seconds": Settings.retry_max_seconds,
         "refresh_seconds": Settings.refresh_seconds,
         "sqlite_synchronous": Settings.sqlite_synchronous,
+        "rate_limit_per_key": Settings.rate_limit_per_key,
+        "rate_limit_per_ip": Settings.rate_limit_per_ip,
+        "trusted_proxies": [],
+        "event_retention_days": Settings.event_retention_days,
     }
     lines = ["# leadscore service settings (`leadscore serve --config` reads this file).",
              "# Each can be overridden by the environment variable named beside it.", ""]

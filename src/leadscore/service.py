@@ -32,13 +32,14 @@ from leadscore.rescoring import Progress, Rescoring
 from leadscore.store import accounts as account_store
 from leadscore.store import leads as lead_store
 from leadscore.store import models as model_store
-from leadscore.store import outbox
+from leadscore.store import outbox, privacy
 from leadscore.store import scores as score_store
 from leadscore.store.database import Database, NotFound, StoreError
 from leadscore.store.group_commit import GroupCommit
 from leadscore.store.migrate import migrate
 from leadscore.store.outbox import OutboxItem
-from leadscore.timeutil import now_us, parse_timestamp
+from leadscore.store.privacy import Erased
+from leadscore.timeutil import US_PER_DAY, now_us, parse_timestamp
 
 __all__ = ["IngestResult", "NotFound", "OutboxItem", "Service", "StoreError"]
 
@@ -312,3 +313,22 @@ class Service:
         with self.db.read() as connection:
             connection.exec_driver_sql("SELECT 1")
         return True
+
+    # ---- privacy
+
+    def forget(self, lead_id: str) -> Erased:
+        """Erase a person (the lead, every lead merged into it, their events and every row
+        about them) in one transaction, leaving a suppression record of their addresses."""
+        return privacy.erase(self.db, str(lead_id), now_us())
+
+    def export_lead(self, lead_id: str) -> dict[str, Any]:
+        """Everything stored of a person, as JSON values."""
+        with self.db.read() as connection:
+            return privacy.export(connection, str(lead_id))
+
+    def delete_old_events(self, days: int, now: int | None = None) -> int:
+        """Delete logged events older than `days` days (`event_retention_days`); the scores
+        and states keep what those events earned. Returns how many were deleted."""
+        if days <= 0:
+            return 0
+        return privacy.delete_events_before(self.db, (now or now_us()) - days * US_PER_DAY)

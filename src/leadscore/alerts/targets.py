@@ -43,7 +43,9 @@ class WebhookTarget:
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
-        self.name = f"webhook {self.url}"
+        # Only the origin: a webhook URL's path often is its secret (it reaches logs).
+        parts = urlsplit(self.url)
+        self.name = f"webhook {parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
 
     def send(self, delivery_id: str, payload: Mapping[str, Any], attempt: int) -> None:
@@ -53,9 +55,10 @@ class WebhookTarget:
                                        ATTEMPT_HEADER: str(attempt),
                                        "User-Agent": f"leadscore/{__version__}"})
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{self.url}: {type(exc).__name__}: {exc}") from None
+            text = str(exc).replace(self.url, "…")
+            raise DeliveryFailed(f"{self.name}: {type(exc).__name__}: {text}") from None
         if not 200 <= response.status_code < 300:
-            raise DeliveryFailed(f"{self.url}: HTTP {response.status_code} "
+            raise DeliveryFailed(f"{self.name}: HTTP {response.status_code} "
                                  f"{response.text[:200]!r}")
 
     def close(self) -> None:

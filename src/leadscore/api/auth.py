@@ -4,7 +4,6 @@ the admin bearer token may read and administer. A write key on an admin route is
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from fastapi import Request
@@ -37,7 +36,7 @@ def basic_user(header: str) -> str | None:
         return None
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:     # binascii.Error, UnicodeDecodeError, non-ASCII text
         raise ApiError(401, "the Basic credentials are not base64 of 'writekey:'",
                        [{"field": "Authorization", "message": "malformed Basic credentials"}],
                        _WRITE_CHALLENGE) from None

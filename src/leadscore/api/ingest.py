@@ -13,6 +13,7 @@ problems (not JSON, not UTF-8, `batch` not a list, over 500 KB) refuse the whole
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -23,10 +24,12 @@ from starlette.concurrency import run_in_threadpool
 from leadscore.api.auth import check_write_key, header_write_key, write_key_scheme
 from leadscore.api.body import BATCH_LIMIT, MESSAGE_LIMIT, read_json
 from leadscore.api.errors import ERROR_RESPONSES, ApiError
+from leadscore.api.limits import Limits
 from leadscore.api.messages import TYPES, check_message, problem
 from leadscore.api.outcome import Outcome, ingest
 from leadscore.programs.optouts import from_trusted_events
 
+log = logging.getLogger("leadscore.ingest")
 router = APIRouter(tags=["ingestion"], dependencies=[Security(write_key_scheme)],
                    responses=ERROR_RESPONSES)
 
@@ -66,6 +69,14 @@ async def _opt_outs(request: Request, key: str | None, messages: list[dict[str, 
         await run_in_threadpool(from_trusted_events, request.app.state.service, messages)
 
 
+def log_rejected(request: Request, rejected: list[dict[str, Any]]) -> None:
+    """A warning per rejected message: where and why, never its content (traits, ids)."""
+    for item in rejected:
+        log.warning("message rejected", extra={
+            "path": request.url.path, "index": item["index"], "field": item["field"],
+            "reason": item["message"]})
+
+
 def _answer(request: Request, outcome: Outcome) -> Accepted:
     wake = request.app.state.wake_dispatcher
     if outcome.handoffs and wake is not None:
@@ -77,10 +88,13 @@ def _answer(request: Request, outcome: Outcome) -> Accepted:
 def _single(kind: str) -> Callable[[Request], Coroutine[Any, Any, Accepted]]:
     async def receive(request: Request) -> Accepted:
         known = header_write_key(request)
+        limits: Limits = request.app.state.limits
+        limits.check_open(request, known)
         body = await read_json(request, MESSAGE_LIMIT, "message")
         if known is None:
             known = check_write_key(request, body.get("writeKey") if isinstance(body, dict)
                                     else None)
+        limits.take(request, known, 1)
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object (one Segment message)",
                            [problem(None, None, "not an object")])
@@ -89,6 +103,7 @@ def _single(kind: str) -> Callable[[Request], Coroutine[Any, Any, Accepted]]:
         message["type"] = kind
         outcome = await run_in_threadpool(ingest, request.app.state.service, [message], [None])
         if outcome.rejected:
+            log_rejected(request, outcome.rejected)
             first = outcome.rejected[0]
             raise ApiError(400, f"{first['field'] or 'message'}: {first['message']}",
                            outcome.rejected)
@@ -115,6 +130,8 @@ for _kind in TYPES:
 async def batch(request: Request) -> Accepted:
     """Record a batch of Segment messages: the valid ones are stored, the others listed."""
     known = header_write_key(request)
+    limits: Limits = request.app.state.limits
+    limits.check_open(request, known)
     body = await read_json(request, BATCH_LIMIT, "batch")
     if known is None:     # in the body, or (RudderStack's beacon) the query string
         known = check_write_key(request, body.get("writeKey") if isinstance(body, dict)
@@ -127,6 +144,7 @@ async def batch(request: Request) -> Accepted:
     if not isinstance(items, list):
         raise ApiError(400, "batch must be a list of messages",
                        [problem(None, "batch", "missing or not a list")])
+    limits.take(request, known, len(items))
     measure = int(request.headers.get("content-length") or 0) > MESSAGE_LIMIT or \
         request.headers.get("content-encoding") is not None
     shared_context = body.get("context") if isinstance(body.get("context"), dict) else None
@@ -143,8 +161,9 @@ async def batch(request: Request) -> Accepted:
         message.pop("writeKey", None)
         if sent_at is not None and "sentAt" not in message:
             message["sentAt"] = sent_at
-        if shared_context:
-            message["context"] = {**shared_context, **(message.get("context") or {})}
+        own = message.get("context")
+        if shared_context and (own is None or isinstance(own, dict)):
+            message["context"] = {**shared_context, **(own or {})}   # else: rejected, named
         messages.append(message)
         indexes.append(index)
     outcome = Outcome(0, 0, [])
@@ -154,6 +173,7 @@ async def batch(request: Request) -> Accepted:
         await _opt_outs(request, known, [m for m, i in zip(messages, indexes, strict=True)
                                          if i not in refused])
     outcome.rejected = sorted(rejected + outcome.rejected, key=lambda p: p["index"])
+    log_rejected(request, outcome.rejected)
     if outcome.rejected and not outcome.accepted and not outcome.duplicates:
         raise ApiError(400, f"no message of the batch could be stored ({len(outcome.rejected)} "
                        f"rejected; first: message {outcome.rejected[0]['index']}: "

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Security
 
 from leadscore.api.auth import admin_scheme, require_admin
-from leadscore.api.errors import ERROR_RESPONSES
+from leadscore.api.errors import ERROR_RESPONSES, MAX_OFFSET, ApiError
+from leadscore.model.schema import GRADE_LETTERS, STAGES
 
 router = APIRouter(prefix="/api/leads", tags=["leads"], responses=ERROR_RESPONSES,
                    dependencies=[Security(admin_scheme), Depends(require_admin)])
+
+GRADES = (*GRADE_LETTERS, "F")
+TEMPERATURES = ("hot", "warm", "cold", "dead")
+
+
+def _known(name: str, given: list[str] | None, allowed: Sequence[str]) -> None:
+    """422 naming the allowed values when a filter asks for one that cannot exist (an empty
+    list would read as "no such leads")."""
+    unknown = [value for value in given or () if value not in allowed]
+    if unknown:
+        choices = ", ".join(allowed) or "(none)"
+        raise ApiError(422, f"query parameter {name!r}: unknown value {unknown[0]!r}; "
+                       f"expected one of {choices}",
+                       [{"field": name, "in": "query", "value": unknown[0],
+                         "message": f"expected one of {choices}", "allowed": list(allowed)}])
+
 
 SORTS = Literal["score", "fit", "engagement", "grade", "temperature", "stage", "lead_id",
                 "as_of", "updated_at"]
@@ -40,10 +58,33 @@ def list_leads(
     sort: SORTS = "score",
     descending: bool = True,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
-    rows, total = request.app.state.service.list_leads(
+    service = request.app.state.service
+    for name, given, allowed in (("grade", grade, GRADES), ("temperature", temperature,
+                                                             TEMPERATURES),
+                                 ("stage", stage, STAGES)):
+        _known(name, given, allowed)
+    if model is not None:
+        _known("model", [model], sorted(m["name"] for m in service.models()))
+    rows, total = service.list_leads(
         model=model, grade=grade, temperature=temperature, stage=stage, min_score=min_score,
         disqualified=disqualified, q=q, sort=sort, descending=descending, limit=limit,
         offset=offset)
     return {"leads": rows, "total": total, "limit": limit, "offset": offset}
+
+
+@router.delete("/{lead_id}", summary="Erase a person (GDPR art. 17): the lead, every lead "
+                                     "merged into it, their events and every row about them")
+def forget_lead(request: Request, lead_id: str) -> dict[str, Any]:
+    """One transaction. Each e-mail address of the person is kept only as a hashed
+    suppression record, so no program e-mails them again."""
+    erased = request.app.state.service.forget(lead_id)
+    return {"ok": True, "lead_id": erased.lead_id, "leads": erased.lead_ids,
+            "rows": erased.rows, "suppressed": erased.suppressed}
+
+
+@router.get("/{lead_id}/export", summary="Everything stored of a person (GDPR art. 15)")
+def export_lead(request: Request, lead_id: str) -> dict[str, Any]:
+    exported: dict[str, Any] = request.app.state.service.export_lead(lead_id)
+    return exported

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from leadscore.addresses import check_address
 from leadscore.api.auth import admin_scheme, require_admin
-from leadscore.api.errors import ERROR_RESPONSES
+from leadscore.api.errors import ERROR_RESPONSES, MAX_OFFSET
 from leadscore.csvtext import csv_text
 from leadscore.programs.entry import history_count
 from leadscore.programs.links import (
@@ -79,7 +79,7 @@ def list_segments(request: Request) -> dict[str, Any]:
                                                 "format=csv)", response_model=None)
 def segment_members(request: Request, name: str,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-                    offset: Annotated[int, Query(ge=0)] = 0,
+                    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
                     fields: Annotated[str | None, Query(
                         description="Comma-separated columns to add per member: `traits.<x>`, "
@@ -122,7 +122,7 @@ def segment_members(request: Request, name: str,
 @router.get("/segments/{name}/history", summary="Entries and exits, newest first")
 def segment_history(request: Request, name: str, lead_id: str | None = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     _segment(request, name)
     with request.app.state.service.db.read() as connection:
         rows = segment_store.history(connection, name, lead_id, limit, offset)
@@ -149,7 +149,7 @@ def list_programs(request: Request) -> dict[str, Any]:
 @router.get("/programs/{name}/journeys", summary="Steps executed, oldest first")
 def program_journeys(request: Request, name: str, lead_id: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     with request.app.state.service.db.read() as connection:
         return {"program": name, "journeys": journey_rows(connection, name, lead_id, limit,
                                                           offset)}
@@ -158,7 +158,7 @@ def program_journeys(request: Request, name: str, lead_id: str | None = None,
 @router.get("/emails", summary="Program e-mails (the outbox), newest first")
 def emails(request: Request, status: str | None = None,
            limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-           offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+           offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     with request.app.state.service.db.read() as connection:
         return {"emails": outbox_view(connection, status, limit, offset)}
 

@@ -12,10 +12,20 @@ import typer
 from typer.core import TyperArgument, TyperGroup
 
 from leadscore import __version__
-from leadscore.cli import check, demo, explain, learn, programs, score, segments, service
+from leadscore.cli import (
+    check,
+    demo,
+    explain,
+    learn,
+    privacy,
+    programs,
+    score,
+    segments,
+    service,
+)
 from leadscore.cli.console import say
 
-GROUPS = (check, score, explain, demo, learn, service, segments, programs)
+GROUPS = (check, score, explain, demo, learn, service, segments, programs, privacy)
 
 # `leadscore --help` lists the commands by task, in this order; a command not named here is
 # listed under "More" (so a new command shows up even before it is placed).
@@ -25,6 +35,7 @@ TASKS = (
     ("Serve", ("init", "serve", "import", "rescore")),
     ("Learn", ("evaluate", "learn")),
     ("Lifecycle", ("segments", "programs")),
+    ("Privacy", ("forget", "export-lead", "retention")),
 )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from leadscore import __version__
@@ -20,6 +21,7 @@ from leadscore.dashboard import accounts as account_views
 from leadscore.dashboard import charts, session, views
 from leadscore.dashboard import lifecycle as lifecycle_views
 from leadscore.dashboard.evaluation import Evaluations, available
+from leadscore.ratelimit import Buckets, retry_after
 from leadscore.store import dashboard as queries
 from leadscore.store.database import NotFound
 from leadscore.timeutil import iso, now_us
@@ -34,6 +36,7 @@ env.filters["pts"] = lambda v: "" if v is None else f"{v:+.1f}"
 env.filters["num"] = lambda v: "" if v is None else f"{v:.1f}"
 env.filters["ago"] = lambda us: _ago(us)
 
+FORM_LIMIT = 16 * 1024        # a login or settings form; more is refused (413) unread
 router = APIRouter(include_in_schema=False)   # mounted at PREFIX by `install`
 
 
@@ -74,9 +77,26 @@ def _model(request: Request, name: str | None) -> tuple[views.ActiveModel | None
     return (next(iter(models.values())) if models else None), models
 
 
-async def _form(request: Request) -> dict[str, str]:
-    body = (await request.body()).decode("utf-8", "replace")
+class FormTooLarge(Exception):
+    pass
+
+
+async def _form(request: Request, limit: int = FORM_LIMIT) -> dict[str, str]:
+    """The fields of a form; FormTooLarge (413) past `limit` bytes, read no further."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise FormTooLarge()
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise FormTooLarge()
+    body = data.decode("utf-8", "replace")
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
 
 
 # ---- login
@@ -91,22 +111,34 @@ def login_page(request: Request, next: str = PREFIX + "/") -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
+    """Sign in with the admin token. Bad attempts are limited per client address (429 with
+    Retry-After once spent); nothing here blocks the event loop."""
+    address = client_address(request)
+    attempts: Buckets = request.app.state.login_attempts
+    wait = attempts.wait(address)
+    if wait:
+        return HTMLResponse("Too many bad sign-ins from your address; try again in "
+                            f"{retry_after(wait)} s.", status_code=429,
+                            headers={"Retry-After": retry_after(wait)})
     form = await _form(request)
     settings = request.app.state.settings
     target = _safe_next(form.get("next", ""))
     if not settings.is_admin_token(form.get("token", "").strip()):
-        time.sleep(0.2)     # slows guessing down a little; the token is long anyway
-        return render(request, "login.html", 401, next=target, configured=True,
-                      error="That is not the admin token.")
+        attempts.take(address)
+        await asyncio.sleep(0.2)     # slows one client's guessing; others are not held up
+        return await run_in_threadpool(render, request, "login.html", 401, next=target,
+                                       configured=True, error="That is not the admin token.")
     response = RedirectResponse(target, status_code=303)
-    session.set_cookie(response, request, session.new_session(settings))
+    session.set_cookie(response, request, await run_in_threadpool(session.new_session, request))
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """End the session in the store (every worker and host), then drop the cookie."""
+    await run_in_threadpool(session.end, request)
     response = RedirectResponse(PREFIX + "/login", status_code=303)
-    session.clear_cookie(response)
+    session.clear_cookie(response, request)
     return response
 
 
@@ -427,6 +459,11 @@ def install(app: FastAPI) -> None:
     dashboard.state = app.state
     dashboard.include_router(router, prefix="")
     dashboard.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @dashboard.exception_handler(FormTooLarge)
+    async def _too_large(request: Request, _: FormTooLarge) -> Response:
+        return HTMLResponse(f"The form is over the {FORM_LIMIT // 1024} KB limit of a form.",
+                            status_code=413)
 
     @dashboard.exception_handler(LoginRequired)
     async def _login(request: Request, _: LoginRequired) -> Response:
