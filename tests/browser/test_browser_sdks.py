@@ -193,21 +193,24 @@ def scored(world: World, lead_id: str, rules: set[str]) -> dict[str, Any] | None
 RULES = {"pricing page", "gave an e-mail", "requested a demo"}
 
 
-def test_analytics_next_from_another_origin_scores_the_identified_person(world: World) -> None:
-    context, page, sent, errors = open_page(world, world.sites["segment"].url + "/pricing")
+@pytest.mark.parametrize("batching", [False, True], ids=["standard", "batching"])
+def test_analytics_next_from_another_origin_scores_the_identified_person(
+        world: World, batching: bool) -> None:
+    lead_id = f"ann-segment-{'batching' if batching else 'standard'}"
+    url = world.sites["segment"].url + "/pricing" + ("?batching" if batching else "")
+    context, page, sent, errors = open_page(world, url)
     page.wait_for_function("() => window.analytics && window.analytics.initialized === true",
                            timeout=WAIT * 1000)
-    wait_for(page, lambda: any(m.get("type") == "page" for m in messages(sent)), "the page view")
     anonymous = page.evaluate("() => window.analytics.user().anonymousId()")
-    page.evaluate("() => window.signUp('ann-segment', 'ann@example.org')")
-    found = wait_for(page, lambda: scored(world, "ann-segment", RULES), "ann's score and reasons",
-                     lambda: (world.lead("ann-segment").text, sent, errors))
+    page.evaluate(f"() => window.signUp({lead_id!r}, 'ann@example.org')")
+    found = wait_for(page, lambda: scored(world, lead_id, RULES), "ann's score and reasons",
+                     lambda: (world.lead(lead_id).text, sent, errors))
     context.close()
 
     assert errors == []
     # The wire form analytics.js used: the short paths, text/plain, the key in the body.
     paths = {r["url"].removeprefix(world.leadscore) for r in sent}
-    assert {"/v1/p", "/v1/i", "/v1/t"} <= paths, paths
+    assert paths == {"/v1/b"} if batching else {"/v1/p", "/v1/i", "/v1/t"} <= paths, paths
     assert all(r["headers"]["content-type"].startswith("text/plain") for r in sent)
     assert all(r["body"]["writeKey"] == WRITE_KEY for r in sent)
     view = next(m for m in messages(sent) if m["type"] == "page")
