@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -241,3 +242,23 @@ def test_rudderstacks_beacon_carries_the_key_in_the_query_string(
     refused = client.post(f"/beacon/v1/batch?writeKey={WRITE_KEY}", headers={
         **PLAIN, "Origin": "https://not-listed.example"}, content=json.dumps(beacon).encode())
     assert refused.status_code == 403
+
+
+def test_leadscore_serve_reads_the_sites_from_the_environment(tmp_path: Path) -> None:
+    from tests.api.live import serving
+
+    env = {"LEADSCORE_CORS_ORIGINS": f"{SITE},{OTHER}",
+           "LEADSCORE_WRITE_KEY_ORIGINS": f"{WRITE_KEY}={SITE}"}
+    with serving(f"sqlite:///{tmp_path / 'live.db'}", tmp_path, workers=2, env=env) as live:
+        asked = {"Access-Control-Request-Method": "POST"}
+        for origin, status in ((SITE, 204), (OTHER, 204), ("https://x.example", 403)):
+            preflight = httpx.options(live.url + "/v1/t", headers={"Origin": origin, **asked})
+            assert preflight.status_code == status, (origin, preflight.text)
+        body = json.dumps({"writeKey": WRITE_KEY, "userId": "jo", "event": "Clicked",
+                           "timestamp": NOW}).encode()
+        ok = httpx.post(live.url + "/v1/t", content=body, headers={**PLAIN, "Origin": SITE})
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == SITE
+        copied = httpx.post(live.url + "/v1/t", content=body, headers={**PLAIN, "Origin": OTHER})
+        assert copied.status_code == 403, copied.text       # the key is bound to SITE
+        script = httpx.get(f"{live.url}/js/analytics.js/v1/{WRITE_KEY}/analytics.min.js")
+        assert script.status_code == 200 and len(script.content) > 100_000
