@@ -334,7 +334,7 @@ def test_every_option_and_command_has_help_and_the_root_lists_commands_by_task()
     assert code == 0
     sections = re.findall(r"^(\S[^:]*):$", output, flags=re.M)
     assert [s for s in sections if s not in ("Options", "Usage")] == [
-        "Get started", "Score", "Serve", "Learn", "Lifecycle", "Privacy"], output
+        "Get started", "Score", "Serve", "Learn", "Lifecycle", "Sales", "Privacy"], output
     assert re.search(r"Score:\n  check .*\n  score .*\n  explain ", output), output
 
 

@@ -61,6 +61,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("admin_token_sha256", "LEADSCORE_ADMIN_TOKEN", str,
             "SHA-256 (hex) of the admin bearer token; the environment variable gives the "
             "token itself"),
+    Setting("sales_key_sha256", "LEADSCORE_SALES_KEY", str,
+            "SHA-256 (hex) of the optional sales key: it reads leads and gives feedback, "
+            "nothing else; empty: none; the environment variable gives the key itself"),
     Setting("webhooks", "LEADSCORE_WEBHOOK_URLS", list,
             "handoff webhooks, [{url, secret}]; comma-separated URLs in the environment, "
             "signed with LEADSCORE_WEBHOOK_SECRET"),
@@ -126,6 +129,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("refresh_seconds", "LEADSCORE_REFRESH_SECONDS", float,
             "how often the server saves again the scores decay has moved, for the lead "
             "listing's filters and sort (0: never)"),
+    Setting("sales_sweep_seconds", "LEADSCORE_SALES_SWEEP_SECONDS", float,
+            "how often the server checks sales' SLAs (routing.yaml accept_within_hours) and "
+            "expires manual adjustments"),
     Setting("sqlite_synchronous", "LEADSCORE_SQLITE_SYNCHRONOUS", str,
             "full: an acknowledged message survives a power cut (an fsync per commit); "
             "normal: it survives a crash of the server, not of the machine (faster)"),
@@ -153,6 +159,7 @@ class Settings:
     models_dir: str = "models"
     write_keys: tuple[str, ...] = ()
     admin_token_sha256: str | None = None
+    sales_key_sha256: str | None = None
     webhooks: tuple[Webhook, ...] = ()
     smtp_url: str | None = None
     smtp_from: str = "leadscore@localhost"
@@ -180,6 +187,7 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 3600.0
     refresh_seconds: float = 300.0
+    sales_sweep_seconds: float = 30.0
     sqlite_synchronous: str = "full"
     rate_limit_per_key: float = 1000.0
     rate_limit_per_ip: float = 500.0
@@ -190,6 +198,10 @@ class Settings:
     def is_admin_token(self, token: str) -> bool:
         return self.admin_token_sha256 is not None and hmac.compare_digest(
             hash_token(token), self.admin_token_sha256)
+
+    def is_sales_key(self, key: str) -> bool:
+        return bool(self.sales_key_sha256) and hmac.compare_digest(
+            hash_token(key), str(self.sales_key_sha256))
 
     def is_write_key(self, key: str) -> bool:
         # As bytes: compare_digest refuses str with non-ASCII characters (a 500 before).
@@ -282,7 +294,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         raw = env.get(setting.env or "")
         if raw is None or setting.env is None:
             continue
-        if setting.key == "admin_token_sha256":
+        if setting.key in ("admin_token_sha256", "sales_key_sha256"):
             out[setting.key] = hash_token(raw) if raw else None
         elif setting.key == "webhooks":
             secret = env.get("LEADSCORE_WEBHOOK_SECRET", "")
@@ -316,8 +328,8 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
         return ConfigError(f"{source}: {key} = {value!r}: expected {expected}")
 
     if value is None:
-        if key in ("admin_token_sha256", "smtp_url", "lifecycle_dir", "public_url",
-                   "link_secret"):
+        if key in ("admin_token_sha256", "sales_key_sha256", "smtp_url", "lifecycle_dir",
+                   "public_url", "link_secret"):
             return None
         raise wrong(kind.__name__)
     if key == "webhooks":
@@ -426,6 +438,7 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "models_dir": models_dir,
         "write_keys": [write_key],
         "admin_token_sha256": hash_token(token),
+        "sales_key_sha256": "",
         "smtp_url": "",
         "smtp_from": Settings.smtp_from,
         "smtp_to": [],
@@ -452,6 +465,7 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "retry_base_seconds": Settings.retry_base_seconds,
         "retry_max_seconds": Settings.retry_max_seconds,
         "refresh_seconds": Settings.refresh_seconds,
+        "sales_sweep_seconds": Settings.sales_sweep_seconds,
         "sqlite_synchronous": Settings.sqlite_synchronous,
         "rate_limit_per_key": Settings.rate_limit_per_key,
         "rate_limit_per_ip": Settings.rate_limit_per_ip,

@@ -40,6 +40,7 @@ from fastapi import FastAPI
 from leadscore.alerts import Backoff, Dispatcher, targets_from
 from leadscore.api.app import create_app, open_service
 from leadscore.config import Settings
+from leadscore.sales.worker import SalesWorker
 
 SETTINGS_ENV = "LEADSCORE_SETTINGS_JSON"
 GRACEFUL_SECONDS = 30
@@ -107,9 +108,13 @@ def with_background(app: FastAPI, settings: Settings) -> FastAPI:
             lifecycle = app.state.lifecycle = open_lifecycle(service, settings)
             lifecycle.scheduler.start(settings.delivery_poll_seconds * 5,
                                       keeper=lifecycle.keeper)
+            # SLAs and adjustments' expiry (leadscore.sales)
+            sales = SalesWorker(service, settings.sales_sweep_seconds,
+                                wake=dispatcher.wake).start()
             try:
                 yield state
             finally:
+                sales.stop()
                 lifecycle.scheduler.stop()
                 dispatcher.stop()
 

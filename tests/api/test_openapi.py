@@ -8,6 +8,9 @@ from fastapi.testclient import TestClient
 
 from leadscore.api.app import ROUTERS
 
+SALES_KEY_ROUTES = {("GET", "/api/leads"), ("GET", "/api/leads/{lead_id}"),
+                    ("POST", "/api/leads/{lead_id}/feedback"), ("GET", "/api/sales/handoffs")}
+
 
 def test_openapi_lists_every_route_with_its_security_scheme(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
@@ -16,10 +19,11 @@ def test_openapi_lists_every_route_with_its_security_scheme(client: TestClient) 
                                    "description": schemes["writeKey"]["description"]}
     assert schemes["adminToken"]["type"] == "http"
     assert schemes["adminToken"]["scheme"] == "bearer"
+    assert schemes["salesKey"]["scheme"] == "bearer"
     routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
     routes += [r for r in client.app.routes  # type: ignore[attr-defined]
                if isinstance(r, APIRoute) and r.include_in_schema]
-    assert len(routes) == 52
+    assert len(routes) == 60
     assert {r.path for r in routes} == set(document["paths"])
     for route in routes:
         for method in route.methods:
@@ -29,6 +33,9 @@ def test_openapi_lists_every_route_with_its_security_scheme(client: TestClient) 
                 assert security == [{"writeKey": []}], route.path
                 body = operation["requestBody"]["content"]["application/json"]["schema"]
                 assert body["type"] == "object"
+            elif (method, route.path) in SALES_KEY_ROUTES:   # the sales key too (DESIGN §6)
+                assert security == [{"adminToken": []}, {"salesKey": []}], route.path
+                assert "401" in operation["responses"] and "403" in operation["responses"]
             elif route.path.startswith("/api/"):
                 assert security == [{"adminToken": []}], route.path
                 assert "401" in operation["responses"] and "403" in operation["responses"]

@@ -87,7 +87,10 @@ class EmailTarget:
         mail["Message-ID"] = f"<{delivery_id}@leadscore>"
         mail[DELIVERY_HEADER] = delivery_id
         reasons = payload.get("reasons") or []
-        lines = [summary(payload), "", "Why:"]
+        lines = [summary(payload), *owner_lines(payload), "", "Why:"]
+        owner = payload.get("owner")
+        if isinstance(owner, str) and "@" in owner and owner not in self.recipients:
+            mail["Cc"] = owner          # the owner routing.yaml assigned (leadscore.sales)
         for reason in reasons if isinstance(reasons, list) else []:
             if isinstance(reason, Mapping):
                 lines.append(f"  {reason.get('points', 0):+.1f}  {reason.get('rule')}")
@@ -116,6 +119,22 @@ class EmailTarget:
 
     def close(self) -> None:
         pass
+
+
+def owner_lines(payload: Mapping[str, Any]) -> list[str]:
+    """`Owner: anna@… (team dach, rule 'dach'), accept by …` when the handoff was routed."""
+    owner, team = payload.get("owner"), payload.get("team")
+    if not owner and not team:
+        return []
+    text = f"Owner: {owner or 'nobody free'}"
+    details = [f"team {team}"] if team else []
+    if payload.get("routing_rule"):
+        details.append(f"rule {payload['routing_rule']!r}")
+    if details:
+        text += f" ({', '.join(details)})"
+    if payload.get("accept_by"):
+        text += f", accept by {payload['accept_by']}"
+    return [text]
 
 
 def targets_from(settings: Settings) -> list[WebhookTarget | EmailTarget]:

@@ -23,6 +23,7 @@ from leadscore.api import (
     leads,
     lifecycle,
     models,
+    sales,
     security,
 )
 from leadscore.api.cors import Cors, Origins
@@ -34,8 +35,9 @@ from leadscore.ratelimit import Buckets
 from leadscore.service import Service
 
 access_log = logging.getLogger("leadscore.access")
-ROUTERS = (ingest.router, leads.router, accounts.router, models.router, handoffs.router,
-           lifecycle.router, lifecycle.tracking, browser.router)
+ROUTERS = (ingest.router, leads.router, leads.privacy, accounts.router, models.router,
+           handoffs.router, lifecycle.router, lifecycle.tracking, sales.sales, sales.admin,
+           browser.router)
 
 
 def open_service(settings: Settings) -> Service:

@@ -6,13 +6,20 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Security
+from fastapi.responses import StreamingResponse
 
-from leadscore.api.auth import admin_scheme, require_admin
+from leadscore.api.auth import admin_scheme, require_admin, require_sales_or_admin, sales_scheme
 from leadscore.api.errors import ERROR_RESPONSES, MAX_OFFSET, ApiError
 from leadscore.model.schema import GRADE_LETTERS, STAGES
+from leadscore.sales.export import leads_csv
 
+# The sales key reads leads too (DESIGN §6) — and nothing else: erasing and exporting a
+# person need the admin token (`privacy`).
 router = APIRouter(prefix="/api/leads", tags=["leads"], responses=ERROR_RESPONSES,
-                   dependencies=[Security(admin_scheme), Depends(require_admin)])
+                   dependencies=[Security(admin_scheme), Security(sales_scheme),
+                                 Depends(require_sales_or_admin)])
+privacy = APIRouter(prefix="/api/leads", tags=["leads"], responses=ERROR_RESPONSES,
+                    dependencies=[Security(admin_scheme), Depends(require_admin)])
 
 GRADES = (*GRADE_LETTERS, "F")
 TEMPERATURES = ("hot", "warm", "cold", "dead")
@@ -59,7 +66,12 @@ def list_leads(
     descending: bool = True,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> dict[str, Any]:
+    owner: Annotated[list[str] | None, Query(description="the salesperson a lead is "
+                                                         "assigned to; repeatable")] = None,
+    format: Annotated[Literal["json", "csv"], Query(
+        description="csv: every matching lead (no paging) with scores, stage, owner and the "
+                    "top reasons")] = "json",
+) -> Any:
     service = request.app.state.service
     for name, given, allowed in (("grade", grade, GRADES), ("temperature", temperature,
                                                              TEMPERATURES),
@@ -67,14 +79,21 @@ def list_leads(
         _known(name, given, allowed)
     if model is not None:
         _known("model", [model], sorted(m["name"] for m in service.models()))
+    if format == "csv":
+        filters = {"model": model, "grade": grade, "temperature": temperature,
+                   "stage": stage, "min_score": min_score, "disqualified": disqualified,
+                   "q": q, "sort": sort, "descending": descending, "owner": owner}
+        return StreamingResponse(leads_csv(service.db, filters),
+                                 media_type="text/csv", headers={
+                                     "Content-Disposition": 'attachment; filename="leads.csv"'})
     rows, total = service.list_leads(
         model=model, grade=grade, temperature=temperature, stage=stage, min_score=min_score,
         disqualified=disqualified, q=q, sort=sort, descending=descending, limit=limit,
-        offset=offset)
+        offset=offset, owner=owner)
     return {"leads": rows, "total": total, "limit": limit, "offset": offset}
 
 
-@router.delete("/{lead_id}", summary="Erase a person (GDPR art. 17): the lead, every lead "
+@privacy.delete("/{lead_id}", summary="Erase a person (GDPR art. 17): the lead, every lead "
                                      "merged into it, their events and every row about them")
 def forget_lead(request: Request, lead_id: str) -> dict[str, Any]:
     """One transaction. Each e-mail address of the person is kept only as a hashed
@@ -84,7 +103,7 @@ def forget_lead(request: Request, lead_id: str) -> dict[str, Any]:
             "rows": erased.rows, "suppressed": erased.suppressed}
 
 
-@router.get("/{lead_id}/export", summary="Everything stored of a person (GDPR art. 15)")
+@privacy.get("/{lead_id}/export", summary="Everything stored of a person (GDPR art. 15)")
 def export_lead(request: Request, lead_id: str) -> dict[str, Any]:
     exported: dict[str, Any] = request.app.state.service.export_lead(lead_id)
     return exported

@@ -49,6 +49,8 @@ async def put_model(request: Request, name: str) -> dict[str, Any]:
         raise ApiError(400, f"the model is not valid UTF-8 (offset {exc.start})") from None
     service = request.app.state.service
     version = await run_in_threadpool(service.put_model, name, text)
+    await run_in_threadpool(service.sales.record, "admin", "model", name,
+                            {"version": version, "chars": len(text)})
     status = await run_in_threadpool(service.model_status, name)
     return {"name": name, "version": version, "status": status}
 
@@ -57,5 +59,6 @@ async def put_model(request: Request, name: str) -> dict[str, Any]:
 def restore(request: Request, name: str,
             version: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> dict[str, Any]:
     request.app.state.service.restore_model(name, version)
+    request.app.state.service.sales.record("admin", "model restored", name, {"version": version})
     status: dict[str, Any] = request.app.state.service.model_status(name)
     return {"name": name, "version": version, "status": status}

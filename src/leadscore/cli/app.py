@@ -19,13 +19,14 @@ from leadscore.cli import (
     learn,
     privacy,
     programs,
+    sales,
     score,
     segments,
     service,
 )
 from leadscore.cli.console import say
 
-GROUPS = (check, score, explain, demo, learn, service, segments, programs, privacy)
+GROUPS = (check, score, explain, demo, learn, service, segments, programs, sales, privacy)
 
 # `leadscore --help` lists the commands by task, in this order; a command not named here is
 # listed under "More" (so a new command shows up even before it is placed).
@@ -35,6 +36,7 @@ TASKS = (
     ("Serve", ("init", "serve", "import", "rescore")),
     ("Learn", ("evaluate", "learn")),
     ("Lifecycle", ("segments", "programs")),
+    ("Sales", ("routing", "feedback", "adjustments")),
     ("Privacy", ("forget", "export-lead", "retention")),
 )
 

@@ -18,10 +18,11 @@ from starlette.routing import Route
 
 from leadscore import __version__
 from leadscore.dashboard import accounts as account_views
-from leadscore.dashboard import charts, session, views
+from leadscore.dashboard import charts, sales_views, session, views
 from leadscore.dashboard import lifecycle as lifecycle_views
 from leadscore.dashboard.evaluation import Evaluations, available
 from leadscore.ratelimit import Buckets, retry_after
+from leadscore.sales.insights import insights
 from leadscore.store import dashboard as queries
 from leadscore.store.database import NotFound
 from leadscore.timeutil import iso, now_us
@@ -165,7 +166,8 @@ def leads_list(request: Request, model: str | None = None, q: str = "",
         temperatures=tuple(params.getlist("temperature")),
         stages=tuple(params.getlist("stage")),
         disqualified={"yes": True, "no": False}.get(disq), q=q.strip()[:100],
-        sort=sort if sort in queries.SORTS else "score", descending=dir != "asc")
+        sort=sort if sort in queries.SORTS else "score", descending=dir != "asc",
+        owners=tuple(o for o in params.getlist("owner") if o))
     size = size if size in queries.PAGE_SIZES else 50
     segments = [s.name for s in _lifecycle(request).segments]
     segment = segment if segment in segments else ""
@@ -180,6 +182,7 @@ def leads_list(request: Request, model: str | None = None, q: str = "",
                   cap=queries.COUNT_CAP, model=active, models=models, stages=stages,
                   grades=views.GRADES, temperatures=views.TEMPERATURES, disq=disq, size=size,
                   sizes=queries.PAGE_SIZES, segments=segments, segment=segment,
+                  owners=sales_views.owner_choices(_service(request)),
                   next_url=_url("/", keep, cursor=page.next_cursor) if page.next_cursor
                   else None,
                   prev_url=_url("/", keep, cursor=page.prev_cursor) if page.prev_cursor
@@ -226,7 +229,9 @@ def lead_page(request: Request, lead_id: str, model: str | None = None) -> HTMLR
                   journeys=lifecycle_views.lead_journeys(_service(request),
                                                          view.lead["lead_id"]),
                   email=lifecycle_views.lead_email(_service(request), view.lead["lead_id"],
-                                                   view.lead.get("traits") or {}))
+                                                   view.lead.get("traits") or {}),
+                  sales=sales_views.lead_sales(_service(request), view.lead["lead_id"]),
+                  note=request.query_params.get("note", "")[:300])
 
 
 # ---- accounts
@@ -391,7 +396,9 @@ def evaluation_page(request: Request, model: str | None = None) -> HTMLResponse:
     evaluations = _evaluations(request)
     return render(request, "evaluation.html", page="evaluation", model=active, models=models,
                   ev=evaluations, result=evaluations.results.get(active.name) if active
-                  else None, missing=available())
+                  else None, missing=available(),
+                  sales_insight=insights(_service(request).db, active.name) if active
+                  else None)
 
 
 @router.post("/evaluation")
@@ -452,12 +459,15 @@ async def retry(request: Request, handoff_id: str) -> Response:
     return RedirectResponse(back, status_code=303)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, extra: tuple[APIRouter, ...] = ()) -> None:
     """Serve the dashboard from `app`: a sub-application mounted at /dashboard (sharing the
-    app's state: settings, service), and `/` redirecting there. Not in the OpenAPI document."""
+    app's state: settings, service), and `/` redirecting there. Not in the OpenAPI document.
+    `extra`: more pages' routers (the sales pages)."""
     dashboard = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     dashboard.state = app.state
     dashboard.include_router(router, prefix="")
+    for more in extra:
+        dashboard.include_router(more, prefix="")
     dashboard.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @dashboard.exception_handler(FormTooLarge)

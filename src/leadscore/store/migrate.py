@@ -49,6 +49,26 @@ def _v5(connection: Connection) -> None:
     connection.exec_driver_sql("DROP INDEX IF EXISTS ix_scores_model_score")
 
 
+def _v6(connection: Connection) -> None:
+    from sqlalchemy import update
+
+    from leadscore.store.audit import AUDIT_TABLES
+    from leadscore.store.sales import SALES_TABLES
+
+    schema.metadata.create_all(connection, tables=[*SALES_TABLES, *AUDIT_TABLES])
+    # Sales' stages entered the rank order after `mql` (3): a saved `Lifecycle Stage Set`
+    # rank of sql (4) and above moves up by the three new stages.
+    rows = connection.execute(select(schema.lead_state.c.lead_id, schema.lead_state.c.model,
+                                     schema.lead_state.c.state)).all()
+    for lead_id, model, state in rows:
+        stage_set = (state or {}).get("stage_set")
+        if stage_set and int(stage_set[1]) >= 4:
+            state = {**state, "stage_set": [stage_set[0], int(stage_set[1]) + 3]}
+            connection.execute(update(schema.lead_state).where(
+                schema.lead_state.c.lead_id == lead_id, schema.lead_state.c.model == model
+            ).values(state=state))
+
+
 def _v7(connection: Connection) -> None:
     from sqlalchemy import inspect
 
@@ -110,6 +130,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "segments and programs: memberships, history, enrolments, journeys, actions", _v3),
     (4, "accounts: lead links, account domains, account scores", _v4),
     (5, "scores: drop ix_scores_model_score, a prefix of ix_scores_model_score_lead", _v5),
+    (6, "sales: routing, assignments, teams, capacity, adjustments, audit log; stage ranks "
+        "after mql moved up by three (recycled, rejected, sal)", _v6),
     (7, "e-mail: suppressions and opt-ins by address hash; e-mails sent by address", _v7),
     (8, "ids as text on PostgreSQL (outbox, enrolments, journeys, actions, e-mail sends); "
         "store settings and dashboard sessions; Infinity in stored traits as null", _v8),

@@ -34,7 +34,7 @@ from leadscore.timeutil import ISO_WEEK_SHIFT_DAYS, US_PER_DAY
 # Days added before integer division so that `//` (which truncates in some engines) floors
 # for any instant after year ~100 too; a multiple of 7 so ISO weeks stay aligned.
 DAY_SHIFT = 7 * 100_000
-STAGE_BITS = 8            # stage ranks 0..7 packed under a timestamp: (ts + shift) * 8 + 7 - rank
+STAGE_BITS = 16           # stage ranks 0..15 under a timestamp: (ts + shift) * 16 + 15 - rank
 
 
 def match_column(index: int) -> str:

@@ -54,7 +54,8 @@ from leadscore.io.sqltext import literal, quote
 from leadscore.model.interests import compile_interests
 from leadscore.model.schema import Model
 
-STATE_VERSION = 3      # 2: program points (pp) and stages (in back_key); 3: last_buy, spend
+STATE_VERSION = 4      # 2: program points (pp) and stages (in back_key); 3: last_buy, spend;
+#                        4: sales' stages (ranks moved, STAGE_BITS 16)
 
 
 def _create(con: duckdb.DuckDBPyConnection, name: str, query: exp.Query, *,
