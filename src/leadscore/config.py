@@ -92,6 +92,14 @@ SETTINGS: tuple[Setting, ...] = (
             "write keys of your own servers (also in write_keys, never in a web page) whose "
             "`Unsubscribed` / `Opted In` events opt an address out / in; comma-separated in "
             "the environment"),
+    Setting("cors_origins", "LEADSCORE_CORS_ORIGINS", list,
+            "web sites (https://www.example.com) whose pages may send to /v1 from the browser "
+            "(analytics.js, RudderStack); `*` for any site; empty: none. A request from another "
+            "site's page is refused (403); comma-separated in the environment"),
+    Setting("write_key_origins", "LEADSCORE_WRITE_KEY_ORIGINS", list,
+            "binds a write key to its sites: `key=https://www.example.com` entries; a bound "
+            "key sent from any other site's page is refused (403); comma-separated in the "
+            "environment"),
     Setting("enrol_max_age_hours", "LEADSCORE_ENROL_MAX_AGE_HOURS", float,
             "an event older than this when it arrives scores but enrols no one in a program "
             "(history must not trigger e-mail); 0: no limit"),
@@ -163,6 +171,8 @@ class Settings:
     emails_per_address_per_hour: int = 2
     email_rate_per_second: float = 10.0
     trusted_write_keys: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    write_key_origins: tuple[str, ...] = ()
     enrol_max_age_hours: float = 24.0
     double_opt_in: bool = False
     delivery_max_attempts: int = 10
@@ -439,6 +449,8 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "emails_per_address_per_hour": Settings.emails_per_address_per_hour,
         "email_rate_per_second": Settings.email_rate_per_second,
         "trusted_write_keys": [],
+        "cors_origins": [],
+        "write_key_origins": [],
         "enrol_max_age_hours": Settings.enrol_max_age_hours,
         "double_opt_in": Settings.double_opt_in,
         "delivery_max_attempts": Settings.delivery_max_attempts,

@@ -16,6 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from leadscore import __version__
 from leadscore.api import (
     accounts,
+    browser,
     errors,
     handoffs,
     ingest,
@@ -25,6 +26,7 @@ from leadscore.api import (
     sales,
     security,
 )
+from leadscore.api.cors import Cors, Origins
 from leadscore.api.limits import LOGIN_ATTEMPTS_PER_S, LOGIN_BURST, Limits
 from leadscore.api.security import loggable_path
 from leadscore.config import Settings
@@ -34,7 +36,8 @@ from leadscore.service import Service
 
 access_log = logging.getLogger("leadscore.access")
 ROUTERS = (ingest.router, leads.router, leads.privacy, accounts.router, models.router,
-           handoffs.router, lifecycle.router, lifecycle.tracking, sales.sales, sales.admin)
+           handoffs.router, lifecycle.router, lifecycle.tracking, sales.sales, sales.admin,
+           browser.router)
 
 
 def open_service(settings: Settings) -> Service:
@@ -65,6 +68,7 @@ def create_app(settings: Settings, service: Service | None = None, *,
     app.state.settings = settings
     app.state.service = service
     app.state.wake_dispatcher = on_handoff
+    app.state.origins = Origins.of(settings)
     app.state.limits = Limits.of(settings)
     app.state.login_attempts = Buckets(LOGIN_ATTEMPTS_PER_S, LOGIN_BURST)
     errors.install(app)
@@ -78,6 +82,7 @@ def create_app(settings: Settings, service: Service | None = None, *,
         request.app.state.service.healthy()     # the store answers, or the error shape (500)
         return {"ok": True, "status": "up", "version": __version__}
 
+    app.add_middleware(Cors, origins=app.state.origins)    # pages of cors_origins only
     if settings.log_requests:
         app.add_middleware(AccessLog)
     if settings.trusted_proxies:     # outermost: the others see the client and scheme it sets

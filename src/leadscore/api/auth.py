@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.security import HTTPBasic, HTTPBearer
 
+from leadscore.api.cors import check_key_origin
 from leadscore.api.errors import ApiError
 from leadscore.config import Settings
 
@@ -64,6 +65,7 @@ def check_write_key(request: Request, key: Any) -> str:
         raise ApiError(401, "unknown write key", [{"field": "writeKey",
                                                    "message": "not a configured write key"}],
                        _WRITE_CHALLENGE)
+    check_key_origin(request, key)
     return key
 
 

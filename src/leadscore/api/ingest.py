@@ -1,4 +1,8 @@
-"""The Segment HTTP tracking API: `/v1/identify|track|page|screen|group|alias|batch|import`.
+"""The Segment HTTP tracking API: `/v1/identify|track|page|screen|group|alias|batch|import`,
+and analytics.js's short paths for them (`/v1/i|t|p|s|g|a|b`) and RudderStack's beacon batch
+(`/beacon/v1/batch?writeKey=`). A body is JSON whatever its
+Content-Type (analytics.js sends `text/plain`, to need no preflight); the write key is the
+Basic user name or `writeKey` in the body.
 
 A single-message endpoint answers `{"success": true}` once the message is committed, or 400
 with the one error shape. A batch stores every valid message and answers
@@ -112,9 +116,15 @@ def _single(kind: str) -> Callable[[Request], Coroutine[Any, Any, Accepted]]:
 
 
 for _kind in TYPES:
-    router.add_api_route(f"/v1/{_kind}", _single(_kind), methods=["POST"],
+    _receive = _single(_kind)
+    router.add_api_route(f"/v1/{_kind}", _receive, methods=["POST"],
                          response_model=Accepted, summary=f"Segment {_kind}",
                          openapi_extra=_body(_MESSAGE, MESSAGE_LIMIT))
+    # analytics.js's short path (`/v1/t`, `/v1/p`, ...): the same handler.
+    router.add_api_route(f"/v1/{_kind[0]}", _receive, methods=["POST"],
+                         response_model=Accepted, summary=f"Segment {_kind} (analytics.js path)",
+                         openapi_extra=_body(_MESSAGE, MESSAGE_LIMIT),
+                         operation_id=f"{_kind}_short")
 
 
 async def batch(request: Request) -> Accepted:
@@ -123,9 +133,10 @@ async def batch(request: Request) -> Accepted:
     limits: Limits = request.app.state.limits
     limits.check_open(request, known)
     body = await read_json(request, BATCH_LIMIT, "batch")
-    if known is None:
+    if known is None:     # in the body, or (RudderStack's beacon) the query string
         known = check_write_key(request, body.get("writeKey") if isinstance(body, dict)
-                                else None)
+                                and "writeKey" in body else
+                                request.query_params.get("writeKey"))
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object with a `batch` list",
                        [problem(None, "batch", "not an object")])
@@ -170,9 +181,12 @@ async def batch(request: Request) -> Accepted:
     return _answer(request, outcome)
 
 
-for _path in ("/v1/batch", "/v1/import"):
+_BATCH_SUMMARIES = {"/v1/batch": "Segment batch", "/v1/import": "Segment import (same as batch)",
+                    "/v1/b": "Segment batch (analytics.js path)",
+                    "/beacon/v1/batch": "Batch sent by RudderStack's beacon (writeKey in the "
+                                        "query string)"}
+for _path, _summary in _BATCH_SUMMARIES.items():
     router.add_api_route(_path, batch, methods=["POST"], response_model=Accepted,
-                         summary="Segment batch" if _path.endswith("batch") else
-                         "Segment import (same as batch)",
+                         summary=_summary,
                          openapi_extra=_body(_BATCH, BATCH_LIMIT),
                          operation_id=_path.strip("/").replace("/", "_"))

@@ -83,6 +83,13 @@ def _object(message: Mapping[str, Any], key: str, index: int) -> Mapping[str, An
     return value
 
 
+def _context_traits(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """RudderStack's browser SDK sends an identify's traits as `context.traits` only."""
+    context = message.get("context")
+    traits = context.get("traits") if isinstance(context, Mapping) else None
+    return traits if isinstance(traits, Mapping) else {}
+
+
 TIME_KEYS = ("timestamp", "originalTimestamp", "sentAt")
 US_PER_MINUTE = 60_000_000
 
@@ -134,7 +141,7 @@ def validate(message: Any, index: int, received_at: int) -> Message:
             raise _error(index, exc.field, str(exc).split(": ", 1)[-1]) from None
         return Message(**common, event=event)
     if kind == "identify":
-        traits = _object(message, "traits", index)
+        traits = _object(message, "traits", index) or _context_traits(message)
         company = company_account(traits)
         if company is None:
             return Message(**common, traits=traits)
