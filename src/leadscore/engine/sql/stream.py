@@ -204,18 +204,19 @@ def start_labels(edges: str) -> exp.Query:
 
 def label_rounds(edges: str, labels: exp.Query | str, rounds: int = ROUNDS) -> exp.Query:
     """`rounds` rounds of min-label propagation, each followed by a pointer jump (a node
-    takes its label's label), over the symmetric `edges`, from `labels` (a query or a
-    table of node, label): one statement, a CTE per step."""
+    takes its label's label), over the symmetric `edges` (with a self loop per node, so a
+    round reads the labels before it once), from `labels` (a query or a table of node,
+    label): one statement, a CTE per step. Each round refers to the one before at most
+    twice (the jump), so engines that inline CTEs (Spark) see 2^rounds copies, not 4^rounds."""
     start = labels.sql(READ) if isinstance(labels, exp.Query) else \
         f"SELECT node, label FROM {q(labels)}"
-    ctes = [f"l0 AS ({start})"]
+    ctes = [f"l0 AS ({start})",
+            f"""e AS (SELECT src, dst FROM {q(edges)}
+                      UNION ALL SELECT DISTINCT src, src AS dst FROM {q(edges)})"""]
     for r in range(1, rounds + 1):
         ctes.append(f"""c{r} AS (
-            SELECT l.node, LEAST(l.label, COALESCE(n.label, l.label)) AS label
-            FROM l{r - 1} AS l LEFT JOIN (
-              SELECT e.src AS node, MIN(l2.label) AS label
-              FROM {q(edges)} AS e JOIN l{r - 1} AS l2 ON l2.node = e.dst
-              GROUP BY e.src) AS n ON n.node = l.node)""")
+            SELECT e.src AS node, MIN(l.label) AS label
+            FROM e JOIN l{r - 1} AS l ON l.node = e.dst GROUP BY e.src)""")
         ctes.append(f"""l{r} AS (
             SELECT c.node, p.label FROM c{r} AS c JOIN c{r} AS p ON p.node = c.label)""")
     return parse(f"WITH {', '.join(ctes)} SELECT node, label FROM l{rounds}")
