@@ -330,10 +330,11 @@ class Service:
 
     # ---- privacy
 
-    def forget(self, lead_id: str) -> Erased:
+    def forget(self, lead_id: str, by: str = "admin") -> Erased:
         """Erase a person (the lead, every lead merged into it, their events and every row
-        about them) in one transaction, leaving a suppression record of their addresses."""
-        return privacy.erase(self.db, str(lead_id), now_us())
+        about them) in one transaction, leaving a suppression record of their addresses and
+        an audit entry (`by`: who asked) that does not name them."""
+        return privacy.erase(self.db, str(lead_id), now_us(), by)
 
     def export_lead(self, lead_id: str) -> dict[str, Any]:
         """Everything stored of a person, as JSON values."""

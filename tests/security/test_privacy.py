@@ -143,6 +143,22 @@ def test_forget_erases_the_person_and_every_merged_identity_only(world: World) -
     assert stored and not any("ann" in text for text in stored)
 
 
+def test_forget_is_audited_without_naming_the_person(world: World) -> None:
+    from leadscore.store import audit
+
+    world.service.db.write(lambda c: audit.record(c, T0, "kim", "feedback", "ann",
+                                                  {"status": "rejected"}))
+    with client_of(world) as client:
+        assert client.delete("/api/leads/ann", headers=ADMIN).status_code == 200
+        entries = client.get("/api/audit", headers=ADMIN).json()["entries"]
+    forgets = [e for e in entries if e["action"] == "forget"]
+    assert len(forgets) == 1 and forgets[0]["actor"] == "admin"
+    assert forgets[0]["target"].startswith("erased:") and forgets[0]["detail"]["leads"] == 3
+    feedback = next(e for e in entries if e["action"] == "feedback")
+    assert feedback["target"] == forgets[0]["target"]      # the same pseudonym, not "ann"
+    assert not any("ann" in json.dumps(e) for e in entries)
+
+
 def test_forget_leaves_a_suppression_of_every_address(world: World) -> None:
     suppressions = pytest.importorskip(
         "leadscore.store.suppressions", reason="the suppression list is secmail's (#16); "

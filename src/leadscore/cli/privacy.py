@@ -23,7 +23,7 @@ def forget(lead_id: LeadArgument, db: DbOption = None, models: ModelsOption = No
     them, in one transaction; their e-mail addresses stay only as hashed suppressions."""
     service = open_service(settings_of(config, db=db, models_dir=models))
     try:
-        erased = service.forget(lead_id)
+        erased = service.forget(lead_id, by="cli")
     finally:
         service.close()
     rows = ", ".join(f"{name} {count}" for name, count in sorted(erased.rows.items()))

@@ -10,6 +10,7 @@ by `store.suppressions`) so that no program e-mails the person again.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,8 +25,11 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    update,
 )
 
+from leadscore.store import audit
+from leadscore.store.audit import audit_log
 from leadscore.store.database import Database, NotFound
 from leadscore.store.schema import events, identities, leads, metadata
 
@@ -127,9 +131,11 @@ class Erased:
     suppressed: int                      # e-mail addresses suppressed
 
 
-def erase(db: Database, lead_id: str, now: int) -> Erased:
+def erase(db: Database, lead_id: str, now: int, actor: str = "admin") -> Erased:
     """Delete the person everywhere in one transaction, leaving a suppression record of each
-    of its e-mail addresses (when the store has `store.suppressions`)."""
+    of its e-mail addresses (when the store has `store.suppressions`). The audit log keeps
+    who erased whom and when, under a pseudonym (`erased_target`): its earlier entries about
+    the person (feedback, adjustments) keep their facts but no longer name them."""
     def work(connection: Connection) -> Erased:
         who = person(connection, lead_id)
         for message in connection.execute(select(events.c.message).where(
@@ -146,10 +152,23 @@ def erase(db: Database, lead_id: str, now: int) -> Erased:
         rows["leads"] = connection.execute(delete(leads).where(
             leads.c.id.in_(who.lead_ids))).rowcount
         suppressed = _suppress(db, connection, who.emails, now)
-        return Erased(who.lead_id, who.lead_ids, {k: v for k, v in rows.items() if v},
-                      suppressed)
+        pseudonym = erased_target(who.lead_id)
+        connection.execute(update(audit_log).where(audit_log.c.target.in_(
+            who.lead_ids)).values(target=pseudonym))
+        kept = {k: v for k, v in rows.items() if v}
+        audit.record(connection, now, actor, "forget", pseudonym,
+                     {"leads": len(who.lead_ids), "rows": sum(kept.values()),
+                      "suppressed": suppressed})
+        return Erased(who.lead_id, who.lead_ids, kept, suppressed)
 
     return db.write(work)
+
+
+def erased_target(lead_id: str) -> str:
+    """The audit log's name for an erased person: the same for every entry about them, and not
+    their id (a pseudonym: whoever already holds the id can recognise it; nobody reads it
+    back)."""
+    return "erased:" + hashlib.sha256(lead_id.encode()).hexdigest()[:16]
 
 
 def _suppress(db: Database, connection: Connection, emails: Sequence[str], now: int) -> int:
