@@ -23,6 +23,7 @@ from leadscore.model.interests import ranked
 from leadscore.programs.content import pick
 from leadscore.programs.definition import Program
 from leadscore.programs.runner import Action, Enrolment
+from leadscore.sales.assign import route
 from leadscore.segments.evaluate import LeadFacts
 from leadscore.segments.live import facts_in
 from leadscore.store import outbox, scores
@@ -178,16 +179,28 @@ class DueBatch:
             self.received.setdefault(action.lead_id, set()).add(content["id"])
 
     def _handoff(self, program: Program, action: Action, effect: dict[str, Any]) -> None:
+        """A program's `notify_sales`: a handoff routed like a score's (`sales.assign`: the
+        owner, team and SLA in the payload; nothing during a rejection's cool-down)."""
         facts: LeadFacts = effect["facts"]
-        outbox.add(self.scheduler.service.db, self.connection, action.key, "handoff",
-                   action.lead_id, program.model, {
-                       "id": action.key, "type": "handoff", "source": "program",
-                       "program": program.name, "step": action.step,
-                       "lead_id": action.lead_id, "model": program.model,
-                       "at": iso(self.now), "note": effect.get("note"),
-                       "traits": dict(facts.traits), **dict(facts.score or {}),
-                       **handoff_interests(ranked(dict(facts.interests), None)),
-                       "reasons": self._reasons(action.lead_id, program.model)}, self.now)
+        db = self.scheduler.service.db
+        payload = {
+            "id": action.key, "type": "handoff", "source": "program",
+            "program": program.name, "step": action.step,
+            "lead_id": action.lead_id, "model": program.model,
+            "at": iso(self.now), "note": effect.get("note"),
+            "traits": dict(facts.traits), **dict(facts.score or {}),
+            **handoff_interests(ranked(dict(facts.interests), None)),
+            "reasons": self._reasons(action.lead_id, program.model)}
+        account = getattr(facts, "account", None)
+        if account:
+            payload["account"] = dict(account)
+        routed = route(db, self.connection, action.lead_id, program.model, payload, self.now)
+        if routed is None:
+            return
+        if outbox.add(db, self.connection, action.key, "handoff", action.lead_id,
+                      program.model, payload, self.now):
+            routed.record(db, self.connection, action.key, action.lead_id, program.model,
+                          "lead", self.now)
 
     def _reasons(self, lead_id: str, model: str | None) -> list[dict[str, Any]]:
         """The lead's score reasons under the program's model (as a lead's handoff has)."""
