@@ -24,6 +24,7 @@ from leadscore.engine.incremental.interests import handoff_interests
 from leadscore.engine.incremental.lead_state import ModelState
 from leadscore.errors import EngineError
 from leadscore.events import Event
+from leadscore.ingest import profile
 from leadscore.ingest.accounts import AccountWork
 from leadscore.ingest.as_json import event_json, reason_json
 from leadscore.model.schema import Model
@@ -262,15 +263,22 @@ class Session:
             for handoff in scorer.crossings(lead_id, as_of=self.as_of(lead_id)):
                 self._handoff(lead_id, handoff)
 
-    def merge(self, source: str, target: str) -> None:
-        """Merge lead `source` into `target` and score the target from all their events."""
-        prior = self._prior(source) | self._prior(target)
-        lead_store.merge(self.connection, source, target, self.now)
-        self.accounts.relink |= {source, target}
+    def merge(self, sources: Sequence[str], target: str) -> None:
+        """Merge the leads `sources` into `target`; the target's traits and account are
+        recomputed from the log by the stream rules, and it is scored from all their
+        events."""
+        prior = self._prior(target)
+        for source in sources:
+            prior |= self._prior(source)
+        self.write_log()                # the log is read: it must hold the messages so far
+        for source in sources:
+            lead_store.merge(self.connection, source, target, self.now)
+            self._scorers.pop(source, None)
+            self._latest.pop(source, None)
+            self._dirty.discard(source)
+        profile.recompute(self.connection, target, self.now)
+        self.accounts.relink |= {*sources, target}
         self._identities.clear()
-        self._scorers.pop(source, None)
-        self._latest.pop(source, None)
-        self._dirty.discard(source)
         if self._main is not None:
             self.rebuild(target, prior)
 

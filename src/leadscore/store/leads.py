@@ -1,9 +1,11 @@
 """Leads, identities and accounts: who a message is about, and merging two leads into one.
 
-A lead's id is the first id it was known by: its userId, or its anonymousId while anonymous.
-`identities` maps every userId and anonymousId to its lead. Identifying an anonymous lead
-merges it into the user's lead; `alias` merges any two leads. A merged-away lead keeps its row
-with `merged_into` set, so its old id still resolves.
+A known lead's id is the smallest userId among its identities; an anonymous lead's, its
+anonymousId. `identities` maps every userId and anonymousId to its lead. Identifying an
+anonymous lead merges it into the user's lead; `alias` merges any two leads (the one with the
+smaller id survives). A merged-away lead keeps its row with `merged_into` set, so its old id
+still resolves. Traits and account links are what the log's messages say by the stream rules
+(`ingest.profile`); this module stores them.
 """
 
 from __future__ import annotations
@@ -129,6 +131,21 @@ def link(db: Database, connection: Connection, kind: str, external_id: str, lead
         kind=kind, id=external_id, lead_id=lead_id, created_at=now).on_conflict_do_nothing())
 
 
+def claim(db: Database, connection: Connection, kind: str, external_id: str, now: int) -> str:
+    """The lead whose id is `external_id` gets the identity: the lead is created, or revived
+    where it was merged away (its later merges then point at it again)."""
+    row = connection.execute(select(leads.c.id).where(leads.c.id == external_id)).first()
+    if row is None:
+        connection.execute(db.insert(leads).values(
+            id=external_id, traits={}, account_id=None, merged_into=None, created_at=now,
+            updated_at=now))
+    else:
+        connection.execute(update(leads).where(leads.c.id == external_id).values(
+            merged_into=None, updated_at=now))
+    link(db, connection, kind, external_id, external_id, now)
+    return external_id
+
+
 def _free_id(connection: Connection, wanted: str, taken: set[str] | None = None) -> str:
     """`wanted`, or `wanted#2`, `#3`… where a lead already has that id (an anonymousId equal
     to someone's userId), or it is `taken` already."""
@@ -192,41 +209,59 @@ def load_many(connection: Connection, lead_ids: Iterable[str], *, lock: bool = F
             for lead_id, lead_traits, account_id, _ in rows}
 
 
+def not_null(traits: Mapping[str, Any]) -> dict[str, Any]:
+    """The traits that say something: a null value does not erase what was set before."""
+    return {key: value for key, value in traits.items() if value is not None}
+
+
 def set_traits(connection: Connection, lead_id: str, traits: Mapping[str, Any],
                now: int) -> dict[str, Any]:
-    """Merge traits into the lead's (Segment `identify` semantics); return them all."""
+    """Merge traits into the lead's (Segment `identify` semantics; null values are skipped);
+    return them all."""
     current = connection.execute(select(leads.c.traits).where(leads.c.id == lead_id)).scalar()
-    merged = {**(current or {}), **traits}
-    connection.execute(update(leads).where(leads.c.id == lead_id).values(
-        traits=merged, updated_at=now))
+    merged = {**(current or {}), **not_null(traits)}
+    if merged != current:
+        connection.execute(update(leads).where(leads.c.id == lead_id).values(
+            traits=merged, updated_at=now))
     return merged
 
 
-def set_account(db: Database, connection: Connection, lead_id: str, account_id: str,
-                traits: Mapping[str, Any], now: int) -> tuple[bool, bool]:
-    """Link the lead to an account and merge the account's traits.
+def replace_traits(connection: Connection, lead_id: str, traits: Mapping[str, Any],
+                   now: int) -> None:
+    """The lead's traits are `traits` (recomputed from its identify messages)."""
+    connection.execute(update(leads).where(leads.c.id == lead_id).values(
+        traits=dict(traits), updated_at=now))
 
-    Returns (the lead changed account, the account's traits changed)."""
+
+def set_account_traits(db: Database, connection: Connection, account_id: str,
+                       traits: Mapping[str, Any], now: int) -> bool:
+    """Create the account where new and merge `traits` into its traits (nulls skipped);
+    return whether its traits changed."""
     current = connection.execute(select(accounts.c.traits).where(
         accounts.c.id == account_id)).first()
-    traits_changed = False
     if current is None:
         connection.execute(db.insert(accounts).values(
-            id=account_id, traits=dict(traits), created_at=now,
+            id=account_id, traits=not_null(traits), created_at=now,
             updated_at=now).on_conflict_do_nothing())
-        traits_changed = bool(traits)
-    else:
-        merged = {**(current.traits or {}), **traits}
-        if merged != current.traits:
-            connection.execute(update(accounts).where(accounts.c.id == account_id).values(
-                traits=merged, updated_at=now))
-            traits_changed = True
+        return bool(not_null(traits))
+    merged = {**(current.traits or {}), **not_null(traits)}
+    if merged == current.traits:
+        return False
+    connection.execute(update(accounts).where(accounts.c.id == account_id).values(
+        traits=merged, updated_at=now))
+    return True
+
+
+def link_account(connection: Connection, lead_id: str, account_id: str | None, now: int
+                 ) -> bool:
+    """Link the lead to an account (None: to none); return whether its account changed."""
     before = connection.execute(select(leads.c.account_id).where(
         leads.c.id == lead_id)).scalar()
-    if before != account_id:
-        connection.execute(update(leads).where(leads.c.id == lead_id).values(
-            account_id=account_id, updated_at=now))
-    return before != account_id, traits_changed
+    if before == account_id:
+        return False
+    connection.execute(update(leads).where(leads.c.id == lead_id).values(
+        account_id=account_id, updated_at=now))
+    return True
 
 
 def account_leads(connection: Connection, account_id: str) -> list[str]:
@@ -236,8 +271,9 @@ def account_leads(connection: Connection, account_id: str) -> list[str]:
 
 def merge(connection: Connection, source: str, target: str, now: int) -> None:
     """Merge lead `source` into `target`: its identities, events and traits (the target's
-    traits win) become the target's; its state and scores go (rescore the target); its
-    programs and segments follow (`follow_merge`)."""
+    traits win here; `ingest.profile` recomputes them by the stream rules) become the
+    target's; its state and scores go (rescore the target); its programs and segments follow
+    (`follow_merge`)."""
     source_row = connection.execute(select(leads.c.traits, leads.c.account_id).where(
         leads.c.id == source)).first()
     target_row = connection.execute(select(leads.c.traits, leads.c.account_id).where(
@@ -284,6 +320,27 @@ def events_of_many(connection: Connection, lead_ids: Iterable[str]) -> dict[str,
         lead_id = owner[(USER, user_id) if user_id is not None else (ANONYMOUS, anonymous_id)]
         found[lead_id].append(stored_event(message, timestamp, lead_id))
     return found
+
+
+def own_messages(connection: Connection, lead_id: str, types: Sequence[str],
+                 since: int | None = None) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """The lead's messages of `types` in the log — those whose own identity (userId, else
+    anonymousId) is one of the lead's — as (timestamp, messageId, type, message), in order of
+    (timestamp, messageId); `since`: only those at or after that time."""
+    owned = connection.execute(select(identities.c.kind, identities.c.id).where(
+        identities.c.lead_id == lead_id)).all()
+    users = [i for kind, i in owned if kind == USER]
+    anonymous = [i for kind, i in owned if kind == ANONYMOUS]
+    query = select(events.c.timestamp, events.c.message_id, events.c.type,
+                   events.c.message).where(
+        events.c.type.in_(types),
+        or_(events.c.user_id.in_(users),
+            and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous))))
+    if since is not None:
+        query = query.where(events.c.timestamp >= since)
+    # Sorted here, not in SQL: a PostgreSQL collation need not order text by code point.
+    return sorted((t, m, kind, driver.loads(message))
+                  for t, m, kind, message in connection.execute(query))
 
 
 def stored(connection: Connection, message_ids: Iterable[str]) -> set[str]:
