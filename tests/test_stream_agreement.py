@@ -178,10 +178,11 @@ def service_scores(url: str, messages: list[dict[str, Any]], as_of: int, seed: i
     return found, account_rows
 
 
-def batch_scores(messages: list[dict[str, Any]], as_of: int, seed: int, directory: Path
+def batch_scores(messages: list[dict[str, Any]], as_of: int, seed: int, directory: Path,
+                 spark: Any = None
                  ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Leads and accounts as `score_many` / `score_accounts` score the messages, shuffled
-    into one JSON-lines file, as of `as_of`."""
+    into one JSON-lines file, as of `as_of` (on Spark where `spark` is a session)."""
     from leadscore.engine.batch import score_many
     from leadscore.engine.batch.accounts import score_accounts
 
@@ -189,10 +190,11 @@ def batch_scores(messages: list[dict[str, Any]], as_of: int, seed: int, director
     random.Random(seed).shuffle(shuffled)
     path = directory / f"export-{uuid.uuid4().hex[:8]}.jsonl"
     path.write_text("".join(json.dumps(m) + "\n" for m in shuffled))
-    leads = {row["lead_id"]: row for row in score_many(MODEL, str(path), as_of=as_of)
-             .to_pylist()}
-    accounts = {row["account_id"]: row for row in score_accounts(MODEL, str(path),
-                                                                 as_of=as_of).to_pylist()}
+    engine = {"engine": "spark", "spark": spark} if spark is not None else {}
+    leads = {row["lead_id"]: row for row in score_many(MODEL, str(path), as_of=as_of,
+                                                       **engine).to_pylist()}
+    accounts = {row["account_id"]: row for row in score_accounts(
+        MODEL, str(path), as_of=as_of, **engine).to_pylist()}
     return leads, accounts
 
 

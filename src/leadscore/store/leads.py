@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, or_, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, or_, select, update
 
 from leadscore.events import Event, event_from_message
 from leadscore.store import driver
@@ -298,16 +298,16 @@ def events_of(connection: Connection, lead_id: str) -> list[Event]:
     return events_of_many(connection, [lead_id])[lead_id]
 
 
-def events_of_many(connection: Connection, lead_ids: Iterable[str]) -> dict[str, list[Event]]:
-    """`events_of` for many leads in two statements (lead id → its events, oldest first)."""
+def events_of_many(connection: Connection, lead_ids: Iterable[str], *,
+                   after_seq: int | None = None, upto_seq: int | None = None
+                   ) -> dict[str, list[Event]]:
+    """`events_of` for many leads in two statements (lead id → its events, oldest first);
+    only those logged after `after_seq` / up to `upto_seq` where given."""
     wanted = set(lead_ids)
     found: dict[str, list[Event]] = {lead_id: [] for lead_id in wanted}
     if not wanted:
         return found
-    owner: dict[tuple[str, str], str] = {
-        (kind, i): lead_id for kind, i, lead_id in connection.execute(select(
-            identities.c.kind, identities.c.id, identities.c.lead_id).where(
-            identities.c.lead_id.in_(wanted)))}
+    owner = owned_identities(connection, wanted)
     users = [i for kind, i in owner if kind == USER]
     anonymous = [i for kind, i in owner if kind == ANONYMOUS]
     query = select(events.c.message, events.c.timestamp, events.c.user_id,
@@ -316,10 +316,39 @@ def events_of_many(connection: Connection, lead_ids: Iterable[str]) -> dict[str,
         or_(events.c.user_id.in_(users),
             and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous)))
     ).order_by(events.c.timestamp, events.c.seq)
+    if after_seq is not None:
+        query = query.where(events.c.seq > after_seq)
+    if upto_seq is not None:
+        query = query.where(events.c.seq <= upto_seq)
     for message, timestamp, user_id, anonymous_id in connection.execute(query):
         lead_id = owner[(USER, user_id) if user_id is not None else (ANONYMOUS, anonymous_id)]
         found[lead_id].append(stored_event(message, timestamp, lead_id))
     return found
+
+
+def owned_identities(connection: Connection, lead_ids: Iterable[str]
+                     ) -> dict[tuple[str, str], str]:
+    """The identities of the leads: (kind, id) → lead id."""
+    return {(kind, i): lead_id for kind, i, lead_id in connection.execute(select(
+        identities.c.kind, identities.c.id, identities.c.lead_id).where(
+        identities.c.lead_id.in_(set(lead_ids))))}
+
+
+def count_events(connection: Connection, lead_id: str) -> int:
+    """How many track/page/screen events of the lead the log holds."""
+    owner = owned_identities(connection, [lead_id])
+    users = [i for kind, i in owner if kind == USER]
+    anonymous = [i for kind, i in owner if kind == ANONYMOUS]
+    return int(connection.execute(select(func.count()).select_from(events).where(
+        events.c.type.in_(EVENT_TYPES),
+        or_(events.c.user_id.in_(users),
+            and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous))))
+    ).scalar() or 0)
+
+
+def log_position(connection: Connection) -> int:
+    """The seq of the last message in the log (0 when empty)."""
+    return int(connection.execute(select(func.max(events.c.seq))).scalar() or 0)
 
 
 def own_messages(connection: Connection, lead_id: str, types: Sequence[str],
