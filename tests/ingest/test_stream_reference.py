@@ -30,7 +30,11 @@ def own(message: Mapping[str, Any]) -> Node:
 
 
 def not_null(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
+    """Set keys: a value with some non-null leaf (flattened, a column holds a value)."""
+    def says(value: Any) -> bool:
+        return any(says(v) for v in value.values()) if isinstance(value, Mapping) \
+            else value is not None
+    return {k: v for k, v in values.items() if says(v)}
 
 
 def named_account(message: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -75,9 +79,11 @@ def reference(messages: list[dict[str, Any]]) -> dict[str, Any]:
     members: dict[Node, list[Node]] = {}
     for node in list(parent):
         members.setdefault(root(node), []).append(node)
+    sent = {m["userId"] for m in ordered if m.get("userId") is not None}
     lead_of: dict[Node, str] = {}
     for nodes in members.values():
-        users = sorted(i for kind, i in nodes if kind == "user")
+        # The smallest userId a message was sent with (a previousId alone does not name).
+        users = sorted(i for kind, i in nodes if kind == "user" and i in sent)
         lead_id = users[0] if users else nodes[0][1]
         lead_of.update({node: lead_id for node in nodes})
     traits: dict[str, dict[str, Any]] = {lead: {} for lead in lead_of.values()}

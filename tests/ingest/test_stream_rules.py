@@ -67,27 +67,31 @@ def test_the_known_lead_with_the_smaller_id_survives_a_merge(service: Service) -
     service.ingest([alias("zed", "amy")], received_at=NOW)
     assert lead_ids(service) == {"amy"}
     assert service.get_lead("zed", as_of=NOW)["lead_id"] == "amy"
-    # A new userId smaller than the lead's renames it: the lead id is its smallest userId.
+    # An alias's previousId links; it names the lead only once a message is sent with it
+    # as its userId.
     service.ingest([alias("amy", "abe")], received_at=NOW)
+    assert lead_ids(service) == {"amy"}
+    service.ingest([track("abe", "Email Opened", 0.5, email_id="f")], received_at=NOW)
     assert lead_ids(service) == {"abe"}
     lead = service.get_lead("zed", as_of=NOW)
     assert lead["lead_id"] == "abe"
     same(lead, expected([track("zed", "Demo Requested", 2),
-                         track("amy", "Email Opened", 1, email_id="e")], "abe", {}))
+                         track("amy", "Email Opened", 1, email_id="e"),
+                         track("abe", "Email Opened", 0.5, email_id="f")], "abe", {}))
 
 
-def test_an_anonymous_id_merged_away_before_can_become_the_lead_id(service: Service) -> None:
+def test_an_aliased_anonymous_id_does_not_name_the_lead(service: Service) -> None:
     service.ingest([page(None, "/pricing", 3, anonymous="a1"),
                     identify("u1", 2, "i1", anonymous="a1", email="u1@example.org"),
                     track("u2", "Demo Requested", 1)], received_at=NOW)
     assert lead_ids(service) == {"u1", "u2"}
-    service.ingest([alias("u2", "a1")], received_at=NOW)   # the userId "a1" is the smallest
-    assert lead_ids(service) == {"a1"}
+    service.ingest([alias("u2", "a1")], received_at=NOW)    # a1 is u1's: u1 and u2 merge
+    assert lead_ids(service) == {"u1"}
     for name in ("a1", "u1", "u2"):
-        assert service.get_lead(name, as_of=NOW)["lead_id"] == "a1"
-    lead = service.get_lead("a1", as_of=NOW)
+        assert service.get_lead(name, as_of=NOW)["lead_id"] == "u1"
+    lead = service.get_lead("u1", as_of=NOW)
     assert lead["traits"] == {"email": "u1@example.org"}
-    same(lead, expected([page(None, "/pricing", 3), track("u2", "Demo Requested", 1)], "a1",
+    same(lead, expected([page(None, "/pricing", 3), track("u2", "Demo Requested", 1)], "u1",
                         {"email": "u1@example.org"}))
 
 

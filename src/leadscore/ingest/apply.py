@@ -91,10 +91,21 @@ def _join(session: Session, lead_id: str, message: Message) -> None:
 
 
 def _lead_of(session: Session, message: Message) -> str:
-    if message.user_id is not None:
-        return session.ensure(USER, message.user_id)
-    assert message.anonymous_id is not None
-    return session.ensure(ANONYMOUS, message.anonymous_id)
+    """The lead of the message's own identity (its userId, else its anonymousId), created
+    where new. A lead's id is the smallest userId its messages were sent with: a userId
+    linked before by an alias, sent now for the first time and smaller than the lead's id,
+    renames the lead (a lead of that id takes over its identities and history)."""
+    user = message.user_id
+    if user is None:
+        assert message.anonymous_id is not None
+        return session.ensure(ANONYMOUS, message.anonymous_id)
+    lead_id = session.ensure(USER, user)
+    if user < lead_id and lead_id.partition("#")[0] != user:
+        renamed = lead_store.claim(session.db, session.connection, USER, user, session.now)
+        session.merge([lead_id], renamed)
+        session.remember(USER, user, renamed)
+        lead_id = renamed
+    return lead_id
 
 
 def _link_anonymous(session: Session, anonymous_id: str, lead_id: str) -> None:
@@ -111,18 +122,13 @@ def _link_anonymous(session: Session, anonymous_id: str, lead_id: str) -> None:
 def _alias(session: Session, message: Message) -> str:
     """alias: `previousId` (an anonymousId or a former userId) is now `userId`: the leads of
     userId, of the userId `previousId` and of the anonymousId `previousId` become one, scored
-    from all their events. The survivor is the known lead with the smallest id (a lead's id
-    is its smallest userId: a new userId `previousId` smaller than the lead's renames it)."""
+    from all their events. The survivor is the known lead with the smallest id."""
     db, connection, now = session.db, session.connection, session.now
     assert message.user_id is not None and message.previous_id is not None
     previous = message.previous_id
-    target = session.ensure(USER, message.user_id)
+    target = _lead_of(session, message)
     as_user = lead_store.find(connection, USER, previous)
     as_anonymous = lead_store.find(connection, ANONYMOUS, previous)
-    if as_user is None and previous < target:
-        # The lead's smallest userId is now `previous`: a lead of that id (the anonymous lead
-        # of the same id, or one merged away before) is revived, or created.
-        as_user = lead_store.claim(db, connection, USER, previous, now)
     found = {lead for lead in (target, as_user, as_anonymous) if lead is not None}
     known = {lead for lead in found if lead_store.is_known(connection, lead)}
     survivor = min(known)

@@ -243,6 +243,10 @@ class Session:
         return {name for name, model in scorer.models.items()
                 if model.applies(lead) and scorer.score(lead_id, name, as_of=as_of).mql}
 
+    def remember(self, kind: str, external_id: str, lead_id: str) -> None:
+        """The identity's lead, known already (after a merge cleared what was remembered)."""
+        self._identities[(kind, external_id)] = lead_id
+
     def ensure(self, kind: str, external_id: str) -> str:
         """The lead of a userId / anonymousId, created if new (remembered for the batch)."""
         key = (kind, external_id)
@@ -297,6 +301,8 @@ class Session:
         for source in sources:
             prior |= self._prior(source)
         self.write_log()                # the log is read: it must hold the messages so far
+        if self.defer_replays and self._main is not None:
+            self.scorer(target)         # as it is before the merge: its state, not a replay
         for source in sources:
             lead_store.merge(self.connection, source, target, self.now)
             self._scorers.pop(source, None)

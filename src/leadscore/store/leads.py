@@ -1,7 +1,7 @@
 """Leads, identities and accounts: who a message is about, and merging two leads into one.
 
-A known lead's id is the smallest userId among its identities; an anonymous lead's, its
-anonymousId. `identities` maps every userId and anonymousId to its lead. Identifying an
+A known lead's id is the smallest userId some message was sent with (an alias's `previousId`
+links, it does not name); an anonymous lead's, its anonymousId. `identities` maps every userId and anonymousId to its lead. Identifying an
 anonymous lead merges it into the user's lead; `alias` merges any two leads (the one with the
 smaller id survives). A merged-away lead keeps its row with `merged_into` set, so its old id
 still resolves. Traits and account links are what the log's messages say by the stream rules
@@ -210,8 +210,16 @@ def load_many(connection: Connection, lead_ids: Iterable[str], *, lock: bool = F
 
 
 def not_null(traits: Mapping[str, Any]) -> dict[str, Any]:
-    """The traits that say something: a null value does not erase what was set before."""
-    return {key: value for key, value in traits.items() if value is not None}
+    """The traits that say something: a null value does not erase what was set before, nor
+    does an object whose every leaf is null (`{}`, `{"b": null}`: flattened, no column of it
+    holds a value)."""
+    return {key: value for key, value in traits.items() if says_something(value)}
+
+
+def says_something(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(says_something(item) for item in value.values())
+    return value is not None
 
 
 def set_traits(connection: Connection, lead_id: str, traits: Mapping[str, Any],
