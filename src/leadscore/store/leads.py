@@ -1,11 +1,12 @@
 """Leads, identities and accounts: who a message is about, and merging two leads into one.
 
 A known lead's id is the smallest userId some message was sent with (an alias's `previousId`
-links, it does not name); an anonymous lead's, its anonymousId. `identities` maps every userId and anonymousId to its lead. Identifying an
-anonymous lead merges it into the user's lead; `alias` merges any two leads (the one with the
-smaller id survives). A merged-away lead keeps its row with `merged_into` set, so its old id
-still resolves. Traits and account links are what the log's messages say by the stream rules
-(`ingest.profile`); this module stores them.
+links, it does not name); an anonymous lead's, its anonymousId. `identities` maps every
+userId and anonymousId to its lead. Identifying an anonymous lead merges it into the user's
+lead; `alias` merges any two leads (the one with the smaller id survives). A merged-away lead
+keeps its row with `merged_into` set, so its old id still resolves. Traits and account links
+are what the log's messages say by the stream rules (`ingest.profile`); this module stores
+them.
 """
 
 from __future__ import annotations
