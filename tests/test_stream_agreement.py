@@ -27,10 +27,6 @@ from leadscore.store.schema import leads as leads_table
 from leadscore.timeutil import US_PER_DAY, iso, parse_timestamp
 from tests.conftest import fresh_store_url
 
-# Until the batch stream stage (branch i15-stream) is merged here, the batch side cannot read
-# a message stream: this guard goes with that merge.
-pytestmark = pytest.mark.skip(reason="needs the batch stream stage (i15-stream), not merged yet")
-
 NOW = parse_timestamp("2026-05-20T12:00:00Z")
 START = NOW - 40 * US_PER_DAY
 HOUR = US_PER_DAY // 24

@@ -25,7 +25,6 @@ MODELS = {path.stem: load_model(path) for path in sorted(EXAMPLES.glob("*.yaml")
           if path.name != "content.yaml"}
 CASES = [(name, i) for name, model in MODELS.items() for i in range(len(model.tests))]
 LEAD = "person-1"
-BATCH_SKIP = pytest.mark.skip(reason="needs the batch stream stage (i15-stream), not merged yet")
 
 
 def stream(test: ModelTest) -> list[dict[str, Any]]:
@@ -106,7 +105,6 @@ def test_a_worked_example_scores_from_a_stream_in_the_service(
         check(service.get_lead(LEAD, as_of=as_of), test)
 
 
-@BATCH_SKIP
 @pytest.mark.parametrize(("name", "index"), CASES)
 def test_a_worked_example_scores_from_a_stream_in_batch(
         name: str, index: int, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ what a replay inside it held (PostgreSQL locks rows; another lead's write never 
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -57,9 +58,11 @@ def test_other_writes_are_not_held_behind_a_big_merge(tmp_path: Path) -> None:
                 waits.append(time.perf_counter() - begin)
         merging.join()
         assert took[0] > 0.5, f"the merge took {took[0]:.2f} s: too little to tell"
+        # Held behind the replay, none would complete while the merging call is under way
+        # (it returns right after its transaction); here most are as quick as ever (the
+        # median: the replay shares the CPU, and the GIL, with them).
         assert len(waits) >= 3, (waits, took)
-        # Held behind the replay, each would wait about as long as the merge itself.
-        assert max(waits) < took[0] / 3, (waits, took)
+        assert statistics.median(waits) < took[0] / 4, (waits, took)
         merged = service.get_lead("small", as_of=NOW)
         assert merged["lead_id"] == "big"
         assert service.rescore() == 2
