@@ -224,3 +224,78 @@ def test_bad_messages_are_counted_by_line(tmp_path: Path) -> None:
     assert report.rows == 1 and report.rejected == 4
     assert [(r["row"], r["field"]) for r in report.rejected_rows.to_pylist()] == [
         (2, None), (3, "groupId"), (4, "previousId"), (5, "timestamp")]
+
+
+def test_explain_from_a_stream_file_and_a_lead_id(tmp_path: Path) -> None:
+    import leadscore
+
+    path = write(tmp_path / "s.jsonl", STORY)
+    score = leadscore.explain(B2C, path, "c-1", as_of="2026-03-10T00:00:00Z")
+    batch = by_lead(score_many(load_models([B2C]), path, as_of="2026-03-10T00:00:00Z"))["c-1"]
+    assert score.lead_id == "c-1"
+    assert score.fit == batch["fit"] == 20
+    assert round(score.score, 6) == round(batch["score"], 6)
+    assert round(sum(r.points for r in score.reasons), 6) == round(score.score, 6)
+    later = leadscore.explain(B2C, path, "c-1", as_of="2026-04-02T00:00:00Z")
+    assert later.disqualified and later.disqualify_reason == "student"
+
+
+def test_explain_from_an_events_table_and_leads_file() -> None:
+    import leadscore
+
+    data = EXAMPLES / "data"
+    as_of = "2026-06-01T00:00:00Z"
+    batch = by_lead(score_many(load_models([B2C]), data / "events.csv", data / "leads.csv",
+                               as_of=as_of))
+    lead = next(k for k, v in batch.items() if v["engagement"] > 0 and v["fit"] > 0)
+    score = leadscore.explain(str(B2C), str(data / "events.csv"), lead, as_of=as_of,
+                              leads=data / "leads.csv")
+    assert round(score.score, 6) == round(batch[lead]["score"], 6)
+
+
+def test_explain_from_messages_in_memory() -> None:
+    import leadscore
+
+    score = leadscore.explain(load_models([B2C])[0], STORY, as_of="2026-04-02T00:00:00Z")
+    assert score.lead_id == "c-1" and score.disqualified
+
+
+def test_segments_read_a_stream_as_of_their_time(tmp_path: Path) -> None:
+    from leadscore.segments import load_segment
+    from leadscore.segments.batch import segment_many
+
+    segment = load_segment("s.yaml", text="name: artists\nmodel: b2c-art-supplies\n"
+                           "when: {traits.occupation: {eq: artist}}\n")
+    path = write(tmp_path / "s.jsonl", STORY)
+    models = load_models([B2C])
+    before = segment_many([segment], models, path, as_of="2026-03-10T00:00:00Z").to_pylist()
+    after = segment_many([segment], models, path, as_of="2026-04-10T00:00:00Z").to_pylist()
+    assert [r["lead_id"] for r in before] == ["c-1"]
+    assert after == []                               # a student by then
+
+
+def test_evaluate_inputs_know_at_the_cut_off_what_was_known_then(tmp_path: Path) -> None:
+    from leadscore.learn.inputs import open_inputs
+
+    stream = [*STORY,
+              msg("page", "2026-03-05T10:00:00Z", 6, anonymousId="anon-9",
+                  properties={"path": "/products/c"}),
+              msg("identify", "2026-04-05T10:00:00Z", 7, userId="c-9", anonymousId="anon-9"),
+              msg("track", "2026-04-06T10:00:00Z", 8, userId="c-9", event="Order Completed")]
+    data = open_inputs(write(tmp_path / "s.jsonl", stream), None, "event:Order Completed")
+    cut = parse_timestamp("2026-03-20T00:00:00Z")
+    _, leads = data.at(cut)
+    assert leads is not None
+    known = {r[0]: r[1] for r in data.con.sql(
+        f'SELECT lead_id, "traits.occupation" FROM "{leads}"').fetchall()}
+    assert known == {"c-1": "artist", "anon-9": None}     # not yet a student, not yet c-9
+    data.population(cut, "pop")
+    assert sorted(r[0] for r in data.con.sql("SELECT lead_id FROM pop").fetchall()) == [
+        "anon-9", "c-1"]
+    # the outcomes by the identities as finally known: c-9 (once anon-9) converted ...
+    converted = data.con.sql(f'SELECT lead_id FROM "{data.outcomes.table}"').fetchall()
+    assert converted == [("c-9",)]
+    # ... so the anonymous lead of the cut-off is labelled as having converted
+    data.labels("pop", cut, None, "labels")
+    assert sorted(data.con.sql("SELECT lead_id, converted FROM labels").fetchall()) == [
+        ("anon-9", 1), ("c-1", 0)]

@@ -17,7 +17,15 @@ import duckdb
 import pyarrow as pa
 
 from leadscore.errors import EventError, InputError, RejectedRowsWarning
-from leadscore.io.readers import is_message_stream, read_events, read_leads, read_messages
+from leadscore.events import Event, Lead
+from leadscore.io.readers import (
+    events_of,
+    is_message_stream,
+    lead_of,
+    read_events,
+    read_leads,
+    read_messages,
+)
 from leadscore.io.sqltext import literal, quote
 from leadscore.timeutil import now_us, parse_timestamp
 
@@ -121,6 +129,7 @@ class Canonical:
     leads_columns: dict[str, str] | None = None
     accounts_columns: dict[str, str] = field(default_factory=dict)
     stream: bool = False        # did a message stream make them?
+    ids: str | None = None      # a stream's identities: ident (`u:…` / `a:…`) → lead_id
 
 
 def canonical_inputs(events: Any, leads: Any, con: duckdb.DuckDBPyConnection, as_of: int,
@@ -152,7 +161,7 @@ def canonical_inputs(events: Any, leads: Any, con: duckdb.DuckDBPyConnection, as
     else:
         ev, ev_columns = made.events, made.events_columns
     return Canonical(ev, made.leads, made.accounts, ev_columns, made.leads_columns,
-                     made.accounts_columns, stream=True)
+                     made.accounts_columns, stream=True, ids=made.ids)
 
 
 def message_input(sources: list[Any], con: duckdb.DuckDBPyConnection) -> str:
@@ -168,3 +177,17 @@ def message_input(sources: list[Any], con: duckdb.DuckDBPyConnection) -> str:
             first[0]["reason"], row=first[0]["row"], field=first[0]["field"])) + ")"
         warn_rejected(report.source, report.rejected, "messages", example, stacklevel=5)
     return name
+
+
+def lead_history(events: Any, leads: Any, lead_id: str, as_of: int
+                 ) -> tuple[list[Event], Lead | None]:
+    """One lead's events (oldest first) and profile as of `as_of` from batch inputs (files,
+    tables, message streams: whatever `canonical_inputs` reads), for `explain`."""
+    con = duckdb.connect()
+    try:
+        found = canonical_inputs(events, leads, con, as_of)
+        history = events_of(con, lead_id, found.events)
+        profile = lead_of(con, lead_id, found.leads) if found.leads is not None else None
+    finally:
+        con.close()
+    return history, profile

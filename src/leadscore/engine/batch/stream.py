@@ -23,6 +23,7 @@ class StreamTables:
     events: str
     leads: str
     accounts: str
+    ids: str                    # ident (`u:<userId>` / `a:<anonymousId>`) → lead_id
     events_columns: dict[str, str]
     leads_columns: dict[str, str]
     accounts_columns: dict[str, str]
@@ -66,9 +67,9 @@ def run_stream(con: duckdb.DuckDBPyConnection, messages: str, as_of: int, *,
     except duckdb.Error as exc:
         raise EngineError(f"the stream stage failed: {exc}") from None
     finally:
-        for table in (names.msg, names.edges, names.labels, names.ids):
+        for table in (names.msg, names.edges, names.labels):
             con.sql(f"DROP TABLE IF EXISTS {quote(table)}")
-    return StreamTables(names.events, names.leads, names.accounts,
+    return StreamTables(names.events, names.leads, names.accounts, names.ids,
                         columns_of(con, names.events), columns_of(con, names.leads),
                         columns_of(con, names.accounts))
 

@@ -128,18 +128,19 @@ def compile_stream(columns: Mapping[str, str], as_of_us: int, *, names: Names | 
     accounts_q, accounts_out = accounts_query(names, columns, account_cols, base_accounts)
     leads_q, leads_out = leads_query(names, columns, accounts_out, base_leads)
     return StreamStage(
-        names, msg_query(names, as_of_us), edges_query(names),
+        names, msg_query(names, as_of_us, columns), edges_query(names),
         label_rounds(names.edges, start_labels(names.edges), rounds),
         ids_query(names), events_query(names, list(events_out)[5:]), accounts_q, leads_q,
         {"events": events_out, "leads": leads_out, "accounts": accounts_out})
 
 
-def msg_query(names: Names, as_of_us: int) -> exp.Query:
+def msg_query(names: Names, as_of_us: int, columns: Mapping[str, str]) -> exp.Query:
     """The messages at or before as_of, one per message_id (the smallest order key), with
     the order key `k` (µs; NEVER without a timestamp) and the own identity `ident`."""
     key = f"COALESCE(UNIX_MICROS({q('timestamp')}), {NEVER})"
+    kept = ", ".join(q(c) for c in [*columns, "k", "ident"])
     return parse(f"""
-        SELECT * EXCEPT (rn) FROM (
+        SELECT {kept} FROM (
           SELECT m.*, ROW_NUMBER() OVER (PARTITION BY message_id ORDER BY k) AS rn
           FROM (SELECT *, {key} AS k,
                   CASE WHEN user_id IS NOT NULL THEN 'u:' || user_id
