@@ -61,11 +61,12 @@ def _set_traits(session: Session, lead_id: str, message: Message) -> None:
     """identify: its non-null traits update the lead's; one older than the lead's latest
     identify (sent late) has the lead's traits recomputed from the log by the rule."""
     connection = session.connection
-    session.write_log()     # the log is read: it must hold the messages so far
+    session.log_holds(profile.IDENTIFY, message.timestamp, message.message_id)
     if profile.is_latest(connection, lead_id, message.timestamp, message.message_id,
                          "identify"):
         lead_store.set_traits(connection, lead_id, message.traits, session.now)
     else:
+        session.write_log()     # every identify of the lead is read back
         lead_store.replace_traits(connection, lead_id,
                                   profile.lead_traits(connection, lead_id), session.now)
 
@@ -78,7 +79,7 @@ def _join(session: Session, lead_id: str, message: Message) -> None:
     assert account_id is not None
     changed = lead_store.set_account_traits(session.db, connection, account_id,
                                             message.group_traits, session.now)
-    session.write_log()
+    session.log_holds(profile.ACCOUNT_NAMING, message.timestamp, message.message_id)
     moved = profile.is_latest(connection, lead_id, message.timestamp, message.message_id,
                               "account") and lead_store.link_account(
         connection, lead_id, account_id, session.now)

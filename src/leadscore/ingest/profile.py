@@ -67,12 +67,14 @@ def is_latest(connection: Connection, lead_id: str, timestamp: int, message_id: 
     """Whether no message of the lead in the log is later than this one: an identify (for
     traits), or an account-naming message (`kind` "account") for its account link."""
     types = IDENTIFY if kind == "identify" else ACCOUNT_NAMING
+    if not lead_store.later_than(connection, lead_id, types, timestamp, message_id):
+        return True             # the usual case, messages in time order: nothing decoded
+    if kind == "identify":
+        return False
     key = (timestamp, message_id)
-    for t, m, logged_kind, message in lead_store.own_messages(connection, lead_id, types,
-                                                              since=timestamp):
-        if (t, m) > key and (kind == "identify" or account_named(logged_kind, message)):
-            return False
-    return True
+    return not any((t, m) > key and account_named(logged_kind, message)
+                   for t, m, logged_kind, message in lead_store.own_messages(
+                       connection, lead_id, types, since=timestamp))
 
 
 def recompute(connection: Connection, lead_id: str, now: int) -> bool:

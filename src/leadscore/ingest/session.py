@@ -367,6 +367,15 @@ class Session:
         `flush`; an event's lead must be loaded before (a replay must not see it twice)."""
         self._log.append(row)
 
+    def log_holds(self, types: Sequence[str], timestamp: int, message_id: str) -> None:
+        """Before the log is asked whether a message of `types` later than (timestamp,
+        messageId) is stored: append the messages held, where one of them could be such a
+        message (in time order none is, and they wait for the one executemany)."""
+        key = (timestamp, message_id)
+        if any(row["type"] in types and (row["timestamp"], row["message_id"]) > key
+               for row in self._log):
+            self.write_log()
+
     def write_log(self) -> None:
         """Append the messages held so far to the log (one executemany)."""
         if self._log:

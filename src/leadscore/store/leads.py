@@ -360,6 +360,33 @@ def log_position(connection: Connection) -> int:
     return int(connection.execute(select(func.max(events.c.seq))).scalar() or 0)
 
 
+def later_than(connection: Connection, lead_id: str, types: Sequence[str], timestamp: int,
+               message_id: str) -> bool:
+    """Whether the log holds a message of `types` of the lead (by its own identity) later
+    than (timestamp, messageId): two statements through the driver, no message decoded."""
+    mark = driver.mark(connection)
+    owned = driver.select_rows(connection, f"SELECT kind, id FROM identities WHERE lead_id = "
+                               f"{mark}", [lead_id])
+    users = [i for kind, i in owned if kind == USER]
+    anonymous = [i for kind, i in owned if kind == ANONYMOUS]
+    who, params = [], []
+    if users:
+        where, values = driver.matching(connection, "user_id", users)
+        who.append(where)
+        params += values
+    if anonymous:
+        where, values = driver.matching(connection, "anonymous_id", anonymous)
+        who.append(f"(user_id IS NULL AND {where})")
+        params += values
+    if not who:
+        return False
+    kinds, values = driver.matching(connection, "type", list(types))
+    rows = driver.select_rows(
+        connection, f"SELECT timestamp, message_id FROM events WHERE {kinds} AND timestamp >= "
+        f"{mark} AND ({' OR '.join(who)})", [*values, timestamp, *params])
+    return any((t, m) > (timestamp, message_id) for t, m in rows)
+
+
 def own_messages(connection: Connection, lead_id: str, types: Sequence[str],
                  since: int | None = None) -> list[tuple[int, str, str, dict[str, Any]]]:
     """The lead's messages of `types` in the log — those whose own identity (userId, else
