@@ -115,7 +115,7 @@ def test_an_anonymous_id_stays_with_its_first_claimant(tmp_path: Path) -> None:
     assert {e["lead_id"] for e in events} == {"u-2"}
 
 
-def test_alias_chains_merge_transitively_to_the_smallest_user_id(tmp_path: Path) -> None:
+def test_alias_chains_merge_transitively_to_the_smallest_own_user_id(tmp_path: Path) -> None:
     # a chain of 80 aliases: longer than one statement's unrolled rounds reach
     chain = [msg("alias", f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z", i,
                  userId=f"u{i + 1:03d}", previousId=f"u{i:03d}") for i in range(80)]
@@ -123,8 +123,19 @@ def test_alias_chains_merge_transitively_to_the_smallest_user_id(tmp_path: Path)
     chain.append(msg("track", "2026-01-02T00:00:00Z", 901, anonymousId="u050", event="Seen"))
     chain.append(msg("track", "2026-01-02T00:00:00Z", 902, anonymousId="zz", event="Seen"))
     leads, events, _ = stream_tables(chain, tmp_path, "2026-02-01T00:00:00Z")
-    assert set(leads) == {"u000", "zz"}
-    assert sorted(e["lead_id"] for e in events) == ["u000", "u000", "zz"]
+    # u000 is only ever a previousId: it links, it does not name the lead
+    assert set(leads) == {"u001", "zz"}
+    assert sorted(e["lead_id"] for e in events) == ["u001", "u001", "zz"]
+
+
+def test_an_aliased_anonymous_id_never_names_the_lead(tmp_path: Path) -> None:
+    messages = [msg("page", "2026-01-01T00:00:00Z", 1, userId="u3", anonymousId="a0",
+                    properties={"path": "/"}),
+                msg("alias", "2026-01-02T00:00:00Z", 2, userId="u2", previousId="a0"),
+                msg("track", "2026-01-03T00:00:00Z", 3, anonymousId="a0", event="E")]
+    leads, events, _ = stream_tables(messages, tmp_path, "2026-02-01T00:00:00Z")
+    assert set(leads) == {"u2", "u3"}
+    assert {(e["lead_id"], e["type"]) for e in events} == {("u3", "page"), ("u2", "track")}
 
 
 def test_an_anonymous_lead_whose_id_a_user_lead_has_gets_a_suffix(tmp_path: Path) -> None:

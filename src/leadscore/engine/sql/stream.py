@@ -22,9 +22,9 @@ The rules (the lead's spec, issue #15), every one as of `T` (messages with times
   anonymousId; edges: alias U→P links U with user P and anonymous P; identify U+A links U
   with A only if U is A's first claimant (the smallest key among identify messages with A
   and a userId and aliases with previousId A);
-- a lead is a connected component; its id the smallest userId in it (an alias's previousId
-  is a userId too); a component without one is one anonymous id, its own id (`<id>#2`
-  where a user lead has that id);
+- a lead is a connected component; its id the smallest userId in it that is the own userId
+  of a message (an alias's previousId links, it never names the lead); a component without
+  one is one anonymous id, its own id (`<id>#2` where a user lead has that id);
 - traits: per top-level key, the value of the latest identify of the lead's identities
   holding it (a null does not erase); account: that of the latest group / identify naming
   one; account traits: per key the latest over the messages naming the account;
@@ -220,16 +220,19 @@ def unconverged(edges: str, labels: str) -> exp.Query:
 
 def ids_query(names: Names) -> exp.Query:
     """`ident, lead_id` for every own identity of a message: a user's lead is its
-    component's smallest userId; an anonymous id claimed by a user joins that user's lead,
+    component's smallest own userId; an anonymous id claimed by a user joins that user's lead,
     an unclaimed one is a lead of its own (`<id>#2` where a user lead has its id)."""
     m, labels = q(names.msg), q(names.labels)
-    known = f"""SELECT user_id AS u FROM {m} WHERE user_id IS NOT NULL
-                 UNION SELECT previous_id FROM {m} WHERE type = 'alias'"""
+    # user nodes: own userIds and alias previousIds (which link, never name a lead)
+    nodes = f"""SELECT user_id AS u, 1 AS own FROM {m} WHERE user_id IS NOT NULL
+                UNION ALL SELECT previous_id, 0 FROM {m} WHERE type = 'alias'"""
     users = f"""
-        SELECT u.u, r.lead_id FROM ({known}) AS u
+        SELECT u.u, r.lead_id FROM (SELECT DISTINCT user_id AS u FROM {m}
+                                    WHERE user_id IS NOT NULL) AS u
         LEFT JOIN {labels} AS l ON l.node = u.u
-        JOIN (SELECT COALESCE(l.label, c.u) AS root, MIN(c.u) AS lead_id
-              FROM ({known}) AS c LEFT JOIN {labels} AS l ON l.node = c.u
+        JOIN (SELECT COALESCE(l.label, c.u) AS root,
+                     MIN(CASE WHEN c.own = 1 THEN c.u END) AS lead_id
+              FROM ({nodes}) AS c LEFT JOIN {labels} AS l ON l.node = c.u
               GROUP BY COALESCE(l.label, c.u)) AS r
         ON r.root = COALESCE(l.label, u.u)"""
     return parse(f"""
