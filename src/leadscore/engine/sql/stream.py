@@ -112,9 +112,10 @@ class StreamStage:
 def compile_stream(columns: Mapping[str, str], as_of_us: int, *, names: Names | None = None,
                    base_leads: Mapping[str, str] | None = None,
                    base_accounts: Mapping[str, str] | None = None,
-                   rounds: int = ROUNDS) -> StreamStage:
+                   rounds: int = ROUNDS, dedupe: bool = True) -> StreamStage:
     """The stream stage over the `messages` relation with `columns` (name → SQL type) as of
-    `as_of_us`; `base_leads` / `base_accounts`: the columns of the tables named in `names`."""
+    `as_of_us`; `base_leads` / `base_accounts`: the columns of the tables named in `names`.
+    `dedupe=False`: the runner knows every message_id is distinct (no window needed)."""
     names = names or Names()
     missing = [c for c in FIXED if c not in columns]
     if missing:
@@ -128,17 +129,24 @@ def compile_stream(columns: Mapping[str, str], as_of_us: int, *, names: Names | 
     accounts_q, accounts_out = accounts_query(names, columns, account_cols, base_accounts)
     leads_q, leads_out = leads_query(names, columns, accounts_out, base_leads)
     return StreamStage(
-        names, msg_query(names, as_of_us, columns), edges_query(names),
+        names, msg_query(names, as_of_us, columns, dedupe), edges_query(names),
         label_rounds(names.edges, start_labels(names.edges), rounds),
         ids_query(names), events_query(names, list(events_out)[5:]), accounts_q, leads_q,
         {"events": events_out, "leads": leads_out, "accounts": accounts_out})
 
 
-def msg_query(names: Names, as_of_us: int, columns: Mapping[str, str]) -> exp.Query:
+def msg_query(names: Names, as_of_us: int, columns: Mapping[str, str], dedupe: bool = True
+              ) -> exp.Query:
     """The messages at or before as_of, one per message_id (the smallest order key), with
     the order key `k` (µs; NEVER without a timestamp) and the own identity `ident`."""
     key = f"COALESCE(UNIX_MICROS({q('timestamp')}), {NEVER})"
     kept = ", ".join(q(c) for c in [*columns, "k", "ident"])
+    if not dedupe:
+        return parse(f"""
+            SELECT *, {key} AS k,
+                   CASE WHEN user_id IS NOT NULL THEN 'u:' || user_id
+                        ELSE 'a:' || anonymous_id END AS ident
+            FROM {q(names.messages)} WHERE {key} <= {int(as_of_us)}""")
     return parse(f"""
         SELECT {kept} FROM (
           SELECT m.*, ROW_NUMBER() OVER (PARTITION BY message_id ORDER BY k) AS rn
@@ -259,41 +267,34 @@ def events_query(names: Names, value_cols: list[str]) -> exp.Query:
         WHERE m.type IN ({kinds})""")
 
 
-def latest_per_key(source: str, owner: str, cols: list[str]) -> str:
-    """`owner, key, message_id` of the latest (order key) row of `source` per owner and
-    top-level key of `cols` that the row sets (one of the key's columns not null)."""
+def pivot(source: str, cols: list[str], owner: str) -> str:
+    """One row per owner of `source`: per top-level key of `cols`, the key's columns from the
+    latest (order key) row of the owner that sets it (one of the key's columns not null), and
+    `has.<key>` flags telling which keys the stream set (a base table's value holds
+    otherwise). The rows are repeated once per key they set (a CROSS JOIN with the keys),
+    the latest per owner and key kept by a window: no lists, no arg_max, no join back."""
+    if not cols:
+        return f"SELECT DISTINCT m.{q(owner)} FROM {source} AS m"
     keys: dict[str, list[str]] = {}
     for c in cols:
         keys.setdefault(top_key(c), []).append(c)
     values = ", ".join(f"({s(k)})" for k in keys)
     sets = " ".join(f"WHEN {s(k)} THEN " + " OR ".join(f"m.{q(c)} IS NOT NULL" for c in found)
                     for k, found in keys.items())
-    return f"""
-        SELECT owner, key, message_id FROM (
-          SELECT owner, key, message_id,
-                 ROW_NUMBER() OVER (PARTITION BY owner, key ORDER BY k DESC,
-                                    message_id DESC) AS rn
-          FROM (SELECT m.{q(owner)} AS owner, m.message_id, m.k, keys.key
-                FROM {source} AS m CROSS JOIN (VALUES {values}) AS keys(key)
-                WHERE CASE keys.key {sets} ELSE FALSE END) AS x
-        ) AS w WHERE rn = 1"""
-
-
-def pivot(source: str, cols: list[str], owner: str) -> str:
-    """One row per owner of `source`: each column from its key's latest message setting it,
-    and `has.<key>` flags telling which keys the stream set (a base table's value holds
-    otherwise)."""
-    if not cols:
-        return f"SELECT DISTINCT m.{q(owner)} FROM {source} AS m"
-    winners = latest_per_key(source, owner, cols)
-    picks = [f"MAX(CASE WHEN w.key = {s(top_key(c))} THEN m.{q(c)} END) AS {q(c)}"
+    carried = "".join(f", m.{q(c)}" for c in cols)
+    picks = [f"MAX(CASE WHEN w.key = {s(top_key(c))} THEN w.{q(c)} END) AS {q(c)}"
              for c in cols]
-    keys = sorted({top_key(c) for c in cols})
     flags = [f"MAX(CASE WHEN w.key = {s(k)} THEN 1 ELSE 0 END) AS {q('has.' + k)}"
-             for k in keys]
+             for k in sorted(keys)]
     return f"""
         SELECT w.owner AS {q(owner)}{''.join(', ' + p for p in picks + flags)}
-        FROM ({winners}) AS w JOIN {source} AS m ON m.message_id = w.message_id
+        FROM (
+          SELECT x.*, ROW_NUMBER() OVER (PARTITION BY owner, key ORDER BY k DESC,
+                                         message_id DESC) AS rn
+          FROM (SELECT m.{q(owner)} AS owner, m.message_id, m.k, keys.key{carried}
+                FROM {source} AS m CROSS JOIN (VALUES {values}) AS keys(key)
+                WHERE CASE keys.key {sets} ELSE FALSE END) AS x
+        ) AS w WHERE w.rn = 1
         GROUP BY w.owner"""
 
 
@@ -386,8 +387,7 @@ def leads_query(names: Names, columns: Mapping[str, str], accounts: Mapping[str,
         SELECT p.lead_id{''.join(', t.' + q(c) for c in trait_cols)}
         {''.join(', t.' + q('has.' + k) for k in flags)},
         la.account_id AS {q('account.id')}{''.join(', a.' + q(c) for c in account_cols)}
-        FROM (SELECT DISTINCT i.lead_id FROM {m} AS m JOIN {ids} AS i
-              ON i.ident = m.ident) AS p
+        FROM (SELECT DISTINCT lead_id FROM {ids}) AS p
         LEFT JOIN ({traits}) AS t ON t.lead_id = p.lead_id
         LEFT JOIN ({account}) AS la ON la.lead_id = p.lead_id
         LEFT JOIN {q(names.accounts)} AS a ON a.account_id = la.account_id"""
