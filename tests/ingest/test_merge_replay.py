@@ -69,3 +69,30 @@ def test_other_writes_are_not_held_behind_a_big_merge(tmp_path: Path) -> None:
         again = service.get_lead("big", as_of=NOW)
         assert merged["score"] == pytest.approx(again["score"], abs=1e-9)
         assert merged["engagement"] > 30      # the demo and every open, of both ids
+
+
+def test_a_replay_that_fails_leaves_the_lead_to_be_replayed_when_next_loaded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from leadscore.ingest import transaction
+
+    model = load_model("web.yaml", text=MODEL)
+    with Service.open(f"sqlite:///{tmp_path / 'store.db'}", models=[model],
+                      background=False) as service:
+        service.ingest([track("big", "Email Opened", 1, email_id="e1"),
+                        track("small", "Demo Requested", 2)], received_at=NOW)
+
+        def broken(*_: object, **__: object) -> None:
+            raise OSError("the disk went away")    # a fault injected after the commit
+
+        monkeypatch.setattr(transaction, "replay", broken)
+        result = service.ingest([{"type": "alias", "userId": "big", "previousId": "small",
+                                  "messageId": "the-alias"}], received_at=NOW)
+        monkeypatch.undo()
+        assert result.accepted == 1
+        assert "replay failed" in caplog.text
+        merged = service.get_lead("small", as_of=NOW)      # replayed on load: both histories
+        assert merged["lead_id"] == "big"
+        assert merged["engagement"] == pytest.approx(30 * 2 ** -0.2 + 2 * 2 ** -0.1)
+        assert service.rescore() == 1
+        assert service.get_lead("big", as_of=NOW)["score"] == pytest.approx(merged["score"])

@@ -4,6 +4,7 @@ with the outcome of each of its messages."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from leadscore.ingest.replay import Replayed, replay
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.validate import Message, validate
 from leadscore.store.database import Database
+from leadscore.store.scores import forget_states
 from leadscore.store.group_commit import GroupCommit, Pending
 
 
@@ -31,6 +33,8 @@ class MessageResult:
     field: str | None = None
     message: str | None = None
 
+
+log = logging.getLogger("leadscore.ingest")
 
 # A call's outcomes, the ids of the handoffs its transaction wrote to the outbox, and the
 # leads its merges left to replay after the commit (each with the models it was an MQL under).
@@ -118,20 +122,30 @@ def replay_merged(db: Database, active: Callable[[Connection], list[ActiveModel]
     Returns the ids of the handoffs written."""
     written: list[str] = []
     for lead_id, prior in sorted(wanted.items()):
-        with db.read() as connection:
-            models = active(connection)
-            replayed = replay(connection, [m.model for m in models], lead_id) \
-                if models else None
-        if replayed is None:
-            continue
-
-        def adopt(connection: Connection, replayed: Replayed = replayed,
-                  prior: set[str] = prior) -> list[str]:
-            session = Session(db, connection, active(connection), now)
-            if session.models:
-                session.adopt(replayed, prior)
-                session.flush()
-            return session.handoffs
-
-        written += db.write(adopt)
+        try:
+            written += _replay_one(db, active, lead_id, prior, now)
+        except Exception:
+            # The messages are stored: the lead is scored from its history when next loaded
+            # (no saved state), in that transaction.
+            log.warning("merged lead %r: replay failed; it is replayed when next loaded",
+                        lead_id, exc_info=True)
+            db.write(lambda connection, lead_id=lead_id: forget_states(connection, lead_id))
     return written
+
+
+def _replay_one(db: Database, active: Callable[[Connection], list[ActiveModel]],
+                lead_id: str, prior: set[str], now: int) -> list[str]:
+    with db.read() as connection:
+        models = active(connection)
+        replayed = replay(connection, [m.model for m in models], lead_id) if models else None
+    if replayed is None:
+        return []
+
+    def adopt(connection: Connection, replayed: Replayed = replayed) -> list[str]:
+        session = Session(db, connection, active(connection), now)
+        if session.models:
+            session.adopt(replayed, prior)
+            session.flush()
+        return session.handoffs
+
+    return db.write(adopt)
