@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from sqlalchemy import Connection
@@ -17,8 +18,8 @@ from leadscore.ingest.replay import Replayed, replay
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.validate import Message, validate
 from leadscore.store.database import Database
-from leadscore.store.scores import forget_states
 from leadscore.store.group_commit import GroupCommit, Pending
+from leadscore.store.scores import forget_states
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,12 @@ def replay_merged(db: Database, active: Callable[[Connection], list[ActiveModel]
             # (no saved state), in that transaction.
             log.warning("merged lead %r: replay failed; it is replayed when next loaded",
                         lead_id, exc_info=True)
-            db.write(lambda connection, lead_id=lead_id: forget_states(connection, lead_id))
+            db.write(partial(_forget, lead_id=lead_id))
     return written
+
+
+def _forget(connection: Connection, lead_id: str) -> None:
+    forget_states(connection, lead_id)
 
 
 def _replay_one(db: Database, active: Callable[[Connection], list[ActiveModel]],
