@@ -310,3 +310,16 @@ def test_evaluate_inputs_know_at_the_cut_off_what_was_known_then(tmp_path: Path)
     data.labels("pop", cut, None, "labels")
     assert sorted(data.con.sql("SELECT lead_id, converted FROM labels").fetchall()) == [
         ("anon-9", 1), ("c-1", 0)]
+
+
+def test_a_nested_trait_is_replaced_whole_by_the_latest_value_setting_it(tmp_path: Path) -> None:
+    messages = [msg("identify", "2026-01-01T00:00:00Z", 1, userId="u",
+                    traits={"x": {"k": 0, "j": 2}, "y": 1}),
+                msg("identify", "2026-01-02T00:00:00Z", 2, userId="u",
+                    traits={"x": {"k": 1, "j": None}, "y": None}),
+                msg("identify", "2026-01-03T00:00:00Z", 3, userId="u",
+                    traits={"x": {"k": None}})]            # sets nothing of x
+    leads, _, _ = stream_tables(messages, tmp_path, "2026-02-01T00:00:00Z")
+    assert leads["u"]["traits.x.k"] == 1
+    assert leads["u"]["traits.x.j"] is None     # x's latest value has no j
+    assert leads["u"]["traits.y"] == 1          # a null does not erase

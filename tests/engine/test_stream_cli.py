@@ -95,3 +95,18 @@ def test_state_refuses_a_stream_with_the_reason(tmp_path: Path) -> None:
                                  str(tmp_path / "state")])
     assert result.exit_code != 0
     assert "--state" in result.output and "stream" in result.output
+
+
+def test_programs_simulate_reads_the_example_stream_as_the_tables(tmp_path: Path) -> None:
+    journeys = {}
+    for kind in ("csv", "jsonl"):
+        out = tmp_path / f"j-{kind}.csv"
+        result = runner.invoke(app, [
+            "programs", "simulate", "--program", str(EXAMPLES / "programs" / "welcome.yaml"),
+            "--model", B2C, "--events", str(EXAMPLES / "data" / f"events.{kind}"),
+            "--leads", str(EXAMPLES / "data" / f"leads.{kind}"),
+            "--content", str(EXAMPLES / "content.yaml"), "--from", "2026-01-01T00:00:00Z",
+            "--to", "2026-06-01T00:00:00Z", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        journeys[kind] = rows(out)
+    assert journeys["jsonl"] == journeys["csv"] and len(journeys["csv"]) > 50

@@ -43,6 +43,7 @@ def run_stream(con: duckdb.DuckDBPyConnection, messages: str, as_of: int, *,
     [(repeated,)] = con.sql(f"SELECT count(*) - count(DISTINCT message_id) "
                             f"FROM {quote(messages)}").fetchall()
     stage = compile_stream(columns_of(con, messages), as_of, names=names, dedupe=bool(repeated),
+                           arg_max=True,
                            base_leads=columns_of(con, base_leads) if base_leads else None,
                            base_accounts=columns_of(con, base_accounts) if base_accounts
                            else None)
