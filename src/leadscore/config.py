@@ -75,12 +75,29 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("public_url", "LEADSCORE_PUBLIC_URL", str,
             "the server's address as e-mail readers reach it (tracked links, unsubscribe)"),
     Setting("link_secret", "LEADSCORE_LINK_SECRET", str,
-            "secret that signs tracked and unsubscribe links (default: from the admin token)"),
+            "secret that signs tracked, unsubscribe and confirmation links; required before "
+            "any program e-mail is made (`leadscore init` writes a random one)"),
     Setting("emails_per_week", "LEADSCORE_EMAILS_PER_WEEK", int,
-            "most program e-mails a lead receives in any 7 days, across programs"),
+            "most program e-mails an address receives in any 7 days, across programs and "
+            "lead ids"),
+    Setting("emails_per_address_per_hour", "LEADSCORE_EMAILS_PER_ADDRESS_PER_HOUR", int,
+            "most program e-mails an address receives in any hour (0: no limit)"),
+    Setting("email_rate_per_second", "LEADSCORE_EMAIL_RATE_PER_SECOND", float,
+            "most program e-mails one process hands to SMTP per second (0: no limit)"),
+    Setting("trusted_write_keys", "LEADSCORE_TRUSTED_WRITE_KEYS", list,
+            "write keys of your own servers (also in write_keys, never in a web page) whose "
+            "`Unsubscribed` / `Opted In` events opt an address out / in; comma-separated in "
+            "the environment"),
     Setting("enrol_max_age_hours", "LEADSCORE_ENROL_MAX_AGE_HOURS", float,
             "an event older than this when it arrives scores but enrols no one in a program "
             "(history must not trigger e-mail); 0: no limit"),
+    Setting("double_opt_in", "LEADSCORE_DOUBLE_OPT_IN", bool,
+            "program e-mail only to addresses that confirmed it: the first one asks with a "
+            "signed link (template `confirm`)"),
+    Setting("delivery_max_attempts", "LEADSCORE_DELIVERY_MAX_ATTEMPTS", int,
+            "failed attempts after which a delivery (handoff webhook or e-mail, program "
+            "webhook, e-mail or event) is a dead letter: shown on the dashboard and API, "
+            "retried only by hand"),
     Setting("host", "LEADSCORE_HOST", str, "address the server listens on"),
     Setting("port", "LEADSCORE_PORT", int, "port the server listens on"),
     Setting("workers", "LEADSCORE_WORKERS", int, "API worker processes"),
@@ -122,7 +139,12 @@ class Settings:
     public_url: str | None = None
     link_secret: str | None = None
     emails_per_week: int = 3
+    emails_per_address_per_hour: int = 2
+    email_rate_per_second: float = 10.0
+    trusted_write_keys: tuple[str, ...] = ()
     enrol_max_age_hours: float = 24.0
+    double_opt_in: bool = False
+    delivery_max_attempts: int = 10
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -143,6 +165,12 @@ class Settings:
 
     def is_write_key(self, key: str) -> bool:
         return any(hmac.compare_digest(key, known) for known in self.write_keys)
+
+    def is_trusted_key(self, key: str | None) -> bool:
+        """A write key of the operator's own servers (`trusted_write_keys`)."""
+        return key is not None and self.is_write_key(key) and any(
+            hmac.compare_digest(key.encode(), known.encode())
+            for known in self.trusted_write_keys)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as plain JSON values (how `serve` hands them to worker processes)."""
@@ -273,6 +301,11 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
                 raise wrong("a list of {url, secret} tables")
             if not item["url"].startswith(("http://", "https://")):
                 raise wrong("webhook URLs starting with http:// or https://")
+            if not item.get("secret", "").strip():
+                # Unsigned deliveries would let anyone who finds the URL forge handoffs.
+                raise ConfigError(f"{source}: webhook {item['url']!r} has no secret: each "
+                                  "webhook needs one (`secret = \"…\"`, or "
+                                  "LEADSCORE_WEBHOOK_SECRET) to sign its deliveries")
             hooks.append(Webhook(item["url"], item.get("secret", "")))
         return tuple(hooks)
     if kind is list:
@@ -292,7 +325,7 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
             number = kind(value)
         except (TypeError, ValueError):
             raise wrong("a number" if kind is float else "a whole number") from None
-        if number < 0 or (key == "workers" and number < 1):
+        if number < 0 or (key in ("workers", "delivery_max_attempts") and number < 1):
             raise wrong("a positive number")
         return number
     if not isinstance(value, str):
@@ -368,7 +401,12 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "public_url": "",
         "link_secret": secrets.token_urlsafe(32),
         "emails_per_week": Settings.emails_per_week,
+        "emails_per_address_per_hour": Settings.emails_per_address_per_hour,
+        "email_rate_per_second": Settings.email_rate_per_second,
+        "trusted_write_keys": [],
         "enrol_max_age_hours": Settings.enrol_max_age_hours,
+        "double_opt_in": Settings.double_opt_in,
+        "delivery_max_attempts": Settings.delivery_max_attempts,
         "host": Settings.host,
         "port": Settings.port,
         "workers": Settings.workers,

@@ -117,7 +117,8 @@ def with_background(app: FastAPI, settings: Settings) -> FastAPI:
 def dispatcher_for(settings: Settings, service: Any) -> Dispatcher:
     return Dispatcher(service, targets_from(settings),
                       poll_seconds=settings.delivery_poll_seconds,
-                      backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds))
+                      backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
+                      max_attempts=settings.delivery_max_attempts)
 
 
 class Refresher:

@@ -307,6 +307,10 @@ class Service:
         """A failed attempt, retried at `next_attempt_at` (µs; None: only by `retry`)."""
         self.db.write(lambda c: outbox.mark_failed(c, handoff_id, error, next_attempt_at))
 
+    def mark_dead(self, handoff_id: str, error: str) -> None:
+        """A dead letter: no automatic attempt again (`retry` revives it)."""
+        self.db.write(lambda c: outbox.mark_dead(c, handoff_id, error))
+
     def retry(self, handoff_id: str) -> None:
         """Deliver an item again as soon as possible."""
         self.db.write(lambda c: outbox.retry(c, handoff_id, now_us()))

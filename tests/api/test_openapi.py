@@ -18,7 +18,7 @@ def test_openapi_lists_every_route_with_its_security_scheme(client: TestClient) 
     assert schemes["adminToken"]["scheme"] == "bearer"
     routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
     routes += [r for r in client.app.routes if isinstance(r, APIRoute)]  # type: ignore[attr-defined]
-    assert len(routes) == 31
+    assert len(routes) == 37
     assert {r.path for r in routes} == set(document["paths"])
     for route in routes:
         for method in route.methods:
@@ -36,7 +36,7 @@ def test_openapi_lists_every_route_with_its_security_scheme(client: TestClient) 
     for path in ("/v1/track", "/v1/batch", "/v1/import", "/api/leads/{lead_id}",
                  "/api/accounts", "/api/accounts/{account_id}",
                  "/api/models/{name}/restore/{version}", "/api/handoffs/{handoff_id}/retry",
-                 "/healthz"):
+                 "/api/emails/suppressions", "/api/emails/resubscribe", "/healthz"):
         assert path in document["paths"]
     error = document["components"]["schemas"]["ErrorBody"]
     assert set(error["properties"]) == {"ok", "error", "errors", "status"}

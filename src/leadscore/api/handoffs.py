@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/handoffs", tags=["handoffs"], responses=ERROR_RE
 @router.get("", summary="Handoffs with their delivery status, attempts and last error")
 def list_handoffs(
     request: Request,
-    status: Literal["pending", "delivered", "failed"] | None = None,
+    status: Literal["pending", "delivered", "failed", "dead"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:

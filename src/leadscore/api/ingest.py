@@ -21,6 +21,7 @@ from leadscore.api.body import BATCH_LIMIT, MESSAGE_LIMIT, read_json
 from leadscore.api.errors import ERROR_RESPONSES, ApiError
 from leadscore.api.messages import TYPES, check_message, problem
 from leadscore.api.outcome import Outcome, ingest
+from leadscore.programs.optouts import from_trusted_events
 
 router = APIRouter(tags=["ingestion"], dependencies=[Security(write_key_scheme)],
                    responses=ERROR_RESPONSES)
@@ -54,6 +55,13 @@ def _body(schema: dict[str, Any], limit: int) -> dict[str, Any]:
                             "content": {"application/json": {"schema": schema}}}}
 
 
+async def _opt_outs(request: Request, key: str | None, messages: list[dict[str, Any]]) -> None:
+    """A trusted key's `Unsubscribed` / `Opted In` events change who gets program e-mail
+    (any other key's are scored only: the write key is public)."""
+    if request.app.state.settings.is_trusted_key(key):
+        await run_in_threadpool(from_trusted_events, request.app.state.service, messages)
+
+
 def _answer(request: Request, outcome: Outcome) -> Accepted:
     wake = request.app.state.wake_dispatcher
     if outcome.handoffs and wake is not None:
@@ -67,7 +75,8 @@ def _single(kind: str) -> Callable[[Request], Coroutine[Any, Any, Accepted]]:
         known = header_write_key(request)
         body = await read_json(request, MESSAGE_LIMIT, "message")
         if known is None:
-            check_write_key(request, body.get("writeKey") if isinstance(body, dict) else None)
+            known = check_write_key(request, body.get("writeKey") if isinstance(body, dict)
+                                    else None)
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object (one Segment message)",
                            [problem(None, None, "not an object")])
@@ -79,6 +88,7 @@ def _single(kind: str) -> Callable[[Request], Coroutine[Any, Any, Accepted]]:
             first = outcome.rejected[0]
             raise ApiError(400, f"{first['field'] or 'message'}: {first['message']}",
                            outcome.rejected)
+        await _opt_outs(request, known, [message])
         return _answer(request, outcome)
 
     receive.__name__ = kind
@@ -97,7 +107,8 @@ async def batch(request: Request) -> Accepted:
     known = header_write_key(request)
     body = await read_json(request, BATCH_LIMIT, "batch")
     if known is None:
-        check_write_key(request, body.get("writeKey") if isinstance(body, dict) else None)
+        known = check_write_key(request, body.get("writeKey") if isinstance(body, dict)
+                                else None)
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object with a `batch` list",
                        [problem(None, "batch", "not an object")])
@@ -128,6 +139,9 @@ async def batch(request: Request) -> Accepted:
     outcome = Outcome(0, 0, [])
     if messages:
         outcome = await run_in_threadpool(ingest, request.app.state.service, messages, indexes)
+        refused = {p["index"] for p in outcome.rejected}
+        await _opt_outs(request, known, [m for m, i in zip(messages, indexes, strict=True)
+                                         if i not in refused])
     outcome.rejected = sorted(rejected + outcome.rejected, key=lambda p: p["index"])
     if outcome.rejected and not outcome.accepted and not outcome.duplicates:
         raise ApiError(400, f"no message of the batch could be stored ({len(outcome.rejected)} "

@@ -192,7 +192,9 @@ def lead_page(request: Request, lead_id: str, model: str | None = None) -> HTMLR
                                                            view.lead["lead_id"],
                                                            view.lead.get("model")),
                   journeys=lifecycle_views.lead_journeys(_service(request),
-                                                         view.lead["lead_id"]))
+                                                         view.lead["lead_id"]),
+                  email=lifecycle_views.lead_email(_service(request), view.lead["lead_id"],
+                                                   view.lead.get("traits") or {}))
 
 
 # ---- accounts
@@ -290,10 +292,12 @@ def outbox_page(request: Request, status: str | None = None, page: int = 1) -> H
     status = status if status in lifecycle_views.OUTBOX_STATUSES else None
     size, number = 50, max(page, 1)
     items, total = lifecycle_views.outbox(_service(request), status, size, (number - 1) * size)
+    settings = request.app.state.settings
     return render(request, "outbox.html", page="outbox", items=items, total=total,
                   state=status, states=lifecycle_views.OUTBOX_STATUSES, number=number,
                   pages=max((total + size - 1) // size, 1),
-                  paused=not request.app.state.settings.smtp_url)
+                  paused=not settings.smtp_url, no_secret=not settings.link_secret,
+                  dead=lifecycle_views.dead_program_actions(_service(request)))
 
 
 # ---- pipeline
@@ -386,13 +390,16 @@ async def run_evaluation(request: Request) -> Response:
 @router.get("/handoffs")
 def handoffs_page(request: Request, status: str | None = None, page: int = 1) -> HTMLResponse:
     _guard(request)
-    status = status if status in ("pending", "delivered", "failed") else None
+    status = status if status in ("pending", "delivered", "failed", "dead") else None
     page = max(page, 1)
     size = 50
     items, total = _service(request).handoffs(status=status, limit=size,
                                               offset=(page - 1) * size)
+    dead = _service(request).handoffs(status="dead", limit=1)[1]
     return render(request, "handoffs.html", page="handoffs", items=items, total=total,
-                  state=status, number=page, pages=max((total + size - 1) // size, 1))
+                  state=status, number=page, pages=max((total + size - 1) // size, 1),
+                  dead=dead,
+                  max_attempts=request.app.state.settings.delivery_max_attempts)
 
 
 @router.post("/handoffs/{handoff_id}/retry")

@@ -98,7 +98,7 @@ actions = Table(
     Column("lead_id", Text, nullable=False, index=True),
     Column("program", Text, nullable=False),
     Column("payload", JSON, nullable=False),
-    Column("status", String(16), nullable=False),   # pending|sending|sent|failed|unknown
+    Column("status", String(16), nullable=False),   # pending|sending|sent|failed|unknown|dead
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", Micros),
     Column("last_error", Text),
@@ -121,7 +121,11 @@ email_sends = Table(        # every e-mail handed to a program action, for the w
     Column("at", Micros, nullable=False),
     Column("content_id", Text),
     Column("topic", Text),
+    # `addresses.address_hash` of the recipient: the weekly limit and send rate hold per
+    # address, whichever lead id it arrives under (added at schema version 7).
+    Column("address_hash", String(64)),
     Index("ix_email_sends_lead", "lead_id", "at"),
+    Index("ix_email_sends_address", "address_hash", "at"),
 )
 
 LIFECYCLE_TABLES = (segment_members, segment_history, segment_sizes, segment_recheck,

@@ -46,6 +46,21 @@ def _v5(connection: Connection) -> None:
     connection.exec_driver_sql("DROP INDEX IF EXISTS ix_scores_model_score")
 
 
+def _v7(connection: Connection) -> None:
+    from sqlalchemy import inspect
+
+    from leadscore.store.lifecycle import email_sends
+    from leadscore.store.suppressions import SUPPRESSION_TABLES
+
+    schema.metadata.create_all(connection, tables=list(SUPPRESSION_TABLES))
+    if "address_hash" not in {c["name"] for c in inspect(connection).get_columns(
+            "email_sends")}:      # a store made at version 7 or later has it from step 3
+        connection.exec_driver_sql("ALTER TABLE email_sends ADD COLUMN address_hash "
+                                   "VARCHAR(64)")
+    for index in email_sends.indexes:
+        index.create(connection, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "leads, identities, accounts, events, lead_state, scores, models, outbox", _v1),
     (2, "dashboard indexes: scores by model, score, lead; lead_state by model, latest event; "
@@ -53,6 +68,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "segments and programs: memberships, history, enrolments, journeys, actions", _v3),
     (4, "accounts: lead links, account domains, account scores", _v4),
     (5, "scores: drop ix_scores_model_score, a prefix of ix_scores_model_score_lead", _v5),
+    (7, "e-mail: suppressions and opt-ins by address hash; e-mails sent by address", _v7),
 ]
 LATEST = MIGRATIONS[-1][0]
 
