@@ -256,6 +256,26 @@ def register(spark: Any, source: Any, kind: str) -> tuple[str, dict[str, str], i
     return name, {col: typ for col, _, typ in columns}, total - kept
 
 
+def register_files(spark: Any, files: Sequence[str], name: str) -> str:
+    """Event files (Parquet or CSV, not mixed) as the canonical events view `name`, bad rows
+    left out and not counted (`--state` reads a few files at a time; `register` counts)."""
+    lowered = [f.lower() for f in files]
+    if all(f.endswith((".parquet", ".pq")) for f in lowered):
+        frame = spark.read.option("mergeSchema", "true").parquet(*files)
+    elif all(f.endswith(".csv") for f in lowered):
+        frame = spark.read.option("header", "true").option("inferSchema", "false").csv(
+            list(files))
+    else:
+        raise InputError(f"{files[0]}: mixed file types; use Parquet or CSV throughout")
+    raw = f"{name}_raw"
+    frame.createOrReplaceTempView(raw)
+    columns, good = _canonical_events(frame, files[0])
+    select = ", ".join(f"{sql} AS {quote(col, DIALECT)}" for col, sql, _ in columns)
+    spark.sql(f"SELECT {select} FROM {quote(raw, DIALECT)} WHERE {good}") \
+        .createOrReplaceTempView(name)
+    return name
+
+
 def _spark_type(duckdb_type: str) -> str:
     upper = duckdb_type.upper()
     return {"VARCHAR": "STRING"}.get(upper, upper)
