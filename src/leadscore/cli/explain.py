@@ -31,25 +31,17 @@ def explain(
                                               "now.")] = None,
 ) -> None:
     """Show why a lead has its score: every rule, its points, the events it matched."""
-    import duckdb
-
+    from leadscore.engine.batch.inputs import lead_history
     from leadscore.explain import explain as explain_lead
-    from leadscore.io import events_of, lead_of, read_events, read_leads
     from leadscore.model import load_model
 
     when = as_of_us(as_of)
     loaded = load_model(model)
-    con = duckdb.connect()
-    read_events(events, con, name="events")
-    its_events = events_of(con, lead)
-    profile = None
-    if leads is not None:
-        read_leads(leads, con, name="leads")
-        profile = lead_of(con, lead)
+    its_events, profile = lead_history(events, leads, lead, when)
     if not its_events and profile is None:
         fail(f"error: lead {lead!r} has no events in {events}"
-             + (f" and no row in {leads}" if leads else ""))
-    result = explain_lead(loaded, its_events, profile, as_of=when)
+             + (f" and no row in {leads}" if leads else "") + f" as of {iso(when)}")
+    result = explain_lead(loaded, its_events, profile or lead, as_of=when)
     show_explanation(result, loaded)
 
 

@@ -61,7 +61,7 @@ def simulate(
     from leadscore.segments import load_segments
 
     loaded = load_program(program, templates=templates)
-    found, people = _events_and_leads(events, leads)
+    found, people = _events_and_leads(events, leads, parse_timestamp(end))
     replay = Replay(loaded, load_models([model])[0], people,
                     load_content(content) if content else [],
                     load_segments(segment) if segment else [])
@@ -81,14 +81,16 @@ def simulate(
     say(f"wrote {out_path} ({len(journal)} steps)")
 
 
-def _events_and_leads(events: Path, leads: Path | None) -> tuple[list[Event], dict[str, Lead]]:
-    """The events in time order and the leads by id, as the simulation reads them."""
+def _events_and_leads(events: Path, leads: Path | None, end: int
+                      ) -> tuple[list[Event], dict[str, Lead]]:
+    """The events in time order and the leads by id, as the simulation reads them; a message
+    stream is read as of `end` (its identity links and traits as known then)."""
     from leadscore.engine.batch import connect
-    from leadscore.io.readers import read_events, read_leads
+    from leadscore.engine.batch.inputs import canonical_inputs
 
     con = connect()
-    read_events(str(events), con, name="ev")
-    rel = con.sql("SELECT * FROM ev ORDER BY ts")
+    tables = canonical_inputs(str(events), str(leads) if leads is not None else None, con, end)
+    rel = con.sql(f'SELECT * FROM "{tables.events}" ORDER BY ts')
     found = []
     for values in rel.fetchall():
         row = dict(zip(rel.columns, values, strict=True))
@@ -96,9 +98,8 @@ def _events_and_leads(events: Path, leads: Path | None) -> tuple[list[Event], di
         found.append(Event(row["lead_id"], int(row["ts"]), row["type"], row["event"],
                            row["path"], properties, context))
     people: dict[str, Lead] = {}
-    if leads is not None:
-        read_leads(str(leads), con, name="ld")
-        rel = con.sql("SELECT * FROM ld")
+    if tables.leads is not None:
+        rel = con.sql(f'SELECT * FROM "{tables.leads}"')
         for values in rel.fetchall():
             row = dict(zip(rel.columns, values, strict=True))
             traits = {k.removeprefix("traits."): v for k, v in row.items()

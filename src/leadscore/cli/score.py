@@ -17,6 +17,7 @@ from leadscore.model.schema import Model
 from leadscore.timeutil import iso
 
 if TYPE_CHECKING:
+    from leadscore.engine.batch.inputs import Canonical
     from leadscore.engine.batch.state import RunReport
 
 commands = typer.Typer()
@@ -62,7 +63,8 @@ def score(
 ) -> None:
     """Score every lead in an events file (and leads file) under one or more models."""
     from leadscore.engine.batch import scale
-    from leadscore.io import read_events, read_leads, write_table
+    from leadscore.engine.batch.duckdb import score_many
+    from leadscore.io import write_table
     from leadscore.model import load_models
 
     started = time.monotonic()
@@ -72,6 +74,13 @@ def score(
         fail(f"error: --engine {engine!r}: expected duckdb or spark")
     if state is not None and accounts_out is not None:
         fail("error: --accounts cannot be combined with --state yet")
+    if state is not None:
+        from leadscore.io.readers import is_message_stream
+
+        if any(is_message_stream(s) for s in (events, leads) if s is not None):
+            fail("error: --state folds event tables (Parquet, CSV); a Segment message stream "
+                 "is scored without it for now: a later identify or alias can move earlier "
+                 "events to another lead, which a saved per-lead state cannot follow")
     if engine == "spark" and state is not None:
         from leadscore.engine.batch.spark import session
 
@@ -120,36 +129,102 @@ def score(
     if accounts_out is not None:
         _check_output(accounts_out)
     with spinner(err) as step:
-        step("reading events")
-        events_report = read_events(events, con, name="events", strict=strict)
-        leads_report = None
-        if leads is not None:
-            step("reading leads")
-            leads_report = read_leads(leads, con, name="leads", strict=strict)
-        step(f"scoring {events_report.rows:,} events under {len(models)} "
+        found, reports = _read_inputs(events, leads, account_traits, con, when, strict, step)
+        step(f"scoring {_count(con, found.events):,} events under {len(models)} "
              f"model{'s' * (len(models) != 1)}")
-        scores = _score_many(models, con, leads is not None, when)
+        scores = score_many(models, found.events, found.leads, as_of=when, con=con)
         step(f"writing {target}")
         write_table(scores, target)
         if accounts_out is not None:
             from leadscore.engine.batch.accounts import score_accounts
 
             step(f"scoring accounts into {accounts_out}")
-            account_rows = score_accounts(models, "events", "leads" if leads is not None
-                                          else None, account_traits, as_of=when, con=con,
-                                          scores=scores)
+            account_rows = score_accounts(models, found.events, found.leads, found.accounts,
+                                          as_of=when, con=con, scores=scores)
             write_table(account_rows, accounts_out)
             say(f"wrote {account_rows.num_rows:,} account scores to {accounts_out}", "green")
-    for report, suffix in ((events_report, ""), (leads_report, "-leads")):
-        if report is None or not report.rejected:
+    for report, suffix in reports:
+        if not report.rejected:
             continue
         written = _rejected_path(rejected, target, suffix)
         report.write_rejected(written)
         say(f"skipped {report.rejected:,} bad row{'s' * (report.rejected != 1)} of "
             f"{report.source} (see {written})", "yellow")
     _summary(scores, con)
+    for line in _unscored(models, scores, con, found, when):
+        say(line, "yellow")
     say(f"wrote {scores.num_rows:,} scores to {target} (as of {iso(when)}) in "
         f"{time.monotonic() - started:.1f} s", "green")
+
+
+def _read_inputs(events: str, leads: str | None, account_traits: str | None, con: Any,
+                 when: int, strict: bool, step: Any) -> tuple[Canonical, list[Any]]:
+    """The canonical tables as of `when` and the readers' reports (with the suffix of their
+    rejected-rows file): a Segment stream (events and/or leads JSON) is read once as the
+    `messages` table, then the stream stage makes events, leads and accounts from it."""
+    from leadscore.engine.batch.inputs import canonical_inputs
+    from leadscore.io import read_events, read_leads
+    from leadscore.io.readers import is_message_stream, read_messages
+
+    reports: list[Any] = []
+    streams = [s for s in (events, leads) if s is not None and is_message_stream(s)]
+    events_arg, leads_arg = "events", "leads" if leads is not None else None
+    if streams:
+        step("reading messages")
+        reports.append((read_messages(streams, con, name="messages", strict=strict), ""))
+    if events in streams:
+        events_arg = "messages"
+    else:
+        step("reading events")
+        reports.append((read_events(events, con, name="events", strict=strict), ""))
+    if leads is not None and leads in streams:
+        leads_arg = None if events_arg == "messages" else "messages"
+    elif leads is not None:
+        step("reading leads")
+        reports.append((read_leads(leads, con, name="leads", strict=strict), "-leads"))
+    if streams:
+        step("resolving identities and traits as of --as-of")
+    return canonical_inputs(events_arg, leads_arg, con, when, account_traits), reports
+
+
+def _count(con: Any, table: str) -> int:
+    [(rows,)] = con.sql(f'SELECT count(*) FROM "{table}"').fetchall()
+    return int(rows)
+
+
+def _unscored(models: list[Model], scores: Any, con: Any, found: Canonical, when: int
+              ) -> list[str]:
+    """Why a model scored no lead: which input was empty, or which `applies_to` excluded
+    every lead (one line per such model)."""
+    import json
+
+    done = set(scores.column("model").to_pylist()) if scores.num_rows else set()
+    idle = [m for m in models if m.name not in done]
+    if not idle:
+        return []
+    [(events, before, first)] = con.sql(
+        f'SELECT count(*), count(*) FILTER (WHERE ts <= {when}), min(ts) '
+        f'FROM "{found.events}"').fetchall()
+    leads = _count(con, found.leads) if found.leads is not None else 0
+    people = f'SELECT lead_id FROM "{found.events}" WHERE ts <= {when}' + (
+        f' UNION SELECT lead_id FROM "{found.leads}"' if found.leads is not None else "")
+    [(population,)] = con.sql(f"SELECT count(*) FROM ({people}) AS p").fetchall()
+    source = "the message stream" if found.stream else "the events"
+    if population == 0:
+        if events == 0 and leads == 0:
+            why = f"{source} holds no events" + (
+                f" and no leads at or before --as-of {iso(when)}" if found.stream else
+                (" and the leads file no leads" if found.leads is not None else
+                 " (and no --leads was given)"))
+        else:
+            why = (f"no event is at or before --as-of {iso(when)} (the first is at "
+                   f"{iso(int(first))})" if events and not before else
+                   f"{source} names no lead at or before --as-of {iso(when)}")
+        return [f"no lead was scored: {why}"]
+    leads_word = f"{population:,} lead{'s' * (population != 1)}"
+    return [f"{m.name}: no lead was scored: its applies_to "
+            f"{json.dumps(m.applies_to, default=str)} excluded all {leads_word} "
+            f"(as of {iso(when)})" for m in idle]
 
 
 def _check_output(path: Path) -> None:
@@ -171,13 +246,6 @@ def _rejected_path(given: Path | None, out_path: Path, suffix: str) -> Path:
     return out_path.with_name(f"{out_path.stem}.rejected{suffix}.csv")
 
 
-def _score_many(models: list[Model], con: Any, with_leads: bool, as_of: int) -> Any:
-    """The batch engine over the canonical `events` (and `leads`) views registered in `con`."""
-    from leadscore.engine.batch.duckdb import score_many
-
-    return score_many(models, "events", "leads" if with_leads else None, as_of=as_of, con=con)
-
-
 def _skipped(rows: int, source: str) -> None:
     say(f"skipped {rows:,} bad row{'s' * (rows != 1)} of {source}", "yellow", console=err)
 
@@ -190,8 +258,7 @@ def _scored_from_state(model: str, report: RunReport) -> None:
 def _summary(scores: Any, con: Any) -> None:
     """Rows per model, MQLs, disqualified, and counts by grade and temperature."""
     if scores.num_rows == 0:
-        say("no lead was scored: no events at or before --as-of, and no leads selected", "yellow")
-        return
+        return          # `_unscored` says why
     con.register("scores__summary", scores)
     rows = con.sql("""
         SELECT model, count(*), count(*) FILTER (WHERE mql), count(*) FILTER (WHERE disqualified),

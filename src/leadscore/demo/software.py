@@ -26,9 +26,10 @@ def _company(b: Builder, *, target: float, employees: tuple[int, int]) -> dict[s
     name = f"{rng.choice(v.COMPANY_PARTS[0])} {rng.choice(v.COMPANY_PARTS[1])}"
     staff = int(round(rng.uniform(*employees), -1 if employees[1] > 100 else 0))
     industry = rng.choice(v.INDUSTRIES_TARGET if rng.random() < target else v.INDUSTRIES_OTHER)
-    return {"company": name, "account.name": name, "account.industry": industry,
-            "account.employees": max(staff, 2),
-            "account.revenue": int(round(staff * rng.uniform(80_000, 260_000), -5))}
+    drawn = {"company": name, "account.name": name, "account.industry": industry,
+             "account.employees": max(staff, 2),
+             "account.revenue": int(round(staff * rng.uniform(80_000, 260_000), -5))}
+    return dict(b.companies.setdefault(name, drawn))
 
 
 def _person(b: Builder, lead_id: str, persona: str, company: dict[str, Any], *,

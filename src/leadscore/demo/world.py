@@ -65,6 +65,9 @@ class Builder:
     events: list[dict[str, Any]] = field(default_factory=list)
     leads: list[dict[str, Any]] = field(default_factory=list)
     personas: list[tuple[str, str, str]] = field(default_factory=list)
+    # One company per name: two leads drawing the same name share its traits (an account
+    # has one industry; the stream semantics keep one value per account trait).
+    companies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def moment(self, days_ago: float, *, hour: tuple[int, int] = (7, 22)) -> int:
         """A time on the day `days_ago` days before as_of (at least 1), at a waking hour."""

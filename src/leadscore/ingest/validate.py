@@ -7,7 +7,8 @@ A message without `messageId` gets one derived from its content, so re-sending t
 message is still counted once.
 
 An identify whose traits hold Segment's reserved `company` object ({name, id, industry,
-employee_count, plan…}) names the lead's account as a group call would: the account's id is
+employee_count, plan…}), or else an `account` object, names the lead's account as a group
+call would: the account's id is
 `company.id`, else its `name`, else its `domain`; its other keys are the account's traits.
 """
 
@@ -141,16 +142,21 @@ def validate(message: Any, index: int, received_at: int) -> Message:
 ACCOUNT_KEYS = ("id", "name", "domain")   # what names an account, in order of preference
 
 
+ACCOUNT_OBJECTS = ("company", "account")   # the traits that may hold the account, in order
+
+
 def company_account(traits: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """(account id, account traits) of an identify's `traits.company` object; None where it
-    is not an object or names no account (no id, name or domain)."""
-    company = traits.get("company")
-    if not isinstance(company, Mapping):
-        return None
-    found = next((company[k] for k in ACCOUNT_KEYS if _names(company.get(k))), None)
-    if found is None:
-        return None
-    return str(found), {k: v for k, v in company.items() if k != "id"}
+    """(account id, account traits) of an identify's `traits.company` object (Segment's
+    reserved trait), else its `traits.account` object; None where neither is an object that
+    names an account (an id, name or domain)."""
+    for key in ACCOUNT_OBJECTS:
+        company = traits.get(key)
+        if not isinstance(company, Mapping):
+            continue
+        found = next((company[k] for k in ACCOUNT_KEYS if _names(company.get(k))), None)
+        if found is not None:
+            return str(found), {k: v for k, v in company.items() if k != "id"}
+    return None
 
 
 def _names(value: Any) -> bool:

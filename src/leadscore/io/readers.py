@@ -374,3 +374,83 @@ def lead_of(con: duckdb.DuckDBPyConnection, lead_id: str, name: str = "leads") -
     if not rows:
         return None
     return lead_from_row({**dict(zip(names, rows[0], strict=True)), "lead_id": lead_id})
+
+
+# ----------------------------------------------------------------------------- messages
+
+def is_message_stream(source: Any, con: duckdb.DuckDBPyConnection | None = None) -> bool:
+    """Is `source` a Segment message stream: a JSON file (or glob of them), a table with the
+    `messages` relation's columns, or the name of such a table in `con`?"""
+    if isinstance(source, str | Path):
+        text = str(source)
+        if text.lower().endswith(segment.JSON_SUFFIXES):
+            return True
+        if con is not None and not Path(text).exists() and not any(m in text for m in "*?["):
+            try:
+                names = con.sql(f"SELECT * FROM {quote(text)} LIMIT 0").columns
+            except duckdb.Error:
+                return False
+            return set(names) >= MESSAGE_MARKS
+        return False
+    if isinstance(source, pa.Table):
+        return set(source.column_names) >= MESSAGE_MARKS
+    return False
+
+
+# Columns that tell a `messages` relation from an events table.
+MESSAGE_MARKS = frozenset({"message_id", "user_id", "anonymous_id", "previous_id"})
+
+
+def read_messages(sources: Any, con: duckdb.DuckDBPyConnection, *, name: str = "messages",
+                  strict: bool = False) -> ReadReport:
+    """Register the `messages` relation (`engine.sql.stream`) of one or more Segment JSON
+    files (or a table of that relation, or its name in `con`) as the temporary table `name`:
+    one row per message of any type, before dedupe. Bad messages are counted and kept in
+    the report's rejected rows (by line number), never silently dropped."""
+    items = sources if isinstance(sources, list | tuple) else [sources]
+    tables, labels = [], []
+    rejected_parts: list[pa.Table] = []
+    bad = 0
+    for source in items:
+        if isinstance(source, str | Path) and str(source).lower().endswith(
+                segment.JSON_SUFFIXES):
+            label, files = source_files(source)
+            labels.append(label)
+            for file in files:
+                table, rejected = segment.message_table(Path(file), strict=strict)
+                tables.append(table)
+                bad += len(rejected)
+                if len(rejected):
+                    rejected_parts.append(pa.table({
+                        "row": pa.array(rejected.rows, pa.int64()),
+                        "field": pa.array(rejected.fields, pa.string()),
+                        "reason": pa.array(rejected.reasons, pa.string()),
+                        "value": pa.array(rejected.values, pa.string())}))
+        elif isinstance(source, str | Path):
+            labels.append(str(source))
+            tables.append(con.sql(f"SELECT * FROM {quote(str(source))}").to_arrow_table())
+        else:
+            labels.append(f"<{type(source).__module__.split('.')[0]} "
+                          f"{type(source).__name__}>")
+            tables.append(as_arrow(source))
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(
+        tables, promote_options="permissive")
+    missing = [c for c in segment.MESSAGE_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputError(f"{', '.join(labels)}: not a messages table: no column "
+                         f"{', '.join(repr(c) for c in missing)}")
+    view = f"{name}__arrow_{next(_sequence)}"
+    con.register(view, table)
+    try:
+        con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS SELECT * FROM {quote(view)}")
+    finally:
+        con.unregister(view)
+    rejected_rows = pa.concat_tables(rejected_parts) if rejected_parts \
+        else REJECTED_SCHEMA.empty_table()
+    return ReadReport(", ".join(labels), name, table.num_rows, bad,
+                      rejected_rows.slice(0, MAX_REJECTED_KEPT), column_types_of(con, name))
+
+
+def column_types_of(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
+    """The columns of table `name` and their SQL types."""
+    return {n: str(t) for n, t in column_types(con, name)}

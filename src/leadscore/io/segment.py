@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from leadscore.errors import EventError
-from leadscore.events import event_from_message, flatten
-from leadscore.ingest.validate import company_account
-from leadscore.timeutil import to_datetime
+from leadscore.events import EVENT_TYPES, event_from_message, flatten
+from leadscore.ingest.validate import company_account, content_id
+from leadscore.timeutil import parse_timestamp, to_datetime
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
@@ -189,3 +189,110 @@ def _kind(value: Any) -> str:
     return "str" if isinstance(value, str) else "other"
 
 
+
+
+# ----------------------------------------------------------------------------- messages
+
+MESSAGE_KINDS = ("identify", "alias", "group", "track", "page", "screen")
+# The fixed columns of the `messages` relation (the contract with `engine.sql.stream`), then
+# the flattened `properties.*`, `context.*`, `traits.*` and `account.*` columns.
+MESSAGE_COLUMNS: dict[str, pa.DataType] = {
+    "message_id": pa.string(), "type": pa.string(), "user_id": pa.string(),
+    "anonymous_id": pa.string(), "previous_id": pa.string(),
+    "timestamp": pa.timestamp("us", tz="UTC"), "event": pa.string(), "path": pa.string(),
+    "account_id": pa.string(),
+}
+
+
+def message_table(path: Path, *, strict: bool) -> tuple[pa.Table, Rejected]:
+    """The `messages` relation of a Segment JSON file: one row per message of any type
+    (before dedupe), see `engine.sql.stream` for its columns; bad messages are rejected."""
+    rejected = Rejected()
+    rows: list[dict[str, Any]] = []
+    for number, message in messages(path, rejected):
+        try:
+            rows.append(message_row(message, source=str(path), row=number))
+        except EventError as exc:
+            if strict:
+                raise
+            rejected.add(number, exc.field, str(exc).split(": ", 1)[-1],
+                         message.get(exc.field or "") if exc.field else None)
+    if strict and rejected:
+        raise EventError(rejected.reasons[0], source=str(path), row=rejected.rows[0],
+                         field=rejected.fields[0])
+    return columns_table(rows, MESSAGE_COLUMNS), rejected
+
+
+def message_row(message: Mapping[str, Any], *, source: str | None = None,
+                row: int | None = None) -> dict[str, Any]:
+    """One message as a row of the `messages` relation; raises EventError naming the field.
+
+    The timestamp is `timestamp`, else `originalTimestamp`; an identify, alias or group
+    message with neither has NULL (it holds at every as_of); an event message with neither
+    falls back to `sentAt` / `receivedAt` (as before) and is rejected without any."""
+    def fail(field_name: str, reason: str) -> EventError:
+        return EventError(reason, source=source, row=row, field=field_name)
+
+    kind = message.get("type")
+    if kind not in MESSAGE_KINDS:
+        raise fail("type", f"unknown message type {kind!r}; expected one of "
+                   f"{', '.join(MESSAGE_KINDS)}")
+    ids = {key: _message_id(message, key, fail)
+           for key in ("messageId", "userId", "anonymousId", "previousId", "groupId")}
+    if kind == "alias":
+        if ids["userId"] is None:
+            raise fail("userId", "an alias message needs userId")
+        if ids["previousId"] is None:
+            raise fail("previousId", "an alias message needs previousId")
+    elif ids["userId"] is None and ids["anonymousId"] is None:
+        raise fail("userId", "the message has neither userId nor anonymousId")
+    keys = ("timestamp", "originalTimestamp") + (
+        ("sentAt", "receivedAt") if kind in EVENT_TYPES else ())
+    stamp_key = next((k for k in keys if message.get(k) is not None), None)
+    stamp: int | None = None
+    if stamp_key is not None:
+        try:
+            stamp = parse_timestamp(message[stamp_key])
+        except (ValueError, OverflowError) as exc:
+            raise fail(stamp_key, str(exc)) from None
+    for key in ("properties", "context", "traits"):
+        if message.get(key) is not None and not isinstance(message[key], Mapping):
+            raise fail(key, f"{key} must be an object")
+    out: dict[str, Any] = {
+        "message_id": ids["messageId"] or content_id(message), "type": kind,
+        "user_id": ids["userId"], "anonymous_id": ids["anonymousId"],
+        "previous_id": ids["previousId"] if kind == "alias" else None,
+        "timestamp": None if stamp is None else to_datetime(stamp)}
+    if kind in EVENT_TYPES:
+        if stamp is None:
+            raise fail("timestamp", "the message has no timestamp")
+        event = event_from_message({**message, "timestamp": stamp}, source=source, row=row)
+        out.update(event=event.event, path=event.path)
+        out.update(flatten("properties.", event.properties))
+        out.update(flatten("context.", event.context))
+        return out
+    traits = message.get("traits") or {}
+    account: tuple[str, Mapping[str, Any]] | None = None
+    if kind == "identify":
+        out.update(flatten("traits.", traits))
+        account = company_account(traits)
+    elif kind == "group":
+        if ids["groupId"] is None:
+            raise fail("groupId", "a group message needs groupId")
+        account = (ids["groupId"], traits)
+    if account is not None:
+        values = {k: v for k, v in account[1].items() if k != "id"}   # `account.id` is its id
+        out["account_id"] = account[0]
+        out.update(flatten("account.", values))
+    return out
+
+
+def _message_id(message: Mapping[str, Any], key: str, fail: Any) -> str | None:
+    """An id as text; blank is absent (as `ingest.validate` reads ids)."""
+    value = message.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise fail(key, f"{key} must be a string (got {type(value).__name__})")
+    text = str(value)
+    return text if text.strip() else None

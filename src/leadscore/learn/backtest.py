@@ -95,8 +95,9 @@ def evaluate(models: Model | Sequence[Model], events: Any, leads: Any = None,
              + (" with per-rule columns" if rules else ""),
              0.2 + (0.5 if predictive else 0.7) * i / len(model_list))
         started = time.perf_counter()
-        scored = (score_rules(model, data.events, data.leads, as_of=cut, con=con) if rules
-                  else score_many(model, data.events, data.leads, as_of=cut, con=con))
+        events, leads = data.at(cut)       # a stream: what was known at the cut-off
+        scored = (score_rules(model, events, leads, as_of=cut, con=con) if rules
+                  else score_many(model, events, leads, as_of=cut, con=con))
         table = scored.to_pandas()
         seconds = time.perf_counter() - started
         frame = labels.merge(table, on="lead_id", how="inner")

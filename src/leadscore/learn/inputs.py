@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -11,8 +11,9 @@ import duckdb
 import pyarrow as pa
 
 from leadscore.engine.batch import connect
+from leadscore.engine.batch.inputs import canonical_inputs
 from leadscore.errors import InputError
-from leadscore.io.readers import read_events, read_leads
+from leadscore.io.readers import is_message_stream, read_events, read_leads, read_messages
 from leadscore.io.sqltext import quote
 from leadscore.learn.outcomes import Outcomes, label_sql, read_outcomes
 from leadscore.timeutil import parse_timestamp
@@ -26,7 +27,10 @@ class Step(Protocol):
 
 
 When = datetime | date | str | int | None
-EVENTS, LEADS, OUTCOMES = "ls_events", "ls_leads", "ls_outcomes"
+EVENTS, LEADS, OUTCOMES, MESSAGES = "ls_events", "ls_leads", "ls_outcomes", "ls_messages"
+# "as of the end of the data": a message stream's identities as finally known (outcomes,
+# conversions after a cut-off, the data's end)
+END_OF_TIME = 2**62
 
 
 def quiet(text: str, done: float | None = None, /) -> None:
@@ -35,7 +39,9 @@ def quiet(text: str, done: float | None = None, /) -> None:
 
 @dataclass
 class Inputs:
-    """Events, leads and outcomes as canonical tables in `con`."""
+    """Events, leads and outcomes as canonical tables in `con`. From a message stream,
+    `events` / `leads` are as of the data's end (outcomes read them) and `at(T)` gives the
+    tables as of `T`: what was known then (scores and features as of a cut-off)."""
 
     con: duckdb.DuckDBPyConnection
     events: str
@@ -43,13 +49,27 @@ class Inputs:
     outcomes: Outcomes
     dated: bool                 # do outcomes carry dates?
     data_end: int               # the last event or conversion, µs UTC
+    messages: str | None = None     # the stream's messages table, if the input is one
+    base_leads: str | None = None   # a leads table beside the stream
+    known: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+
+    def at(self, as_of_us: int) -> tuple[str, str | None]:
+        """(events, leads) tables as known at `as_of_us`: the stream stage as of then for a
+        message stream (each instant staged once), else the tables themselves."""
+        if self.messages is None:
+            return self.events, self.leads
+        if as_of_us not in self.known:
+            found = canonical_inputs(self.messages, self.base_leads, self.con, as_of_us)
+            self.known[as_of_us] = (found.events, found.leads)
+        return self.known[as_of_us]
 
     def population(self, as_of_us: int, name: str) -> str:
         """A table of the leads the engine scores at `as_of`: every lead of the leads table
         and every lead with an event at or before it."""
-        parts = [f"SELECT DISTINCT lead_id FROM {quote(self.events)} WHERE ts <= {as_of_us}"]
-        if self.leads is not None:
-            parts.append(f"SELECT lead_id FROM {quote(self.leads)}")
+        events, leads = self.at(as_of_us)
+        parts = [f"SELECT DISTINCT lead_id FROM {quote(events)} WHERE ts <= {as_of_us}"]
+        if leads is not None:
+            parts.append(f"SELECT lead_id FROM {quote(leads)}")
         self.con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS "
                      + " UNION ".join(parts))
         return name
@@ -69,6 +89,9 @@ def open_inputs(events: Any, leads: Any, outcomes: Any, *,
     part of the caller's run that reading is (for the progress bar)."""
     con = con or connect()
     step("reading events", 0.0)
+    streams = [s for s in (events, leads) if s is not None and is_message_stream(s, con)]
+    if streams:
+        return _open_stream(events, leads, streams, outcomes, con, step, share)
     if events is None:
         empty = pa.table({"lead_id": pa.array([], pa.string()),
                           "timestamp": pa.array([], pa.timestamp("us", tz="UTC")),
@@ -97,6 +120,34 @@ def open_inputs(events: Any, leads: Any, outcomes: Any, *,
         raise InputError("no events and no leads: nothing to evaluate or learn from")
     return Inputs(con, events_name, leads_name, read, bool(dated),
                   int(max(ends)) if ends else 0)
+
+
+def _open_stream(events: Any, leads: Any, streams: list[Any], outcomes: Any,
+                 con: duckdb.DuckDBPyConnection, step: Step, share: float) -> Inputs:
+    """`open_inputs` for a message stream (events and/or leads): read once, staged as of
+    the end of the data for the outcomes, and as of each cut-off on demand (`Inputs.at`)."""
+    read_messages(streams, con, name=MESSAGES)
+    base = None
+    if leads is not None and not any(leads is s for s in streams):
+        step("reading leads", share * 0.6)
+        read_leads(leads, con, name=LEADS)
+        con.sql(f"CREATE OR REPLACE TEMP TABLE {LEADS}_t AS SELECT * FROM {LEADS}")
+        base = f"{LEADS}_t"
+    if events is not None and not any(events is s for s in streams):
+        raise InputError("a leads message stream needs its events as messages too (one "
+                         "history): pass the events as Segment JSON")
+    step("resolving identities", share * 0.7)
+    found = canonical_inputs(MESSAGES, base, con, END_OF_TIME)
+    step("reading outcomes", share * 0.8)
+    read = read_outcomes(outcomes, con, events=found.events, name=OUTCOMES)
+    [(dated, last_conversion)] = con.sql(
+        f"SELECT count(converted_at) > 0, max(converted_at) FROM {OUTCOMES}").fetchall()
+    [(last_event,)] = con.sql(f"SELECT max(ts) FROM {quote(found.events)}").fetchall()
+    ends = [v for v in (last_event, last_conversion) if v is not None]
+    if not ends and found.leads is None:
+        raise InputError("no events and no leads: nothing to evaluate or learn from")
+    return Inputs(con, found.events, found.leads, read, bool(dated),
+                  int(max(ends)) if ends else 0, messages=MESSAGES, base_leads=base)
 
 
 def _is_parquet(source: Any) -> bool:

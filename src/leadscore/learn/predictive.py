@@ -69,8 +69,9 @@ def test_design(learned: Learned) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     data = train["inputs"]
     design = train["design"]
     fs: feats.FeatureSet = train["features"]
-    test = feats.build(data.con, "ls_test", train["t_test"], leads=data.leads,
-                       events=data.events, fit=fs.fit, sources=fs.sources,
+    events, leads = data.at(train["t_test"])
+    test = feats.build(data.con, "ls_test", train["t_test"], leads=leads,
+                       events=events, fit=fs.fit, sources=fs.sources,
                        half_lives=(learned.half_life_days,))
     block = test.engagement_x[learned.half_life_days]
     parts = [test.fit_x.astype(np.float64)]
@@ -118,9 +119,10 @@ def backtest_predictive(data: Inputs, cut: int, window_days: float | None,
                          f"the {window:g} days before the cut-off; it needs at least "
                          f"{min_conversions} to train on")
     exclude = (data.outcomes.event,) if data.outcomes.event else ()
-    fit = feats.trait_candidates(con, data.leads) if data.leads is not None else []
-    sources = feats.source_candidates(con, data.events, t_train, exclude_events=exclude)
-    train = feats.build(con, "ls_pred_train", t_train, leads=data.leads, events=data.events,
+    events, leads = data.at(t_train)
+    fit = feats.trait_candidates(con, leads) if leads is not None else []
+    sources = feats.source_candidates(con, events, t_train, exclude_events=exclude)
+    train = feats.build(con, "ls_pred_train", t_train, leads=leads, events=events,
                         fit=fit, sources=sources, half_lives=HALF_LIVES)
     y = np.asarray(con.sql("SELECT converted FROM ls_pred_train ORDER BY lead_id")
                    .fetchnumpy()["converted"], dtype=float)
@@ -130,7 +132,8 @@ def backtest_predictive(data: Inputs, cut: int, window_days: float | None,
     con.sql("CREATE OR REPLACE TEMP TABLE ls_pred_test AS SELECT DISTINCT lead_id "
             "FROM ls_pred_ids")
     con.unregister("ls_pred_ids")
-    test = feats.build(con, "ls_pred_test", cut, leads=data.leads, events=data.events,
+    events, leads = data.at(cut)
+    test = feats.build(con, "ls_pred_test", cut, leads=leads, events=events,
                        fit=fit, sources=sources, half_lives=HALF_LIVES)
     probability = np.asarray(booster.predict_proba(_matrix(test)))[:, 1]
     by_id = pd.Series(probability, index=test.lead_ids)

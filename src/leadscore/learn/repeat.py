@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from leadscore.engine.batch import connect, score_many
-from leadscore.engine.batch.inputs import table_columns
+from leadscore.engine.batch.inputs import canonical_inputs, table_columns
 from leadscore.engine.sql.purchases import purchase_sql
 from leadscore.errors import InputError
-from leadscore.io.readers import read_events, read_leads
+from leadscore.io.sqltext import quote
 from leadscore.learn.backtest import Backtest, compare, evaluation
-from leadscore.learn.inputs import Step, When, as_of_us, quiet
+from leadscore.learn.inputs import END_OF_TIME, Step, When, as_of_us, quiet
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY, iso, now_us
 
@@ -43,21 +43,18 @@ def evaluate_repeat(models: Model | Sequence[Model], events: Any, leads: Any = N
                          "a repeat purchase counts")
     con = connect()
     step("reading events", 0.0)
-    read_events(events, con, name="ls_events")
-    con.sql("CREATE OR REPLACE TEMP TABLE ls_events_t AS SELECT * FROM ls_events")
-    leads_name = None
-    if leads is not None:
-        step("reading leads", 0.1)
-        read_leads(leads, con, name="ls_leads")
-        leads_name = "ls_leads"
     cut = as_of_us(as_of, now_us())
+    # the purchases after the cut-off by the leads as finally known; scored as of the cut
+    final = canonical_inputs(events, leads, con, END_OF_TIME)
+    at_cut = canonical_inputs(events, leads, con, cut) if final.stream else final
+    con.sql(f"CREATE OR REPLACE TEMP TABLE ls_events_t AS SELECT * FROM {quote(final.events)}")
     end = cut + int(within_days * US_PER_DAY)
     first = model_list[0]
     hit = purchase_sql(first, table_columns(con, "ls_events_t"))
     frames = {}
     for i, model in enumerate(model_list):
         step(f"scoring {model.name} as of {iso(cut)}", 0.2 + 0.6 * i / len(model_list))
-        frames[model.name] = score_many(model, "ls_events_t", leads_name, as_of=cut,
+        frames[model.name] = score_many(model, at_cut.events, at_cut.leads, as_of=cut,
                                         con=con).to_pandas().set_index("lead_id")
     customers = frames[first.name]
     customers = customers[customers["frequency"].notna()].sort_index()

@@ -115,15 +115,16 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
 
     step("finding candidate features", 0.18)
     exclude = (data.outcomes.event,) if data.outcomes.event else ()
-    fit_candidates = (feats.trait_candidates(con, data.leads)
-                      if data.leads is not None else [])
-    sources = feats.source_candidates(con, data.events, t_train, exclude_events=exclude)
+    train_events, train_leads = data.at(t_train)     # a stream: as known then
+    fit_candidates = (feats.trait_candidates(con, train_leads)
+                      if train_leads is not None else [])
+    sources = feats.source_candidates(con, train_events, t_train, exclude_events=exclude)
     if not fit_candidates and not sources:
         raise LearnError("no candidate features: leads have no usable traits and no event "
                          "or page was seen for at least 30 leads before the cut-off")
     step(f"building {len(fit_candidates) + 3 * len(sources)} features × "
          f"{len(half_lives)} half-lives for {n_train:,} leads", 0.22)
-    train = feats.build(con, "ls_train", t_train, leads=data.leads, events=data.events,
+    train = feats.build(con, "ls_train", t_train, leads=train_leads, events=train_events,
                         fit=fit_candidates, sources=sources, half_lives=half_lives)
     y = _labels(con, "ls_train")
     warnings += _leakage(train, y)
@@ -395,7 +396,8 @@ def _test(data: Inputs, model: Model, t_test: int, window: float | None, time_sp
     data.labels("ls_test_pop", t_test, window, "ls_test_all")
     where = "" if time_split else f"WHERE {held_out}"
     con.sql(f"CREATE OR REPLACE TEMP TABLE ls_test AS SELECT * FROM ls_test_all {where}")
-    scores = score_many(model, data.events, data.leads, as_of=t_test, con=con)
+    events, leads = data.at(t_test)
+    scores = score_many(model, events, leads, as_of=t_test, con=con)
     con.register("ls_test_scores", scores)
     rows = con.sql("SELECT t.converted, s.score, s.disqualified FROM ls_test AS t "
                    "JOIN ls_test_scores AS s USING (lead_id) ORDER BY t.lead_id").fetchnumpy()

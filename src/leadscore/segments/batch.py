@@ -25,7 +25,7 @@ from sqlglot import exp
 
 from leadscore.engine.batch import connect, score_many
 from leadscore.engine.batch.inputs import as_of_us as as_of_micros
-from leadscore.engine.batch.inputs import input_table, table_columns
+from leadscore.engine.batch.inputs import canonical_inputs, table_columns
 from leadscore.errors import EngineError, InputError
 from leadscore.model.schema import Model
 from leadscore.segments.definition import Segment
@@ -99,10 +99,9 @@ def segment_many(segments: Sequence[Segment], models: Sequence[Model], events: A
     connection = connect() if con is None else con
     stages: _DuckDBStages | None = None
     try:
-        ev = input_table(events, connection, "events")
-        ld = input_table(leads, connection, "leads") if leads is not None else None
-        inputs = Inputs(ev, table_columns(connection, ev), ld,
-                        table_columns(connection, ld) if ld else {})
+        found = canonical_inputs(events, leads, connection, as_of_us)
+        inputs = Inputs(found.events, found.events_columns, found.leads,
+                        found.leads_columns or {})
         stages = _DuckDBStages(connection, inputs, as_of_us)
         query = evaluate(stages, segments, by_model, inputs, as_of_us)
         if query is None:

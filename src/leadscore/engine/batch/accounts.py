@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute
 
 from leadscore.engine.batch import duckdb as on_duckdb
-from leadscore.engine.batch.inputs import as_of_us, input_table, read_accounts, table_columns
+from leadscore.engine.batch.inputs import as_of_us, canonical_inputs
 from leadscore.engine.batch.schema import ACCOUNT_SCHEMA, account_table
 from leadscore.engine.sql.account_plan import compile_account_plan
 from leadscore.model.accounts import compile_account
@@ -46,10 +46,12 @@ def score_accounts(models: Model | list[Model], events: Any, leads: Any = None,
     """Every account under every model with an `account:` section, at `as_of` (default now).
 
     `accounts`: a table with `account_id` and trait columns (incl. `domain`). Accounts are
-    those of the table and those a lead's `account_id` names. `scores`: the leads' scores of
-    `score_many` at the same `as_of`, where already computed. One row per account and model
-    (ACCOUNT_SCHEMA), sorted by model then account_id. `engine="spark"` runs the same plan
-    on Spark (`engine.batch.spark.score_accounts`; `spark`: a SparkSession).
+    those of the table and those a lead's `account_id` names; from a message stream also
+    those its group calls and identify `traits.company` objects name (with their traits).
+    `scores`: the leads' scores of `score_many` at the same `as_of`, where already computed.
+    One row per account and model (ACCOUNT_SCHEMA), sorted by model then account_id.
+    `engine="spark"` runs the same plan on Spark (`engine.batch.spark.score_accounts`;
+    `spark`: a SparkSession).
     """
     model_list = [models] if isinstance(models, Model) else list(models)
     when = as_of_us(as_of)
@@ -62,13 +64,10 @@ def score_accounts(models: Model | list[Model], events: Any, leads: Any = None,
     own = con is None
     connection = on_duckdb.connect() if con is None else con
     try:
-        events_name = input_table(events, connection, "events")
-        leads_name = input_table(leads, connection, "leads") if leads is not None else None
-        lead_columns = table_columns(connection, leads_name) if leads_name else {}
-        accounts_name, account_columns = None, {}
-        if accounts is not None:
-            accounts_name = f"__accounts_{abs(hash((id(accounts), when)))}"
-            account_columns = read_accounts(accounts, connection, accounts_name)
+        found = canonical_inputs(events, leads, connection, when, accounts)
+        events_name, leads_name = found.events, found.leads
+        lead_columns = found.leads_columns or {}
+        accounts_name, account_columns = found.accounts, found.accounts_columns
         if scores is None:
             scores = on_duckdb.score_many(model_list, events_name, leads_name, as_of=when,
                                           con=connection)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from leadscore.engine.batch.inputs import as_of_us, input_table, table_columns
+from leadscore.engine.batch.inputs import as_of_us, canonical_inputs
 from leadscore.engine.batch.schema import (
     SCORE_SCHEMA,
     output_schema,
@@ -74,10 +74,9 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
     own = con is None
     connection = connect() if con is None else con
     try:
-        events_name = input_table(events, connection, "events")
-        leads_name = input_table(leads, connection, "leads") if leads is not None else None
-        events_columns = table_columns(connection, events_name)
-        leads_columns = table_columns(connection, leads_name) if leads_name else None
+        found = canonical_inputs(events, leads, connection, when)
+        events_name, events_columns = found.events, found.events_columns
+        leads_name, leads_columns = found.leads, found.leads_columns
         tables = []
         for model in sorted(model_list, key=lambda m: m.name):
             try:
@@ -108,13 +107,11 @@ def score_rules(model: Model, events: Any, leads: Any = None, *,
     own = con is None
     connection = connect() if con is None else con
     try:
-        events_name = input_table(events, connection, "events")
-        leads_name = input_table(leads, connection, "leads") if leads is not None else None
-        leads_columns = table_columns(connection, leads_name) if leads_name else None
+        when = as_of_us(as_of)
+        found = canonical_inputs(events, leads, connection, when)
         try:
-            result = score_one(connection, model, events_name,
-                               table_columns(connection, events_name), leads_name,
-                               leads_columns, as_of_us(as_of), rule_columns=True)
+            result = score_one(connection, model, found.events, found.events_columns,
+                               found.leads, found.leads_columns, when, rule_columns=True)
         except duckdb.Error as exc:
             raise EngineError(f"model {model.name!r}: the batch plan failed: {exc}") from None
         scores = typed(result)

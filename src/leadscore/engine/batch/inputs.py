@@ -1,12 +1,15 @@
 """The batch runners' inputs on DuckDB: events, leads and accounts as canonical tables
 (`leadscore.io` reads them; rows it rejects are skipped with a warning, never silently),
-their column types, and `as_of` in µs."""
+their column types, and `as_of` in µs. A Segment message stream (a JSON file, or a table of
+the `messages` relation) goes through the stream stage (`engine.batch.stream`) as of
+`as_of`: `canonical_inputs` is the one path every batch entry point takes."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import warnings
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -14,7 +17,15 @@ import duckdb
 import pyarrow as pa
 
 from leadscore.errors import EventError, InputError, RejectedRowsWarning
-from leadscore.io.readers import read_events, read_leads
+from leadscore.events import Event, Lead
+from leadscore.io.readers import (
+    events_of,
+    is_message_stream,
+    lead_of,
+    read_events,
+    read_leads,
+    read_messages,
+)
 from leadscore.io.sqltext import literal, quote
 from leadscore.timeutil import now_us, parse_timestamp
 
@@ -105,3 +116,77 @@ def read_accounts(source: Any, con: Any, name: str) -> dict[str, str]:
             f"FROM {quote(view)} WHERE {quote('account_id')} IS NOT NULL")
     con.unregister(view)
     return table_columns(con, name)
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """The canonical tables in a connection for one `as_of`, and their columns."""
+
+    events: str
+    leads: str | None
+    accounts: str | None
+    events_columns: dict[str, str] = field(default_factory=dict)
+    leads_columns: dict[str, str] | None = None
+    accounts_columns: dict[str, str] = field(default_factory=dict)
+    stream: bool = False        # did a message stream make them?
+
+
+def canonical_inputs(events: Any, leads: Any, con: duckdb.DuckDBPyConnection, as_of: int,
+                     accounts: Any = None) -> Canonical:
+    """Events, leads (optional) and accounts (optional) as canonical tables in `con` at
+    `as_of` (µs). Where events or leads are a message stream (`io.is_message_stream`; both
+    streams: one history), the stream stage makes the canonical tables: the leads of a table
+    given beside it are the base its identify calls update per key, an accounts table
+    likewise; the stream's accounts are those it names."""
+    accounts_name, accounts_columns = None, {}
+    if accounts is not None:
+        accounts_name = f"__accounts_{next(_sequence)}"
+        accounts_columns = read_accounts(accounts, con, accounts_name)
+    streams = [s for s in (events, leads) if s is not None and is_message_stream(s, con)]
+    if not streams:
+        ev = input_table(events, con, "events")
+        ld = input_table(leads, con, "leads") if leads is not None else None
+        return Canonical(ev, ld, accounts_name, table_columns(con, ev),
+                         table_columns(con, ld) if ld else None, accounts_columns)
+    from leadscore.engine.batch.stream import run_stream
+
+    messages = message_input(streams, con)
+    base = input_table(leads, con, "leads") if leads is not None and \
+        not any(leads is s for s in streams) else None
+    made = run_stream(con, messages, as_of, base_leads=base, base_accounts=accounts_name)
+    if events is not None and not any(events is s for s in streams):
+        ev = input_table(events, con, "events")
+        ev_columns = table_columns(con, ev)
+    else:
+        ev, ev_columns = made.events, made.events_columns
+    return Canonical(ev, made.leads, made.accounts, ev_columns, made.leads_columns,
+                     made.accounts_columns, stream=True)
+
+
+def message_input(sources: list[Any], con: duckdb.DuckDBPyConnection) -> str:
+    """The name of a `messages` table in `con` holding `sources` (one history)."""
+    if len(sources) == 1 and isinstance(sources[0], str) and _has_table(con, sources[0]) \
+            and not os.path.exists(sources[0]):
+        return sources[0]
+    name = f"__messages_{next(_sequence)}"
+    report = read_messages(list(sources), con, name=name)
+    if report.rejected:
+        first = report.rejected_rows.slice(0, 1).to_pylist()
+        example = "" if not first else " (the first: " + str(EventError(
+            first[0]["reason"], row=first[0]["row"], field=first[0]["field"])) + ")"
+        warn_rejected(report.source, report.rejected, "messages", example, stacklevel=5)
+    return name
+
+
+def lead_history(events: Any, leads: Any, lead_id: str, as_of: int
+                 ) -> tuple[list[Event], Lead | None]:
+    """One lead's events (oldest first) and profile as of `as_of` from batch inputs (files,
+    tables, message streams: whatever `canonical_inputs` reads), for `explain`."""
+    con = duckdb.connect()
+    try:
+        found = canonical_inputs(events, leads, con, as_of)
+        history = events_of(con, lead_id, found.events)
+        profile = lead_of(con, lead_id, found.leads) if found.leads is not None else None
+    finally:
+        con.close()
+    return history, profile

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from leadscore.engine.batch.duckdb import connect
-from leadscore.engine.batch.inputs import as_of_us, input_table, table_columns
+from leadscore.engine.batch.inputs import as_of_us, canonical_inputs
 from leadscore.engine.sql.purchases import rfm_query
 from leadscore.model.schema import Model
 
@@ -30,8 +30,8 @@ def rfm_many(models: Model | Sequence[Model], events: Any, *, as_of: Any = None,
     own = con is None
     connection = connect() if con is None else con
     try:
-        name = input_table(events, connection, "events")
-        columns = table_columns(connection, name)
+        found = canonical_inputs(events, None, connection, when)
+        name, columns = found.events, found.events_columns
         tables = [connection.sql(rfm_query(m, name, columns, when).sql(dialect="duckdb"))
                   .to_arrow_table().cast(RFM_SCHEMA)
                   for m in sorted(model_list, key=lambda m: m.name)]

@@ -54,6 +54,8 @@ def links_query(leads_table: str, lead_columns: Mapping[str, str], accounts_tabl
     """`lead_id, account_id, account_match` for every lead of the leads table with an
     account (`account_id` trait first, then e-mail domain; see `model.accounts`)."""
     explicit = _text_or_null("traits.account_id", lead_columns, "l")
+    # a message stream's account (its latest group call or identify traits.company)
+    group = _text_or_null("account.id", lead_columns, "l")
     explicit = case([(and_(_not_null(explicit), exp.NEQ(this=explicit.copy(),
                                                          expression=text(""))),
                        explicit.copy())], _varchar(exp.Null()))
@@ -82,17 +84,19 @@ def links_query(leads_table: str, lead_columns: Mapping[str, str], accounts_tabl
             email_domain = _varchar(exp.Null())
         query = exp.select(
             col("lead_id", "l"),
-            alias(coalesce(explicit, col("account_id", "d")), "account_id"),
-            alias(case([(_not_null(explicit.copy()), text("account_id")),
-                       (_not_null(col("account_id", "d")), text("domain"))],
-                      _varchar(exp.Null())), "account_match"),
+            alias(coalesce(group, coalesce(explicit, col("account_id", "d"))), "account_id"),
+            alias(case([(_not_null(group.copy()), text("group")),
+                        (_not_null(explicit.copy()), text("account_id")),
+                        (_not_null(col("account_id", "d")), text("domain"))],
+                       _varchar(exp.Null())), "account_match"),
         ).from_(table(leads_table, "l")).join(
             dom.subquery("d", copy=False), join_type="LEFT",
             on=exp.EQ(this=col("domain", "d"), expression=email_domain))
     else:
-        query = exp.select(col("lead_id", "l"), alias(explicit, "account_id"),
-                           alias(case([(_not_null(explicit.copy()), text("account_id"))],
-                                     _varchar(exp.Null())), "account_match")) \
+        query = exp.select(col("lead_id", "l"), alias(coalesce(group, explicit), "account_id"),
+                           alias(case([(_not_null(group.copy()), text("group")),
+                                       (_not_null(explicit.copy()), text("account_id"))],
+                                      _varchar(exp.Null())), "account_match")) \
             .from_(table(leads_table, "l"))
     return exp.select(exp.Star()).from_(query.subquery("k", copy=False)) \
         .where(_not_null(col("account_id")))

@@ -1,0 +1,401 @@
+"""The stream stage: a Segment message history (the `messages` relation) as of `T` turned into
+the canonical `events`, `leads` and `accounts` tables the scoring plan reads (docs: "Events and
+leads as the engines see them"). sqlglot expressions only, rendered alike for DuckDB and Spark.
+
+The `messages` relation (one row per message, before dedupe; `io.segment.message_table` and
+the Spark reader make it):
+
+    message_id VARCHAR, type VARCHAR, user_id VARCHAR, anonymous_id VARCHAR,
+    previous_id VARCHAR (alias), timestamp TIMESTAMP WITH TIME ZONE (NULL: -infinity),
+    event VARCHAR, path VARCHAR, account_id VARCHAR (a group's groupId, an identify's
+    `traits.company` / `traits.account` id: `ingest.validate.company_account`), then the
+    flattened `properties.<x>`, `context.<x>`, `traits.<x>` (identify) and `account.<x>`
+    (a group's traits, the company object's other keys) columns.
+
+A flattened column belongs to the top-level key that is its name's first dotted part
+(`traits.a.b` → `a`; a key `a.b` counts as `a`). A message sets a key when one of the key's
+columns is not null: a null does not erase, nor does an object whose values are all null.
+
+The rules (the lead's spec, issue #15), every one as of `T` (messages with timestamp <= T):
+- order key `(timestamp, message_id)`; one message per message_id, the smallest key;
+- identities `u:<userId>` / `a:<anonymousId>`, a message's own one its userId, else its
+  anonymousId; edges: alias U→P links U with user P and anonymous P; identify U+A links U
+  with A only if U is A's first claimant (the smallest key among identify messages with A
+  and a userId and aliases with previousId A);
+- a lead is a connected component; its id the smallest userId in it (an alias's previousId
+  is a userId too); a component without one is one anonymous id, its own id (`<id>#2`
+  where a user lead has that id);
+- traits: per top-level key, the value of the latest identify of the lead's identities
+  holding it (a null does not erase); account: that of the latest group / identify naming
+  one; account traits: per key the latest over the messages naming the account;
+- a leads table given beside the stream is the base (no history: it holds at every as_of);
+  the stream wins per key; an accounts table likewise for accounts.
+
+Identity resolution needs no recursion: anonymous ids collapse onto their first claimant (a
+star), then components of users over alias edges come from min-label propagation with
+pointer jumping, `rounds` unrolled per statement; `unconverged` counts the edges whose ends
+still differ, and the runner repeats `label_rounds` on its result until none do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+READ = "spark"        # the dialect the templates below are written in
+NEVER = -(2**63) + 1  # the order key of a message without a timestamp: before every as_of
+ROUNDS = 5            # label propagation rounds per statement (pointer jumping: chains of 32)
+EVENT_KINDS = ("track", "page", "screen")
+FIXED = ("message_id", "type", "user_id", "anonymous_id", "previous_id", "timestamp", "event",
+         "path", "account_id")
+
+
+def q(name: str) -> str:
+    """A quoted identifier in the templates' dialect."""
+    return exp.to_identifier(name, quoted=True).sql(READ)
+
+
+def s(value: str) -> str:
+    """A string literal in the templates' dialect."""
+    return exp.Literal.string(value).sql(READ)
+
+
+def parse(sql: str) -> exp.Query:
+    found = sqlglot.parse_one(sql, read=READ)
+    assert isinstance(found, exp.Query)
+    return found
+
+
+def top_key(column: str) -> str:
+    """The top-level key of a flattened column: `traits.a.b` → `a`."""
+    return column.split(".", 2)[1]
+
+
+def value_columns(columns: Mapping[str, str], prefix: str) -> list[str]:
+    return [c for c in columns if c.startswith(prefix) and len(c) > len(prefix)]
+
+
+@dataclass(frozen=True)
+class Names:
+    """The tables (or CTEs) the stages read each other by."""
+
+    messages: str = "messages"
+    msg: str = "stream_msg"
+    edges: str = "stream_edges"
+    labels: str = "stream_labels"
+    ids: str = "stream_ids"
+    events: str = "stream_events"
+    leads: str = "stream_leads"
+    accounts: str = "stream_accounts"
+    base_leads: str | None = None
+    base_accounts: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamStage:
+    """The stage's queries, in order; each reads those before it by `names`."""
+
+    names: Names
+    msg: exp.Query
+    edges: exp.Query
+    labels: exp.Query              # start labels with `rounds` rounds applied
+    ids: exp.Query
+    events: exp.Query
+    accounts: exp.Query
+    leads: exp.Query
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)   # per output: types
+
+
+def compile_stream(columns: Mapping[str, str], as_of_us: int, *, names: Names | None = None,
+                   base_leads: Mapping[str, str] | None = None,
+                   base_accounts: Mapping[str, str] | None = None,
+                   rounds: int = ROUNDS) -> StreamStage:
+    """The stream stage over the `messages` relation with `columns` (name → SQL type) as of
+    `as_of_us`; `base_leads` / `base_accounts`: the columns of the tables named in `names`."""
+    names = names or Names()
+    missing = [c for c in FIXED if c not in columns]
+    if missing:
+        raise ValueError(f"the messages relation has no column {', '.join(missing)}")
+    account_cols = [c for c in value_columns(columns, "account.") if c != "account.id"]
+    events_out = {"lead_id": "VARCHAR", "ts": "BIGINT", "type": "VARCHAR", "event": "VARCHAR",
+                  "path": "VARCHAR"}
+    for c in columns:
+        if c.startswith(("properties.", "context.")):
+            events_out[c] = columns[c]
+    accounts_q, accounts_out = accounts_query(names, columns, account_cols, base_accounts)
+    leads_q, leads_out = leads_query(names, columns, accounts_out, base_leads)
+    return StreamStage(
+        names, msg_query(names, as_of_us, columns), edges_query(names),
+        label_rounds(names.edges, start_labels(names.edges), rounds),
+        ids_query(names), events_query(names, list(events_out)[5:]), accounts_q, leads_q,
+        {"events": events_out, "leads": leads_out, "accounts": accounts_out})
+
+
+def msg_query(names: Names, as_of_us: int, columns: Mapping[str, str]) -> exp.Query:
+    """The messages at or before as_of, one per message_id (the smallest order key), with
+    the order key `k` (µs; NEVER without a timestamp) and the own identity `ident`."""
+    key = f"COALESCE(UNIX_MICROS({q('timestamp')}), {NEVER})"
+    kept = ", ".join(q(c) for c in [*columns, "k", "ident"])
+    return parse(f"""
+        SELECT {kept} FROM (
+          SELECT m.*, ROW_NUMBER() OVER (PARTITION BY message_id ORDER BY k) AS rn
+          FROM (SELECT *, {key} AS k,
+                  CASE WHEN user_id IS NOT NULL THEN 'u:' || user_id
+                       ELSE 'a:' || anonymous_id END AS ident
+                FROM {q(names.messages)} WHERE {key} <= {int(as_of_us)}) AS m
+        ) AS d WHERE rn = 1""")
+
+
+def claims_sql(names: Names) -> str:
+    """Each anonymous id's first claimant: the userId of the earliest identify carrying it
+    with a userId, or alias naming it as previousId."""
+    return f"""
+        SELECT anon, claimant FROM (
+          SELECT anon, claimant,
+                 ROW_NUMBER() OVER (PARTITION BY anon ORDER BY k, message_id) AS rn
+          FROM (SELECT anonymous_id AS anon, user_id AS claimant, k, message_id
+                FROM {q(names.msg)} WHERE type = 'identify' AND user_id IS NOT NULL
+                  AND anonymous_id IS NOT NULL
+                UNION ALL
+                SELECT previous_id, user_id, k, message_id FROM {q(names.msg)}
+                WHERE type = 'alias') AS c
+        ) AS f WHERE rn = 1"""
+
+
+def edges_query(names: Names) -> exp.Query:
+    """Edges between users (both directions): alias U→P gives U–P and U–(P's first
+    claimant); anonymous ids are then folded onto their claimants."""
+    return parse(f"""
+        SELECT DISTINCT src, dst FROM (
+          SELECT a AS src, b AS dst FROM ({_edge_pairs(names)}) AS e1
+          UNION ALL
+          SELECT b AS src, a AS dst FROM ({_edge_pairs(names)}) AS e2) AS e""")
+
+
+def _edge_pairs(names: Names) -> str:
+    return f"""
+        SELECT a, b FROM (
+          SELECT user_id AS a, previous_id AS b FROM {q(names.msg)} WHERE type = 'alias'
+          UNION ALL
+          SELECT m.user_id, f.claimant FROM {q(names.msg)} AS m
+          JOIN ({claims_sql(names)}) AS f ON f.anon = m.previous_id
+          WHERE m.type = 'alias') AS p
+        WHERE a <> b"""
+
+
+def start_labels(edges: str) -> exp.Query:
+    """Every user with an edge labelled with itself."""
+    return parse(f"SELECT DISTINCT src AS node, src AS label FROM {q(edges)}")
+
+
+def label_rounds(edges: str, labels: exp.Query | str, rounds: int = ROUNDS) -> exp.Query:
+    """`rounds` rounds of min-label propagation, each followed by a pointer jump (a node
+    takes its label's label), over the symmetric `edges`, from `labels` (a query or a
+    table of node, label): one statement, a CTE per step."""
+    start = labels.sql(READ) if isinstance(labels, exp.Query) else \
+        f"SELECT node, label FROM {q(labels)}"
+    ctes = [f"l0 AS ({start})"]
+    for r in range(1, rounds + 1):
+        ctes.append(f"""c{r} AS (
+            SELECT l.node, LEAST(l.label, COALESCE(n.label, l.label)) AS label
+            FROM l{r - 1} AS l LEFT JOIN (
+              SELECT e.src AS node, MIN(l2.label) AS label
+              FROM {q(edges)} AS e JOIN l{r - 1} AS l2 ON l2.node = e.dst
+              GROUP BY e.src) AS n ON n.node = l.node)""")
+        ctes.append(f"""l{r} AS (
+            SELECT c.node, p.label FROM c{r} AS c JOIN c{r} AS p ON p.node = c.label)""")
+    return parse(f"WITH {', '.join(ctes)} SELECT node, label FROM l{rounds}")
+
+
+def unconverged(edges: str, labels: str) -> exp.Query:
+    """How many edges join two different labels (0: every component has its minimum)."""
+    return parse(f"""
+        SELECT COUNT(*) AS n FROM {q(edges)} AS e
+        JOIN {q(labels)} AS a ON a.node = e.src JOIN {q(labels)} AS b ON b.node = e.dst
+        WHERE a.label <> b.label""")
+
+
+def ids_query(names: Names) -> exp.Query:
+    """`ident, lead_id` for every own identity of a message: a user's lead is its
+    component's smallest userId; an anonymous id claimed by a user joins that user's lead,
+    an unclaimed one is a lead of its own (`<id>#2` where a user lead has its id)."""
+    m, labels = q(names.msg), q(names.labels)
+    known = f"""SELECT user_id AS u FROM {m} WHERE user_id IS NOT NULL
+                 UNION SELECT previous_id FROM {m} WHERE type = 'alias'"""
+    users = f"""
+        SELECT u.u, r.lead_id FROM ({known}) AS u
+        LEFT JOIN {labels} AS l ON l.node = u.u
+        JOIN (SELECT COALESCE(l.label, c.u) AS root, MIN(c.u) AS lead_id
+              FROM ({known}) AS c LEFT JOIN {labels} AS l ON l.node = c.u
+              GROUP BY COALESCE(l.label, c.u)) AS r
+        ON r.root = COALESCE(l.label, u.u)"""
+    return parse(f"""
+        WITH users AS ({users}),
+        claims AS ({claims_sql(names)}),
+        anons AS (SELECT DISTINCT anonymous_id AS a FROM {m} WHERE user_id IS NULL)
+        SELECT 'u:' || u AS ident, lead_id FROM users
+        UNION ALL
+        SELECT 'a:' || a.a AS ident,
+               CASE WHEN c.claimant IS NOT NULL THEN cu.lead_id
+                    WHEN taken.lead_id IS NOT NULL THEN a.a || '#2' ELSE a.a END AS lead_id
+        FROM anons AS a LEFT JOIN claims AS c ON c.anon = a.a
+        LEFT JOIN users AS cu ON cu.u = c.claimant
+        LEFT JOIN (SELECT DISTINCT lead_id FROM users) AS taken ON taken.lead_id = a.a""")
+
+
+def events_query(names: Names, value_cols: list[str]) -> exp.Query:
+    """The canonical events: track, page and screen messages with their lead's id."""
+    values = "".join(f", m.{q(c)}" for c in value_cols)
+    kinds = ", ".join(s(k) for k in EVENT_KINDS)
+    return parse(f"""
+        SELECT i.lead_id, m.k AS ts, m.type, m.event, m.path{values}
+        FROM {q(names.msg)} AS m JOIN {q(names.ids)} AS i ON i.ident = m.ident
+        WHERE m.type IN ({kinds})""")
+
+
+def latest_per_key(source: str, owner: str, cols: list[str]) -> str:
+    """`owner, key, message_id` of the latest (order key) row of `source` per owner and
+    top-level key of `cols` that the row sets (one of the key's columns not null)."""
+    keys: dict[str, list[str]] = {}
+    for c in cols:
+        keys.setdefault(top_key(c), []).append(c)
+    values = ", ".join(f"({s(k)})" for k in keys)
+    sets = " ".join(f"WHEN {s(k)} THEN " + " OR ".join(f"m.{q(c)} IS NOT NULL" for c in found)
+                    for k, found in keys.items())
+    return f"""
+        SELECT owner, key, message_id FROM (
+          SELECT owner, key, message_id,
+                 ROW_NUMBER() OVER (PARTITION BY owner, key ORDER BY k DESC,
+                                    message_id DESC) AS rn
+          FROM (SELECT m.{q(owner)} AS owner, m.message_id, m.k, keys.key
+                FROM {source} AS m CROSS JOIN (VALUES {values}) AS keys(key)
+                WHERE CASE keys.key {sets} ELSE FALSE END) AS x
+        ) AS w WHERE rn = 1"""
+
+
+def pivot(source: str, cols: list[str], owner: str) -> str:
+    """One row per owner of `source`: each column from its key's latest message setting it,
+    and `has.<key>` flags telling which keys the stream set (a base table's value holds
+    otherwise)."""
+    if not cols:
+        return f"SELECT DISTINCT m.{q(owner)} FROM {source} AS m"
+    winners = latest_per_key(source, owner, cols)
+    picks = [f"MAX(CASE WHEN w.key = {s(top_key(c))} THEN m.{q(c)} END) AS {q(c)}"
+             for c in cols]
+    keys = sorted({top_key(c) for c in cols})
+    flags = [f"MAX(CASE WHEN w.key = {s(k)} THEN 1 ELSE 0 END) AS {q('has.' + k)}"
+             for k in keys]
+    return f"""
+        SELECT w.owner AS {q(owner)}{''.join(', ' + p for p in picks + flags)}
+        FROM ({winners}) AS w JOIN {source} AS m ON m.message_id = w.message_id
+        GROUP BY w.owner"""
+
+
+def pick(c: str, stream_cols: Mapping[str, str], base_cols: Mapping[str, str],
+         stream_holds: str, stream_sets_none: str | None) -> tuple[str, str]:
+    """(SQL, type) of column `c` merged from the stream (`s`) and a base table (`b`): the
+    stream's value where `stream_holds`, else the base's (NULL where `stream_sets_none`: the
+    stream set the key, its value has no such column); text where the types differ."""
+    in_s, in_b = c in stream_cols, c in base_cols
+    if in_s and not in_b:
+        return f"s.{q(c)}", stream_cols[c]
+    if in_b and not in_s:
+        if stream_sets_none is None:
+            return f"b.{q(c)}", base_cols[c]
+        return f"CASE WHEN {stream_sets_none} THEN NULL ELSE b.{q(c)} END", base_cols[c]
+    if stream_cols[c] == base_cols[c]:
+        return f"CASE WHEN {stream_holds} THEN s.{q(c)} ELSE b.{q(c)} END", stream_cols[c]
+    return (f"CASE WHEN {stream_holds} THEN CAST(s.{q(c)} AS STRING) "
+            f"ELSE CAST(b.{q(c)} AS STRING) END", "VARCHAR")
+
+
+def merge_base(stream_cols: Mapping[str, str], base_cols: Mapping[str, str], prefix: str
+               ) -> list[tuple[str, str, str]]:
+    """(column, SQL, type) of the `prefix` columns of the stream's rows (`s`, with
+    `has.<k>` flags) over a base table's (`b`): per top-level key the stream's value where it
+    set the key, else the base's."""
+    out = []
+    names = dict.fromkeys([*stream_cols, *(c for c in base_cols if c.startswith(prefix))])
+    for c in names:
+        flag = f"s.{q('has.' + top_key(c))} = 1"
+        keyed = any(top_key(x) == top_key(c) for x in stream_cols)
+        sql, kind = pick(c, stream_cols, base_cols, flag, flag if keyed else None)
+        out.append((c, sql, kind))
+    return out
+
+
+def joined(stream: str, key: str, base: str | None, picks: list[tuple[str, str, str]]
+           ) -> tuple[str, dict[str, str]]:
+    """The stream's rows full-outer-joined with the base table on `key`, as `picks`."""
+    if base is None:
+        picks = [(c, f"s.{q(c)}", t) for c, _, t in picks]
+        head = f"s.{q(key)} AS {q(key)}"
+    else:
+        head = f"COALESCE(s.{q(key)}, b.{q(key)}) AS {q(key)}"
+    sql = f"SELECT {head}{''.join(f', {x} AS {q(c)}' for c, x, _ in picks)} FROM ({stream}) AS s"
+    if base is not None:
+        sql += f" FULL OUTER JOIN {q(base)} AS b ON b.{q(key)} = s.{q(key)}"
+    return sql, {key: "VARCHAR", **{c: t for c, _, t in picks}}
+
+
+def accounts_query(names: Names, columns: Mapping[str, str], account_cols: list[str],
+                   base: Mapping[str, str] | None) -> tuple[exp.Query, dict[str, str]]:
+    """`account_id, account.<x>`: every account a group or identify names by as_of, each
+    trait key the latest value naming it; over the accounts table when one is given."""
+    m = q(names.msg)
+    naming = f"(SELECT * FROM {m} WHERE account_id IS NOT NULL AND type IN ('group', 'identify'))"
+    traits = pivot(naming, account_cols, "account_id")
+    stream = f"""
+        SELECT a.account_id{''.join(', t.' + q(c) for c in account_cols)}
+        {''.join(', t.' + q('has.' + k) for k in sorted({top_key(c) for c in account_cols}))}
+        FROM (SELECT DISTINCT account_id FROM {naming} AS n) AS a
+        LEFT JOIN ({traits}) AS t ON t.account_id = a.account_id"""
+    stream_cols = {c: columns[c] for c in account_cols}
+    sql, out = joined(stream, "account_id", names.base_accounts,
+                      merge_base(stream_cols, base or {}, "account."))
+    return parse(sql), out
+
+
+def leads_query(names: Names, columns: Mapping[str, str], accounts: Mapping[str, str],
+                base: Mapping[str, str] | None) -> tuple[exp.Query, dict[str, str]]:
+    """`lead_id, traits.<x>, account.id, account.<x>`: every lead with a message by as_of,
+    its traits as of then, its latest account and that account's traits; over the leads
+    table when one is given (its account columns hold where the stream names none)."""
+    m, ids = q(names.msg), q(names.ids)
+    trait_cols = value_columns(columns, "traits.")
+    identifies = f"""(SELECT i.lead_id, m.* FROM {m} AS m JOIN {ids} AS i
+                      ON i.ident = m.ident WHERE m.type = 'identify')"""
+    traits = pivot(identifies, trait_cols, "lead_id")
+    account = f"""
+        SELECT lead_id, account_id FROM (
+          SELECT i.lead_id, m.account_id,
+                 ROW_NUMBER() OVER (PARTITION BY i.lead_id ORDER BY m.k DESC,
+                                    m.message_id DESC) AS rn
+          FROM {m} AS m JOIN {ids} AS i ON i.ident = m.ident
+          WHERE m.account_id IS NOT NULL AND m.type IN ('group', 'identify')) AS r
+        WHERE rn = 1"""
+    account_cols = [c for c in accounts if c.startswith("account.")]
+    flags = sorted({top_key(c) for c in trait_cols})
+    stream = f"""
+        SELECT p.lead_id{''.join(', t.' + q(c) for c in trait_cols)}
+        {''.join(', t.' + q('has.' + k) for k in flags)},
+        la.account_id AS {q('account.id')}{''.join(', a.' + q(c) for c in account_cols)}
+        FROM (SELECT DISTINCT i.lead_id FROM {m} AS m JOIN {ids} AS i
+              ON i.ident = m.ident) AS p
+        LEFT JOIN ({traits}) AS t ON t.lead_id = p.lead_id
+        LEFT JOIN ({account}) AS la ON la.lead_id = p.lead_id
+        LEFT JOIN {q(names.accounts)} AS a ON a.account_id = la.account_id"""
+    base_cols = dict(base or {})
+    picks = merge_base({c: columns[c] for c in trait_cols}, base_cols, "traits.")
+    # the account: the stream's where it names one, else the base table's
+    named = f"s.{q('account.id')} IS NOT NULL"
+    stream_account = {"account.id": "VARCHAR", **{c: accounts[c] for c in account_cols}}
+    for c in dict.fromkeys([*stream_account, *(c for c in base_cols
+                                               if c.startswith("account."))]):
+        sql, kind = pick(c, stream_account, base_cols, named, named)
+        picks.append((c, sql, kind))
+    sql, out = joined(stream, "lead_id", names.base_leads, picks)
+    return parse(sql), out
