@@ -65,11 +65,14 @@ def score_on_spark(models: list[Model], events: str, leads: str | None, out: str
         for bad, what in ((bad_events, events), (bad_leads, leads)):
             if bad and skipped is not None:
                 skipped(bad, str(what))
-        if REMOTE_MARK in out:
-            frame = frame.cache()
-            on_spark.write_frame(frame, out)
-            return int(frame.count()), on_spark.to_arrow(frame) if keep else None
-        table = on_spark.to_arrow(frame)
+        try:
+            if REMOTE_MARK in out:
+                frame = frame.cache()
+                on_spark.write_frame(frame, out)
+                return int(frame.count()), on_spark.to_arrow(frame) if keep else None
+            table = on_spark.to_arrow(frame)
+        finally:
+            on_spark.release()
     write_table(table, out)
     return table.num_rows, table if keep else None
 
