@@ -1,26 +1,25 @@
-"""A Segment JSON-lines stream against the same data as Parquet tables, on DuckDB, side by side.
+"""The stream stage's cost on DuckDB: the same world scored from canonical tables and from the
+`messages` relation (identify, alias, group, track, page), both already in memory (the JSON
+parsed), side by side.
 
-    python benchmarks/bench_stream.py --size 1m --runs 3
+    python benchmarks/bench_stream.py                 # 1M events, 100k leads, 3 runs each
+    python benchmarks/bench_stream.py --size 10m --runs 3
 
-From `events-<size>.parquet` and its leads table (generate.py) it writes
-`stream-<size>.jsonl`: every event as a `track`/`page` message, one `identify` per lead of the
-table (its traits), a `group` call per lead with an industry, and for one lead in five the
-events before its median time sent by an anonymous id that an identify (or, one in twenty, an
-alias) later links to the person. Scored as of the generator's AS_OF, both paths must give
-the same scores (fit equal, engagement within 1e-6) before anything is reported.
-
-Timed, each in a fresh subprocess: `table` = `score_many` on the Parquet events and leads;
-`parse` = the JSON read into the `messages` relation (`io.read_messages`, written to
-Parquet once); `stream` = the messages loaded from that Parquet file and scored (the stream
-stage — dedupe, identity resolution, point-in-time traits and accounts — then the same plan).
-The cost of the stream semantics is `stream / table`. JSON in benchmarks/data/.
+The messages come from benchmarks/generate.py's Parquet world (generated when missing): one
+identify per lead with its traits; a fifth of the leads (of the leads table) browse
+anonymously first (their events
+before the first third of their history carry `anonymousId` only, and an identify with both
+ids links them); one lead in twenty has an earlier user id it is aliased from; one in ten
+joins an account with a group call. Both contenders score model-17 as of the world's as_of in
+the same process and connection, alternating; the lead scores must agree (fit, engagement,
+score) before any figure is printed. Wall and CPU seconds (process time) per run; medians.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import platform
 import statistics
 import subprocess
 import sys
@@ -30,145 +29,121 @@ from pathlib import Path
 HERE = Path(__file__).parent
 DATA = HERE / "data"
 AS_OF = "2026-06-30T00:00:00Z"
-LEADS = {"1m": "leads-100k.parquet", "10m": "leads-1m.parquet"}
+SIZES = {"1m": ("1m", "100k"), "10m": ("10m", "1m")}
 
 
-def write_stream(size: str) -> Path:
-    """The stream file of `size` (made once)."""
-    import duckdb
-
-    out = DATA / f"stream-{size}.jsonl"
-    if out.exists():
-        return out
-    events, leads = DATA / f"events-{size}.parquet", DATA / LEADS[size]
-    con = duckdb.connect()
-    con.sql("SET preserve_insertion_order = false")
-    con.sql("SET TimeZone = 'UTC'")
-    con.sql(f"CREATE TEMP TABLE ev AS SELECT *, hash(lead_id) % 20 AS bucket, "
-            f"row_number() OVER () AS n FROM read_parquet('{events}')")
-    con.sql("CREATE TEMP TABLE mid AS SELECT lead_id, quantile_disc(timestamp, 0.5) AS mid, "
-            "min(timestamp) AS first FROM ev WHERE bucket < 4 GROUP BY lead_id")
-    stamp = "strftime(timestamp, '%Y-%m-%dT%H:%M:%S.%fZ')"
-    anon = "(e.bucket < 4 AND e.timestamp < m.mid)"
-    con.sql(f"""COPY (
-        SELECT 'e' || e.n AS messageId, e.type,
-               CASE WHEN NOT {anon} THEN e.lead_id END AS userId,
-               CASE WHEN {anon} THEN 'anon-' || e.lead_id END AS anonymousId,
-               e.event, {stamp.replace('timestamp', 'e.timestamp')} AS timestamp,
-               CASE WHEN e.type = 'page' THEN {{'path': e.path}}
-                    ELSE {{'email_id': e.email_id, 'topic': e.topic, 'revenue': e.revenue}}
-               END AS properties
-        FROM ev AS e LEFT JOIN mid AS m USING (lead_id)
-        UNION ALL   -- the person's identify naming the anonymous id (one in twenty: an alias)
-        SELECT 'l' || lead_id, CASE WHEN hash(lead_id) % 20 = 0 THEN 'alias' ELSE 'identify'
-               END, lead_id, CASE WHEN hash(lead_id) % 20 <> 0 THEN 'anon-' || lead_id END,
-               NULL, strftime(mid, '%Y-%m-%dT%H:%M:%S.%fZ'), NULL FROM mid
-        ) TO '{out}.part' (FORMAT json)""")
-    # identify traits and group calls, appended as JSON objects with nested traits
-    con.sql(f"""COPY (
-        SELECT 't' || lead_id AS messageId, 'identify' AS type, lead_id AS userId,
-               '2025-12-31T00:00:00Z' AS timestamp,
-               {{'email': email, 'age': age, 'job_title': job_title, 'country': country,
-                 'employees': employees}} AS traits
-        FROM read_parquet('{leads}')
-        UNION ALL
-        SELECT 'g' || lead_id, 'group', lead_id, '2026-01-01T00:00:00Z',
-               {{'email': NULL, 'age': NULL, 'job_title': NULL, 'country': NULL,
-                 'employees': NULL}}
-        FROM read_parquet('{leads}') WHERE industry IS NOT NULL
-        ) TO '{out}.traits' (FORMAT json)""")
-    with open(out, "w") as sink:
-        for part in (f"{out}.part", f"{out}.traits"):
-            with open(part) as source:
-                for line in source:
-                    message = json.loads(line)
-                    message = {k: v for k, v in message.items() if v is not None}
-                    if message.get("type") == "alias":
-                        message["previousId"] = "anon-" + message["userId"]
-                    if message.get("type") == "group":
-                        message["groupId"] = "co-" + message["userId"][-3:]
-                        message["traits"] = {"plan": "pro"}
-                    sink.write(json.dumps(message) + "\n")
-            Path(part).unlink()
-    con.close()
-    return out
+def messages_sql(events: str, leads: str) -> str:
+    """The messages relation of the world, in DuckDB SQL."""
+    return f"""
+    WITH ev AS (
+      SELECT *, row_number() OVER () AS n,
+             percent_rank() OVER (PARTITION BY lead_id ORDER BY "timestamp") AS pr,
+             hash(lead_id) % 5 = 0 AND lead_id IN (
+               SELECT lead_id FROM read_parquet('{leads}')) AS anon_first
+      FROM read_parquet('{events}')),
+    ld AS (SELECT *, hash(lead_id) AS h FROM read_parquet('{leads}')),
+    first_seen AS (SELECT lead_id, min("timestamp") AS t0 FROM ev GROUP BY lead_id)
+    SELECT 'e' || n AS message_id, type,
+           CASE WHEN anon_first AND pr < 0.34 THEN NULL ELSE lead_id END AS user_id,
+           CASE WHEN anon_first AND pr < 0.34 THEN 'anon-' || lead_id END AS anonymous_id,
+           CAST(NULL AS VARCHAR) AS previous_id, "timestamp", event, path,
+           CAST(NULL AS VARCHAR) AS account_id,
+           email_id AS "properties.email_id", topic AS "properties.topic",
+           revenue AS "properties.revenue",
+           CAST(NULL AS VARCHAR) AS "traits.email", CAST(NULL AS BIGINT) AS "traits.age",
+           CAST(NULL AS VARCHAR) AS "traits.job_title", CAST(NULL AS VARCHAR) AS "traits.country",
+           CAST(NULL AS BIGINT) AS "traits.employees", CAST(NULL AS VARCHAR) AS "traits.industry",
+           CAST(NULL AS BIGINT) AS "account.employees", CAST(NULL AS VARCHAR) AS "account.industry"
+    FROM ev
+    UNION ALL BY NAME
+    SELECT 'i' || ld.lead_id AS message_id, 'identify' AS type, ld.lead_id AS user_id,
+           CASE WHEN ld.h % 5 = 0 THEN 'anon-' || ld.lead_id END AS anonymous_id,
+           coalesce(f.t0, TIMESTAMPTZ '2026-01-01 00:00:00+00') AS "timestamp",
+           email AS "traits.email", age AS "traits.age", job_title AS "traits.job_title",
+           country AS "traits.country", employees AS "traits.employees",
+           industry AS "traits.industry"
+    FROM ld LEFT JOIN first_seen AS f USING (lead_id)
+    UNION ALL BY NAME
+    SELECT 'a' || lead_id AS message_id, 'alias' AS type, lead_id AS user_id,
+           'old-' || lead_id AS previous_id, TIMESTAMPTZ '2026-01-02 00:00:00+00' AS "timestamp"
+    FROM ld WHERE h % 20 = 1
+    UNION ALL BY NAME
+    SELECT 'g' || lead_id AS message_id, 'group' AS type, lead_id AS user_id,
+           'acct-' || (h % 5000) AS account_id, TIMESTAMPTZ '2026-01-03 00:00:00+00' AS "timestamp",
+           employees AS "account.employees", industry AS "account.industry"
+    FROM ld WHERE h % 10 = 2
+    """
 
 
-def worker(mode: str, size: str) -> dict:
-    import duckdb
+def worker(size: str, runs: int) -> dict[str, object]:
+    import duckdb  # noqa: F401
 
-    import leadscore
-    from leadscore.io.readers import read_messages
+    from leadscore.engine.batch import connect, score_many
+    from leadscore.model import load_model
 
-    model = leadscore.load_model(HERE / "model-17.yaml")
-    out: dict = {}
-    started = time.perf_counter()
-    if mode == "table":
-        table = leadscore.score_many([model], str(DATA / f"events-{size}.parquet"),
-                                     str(DATA / LEADS[size]), as_of=AS_OF)
-    elif mode == "parse":
-        con = duckdb.connect()
-        report = read_messages(str(DATA / f"stream-{size}.jsonl"), con, name="messages")
-        out["messages"] = report.rows
-        con.sql(f"COPY messages TO '{DATA / f'messages-{size}.parquet'}' (FORMAT parquet)")
-        table = None
-    else:
-        from leadscore.engine.batch import connect
-
-        con = connect()
-        con.sql(f"CREATE TEMP TABLE messages AS SELECT * FROM "
-                f"read_parquet('{DATA / f'messages-{size}.parquet'}')")
-        out["load"] = time.perf_counter() - started
-        table = leadscore.score_many([model], "messages", as_of=AS_OF, con=con)
-    out["seconds"] = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    out["cpu"] = usage.ru_utime + usage.ru_stime
-    out["peak_mb"] = usage.ru_maxrss / 1024
-    if table is not None:
-        out["rows"] = table.num_rows
-        table.select(["lead_id", "fit", "engagement"]).to_pandas().to_parquet(
-            DATA / f"out-stream-{mode}-{size}.parquet")
-    return out
+    ev_name, ld_name = SIZES[size]
+    events = DATA / f"events-{ev_name}.parquet"
+    leads = DATA / f"leads-{ld_name}.parquet"
+    model = load_model(HERE / "model-17.yaml")
+    con = connect()
+    con.sql(f"CREATE TABLE msgs AS {messages_sql(str(events), str(leads))}")
+    [(n_messages,)] = con.sql("SELECT count(*) FROM msgs").fetchall()
+    from leadscore.io.readers import read_events, read_leads
+    read_events(str(events), con, name="ev_view")
+    read_leads(str(leads), con, name="ld_view")
+    con.sql("CREATE TABLE canon_events AS SELECT * FROM ev_view")
+    con.sql("CREATE TABLE canon_leads AS SELECT * FROM ld_view")
+    results: dict[str, list[tuple[float, float]]] = {"tables": [], "stream": []}
+    outputs = {}
+    for _ in range(runs):
+        for name, args in (("tables", ("canon_events", "canon_leads")),
+                           ("stream", ("msgs", None))):
+            wall, cpu = time.perf_counter(), time.process_time()
+            out = score_many(model, args[0], args[1], as_of=AS_OF, con=con)
+            results[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+            outputs[name] = out
+    a = {r["lead_id"]: r for r in outputs["tables"].select(
+        ["lead_id", "fit", "engagement", "score"]).to_pylist()}
+    b = {r["lead_id"]: r for r in outputs["stream"].select(
+        ["lead_id", "fit", "engagement", "score"]).to_pylist()}
+    # anonymous-first leads are the same people (merged); alias ids add nothing scored
+    assert set(a) == set(b), (sorted(set(a) - set(b))[:5], sorted(set(b) - set(a))[:5])
+    bad = [k for k in a if abs(a[k]["score"] - b[k]["score"]) > 1e-6 or a[k]["fit"] != b[k]["fit"]]
+    assert not bad, bad[:5]
+    return {"size": size, "messages": n_messages, "leads": len(a),
+            "runs": {k: [list(x) for x in v] for k, v in results.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--size", default="1m")
+    parser.add_argument("--size", default="1m", choices=sorted(SIZES))
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--worker", nargs=2)
+    parser.add_argument("--worker", action="store_true")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(*args.worker)))
+        print(json.dumps(worker(args.size, args.runs)))
         return
-    import duckdb
-
-    t = time.perf_counter()
-    path = write_stream(args.size)
-    print(f"{path}: written in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-
-    def run(mode: str) -> dict:
-        text = subprocess.run([sys.executable, __file__, "--worker", mode, args.size],
-                              check=True, capture_output=True, text=True).stdout
-        return json.loads(text.strip().splitlines()[-1])
-
-    parse = run("parse")
-    runs: dict[str, list[dict]] = {"table": [], "stream": []}
-    for _ in range(args.runs):
-        for mode in runs:    # interleaved: both see the same machine load
-            runs[mode].append(run(mode))
-    a, b = (DATA / f"out-stream-{m}-{args.size}.parquet" for m in ("table", "stream"))
-    [(worst, fits, rows_a, rows_b)] = duckdb.sql(f"""SELECT max(abs(a.engagement -
-        b.engagement)), count(*) FILTER (WHERE a.fit <> b.fit), (SELECT count(*) FROM
-        read_parquet('{a}')), (SELECT count(*) FROM read_parquet('{b}'))
-        FROM read_parquet('{a}') a JOIN read_parquet('{b}') b USING (lead_id)""").fetchall()
-    assert rows_a == rows_b and worst < 1e-6 and fits == 0, (rows_a, rows_b, worst, fits)
-    result = {"size": args.size, "parse": parse,
-              **{m: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-                 for m, rs in runs.items()}}
-    result["ratio_seconds"] = result["stream"]["seconds"] / result["table"]["seconds"]
-    result["ratio_cpu"] = result["stream"]["cpu"] / result["table"]["cpu"]
-    (DATA / f"bench_stream-{args.size}.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    ev_name = SIZES[args.size][0]
+    if not (DATA / f"events-{ev_name}.parquet").exists():
+        subprocess.run([sys.executable, str(HERE / "generate.py"), "--size", args.size],
+                       check=True)
+    loadavg = Path("/proc/loadavg")
+    load = loadavg.read_text().split()[0] if loadavg.exists() else "?"
+    done = subprocess.run([sys.executable, __file__, "--worker", "--size", args.size,
+                           "--runs", str(args.runs)], check=True, capture_output=True, text=True)
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{args.size}: {found['messages']:,} messages, {found['leads']:,} leads scored; "
+          f"{platform.processor() or platform.machine()}, load {load}")
+    medians = {}
+    for name, runs in found["runs"].items():
+        wall = statistics.median(r[0] for r in runs)
+        cpu = statistics.median(r[1] for r in runs)
+        medians[name] = (wall, cpu)
+        print(f"  {name:<7} wall {wall:7.2f} s  cpu {cpu:7.2f} s   runs "
+              + " ".join(f"{r[0]:.2f}/{r[1]:.2f}" for r in runs))
+    ratio = medians["stream"][1] / medians["tables"][1]
+    print(f"  stream / tables = {ratio:.2f}× CPU, "
+          f"{medians['stream'][0] / medians['tables'][0]:.2f}× wall")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,62 @@ def test_check_reports_a_failing_worked_example(tmp_path: Path) -> None:
     assert "1 failed" in output
 
 
+TYPO = """\
+name: typo
+engagement:
+  rules:
+    - {name: opened, event: Email Opend, points: 2}
+    - {name: ordered, event: Order Completed, points: 20}
+    - {name: nowhere, page: /no-such-page*, points: 1}
+"""
+
+
+def test_check_with_events_names_rules_that_match_nothing_and_the_closest_name(
+        tmp_path: Path) -> None:
+    model = tmp_path / "typo.yaml"
+    model.write_text(TYPO)
+    code, output = run("check", str(model), "--events", str(EXAMPLES / "data" / "events.csv"))
+    assert code == 0, output        # a warning, not a failure: the model is valid
+    assert ("engagement rule 'opened' matched no event (it listens to event 'Email Opend'); "
+            "did you mean 'Email Opened'?") in output
+    assert "engagement rule 'nowhere' matched no event (it listens to pages /no-such-page*)" \
+        in output
+    assert "'ordered' matched" not in output
+    assert "2 rules matched no event" in output
+    code, output = run("check", B2C, "--events", str(EXAMPLES / "data" / "events.csv"))
+    assert code == 0 and "every rule matched at least one event" in output, output
+
+
+def test_score_warns_of_rules_that_matched_nothing(tmp_path: Path) -> None:
+    model = tmp_path / "typo.yaml"
+    model.write_text(TYPO)
+    code, output = run("score", "-m", str(model), "-e", str(EXAMPLES / "data" / "events.csv"),
+                       "-o", str(tmp_path / "s.csv"))
+    assert code == 0, output
+    assert "warning: model 'typo': engagement rule 'opened' matched no event" in output
+    assert "did you mean 'Email Opened'?" in output
+
+
+def test_a_serve_that_fails_to_start_leaves_no_empty_store(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "m.yaml").write_text(Path(B2C).read_text())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for args in (["--models", str(tmp_path / "missing")], ["--port", str(port)],
+                     ["--port", str(port), "--db", "other.db"]):
+            result = subprocess.run([sys.executable, "-m", "leadscore.cli", "serve", *args],
+                                    cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            assert result.returncode != 0, result.stderr
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["models"], result.stderr
+
+
 # ---- score
 
 def test_score_skips_counts_and_writes_bad_rows(files: Path) -> None:
@@ -200,6 +256,8 @@ def test_explain_shows_reasons_that_sum_to_the_score(files: Path) -> None:
         assert rule in output
     assert "score 52.32 = fit 30 + engagement 22.32" in output
     assert "grade A · warm · stage mql · MQL yes" in output
+    # Times in the model's zone (Europe/Berlin: 17:00Z is 19:00 in May), the zone named.
+    assert "last match (Europe/Berlin)" in output and "2026-05-09 19:00" in output
 
 
 def test_explain_unknown_lead(files: Path) -> None:
@@ -263,6 +321,21 @@ def test_every_help_shows_readable_metavars() -> None:
             elif section in ("Arguments:", "Options:") and re.match(r"  \S", line):
                 records.append(line.strip().split("  ")[0])
         assert records and not [r for r in records if "<" in r or "[" in r], (path, records)
+
+
+def test_every_option_and_command_has_help_and_the_root_lists_commands_by_task() -> None:
+    missing = []
+    for path, command in commands(typer.main.get_command(app)):
+        missing += [(path, "(command)")] if not command.help else []
+        missing += [(path, param.opts) for param in command.params
+                    if param.param_type_name == "option" and not param.help]
+    assert missing == []
+    code, output = run("--help")
+    assert code == 0
+    sections = re.findall(r"^(\S[^:]*):$", output, flags=re.M)
+    assert [s for s in sections if s not in ("Options", "Usage")] == [
+        "Get started", "Score", "Serve", "Learn", "Lifecycle"], output
+    assert re.search(r"Score:\n  check .*\n  score .*\n  explain ", output), output
 
 
 def test_a_short_option_means_the_same_in_every_command() -> None:

@@ -72,6 +72,15 @@ def test_cli_examples_run(command: str, tmp_path: Path) -> None:
     if " --out " in line:
         out = line.split(" --out ", 1)[1].split()[0]
         assert (tmp_path / out).stat().st_size > 0
+    # Run from the repository's root, it would litter nothing: what it writes is under tour/,
+    # which git ignores.
+    written = {p.relative_to(tmp_path).parts[0] for p in tmp_path.iterdir()} - {"examples"}
+    assert written <= {"tour"}, written
+
+
+def test_the_tour_folder_is_ignored_by_git() -> None:
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert "tour/" in ignored
 
 
 def test_the_yaml_example_is_a_valid_model(tmp_path: Path) -> None:

@@ -78,6 +78,9 @@ SETTINGS: tuple[Setting, ...] = (
             "secret that signs tracked and unsubscribe links (default: from the admin token)"),
     Setting("emails_per_week", "LEADSCORE_EMAILS_PER_WEEK", int,
             "most program e-mails a lead receives in any 7 days, across programs"),
+    Setting("enrol_max_age_hours", "LEADSCORE_ENROL_MAX_AGE_HOURS", float,
+            "an event older than this when it arrives scores but enrols no one in a program "
+            "(history must not trigger e-mail); 0: no limit"),
     Setting("host", "LEADSCORE_HOST", str, "address the server listens on"),
     Setting("port", "LEADSCORE_PORT", int, "port the server listens on"),
     Setting("workers", "LEADSCORE_WORKERS", int, "API worker processes"),
@@ -119,6 +122,7 @@ class Settings:
     public_url: str | None = None
     link_secret: str | None = None
     emails_per_week: int = 3
+    enrol_max_age_hours: float = 24.0
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -322,6 +326,14 @@ LIFECYCLE_EXAMPLES = ("segments/engaged-painters.yaml", "programs/welcome.yaml",
                       "content.yaml")
 
 
+# `init` writes its example programs switched off: nothing is e-mailed before someone chose to.
+PROGRAM_SWITCHED_OFF = (
+    "# An example program, switched off: it enrols no one and sends nothing. To switch it on,\n"
+    "# check its model, templates and steps (`leadscore programs simulate` shows who it would\n"
+    "# e-mail), set smtp_url in leadscore.toml, then write `enabled: true` here.\n"
+    "enabled: false\n")
+
+
 def _write_lifecycle_examples(directory: Path) -> None:
     source = Path(__file__).parent / "demo" / "lifecycle"
     for folder in ("segments", "programs", "templates"):
@@ -329,7 +341,10 @@ def _write_lifecycle_examples(directory: Path) -> None:
     for name in LIFECYCLE_EXAMPLES:
         target = directory / name
         if not target.exists():
-            target.write_text((source / name).read_text(encoding="utf-8"), encoding="utf-8")
+            text = (source / name).read_text(encoding="utf-8")
+            if name.startswith("programs/"):
+                text = PROGRAM_SWITCHED_OFF + text
+            target.write_text(text, encoding="utf-8")
 
 
 def write_config(directory: Path, *, db: str | None = None, models_dir: str = "models",
@@ -353,6 +368,7 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "public_url": "",
         "link_secret": secrets.token_urlsafe(32),
         "emails_per_week": Settings.emails_per_week,
+        "enrol_max_age_hours": Settings.enrol_max_age_hours,
         "host": Settings.host,
         "port": Settings.port,
         "workers": Settings.workers,

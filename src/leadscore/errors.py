@@ -26,7 +26,7 @@ class Problem:
         text = f"{where}: {self.key}: {self.message}"
         if self.value is not None:
             text += f" (got {self.value!r})"
-        if self.expected:
+        if self.expected and self.expected not in self.message:   # said once, not twice
             text += f"; expected {self.expected}"
         if self.suggestion:
             text += f". Did you mean {self.suggestion!r}?"

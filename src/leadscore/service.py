@@ -114,13 +114,15 @@ class Service:
         return ingest_messages(self.group_commit, messages, now)
 
     def import_events(self, source: Any, *, kind: Literal["auto", "events", "leads"] = "auto",
-                      progress: Progress | None = None, batch_size: int = 500) -> Any:
+                      progress: Progress | None = None, batch_size: int = 500,
+                      history: bool = True) -> Any:
         """Load Segment JSON lines, or events / leads tables (CSV, Parquet, Arrow, pandas),
-        through `ingest`; see `leadscore.ingest.files`."""
+        through `ingest`; see `leadscore.ingest.files`. `history`: the messages score but
+        enrol no one in a program (see `programs.entry`)."""
         from leadscore.ingest.files import import_source
 
         return import_source(self, source, kind=kind, progress=progress,
-                             batch_size=batch_size)
+                             batch_size=batch_size, history=history)
 
     # ---- leads
 

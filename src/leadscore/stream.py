@@ -84,11 +84,11 @@ def resolve(rows: Iterable[Row], as_of: int) -> Resolved:
                 row.get("anonymous_id") is not None and \
                 claimant[row["anonymous_id"]] == row["user_id"]:
             union(("u", row["user_id"]), ("a", row["anonymous_id"]))
-    users: dict[tuple[str, str], str] = {}
-    for node in list(parent):
-        if node[0] == "u":
-            root = find(node)
-            users[root] = min(users.get(root, node[1]), node[1])
+    users: dict[tuple[str, str], str] = {}     # component → its smallest own userId
+    for row in messages:
+        if row.get("user_id") is not None:
+            root = find(("u", row["user_id"]))
+            users[root] = min(users.get(root, row["user_id"]), row["user_id"])
     user_leads = set(users.values())
     out = Resolved()
     for node in parent:

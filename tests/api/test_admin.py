@@ -91,6 +91,13 @@ def test_models_are_listed_uploaded_versioned_and_restored(
     assert missing.status_code == 404, missing.text
 
 
+def test_not_found_names_the_id_with_both_quotes(client: TestClient,
+                                                 admin: dict[str, str]) -> None:
+    for asked, said in (("nobody", "no lead 'nobody'"), ("o'brien", 'no lead "o\'brien"')):
+        missing = client.get(f"/api/leads/{asked}", headers=admin)
+        assert missing.status_code == 404 and missing.json()["error"] == said, missing.text
+
+
 def test_handoffs_are_listed_with_status_and_can_be_retried(
         client: TestClient, admin: dict[str, str]) -> None:
     people(client)

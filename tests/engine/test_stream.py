@@ -115,7 +115,7 @@ def test_an_anonymous_id_stays_with_its_first_claimant(tmp_path: Path) -> None:
     assert {e["lead_id"] for e in events} == {"u-2"}
 
 
-def test_alias_chains_merge_transitively_to_the_smallest_user_id(tmp_path: Path) -> None:
+def test_alias_chains_merge_transitively_to_the_smallest_own_user_id(tmp_path: Path) -> None:
     # a chain of 80 aliases: longer than one statement's unrolled rounds reach
     chain = [msg("alias", f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z", i,
                  userId=f"u{i + 1:03d}", previousId=f"u{i:03d}") for i in range(80)]
@@ -123,8 +123,19 @@ def test_alias_chains_merge_transitively_to_the_smallest_user_id(tmp_path: Path)
     chain.append(msg("track", "2026-01-02T00:00:00Z", 901, anonymousId="u050", event="Seen"))
     chain.append(msg("track", "2026-01-02T00:00:00Z", 902, anonymousId="zz", event="Seen"))
     leads, events, _ = stream_tables(chain, tmp_path, "2026-02-01T00:00:00Z")
-    assert set(leads) == {"u000", "zz"}
-    assert sorted(e["lead_id"] for e in events) == ["u000", "u000", "zz"]
+    # u000 is only ever a previousId: it links, it does not name the lead
+    assert set(leads) == {"u001", "zz"}
+    assert sorted(e["lead_id"] for e in events) == ["u001", "u001", "zz"]
+
+
+def test_an_aliased_anonymous_id_never_names_the_lead(tmp_path: Path) -> None:
+    messages = [msg("page", "2026-01-01T00:00:00Z", 1, userId="u3", anonymousId="a0",
+                    properties={"path": "/"}),
+                msg("alias", "2026-01-02T00:00:00Z", 2, userId="u2", previousId="a0"),
+                msg("track", "2026-01-03T00:00:00Z", 3, anonymousId="a0", event="E")]
+    leads, events, _ = stream_tables(messages, tmp_path, "2026-02-01T00:00:00Z")
+    assert set(leads) == {"u2", "u3"}
+    assert {(e["lead_id"], e["type"]) for e in events} == {("u3", "page"), ("u2", "track")}
 
 
 def test_an_anonymous_lead_whose_id_a_user_lead_has_gets_a_suffix(tmp_path: Path) -> None:
@@ -258,3 +269,57 @@ def test_explain_from_messages_in_memory() -> None:
 
     score = leadscore.explain(load_models([B2C])[0], STORY, as_of="2026-04-02T00:00:00Z")
     assert score.lead_id == "c-1" and score.disqualified
+
+
+def test_segments_read_a_stream_as_of_their_time(tmp_path: Path) -> None:
+    from leadscore.segments import load_segment
+    from leadscore.segments.batch import segment_many
+
+    segment = load_segment("s.yaml", text="name: artists\nmodel: b2c-art-supplies\n"
+                           "when: {traits.occupation: {eq: artist}}\n")
+    path = write(tmp_path / "s.jsonl", STORY)
+    models = load_models([B2C])
+    before = segment_many([segment], models, path, as_of="2026-03-10T00:00:00Z").to_pylist()
+    after = segment_many([segment], models, path, as_of="2026-04-10T00:00:00Z").to_pylist()
+    assert [r["lead_id"] for r in before] == ["c-1"]
+    assert after == []                               # a student by then
+
+
+def test_evaluate_inputs_know_at_the_cut_off_what_was_known_then(tmp_path: Path) -> None:
+    from leadscore.learn.inputs import open_inputs
+
+    stream = [*STORY,
+              msg("page", "2026-03-05T10:00:00Z", 6, anonymousId="anon-9",
+                  properties={"path": "/products/c"}),
+              msg("identify", "2026-04-05T10:00:00Z", 7, userId="c-9", anonymousId="anon-9"),
+              msg("track", "2026-04-06T10:00:00Z", 8, userId="c-9", event="Order Completed")]
+    data = open_inputs(write(tmp_path / "s.jsonl", stream), None, "event:Order Completed")
+    cut = parse_timestamp("2026-03-20T00:00:00Z")
+    _, leads = data.at(cut)
+    assert leads is not None
+    known = {r[0]: r[1] for r in data.con.sql(
+        f'SELECT lead_id, "traits.occupation" FROM "{leads}"').fetchall()}
+    assert known == {"c-1": "artist", "anon-9": None}     # not yet a student, not yet c-9
+    data.population(cut, "pop")
+    assert sorted(r[0] for r in data.con.sql("SELECT lead_id FROM pop").fetchall()) == [
+        "anon-9", "c-1"]
+    # the outcomes by the identities as finally known: c-9 (once anon-9) converted ...
+    converted = data.con.sql(f'SELECT lead_id FROM "{data.outcomes.table}"').fetchall()
+    assert converted == [("c-9",)]
+    # ... so the anonymous lead of the cut-off is labelled as having converted
+    data.labels("pop", cut, None, "labels")
+    assert sorted(data.con.sql("SELECT lead_id, converted FROM labels").fetchall()) == [
+        ("anon-9", 1), ("c-1", 0)]
+
+
+def test_a_nested_trait_is_replaced_whole_by_the_latest_value_setting_it(tmp_path: Path) -> None:
+    messages = [msg("identify", "2026-01-01T00:00:00Z", 1, userId="u",
+                    traits={"x": {"k": 0, "j": 2}, "y": 1}),
+                msg("identify", "2026-01-02T00:00:00Z", 2, userId="u",
+                    traits={"x": {"k": 1, "j": None}, "y": None}),
+                msg("identify", "2026-01-03T00:00:00Z", 3, userId="u",
+                    traits={"x": {"k": None}})]            # sets nothing of x
+    leads, _, _ = stream_tables(messages, tmp_path, "2026-02-01T00:00:00Z")
+    assert leads["u"]["traits.x.k"] == 1
+    assert leads["u"]["traits.x.j"] is None     # x's latest value has no j
+    assert leads["u"]["traits.y"] == 1          # a null does not erase

@@ -88,6 +88,16 @@ def test_cli_too_few_conversions_is_one_red_line(tmp_path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_cli_evaluate_with_no_conversion_in_the_window_says_so(tmp_path) -> None:
+    done = run("evaluate", "--model", str(HAND), "--events", str(DATA / "planted-events.parquet"),
+               "--leads", str(DATA / "planted-leads.csv"), "--outcomes",
+               str(DATA / "planted-outcomes.csv"), "--as-of", "2030-06-01T00:00:00Z",
+               "--window-days", "30", "--no-rules", "--bootstrap", "10", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "nothing to rank: none of the 1,475 leads converted within 30 days" in done.stdout
+    assert "nan" not in done.stdout and "ROC AUC" not in done.stdout
+
+
 def test_predictive_is_evaluated_next_to_the_points_model() -> None:
     from leadscore.learn.backtest import PREDICTIVE
 

@@ -62,6 +62,9 @@ def test_every_problem_is_reported_at_once_with_line_key_and_suggestion(tmp_path
     text = str(info.value)
     assert f"{path}:6: fit[0].pionts: unknown key 'pionts'" in text
     assert "Did you mean 'points'?" in text
+    # The accepted values are said once, as the README shows them.
+    assert ("engagement.rules[0].limit: Input should be 'once', 'daily' or 'weekly' (got "
+            "'dayly'). Did you mean 'daily'?") in text
 
 
 @pytest.mark.parametrize(("snippet", "key", "fragment"), [
@@ -75,6 +78,9 @@ def test_every_problem_is_reported_at_once_with_line_key_and_suggestion(tmp_path
     ("engagement:\n  rules:\n    - {name: a, event: X, points: 1, cap: -3}\n",
      "engagement.rules[0].cap", "greater than 0"),
     ("thresholds: {mql: 3, mql_requires_grade: C}\n", "(file)", "needs `grades`"),
+    ("fit:\n  - {name: a, when: {x: 1}, points: 1}\ngrades: {A: 10, B: 5, C: 1, D: 0}\n"
+     "thresholds: {mql: 3, mql_requires_grade: E}\n", "thresholds.mql_requires_grade",
+     "not one of this model's grades (got 'E'); expected A, B, C, D or F"),
     ("engagement:\n  rules:\n    - {name: a, event: X, points: 1, where: {traits.x: 1}}\n",
      "engagement.rules[0].where.traits.x", "cannot be read here"),
     ("lifecycle:\n  - {stage: lead, when: {email: {exists: true}}, back: true}\n", "lifecycle[0]",

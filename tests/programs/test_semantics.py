@@ -67,7 +67,8 @@ class World:
         if traits:
             messages.insert(0, {"type": "identify", "userId": lead, "traits": traits,
                                 "messageId": f"i{self.n}", "timestamp": iso(at)})
-        result = self.service.ingest(messages)
+        # Arriving as it happens (the simulated clock): news, not history.
+        result = self.service.ingest(messages, received_at=at)
         assert not result.rejected
 
     def run(self, now: int) -> int:

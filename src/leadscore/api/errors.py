@@ -103,14 +103,14 @@ def install(app: FastAPI) -> None:
                                   "problem(s)); the running version is unchanged",
                                   [problem_dict(p) for p in exc.problems])
         if is_not_found(exc):
-            return error_response(404, str(exc).strip("'\"") or "not found")
+            return error_response(404, not_found_text(exc))
         if isinstance(exc, EventError):
             return error_response(400, str(exc), [{"field": exc.field, "message": str(exc)}])
         return error_response(400, str(exc))
 
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
         if is_not_found(exc):
-            return error_response(404, str(exc).strip("'\"") or "not found")
+            return error_response(404, not_found_text(exc))
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, f"internal error ({type(exc).__name__}); it was logged")
 
@@ -119,6 +119,12 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(LeadscoreError, leadscore_error)
     app.add_exception_handler(Exception, server_error)
+
+
+def not_found_text(exc: Exception) -> str:
+    """The message of a not-found error: a KeyError's argument as given (`str()` of a
+    KeyError quotes it; stripping those quotes also cut the ones in "no lead 'nobody'")."""
+    return str(exc.args[0]) if exc.args else "not found"
 
 
 # For the OpenAPI document: every route may answer these with the error shape.

@@ -9,8 +9,6 @@ scored like any other.
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from typing import Annotated, Any
 
@@ -19,10 +17,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from leadscore.api.auth import admin_scheme, require_admin
 from leadscore.api.errors import ERROR_RESPONSES
+from leadscore.csvtext import csv_text
 from leadscore.programs.links import BadToken, read_token
 from leadscore.programs.live import Lifecycle, open_lifecycle
 from leadscore.programs.scheduler import funnel, journey_rows, outbox_view, unsubscribe
 from leadscore.segments import live as segment_store
+from leadscore.segments.members import MEMBER_SCORE_FIELDS, member_details, member_fields
 from leadscore.timeutil import iso, now_us
 
 router = APIRouter(prefix="/api", tags=["segments and programs"], responses=ERROR_RESPONSES,
@@ -59,24 +59,43 @@ def list_segments(request: Request) -> dict[str, Any]:
 def segment_members(request: Request, name: str,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
                     offset: Annotated[int, Query(ge=0)] = 0,
-                    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json"
+                    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+                    fields: Annotated[str | None, Query(
+                        description="Comma-separated columns to add per member: `traits.<x>`, "
+                                    "`account.<x>`, `account_id`, or a score column ("
+                                    + ", ".join(MEMBER_SCORE_FIELDS) + ") of `model`")] = None,
+                    model: Annotated[str | None, Query(
+                        description="The model whose scores `fields` reads (default: the "
+                                    "segment's model)")] = None,
                     ) -> dict[str, Any] | Response:
-    _segment(request, name)
-    with request.app.state.service.db.read() as connection:
+    segment = _segment(request, name)
+    try:
+        wanted = member_fields(fields)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    scored_by = model or segment.model
+    if scored_by is None and any(f in MEMBER_SCORE_FIELDS for f in wanted):
+        asked = ", ".join(f for f in wanted if f in MEMBER_SCORE_FIELDS)
+        raise HTTPException(422, f"fields: {asked} need a model: the segment names none, "
+                                 "so pass model=…")
+    service = request.app.state.service
+    with service.db.read() as connection:
+        if scored_by is not None and any(f in MEMBER_SCORE_FIELDS for f in wanted) and \
+                scored_by not in {m.name for m in service.active_models(connection)}:
+            raise HTTPException(422, f"model: no active model {scored_by!r}")
         rows, total = segment_store.members(connection, name,
                                             None if format == "csv" else limit,
                                             0 if format == "csv" else offset)
+        details = member_details(connection, [r["lead_id"] for r in rows], wanted, scored_by)
     if format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["lead_id", "segment", "entered_at"])
-        for row in rows:
-            writer.writerow([row["lead_id"], name, iso(row["entered_at"])])
-        return Response(buffer.getvalue(), media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="{name}.csv"'})
+        return Response(csv_text(["lead_id", "segment", "entered_at", *wanted], (
+            [row["lead_id"], name, iso(row["entered_at"]),
+             *(details[row["lead_id"]].get(f) for f in wanted)] for row in rows)),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     return {"segment": name, "total": total, "limit": limit, "offset": offset,
-            "members": [{"lead_id": r["lead_id"], "entered_at": iso(r["entered_at"])}
-                        for r in rows]}
+            "members": [{"lead_id": r["lead_id"], "entered_at": iso(r["entered_at"]),
+                         **details[r["lead_id"]]} for r in rows]}
 
 
 @router.get("/segments/{name}/history", summary="Entries and exits, newest first")

@@ -17,6 +17,16 @@ from leadscore.cli.console import say
 
 GROUPS = (check, score, explain, demo, learn, service, segments, programs)
 
+# `leadscore --help` lists the commands by task, in this order; a command not named here is
+# listed under "More" (so a new command shows up even before it is placed).
+TASKS = (
+    ("Get started", ("demo",)),
+    ("Score", ("check", "score", "explain")),
+    ("Serve", ("init", "serve", "import", "rescore")),
+    ("Learn", ("evaluate", "learn")),
+    ("Lifecycle", ("segments", "programs")),
+)
+
 
 class NamedArgument(TyperArgument):
     """An argument whose help shows its metavar alone: typer adds the Python type to an
@@ -33,6 +43,22 @@ class Root(TyperGroup):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _name_arguments(self)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The commands in sections by task (`TASKS`), each with its one-line help."""
+        shown: dict[str, Any] = {}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                shown[name] = command
+        placed = {name for _, names in TASKS for name in names}
+        sections = [*TASKS, ("More", tuple(n for n in shown if n not in placed))]
+        width = formatter.width - 6 - max(map(len, shown), default=0)
+        for title, names in sections:
+            rows = [(n, shown[n].get_short_help_str(width)) for n in names if n in shown]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
 
 def _name_arguments(group: TyperGroup) -> None:

@@ -50,7 +50,8 @@ def show_explanation(result: Any, model: Model) -> None:
     table = Table(title=f"lead {result.lead_id} under {model.name}, as of {iso(result.as_of)}",
                   title_justify="left")
     for name, justify in (("rule", "left"), ("kind", "left"), ("points", "right"),
-                          ("matched", "right"), ("counted", "right"), ("last match", "left")):
+                          ("matched", "right"), ("counted", "right"),
+                          (f"last match ({model.timezone})", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for reason in result.reasons:
         engagement = reason.kind in ("engagement", "program")   # events behind them
@@ -60,7 +61,8 @@ def show_explanation(result: Any, model: Model) -> None:
             _points(reason.points),
             str(reason.matched) if engagement else "",
             str(reason.counted) if engagement else "",
-            _when(reason.last_at) if engagement and reason.last_at is not None else "",
+            _when(reason.last_at, model.timezone) if engagement and reason.last_at is not None
+            else "",
             style="red" if reason.kind == "disqualify" else None,
         )
     table.add_section()
@@ -82,8 +84,14 @@ def show_explanation(result: Any, model: Model) -> None:
         say(summary(result.interests, top=5), "bold")
 
 
-def _when(us: int) -> str:
-    return iso(us)[:16].replace("T", " ")
+def _when(us: int, zone: str) -> str:
+    """A time to the minute in the model's zone (the one its daily/weekly limits count in),
+    which the column's heading names."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    moment = datetime.fromtimestamp(us / 1_000_000, UTC).astimezone(ZoneInfo(zone))
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def _points(value: float) -> str:

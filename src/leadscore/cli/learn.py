@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from leadscore.cli.console import clean_errors, err, fail, out, say
+from leadscore.cli.outputs import output_path
 from leadscore.cli.progress import progress_bar
 
 EVENTS_HELP = "Events: .parquet, .csv or .jsonl (Segment messages)."
@@ -60,6 +61,8 @@ def evaluate(
     from leadscore.model import load_models
 
     models = load_models(list(model))
+    if report is not None:
+        report = output_path(report, "--report", (".html", ".htm"))
     started = time.monotonic()
     with progress_bar(err) as step:
         if outcomes == BUYS_AGAIN:
@@ -119,6 +122,7 @@ def learn(
              "converted_at, or event:<name>")
     if events is None and leads is None:
         fail("error: give --events, --leads or both")
+    out_path = output_path(out_path, "--out", (".yaml", ".yml"))
     volume = target_volume if target_volume is not None or target_precision is not None \
         else 0.2
     started = time.monotonic()

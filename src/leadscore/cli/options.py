@@ -1,9 +1,22 @@
-"""Option values that need more than their type to be read: the `--as-of` time."""
+"""Options shared by several commands (`--config`, `--db`), and option values that need more
+than their type to be read: the `--as-of` time."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from leadscore.cli.console import fail
 from leadscore.timeutil import now_us, parse_timestamp
+
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", "-c", metavar="FILE",
+    help="config file (default: $LEADSCORE_CONFIG, else ./leadscore.toml)")]
+DbOption = Annotated[str | None, typer.Option(
+    "--db", metavar="URL", help="database URL (sqlite:///file.db or postgresql://…) "
+                                "[$LEADSCORE_DB]")]
 
 
 def as_of_us(text: str | None) -> int:

@@ -9,6 +9,8 @@ import pyarrow as pa
 import typer
 
 from leadscore.cli.console import clean_errors, say
+from leadscore.cli.options import ConfigOption, DbOption
+from leadscore.cli.outputs import output_path
 from leadscore.events import Event, Lead, nested_columns
 from leadscore.io.writers import write_table
 from leadscore.model.loader import load_models
@@ -20,8 +22,7 @@ commands = typer.Typer(name="programs",
 
 @commands.command()
 @clean_errors
-def run(config: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE")] = None,
-        db: Annotated[str | None, typer.Option("--db", metavar="URL")] = None) -> None:
+def run(config: ConfigOption = None, db: DbOption = None) -> None:
     """Run one round: segment memberships, enrolments, due steps and deliveries."""
     from leadscore.api.app import open_service
     from leadscore.config import load_settings
@@ -55,11 +56,13 @@ def simulate(
 ) -> None:
     """Replay history through the program (nothing is sent); write the journey log and
     print the funnel."""
+    from leadscore.io.writers import WRITE_SUFFIXES
     from leadscore.programs.content import load_content
     from leadscore.programs.definition import load_program
     from leadscore.programs.simulate import Replay, funnel
     from leadscore.segments import load_segments
 
+    out_path = output_path(out_path, "--out", WRITE_SUFFIXES)
     loaded = load_program(program, templates=templates)
     found, people = _events_and_leads(events, leads, parse_timestamp(end))
     replay = Replay(loaded, load_models([model])[0], people,
@@ -73,6 +76,9 @@ def simulate(
         out_path)
     summary = funnel(loaded, journal)
     say(f"{loaded.name}: {summary['entered']} entered")
+    if replay.not_for_model:
+        say(f"  not entered ({loaded.model or 'its model'} does not apply): "
+            f"{len(replay.not_for_model)}")
     for step, reached in summary["steps"].items():
         say(f"  {step:<16} {reached}")
     for reason, n in sorted(summary["exited"].items()):

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from leadscore.cli.console import clean_errors, err, fail, out, say
 from leadscore.cli.options import as_of_us
+from leadscore.cli.outputs import output_path
 from leadscore.cli.progress import partitions, spinner
 from leadscore.model.schema import Model
 from leadscore.timeutil import iso
@@ -153,6 +154,7 @@ def score(
     _summary(scores, con)
     for line in _unscored(models, scores, con, found, when):
         say(line, "yellow")
+    warn_unmatched(models, found.events, con)
     say(f"wrote {scores.num_rows:,} scores to {target} (as of {iso(when)}) in "
         f"{time.monotonic() - started:.1f} s", "green")
 
@@ -227,15 +229,22 @@ def _unscored(models: list[Model], scores: Any, con: Any, found: Canonical, when
             f"(as of {iso(when)})" for m in idle]
 
 
+def warn_unmatched(models: list[Model], events: Any, con: Any = None) -> int:
+    """Say which rules matched no event (a misspelled event name, most often); the count."""
+    from leadscore.engine.batch.coverage import unmatched_rules
+
+    found = unmatched_rules(models, events, con=con)
+    for rule in found:
+        say(f"warning: {rule}", "yellow", console=err)
+    return len(found)
+
+
 def _check_output(path: Path) -> None:
-    """Fail before any work if `path` cannot be written: unknown type, missing folder."""
+    """Fail before any work if `path` cannot be written (unknown type, a folder); make its
+    folder; say so where it overwrites a file."""
     from leadscore.io.writers import WRITE_SUFFIXES
 
-    if path.suffix.lower() not in WRITE_SUFFIXES:
-        fail(f"error: --out {path}: unknown output type {path.suffix or '(no extension)'!r}; "
-             f"expected one of {', '.join(WRITE_SUFFIXES)}")
-    if not path.parent.exists():
-        fail(f"error: --out {path}: folder {path.parent} does not exist")
+    output_path(path, "--out", WRITE_SUFFIXES)
 
 
 def _rejected_path(given: Path | None, out_path: Path, suffix: str) -> Path:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from leadscore.cli.console import clean_errors, say
+from leadscore.cli.outputs import output_path
 from leadscore.io.writers import write_table
 from leadscore.model.loader import load_models
 
@@ -36,11 +37,13 @@ def segments(
 ) -> None:
     """Who is in each segment as of a moment: rows `lead_id, segment, entered_at`."""
     from leadscore.errors import InputError
+    from leadscore.io.writers import WRITE_SUFFIXES
     from leadscore.segments import load_segments
     from leadscore.segments.batch import segment_many
 
     if engine not in ("duckdb", "spark"):
         raise InputError(f"--engine {engine!r}: expected duckdb or spark")
+    out_path = output_path(out_path, "--out", WRITE_SUFFIXES)
     loaded = load_segments(segment)
     on_spark: dict[str, Any] = {}
     if engine == "spark":

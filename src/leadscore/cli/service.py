@@ -8,17 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from leadscore.cli.console import clean_errors, err, say
+from leadscore.cli.options import ConfigOption, DbOption
 from leadscore.cli.progress import counters
 from leadscore.config import Settings, load_settings, write_config
 
 commands = typer.Typer()
 
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", "-c", metavar="FILE",
-    help="config file (default: $LEADSCORE_CONFIG, else ./leadscore.toml)")]
-DbOption = Annotated[str | None, typer.Option(
-    "--db", metavar="URL", help="database URL (sqlite:///file.db or postgresql://…) "
-                                "[$LEADSCORE_DB]")]
 ModelsOption = Annotated[Path | None, typer.Option(
     "--models", metavar="DIR", help="folder of model YAML files [$LEADSCORE_MODELS]")]
 
@@ -74,7 +69,40 @@ def serve(
     if not settings.write_keys:
         say("warning: no write key configured: every /v1 call will be refused "
             "(run `leadscore init`, or set LEADSCORE_WRITE_KEYS)", "yellow", console=err)
-    run(settings)
+    fresh = _new_sqlite_file(settings.db)
+    try:
+        run(settings)
+    except BaseException:       # uvicorn exits (SystemExit) when it cannot listen
+        if fresh is not None:
+            _remove_if_empty(fresh)
+        raise
+
+
+def _new_sqlite_file(url: str) -> Path | None:
+    """The SQLite file `url` names where it does not exist yet (this run creates it)."""
+    prefix = "sqlite:///"
+    if ("://" in url and not url.startswith(prefix)) or url == "sqlite:///:memory:":
+        return None
+    path = Path(url.removeprefix(prefix).split("?", 1)[0])
+    return None if path.exists() else path
+
+
+def _remove_if_empty(path: Path) -> None:
+    """A store this run created but that never received a message or a lead goes again: a
+    `serve` that fails to start leaves no empty `leadscore.db` behind."""
+    import sqlite3
+
+    if not path.exists():
+        return
+    try:
+        with sqlite3.connect(path) as connection:
+            used = connection.execute("SELECT (SELECT count(*) FROM events) + "
+                                      "(SELECT count(*) FROM leads)").fetchone()[0]
+    except sqlite3.Error:
+        return
+    if not used:
+        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+            leftover.unlink(missing_ok=True)
 
 
 @commands.command("import")
@@ -96,6 +124,8 @@ def import_(
                 result = service.import_events(path, progress=progress)
                 progress.finish()
                 say(f"{path}: {_describe(result)}")
+            say("imported as history: scores are up to date; no program enrols anyone on "
+                "these events, and nothing is e-mailed", "dim")
     finally:
         service.close()
 

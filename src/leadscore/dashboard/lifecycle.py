@@ -9,6 +9,7 @@ from typing import Any
 
 from leadscore.dashboard.views import display_name
 from leadscore.programs.definition import Program
+from leadscore.programs.entry import history_count
 from leadscore.programs.scheduler import funnel, journey_rows, outbox_view
 from leadscore.segments import live as segment_store
 from leadscore.segments.definition import Segment
@@ -71,7 +72,13 @@ def segment_members(service: Service, segment: str, limit: int, offset: int
 def programs_overview(service: Service, programs: list[Program]) -> list[dict[str, Any]]:
     with service.db.read() as connection:
         return [{**funnel(connection, p), "model": p.model, "description": p.description,
-                 "enter": _entry(p)} for p in programs]
+                 "enter": _entry(p), "enabled": p.enabled} for p in programs]
+
+
+def history_events(service: Service) -> int:
+    """Events that scored but enrolled no one: imported, or too old when they arrived."""
+    with service.db.read() as connection:
+        return history_count(connection)
 
 
 def _entry(program: Program) -> str:

@@ -268,7 +268,8 @@ def segment_page(request: Request, name: str, page: int = 1) -> HTMLResponse:
 def programs_page(request: Request) -> HTMLResponse:
     _guard(request)
     rows = lifecycle_views.programs_overview(_service(request), _lifecycle(request).programs)
-    return render(request, "programs.html", page="programs", rows=rows)
+    return render(request, "programs.html", page="programs", rows=rows,
+                  history=lifecycle_views.history_events(_service(request)))
 
 
 @router.get("/programs/{name}")
@@ -291,7 +292,8 @@ def outbox_page(request: Request, status: str | None = None, page: int = 1) -> H
     items, total = lifecycle_views.outbox(_service(request), status, size, (number - 1) * size)
     return render(request, "outbox.html", page="outbox", items=items, total=total,
                   state=status, states=lifecycle_views.OUTBOX_STATUSES, number=number,
-                  pages=max((total + size - 1) // size, 1))
+                  pages=max((total + size - 1) // size, 1),
+                  paused=not request.app.state.settings.smtp_url)
 
 
 # ---- pipeline

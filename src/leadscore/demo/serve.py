@@ -24,6 +24,7 @@ from leadscore.service import Service
 from leadscore.timeutil import now_us
 
 US_PER_MINUTE = 60_000_000
+IMPORT_BATCH = 5_000
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -78,7 +79,8 @@ def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "1
     token, write_key = new_admin_token(), new_write_key()
     settings = Settings(db=f"sqlite:///{db_path.resolve()}", models_dir=str(models_dir),
                         write_keys=(write_key,), admin_token_sha256=hash_token(token),
-                        host=host, port=port, log_level="warning", log_requests=False)
+                        host=host, port=port, log_level="warning", log_requests=False,
+                        enrol_max_age_hours=0)
     service = Service.open(settings.db, models_dir=settings.models_dir, background=False)
     try:
         parts: tuple[tuple[Literal["leads", "events"], pa.Table], ...] = (
@@ -88,8 +90,16 @@ def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "1
                 if progress is not None:
                     progress(kind, done, total)
 
-            service.import_events(table, kind=kind, progress=step)
+            # Big transactions: nobody else writes yet, and each lead's state is loaded and
+            # saved once per batch (5,000 messages load the world ~1.5x faster than 500).
+            # The world plays its history as if it were happening: it enrols in programs.
+            service.import_events(table, kind=kind, progress=step, batch_size=IMPORT_BATCH,
+                                  history=False)
+        if progress is not None:
+            progress("segments and programs", 0, None)
         lifecycle = programs.run(service, settings, folder)
+        if progress is not None:
+            progress("segments and programs", 1, 1)
     finally:
         service.close()
     return DemoStore(settings, token, write_key, lead_table.num_rows, event_table.num_rows,

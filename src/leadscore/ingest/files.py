@@ -21,6 +21,7 @@ import duckdb
 
 from leadscore.errors import EventError, InputError
 from leadscore.events import event_from_row, event_to_row, nested_columns
+from leadscore.ingest.history import mark_history
 from leadscore.io import read_events, read_leads
 from leadscore.io.segment import JSON_SUFFIXES, Rejected, messages
 from leadscore.timeutil import iso
@@ -97,12 +98,15 @@ def lead_messages(row: Mapping[str, Any]) -> list[dict[str, Any]]:
 def import_source(service: Service, source: Any, *,
                   kind: Literal["auto", "events", "leads"] = "auto",
                   progress: Callable[[int, int], None] | None = None,
-                  batch_size: int = 500) -> ImportResult:
-    """Import a file or table into the service's store (see the module doc)."""
+                  batch_size: int = 500, history: bool = True) -> ImportResult:
+    """Import a file or table into the service's store (see the module doc). `history`: its
+    messages are marked as history (`programs.entry.mark_history`): they score, and enrol
+    no one in a program."""
+    ingest = _ingest if not history else _ingest_history
     if isinstance(source, str | Path) and Path(source).suffix.lower() in JSON_SUFFIXES \
             and Path(source).is_file():
-        return _import_json(service, Path(source), kind, progress, batch_size)
-    return _import_table(service, source, kind, progress, batch_size)
+        return _import_json(service, Path(source), kind, progress, batch_size, ingest)
+    return _import_table(service, source, kind, progress, batch_size, ingest)
 
 
 Item = tuple[int, dict[str, Any] | EventError]
@@ -126,8 +130,17 @@ def _ingest(service: Service, result: ImportResult, items: list[Item]) -> None:
         result.reject(batch[rejected.index][0], rejected.field, reason)
 
 
+def _ingest_history(service: Service, result: ImportResult, items: list[Item]) -> None:
+    _ingest(service, result, [(n, m if isinstance(m, EventError) else mark_history(m))
+                              for n, m in items])
+
+
+Ingest = Callable[["Service", ImportResult, list[Item]], None]
+
+
 def _run(service: Service, result: ImportResult, items: Iterator[Item], total: int,
-         progress: Callable[[int, int], None] | None, batch_size: int) -> None:
+         progress: Callable[[int, int], None] | None, batch_size: int,
+         ingest: Ingest = _ingest) -> None:
     batch: list[Item] = []
     done = 0
     if progress is not None:
@@ -135,20 +148,21 @@ def _run(service: Service, result: ImportResult, items: Iterator[Item], total: i
     for item in items:
         batch.append(item)
         if len(batch) >= batch_size:
-            _ingest(service, result, batch)
+            ingest(service, result, batch)
             done += len(batch)
             batch = []
             if progress is not None:
                 progress(min(done, total), total)
     if batch:
-        _ingest(service, result, batch)
+        ingest(service, result, batch)
         done += len(batch)
     if progress is not None:
         progress(max(done, total), max(done, total))
 
 
 def _import_json(service: Service, path: Path, kind: str,
-                 progress: Callable[[int, int], None] | None, batch_size: int) -> ImportResult:
+                 progress: Callable[[int, int], None] | None, batch_size: int,
+                 ingest: Ingest) -> ImportResult:
     result = ImportResult(str(path), "segment")
     rejected = Rejected()
     with path.open(encoding="utf-8") as handle:
@@ -167,7 +181,7 @@ def _import_json(service: Service, path: Path, kind: str,
             else:
                 yield number, dict(item)
 
-    _run(service, result, items(), total, progress, batch_size)
+    _run(service, result, items(), total, progress, batch_size, ingest)
     for row, field_name, reason in zip(rejected.rows, rejected.fields, rejected.reasons,
                                        strict=True):
         result.reject(row, field_name, reason)
@@ -187,7 +201,8 @@ def _json_row_messages(item: Mapping[str, Any], kind: str) -> list[dict[str, Any
 
 
 def _import_table(service: Service, source: Any, kind: str,
-                  progress: Callable[[int, int], None] | None, batch_size: int) -> ImportResult:
+                  progress: Callable[[int, int], None] | None, batch_size: int,
+                  ingest: Ingest) -> ImportResult:
     con = duckdb.connect()
     try:
         is_events = kind == "events"
@@ -222,7 +237,7 @@ def _import_table(service: Service, source: Any, kind: str,
                     for message in made:
                         yield number, message
 
-        _run(service, result, items(), report.rows, progress, batch_size)
+        _run(service, result, items(), report.rows, progress, batch_size, ingest)
         return result
     finally:
         con.close()

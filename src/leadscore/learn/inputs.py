@@ -51,7 +51,8 @@ class Inputs:
     data_end: int               # the last event or conversion, µs UTC
     messages: str | None = None     # the stream's messages table, if the input is one
     base_leads: str | None = None   # a leads table beside the stream
-    known: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    ids: str | None = None          # the stream's identities as finally known
+    known: dict[int, tuple[str, str | None, str | None]] = field(default_factory=dict)
 
     def at(self, as_of_us: int) -> tuple[str, str | None]:
         """(events, leads) tables as known at `as_of_us`: the stream stage as of then for a
@@ -60,8 +61,29 @@ class Inputs:
             return self.events, self.leads
         if as_of_us not in self.known:
             found = canonical_inputs(self.messages, self.base_leads, self.con, as_of_us)
-            self.known[as_of_us] = (found.events, found.leads)
-        return self.known[as_of_us]
+            self.known[as_of_us] = (found.events, found.leads, found.ids)
+        return self.known[as_of_us][:2]
+
+    def outcomes_at(self, as_of_us: int) -> str:
+        """The outcomes table keyed by the leads as known at `as_of_us`: from a stream, a
+        lead of then (say an anonymous visitor) converts when the lead it later became
+        converts; else the outcomes themselves."""
+        if self.messages is None or self.ids is None:
+            return self.outcomes.table
+        self.at(as_of_us)
+        ids_then = self.known[as_of_us][2]
+        name = f"{OUTCOMES}_at_{as_of_us}".replace("-", "m")
+        links = (f"SELECT DISTINCT t.lead_id AS lead_then, e.lead_id AS lead_end "
+                 f"FROM {quote(ids_then or '')} AS t JOIN {quote(self.ids)} AS e "
+                 f"ON e.ident = t.ident")
+        self.con.sql(
+            f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS "
+            f"WITH links AS ({links}) "
+            f"SELECT l.lead_then AS lead_id, o.* EXCLUDE (lead_id) FROM links AS l "
+            f"JOIN {quote(self.outcomes.table)} AS o ON o.lead_id = l.lead_end "
+            f"UNION ALL BY NAME SELECT * FROM {quote(self.outcomes.table)} "
+            f"WHERE lead_id NOT IN (SELECT lead_then FROM links)")
+        return name
 
     def population(self, as_of_us: int, name: str) -> str:
         """A table of the leads the engine scores at `as_of`: every lead of the leads table
@@ -78,7 +100,8 @@ class Inputs:
                name: str) -> str:
         """`lead_id, converted, converted_at` of the population's not-yet-converted leads."""
         self.con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS "
-                     + label_sql(population, self.outcomes.table, as_of_us, window_days))
+                     + label_sql(population, self.outcomes_at(as_of_us), as_of_us,
+                                 window_days))
         return name
 
 
@@ -147,7 +170,8 @@ def _open_stream(events: Any, leads: Any, streams: list[Any], outcomes: Any,
     if not ends and found.leads is None:
         raise InputError("no events and no leads: nothing to evaluate or learn from")
     return Inputs(con, found.events, found.leads, read, bool(dated),
-                  int(max(ends)) if ends else 0, messages=MESSAGES, base_leads=base)
+                  int(max(ends)) if ends else 0, messages=MESSAGES, base_leads=base,
+                  ids=found.ids)
 
 
 def _is_parquet(source: Any) -> bool:

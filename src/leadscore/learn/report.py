@@ -37,6 +37,16 @@ def show(backtest: Backtest, console: Console) -> None:
                   markup=False, style="bold")
     for note in backtest.notes:
         console.print(f"note: {note}", markup=False, style="yellow")
+    if first.conversions == 0 or first.conversions == first.leads:
+        # AUC, lift and gains need both converted and unconverted leads: say why, no nans.
+        console.print(
+            f"nothing to rank: {'none' if first.conversions == 0 else 'every one'} of the "
+            f"{first.leads:,} leads converted"
+            + (f" within {first.window_days:g} days" if first.window_days else "")
+            + f" after {first.as_of}. Choose an earlier --as-of or a longer --window-days, "
+              "or check that the outcomes' dates fall after the cut-off.",
+            markup=False, style="yellow")
+        return
     table = Table(title="Ranking (95 % bootstrap intervals)", title_justify="left")
     for name in ("model", "ROC AUC", "top 10 %", "top 20 %", "top 30 %"):
         table.add_column(name, justify="left" if name == "model" else "right")

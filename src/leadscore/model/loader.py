@@ -173,6 +173,12 @@ def _semantic_problems(model: Model, file: str, lines: Lines) -> list[Problem]:
                 rule.distinct, "event", None) is None:
             add(("engagement", "rules", i, "distinct"), "cannot group by this path",
                 rule.distinct, "properties.<x>, context.<x>, event or path")
+    wanted = model.thresholds.mql_requires_grade
+    if wanted is not None and model.grades and wanted not in {*model.grades, "F"}:
+        letters = sorted(model.grades)
+        add(("thresholds", "mql_requires_grade"), "not one of this model's grades", wanted,
+            ", ".join(letters) + " or F (the grade below all)",
+            suggest(wanted, letters, ignore_case=True))
     for i, interest in enumerate(model.interests):
         try:
             parse_topic(interest.topic)

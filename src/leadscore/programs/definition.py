@@ -17,8 +17,8 @@ from leadscore.programs.templates import Templates
 from leadscore.segments.definition import TRUE, Node, Parser, condition_problems
 from leadscore.yamlfile import problem, read_yaml, suggest
 
-PROGRAM_KEYS = ("name", "description", "model", "enter", "re_enter", "exit", "steps",
-                "quiet_hours")
+PROGRAM_KEYS = ("name", "description", "model", "enabled", "enter", "re_enter", "exit",
+                "steps", "quiet_hours")
 STEP_KINDS = ("send_email", "wait", "branch", "notify_sales", "set_stage", "add_points",
               "webhook", "goto")
 STEP_KEYS = (*STEP_KINDS, "id", "then")
@@ -49,6 +49,7 @@ class Program:
     description: str | None = None
     source: str | None = None
     templates: Templates | None = field(default=None, compare=False)
+    enabled: bool = True           # `enabled: false`: listed, simulated, never run live
 
     def index_of(self, step_id: str) -> int:
         """The index of a step id (`done`: past the last step)."""
@@ -269,6 +270,9 @@ def load_program(source: str | Path, *, text: str | None = None,
         else:
             check.add(("exit", i), "unknown exit", item, ", ".join(EXITS) + " or {when: …}",
                       suggest(str(item), EXITS))
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        check.add(("enabled",), "enabled is true or false", enabled, "true or false")
     quiet = raw.get("quiet_hours")
     hours = None
     if quiet is not None:
@@ -305,7 +309,8 @@ def load_program(source: str | Path, *, text: str | None = None,
     if check.problems:
         raise ModelError(sorted(check.problems, key=lambda p: p.line or 0))
     return Program(str(name), raw.get("model"), tuple(steps), matcher, segment, after,
-                   tuple(exits), hours, raw.get("description"), file, folder)
+                   tuple(exits), hours, raw.get("description"), file, folder,
+                   enabled is not False)
 
 
 def _cycle_without_wait(steps: tuple[Step, ...], ids: dict[str, int]) -> list[int] | None:

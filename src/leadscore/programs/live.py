@@ -54,6 +54,7 @@ def open_lifecycle(service: Service, settings: Any, *, folder: str | Path | None
                     settings.delivery_timeout_seconds)
     scheduler = Scheduler(service, programs, content=content, mailer=mailer,
                           emails_per_week=getattr(settings, "emails_per_week", 3),
-                          lease_seconds=getattr(settings, "delivery_lease_seconds", 60.0))
+                          lease_seconds=getattr(settings, "delivery_lease_seconds", 60.0),
+                          enrol_max_age_hours=getattr(settings, "enrol_max_age_hours", 24.0))
     keeper = SegmentKeeper(service, segments, on_change=scheduler.on_segment_change)
     return Lifecycle(segments, programs, keeper, scheduler, secret)

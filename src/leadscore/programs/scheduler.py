@@ -39,8 +39,10 @@ from leadscore.alerts.backoff import Backoff
 from leadscore.alerts.smtp import SmtpServer
 from leadscore.alerts.webhook import post_signed
 from leadscore.events import event_from_message
+from leadscore.ingest.history import is_news
 from leadscore.programs.definition import Program
 from leadscore.programs.due import DueBatch
+from leadscore.programs.entry import Applies, count_history
 from leadscore.programs.links import Links
 from leadscore.programs.runner import Action, Enrolment, advance
 from leadscore.segments.evaluate import LeadFacts
@@ -98,8 +100,14 @@ class Scheduler:
     def __init__(self, service: Service, programs: Sequence[Program], *,
                  content: list[dict[str, Any]] | None = None, mailer: Mailer | None = None,
                  emails_per_week: int | None = 3, batch: int = 200,
-                 lease_seconds: float = LEASE_US / 1_000_000):
-        self.service, self.programs = service, {p.name: p for p in programs}
+                 lease_seconds: float = LEASE_US / 1_000_000,
+                 enrol_max_age_hours: float | None = 24.0):
+        # A program written `enabled: false` is listed (funnel, dashboard) but never runs.
+        self.service = service
+        self.programs = {p.name: p for p in programs if p.enabled}
+        self.enrol_max_age_hours = enrol_max_age_hours
+        self.skipped_history = 0
+        self.warned_no_smtp = False
         self.content = content or []
         self.mailer = mailer or Mailer(None)
         self.emails_per_week = emails_per_week
@@ -113,9 +121,15 @@ class Scheduler:
     # ---- enrolment
 
     def enrol(self, connection: Connection, program: Program, lead_id: str, at: int,
-              now: int, past: Past | None = None) -> str | None:
-        """Enrol a lead (unless active already, or re-entry forbids it); the enrolment id.
-        `past`: the enrolments of the leads concerned, read at once (`_past`), kept current."""
+              now: int, past: Past | None = None, applies: Applies | None = None
+              ) -> str | None:
+        """Enrol a lead (unless its model does not apply to it, it is active already, or
+        re-entry forbids it); the enrolment id. `past`: the enrolments of the leads concerned,
+        read at once (`_past`), kept current; `applies`: this transaction's `Applies`."""
+        if applies is None:
+            applies = self.applies(connection)
+        if not applies(connection, program.model, lead_id):
+            return None           # the program's model is not for this lead
         if past is None:
             past = self._past(connection, [(program, lead_id)])
         mine = past.setdefault((program.name, lead_id), [])
@@ -137,6 +151,10 @@ class Scheduler:
         mine.append(("active", at))
         return enrolment_id
 
+    def applies(self, connection: Connection) -> Applies:
+        """`applies_to` of the active models, for the leads of this transaction."""
+        return Applies([m.model for m in self.service.active_models(connection)])
+
     def _past(self, connection: Connection, wanted: Sequence[tuple[Program, str]]) -> Past:
         """(program, lead) → its enrolments' (status, entered_at), in one statement."""
         leads = {lead_id for _, lead_id in wanted}
@@ -154,12 +172,14 @@ class Scheduler:
     def on_segment_change(self, connection: Connection, changes: list[Change]) -> None:
         """SegmentKeeper hook: enrol leads entering a program's segment (same transaction)."""
         now = now_us()
+        applies = self.applies(connection)
         for change in changes:
             if change.kind != "entered":
                 continue
             for program in self.programs.values():
                 if program.enter_segment == change.segment:
-                    self.enrol(connection, program, change.lead_id, change.at, now)
+                    self.enrol(connection, program, change.lead_id, change.at, now,
+                               applies=applies)
 
     def enrol_from_log(self, now: int | None = None, limit: int | None = None) -> int:
         """Enrol on events since the cursor; wake the enrolments of every lead concerned.
@@ -187,7 +207,8 @@ class Scheduler:
         entering = [p for p in self.programs.values() if p.enter_event is not None]
         # The messages are decoded only where a program enters on an event.
         columns = [events_table.c.user_id, events_table.c.anonymous_id, events_table.c.type,
-                   events_table.c.timestamp, *([events_table.c.message] if entering else [])]
+                   events_table.c.timestamp, events_table.c.received_at,
+                   *([events_table.c.message] if entering else [])]
         with db.read() as connection:
             chunk = read_after(db, connection, CURSOR, columns, limit)
         position, rows, full, last = chunk.position, chunk.rows, chunk.full, chunk.last
@@ -211,9 +232,15 @@ class Scheduler:
         """Enrol on the events of these log rows; wake the enrolments of their leads."""
         owners = leads_by_identity(connection, rows)
         found: list[tuple[Program, str, int]] = []
+        applies = self.applies(connection)
+        history = 0
         for row in rows:
             lead = owners.get(identity_key(row))
             if not entering or lead is None or row.type not in EVENT_TYPES:
+                continue
+            if not is_news(row.message, row.timestamp, row.received_at,
+                           self.enrol_max_age_hours):
+                history += 1      # scored, but enrols no one (see programs.entry)
                 continue
             event = event_from_message({**row.message, "userId": lead,
                                         "timestamp": row.timestamp})
@@ -221,8 +248,11 @@ class Scheduler:
                       if program.enter_event is not None
                       and program.enter_event.matches(event)]
         past = self._past(connection, [(program, lead) for program, lead, _ in found])
-        entered = sum(self.enrol(connection, program, lead, at, when, past) is not None
-                      for program, lead, at in found)
+        entered = sum(self.enrol(connection, program, lead, at, when, past, applies)
+                      is not None for program, lead, at in found)
+        if history:
+            count_history(self.service.db, connection, history)
+            self.skipped_history += history
         touched = set(owners.values())
         if touched:
             connection.execute(update(enrolments).where(
@@ -362,6 +392,11 @@ class Scheduler:
             query = select(actions).where(actions.c.status == "pending",
                                           actions.c.next_attempt_at <= when).order_by(
                 actions.c.next_attempt_at).limit(limit)
+            if not self.mailer.smtp_url:
+                # No SMTP server: e-mails wait, queued (paused), instead of failing and being
+                # retried and logged every few seconds; one warning says why.
+                query = query.where(actions.c.kind != "email")
+                self._warn_no_smtp(connection)
             if db.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = connection.execute(query).all()
@@ -413,6 +448,17 @@ class Scheduler:
             log.info("program action done" if error is None else "program action failed",
                      extra={"action": row.id, "kind": row.kind, "error": error})
         return done
+
+    def _warn_no_smtp(self, connection: Connection) -> None:
+        if self.warned_no_smtp:
+            return
+        waiting = connection.execute(select(func.count()).select_from(actions).where(
+            actions.c.kind == "email", actions.c.status == "pending")).scalar() or 0
+        if waiting:
+            self.warned_no_smtp = True
+            log.warning("program e-mails are paused: no SMTP server is configured "
+                        "(smtp_url / LEADSCORE_SMTP_URL); they wait, queued, and go out once "
+                        "it is set", extra={"queued": waiting})
 
     def _perform(self, row: Any) -> None:
         payload = row.payload

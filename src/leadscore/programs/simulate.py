@@ -32,6 +32,8 @@ class Replay:
 
     def __post_init__(self) -> None:
         self.scorer = Scorer(self.model)
+        self.not_for_model: set[str] = set()   # leads that would enter but the model is not
+        #                                        for them (`applies_to`), as live
         self.timezone = self.model.timezone
         self.events: dict[str, list[Event]] = {}
         self.sent: dict[str, list[tuple[int, str | None]]] = {}
@@ -105,6 +107,10 @@ class Replay:
                 enter = now_in and pair not in inside
                 (inside.add if now_in else inside.discard)(pair)
             if not enter:
+                continue
+            compiled = self.scorer.models[self.model.name]
+            if not compiled.applies(self.scorer.lead(event.lead_id)):
+                self.not_for_model.add(event.lead_id)
                 continue
             active = [k for k, e in enrolled.items()
                       if e.lead_id == event.lead_id and e.status == "active"]

@@ -129,6 +129,7 @@ class Canonical:
     leads_columns: dict[str, str] | None = None
     accounts_columns: dict[str, str] = field(default_factory=dict)
     stream: bool = False        # did a message stream make them?
+    ids: str | None = None      # a stream's identities: ident (`u:…` / `a:…`) → lead_id
 
 
 def canonical_inputs(events: Any, leads: Any, con: duckdb.DuckDBPyConnection, as_of: int,
@@ -160,7 +161,7 @@ def canonical_inputs(events: Any, leads: Any, con: duckdb.DuckDBPyConnection, as
     else:
         ev, ev_columns = made.events, made.events_columns
     return Canonical(ev, made.leads, made.accounts, ev_columns, made.leads_columns,
-                     made.accounts_columns, stream=True)
+                     made.accounts_columns, stream=True, ids=made.ids)
 
 
 def message_input(sources: list[Any], con: duckdb.DuckDBPyConnection) -> str:

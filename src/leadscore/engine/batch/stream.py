@@ -23,6 +23,7 @@ class StreamTables:
     events: str
     leads: str
     accounts: str
+    ids: str                    # ident (`u:<userId>` / `a:<anonymousId>`) → lead_id
     events_columns: dict[str, str]
     leads_columns: dict[str, str]
     accounts_columns: dict[str, str]
@@ -38,12 +39,20 @@ def run_stream(con: duckdb.DuckDBPyConnection, messages: str, as_of: int, *,
                   events=f"__stream_events_{n}", leads=f"__stream_leads_{n}",
                   accounts=f"__stream_accounts_{n}", base_leads=base_leads,
                   base_accounts=base_accounts)
-    stage = compile_stream(columns_of(con, messages), as_of, names=names,
+    # message ids all distinct (the usual export): no dedupe window, `msg` a view
+    [(repeated,)] = con.sql(f"SELECT count(*) - count(DISTINCT message_id) "
+                            f"FROM {quote(messages)}").fetchall()
+    stage = compile_stream(columns_of(con, messages), as_of, names=names, dedupe=bool(repeated),
+                           arg_max=True,
                            base_leads=columns_of(con, base_leads) if base_leads else None,
                            base_accounts=columns_of(con, base_accounts) if base_accounts
                            else None)
     try:
-        create(con, names.msg, stage.msg.sql(dialect="duckdb"))
+        if repeated:
+            create(con, names.msg, stage.msg.sql(dialect="duckdb"))
+        else:
+            con.sql(f"CREATE OR REPLACE TEMP VIEW {quote(names.msg)} AS "
+                    f"{stage.msg.sql(dialect='duckdb')}")
         create(con, names.edges, stage.edges.sql(dialect="duckdb"))
         create(con, names.labels, stage.labels.sql(dialect="duckdb"))
         for _ in range(MAX_STATEMENTS):
@@ -66,9 +75,10 @@ def run_stream(con: duckdb.DuckDBPyConnection, messages: str, as_of: int, *,
     except duckdb.Error as exc:
         raise EngineError(f"the stream stage failed: {exc}") from None
     finally:
-        for table in (names.msg, names.edges, names.labels, names.ids):
+        con.sql(f"DROP {'TABLE' if repeated else 'VIEW'} IF EXISTS {quote(names.msg)}")
+        for table in (names.edges, names.labels):
             con.sql(f"DROP TABLE IF EXISTS {quote(table)}")
-    return StreamTables(names.events, names.leads, names.accounts,
+    return StreamTables(names.events, names.leads, names.accounts, names.ids,
                         columns_of(con, names.events), columns_of(con, names.leads),
                         columns_of(con, names.accounts))
 

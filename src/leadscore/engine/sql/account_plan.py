@@ -49,16 +49,28 @@ def _text_or_null(column: str, columns: Mapping[str, str], table: str | None = N
     return _varchar(col(column, table))
 
 
+def _first_of(found: list[tuple[exp.Expr, str]]) -> list[exp.Expr]:
+    """`account_id` (the first of `found` not null) and `account_match` (its kind)."""
+    value = found[-1][0].copy()
+    for item, _ in reversed(found[:-1]):
+        value = coalesce(item.copy(), value)
+    kind = case([(_not_null(item.copy()), text(name)) for item, name in found],
+                _varchar(exp.Null()))
+    return [alias(value, "account_id"), alias(kind, "account_match")]
+
+
 def links_query(leads_table: str, lead_columns: Mapping[str, str], accounts_table: str | None,
                 account_columns: Mapping[str, str]) -> exp.Select:
     """`lead_id, account_id, account_match` for every lead of the leads table with an
     account (`account_id` trait first, then e-mail domain; see `model.accounts`)."""
     explicit = _text_or_null("traits.account_id", lead_columns, "l")
-    # a message stream's account (its latest group call or identify traits.company)
-    group = _text_or_null("account.id", lead_columns, "l")
     explicit = case([(and_(_not_null(explicit), exp.NEQ(this=explicit.copy(),
                                                          expression=text(""))),
                        explicit.copy())], _varchar(exp.Null()))
+    # first a message stream's account (its latest group call or identify traits.company)
+    found: list[tuple[exp.Expr, str]] = [(_varchar(col("account.id", "l")), "group")] \
+        if "account.id" in lead_columns else []
+    found.append((explicit, "account_id"))
     query: exp.Select
     if accounts_table is not None and "account.domain" in account_columns and column_kind(
             account_columns["account.domain"]) == STRING:
@@ -82,21 +94,14 @@ def links_query(leads_table: str, lead_columns: Mapping[str, str], accounts_tabl
                                            _varchar(exp.Null()))
         else:
             email_domain = _varchar(exp.Null())
+        found.append((col("account_id", "d"), "domain"))
         query = exp.select(
-            col("lead_id", "l"),
-            alias(coalesce(group, coalesce(explicit, col("account_id", "d"))), "account_id"),
-            alias(case([(_not_null(group.copy()), text("group")),
-                        (_not_null(explicit.copy()), text("account_id")),
-                        (_not_null(col("account_id", "d")), text("domain"))],
-                       _varchar(exp.Null())), "account_match"),
+            col("lead_id", "l"), *_first_of(found),
         ).from_(table(leads_table, "l")).join(
             dom.subquery("d", copy=False), join_type="LEFT",
             on=exp.EQ(this=col("domain", "d"), expression=email_domain))
     else:
-        query = exp.select(col("lead_id", "l"), alias(coalesce(group, explicit), "account_id"),
-                           alias(case([(_not_null(group.copy()), text("group")),
-                                       (_not_null(explicit.copy()), text("account_id"))],
-                                      _varchar(exp.Null())), "account_match")) \
+        query = exp.select(col("lead_id", "l"), *_first_of(found)) \
             .from_(table(leads_table, "l"))
     return exp.select(exp.Star()).from_(query.subquery("k", copy=False)) \
         .where(_not_null(col("account_id")))

@@ -22,9 +22,9 @@ The rules (the lead's spec, issue #15), every one as of `T` (messages with times
   anonymousId; edges: alias U→P links U with user P and anonymous P; identify U+A links U
   with A only if U is A's first claimant (the smallest key among identify messages with A
   and a userId and aliases with previousId A);
-- a lead is a connected component; its id the smallest userId in it (an alias's previousId
-  is a userId too); a component without one is one anonymous id, its own id (`<id>#2`
-  where a user lead has that id);
+- a lead is a connected component; its id the smallest userId in it that is the own userId
+  of a message (an alias's previousId links, it never names the lead); a component without
+  one is one anonymous id, its own id (`<id>#2` where a user lead has that id);
 - traits: per top-level key, the value of the latest identify of the lead's identities
   holding it (a null does not erase); account: that of the latest group / identify naming
   one; account traits: per key the latest over the messages naming the account;
@@ -112,9 +112,12 @@ class StreamStage:
 def compile_stream(columns: Mapping[str, str], as_of_us: int, *, names: Names | None = None,
                    base_leads: Mapping[str, str] | None = None,
                    base_accounts: Mapping[str, str] | None = None,
-                   rounds: int = ROUNDS) -> StreamStage:
+                   rounds: int = ROUNDS, dedupe: bool = True, arg_max: bool = False
+                   ) -> StreamStage:
     """The stream stage over the `messages` relation with `columns` (name → SQL type) as of
-    `as_of_us`; `base_leads` / `base_accounts`: the columns of the tables named in `names`."""
+    `as_of_us`; `base_leads` / `base_accounts`: the columns of the tables named in `names`.
+    `dedupe=False`: the runner knows every message_id is distinct (no window needed).
+    `arg_max=True`: point-in-time values by DuckDB's `arg_max_null` (DuckDB only)."""
     names = names or Names()
     missing = [c for c in FIXED if c not in columns]
     if missing:
@@ -125,20 +128,28 @@ def compile_stream(columns: Mapping[str, str], as_of_us: int, *, names: Names | 
     for c in columns:
         if c.startswith(("properties.", "context.")):
             events_out[c] = columns[c]
-    accounts_q, accounts_out = accounts_query(names, columns, account_cols, base_accounts)
-    leads_q, leads_out = leads_query(names, columns, accounts_out, base_leads)
+    accounts_q, accounts_out = accounts_query(names, columns, account_cols, base_accounts,
+                                              arg_max)
+    leads_q, leads_out = leads_query(names, columns, accounts_out, base_leads, arg_max)
     return StreamStage(
-        names, msg_query(names, as_of_us, columns), edges_query(names),
+        names, msg_query(names, as_of_us, columns, dedupe), edges_query(names),
         label_rounds(names.edges, start_labels(names.edges), rounds),
         ids_query(names), events_query(names, list(events_out)[5:]), accounts_q, leads_q,
         {"events": events_out, "leads": leads_out, "accounts": accounts_out})
 
 
-def msg_query(names: Names, as_of_us: int, columns: Mapping[str, str]) -> exp.Query:
+def msg_query(names: Names, as_of_us: int, columns: Mapping[str, str], dedupe: bool = True
+              ) -> exp.Query:
     """The messages at or before as_of, one per message_id (the smallest order key), with
     the order key `k` (µs; NEVER without a timestamp) and the own identity `ident`."""
     key = f"COALESCE(UNIX_MICROS({q('timestamp')}), {NEVER})"
     kept = ", ".join(q(c) for c in [*columns, "k", "ident"])
+    if not dedupe:
+        return parse(f"""
+            SELECT *, {key} AS k,
+                   CASE WHEN user_id IS NOT NULL THEN 'u:' || user_id
+                        ELSE 'a:' || anonymous_id END AS ident
+            FROM {q(names.messages)} WHERE {key} <= {int(as_of_us)}""")
     return parse(f"""
         SELECT {kept} FROM (
           SELECT m.*, ROW_NUMBER() OVER (PARTITION BY message_id ORDER BY k) AS rn
@@ -193,18 +204,19 @@ def start_labels(edges: str) -> exp.Query:
 
 def label_rounds(edges: str, labels: exp.Query | str, rounds: int = ROUNDS) -> exp.Query:
     """`rounds` rounds of min-label propagation, each followed by a pointer jump (a node
-    takes its label's label), over the symmetric `edges`, from `labels` (a query or a
-    table of node, label): one statement, a CTE per step."""
+    takes its label's label), over the symmetric `edges` (with a self loop per node, so a
+    round reads the labels before it once), from `labels` (a query or a table of node,
+    label): one statement, a CTE per step. Each round refers to the one before at most
+    twice (the jump), so engines that inline CTEs (Spark) see 2^rounds copies, not 4^rounds."""
     start = labels.sql(READ) if isinstance(labels, exp.Query) else \
         f"SELECT node, label FROM {q(labels)}"
-    ctes = [f"l0 AS ({start})"]
+    ctes = [f"l0 AS ({start})",
+            f"""e AS (SELECT src, dst FROM {q(edges)}
+                      UNION ALL SELECT DISTINCT src, src AS dst FROM {q(edges)})"""]
     for r in range(1, rounds + 1):
         ctes.append(f"""c{r} AS (
-            SELECT l.node, LEAST(l.label, COALESCE(n.label, l.label)) AS label
-            FROM l{r - 1} AS l LEFT JOIN (
-              SELECT e.src AS node, MIN(l2.label) AS label
-              FROM {q(edges)} AS e JOIN l{r - 1} AS l2 ON l2.node = e.dst
-              GROUP BY e.src) AS n ON n.node = l.node)""")
+            SELECT e.src AS node, MIN(l.label) AS label
+            FROM e JOIN l{r - 1} AS l ON l.node = e.dst GROUP BY e.src)""")
         ctes.append(f"""l{r} AS (
             SELECT c.node, p.label FROM c{r} AS c JOIN c{r} AS p ON p.node = c.label)""")
     return parse(f"WITH {', '.join(ctes)} SELECT node, label FROM l{rounds}")
@@ -220,16 +232,19 @@ def unconverged(edges: str, labels: str) -> exp.Query:
 
 def ids_query(names: Names) -> exp.Query:
     """`ident, lead_id` for every own identity of a message: a user's lead is its
-    component's smallest userId; an anonymous id claimed by a user joins that user's lead,
+    component's smallest own userId; an anonymous id claimed by a user joins that user's lead,
     an unclaimed one is a lead of its own (`<id>#2` where a user lead has its id)."""
     m, labels = q(names.msg), q(names.labels)
-    known = f"""SELECT user_id AS u FROM {m} WHERE user_id IS NOT NULL
-                 UNION SELECT previous_id FROM {m} WHERE type = 'alias'"""
+    # user nodes: own userIds and alias previousIds (which link, never name a lead)
+    nodes = f"""SELECT user_id AS u, 1 AS own FROM {m} WHERE user_id IS NOT NULL
+                UNION ALL SELECT previous_id, 0 FROM {m} WHERE type = 'alias'"""
     users = f"""
-        SELECT u.u, r.lead_id FROM ({known}) AS u
+        SELECT u.u, r.lead_id FROM (SELECT DISTINCT user_id AS u FROM {m}
+                                    WHERE user_id IS NOT NULL) AS u
         LEFT JOIN {labels} AS l ON l.node = u.u
-        JOIN (SELECT COALESCE(l.label, c.u) AS root, MIN(c.u) AS lead_id
-              FROM ({known}) AS c LEFT JOIN {labels} AS l ON l.node = c.u
+        JOIN (SELECT COALESCE(l.label, c.u) AS root,
+                     MIN(CASE WHEN c.own = 1 THEN c.u END) AS lead_id
+              FROM ({nodes}) AS c LEFT JOIN {labels} AS l ON l.node = c.u
               GROUP BY COALESCE(l.label, c.u)) AS r
         ON r.root = COALESCE(l.label, u.u)"""
     return parse(f"""
@@ -256,41 +271,46 @@ def events_query(names: Names, value_cols: list[str]) -> exp.Query:
         WHERE m.type IN ({kinds})""")
 
 
-def latest_per_key(source: str, owner: str, cols: list[str]) -> str:
-    """`owner, key, message_id` of the latest (order key) row of `source` per owner and
-    top-level key of `cols` that the row sets (one of the key's columns not null)."""
+def pivot(source: str, cols: list[str], owner: str, arg_max: bool = False) -> str:
+    """One row per owner of `source`: per top-level key of `cols`, the key's columns from the
+    latest (order key) row of the owner that sets it (one of the key's columns not null), and
+    `has.<key>` flags telling which keys the stream set (a base table's value holds
+    otherwise). The rows are repeated once per key they set (a CROSS JOIN with the keys),
+    the latest per owner and key kept by a window: no lists, no arg_max, no join back.
+    `arg_max`: one grouping instead, DuckDB's `arg_max_null` per column (NULL values kept)
+    filtered to the rows setting its key — the same result, a fraction of the work."""
+    if not cols:
+        return f"SELECT DISTINCT m.{q(owner)} FROM {source} AS m"
     keys: dict[str, list[str]] = {}
     for c in cols:
         keys.setdefault(top_key(c), []).append(c)
+    if arg_max:
+        setting = {k: " OR ".join(f"m.{q(c)} IS NOT NULL" for c in found)
+                   for k, found in keys.items()}
+        picks = [f"ARG_MAX_NULL(m.{q(c)}, STRUCT(m.k, m.message_id)) FILTER (WHERE "
+                 f"{setting[top_key(c)]}) AS {q(c)}" for c in cols]
+        flags = [f"MAX(CASE WHEN {setting[k]} THEN 1 ELSE 0 END) AS {q('has.' + k)}"
+                 for k in sorted(keys)]
+        return f"""
+            SELECT m.{q(owner)} AS {q(owner)}{''.join(', ' + p for p in picks + flags)}
+            FROM {source} AS m GROUP BY m.{q(owner)}"""
     values = ", ".join(f"({s(k)})" for k in keys)
     sets = " ".join(f"WHEN {s(k)} THEN " + " OR ".join(f"m.{q(c)} IS NOT NULL" for c in found)
                     for k, found in keys.items())
-    return f"""
-        SELECT owner, key, message_id FROM (
-          SELECT owner, key, message_id,
-                 ROW_NUMBER() OVER (PARTITION BY owner, key ORDER BY k DESC,
-                                    message_id DESC) AS rn
-          FROM (SELECT m.{q(owner)} AS owner, m.message_id, m.k, keys.key
-                FROM {source} AS m CROSS JOIN (VALUES {values}) AS keys(key)
-                WHERE CASE keys.key {sets} ELSE FALSE END) AS x
-        ) AS w WHERE rn = 1"""
-
-
-def pivot(source: str, cols: list[str], owner: str) -> str:
-    """One row per owner of `source`: each column from its key's latest message setting it,
-    and `has.<key>` flags telling which keys the stream set (a base table's value holds
-    otherwise)."""
-    if not cols:
-        return f"SELECT DISTINCT m.{q(owner)} FROM {source} AS m"
-    winners = latest_per_key(source, owner, cols)
-    picks = [f"MAX(CASE WHEN w.key = {s(top_key(c))} THEN m.{q(c)} END) AS {q(c)}"
+    carried = "".join(f", m.{q(c)}" for c in cols)
+    picks = [f"MAX(CASE WHEN w.key = {s(top_key(c))} THEN w.{q(c)} END) AS {q(c)}"
              for c in cols]
-    keys = sorted({top_key(c) for c in cols})
     flags = [f"MAX(CASE WHEN w.key = {s(k)} THEN 1 ELSE 0 END) AS {q('has.' + k)}"
-             for k in keys]
+             for k in sorted(keys)]
     return f"""
         SELECT w.owner AS {q(owner)}{''.join(', ' + p for p in picks + flags)}
-        FROM ({winners}) AS w JOIN {source} AS m ON m.message_id = w.message_id
+        FROM (
+          SELECT x.*, ROW_NUMBER() OVER (PARTITION BY owner, key ORDER BY k DESC,
+                                         message_id DESC) AS rn
+          FROM (SELECT m.{q(owner)} AS owner, m.message_id, m.k, keys.key{carried}
+                FROM {source} AS m CROSS JOIN (VALUES {values}) AS keys(key)
+                WHERE CASE keys.key {sets} ELSE FALSE END) AS x
+        ) AS w WHERE w.rn = 1
         GROUP BY w.owner"""
 
 
@@ -342,12 +362,13 @@ def joined(stream: str, key: str, base: str | None, picks: list[tuple[str, str, 
 
 
 def accounts_query(names: Names, columns: Mapping[str, str], account_cols: list[str],
-                   base: Mapping[str, str] | None) -> tuple[exp.Query, dict[str, str]]:
+                   base: Mapping[str, str] | None, arg_max: bool = False
+                   ) -> tuple[exp.Query, dict[str, str]]:
     """`account_id, account.<x>`: every account a group or identify names by as_of, each
     trait key the latest value naming it; over the accounts table when one is given."""
     m = q(names.msg)
     naming = f"(SELECT * FROM {m} WHERE account_id IS NOT NULL AND type IN ('group', 'identify'))"
-    traits = pivot(naming, account_cols, "account_id")
+    traits = pivot(naming, account_cols, "account_id", arg_max)
     stream = f"""
         SELECT a.account_id{''.join(', t.' + q(c) for c in account_cols)}
         {''.join(', t.' + q('has.' + k) for k in sorted({top_key(c) for c in account_cols}))}
@@ -360,7 +381,8 @@ def accounts_query(names: Names, columns: Mapping[str, str], account_cols: list[
 
 
 def leads_query(names: Names, columns: Mapping[str, str], accounts: Mapping[str, str],
-                base: Mapping[str, str] | None) -> tuple[exp.Query, dict[str, str]]:
+                base: Mapping[str, str] | None, arg_max: bool = False
+                ) -> tuple[exp.Query, dict[str, str]]:
     """`lead_id, traits.<x>, account.id, account.<x>`: every lead with a message by as_of,
     its traits as of then, its latest account and that account's traits; over the leads
     table when one is given (its account columns hold where the stream names none)."""
@@ -368,7 +390,7 @@ def leads_query(names: Names, columns: Mapping[str, str], accounts: Mapping[str,
     trait_cols = value_columns(columns, "traits.")
     identifies = f"""(SELECT i.lead_id, m.* FROM {m} AS m JOIN {ids} AS i
                       ON i.ident = m.ident WHERE m.type = 'identify')"""
-    traits = pivot(identifies, trait_cols, "lead_id")
+    traits = pivot(identifies, trait_cols, "lead_id", arg_max)
     account = f"""
         SELECT lead_id, account_id FROM (
           SELECT i.lead_id, m.account_id,
@@ -383,8 +405,7 @@ def leads_query(names: Names, columns: Mapping[str, str], accounts: Mapping[str,
         SELECT p.lead_id{''.join(', t.' + q(c) for c in trait_cols)}
         {''.join(', t.' + q('has.' + k) for k in flags)},
         la.account_id AS {q('account.id')}{''.join(', a.' + q(c) for c in account_cols)}
-        FROM (SELECT DISTINCT i.lead_id FROM {m} AS m JOIN {ids} AS i
-              ON i.ident = m.ident) AS p
+        FROM (SELECT DISTINCT lead_id FROM {ids}) AS p
         LEFT JOIN ({traits}) AS t ON t.lead_id = p.lead_id
         LEFT JOIN ({account}) AS la ON la.lead_id = p.lead_id
         LEFT JOIN {q(names.accounts)} AS a ON a.account_id = la.account_id"""
