@@ -20,9 +20,10 @@ from tests.test_stream_agreement import (
     streams,
 )
 
-# The skip goes with the merge of Spark's Segment JSON reader (branch i15-spark).
+# Spark reads Segment JSON now (i15-spark, merged); this run did not finish within 20 minutes on
+# the shared machine before the deadline, so it has not been seen passing: skipped until it is.
 pytestmark = [pytest.mark.spark, pytest.mark.skip(
-    reason="needs Spark's Segment JSON-lines reader (i15-spark), not merged yet")]
+    reason="not yet seen passing: 5 examples did not finish in 20 min on the loaded machine")]
 
 
 def test_the_service_equals_spark_on_the_shuffled_file(spark: Any, tmp_path: Path) -> None:
