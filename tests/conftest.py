@@ -9,8 +9,10 @@ skipped with the reason, or fails when LEADSCORE_REQUIRE_POSTGRES=1 (as in CI).
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -69,3 +71,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'leadscore.db'}"
     else:
         yield from _postgres_schema()
+
+
+@contextmanager
+def fresh_store_url(kind: str) -> Iterator[str]:
+    """An empty store outside the `db_url` fixture (say, one per hypothesis example): a
+    SQLite file, or a fresh PostgreSQL schema (skipped, or failed, as `db_url` is)."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{Path(directory) / 'leadscore.db'}"
+        return
+    schemas = _postgres_schema()
+    url = next(schemas)
+    try:
+        yield url
+    finally:
+        schemas.close()         # drops the schema

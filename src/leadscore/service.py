@@ -24,7 +24,13 @@ from sqlalchemy import Connection
 from leadscore.errors import ModelError, Problem
 from leadscore.ingest.as_json import lead_json
 from leadscore.ingest.session import ActiveModel, Session
-from leadscore.ingest.transaction import IngestResult, Messages, apply_group, ingest_messages
+from leadscore.ingest.transaction import (
+    IngestResult,
+    Messages,
+    apply_group,
+    ingest_messages,
+    replay_merged,
+)
 from leadscore.model.loader import load_models
 from leadscore.model.schema import Model
 from leadscore.model_versions import ModelVersions, model_text
@@ -118,7 +124,10 @@ class Service:
         `leadscore.store.group_commit`): each returns once the transaction holding its
         messages is committed."""
         now = now_us() if received_at is None else received_at
-        return ingest_messages(self.group_commit, messages, now)
+        return ingest_messages(self.group_commit, messages, now, self._replay_merged)
+
+    def _replay_merged(self, wanted: dict[str, set[str]], now: int) -> list[str]:
+        return replay_merged(self.db, self.active_models, wanted, now)
 
     def import_events(self, source: Any, *, kind: Literal["auto", "events", "leads"] = "auto",
                       progress: Progress | None = None, batch_size: int = 500,

@@ -46,9 +46,12 @@ def test_write_world_in_every_format(tmp_path: Path) -> None:
     world = generate_world(2, consumers=40, businesses=30)
     paths = write_world(world, tmp_path, formats=("parquet", "csv", "jsonl"))
     assert sorted(paths) == sorted(["events.parquet", "leads.parquet", "events.csv",
-                                    "leads.csv", "events.jsonl", "leads.jsonl", "personas.csv"])
+                                    "leads.csv", "events.jsonl", "leads.jsonl", "export.jsonl",
+                                    "personas.csv"])
     assert pq.read_table(paths["events.parquet"]).num_rows == world.events.num_rows
     assert len(paths["events.jsonl"].read_text().splitlines()) == world.events.num_rows
+    assert paths["export.jsonl"].read_text() == (paths["leads.jsonl"].read_text()
+                                                 + paths["events.jsonl"].read_text())
 
 
 def test_packaged_demo_models_are_the_examples() -> None:

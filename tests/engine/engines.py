@@ -352,10 +352,22 @@ def state_inputs(world: World, run: Run) -> tuple[Path, Path]:
     return events, leads
 
 
-def state_scores(world: World, events: Path, leads: Path, as_of: int, state: Path
-                 ) -> Output:
+def state_scores(world: World, events: Path, leads: Path, as_of: int, state: Path,
+                 spark: Any = None) -> Output:
     """One `--state` run: every model from its state plus the files not read before, on a
-    new connection (a new process, as far as the state can tell)."""
+    new connection (a new process, as far as the state can tell), or on the Spark session
+    `spark` (its temporary views of earlier runs dropped: only the folder carries over)."""
+    if spark is not None:
+        from leadscore.engine.batch.spark import settings
+
+        spark.catalog.clearCache()
+        for view in spark.catalog.listTables():
+            if view.isTemporary:
+                spark.catalog.dropTempView(view.name)
+        with settings(spark):
+            tables = [score_with_state(model, str(events), str(leads), as_of, state, spark)[0]
+                      for model in sorted(world.models, key=lambda m: m.name)]
+        return Output(rows_of(pa.concat_tables(tables)))
     con = connect()
     try:
         tables = [score_with_state(model, str(events), str(leads), as_of, state, con)[0]
@@ -385,7 +397,7 @@ def state_score(world: World, run: Run) -> Output:
         write_events(part, world, events / f"part={number}" / "part-0.parquet")
     for value in (events, leads, world.models):
         run.given(value)
-    return state_scores(world, events, leads, world.as_of, run.folder / "state")
+    return state_scores(world, events, leads, world.as_of, run.folder / "state", run.spark)
 
 
 def state_runs(world: World, steps: Sequence[Step], run: Run) -> list[Output]:
@@ -395,7 +407,8 @@ def state_runs(world: World, steps: Sequence[Step], run: Run) -> list[Output]:
     outputs = []
     for day, (rows, as_of) in enumerate(steps):
         write_events(rows, world, events / f"day={day}" / "part-0.parquet")
-        outputs.append(state_scores(world, events, leads, as_of, run.folder / "state"))
+        outputs.append(state_scores(world, events, leads, as_of, run.folder / "state",
+                                    run.spark))
     return outputs
 
 
@@ -420,6 +433,8 @@ ENGINES = {engine.name: engine for engine in (
            no_accounts=COMPILED_NO_ACCOUNTS, examples=10, postgres=True),
     Engine("compiled-spark", compiled_on_spark, stateless=COMPILED_STATELESS,
            no_accounts=COMPILED_NO_ACCOUNTS, examples=3, spark=True),
+    Engine("spark-state", state_score, state_runs, examples=6, spark=True,
+           no_accounts="`--accounts` cannot be combined with `--state` yet"),
 )}
 
 

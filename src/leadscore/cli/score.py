@@ -90,10 +90,31 @@ def score(
 
         in_postgres(models, db, events, leads, out_path, when, mode)
         return
+    if state is not None and accounts_out is not None:
+        fail("error: --accounts cannot be combined with --state yet")
+    if state is not None:
+        from leadscore.io.readers import is_message_stream
+
+        if any(is_message_stream(s) for s in (events, leads) if s is not None):
+            fail("error: --state folds event tables (Parquet, CSV); a Segment message stream "
+                 "is scored without it for now: a later identify or alias can move earlier "
+                 "events to another lead, which a saved per-lead state cannot follow")
+    if engine == "spark" and state is not None:
+        from leadscore.engine.batch.spark import session
+
+        target = Path(out_path)
+        _check_output(target)
+        spark = session(master)
+        spark.sparkContext.setLogLevel("ERROR")
+        with partitions(err) as step:
+            scores = scale.score_with_state(models, events, leads, when, state, spark,
+                                            step=step, scored=_scored_from_state)
+        write_table(scores, target)
+        say(f"wrote {scores.num_rows:,} scores to {target} on Spark ({master}) (as of "
+            f"{iso(when)}) in {time.monotonic() - started:.1f} s", "green")
+        return
     database_out = _is_database(out_path)
     if engine == "spark":
-        if state is not None:
-            fail("error: --state runs on DuckDB; drop it or --engine spark")
         if scale.REMOTE_MARK not in out_path:
             _check_output(Path(out_path))
         if accounts_out is not None:
@@ -117,14 +138,6 @@ def score(
         _check_output(target)
     con = scale.connect(memory_limit)
     if state is not None:
-        if accounts_out is not None:
-            fail("error: --accounts cannot be combined with --state yet")
-        from leadscore.io.readers import is_message_stream
-
-        if any(is_message_stream(s) for s in (events, leads) if s is not None):
-            fail("error: --state folds event tables (Parquet, CSV); a Segment message stream "
-                 "is scored without it for now: a later identify or alias can move earlier "
-                 "events to another lead, which a saved per-lead state cannot follow")
         with partitions(err) as step:
             scores = scale.score_with_state(models, events, leads, when, state, con,
                                             step=step, scored=_scored_from_state)

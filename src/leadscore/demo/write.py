@@ -22,7 +22,8 @@ def write_world(world: World, folder: str | Path, *,
     """Write events, leads and personas to `folder` in each of `formats`; return the paths.
 
     parquet: events.parquet, leads.parquet; csv: events.csv, leads.csv (ISO timestamps);
-    jsonl: events.jsonl of Segment track/page messages, leads.jsonl of identify messages.
+    jsonl: events.jsonl of Segment track/page messages, leads.jsonl of identify messages, and
+    export.jsonl, both in one file (a Segment export: identify messages, then the events).
     personas.csv (who each lead really is) is always written.
     """
     out = Path(folder)
@@ -40,6 +41,9 @@ def write_world(world: World, folder: str | Path, *,
         else:
             paths["events.jsonl"] = _jsonl(segment_messages(world.events), out / "events.jsonl")
             paths["leads.jsonl"] = _jsonl(identify_messages(world.leads), out / "leads.jsonl")
+            paths["export.jsonl"] = _jsonl([*identify_messages(world.leads),
+                                            *segment_messages(world.events)],
+                                           out / "export.jsonl")
     paths["personas.csv"] = _csv(world.personas, out / "personas.csv")
     return paths
 

@@ -4,6 +4,7 @@ this reads message by message)."""
 
 from __future__ import annotations
 
+from leadscore.ingest import profile
 from leadscore.ingest.session import Session
 from leadscore.ingest.validate import Message
 from leadscore.store import leads as lead_store
@@ -16,7 +17,7 @@ def apply(session: Session, message: Message) -> str | None:
     """Store and score one message; return its lead's id, or None for a duplicate."""
     if session.seen(message.message_id):
         return DUPLICATE
-    connection, now = session.connection, session.now
+    now = session.now
     lead_id: str | None = None
     if message.event is not None:
         # Load the lead before its event is in the log: a lead scored afresh from the log
@@ -32,13 +33,12 @@ def apply(session: Session, message: Message) -> str | None:
         if message.user_id is not None and message.anonymous_id is not None:
             _link_anonymous(session, message.anonymous_id, lead_id)
         if message.traits:
-            lead_store.set_traits(connection, lead_id, message.traits, now)
+            _set_traits(session, lead_id, message)
         if message.group_id is not None:        # traits.company: the lead's account
-            _join(session, lead_id, message.group_id, message.group_traits)
+            _join(session, lead_id, message)
         session.profile_changed(lead_id)
     elif message.type == "group":
-        assert message.group_id is not None
-        _join(session, lead_id, message.group_id, message.group_traits)
+        _join(session, lead_id, message)
         session.touch(lead_id)
     else:
         assert message.event is not None
@@ -57,11 +57,32 @@ def log_row(message: Message, received_at: int) -> dict[str, object]:
             "message": message.encoded if message.encoded is not None else message.raw}
 
 
-def _join(session: Session, lead_id: str, account_id: str, traits: dict[str, object]) -> None:
-    """The lead joins an account whose traits merge `traits` (a group call); the leads whose
-    profile changed are re-scored."""
-    moved, changed = lead_store.set_account(session.db, session.connection, lead_id,
-                                            account_id, traits, session.now)
+def _set_traits(session: Session, lead_id: str, message: Message) -> None:
+    """identify: its non-null traits update the lead's; one older than the lead's latest
+    identify (sent late) has the lead's traits recomputed from the log by the rule."""
+    connection = session.connection
+    session.log_holds(profile.IDENTIFY, message.timestamp, message.message_id)
+    if profile.is_latest(connection, lead_id, message.timestamp, message.message_id,
+                         "identify"):
+        lead_store.set_traits(connection, lead_id, message.traits, session.now)
+    else:
+        session.write_log()     # every identify of the lead is read back
+        lead_store.replace_traits(connection, lead_id,
+                                  profile.lead_traits(connection, lead_id), session.now)
+
+
+def _join(session: Session, lead_id: str, message: Message) -> None:
+    """A group call (or an identify naming its company): the account's traits merge the
+    message's (nulls skipped); the lead joins the account unless a later message of its
+    named another. The leads whose profile changed are re-scored."""
+    account_id, connection = message.group_id, session.connection
+    assert account_id is not None
+    changed = lead_store.set_account_traits(session.db, connection, account_id,
+                                            message.group_traits, session.now)
+    session.log_holds(profile.ACCOUNT_NAMING, message.timestamp, message.message_id)
+    moved = profile.is_latest(connection, lead_id, message.timestamp, message.message_id,
+                              "account") and lead_store.link_account(
+        connection, lead_id, account_id, session.now)
     if changed:
         session.accounts.changed.add(account_id)      # its fit, maybe its domain's leads
         for member in lead_store.account_leads(session.connection, account_id):
@@ -71,10 +92,21 @@ def _join(session: Session, lead_id: str, account_id: str, traits: dict[str, obj
 
 
 def _lead_of(session: Session, message: Message) -> str:
-    if message.user_id is not None:
-        return session.ensure(USER, message.user_id)
-    assert message.anonymous_id is not None
-    return session.ensure(ANONYMOUS, message.anonymous_id)
+    """The lead of the message's own identity (its userId, else its anonymousId), created
+    where new. A lead's id is the smallest userId its messages were sent with: a userId
+    linked before by an alias, sent now for the first time and smaller than the lead's id,
+    renames the lead (a lead of that id takes over its identities and history)."""
+    user = message.user_id
+    if user is None:
+        assert message.anonymous_id is not None
+        return session.ensure(ANONYMOUS, message.anonymous_id)
+    lead_id = session.ensure(USER, user)
+    if user < lead_id and lead_id.partition("#")[0] != user:
+        renamed = lead_store.claim(session.db, session.connection, USER, user, session.now)
+        session.merge([lead_id], renamed)
+        session.remember(USER, user, renamed)
+        lead_id = renamed
+    return lead_id
 
 
 def _link_anonymous(session: Session, anonymous_id: str, lead_id: str) -> None:
@@ -85,24 +117,28 @@ def _link_anonymous(session: Session, anonymous_id: str, lead_id: str) -> None:
     if other is None:
         lead_store.link(session.db, connection, ANONYMOUS, anonymous_id, lead_id, session.now)
     elif other != lead_id and not lead_store.is_known(connection, other):
-        session.merge(other, lead_id)
+        session.merge([other], lead_id)
 
 
 def _alias(session: Session, message: Message) -> str:
-    """alias: `previousId` (an anonymousId or a former userId) is now `userId`; two leads
-    become one, scored from all their events."""
+    """alias: `previousId` (an anonymousId or a former userId) is now `userId`: the leads of
+    userId, of the userId `previousId` and of the anonymousId `previousId` become one, scored
+    from all their events. The survivor is the known lead with the smallest id."""
     db, connection, now = session.db, session.connection, session.now
     assert message.user_id is not None and message.previous_id is not None
-    target = session.ensure(USER, message.user_id)
     previous = message.previous_id
-    source = lead_store.find(connection, USER, previous) or lead_store.find(
-        connection, ANONYMOUS, previous)
-    if source is None:
-        lead_store.link(db, connection, USER, previous, target, now)
-        lead_store.link(db, connection, ANONYMOUS, previous, target, now)
-        session.touch(target)
-    elif source != target:
-        session.merge(source, target)
+    target = _lead_of(session, message)
+    as_user = lead_store.find(connection, USER, previous)
+    as_anonymous = lead_store.find(connection, ANONYMOUS, previous)
+    found = {lead for lead in (target, as_user, as_anonymous) if lead is not None}
+    known = {lead for lead in found if lead_store.is_known(connection, lead)}
+    survivor = min(known)
+    for kind, lead in ((USER, as_user), (ANONYMOUS, as_anonymous)):
+        if lead is None:
+            lead_store.link(db, connection, kind, previous, survivor, now)
+    others = sorted(found - {survivor})
+    if others:
+        session.merge(others, survivor)
     else:
-        session.touch(target)
-    return target
+        session.touch(survivor)
+    return survivor

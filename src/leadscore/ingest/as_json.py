@@ -19,7 +19,8 @@ def lead_json(session: Session, lead_id: str, model: str | None, as_of: object
               ) -> dict[str, Any]:
     """A stored lead as `GET /api/leads/{id}` shows it: traits, account, and its score under
     `model` (default: the first model, by name, that applies to it) as of its latest event
-    or now (or `as_of`), with reasons and interests — or no score where none applies."""
+    or now (or `as_of`), with reasons and interests — or no score where none applies; and
+    per model whether it applies, with the reason where not (`applies`)."""
     connection = session.connection
     row = lead_store.load(connection, lead_id)
     assert row is not None
@@ -29,10 +30,14 @@ def lead_json(session: Session, lead_id: str, model: str | None, as_of: object
                            "account_link": link}
     scorer = session.scorer(lead_id)
     if scorer is None:
-        return {**out, **no_score(model)}
+        return {**out, **no_score(model), "applies": {}}
     when = session.as_of(lead_id) if as_of is None else parse_timestamp(as_of)
     lead = scorer.lead(lead_id)
-    applying = [name for name in sorted(scorer.models) if scorer.models[name].applies(lead)]
+    why_not = {name: scorer.models[name].why_not(lead) for name in sorted(scorer.models)}
+    # Per model whether it scores the lead, and why not (its applies_to and the lead's values).
+    out["applies"] = {name: {"applies": why is None, "reason": why}
+                      for name, why in why_not.items()}
+    applying = [name for name, why in why_not.items() if why is None]
     name = model or (applying[0] if applying else None)
     if name is None or name not in applying:
         return {**out, **no_score(name)}

@@ -24,8 +24,10 @@ from leadscore.engine.incremental.interests import handoff_interests
 from leadscore.engine.incremental.lead_state import ModelState
 from leadscore.errors import EngineError
 from leadscore.events import Event
+from leadscore.ingest import profile
 from leadscore.ingest.accounts import AccountWork
 from leadscore.ingest.as_json import event_json, reason_json
+from leadscore.ingest.replay import Replayed, replay
 from leadscore.model.schema import Model
 from leadscore.sales.assign import route
 from leadscore.scores import Handoff, Update
@@ -70,6 +72,11 @@ class Session:
         self._seen: set[str] | None = None      # messageIds stored, or met in this session
         self._prefetched = False
         self._log: list[dict[str, Any]] = []    # messages to append to the log
+        # With `defer_replays`, a merge leaves the replay of the merged lead's history to
+        # after the commit: `replays` holds those leads, each with the models under which
+        # the merged leads were MQLs before.
+        self.defer_replays = False
+        self.replays: dict[str, set[str]] = {}
 
     # ---- loading
 
@@ -190,22 +197,42 @@ class Session:
         if prior is None:
             prior = self._prior(lead_id)
         self.write_log()                # the log is read: it must hold the messages so far
-        row = lead_store.load(self.connection, lead_id, lock=self.write)
-        if row is None:
+        replayed = replay(self.connection, self._model_list, lead_id, lock=self.write)
+        if replayed is None:
             raise EngineError(f"no lead {lead_id!r} in the store")
-        scorer = Scorer(self._model_list)
-        scorer.load_state({"lead_id": lead_id, "traits": row.traits, "account": row.account,
-                           "latest": None, "models": {}})
-        events = lead_store.events_of(self.connection, lead_id)
-        replayed = scorer.update_many(events)
-        latest = max((e.timestamp for e in events), default=None)
+        return self._adopt(replayed, prior)
+
+    def adopt(self, replayed: Replayed, prior: set[str]) -> bool:
+        """Install a replay read in an earlier transaction (a merge's, read outside the write
+        lock), the events logged since folded in, its profile as stored now; replayed here
+        instead where the log changed under it in a way folding cannot follow. False (nothing
+        done) where the lead was merged away or gained identities since: the merge that did
+        it scores it again."""
+        lead_id, connection = replayed.lead_id, self.connection
+        row = lead_store.load(connection, lead_id, lock=self.write)
+        if row is None or lead_store.resolve(connection, lead_id) != lead_id or frozenset(
+                lead_store.owned_identities(connection, [lead_id])) != replayed.identities:
+            return False
+        prior = prior | scores.mql_models(connection, lead_id)
+        if {n: m.model for n, m in self.models.items()} != {
+                n: c.model for n, c in replayed.scorer.models.items()} or \
+                not replayed.fold(connection):
+            self.rebuild(lead_id, prior)
+            return True
+        lead = replayed.scorer.lead(lead_id)
+        lead.traits, lead.account = row.traits, row.account
+        self._adopt(replayed, prior)
+        return True
+
+    def _adopt(self, replayed: Replayed, prior: set[str]) -> Scorer:
+        lead_id, scorer = replayed.lead_id, replayed.scorer
         self._scorers[lead_id] = scorer
-        self._latest[lead_id] = latest
+        self._latest[lead_id] = replayed.latest
         self._dirty.add(lead_id)
-        crossings = {h.model: h for h in replayed}        # the latest crossing per model
         for update in scorer.identify(lead_id, as_of=self.as_of(lead_id)):
             if update.score.mql and update.score.model not in prior:
-                self._handoff(lead_id, crossings.get(update.score.model) or update.handoff)
+                self._handoff(lead_id, replayed.crossings.get(update.score.model)
+                              or update.handoff)
         return scorer
 
     def _prior(self, lead_id: str) -> set[str]:
@@ -216,6 +243,10 @@ class Session:
         as_of, lead = self.as_of(lead_id), scorer.lead(lead_id)
         return {name for name, model in scorer.models.items()
                 if model.applies(lead) and scorer.score(lead_id, name, as_of=as_of).mql}
+
+    def remember(self, kind: str, external_id: str, lead_id: str) -> None:
+        """The identity's lead, known already (after a merge cleared what was remembered)."""
+        self._identities[(kind, external_id)] = lead_id
 
     def ensure(self, kind: str, external_id: str) -> str:
         """The lead of a userId / anonymousId, created if new (remembered for the batch)."""
@@ -263,17 +294,42 @@ class Session:
             for handoff in scorer.crossings(lead_id, as_of=self.as_of(lead_id)):
                 self._handoff(lead_id, handoff)
 
-    def merge(self, source: str, target: str) -> None:
-        """Merge lead `source` into `target` and score the target from all their events."""
-        prior = self._prior(source) | self._prior(target)
-        lead_store.merge(self.connection, source, target, self.now)
-        self.accounts.relink |= {source, target}
+    def merge(self, sources: Sequence[str], target: str) -> None:
+        """Merge the leads `sources` into `target`; the target's traits and account are
+        recomputed from the log by the stream rules, and it is scored from all their
+        events."""
+        prior = self._prior(target)
+        for source in sources:
+            prior |= self._prior(source)
+        self.write_log()                # the log is read: it must hold the messages so far
+        if self.defer_replays and self._main is not None:
+            self.scorer(target)         # as it is before the merge: its state, not a replay
+        for source in sources:
+            lead_store.merge(self.connection, source, target, self.now)
+            self._scorers.pop(source, None)
+            self._latest.pop(source, None)
+            self._dirty.discard(source)
+        profile.recompute(self.connection, target, self.now)
+        self.accounts.relink |= {*sources, target}
         self._identities.clear()
-        self._scorers.pop(source, None)
-        self._latest.pop(source, None)
-        self._dirty.discard(source)
-        if self._main is not None:
+        if self._main is None:
+            return
+        if not self.defer_replays:
             self.rebuild(target, prior)
+            return
+        # The merged history is replayed after the commit, outside the write lock
+        # (`ingest.transaction.replay_merged`); until then the target keeps its own state,
+        # with its new profile.
+        for source in sources:
+            prior |= self.replays.pop(source, set())
+        self.replays[target] = self.replays.get(target, set()) | prior
+        scorer = self.scorer(target)
+        assert scorer is not None
+        row = lead_store.load(self.connection, target)
+        assert row is not None
+        lead = scorer.lead(target)
+        lead.traits, lead.account = row.traits, row.account
+        self._dirty.add(target)
 
     # ---- handoffs and saving
 
@@ -318,6 +374,15 @@ class Session:
         """Add a message (a row of the log) to the log, with the others, at the latest at
         `flush`; an event's lead must be loaded before (a replay must not see it twice)."""
         self._log.append(row)
+
+    def log_holds(self, types: Sequence[str], timestamp: int, message_id: str) -> None:
+        """Before the log is asked whether a message of `types` later than (timestamp,
+        messageId) is stored: append the messages held, where one of them could be such a
+        message (in time order none is, and they wait for the one executemany)."""
+        key = (timestamp, message_id)
+        if any(row["type"] in types and (row["timestamp"], row["message_id"]) > key
+               for row in self._log):
+            self.write_log()
 
     def write_log(self) -> None:
         """Append the messages held so far to the log (one executemany)."""

@@ -4,18 +4,22 @@ with the outcome of each of its messages."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from sqlalchemy import Connection
 
 from leadscore.errors import EventError
 from leadscore.ingest.apply import apply
+from leadscore.ingest.replay import Replayed, replay
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.validate import Message, validate
 from leadscore.store.database import Database
 from leadscore.store.group_commit import GroupCommit, Pending
+from leadscore.store.scores import forget_states
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,12 @@ class MessageResult:
     message: str | None = None
 
 
-# A call's outcomes and the ids of the handoffs its transaction wrote to the outbox.
-Written = tuple[list[MessageResult], list[str]]
+log = logging.getLogger("leadscore.ingest")
+
+# A call's outcomes, the ids of the handoffs its transaction wrote to the outbox, and the
+# leads its merges left to replay after the commit (each with the models it was an MQL under).
+Written = tuple[list[MessageResult], list[str], dict[str, set[str]]]
+Replay = Callable[[dict[str, set[str]], int], list[str]]
 Messages = GroupCommit[Message, Written]
 
 
@@ -54,9 +62,12 @@ class IngestResult:
         return [r for r in self.results if r.status == "rejected"]
 
 
-def ingest_messages(writes: Messages, messages: Sequence[Any], now: int) -> IngestResult:
+def ingest_messages(writes: Messages, messages: Sequence[Any], now: int,
+                    replay: Replay | None = None) -> IngestResult:
     """Validate the messages at `now` (µs); write the valid ones through `writes` (a rejected
-    message costs nothing to the others) and return once their transaction is committed."""
+    message costs nothing to the others) and return once their transaction is committed,
+    and the leads their merges left to replay are scored (`replay`, outside that
+    transaction)."""
     results: list[MessageResult | None] = [None] * len(messages)
     valid: list[Message] = []
     for index, message in enumerate(messages):
@@ -67,31 +78,79 @@ def ingest_messages(writes: Messages, messages: Sequence[Any], now: int) -> Inge
                                            message=str(exc))
     handoffs: list[str] = []
     if valid:
-        done, handoffs = writes.write(valid, now)
+        done, handoffs, replays = writes.write(valid, now)
         for result in done:
             results[result.index] = result
+        if replays and replay is not None:
+            handoffs = [*handoffs, *replay(replays, now)]
     return IngestResult([r for r in results if r is not None], handoffs)
 
 
 def apply_group(db: Database, connection: Connection, models: Sequence[ActiveModel],
                 group: list[Pending[Message, Written]]) -> list[Written]:
     """Store and score the messages of `group` in one transaction: each call's messages
-    at its own time, the scores saved as of the latest."""
+    at its own time, the scores saved as of the latest. A merge's replay of the merged
+    history is left to each call that merged, after the commit (`replay_merged`)."""
     latest = max(pending.now for pending in group)
     session = Session(db, connection, models, latest)
+    session.defer_replays = True
     session.prefetch([m for pending in group for m in pending.items])
     out = []
     for pending in group:
         session.now = pending.now
         done, before = [], len(session.handoffs)
+        replaying = set(session.replays)
         for message in pending.items:
             lead_id = apply(session, message)
             done.append(MessageResult(
                 message.index, "accepted" if lead_id is not None else "duplicate",
                 message.message_id, lead_id))
-        out.append((done, session.handoffs[before:]))
+        out.append((done, session.handoffs[before:], set(session.replays) - replaying))
     session.now = latest
     before = len(session.handoffs)
     session.flush()
     saved = session.handoffs[before:]        # account handoffs: of the group as a whole
-    return [(done, [*handoffs, *saved]) for done, handoffs in out]
+    return [(done, [*handoffs, *saved], {lead: session.replays[lead] for lead in mine
+                                         if lead in session.replays})
+            for done, handoffs, mine in out]
+
+
+def replay_merged(db: Database, active: Callable[[Connection], list[ActiveModel]],
+                  wanted: dict[str, set[str]], now: int) -> list[str]:
+    """Score merged leads from all their events: each replayed in a read transaction (on
+    SQLite, beside the writer: other messages are not held behind a big lead's history),
+    then adopted in a short write transaction that folds in what was logged meanwhile.
+    Returns the ids of the handoffs written."""
+    written: list[str] = []
+    for lead_id, prior in sorted(wanted.items()):
+        try:
+            written += _replay_one(db, active, lead_id, prior, now)
+        except Exception:
+            # The messages are stored: the lead is scored from its history when next loaded
+            # (no saved state), in that transaction.
+            log.warning("merged lead %r: replay failed; it is replayed when next loaded",
+                        lead_id, exc_info=True)
+            db.write(partial(_forget, lead_id=lead_id))
+    return written
+
+
+def _forget(connection: Connection, lead_id: str) -> None:
+    forget_states(connection, lead_id)
+
+
+def _replay_one(db: Database, active: Callable[[Connection], list[ActiveModel]],
+                lead_id: str, prior: set[str], now: int) -> list[str]:
+    with db.read() as connection:
+        models = active(connection)
+        replayed = replay(connection, [m.model for m in models], lead_id) if models else None
+    if replayed is None:
+        return []
+
+    def adopt(connection: Connection, replayed: Replayed = replayed) -> list[str]:
+        session = Session(db, connection, active(connection), now)
+        if session.models:
+            session.adopt(replayed, prior)
+            session.flush()
+        return session.handoffs
+
+    return db.write(adopt)

@@ -122,6 +122,17 @@ class CompiledModel:
     def applies(self, lead: Lead) -> bool:
         return self.applies_to is None or cond.evaluate(self.applies_to, lead.get)
 
+    def why_not(self, lead: Lead) -> str | None:
+        """Why the model does not score the lead, naming `applies_to` and the lead's values
+        of the paths it reads (e.g. "applies_to {traits.segment: {eq: consumer}}; the lead's
+        traits.segment is 'business'"); None where it applies."""
+        if self.applies(lead):
+            return None
+        assert self.applies_to is not None
+        found = [f"the lead's {path} is {value!r}" if (value := lead.get(path)) is not None
+                 else f"the lead has no {path}" for path in sorted(cond.paths(self.applies_to))]
+        return f"applies_to {flow(self.model.applies_to)}; {', '.join(found)}"
+
     # ---- the last steps of scoring, shared by the Python paths
 
     def grade(self, fit: float) -> str | None:
@@ -191,3 +202,16 @@ def _compile(model: Model) -> CompiledModel:
         for i, r in enumerate(model.lifecycle))
     return CompiledModel(model, applies, tuple(_fit_rule(i, r) for i, r in enumerate(model.fit)),
                          rules, stages, tuple(model.grade_order()))
+
+
+def flow(value: Any) -> str:
+    """A YAML value in one line, as a model file would write it in flow style."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {flow(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(flow(item) for item in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,9 +1,12 @@
 """Leads, identities and accounts: who a message is about, and merging two leads into one.
 
-A lead's id is the first id it was known by: its userId, or its anonymousId while anonymous.
-`identities` maps every userId and anonymousId to its lead. Identifying an anonymous lead
-merges it into the user's lead; `alias` merges any two leads. A merged-away lead keeps its row
-with `merged_into` set, so its old id still resolves.
+A known lead's id is the smallest userId some message was sent with (an alias's `previousId`
+links, it does not name); an anonymous lead's, its anonymousId. `identities` maps every
+userId and anonymousId to its lead. Identifying an anonymous lead merges it into the user's
+lead; `alias` merges any two leads (the one with the smaller id survives). A merged-away lead
+keeps its row with `merged_into` set, so its old id still resolves. Traits and account links
+are what the log's messages say by the stream rules (`ingest.profile`); this module stores
+them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, or_, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, or_, select, update
 
 from leadscore.events import Event, event_from_message
 from leadscore.store import driver
@@ -129,6 +132,21 @@ def link(db: Database, connection: Connection, kind: str, external_id: str, lead
         kind=kind, id=external_id, lead_id=lead_id, created_at=now).on_conflict_do_nothing())
 
 
+def claim(db: Database, connection: Connection, kind: str, external_id: str, now: int) -> str:
+    """The lead whose id is `external_id` gets the identity: the lead is created, or revived
+    where it was merged away (its later merges then point at it again)."""
+    row = connection.execute(select(leads.c.id).where(leads.c.id == external_id)).first()
+    if row is None:
+        connection.execute(db.insert(leads).values(
+            id=external_id, traits={}, account_id=None, merged_into=None, created_at=now,
+            updated_at=now))
+    else:
+        connection.execute(update(leads).where(leads.c.id == external_id).values(
+            merged_into=None, updated_at=now))
+    link(db, connection, kind, external_id, external_id, now)
+    return external_id
+
+
 def _free_id(connection: Connection, wanted: str, taken: set[str] | None = None) -> str:
     """`wanted`, or `wanted#2`, `#3`… where a lead already has that id (an anonymousId equal
     to someone's userId), or it is `taken` already."""
@@ -192,41 +210,67 @@ def load_many(connection: Connection, lead_ids: Iterable[str], *, lock: bool = F
             for lead_id, lead_traits, account_id, _ in rows}
 
 
+def not_null(traits: Mapping[str, Any]) -> dict[str, Any]:
+    """The traits that say something: a null value does not erase what was set before, nor
+    does an object whose every leaf is null (`{}`, `{"b": null}`: flattened, no column of it
+    holds a value)."""
+    return {key: value for key, value in traits.items() if says_something(value)}
+
+
+def says_something(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(says_something(item) for item in value.values())
+    return value is not None
+
+
 def set_traits(connection: Connection, lead_id: str, traits: Mapping[str, Any],
                now: int) -> dict[str, Any]:
-    """Merge traits into the lead's (Segment `identify` semantics); return them all."""
+    """Merge traits into the lead's (Segment `identify` semantics; null values are skipped);
+    return them all."""
     current = connection.execute(select(leads.c.traits).where(leads.c.id == lead_id)).scalar()
-    merged = {**(current or {}), **traits}
-    connection.execute(update(leads).where(leads.c.id == lead_id).values(
-        traits=merged, updated_at=now))
+    merged = {**(current or {}), **not_null(traits)}
+    if merged != current:
+        connection.execute(update(leads).where(leads.c.id == lead_id).values(
+            traits=merged, updated_at=now))
     return merged
 
 
-def set_account(db: Database, connection: Connection, lead_id: str, account_id: str,
-                traits: Mapping[str, Any], now: int) -> tuple[bool, bool]:
-    """Link the lead to an account and merge the account's traits.
+def replace_traits(connection: Connection, lead_id: str, traits: Mapping[str, Any],
+                   now: int) -> None:
+    """The lead's traits are `traits` (recomputed from its identify messages)."""
+    connection.execute(update(leads).where(leads.c.id == lead_id).values(
+        traits=dict(traits), updated_at=now))
 
-    Returns (the lead changed account, the account's traits changed)."""
+
+def set_account_traits(db: Database, connection: Connection, account_id: str,
+                       traits: Mapping[str, Any], now: int) -> bool:
+    """Create the account where new and merge `traits` into its traits (nulls skipped);
+    return whether its traits changed."""
     current = connection.execute(select(accounts.c.traits).where(
         accounts.c.id == account_id)).first()
-    traits_changed = False
     if current is None:
         connection.execute(db.insert(accounts).values(
-            id=account_id, traits=dict(traits), created_at=now,
+            id=account_id, traits=not_null(traits), created_at=now,
             updated_at=now).on_conflict_do_nothing())
-        traits_changed = bool(traits)
-    else:
-        merged = {**(current.traits or {}), **traits}
-        if merged != current.traits:
-            connection.execute(update(accounts).where(accounts.c.id == account_id).values(
-                traits=merged, updated_at=now))
-            traits_changed = True
+        return bool(not_null(traits))
+    merged = {**(current.traits or {}), **not_null(traits)}
+    if merged == current.traits:
+        return False
+    connection.execute(update(accounts).where(accounts.c.id == account_id).values(
+        traits=merged, updated_at=now))
+    return True
+
+
+def link_account(connection: Connection, lead_id: str, account_id: str | None, now: int
+                 ) -> bool:
+    """Link the lead to an account (None: to none); return whether its account changed."""
     before = connection.execute(select(leads.c.account_id).where(
         leads.c.id == lead_id)).scalar()
-    if before != account_id:
-        connection.execute(update(leads).where(leads.c.id == lead_id).values(
-            account_id=account_id, updated_at=now))
-    return before != account_id, traits_changed
+    if before == account_id:
+        return False
+    connection.execute(update(leads).where(leads.c.id == lead_id).values(
+        account_id=account_id, updated_at=now))
+    return True
 
 
 def account_leads(connection: Connection, account_id: str) -> list[str]:
@@ -236,8 +280,9 @@ def account_leads(connection: Connection, account_id: str) -> list[str]:
 
 def merge(connection: Connection, source: str, target: str, now: int) -> None:
     """Merge lead `source` into `target`: its identities, events and traits (the target's
-    traits win) become the target's; its state and scores go (rescore the target); its
-    programs and segments follow (`follow_merge`)."""
+    traits win here; `ingest.profile` recomputes them by the stream rules) become the
+    target's; its state and scores go (rescore the target); its programs and segments follow
+    (`follow_merge`)."""
     source_row = connection.execute(select(leads.c.traits, leads.c.account_id).where(
         leads.c.id == source)).first()
     target_row = connection.execute(select(leads.c.traits, leads.c.account_id).where(
@@ -262,16 +307,16 @@ def events_of(connection: Connection, lead_id: str) -> list[Event]:
     return events_of_many(connection, [lead_id])[lead_id]
 
 
-def events_of_many(connection: Connection, lead_ids: Iterable[str]) -> dict[str, list[Event]]:
-    """`events_of` for many leads in two statements (lead id → its events, oldest first)."""
+def events_of_many(connection: Connection, lead_ids: Iterable[str], *,
+                   after_seq: int | None = None, upto_seq: int | None = None
+                   ) -> dict[str, list[Event]]:
+    """`events_of` for many leads in two statements (lead id → its events, oldest first);
+    only those logged after `after_seq` / up to `upto_seq` where given."""
     wanted = set(lead_ids)
     found: dict[str, list[Event]] = {lead_id: [] for lead_id in wanted}
     if not wanted:
         return found
-    owner: dict[tuple[str, str], str] = {
-        (kind, i): lead_id for kind, i, lead_id in connection.execute(select(
-            identities.c.kind, identities.c.id, identities.c.lead_id).where(
-            identities.c.lead_id.in_(wanted)))}
+    owner = owned_identities(connection, wanted)
     users = [i for kind, i in owner if kind == USER]
     anonymous = [i for kind, i in owner if kind == ANONYMOUS]
     query = select(events.c.message, events.c.timestamp, events.c.user_id,
@@ -280,10 +325,87 @@ def events_of_many(connection: Connection, lead_ids: Iterable[str]) -> dict[str,
         or_(events.c.user_id.in_(users),
             and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous)))
     ).order_by(events.c.timestamp, events.c.seq)
+    if after_seq is not None:
+        query = query.where(events.c.seq > after_seq)
+    if upto_seq is not None:
+        query = query.where(events.c.seq <= upto_seq)
     for message, timestamp, user_id, anonymous_id in connection.execute(query):
         lead_id = owner[(USER, user_id) if user_id is not None else (ANONYMOUS, anonymous_id)]
         found[lead_id].append(stored_event(message, timestamp, lead_id))
     return found
+
+
+def owned_identities(connection: Connection, lead_ids: Iterable[str]
+                     ) -> dict[tuple[str, str], str]:
+    """The identities of the leads: (kind, id) → lead id."""
+    return {(kind, i): lead_id for kind, i, lead_id in connection.execute(select(
+        identities.c.kind, identities.c.id, identities.c.lead_id).where(
+        identities.c.lead_id.in_(set(lead_ids))))}
+
+
+def count_events(connection: Connection, lead_id: str) -> int:
+    """How many track/page/screen events of the lead the log holds."""
+    owner = owned_identities(connection, [lead_id])
+    users = [i for kind, i in owner if kind == USER]
+    anonymous = [i for kind, i in owner if kind == ANONYMOUS]
+    return int(connection.execute(select(func.count()).select_from(events).where(
+        events.c.type.in_(EVENT_TYPES),
+        or_(events.c.user_id.in_(users),
+            and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous))))
+    ).scalar() or 0)
+
+
+def log_position(connection: Connection) -> int:
+    """The seq of the last message in the log (0 when empty)."""
+    return int(connection.execute(select(func.max(events.c.seq))).scalar() or 0)
+
+
+def later_than(connection: Connection, lead_id: str, types: Sequence[str], timestamp: int,
+               message_id: str) -> bool:
+    """Whether the log holds a message of `types` of the lead (by its own identity) later
+    than (timestamp, messageId): two statements through the driver, no message decoded."""
+    mark = driver.mark(connection)
+    owned = driver.select_rows(connection, f"SELECT kind, id FROM identities WHERE lead_id = "
+                               f"{mark}", [lead_id])
+    users = [i for kind, i in owned if kind == USER]
+    anonymous = [i for kind, i in owned if kind == ANONYMOUS]
+    who, params = [], []
+    if users:
+        where, values = driver.matching(connection, "user_id", users)
+        who.append(where)
+        params += values
+    if anonymous:
+        where, values = driver.matching(connection, "anonymous_id", anonymous)
+        who.append(f"(user_id IS NULL AND {where})")
+        params += values
+    if not who:
+        return False
+    kinds, values = driver.matching(connection, "type", list(types))
+    rows = driver.select_rows(
+        connection, f"SELECT timestamp, message_id FROM events WHERE {kinds} AND timestamp >= "
+        f"{mark} AND ({' OR '.join(who)})", [*values, timestamp, *params])
+    return any((t, m) > (timestamp, message_id) for t, m in rows)
+
+
+def own_messages(connection: Connection, lead_id: str, types: Sequence[str],
+                 since: int | None = None) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """The lead's messages of `types` in the log — those whose own identity (userId, else
+    anonymousId) is one of the lead's — as (timestamp, messageId, type, message), in order of
+    (timestamp, messageId); `since`: only those at or after that time."""
+    owned = connection.execute(select(identities.c.kind, identities.c.id).where(
+        identities.c.lead_id == lead_id)).all()
+    users = [i for kind, i in owned if kind == USER]
+    anonymous = [i for kind, i in owned if kind == ANONYMOUS]
+    query = select(events.c.timestamp, events.c.message_id, events.c.type,
+                   events.c.message).where(
+        events.c.type.in_(types),
+        or_(events.c.user_id.in_(users),
+            and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous))))
+    if since is not None:
+        query = query.where(events.c.timestamp >= since)
+    # Sorted here, not in SQL: a PostgreSQL collation need not order text by code point.
+    return sorted((t, m, kind, driver.loads(message))
+                  for t, m, kind, message in connection.execute(query))
 
 
 def stored(connection: Connection, message_ids: Iterable[str]) -> set[str]:

@@ -58,6 +58,11 @@ def states_many(connection: Connection, lead_ids: Iterable[str]) -> dict[str, di
     return found
 
 
+def forget_states(connection: Connection, lead_id: str) -> None:
+    """Drop the lead's saved engine states: its next load replays its events."""
+    connection.execute(delete(lead_state).where(lead_state.c.lead_id == lead_id))
+
+
 def mql_models(connection: Connection, lead_id: str) -> set[str]:
     """The models under which the lead's saved score is an MQL."""
     return set(connection.execute(select(scores.c.model).where(

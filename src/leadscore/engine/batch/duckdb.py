@@ -67,7 +67,8 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
         session = spark if spark is not None else on_spark.session()
         scored = on_spark.score_many(model_list, events, leads, as_of_us=when, spark=session)
         if accounts is not None:   # each lead's account_id and account_match
-            scored = on_spark.with_account_links(session, scored, leads, accounts)
+            scored = on_spark.with_account_links(session, scored, leads, accounts, events,
+                                                 when)
         return scored
     if engine != "duckdb":
         raise InputError(f"engine {engine!r}: unknown; expected 'duckdb' or 'spark'")

@@ -1,6 +1,6 @@
 """`leadscore score` beyond one DuckDB query: on Spark (`--engine spark --master URL`), from a
-saved state (`--state DIR`, reporting its progress across partitions), and DuckDB's memory
-limit with spilling to disk (`--memory-limit`).
+saved state (`--state DIR` on DuckDB or Spark, reporting its progress across partitions), and
+DuckDB's memory limit with spilling to disk (`--memory-limit`).
 
 Progress and skipped rows are reported through plain callbacks; showing them is the caller's
 business (the CLI draws bars with rich)."""
@@ -11,8 +11,9 @@ import functools
 import os
 import tempfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -64,34 +65,49 @@ def score_on_spark(models: list[Model], events: str, leads: str | None, out: str
         for bad, what in ((bad_events, events), (bad_leads, leads)):
             if bad and skipped is not None:
                 skipped(bad, str(what))
-        if REMOTE_MARK in out:
-            frame = frame.cache()
-            on_spark.write_frame(frame, out)
-            return int(frame.count()), on_spark.to_arrow(frame) if keep else None
-        table = on_spark.to_arrow(frame)
+        try:
+            if REMOTE_MARK in out:
+                frame = frame.cache()
+                on_spark.write_frame(frame, out)
+                return int(frame.count()), on_spark.to_arrow(frame) if keep else None
+            table = on_spark.to_arrow(frame)
+        finally:
+            on_spark.release()
     write_table(table, out)
     return table.num_rows, table if keep else None
 
 
 def score_with_state(models: list[Model], events: str, leads: str | None, as_of_us: int,
-                     state: Path, con: duckdb.DuckDBPyConnection, *,
+                     state: Path, con: Any, *,
                      step: PartitionStep | None = None, scored: Scored | None = None
                      ) -> pa.Table:
     """Every model scored from its state in `state` plus the files not read before, one model
     after the other (by name); `step` follows each across partitions when its state is
-    (re)built, `scored` hears how each went."""
+    (re)built, `scored` hears how each went. `con`: a DuckDB connection or a SparkSession."""
     from leadscore.engine.batch.state import score_with_state as one
 
     if REMOTE_MARK in events:
-        raise InputError(f"--state reads local files (DuckDB); got {events}")
+        raise InputError(f"--state reads local files (it lists them and keeps their sizes "
+                         f"and times); got {events}")
     tables = []
-    for model in sorted(models, key=lambda m: m.name):
-        partition_step: Callable[[str, int, int], None] | None = None
-        if step is not None:
-            step(model.name, "reading", 0, None)
-            partition_step = functools.partial(step, model.name)
-        table, report = one(model, events, leads, as_of_us, state, con, step=partition_step)
-        if scored is not None:
-            scored(model.name, report)
-        tables.append(table)
+    with _spark_settings(con):
+        for model in sorted(models, key=lambda m: m.name):
+            partition_step: Callable[[str, int, int], None] | None = None
+            if step is not None:
+                step(model.name, "reading", 0, None)
+                partition_step = functools.partial(step, model.name)
+            table, report = one(model, events, leads, as_of_us, state, con,
+                                step=partition_step)
+            if scored is not None:
+                scored(model.name, report)
+            tables.append(table)
     return pa.concat_tables(tables)
+
+
+def _spark_settings(con: Any) -> AbstractContextManager[None]:
+    """The Spark settings the plan needs while `con` (a SparkSession) runs it."""
+    if not hasattr(con, "sparkContext"):
+        return nullcontext()
+    from leadscore.engine.batch.spark import settings
+
+    return settings(con)

@@ -15,8 +15,11 @@ ANSI mode turns into an error on text such as "n/a" where the model format says 
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
@@ -35,6 +38,7 @@ from leadscore.engine.batch.schema import (
     output_schema,
     typed,
 )
+from leadscore.engine.batch.spark_columns import DIALECT, timestamp_sql, value_columns
 from leadscore.engine.sql.account_plan import compile_account_plan, links_query
 from leadscore.engine.sql.interest_plan import compile_interest_plan
 from leadscore.engine.sql.plan import PlanOptions, compile_plan
@@ -45,14 +49,11 @@ from leadscore.model.accounts import compile_account
 from leadscore.model.schema import Model
 from leadscore.scores import OUTPUT_COLUMNS
 
-DIALECT = "spark"          # the plans' sqlglot dialect, and how names are quoted here
 DEFAULT_MASTER = "local[*]"
 # Session settings the plan relies on (see the module docstring).
 SESSION_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"}
 _sequence = count()
 
-_INTEGER = {"byte", "short", "int", "integer", "long", "bigint", "tinyint", "smallint"}
-_FLOAT = {"float", "double", "real"}
 
 
 def session(master: str = DEFAULT_MASTER, app_name: str = "leadscore", **conf: str) -> Any:
@@ -62,6 +63,10 @@ def session(master: str = DEFAULT_MASTER, app_name: str = "leadscore", **conf: s
     except ImportError:
         raise EngineError("the Spark engine needs PySpark: pip install 'leadscore[spark]'") \
             from None
+    if master.startswith("local"):
+        # Python workers (the content ids of messages without messageId) run this
+        # interpreter, with leadscore's dependencies, not whatever `python3` is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in {**SESSION_CONF, "spark.ui.enabled": "false",
                          "spark.ui.showConsoleProgress": "false", **conf}.items():
@@ -99,66 +104,12 @@ def _load(spark: Any, source: str) -> Any:
         if lowered.endswith((".csv", ".tsv", ".txt")):
             return spark.read.option("header", "true").option("inferSchema", "false") \
                 .option("sep", "\t" if lowered.endswith(".tsv") else ",").csv(source)
-        if lowered.endswith((".json", ".jsonl", ".ndjson")):
-            raise InputError(f"{source}: the Spark engine reads Parquet and CSV; convert "
-                             "Segment JSON with the DuckDB engine first")
         return spark.read.option("mergeSchema", "true").parquet(source)
     except InputError:
         raise
     except Exception as exc:   # Spark's AnalysisException: path not found, not Parquet, …
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{source}: Spark cannot read it: {first}") from None
-
-
-def _value_columns(expr: str, name: str, dtype: Any) -> list[tuple[str, str, str]]:
-    """(canonical name, Spark SQL, type) of a property/trait column; structs flatten."""
-    from pyspark.sql import types as T
-
-    if isinstance(dtype, T.StructType):
-        out: list[tuple[str, str, str]] = []
-        for field in dtype.fields:
-            out += _value_columns(f"{expr}.{quote(field.name, DIALECT)}",
-                                  f"{name}.{field.name}", field.dataType)
-        return out
-    kind = dtype.simpleString().split("(")[0]
-    if kind == "boolean":
-        return [(name, expr, "BOOLEAN")]
-    if kind in _INTEGER:
-        return [(name, f"CAST({expr} AS BIGINT)", "BIGINT")]
-    if kind in _FLOAT or kind == "decimal":
-        return [(name, f"CAST({expr} AS DOUBLE)", "DOUBLE")]
-    if kind == "string":
-        return [(name, expr, "STRING")]
-    if isinstance(dtype, T.ArrayType | T.MapType):
-        return [(name, f"to_json({expr})", "STRING")]
-    return [(name, f"CAST({expr} AS STRING)", "STRING")]
-
-
-def _timestamp_sql(expr: str, dtype: Any, label: str) -> str:
-    """µs since the epoch (NULL when unreadable), as `timeutil.parse_timestamp` reads values."""
-    kind = dtype.simpleString().split("(")[0]
-    if kind in ("timestamp", "timestamp_ntz", "date"):
-        return f"unix_micros(CAST({expr} AS TIMESTAMP))"
-    if kind in _INTEGER:
-        x = f"CAST({expr} AS BIGINT)"
-        return (f"CASE WHEN abs({x}) < 100000000000 THEN {x} * 1000000 "
-                f"WHEN abs({x}) < 100000000000000 THEN {x} * 1000 ELSE {x} END")
-    if kind in _FLOAT or kind == "decimal":
-        x = f"CAST({expr} AS DOUBLE)"
-        return (f"CASE WHEN isnan({x}) OR abs({x}) = double('infinity') THEN NULL "
-                f"WHEN abs({x}) < 1e11 THEN CAST(round({x} * 1e6) AS BIGINT) "
-                f"WHEN abs({x}) < 1e14 THEN CAST(round({x} * 1e3) AS BIGINT) "
-                f"ELSE CAST({x} AS BIGINT) END")
-    if kind == "string":
-        text = f"trim({expr})"
-        from pyspark.sql import types as T
-
-        number = _timestamp_sql(f"try_cast({text} AS DOUBLE)", T.DoubleType(), label)
-        # ISO-8601 with an offset or Z, or naive (= UTC, the session time zone here).
-        return (f"CASE WHEN {text} RLIKE '^-?[0-9]+([.][0-9]+)?$' THEN {number} "
-                f"ELSE unix_micros(try_cast({text} AS TIMESTAMP)) END")
-    raise InputError(f"{label}: column 'timestamp' has type {kind}; expected a timestamp, an "
-                     "ISO-8601 string or an epoch number")
 
 
 def _canonical_events(frame: Any, label: str) -> tuple[list[tuple[str, str, str]], str]:
@@ -172,7 +123,7 @@ def _canonical_events(frame: Any, label: str) -> tuple[list[tuple[str, str, str]
                              f"{', '.join(fields) or '(none)'}")
     assert lead_col is not None and ts_col is not None
     lead = f"CAST({quote(lead_col, DIALECT)} AS STRING)"
-    ts = _timestamp_sql(quote(ts_col, DIALECT), fields[ts_col], label)
+    ts = timestamp_sql(quote(ts_col, DIALECT), fields[ts_col], label)
     raw_path = f"CAST({quote('path', DIALECT)} AS STRING)" if "path" in fields \
         else "CAST(NULL AS STRING)"
     kind = (f"nullif(CAST({quote('type', DIALECT)} AS STRING), '')" if "type" in fields
@@ -188,7 +139,7 @@ def _canonical_events(frame: Any, label: str) -> tuple[list[tuple[str, str, str]
             continue
         canonical = name if name.startswith(("context.", "properties.")) \
             else f"properties.{name}"
-        out += _value_columns(quote(name, DIALECT), canonical, dtype)
+        out += value_columns(quote(name, DIALECT), canonical, dtype)
     known = ", ".join(literal(t, DIALECT) for t in EVENT_TYPES)
     good = (f"{lead} IS NOT NULL AND {lead} <> '' AND ({ts}) IS NOT NULL "
             f"AND {kind} IN ({known})")
@@ -206,7 +157,7 @@ def _canonical_leads(frame: Any, label: str) -> tuple[list[tuple[str, str, str]]
         if name == "lead_id":
             continue
         canonical = name if name.startswith(("traits.", "account.")) else f"traits.{name}"
-        out += _value_columns(quote(name, DIALECT), canonical, dtype)
+        out += value_columns(quote(name, DIALECT), canonical, dtype)
     return _dedupe(out), f"{lead} IS NOT NULL AND {lead} <> ''"
 
 
@@ -256,6 +207,26 @@ def register(spark: Any, source: Any, kind: str) -> tuple[str, dict[str, str], i
     return name, {col: typ for col, _, typ in columns}, total - kept
 
 
+def register_files(spark: Any, files: Sequence[str], name: str) -> str:
+    """Event files (Parquet or CSV, not mixed) as the canonical events view `name`, bad rows
+    left out and not counted (`--state` reads a few files at a time; `register` counts)."""
+    lowered = [f.lower() for f in files]
+    if all(f.endswith((".parquet", ".pq")) for f in lowered):
+        frame = spark.read.option("mergeSchema", "true").parquet(*files)
+    elif all(f.endswith(".csv") for f in lowered):
+        frame = spark.read.option("header", "true").option("inferSchema", "false").csv(
+            list(files))
+    else:
+        raise InputError(f"{files[0]}: mixed file types; use Parquet or CSV throughout")
+    raw = f"{name}_raw"
+    frame.createOrReplaceTempView(raw)
+    columns, good = _canonical_events(frame, files[0])
+    select = ", ".join(f"{sql} AS {quote(col, DIALECT)}" for col, sql, _ in columns)
+    spark.sql(f"SELECT {select} FROM {quote(raw, DIALECT)} WHERE {good}") \
+        .createOrReplaceTempView(name)
+    return name
+
+
 def _spark_type(duckdb_type: str) -> str:
     upper = duckdb_type.upper()
     return {"VARCHAR": "STRING"}.get(upper, upper)
@@ -291,14 +262,61 @@ _NO_INTERESTS = "CAST(array() AS ARRAY<STRUCT<topic: STRING, weight: DOUBLE>>)"
 def score_frame(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
                 as_of_us: int, spark: Any) -> tuple[Any, int | None, int | None]:
     """The scores as a Spark DataFrame (timestamps as µs integers; the columns of
-    OUTPUT_COLUMNS and `interests`), and the rows of events and leads that were rejected.
-    The session's SESSION_CONF must be in force while it runs."""
+    OUTPUT_COLUMNS and `interests`), and the rows of events and leads that were rejected
+    (of a message stream: its messages, counted as events). The session's SESSION_CONF must
+    be in force while it runs."""
     model_list = [models] if isinstance(models, Model) else list(models)
-    events_view, events_columns, bad_events = register(spark, events, "events")
-    leads_view, leads_columns, bad_leads = (None, None, None) if leads is None else \
-        register(spark, leads, "leads")
-    return score_views(model_list, events_view, events_columns, leads_view, leads_columns,
-                       as_of_us=as_of_us, spark=spark), bad_events, bad_leads
+    found = inputs(spark, events, leads, None, as_of_us)
+    return score_views(model_list, found.events, found.events_columns, found.leads,
+                       found.leads_columns, as_of_us=as_of_us, spark=spark), \
+        found.bad_events, found.bad_leads
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Canonical views on Spark for one as_of, their columns, and the rows left out."""
+
+    events: str
+    events_columns: dict[str, str]
+    leads: str | None
+    leads_columns: dict[str, str] | None
+    accounts: str | None = None
+    accounts_columns: dict[str, str] = field(default_factory=dict)
+    bad_events: int | None = None
+    bad_leads: int | None = None
+    stream: bool = False
+
+
+def inputs(spark: Any, events: Any, leads: Any, accounts: Any, as_of_us: int) -> Inputs:
+    """Events, leads and accounts (each optional but events) as canonical Spark views at
+    `as_of_us`. A Segment JSON path as events or leads is a message stream (both: one
+    history), read by Spark and turned into the canonical views by the stream stage
+    (`spark_stream`); a leads or accounts table beside it is the base it updates."""
+    from leadscore.engine.batch.spark_stream import is_stream, read_messages, run_stream
+
+    accounts_view, accounts_columns = (None, {}) if accounts is None else \
+        register_accounts(spark, accounts)
+    streams = [str(s) for s in (events, leads) if s is not None and is_stream(s)]
+    if not streams:
+        events_view, events_columns, bad_events = register(spark, events, "events")
+        leads_view, leads_columns, bad_leads = (None, None, None) if leads is None else \
+            register(spark, leads, "leads")
+        return Inputs(events_view, events_columns, leads_view, leads_columns, accounts_view,
+                      accounts_columns, bad_events, bad_leads)
+    messages = read_messages(spark, list(dict.fromkeys(streams)))
+    base, bad_leads = None, None
+    if leads is not None and not is_stream(leads):
+        view, columns, bad_leads = register(spark, leads, "leads")
+        base = (view, columns)
+    made = run_stream(spark, messages, as_of_us, base_leads=base,
+                      base_accounts=(accounts_view, accounts_columns) if accounts_view
+                      else None)
+    events_view, events_columns, bad_events = made.events, made.events_columns, \
+        messages.rejected
+    if events is not None and not is_stream(events):
+        events_view, events_columns, bad_events = register(spark, events, "events")
+    return Inputs(events_view, events_columns, made.leads, made.leads_columns, made.accounts,
+                  made.accounts_columns, bad_events, bad_leads, stream=True)
 
 
 def score_views(models: Sequence[Model], events_view: str, events_columns: dict[str, str],
@@ -307,7 +325,10 @@ def score_views(models: Sequence[Model], events_view: str, events_columns: dict[
     """`score_frame` over canonical views already registered (`register`)."""
     frames = []
     for model in sorted(models, key=lambda m: m.name):
-        sql = plan_sql(model, events_view, events_columns, leads_view, leads_columns, as_of_us)
+        plan = compile_plan(model, events_columns, leads_columns, as_of_us,
+                            options=PlanOptions(events_table=events_view,
+                                                leads_table=leads_view, dialect=DIALECT))
+        sql = (staged(spark, plan, "ev") if STAGE_EVENTS else plan).sql(dialect=DIALECT)
         interests = _interests_sql(model, events_view, events_columns, as_of_us)
         if interests is None:
             sql = f"SELECT *, {_NO_INTERESTS} AS interests FROM ({sql})"
@@ -328,6 +349,38 @@ def score_views(models: Sequence[Model], events_view: str, events_columns: dict[
     return result.select(*(quote(c, DIALECT) for c in (*OUTPUT_COLUMNS, "interests")))
 
 
+# Stage the plan's `ev` CTE (the events scan with every rule's flags) as a cached frame: Spark
+# inlines a CTE at each of its (six) references, scanning and matching the events again for
+# each, where DuckDB's runner stages it as a temporary table. LEADSCORE_SPARK_STAGE=0: inline.
+STAGE_EVENTS = os.environ.get("LEADSCORE_SPARK_STAGE", "1") != "0"
+_STAGED: list[Any] = []
+
+
+def staged(spark: Any, plan: Any, name: str) -> Any:
+    """`plan` (sqlglot) with its CTE `name` replaced by a cached Spark view of it; the frame
+    stays cached until `release`."""
+    from sqlglot import exp
+
+    plan = plan.copy()
+    ctes = plan.args["with_"].expressions
+    cte = next(c for c in ctes if c.alias == name)
+    view = f"leadscore_{name}_{next(_sequence)}"
+    frame = spark.sql(cte.this.sql(dialect=DIALECT)).cache()
+    frame.createOrReplaceTempView(view)
+    _STAGED.append(frame)
+    plan.args["with_"].set("expressions", [c for c in ctes if c is not cte])
+    for found in plan.find_all(exp.Table):
+        if found.name == name:
+            found.set("this", exp.to_identifier(view, quoted=True))
+    return plan
+
+
+def release() -> None:
+    """Unpersist the frames `staged` cached (call once the scores are collected/written)."""
+    while _STAGED:
+        _STAGED.pop().unpersist()
+
+
 def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
                as_of_us: int, spark: Any) -> pa.Table:
     """`leadscore.score_many` on Spark: the scores collected to an Arrow table."""
@@ -337,7 +390,10 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
     with settings(spark):
         frame, bad_events, bad_leads = score_frame(model_list, events, leads,
                                                    as_of_us=as_of_us, spark=spark)
-        scored = to_arrow(frame)
+        try:
+            scored = to_arrow(frame)
+        finally:
+            release()
     warn_bad([(events, bad_events, "events"), (leads, bad_leads, "leads")])
     return scored
 
@@ -414,13 +470,24 @@ def _collect(spark: Any, sql: str, what: str) -> pa.Table:
                           f"{str(exc).strip().splitlines()[0]}") from None
 
 
-def with_account_links(spark: Any, scores: pa.Table, leads: Any, accounts: Any) -> pa.Table:
-    """`scores` with each lead's `account_id` and `account_match`, the links found on Spark."""
+def with_account_links(spark: Any, scores: pa.Table, leads: Any, accounts: Any,
+                       events: Any = None, as_of_us: int | None = None) -> pa.Table:
+    """`scores` with each lead's `account_id` and `account_match`, the links found on Spark
+    (from a message stream in `events` or `leads`: as of `as_of_us`)."""
     with settings(spark):
-        accounts_view, account_columns = register_accounts(spark, accounts)
         found: dict[str, tuple[str, str]] = {}
-        if leads is not None:
-            leads_view, lead_columns = _leads(spark, leads)
+        if leads is not None or events is not None:
+            given = inputs(spark, events, leads, accounts, as_of_us or 0) \
+                if events is not None and as_of_us is not None else None
+            if given is not None and given.stream:
+                leads_view, lead_columns = given.leads, given.leads_columns or {}
+                accounts_view, account_columns = given.accounts, given.accounts_columns
+            elif leads is not None:
+                accounts_view, account_columns = register_accounts(spark, accounts)
+                leads_view, lead_columns = _leads(spark, leads)
+            else:
+                return append_links(scores, found)
+            assert leads_view is not None
             query = links_query(leads_view, lead_columns, accounts_view, account_columns)
             links = link_table(_collect(spark, query.sql(dialect=DIALECT), "account links"))
             found = {lead: (account, kind) for lead, account, kind in zip(
@@ -431,19 +498,29 @@ def with_account_links(spark: Any, scores: pa.Table, leads: Any, accounts: Any) 
 def score_accounts(models: Model | Sequence[Model], events: Any, leads: Any, accounts: Any, *,
                    as_of_us: int, spark: Any, scores: pa.Table | None = None) -> pa.Table:
     """`engine.batch.accounts.score_accounts` on Spark: every account under every model with an
-    `account:` section (ACCOUNT_SCHEMA), sorted by model then account_id."""
+    `account:` section (ACCOUNT_SCHEMA), sorted by model then account_id. From a message
+    stream, the accounts are those it names (and the accounts table's, the base)."""
+    from leadscore.engine.batch.spark_stream import is_stream
+
     model_list = [models] if isinstance(models, Model) else list(models)
     wanted = sorted((m for m in model_list if compile_account(m) is not None),
                     key=lambda m: m.name)
-    if not wanted or (leads is None and accounts is None):
+    stream = any(s is not None and is_stream(s) for s in (events, leads))
+    if not wanted or (leads is None and accounts is None and not stream):
         return ACCOUNT_SCHEMA.empty_table()
     if scores is None:
         scores = score_many(wanted, events, leads, as_of_us=as_of_us, spark=spark)
     tables = []
     with settings(spark):
-        accounts_view, account_columns = (None, {}) if accounts is None else \
-            register_accounts(spark, accounts)
-        leads_view, lead_columns = _leads(spark, leads)
+        if stream:
+            given = inputs(spark, events, leads, accounts, as_of_us)
+            leads_view, lead_columns = given.leads, given.leads_columns or {}
+            accounts_view, account_columns = given.accounts, given.accounts_columns
+            assert leads_view is not None
+        else:
+            accounts_view, account_columns = (None, {}) if accounts is None else \
+                register_accounts(spark, accounts)
+            leads_view, lead_columns = _leads(spark, leads)
         for model in wanted:
             mine = scores.filter(pa.compute.equal(scores.column("model"), model.name)) \
                 .select(["lead_id", "engagement", "disqualified"])

@@ -1,6 +1,7 @@
-"""The `--state` fold as SQL (sqlglot, DuckDB): a model's per-lead aggregate kept relative to a
-reference time `ref`, built from `engine.sql.semantics` — the same match, decay, buckets and
-split of rule kinds as the plan's `agg` stage, which `aggregate` rebuilds from the state.
+"""The `--state` fold as SQL (sqlglot; DuckDB or Spark: `Layout.dialect`): a model's per-lead
+aggregate kept relative to a reference time `ref`, built from `engine.sql.semantics` — the same
+match, decay, buckets and split of rule kinds as the plan's `agg` stage, which `aggregate`
+rebuilds from the state.
 
 Per lead (the leads table):
     h<j>      Σ points·2^((t − ref)/half-life j) of the uncapped every-event rules, per half-life
@@ -36,7 +37,7 @@ from leadscore.engine.sql.build import (
     sum_of,
     table,
 )
-from leadscore.engine.sql.dialects import DuckDB
+from leadscore.engine.sql.dialects import Dialect, DuckDB
 from leadscore.engine.sql.program_events import points_sql, stage_sql
 from leadscore.engine.sql.purchases import purchase_value
 from leadscore.engine.sql.semantics import (
@@ -54,7 +55,6 @@ from leadscore.model.compiled import CompiledModel, EngagementRule, compile_mode
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY
 
-DUCKDB = DuckDB()
 ZERO = double(exp.Literal.number(0))
 
 
@@ -64,11 +64,12 @@ class Layout:
 
     compiled: CompiledModel
     kinds: RuleKinds
+    dialect: Dialect
 
     @classmethod
-    def of(cls, model: Model) -> Layout:
+    def of(cls, model: Model, dialect: Dialect | None = None) -> Layout:
         compiled = compile_model(model)
-        return cls(compiled, RuleKinds.of(compiled))
+        return cls(compiled, RuleKinds.of(compiled), dialect or DuckDB())
 
     @property
     def half_lives(self) -> list[float | None]:
@@ -78,12 +79,12 @@ class Layout:
     def day(self, rule: EngagementRule, ts: exp.Expr) -> exp.Expr:
         """The day/week number of `rule`'s bucket for the instant `ts`."""
         assert rule.limit is not None
-        return bucket_day(rule.limit, ts, self.compiled.timezone, DUCKDB)
+        return bucket_day(rule.limit, ts, self.compiled.timezone, self.dialect)
 
 
 @dataclass
 class State:
-    """One model's state in a DuckDB connection: two tables (`buckets` None: no bucketed rule),
+    """One model's state in a connection (`runner`): two tables (`buckets` None: no bucketed rule),
     their reference time and the boundary before which daily/weekly buckets are closed (None:
     none closed)."""
 
@@ -97,21 +98,19 @@ def _flag(rule: EngagementRule) -> exp.Expr:
     return col(match_column(rule.index))
 
 
-def _from(query: exp.Query) -> exp.Select:
-    return exp.select(exp.Star()).from_(query.subquery())
-
-
-def union_by_name(queries: Sequence[exp.Query]) -> exp.Query:
+def union_by_name(queries: Sequence[exp.Select]) -> exp.Query:
     """The rows of every query, columns matched by name (one group of files may have a
-    column another lacks)."""
-    return _union([_from(q) for q in queries], by_name=True)
+    column another lacks: NULL there). Spelled out rather than DuckDB's `UNION ALL BY NAME`,
+    which Spark SQL has not."""
+    names = list(dict.fromkeys(name for q in queries for name in q.named_selects))
+    return _union([exp.select(*(col(n) if n in q.named_selects else alias(exp.Null(), n)
+                                for n in names)).from_(q.subquery()) for q in queries])
 
 
-def _union(queries: Sequence[exp.Query], *, by_name: bool = False) -> exp.Query:
+def _union(queries: Sequence[exp.Query]) -> exp.Query:
     union = queries[0]
     for query in queries[1:]:
-        # `UNION ALL BY NAME` (DuckDB) where by_name
-        union = exp.Union(this=union, expression=query, distinct=False, by_name=by_name or None)
+        union = exp.Union(this=union, expression=query, distinct=False)
     return union
 
 
@@ -190,24 +189,26 @@ def fresh(layout: Layout, ev: exp.Query, ref: int) -> exp.Select:
     return exp.select(*out).from_(ev.subquery()).group_by(col("lead_id"))
 
 
-def rescaled(layout: Layout, leads: str, old_ref: int, ref: int) -> exp.Select:
-    """The state's per-lead table `leads`, its sums moved from `old_ref` to `ref`."""
-    def moved(name: str, half_life: float | None) -> exp.Expr | None:
-        weight = decay(exp.Literal.number(old_ref), ref, half_life)
-        return None if weight is None else alias(exp.Mul(this=col(name), expression=weight),
-                                                 name)
-
+def rescaled(layout: Layout, leads: str, columns: Sequence[str], old_ref: int, ref: int
+             ) -> exp.Select:
+    """The state's per-lead table `leads` (its `columns`), its sums moved from `old_ref` to
+    `ref`."""
     kinds = layout.kinds
-    replace = [moved("pp", layout.compiled.program_half_life),
-               *(moved(f"h{j}", half_life) for j, half_life in enumerate(layout.half_lives)),
-               *(moved(f"c{r.index}", r.half_life_days) for r in kinds.capped),
-               *(moved(f"g{r.index}", r.half_life_days) for r in kinds.bucketed)]
-    kept = [r for r in replace if r is not None]
-    star = exp.Star(replace=kept) if kept else exp.Star()
-    return exp.select(star).from_(table(leads))
+    half_lives = {"pp": layout.compiled.program_half_life,
+                  **{f"h{j}": half_life for j, half_life in enumerate(layout.half_lives)},
+                  **{f"c{r.index}": r.half_life_days for r in kinds.capped},
+                  **{f"g{r.index}": r.half_life_days for r in kinds.bucketed}}
+
+    def moved(name: str) -> exp.Expr:
+        weight = decay(exp.Literal.number(old_ref), ref, half_lives[name]) \
+            if name in half_lives else None
+        return col(name) if weight is None else alias(
+            exp.Mul(this=col(name), expression=weight), name)
+
+    return exp.select(*(moved(c) for c in columns)).from_(table(leads))
 
 
-def combine(layout: Layout, parts: Sequence[exp.Query]) -> exp.Select:
+def combine(layout: Layout, parts: Sequence[exp.Select]) -> exp.Select:
     """Per lead: the parts' aggregates (each with `fresh`'s columns or some of them) combined."""
     kinds = layout.kinds
 
@@ -280,7 +281,8 @@ def distinct_text(name: str, sql_type: str) -> exp.Expr:
     value, varchar = col(name), exp.DataType.Type.VARCHAR
     kind = sql_type.upper()
     if kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL"):
-        whole = and_(exp.EQ(this=value, expression=exp.func("trunc", value.copy())),
+        # floor, not trunc (Spark's trunc is for dates): the same test of a whole number
+        whole = and_(exp.EQ(this=value, expression=exp.Floor(this=value.copy())),
                      exp.LT(this=exp.Abs(this=value.copy()),
                             expression=exp.Literal.number("1e18")))
         return case([(whole, exp.cast(bigint(value.copy()), varchar))],

@@ -12,7 +12,8 @@ incremental engine keeps too (engine.incremental.interests), as two DuckDB table
 
 Scores: each (lead, rule, topic) total = its rescaled sum + its buckets' decayed points, then
 `interest_plan.ranked_plan` (cap, weight per topic, rank) as in a full re-score. The SQL is
-built from `engine.sql.semantics` and `engine.sql.interest_plan`, as the plan's.
+built from `engine.sql.semantics` and `engine.sql.interest_plan`, as the plan's, and run by the
+state's runner (`state.runner`: DuckDB or Spark).
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from typing import Any
 from sqlglot import exp
 
 from leadscore.engine.batch.schema import profiles
+from leadscore.engine.batch.state.runner import Runner
 from leadscore.engine.sql.build import alias, bigint, col, number, table
-from leadscore.engine.sql.dialects import DuckDB
 from leadscore.engine.sql.interest_plan import ranked_plan, topic_flags
 from leadscore.engine.sql.semantics import bucket_day, decay, weighted
-from leadscore.io.sqltext import literal, quote
 from leadscore.model.interests import InterestRule, compile_interests
 from leadscore.model.schema import Model
 
@@ -66,9 +66,9 @@ def _per_rule(interests: tuple[InterestRule, ...],
 
 
 class InterestFold:
-    """One model's interest state in a DuckDB connection, folded file group by file group."""
+    """One model's interest state in a runner's tables, folded file group by file group."""
 
-    def __init__(self, con: Any, model: Model, prefix: str):
+    def __init__(self, con: Runner, model: Model, prefix: str):
         self.con, self.model, self.prefix = con, model, prefix
         self.interests = compile_interests(model)
         self.sums: str | None = None
@@ -79,10 +79,7 @@ class InterestFold:
     def load(self, folder: Path, ref: int) -> None:
         for attr, file in (("sums", SUMS_FILE), ("buckets", BUCKETS_FILE)):
             if (folder / file).exists():
-                name = f"{self.prefix}_i_old_{attr}"
-                self.con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS "
-                             f"SELECT * FROM read_parquet({literal(str(folder / file))})")
-                setattr(self, attr, name)
+                setattr(self, attr, self.con.load(f"{self.prefix}_i_old_{attr}", folder / file))
         self.ref = ref
 
     def fold(self, view: str | None, columns: dict[str, str], where: exp.Expr, ref: int
@@ -107,7 +104,8 @@ class InterestFold:
                     continue
                 day: exp.Expr = exp.Literal.number(0)
                 if rule.limit in ("daily", "weekly"):
-                    day = bucket_day(rule.limit, col("ts"), self.model.timezone, DuckDB())
+                    day = bucket_day(rule.limit, col("ts"), self.model.timezone,
+                                     self.con.dialect)
                 value = col(rule.distinct) if rule.distinct is not None \
                     and rule.distinct in columns else exp.Null()
                 buckets.append(exp.select(
@@ -133,10 +131,7 @@ class InterestFold:
         self.ref = ref
 
     def _table(self, kind: str, query: exp.Query) -> str:
-        name = f"{self.prefix}_i_{kind}_{self._n}"
-        self.con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS "
-                     f"{query.sql(dialect='duckdb')}")
-        return name
+        return self.con.create(f"{self.prefix}_i_{kind}_{self._n}", query)
 
     def profiles(self) -> dict[str, list[dict[str, Any]]]:
         """lead_id → its ranked interests at the state's ref (the scoring time)."""
@@ -152,10 +147,9 @@ class InterestFold:
         totals = exp.select(*_columns(SUMS[:3]), alias(exp.Sum(this=col("w")), "w")) \
             .from_(rows.subquery()).group_by(*_columns(SUMS[:3]))
         plan = ranked_plan(self.interests, totals)
-        return profiles(self.con.sql(plan.sql(dialect="duckdb")).to_arrow_table())
+        return profiles(self.con.arrow(plan))
 
     def save(self, folder: Path) -> None:
         for name, file in ((self.sums, SUMS_FILE), (self.buckets, BUCKETS_FILE)):
             if name is not None:
-                self.con.sql(f"COPY {quote(name)} TO {literal(str(folder / file))} "
-                             "(FORMAT parquet)")
+                self.con.save(name, folder / file)

@@ -1,5 +1,6 @@
 """Incremental batch: a compact per-lead, per-rule state on disk, so a daily run reads only the
-events that arrived since the last one (`leadscore score … --state DIR`, DuckDB).
+events that arrived since the last one (`leadscore score … --state DIR`, on DuckDB or Spark:
+`state.runner`).
 
 The state holds, for one model, what the batch plan's per-lead aggregate (`agg`) is made of,
 relative to the reference time `ref` (the last run's `as_of`; see
@@ -36,38 +37,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from leadscore.engine.batch.inputs import table_columns
 from leadscore.engine.batch.schema import typed, with_profiles
 from leadscore.engine.batch.state import fold
 from leadscore.engine.batch.state.fold import Layout, State
 from leadscore.engine.batch.state.interests import InterestFold
+from leadscore.engine.batch.state.runner import Runner, runner_for
 from leadscore.engine.sql.build import col, table
 from leadscore.engine.sql.plan import STAGES, PlanOptions, Scope, Stage, compose
 from leadscore.engine.sql.plan import aggregate as plan_aggregate
 from leadscore.io import partitions
-from leadscore.io.readers import read_leads
-from leadscore.io.sqltext import literal, quote
 from leadscore.model.interests import compile_interests
 from leadscore.model.schema import Model
 
 STATE_VERSION = 4      # 2: program points (pp) and stages (in back_key); 3: last_buy, spend;
 #                        4: sales' stages (ranks moved, STAGE_BITS 16)
-
-
-def _create(con: duckdb.DuckDBPyConnection, name: str, query: exp.Query, *,
-            kind: str = "TABLE") -> str:
-    """`query` as the temporary table (or view) `name`; returns `name`."""
-    con.sql(f"CREATE OR REPLACE TEMP {kind} {quote(name)} AS {query.sql(dialect='duckdb')}")
-    return name
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, query: exp.Query) -> Any:
-    [(value,)] = con.sql(query.sql(dialect="duckdb")).fetchall()
-    return value
 
 
 def _ts_until(as_of_us: int) -> exp.Expr:
@@ -80,7 +66,7 @@ def _all(name: str) -> exp.Select:
 
 # ----------------------------------------------------------------------------- the fold
 
-def fold_in(con: duckdb.DuckDBPyConnection, layout: Layout, old: State | None, ev: exp.Query,
+def fold_in(con: Runner, layout: Layout, old: State | None, ev: exp.Query,
             columns: dict[str, str], ref: int, name: str, close: bool = True,
             later: int | None = None) -> State:
     """`old` (or nothing) with the events of query `ev` folded in, relative to `ref`
@@ -90,42 +76,43 @@ def fold_in(con: duckdb.DuckDBPyConnection, layout: Layout, old: State | None, e
     boundary: int | None = old.boundary if old is not None else None
     if close:
         boundary = ref if later is None else min(later, ref)
-    parts: list[exp.Query] = [fold.fresh(layout, ev, ref)]
+    parts: list[exp.Select] = [fold.fresh(layout, ev, ref)]
     if old is not None:
-        parts.append(fold.rescaled(layout, old.leads, old.ref, ref))
+        parts.append(fold.rescaled(layout, old.leads, list(con.columns(old.leads)), old.ref,
+                                   ref))
     rows = fold.bucket_rows(layout, ev, columns)
     buckets_name = None
     if rows is not None:
-        every = _create(con, name + "_new", fold.latest_per_bucket(rows))
+        every = con.create(name + "_new", fold.latest_per_bucket(rows))
         if old is not None and old.buckets is not None:
-            every = _create(con, name + "_all", fold.merged_buckets(old.buckets, every))
-            con.sql(f"DROP TABLE {quote(name + '_new')}")
+            every = con.create(name + "_all", fold.merged_buckets(old.buckets, every))
+            con.drop(name + "_new")
         else:
-            con.sql(f"ALTER TABLE {quote(every)} RENAME TO {quote(name + '_all')}")
+            con.rename(every, name + "_all")
             every = name + "_all"
         done = fold.closed(layout, boundary if close else None)
         still_open = _all(every)
         if done is not None:
             parts.append(fold.bucket_sums(layout, _all(every).where(done), ref))
             still_open = still_open.where(exp.not_(exp.Paren(this=done.copy())))
-        buckets_name = _create(con, name + "_buckets", still_open)
-    leads = _create(con, name + "_leads", fold.combine(layout, parts))
-    con.sql(f"DROP TABLE IF EXISTS {quote(name + '_all')}")
+        buckets_name = con.create(name + "_buckets", still_open)
+    leads = con.create(name + "_leads", fold.combine(layout, parts))
+    con.drop(name + "_all")
     return State(leads, buckets_name, ref, boundary)
 
 
 # ----------------------------------------------------------------------------- scores
 
-def scores_from_state(con: duckdb.DuckDBPyConnection, model: Model, layout: Layout,
+def scores_from_state(con: Runner, model: Model, layout: Layout,
                       state: State, events_columns: dict[str, str], leads_name: str | None,
                       leads_columns: dict[str, str] | None) -> pa.Table:
     """The batch plan's output at state.ref: its stages after `agg`, on the state's `agg`."""
     scope = Scope.of(layout.compiled, events_columns, leads_columns, state.ref,
-                     PlanOptions(leads_table=leads_name))
+                     PlanOptions(leads_table=leads_name, dialect=con.dialect.NAME))
     agg = fold.aggregate(layout, state, plan_aggregate.columns(scope))
     after = next(i for i, stage in enumerate(STAGES) if stage.name == "agg") + 1
     plan = compose(scope, (Stage("agg", lambda _: agg), *STAGES[after:]))
-    return typed(con.sql(plan.sql(dialect="duckdb")).to_arrow_table())
+    return typed(con.arrow(plan))
 
 
 # ----------------------------------------------------------------------------- on disk
@@ -147,12 +134,15 @@ class RunReport:
 
 
 def score_with_state(model: Model, events: str, leads: str | None, as_of_us: int,
-                     state_dir: str | Path, con: duckdb.DuckDBPyConnection,
+                     state_dir: str | Path, con: Any,
                      step: Callable[[str, int, int], None] | None = None
                      ) -> tuple[pa.Table, RunReport]:
     """Score `model` at `as_of_us` from the state in `state_dir` plus the events files it has
-    not read; the state is then saved for the next run. `events` is a file, folder or glob."""
-    layout = Layout.of(model)
+    not read; the state is then saved for the next run. `events` is a file, folder or glob;
+    `con` a DuckDB connection or a SparkSession (with `engine.batch.spark.settings` in force):
+    the same state, the same scores."""
+    con = runner_for(con)
+    layout = Layout.of(model, con.dialect)
     folder = Path(state_dir) / model.name
     meta_path = folder / "meta.json"
     meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
@@ -171,9 +161,7 @@ def score_with_state(model: Model, events: str, leads: str | None, as_of_us: int
     leads_name = None
     leads_columns = None
     if leads is not None:
-        leads_name = f"__state_leads_{model.name}"
-        read_leads(leads, con, name=leads_name)
-        leads_columns = table_columns(con, leads_name)
+        leads_name, leads_columns = con.leads(leads, f"__state_leads_{model.name}")
     prefix = f"__state_{abs(hash(model.name)) % 10**8}"
     interests = InterestFold(con, model, prefix) if compile_interests(model) else None
     if reason:
@@ -196,7 +184,7 @@ def _new_files(seen: dict[str, list[int]], files: list[str]) -> list[str]:
     return [f for f in files if f not in seen]
 
 
-def _rebuild(con: duckdb.DuckDBPyConnection, layout: Layout, files: list[str], as_of_us: int,
+def _rebuild(con: Runner, layout: Layout, files: list[str], as_of_us: int,
              prefix: str, step: Callable[[str, int, int], None] | None,
              interests: InterestFold | None) -> tuple[State, dict[str, str]]:
     """The state from every file, one partition at a time. After each partition the buckets
@@ -204,16 +192,16 @@ def _rebuild(con: duckdb.DuckDBPyConnection, layout: Layout, files: list[str], a
     partitions in time order (month=…) the open buckets stay a few days' worth instead of
     the whole history, which a billion events would otherwise spill to disk on every fold."""
     groups = sorted(partitions.partitions(files).items())
-    views = [partitions.read_event_files(group, con, f"{prefix}_ev{done}")
+    views = [con.event_files(group, f"{prefix}_ev{done}")
              for done, (_, group) in enumerate(groups)]
-    earliest = [_scalar(con, exp.select(exp.Min(this=col("ts"))).from_(table(view)))
+    earliest = [con.scalar(exp.select(exp.Min(this=col("ts"))).from_(table(view)))
                 for view in views]
     state: State | None = None
     columns: dict[str, str] = {}
     for done, ((key, _), view) in enumerate(zip(groups, views, strict=True)):
         if step:
             step(key or "events", done, len(groups))
-        part_columns = table_columns(con, view)
+        part_columns = con.columns(view)
         columns.update(part_columns)
         ev = fold.events(layout, view, part_columns, _ts_until(as_of_us))
         later = min((t for t in earliest[done + 1:] if t is not None), default=None)
@@ -227,27 +215,23 @@ def _rebuild(con: duckdb.DuckDBPyConnection, layout: Layout, files: list[str], a
     return state, columns
 
 
-def _advance(con: duckdb.DuckDBPyConnection, layout: Layout, meta: dict[str, Any], folder: Path,
+def _advance(con: Runner, layout: Layout, meta: dict[str, Any], folder: Path,
              files: list[str], as_of_us: int, prefix: str,
              step: Callable[[str, int, int], None] | None, interests: InterestFold | None
              ) -> tuple[State, dict[str, str], RunReport]:
     old_ref = int(meta["ref"])
     if interests is not None:
         interests.load(folder, old_ref)
-    old_leads = prefix + "_old_leads"
-    con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(old_leads)} AS "
-            f"SELECT * FROM read_parquet({literal(str(folder / 'leads.parquet'))})")
+    old_leads = con.load(prefix + "_old_leads", folder / "leads.parquet")
     buckets = None
     if (folder / "buckets.parquet").exists():
-        buckets = prefix + "_old_buckets"
         # a view: the old buckets are read once, by the fold's join, not copied in first
-        con.sql(f"CREATE OR REPLACE TEMP VIEW {quote(buckets)} AS "
-                f"SELECT * FROM read_parquet({literal(str(folder / 'buckets.parquet'))})")
+        buckets = con.load(prefix + "_old_buckets", folder / "buckets.parquet", kind="VIEW")
     old = State(old_leads, buckets, old_ref, meta.get("boundary", old_ref))
     new_files = _new_files(meta["files"], files)
     pending = [f for f in meta.get("pending", []) if f in files]
     columns: dict[str, str] = dict(meta.get("columns", {}))
-    parts: list[exp.Query] = []
+    parts: list[exp.Select] = []
     if step:
         step(f"{len(new_files)} new files", 0, 1)
     after_ref = exp.GT(this=col("ts"), expression=exp.Literal.number(old_ref))
@@ -255,8 +239,8 @@ def _advance(con: duckdb.DuckDBPyConnection, layout: Layout, meta: dict[str, Any
                                ("pending", pending, exp.and_(after_ref,
                                                              _ts_until(as_of_us)))):
         if group:
-            view = partitions.read_event_files(group, con, f"{prefix}_{kind}")
-            part_columns = table_columns(con, view)
+            view = con.event_files(group, f"{prefix}_{kind}")
+            part_columns = con.columns(view)
             columns.update(part_columns)
             parts.append(fold.events(layout, view, part_columns, where))
             if interests is not None:   # exact in any order: no late-event special case
@@ -268,13 +252,13 @@ def _advance(con: duckdb.DuckDBPyConnection, layout: Layout, meta: dict[str, Any
         state = fold_in(con, layout, old, fold.no_events(layout, columns), columns, as_of_us,
                         prefix + "_s")
         return state, columns, report
-    folded = _create(con, prefix + "_fold", fold.union_by_name(parts))
+    folded = con.create(prefix + "_fold", fold.union_by_name(parts))
     ev = _all(folded)
     late = fold.late_leads(layout, ev, old)
     late_count = 0
     if late is not None:
-        late_name = _create(con, prefix + "_late", late)
-        late_count = _scalar(con, exp.select(exp.Count(this=exp.Star())).from_(
+        late_name = con.create(prefix + "_late", late)
+        late_count = con.scalar(exp.select(exp.Count(this=exp.Star())).from_(
             table(late_name)))
     if not late_count:
         state = fold_in(con, layout, old, ev, columns, as_of_us, prefix + "_s")
@@ -282,47 +266,45 @@ def _advance(con: duckdb.DuckDBPyConnection, layout: Layout, meta: dict[str, Any
     # Partial recompute: the late leads from every file; everyone else folds as usual.
     late_ids = exp.select(col("lead_id")).from_(table(prefix + "_late"))
     not_late = exp.not_(col("lead_id").isin(query=late_ids.copy()))
-    kept = State(_create(con, prefix + "_keep_leads", _all(old.leads).where(not_late)), None,
+    kept = State(con.create(prefix + "_keep_leads", _all(old.leads).where(not_late)), None,
                  old.ref, old.boundary)
     if old.buckets is not None:
-        kept.buckets = _create(con, prefix + "_keep_buckets",
-                               _all(old.buckets).where(not_late.copy()))
+        kept.buckets = con.create(prefix + "_keep_buckets",
+                                  _all(old.buckets).where(not_late.copy()))
     others = fold_in(con, layout, kept, _all(folded).where(not_late.copy()), columns, as_of_us,
                      prefix + "_s")
-    everything = partitions.read_event_files(files, con, f"{prefix}_all")
-    all_columns = table_columns(con, everything)
+    everything = con.event_files(files, f"{prefix}_all")
+    all_columns = con.columns(everything)
     redo = fold_in(con, layout, None, fold.events(layout, everything, all_columns, exp.and_(
         _ts_until(as_of_us), col("lead_id").isin(query=late_ids.copy()))), all_columns,
         as_of_us, prefix + "_r")
-    con.sql(f"INSERT INTO {quote(others.leads)} BY NAME SELECT * FROM {quote(redo.leads)}")
+    con.append(others.leads, redo.leads)
     if redo.buckets is not None and others.buckets is not None:
-        con.sql(f"INSERT INTO {quote(others.buckets)} SELECT * FROM {quote(redo.buckets)}")
+        con.append(others.buckets, redo.buckets)
     report.late_leads = late_count
     report.reason = f"{late_count} leads recomputed for late events"
     return others, columns, report
 
 
-def _pending(con: duckdb.DuckDBPyConnection, read: list[str], as_of_us: int) -> list[str]:
+def _pending(con: Runner, read: list[str], as_of_us: int) -> list[str]:
     """The files just read that hold events after as_of (read again next time)."""
     if not read:
         return []
-    view = partitions.read_event_files(read, con, "__state_pending")
-    later = _scalar(con, exp.select(exp.Count(this=exp.Star())).from_(table(view)).where(
+    view = con.event_files(read, "__state_pending")
+    later = con.scalar(exp.select(exp.Count(this=exp.Star())).from_(table(view)).where(
         exp.GT(this=col("ts"), expression=exp.Literal.number(as_of_us))))
     return sorted(read) if later else []
 
 
-def _save(con: duckdb.DuckDBPyConnection, state: State, folder: Path,
+def _save(con: Runner, state: State, folder: Path,
           meta: dict[str, Any], interests: InterestFold | None = None) -> None:
     """Write the state next to the old one, then swap it in (a crash leaves the old one)."""
     staging = folder.with_name(folder.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    con.sql(f"COPY {quote(state.leads)} TO {literal(str(staging / 'leads.parquet'))} "
-            "(FORMAT parquet)")
+    con.save(state.leads, staging / "leads.parquet")
     if state.buckets is not None:
-        con.sql(f"COPY {quote(state.buckets)} TO {literal(str(staging / 'buckets.parquet'))} "
-                "(FORMAT parquet)")
+        con.save(state.buckets, staging / "buckets.parquet")
     if interests is not None:
         interests.save(staging)
     meta["boundary"] = state.boundary
