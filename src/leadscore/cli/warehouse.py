@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from leadscore.cli.console import clean_errors, fail, out, say
+from leadscore.cli.outputs import output_path
 from leadscore.model.schema import Model
 
 commands = typer.Typer()
@@ -141,6 +142,7 @@ def compile_command(
     if out_path is None:
         out.file.write(sql)
         return
+    out_path = output_path(out_path, "--out")
     out_path.write_text(sql, encoding="utf-8")
     say(f"wrote the {speaking.NAME} SQL scoring {len(models)} model"
         f"{'s' * (len(models) != 1)} to {out_path}", "green")

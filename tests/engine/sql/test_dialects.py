@@ -17,9 +17,9 @@ def test_a_dialect_is_found_by_its_name_or_passed_through() -> None:
     assert Dialect.get_or_raise(spark) is spark
 
 
-@pytest.mark.parametrize(("name", "hint"), [("dukdb", "Did you mean 'duckdb'?"),
-                                            ("Spark", "Did you mean 'spark'?"),
-                                            ("oracle", "Expected one of: duckdb, spark")])
+@pytest.mark.parametrize(("name", "hint"), [
+    ("dukdb", "Did you mean 'duckdb'?"), ("Spark", "Did you mean 'spark'?"),
+    ("oracle", "Expected one of: bigquery, duckdb, postgres, redshift, snowflake, spark")])
 def test_an_unknown_dialect_names_the_near_miss(name: str, hint: str) -> None:
     with pytest.raises(ValueError, match=f"Unknown dialect '{name}'") as error:
         Dialect.get_or_raise(name)
