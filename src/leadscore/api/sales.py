@@ -19,7 +19,7 @@ from leadscore.api.auth import (
     sales_scheme,
 )
 from leadscore.api.body import MESSAGE_LIMIT, MODEL_LIMIT, read_bytes, read_json
-from leadscore.api.errors import ERROR_RESPONSES, ApiError, problem_dict
+from leadscore.api.errors import ERROR_RESPONSES, MAX_OFFSET, ApiError, problem_dict
 from leadscore.errors import ModelError
 from leadscore.sales.desk import AdjustmentError
 from leadscore.sales.export import feedback_csv, feedback_rows
@@ -85,7 +85,7 @@ def list_adjustments(request: Request, lead_id: str) -> dict[str, Any]:
                                  "uploads, setting changes — who and when")
 def audit_log(request: Request, action: str | None = None, target: str | None = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-              offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+              offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     rows, total = request.app.state.service.sales.audit(action=action, target=target,
                                                         limit=limit, offset=offset)
     return {"entries": rows, "total": total, "limit": limit, "offset": offset}

@@ -55,7 +55,7 @@ def parse_feedback(body: Any, reasons: tuple[str, ...]) -> Feedback:
         raise FeedbackError(unknown[0], f"unknown field {unknown[0]!r}; expected status, "
                                         "reason, by")
     status = body.get("status")
-    if status not in STATUS_EVENTS:
+    if not isinstance(status, str) or status not in STATUS_EVENTS:    # {} is not hashable
         raise FeedbackError("status", f"unknown status {status!r}; expected one of "
                                       f"{', '.join(STATUSES)}")
     reason, by = body.get("reason"), body.get("by")
