@@ -133,10 +133,12 @@ def read_messages(spark: Any, sources: Sequence[str]) -> Messages:
                      f"`_good` FROM {_q(raw_view)}")
     kept = _with_content_ids(spark, kept)
     names = [col for col, _, _ in columns]
-    checked = kept.where("`_good`").select(*(_q(c) for c in names))
+    # Checkpointed (computed now, lineage cut): the stage reads the relation many times,
+    # and Spark's analyser would otherwise walk this wide projection at every reference.
+    checked = kept.where("`_good`").select(*(_q(c) for c in names)).localCheckpoint()
     checked.createOrReplaceTempView(name)
     total = frame.count()
-    good_rows = spark.table(_q(name)).count()
+    good_rows = checked.count()
     return Messages(name, {col: typ for col, _, typ in columns}, total - good_rows)
 
 
