@@ -33,14 +33,24 @@ def _postgres_problem() -> str | None:
     return None
 
 
-def _postgres_schema() -> Iterator[str]:
-    import psycopg
-
+def require_postgres() -> None:
+    """Skip the test without a reachable PostgreSQL (fail with LEADSCORE_REQUIRE_POSTGRES=1)."""
     problem = _postgres_problem()
     if problem is not None:
         if os.environ.get("LEADSCORE_REQUIRE_POSTGRES") == "1":
             pytest.fail(problem)
         pytest.skip(problem)
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL's URL (LEADSCORE_TEST_POSTGRES)."""
+    return POSTGRES_URL
+
+
+def _postgres_schema() -> Iterator[str]:
+    import psycopg
+
+    require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
         connection.execute(f"CREATE SCHEMA {schema}")

@@ -311,7 +311,7 @@ def test_every_help_shows_readable_metavars() -> None:
         code, output = run(*path, "--help")
         assert code == 0, (path, output)
         for param in value_params(command):
-            assert param.metavar and re.fullmatch(r"[A-Z][A-Z_]*", param.metavar), \
+            assert param.metavar and re.fullmatch(r"[A-Z][A-Z_.]*", param.metavar), \
                 (path, param.name, param.metavar)
         # and none shows a Python type in the left column (`<list[Path]>`, `<str>`)
         records, section = [], ""
@@ -334,7 +334,8 @@ def test_every_option_and_command_has_help_and_the_root_lists_commands_by_task()
     assert code == 0
     sections = re.findall(r"^(\S[^:]*):$", output, flags=re.M)
     assert [s for s in sections if s not in ("Options", "Usage")] == [
-        "Get started", "Score", "Serve", "Learn", "Lifecycle"], output
+        "Get started", "Score", "Warehouse", "Serve", "Learn", "Lifecycle", "Sales",
+        "Privacy"], output
     assert re.search(r"Score:\n  check .*\n  score .*\n  explain ", output), output
 
 

@@ -116,7 +116,7 @@ def _run(model: Model, test: ModelTest, lines: Mapping[Any, int]) -> CheckResult
     line = lines.get(())
     try:
         as_of = parse_timestamp(test.as_of)
-        events = [_event(spec, i) for i, spec in enumerate(test.events)]
+        events = [event_of(spec, i) for i, spec in enumerate(test.events)]
     except ValueError as exc:
         return CheckResult(model.name, test.name, model.source, line, error=str(exc))
     lead = Lead(TEST_LEAD, dict(test.traits), dict(test.account))
@@ -155,7 +155,7 @@ def _run(model: Model, test: ModelTest, lines: Mapping[Any, int]) -> CheckResult
                        "; ".join(errors) or None)
 
 
-def _event(spec: Mapping[str, Any], index: int) -> Event:
+def event_of(spec: Mapping[str, Any], index: int) -> Event:
     """`{event: Name, at: T, prop: v}`, `{page: /path, at: T}` or `{screen: Name, at: T}`."""
     rest = dict(spec)
     where = f"events[{index}]"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import tomllib
@@ -60,6 +61,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("admin_token_sha256", "LEADSCORE_ADMIN_TOKEN", str,
             "SHA-256 (hex) of the admin bearer token; the environment variable gives the "
             "token itself"),
+    Setting("sales_key_sha256", "LEADSCORE_SALES_KEY", str,
+            "SHA-256 (hex) of the optional sales key: it reads leads and gives feedback, "
+            "nothing else; empty: none; the environment variable gives the key itself"),
     Setting("webhooks", "LEADSCORE_WEBHOOK_URLS", list,
             "handoff webhooks, [{url, secret}]; comma-separated URLs in the environment, "
             "signed with LEADSCORE_WEBHOOK_SECRET"),
@@ -75,12 +79,37 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("public_url", "LEADSCORE_PUBLIC_URL", str,
             "the server's address as e-mail readers reach it (tracked links, unsubscribe)"),
     Setting("link_secret", "LEADSCORE_LINK_SECRET", str,
-            "secret that signs tracked and unsubscribe links (default: from the admin token)"),
+            "secret that signs tracked, unsubscribe and confirmation links; required before "
+            "any program e-mail is made (`leadscore init` writes a random one)"),
     Setting("emails_per_week", "LEADSCORE_EMAILS_PER_WEEK", int,
-            "most program e-mails a lead receives in any 7 days, across programs"),
+            "most program e-mails an address receives in any 7 days, across programs and "
+            "lead ids"),
+    Setting("emails_per_address_per_hour", "LEADSCORE_EMAILS_PER_ADDRESS_PER_HOUR", int,
+            "most program e-mails an address receives in any hour (0: no limit)"),
+    Setting("email_rate_per_second", "LEADSCORE_EMAIL_RATE_PER_SECOND", float,
+            "most program e-mails one process hands to SMTP per second (0: no limit)"),
+    Setting("trusted_write_keys", "LEADSCORE_TRUSTED_WRITE_KEYS", list,
+            "write keys of your own servers (also in write_keys, never in a web page) whose "
+            "`Unsubscribed` / `Opted In` events opt an address out / in; comma-separated in "
+            "the environment"),
+    Setting("cors_origins", "LEADSCORE_CORS_ORIGINS", list,
+            "web sites (https://www.example.com) whose pages may send to /v1 from the browser "
+            "(analytics.js, RudderStack); `*` for any site; empty: none. A request from another "
+            "site's page is refused (403); comma-separated in the environment"),
+    Setting("write_key_origins", "LEADSCORE_WRITE_KEY_ORIGINS", list,
+            "binds a write key to its sites: `key=https://www.example.com` entries; a bound "
+            "key sent from any other site's page is refused (403); comma-separated in the "
+            "environment"),
     Setting("enrol_max_age_hours", "LEADSCORE_ENROL_MAX_AGE_HOURS", float,
             "an event older than this when it arrives scores but enrols no one in a program "
             "(history must not trigger e-mail); 0: no limit"),
+    Setting("double_opt_in", "LEADSCORE_DOUBLE_OPT_IN", bool,
+            "program e-mail only to addresses that confirmed it: the first one asks with a "
+            "signed link (template `confirm`)"),
+    Setting("delivery_max_attempts", "LEADSCORE_DELIVERY_MAX_ATTEMPTS", int,
+            "failed attempts after which a delivery (handoff webhook or e-mail, program "
+            "webhook, e-mail or event) is a dead letter: shown on the dashboard and API, "
+            "retried only by hand"),
     Setting("host", "LEADSCORE_HOST", str, "address the server listens on"),
     Setting("port", "LEADSCORE_PORT", int, "port the server listens on"),
     Setting("workers", "LEADSCORE_WORKERS", int, "API worker processes"),
@@ -100,9 +129,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("refresh_seconds", "LEADSCORE_REFRESH_SECONDS", float,
             "how often the server saves again the scores decay has moved, for the lead "
             "listing's filters and sort (0: never)"),
+    Setting("sales_sweep_seconds", "LEADSCORE_SALES_SWEEP_SECONDS", float,
+            "how often the server checks sales' SLAs (routing.yaml accept_within_hours) and "
+            "expires manual adjustments"),
     Setting("sqlite_synchronous", "LEADSCORE_SQLITE_SYNCHRONOUS", str,
             "full: an acknowledged message survives a power cut (an fsync per commit); "
             "normal: it survives a crash of the server, not of the machine (faster)"),
+    Setting("rate_limit_per_key", "LEADSCORE_RATE_LIMIT_PER_KEY", float,
+            "messages a second one write key may send (a batch counts its messages; bursts "
+            "of 5 seconds' worth pass); over it: 429 with Retry-After. 0: no limit"),
+    Setting("rate_limit_per_ip", "LEADSCORE_RATE_LIMIT_PER_IP", float,
+            "messages a second one client address may send to the ingestion API (as "
+            "rate_limit_per_key). 0: no limit"),
+    Setting("trusted_proxies", "LEADSCORE_TRUSTED_PROXIES", list,
+            "addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are "
+            "believed (the client's address for rate limits; https for Secure cookies and "
+            "HSTS); '*' trusts any. Default: none"),
+    Setting("event_retention_days", "LEADSCORE_EVENT_RETENTION_DAYS", int,
+            "delete logged events older than this many days (scores keep what they earned); "
+            "0: keep every event"),
 )
 
 
@@ -114,6 +159,7 @@ class Settings:
     models_dir: str = "models"
     write_keys: tuple[str, ...] = ()
     admin_token_sha256: str | None = None
+    sales_key_sha256: str | None = None
     webhooks: tuple[Webhook, ...] = ()
     smtp_url: str | None = None
     smtp_from: str = "leadscore@localhost"
@@ -122,7 +168,14 @@ class Settings:
     public_url: str | None = None
     link_secret: str | None = None
     emails_per_week: int = 3
+    emails_per_address_per_hour: int = 2
+    email_rate_per_second: float = 10.0
+    trusted_write_keys: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    write_key_origins: tuple[str, ...] = ()
     enrol_max_age_hours: float = 24.0
+    double_opt_in: bool = False
+    delivery_max_attempts: int = 10
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -134,15 +187,33 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 3600.0
     refresh_seconds: float = 300.0
+    sales_sweep_seconds: float = 30.0
     sqlite_synchronous: str = "full"
+    rate_limit_per_key: float = 1000.0
+    rate_limit_per_ip: float = 500.0
+    trusted_proxies: tuple[str, ...] = ()
+    event_retention_days: int = 0
     config_file: str | None = field(default=None, compare=False)
 
     def is_admin_token(self, token: str) -> bool:
         return self.admin_token_sha256 is not None and hmac.compare_digest(
             hash_token(token), self.admin_token_sha256)
 
+    def is_sales_key(self, key: str) -> bool:
+        return bool(self.sales_key_sha256) and hmac.compare_digest(
+            hash_token(key), str(self.sales_key_sha256))
+
     def is_write_key(self, key: str) -> bool:
-        return any(hmac.compare_digest(key, known) for known in self.write_keys)
+        # As bytes: compare_digest refuses str with non-ASCII characters (a 500 before).
+        given = key.encode("utf-8", "surrogatepass")
+        return any(hmac.compare_digest(given, known.encode("utf-8", "surrogatepass"))
+                   for known in self.write_keys)
+
+    def is_trusted_key(self, key: str | None) -> bool:
+        """A write key of the operator's own servers (`trusted_write_keys`)."""
+        return key is not None and self.is_write_key(key) and any(
+            hmac.compare_digest(key.encode(), known.encode())
+            for known in self.trusted_write_keys)
 
     def to_json(self) -> dict[str, Any]:
         """The settings as plain JSON values (how `serve` hands them to worker processes)."""
@@ -223,7 +294,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         raw = env.get(setting.env or "")
         if raw is None or setting.env is None:
             continue
-        if setting.key == "admin_token_sha256":
+        if setting.key in ("admin_token_sha256", "sales_key_sha256"):
             out[setting.key] = hash_token(raw) if raw else None
         elif setting.key == "webhooks":
             secret = env.get("LEADSCORE_WEBHOOK_SECRET", "")
@@ -257,8 +328,8 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
         return ConfigError(f"{source}: {key} = {value!r}: expected {expected}")
 
     if value is None:
-        if key in ("admin_token_sha256", "smtp_url", "lifecycle_dir", "public_url",
-                   "link_secret"):
+        if key in ("admin_token_sha256", "sales_key_sha256", "smtp_url", "lifecycle_dir",
+                   "public_url", "link_secret"):
             return None
         raise wrong(kind.__name__)
     if key == "webhooks":
@@ -273,6 +344,11 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
                 raise wrong("a list of {url, secret} tables")
             if not item["url"].startswith(("http://", "https://")):
                 raise wrong("webhook URLs starting with http:// or https://")
+            if not item.get("secret", "").strip():
+                # Unsigned deliveries would let anyone who finds the URL forge handoffs.
+                raise ConfigError(f"{source}: webhook {item['url']!r} has no secret: each "
+                                  "webhook needs one (`secret = \"…\"`, or "
+                                  "LEADSCORE_WEBHOOK_SECRET) to sign its deliveries")
             hooks.append(Webhook(item["url"], item.get("secret", "")))
         return tuple(hooks)
     if kind is list:
@@ -292,7 +368,8 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
             number = kind(value)
         except (TypeError, ValueError):
             raise wrong("a number" if kind is float else "a whole number") from None
-        if number < 0 or (key == "workers" and number < 1):
+        if number < 0 or not math.isfinite(number) or (
+                key in ("workers", "delivery_max_attempts") and number < 1):
             raise wrong("a positive number")
         return number
     if not isinstance(value, str):
@@ -361,6 +438,7 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "models_dir": models_dir,
         "write_keys": [write_key],
         "admin_token_sha256": hash_token(token),
+        "sales_key_sha256": "",
         "smtp_url": "",
         "smtp_from": Settings.smtp_from,
         "smtp_to": [],
@@ -368,7 +446,14 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "public_url": "",
         "link_secret": secrets.token_urlsafe(32),
         "emails_per_week": Settings.emails_per_week,
+        "emails_per_address_per_hour": Settings.emails_per_address_per_hour,
+        "email_rate_per_second": Settings.email_rate_per_second,
+        "trusted_write_keys": [],
+        "cors_origins": [],
+        "write_key_origins": [],
         "enrol_max_age_hours": Settings.enrol_max_age_hours,
+        "double_opt_in": Settings.double_opt_in,
+        "delivery_max_attempts": Settings.delivery_max_attempts,
         "host": Settings.host,
         "port": Settings.port,
         "workers": Settings.workers,
@@ -380,7 +465,12 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
         "retry_base_seconds": Settings.retry_base_seconds,
         "retry_max_seconds": Settings.retry_max_seconds,
         "refresh_seconds": Settings.refresh_seconds,
+        "sales_sweep_seconds": Settings.sales_sweep_seconds,
         "sqlite_synchronous": Settings.sqlite_synchronous,
+        "rate_limit_per_key": Settings.rate_limit_per_key,
+        "rate_limit_per_ip": Settings.rate_limit_per_ip,
+        "trusted_proxies": [],
+        "event_retention_days": Settings.event_retention_days,
     }
     lines = ["# leadscore service settings (`leadscore serve --config` reads this file).",
              "# Each can be overridden by the environment variable named beside it.", ""]

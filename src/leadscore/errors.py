@@ -68,3 +68,21 @@ class EngineError(LeadscoreError):
 class RejectedRowsWarning(UserWarning):
     """Rows of an input the Python API could not use were skipped (the CLI writes them to a
     rejected-rows file; `read_events` / `read_leads` report every one, `strict=True` fails)."""
+
+
+# Optional dependencies → the extra of pyproject.toml that installs them.
+EXTRAS: dict[str, str] = {
+    "pandas": "learn", "sklearn": "learn", "lightgbm": "learn", "optbinning": "learn",
+    "altair": "learn", "vl_convert": "learn", "pyspark": "spark", "polars": "polars",
+}
+
+
+def missing_extra(exc: ImportError) -> str | None:
+    """One line naming the extra to install when `exc` is an optional dependency missing;
+    None when it is anything else (a bug, not an install step)."""
+    name = (exc.name or "").split(".")[0]
+    extra = EXTRAS.get(name)
+    if extra is None:
+        return None
+    return (f"this needs the optional dependency {name}, which is not installed: "
+            f"pip install 'leadscore[{extra}]'")

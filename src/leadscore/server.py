@@ -12,9 +12,11 @@ actions are claimed (`FOR UPDATE SKIP LOCKED` on PostgreSQL; one writer at a tim
 and leased, so none is delivered or run twice. A request that raised a handoff wakes its own
 worker's dispatcher at once; the others poll every `delivery_poll_seconds`.
 
-The refresher runs once per server, in the main process: every `refresh_seconds` it saves
-again, as of then, the scores decay has moved (`Service.refresh`), so the listing's filters
-(temperature, grade, min score) and sort see a lead cooling down without an event of its own.
+The retention sweep (`event_retention_days` > 0) runs once per server, in the main process,
+at start and then hourly. The refresher runs once per server, in the main process: every
+`refresh_seconds` it saves again, as of then, the scores decay has moved (`Service.refresh`),
+so the listing's filters (temperature, grade, min score) and sort see a lead cooling down
+without an event of its own.
 """
 
 from __future__ import annotations
@@ -38,10 +40,12 @@ from fastapi import FastAPI
 from leadscore.alerts import Backoff, Dispatcher, targets_from
 from leadscore.api.app import create_app, open_service
 from leadscore.config import Settings
+from leadscore.sales.worker import SalesWorker
 
 SETTINGS_ENV = "LEADSCORE_SETTINGS_JSON"
 GRACEFUL_SECONDS = 30
 HEALTHCHECK_SECONDS = 120
+RETENTION_SECONDS = 3600     # how often old events are looked for
 log = logging.getLogger("leadscore.server")
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
@@ -104,9 +108,13 @@ def with_background(app: FastAPI, settings: Settings) -> FastAPI:
             lifecycle = app.state.lifecycle = open_lifecycle(service, settings)
             lifecycle.scheduler.start(settings.delivery_poll_seconds * 5,
                                       keeper=lifecycle.keeper)
+            # SLAs and adjustments' expiry (leadscore.sales)
+            sales = SalesWorker(service, settings.sales_sweep_seconds,
+                                wake=dispatcher.wake).start()
             try:
                 yield state
             finally:
+                sales.stop()
                 lifecycle.scheduler.stop()
                 dispatcher.stop()
 
@@ -117,7 +125,8 @@ def with_background(app: FastAPI, settings: Settings) -> FastAPI:
 def dispatcher_for(settings: Settings, service: Any) -> Dispatcher:
     return Dispatcher(service, targets_from(settings),
                       poll_seconds=settings.delivery_poll_seconds,
-                      backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds))
+                      backoff=Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
+                      max_attempts=settings.delivery_max_attempts)
 
 
 class Refresher:
@@ -158,11 +167,48 @@ class Refresher:
             self._thread.join()
 
 
+class Retention:
+    """Delete logged events older than `event_retention_days`, every `seconds`, in a thread
+    (`Service.delete_old_events`: chunks, each its own transaction)."""
+
+    def __init__(self, service: Any, days: int, seconds: float = RETENTION_SECONDS):
+        self.service, self.days, self.seconds = service, days, seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sweep(self) -> int:
+        deleted = int(self.service.delete_old_events(self.days))
+        if deleted:
+            log.info("old events deleted", extra={"events": deleted, "days": self.days})
+        return deleted
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.sweep()
+            except Exception:  # the store away for a moment: try again next round
+                log.exception("deleting old events failed")
+            if self._stop.wait(self.seconds):
+                return
+
+    def start(self) -> Retention:
+        if self.days > 0:
+            self._thread = threading.Thread(target=self.run, name="retention", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 def serve(settings: Settings) -> None:
     """Run the service until SIGTERM or SIGINT (blocking)."""
     logging.config.dictConfig(log_config(settings.log_level))
     service = open_service(settings)
     refresher = Refresher(service, settings.refresh_seconds).start()
+    retention = Retention(service, settings.event_retention_days).start()
     log.info("leadscore starting", extra={
         "host": settings.host, "port": settings.port, "workers": settings.workers,
         "db": _safe_url(settings.db), "models_dir": settings.models_dir,
@@ -195,6 +241,7 @@ def serve(settings: Settings) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         refresher.stop()
+        retention.stop()
         service.close()
         log.info("leadscore stopped", extra={"signal": stopping[0] if stopping else None})
 

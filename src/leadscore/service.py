@@ -29,16 +29,18 @@ from leadscore.model.loader import load_models
 from leadscore.model.schema import Model
 from leadscore.model_versions import ModelVersions, model_text
 from leadscore.rescoring import Progress, Rescoring
+from leadscore.sales.desk import SalesDesk
 from leadscore.store import accounts as account_store
 from leadscore.store import leads as lead_store
 from leadscore.store import models as model_store
-from leadscore.store import outbox
+from leadscore.store import outbox, privacy
 from leadscore.store import scores as score_store
 from leadscore.store.database import Database, NotFound, StoreError
 from leadscore.store.group_commit import GroupCommit
 from leadscore.store.migrate import migrate
 from leadscore.store.outbox import OutboxItem
-from leadscore.timeutil import now_us, parse_timestamp
+from leadscore.store.privacy import Erased
+from leadscore.timeutil import US_PER_DAY, now_us, parse_timestamp
 
 __all__ = ["IngestResult", "NotFound", "OutboxItem", "Service", "StoreError"]
 
@@ -52,6 +54,7 @@ class Service:
         self.rescoring = Rescoring(db, self.versions)
         self.group_commit: Messages = GroupCommit(db, lambda connection, group: apply_group(
             db, connection, self.active_models(connection), group))
+        self.sales = SalesDesk(db, self.ingest, self._half_lives, self.get_lead)
 
     # ---- opening and closing
 
@@ -79,6 +82,10 @@ class Service:
         given += [(m, model_text(m)) for m in models or ()]
         for model, text in given:
             service.versions.install(model.name, text)
+        routing = Path(models_dir).parent / "routing.yaml" if models_dir is not None else None
+        if routing is not None and routing.is_file():     # routing.yaml beside models/
+            service.sales.put_routing(routing.read_text(encoding="utf-8"), by="leadscore",
+                                      file=str(routing))
         with db.read() as connection:
             pending = model_store.rescoring(connection)
         for name, version in pending:
@@ -147,14 +154,15 @@ class Service:
                    stage: str | Sequence[str] | None = None, min_score: float | None = None,
                    disqualified: bool | None = None, q: str | None = None,
                    sort: str = "score", descending: bool = True, limit: int = 50,
-                   offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+                   offset: int = 0, owner: str | Sequence[str] | None = None
+                   ) -> tuple[list[dict[str, Any]], int]:
         """Saved scores (as of each lead's last change; `refresh` re-reads them as of now),
         filtered and sorted in SQL, one row per lead and model; and the total matching."""
         with self.db.read() as connection:
             return score_store.list_scores(
                 connection, model=model, grade=grade, temperature=temperature, stage=stage,
                 min_score=min_score, disqualified=disqualified, q=q, sort=sort,
-                descending=descending, limit=limit, offset=offset)
+                descending=descending, limit=limit, offset=offset, owner=owner)
 
     # ---- accounts
 
@@ -210,6 +218,13 @@ class Service:
         """The active models by name (name, version, model) as of this transaction: what
         scores, segments and programs read."""
         return self.versions.active(connection)
+
+    def _half_lives(self) -> dict[str, float | None]:
+        """Each active model's engagement half-life in days (None: no decay)."""
+        with self.db.read() as connection:
+            return {m.name: (m.model.engagement.decay.half_life_days
+                             if m.model.engagement.decay is not None else None)
+                    for m in self.active_models(connection)}
 
     def models(self) -> list[dict[str, Any]]:
         """The active models: name, version, rescore state and progress."""
@@ -298,6 +313,10 @@ class Service:
         """A failed attempt, retried at `next_attempt_at` (µs; None: only by `retry`)."""
         self.db.write(lambda c: outbox.mark_failed(c, handoff_id, error, next_attempt_at))
 
+    def mark_dead(self, handoff_id: str, error: str) -> None:
+        """A dead letter: no automatic attempt again (`retry` revives it)."""
+        self.db.write(lambda c: outbox.mark_dead(c, handoff_id, error))
+
     def retry(self, handoff_id: str) -> None:
         """Deliver an item again as soon as possible."""
         self.db.write(lambda c: outbox.retry(c, handoff_id, now_us()))
@@ -308,3 +327,22 @@ class Service:
         with self.db.read() as connection:
             connection.exec_driver_sql("SELECT 1")
         return True
+
+    # ---- privacy
+
+    def forget(self, lead_id: str) -> Erased:
+        """Erase a person (the lead, every lead merged into it, their events and every row
+        about them) in one transaction, leaving a suppression record of their addresses."""
+        return privacy.erase(self.db, str(lead_id), now_us())
+
+    def export_lead(self, lead_id: str) -> dict[str, Any]:
+        """Everything stored of a person, as JSON values."""
+        with self.db.read() as connection:
+            return privacy.export(connection, str(lead_id))
+
+    def delete_old_events(self, days: int, now: int | None = None) -> int:
+        """Delete logged events older than `days` days (`event_retention_days`); the scores
+        and states keep what those events earned. Returns how many were deleted."""
+        if days <= 0:
+            return 0
+        return privacy.delete_events_before(self.db, (now or now_us()) - days * US_PER_DAY)

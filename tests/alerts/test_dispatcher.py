@@ -68,15 +68,28 @@ def test_backoff_is_exponential_jittered_and_capped() -> None:
         assert len(set(delays)) > 100  # jittered
 
 
-def test_signature_is_hmac_sha256_of_the_exact_body() -> None:
+def test_signature_is_hmac_sha256_of_the_timestamp_and_the_exact_body() -> None:
+    """Before: `sha256=<HMAC of the body>` — a captured delivery could be replayed for
+    ever."""
     import hashlib
     import hmac
 
     body = body_bytes({"b": 1, "a": "é"})
-    assert sign(body, "s3") == "sha256=" + hmac.new(b"s3", body, hashlib.sha256).hexdigest()
+    t = int(time.time())
+    assert sign(body, "s3", t) == f"t={t},v1=" + hmac.new(
+        b"s3", f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     assert verify(body, "s3", sign(body, "s3"))
     assert not verify(body + b" ", "s3", sign(body, "s3"))
     assert not verify(body, "other", sign(body, "s3"))
+    assert not verify(body, "", sign(body, ""))
+    # A replay outside the tolerance (5 minutes either way) is refused.
+    assert verify(body, "s3", sign(body, "s3", t - 299))
+    assert not verify(body, "s3", sign(body, "s3", t - 301))
+    assert not verify(body, "s3", sign(body, "s3", t + 301))
+    # The timestamp is signed: moving it breaks the signature.
+    moved = sign(body, "s3", t - 1000).replace(f"t={t - 1000}", f"t={t}")
+    assert not verify(body, "s3", moved)
+    assert not verify(body, "s3", "sha256=" + hmac.new(b"s3", body, hashlib.sha256).hexdigest())
 
 
 def test_a_receiver_down_for_a_while_gets_every_handoff_once() -> None:

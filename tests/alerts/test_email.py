@@ -67,3 +67,17 @@ def test_smtp_url_from_the_environment(smtp: Any) -> None:
     [target] = targets_from(settings)
     assert isinstance(target, EmailTarget) and target.recipients == ("a@example.org",
                                                                      "b@example.org")
+
+
+def test_a_routed_handoff_email_names_its_owner_and_copies_them(smtp: Any) -> None:
+    controller, inbox = smtp
+    target = EmailTarget(f"smtp://127.0.0.1:{controller.port}", "leadscore@example.org",
+                         ("sales@example.org",), timeout=5)
+    routed = {**PAYLOAD, "owner": "anna@shop.example", "team": "dach", "routing_rule": "dach",
+              "accept_by": "2026-05-02T09:00:00Z"}
+    target.send("handoff-2", routed, 1)
+    envelope = inbox.messages[0]
+    assert sorted(envelope.rcpt_tos) == ["anna@shop.example", "sales@example.org"]
+    text = email.message_from_bytes(envelope.content).get_payload(decode=True).decode()
+    assert ("Owner: anna@shop.example (team dach, rule 'dach'), accept by "
+            "2026-05-02T09:00:00Z") in text

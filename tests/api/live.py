@@ -49,7 +49,11 @@ def start(db: str, tmp_path: Path, *, workers: int = 1, env: dict[str, str] | No
     log = tmp_path / f"server-{port}-{time.monotonic_ns()}.log"
     environment = {**os.environ, "LEADSCORE_WRITE_KEYS": WRITE_KEY,
                    "LEADSCORE_ADMIN_TOKEN": ADMIN_TOKEN, "LEADSCORE_LOG_REQUESTS": "false",
-                   "LEADSCORE_DELIVERY_POLL_SECONDS": "0.05", **(env or {})}
+                   "LEADSCORE_DELIVERY_POLL_SECONDS": "0.05",
+                   # load tests send thousands of messages a second from one address; the
+                   # limits have their own tests (tests/security/test_http.py)
+                   "LEADSCORE_RATE_LIMIT_PER_KEY": "0", "LEADSCORE_RATE_LIMIT_PER_IP": "0",
+                   **(env or {})}
     environment.pop("LEADSCORE_CONFIG", None)
     command = [sys.executable, "-m", "leadscore.cli", "serve", "--db", db,
                "--models", str(models), "--port", str(port), "--workers", str(workers)]

@@ -136,7 +136,8 @@ def test_lifecycle_pages_show_segments_programs_and_the_outbox(tmp_path: Path) -
         "name: subscribers\nmodel: shop\nwhen: {did: {event: Newsletter Subscribed}}\n")
     db = f"sqlite:///{tmp_path / 'life.db'}"
     settings = Settings(db=db, models_dir=str(root / "models"),
-                        admin_token_sha256=hash_token("tok"), log_requests=False)
+                        admin_token_sha256=hash_token("tok"), log_requests=False,
+                        link_secret="s3cret")
     service = Service.open(db, models_dir=root / "models", background=False)
     try:
         t0 = now_us() - 60_000_000
@@ -174,7 +175,7 @@ def test_lifecycle_pages_show_segments_programs_and_the_outbox(tmp_path: Path) -
             page = client.get("/dashboard/programs/welcome", params={"lead": "ann"}).text
             assert "Journey of ann" in page and "template=hello content=oil-guide" in page
             assert client.get("/dashboard/programs/nope").status_code == 404
-            # No SMTP server is configured: the e-mails wait in the outbox with the error.
+            # No SMTP server is configured: the e-mails wait in the outbox, and it says why.
             page = client.get("/dashboard/outbox").text
             assert "3 e-mails" in page and "Welcome, Ann!" in page and "ann@x.example" in page
             assert "no SMTP server configured" in page

@@ -32,12 +32,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import duckdb
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -46,17 +49,25 @@ from hypothesis import strategies as st
 from leadscore import Scorer, score_many
 from leadscore.engine.batch import connect
 from leadscore.engine.batch.accounts import score_accounts
+from leadscore.engine.batch.inputs import table_columns
+from leadscore.engine.batch.postgres import score_postgres
+from leadscore.engine.batch.spark import settings as spark_settings
 from leadscore.engine.batch.state import score_with_state
 from leadscore.engine.incremental.accounts import AccountScorer
 from leadscore.engine.incremental.fold_many import fold_many
 from leadscore.engine.incremental.scorer import MANY
+from leadscore.engine.sql.warehouse import Source, compile_scores, render
 from leadscore.events import Event, event_from_row, lead_from_row
+from leadscore.io.databases import load_postgres
 from leadscore.scores import Handoff
 from leadscore.timeutil import parse_timestamp
+from tests.conftest import postgres_url, require_postgres
 from tests.engine.outputs import Output, handoff_row, rows_of
 from tests.engine.worlds import World
 
 T = TypeVar("T")
+COMPILED_STATELESS = "the compiled statement scores every run from all the events"
+COMPILED_NO_ACCOUNTS = "`leadscore compile` gives the leads' scores; accounts are not compiled"
 SCALE = float(os.environ.get("LEADSCORE_CHECK_EXAMPLES", "1"))
 
 Step = tuple[Sequence[dict[str, Any]], int]     # the event rows that arrived, and as_of
@@ -101,17 +112,23 @@ class Engine:
     no_accounts: str = ""        # why `score` gives no account scores
     examples: int = 50
     spark: bool = False
+    postgres: bool = False       # needs the real PostgreSQL (marked `postgres`)
 
     def param(self) -> Any:
-        return pytest.param(self, id=self.name,
-                            marks=[pytest.mark.spark] if self.spark else [])
+        marks = [pytest.mark.spark] if self.spark else []
+        if self.postgres:
+            marks.append(pytest.mark.postgres)
+        return pytest.param(self, id=self.name, marks=marks)
 
     def examples_for(self, share: float, least: int = 2) -> int:
         """Examples of a check that takes `share` of the agreement check's."""
         return max(least, round(self.examples * share * SCALE))
 
     def session(self, request: pytest.FixtureRequest) -> Any:
-        """The test run's SparkSession for a Spark engine (tests/engine/conftest.py)."""
+        """The test run's SparkSession for a Spark engine (tests/engine/conftest.py); for a
+        PostgreSQL engine, skips (or fails in CI) without a reachable server."""
+        if self.postgres:
+            require_postgres()
         return request.getfixturevalue("spark") if self.spark else None
 
 
@@ -241,6 +258,86 @@ def sql_plan(**engine: Any) -> Callable[[World, Run], Output]:
     return score
 
 
+# ------------------------------------------------------------ the compiled plan (#20)
+
+COMPILED_MISSING = ("interests",)
+NO_INTERESTS = "the compiled statement gives the scores' columns, not the interest profiles"
+
+
+def compiled_on_duckdb(world: World, run: Run) -> Output:
+    """`leadscore compile --dialect duckdb` over the world's tables in DuckDB (the timestamp
+    a TIMESTAMPTZ column, as a warehouse loader writes it), run as one statement."""
+    con = duckdb.connect()
+    try:
+        con.sql("SET TimeZone = 'UTC'")
+        leads = world.leads_table()
+        for name, frame in (("events", world.events_table()), ("leads", leads)):
+            con.register("__arrow", run.given(frame))
+            con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM "__arrow"')
+            con.unregister("__arrow")
+        statement = compile_scores(
+            list(run.given(world.models)), Source("events", table_columns(con, "events")),
+            Source("leads", table_columns(con, "leads")) if leads.num_rows else None,
+            as_of_us=world.as_of, dialect="duckdb")
+        result = con.sql(render(statement, "duckdb")).to_arrow_table()
+    finally:
+        con.close()
+    return Output(rows_of(result), missing=COMPILED_MISSING)
+
+
+def in_postgres(world: World, run: Run) -> Output:
+    """`leadscore score --engine postgres`: the world's tables loaded into a fresh schema of
+    the real PostgreSQL, scored there (`score_postgres`)."""
+    url = postgres_url()
+    schema = f"w_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    try:
+        leads = world.leads_table()
+        load_postgres(url, f"{schema}.events", run.given(world.events_table()))
+        if leads.num_rows:
+            load_postgres(url, f"{schema}.leads", run.given(leads))
+        scores = score_postgres(list(run.given(world.models)), url, f"{schema}.events",
+                                f"{schema}.leads" if leads.num_rows else None,
+                                as_of=world.as_of)
+    finally:
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    return Output(rows_of(scores), missing=COMPILED_MISSING)
+
+
+SPARK_TYPES = {"string": "string", "timestamp[us, tz=UTC]": "timestamp", "int64": "bigint",
+               "double": "double", "bool": "boolean"}
+
+
+def compiled_on_spark(world: World, run: Run) -> Output:
+    """`leadscore compile --dialect spark` run by `spark.sql` over temp views of the world's
+    tables (the session in UTC, as the Spark runner sets it)."""
+    spark = run.spark
+    sources: dict[str, Source] = {}
+    for name, frame in (("events", world.events_table()), ("leads", world.leads_table())):
+        if name == "leads" and not frame.num_rows:
+            continue
+        view = f"{name}_{uuid.uuid4().hex[:8]}"
+        schema = ", ".join(f"`{f.name}` {SPARK_TYPES.get(str(f.type), 'string')}"
+                           for f in frame.schema)
+        data = spark.createDataFrame(run.given(frame)) if frame.num_rows else \
+            spark.createDataFrame([], schema)
+        data.createOrReplaceTempView(view)
+        sources[name] = Source(view, {f.name: f.dataType.simpleString()
+                                      for f in spark.table(view).schema.fields})
+    try:
+        with spark_settings(spark):
+            statement = compile_scores(list(run.given(world.models)), sources["events"],
+                                       sources.get("leads"), as_of_us=world.as_of,
+                                       dialect="spark")
+            result = spark.sql(render(statement, "spark").rstrip().rstrip(";")).toArrow()
+    finally:
+        for source in sources.values():
+            spark.catalog.dropTempView(source.name)
+    return Output(rows_of(result), missing=COMPILED_MISSING)
+
+
 # -------------------------------------------------------------------------------- --state
 
 def write_events(rows: Sequence[dict[str, Any]], world: World, path: Path) -> None:
@@ -332,6 +429,12 @@ ENGINES = {engine.name: engine for engine in (
            no_accounts="`--accounts` cannot be combined with `--state` yet"),
     Engine("spark-state", state_score, state_runs, examples=6, spark=True,
            no_accounts="`--accounts` cannot be combined with `--state` yet"),
+    Engine("compiled-duckdb", compiled_on_duckdb, stateless=COMPILED_STATELESS,
+           no_accounts=COMPILED_NO_ACCOUNTS, examples=20),
+    Engine("postgres", in_postgres, stateless=COMPILED_STATELESS,
+           no_accounts=COMPILED_NO_ACCOUNTS, examples=10, postgres=True),
+    Engine("compiled-spark", compiled_on_spark, stateless=COMPILED_STATELESS,
+           no_accounts=COMPILED_NO_ACCOUNTS, examples=3, spark=True),
 )}
 
 

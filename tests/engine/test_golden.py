@@ -97,6 +97,8 @@ def test_golden(path: Path, engine: Engine, request: pytest.FixtureRequest) -> N
         for want in case["expected"]:
             got = scores[want["lead_id"]]
             for column, value in want.items():
+                if column in output.missing:   # not given by this engine, by design
+                    continue
                 assert matches(got[column], value, column), (
                     f"{path.name}: lead {want['lead_id']}: {column} = {got[column]!r}, "
                     f"expected {value!r}")

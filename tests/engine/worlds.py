@@ -190,7 +190,7 @@ def models(draw: st.DrawFn, accounts: bool = False) -> Model:
         engagement["decay"] = {"half_life_days": draw(half_life)}
     stages: list[dict[str, Any]] = []
     for stage in draw(st.lists(st.sampled_from(
-            ["subscriber", "lead", "sql", "customer", "advocate"]), max_size=4)):
+            ["subscriber", "lead", "sal", "sql", "customer", "advocate"]), max_size=4)):
         kind = draw(st.sampled_from(["on", "when", "back"]))
         if kind == "when":
             stages.append({"stage": stage, "when": draw(st.sampled_from(FIT_CONDITIONS))})
@@ -262,7 +262,9 @@ def event_rows(draw: st.DrawFn, max_size: int = 40) -> list[dict[str, Any]]:
         value = draw(st.one_of(st.none(), st.integers(0, 40).map(float)))
         if draw(st.integers(0, 4)) == 0:   # what a program's add_points / set_stage raises
             events.append({"lead_id": lead, "timestamp": at, "type": "track",
-                           "event": draw(st.sampled_from([POINTS_EVENT, STAGE_EVENT])),
+                           "event": draw(st.sampled_from([
+                               POINTS_EVENT, STAGE_EVENT, "Lead Accepted", "Lead Rejected",
+                               "Opportunity Lost"])),
                            "path": None, "topic": topic, "value": value,
                            "points": draw(st.one_of(st.none(), st.just(2e6), st.integers(
                                -30, 30).map(float))),

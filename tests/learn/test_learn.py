@@ -29,7 +29,7 @@ def test_learned_yaml_loads_and_has_evidence(learned) -> None:
     assert model.engagement.rules and model.fit
     assert model.thresholds.mql is not None
     assert "double the odds" in learned.yaml and "converted vs" in learned.yaml
-    assert learned.test["split"] == "time"
+    assert learned.test["split"] == "time split"
     assert 0.6 < learned.test["auc"] <= 1
 
 
@@ -43,15 +43,21 @@ def test_planted_signs_are_recovered(learned) -> None:
 
 def test_engine_score_is_points_times_features(learned) -> None:
     train = learned.train
-    design, data = train["design"], train["inputs"]
-    points = np.array([learned.rules["points"].iloc[j] for j in range(len(design.columns))])
-    expected = design.x @ points
+    data = train["inputs"]
+    expected = train["points_score"]
     scores = score_many(learned.model, data.events, data.leads, as_of=train["t_train"],
                         con=data.con).to_pandas().set_index("lead_id")
     ids = train["features"].lead_ids
     got = scores.loc[ids, "score"].to_numpy()
     # the cap of "every event" rules is rounded to 2 decimals in the YAML
     assert np.abs(got - expected).max() < 0.05
+
+
+def test_a_training_window_shorter_than_twice_the_horizon_is_refused(world) -> None:
+    with pytest.raises(LearnError, match=r"training window is too short: 2\d days .* less "
+                                         r"than twice the 30-day horizon"):
+        learn(world.events, world.leads, world.outcomes, as_of=world.cutoff(155),
+              min_conversions=5, half_lives=(30.0,))
 
 
 def test_incremental_engine_agrees(world, learned) -> None:
@@ -99,7 +105,8 @@ def test_traits_only_learning_and_a_leakage_warning() -> None:
     outcomes = pd.DataFrame({"lead_id": leads["lead_id"], "converted": y.astype(int)})
     learned = learn(None, leads, outcomes, min_conversions=30)
     assert any("crm_stage" in w and "leakage" in w for w in learned.warnings)
-    assert any("no dates" in w for w in learned.warnings)
+    assert learned.test["split"] == "5-fold cross-validation"
+    assert learned.test["leads"] == n
     assert not load_model("t.yaml", text=learned.yaml).engagement.rules
 
 

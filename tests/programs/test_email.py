@@ -95,7 +95,8 @@ def test_links_in_a_received_email_raise_scored_events(tmp_path: Path, db_url: s
         assert response.headers["location"] == "https://shop.example/oil"
         lead = service.get_lead("ann", "shop")
         assert any(r["rule"] == "clicked" and r["points"] > 6 for r in lead["reasons"])
-        assert httpx.get(unsub.group(1)).status_code == 200
+        assert httpx.get(unsub.group(1)).status_code == 200      # the page with its button
+        assert httpx.post(unsub.group(1)).status_code == 200
         lead = service.get_lead("ann", "shop")
         assert any(r["rule"] == "unsubscribed" for r in lead["reasons"])
         # The next step comes due: the lead exits, no reminder is sent.

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from leadscore.programs.definition import load_programs
-from leadscore.programs.scheduler import Scheduler, journey_rows, unsubscribe
+from leadscore.programs.scheduler import Mailer, Scheduler, journey_rows, unsubscribe
 from leadscore.service import Service
 from leadscore.store import outbox
 from leadscore.store.lifecycle import actions, email_sends, enrolments, journeys, unsubscribes
@@ -56,7 +56,7 @@ class World:
                                     background=False)
         self.scheduler = Scheduler(self.service, load_programs(
             [root / "programs"], templates=root / "templates"),
-            emails_per_week=emails_per_week)
+            emails_per_week=emails_per_week, mailer=Mailer(None, secret="s3cret"))
         self.n = 0
 
     def send(self, lead: str, event: str, at: int, **traits: Any) -> None:

@@ -27,11 +27,12 @@ class Dispatcher:
 
     def __init__(self, service: Any, targets: Sequence[Target], *, poll_seconds: float = 0.2,
                  batch_size: int = 20, backoff: Backoff | None = None,
-                 clock: Callable[[], int] = now_us):
+                 clock: Callable[[], int] = now_us, max_attempts: int = 10):
         self.service, self.targets = service, list(targets)
         self.poll_seconds, self.batch_size = poll_seconds, batch_size
         self.backoff = backoff or Backoff()
         self.clock = clock
+        self.max_attempts = max_attempts
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -80,8 +81,14 @@ class Dispatcher:
             self._taken.pop(item_id, None)
             log.info("handoff delivered", extra={"delivery": item_id, "attempt": attempt})
             return True
-        delay = self.backoff.delay(attempt)
         error = "; ".join(failures)
+        if attempt >= self.max_attempts:       # a dead letter, not retried for ever
+            self.service.mark_dead(item_id, error)
+            self._taken.pop(item_id, None)
+            log.error("handoff delivery dead after %d attempts", attempt, extra={
+                "delivery": item_id, "attempt": attempt, "error": error})
+            return False
+        delay = self.backoff.delay(attempt)
         self.service.mark_failed(item_id, error, self.clock() + round(delay * US_PER_SECOND))
         log.warning("handoff delivery failed", extra={
             "delivery": item_id, "attempt": attempt, "error": error,

@@ -1,8 +1,11 @@
 """The JSON a handoff is delivered as, and its signature.
 
-Receivers verify `X-Leadscore-Signature: sha256=<hex>`, the HMAC-SHA256 of the exact body bytes
-with the webhook's secret, and deduplicate by `X-Leadscore-Delivery` (the same for every
-attempt of one handoff).
+Receivers verify `X-Leadscore-Signature: t=<unix seconds>,v1=<hex>`: `v1` is the HMAC-SHA256,
+with the webhook's secret, of `<t>.` followed by the exact body bytes. A receiver refuses a
+signature whose `t` is more than `TOLERANCE_S` (5 minutes) from its clock, so a captured
+delivery cannot be replayed later; within that window it deduplicates by
+`X-Leadscore-Delivery` (the same for every attempt of one handoff). `verify` is the check,
+written out in docs/webhooks.md for receivers in other languages.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,14 +29,39 @@ def body_bytes(payload: Mapping[str, Any]) -> bytes:
                       default=str).encode("utf-8")
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The signature header value of `body`."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+TOLERANCE_S = 300
 
 
-def verify(body: bytes, secret: str, header: str | None) -> bool:
-    """Whether `header` is the signature of `body` (what a receiver does)."""
-    return header is not None and hmac.compare_digest(sign(body, secret), header)
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body,
+                    hashlib.sha256).hexdigest()
+
+
+def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The signature header value of `body` sent at `timestamp` (default: now)."""
+    t = int(time.time()) if timestamp is None else timestamp
+    return f"t={t},v1={_mac(secret, t, body)}"
+
+
+def verify(body: bytes, secret: str, header: str | None, *, now: float | None = None,
+           tolerance: float = TOLERANCE_S) -> bool:
+    """Whether `header` signs `body` with `secret` at a time within `tolerance` seconds of
+    `now` (what a receiver does)."""
+    if not header or not secret:
+        return False
+    parts: dict[str, list[str]] = {}
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        parts.setdefault(key, []).append(value)
+    try:
+        t = int(parts["t"][0])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - t) > tolerance:
+        return False
+    expected = _mac(secret, t, body)
+    return any(hmac.compare_digest(expected.encode(), v.encode(errors="replace"))
+               for v in parts.get("v1", []))
 
 
 def interests_line(payload: Mapping[str, Any]) -> str:

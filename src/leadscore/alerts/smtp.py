@@ -28,11 +28,13 @@ class SmtpServer:
                    unquote(parts.username) if parts.username else None,
                    unquote(parts.password) if parts.password else "")
 
-    def send(self, message: EmailMessage, timeout: float) -> None:
+    def send(self, message: EmailMessage, timeout: float,
+             recipients: list[str] | None = None) -> None:
         """Deliver one message in an SMTP session of its own (logged in where the URL names a
-        user); raises OSError or smtplib.SMTPException when it cannot."""
+        user) to `recipients` exactly where given (else the message's To/Cc); raises OSError
+        or smtplib.SMTPException when it cannot."""
         smtp_class = smtplib.SMTP_SSL if self.tls else smtplib.SMTP
         with smtp_class(self.host, self.port, timeout=timeout) as smtp:
             if self.user:
                 smtp.login(self.user, self.password)
-            smtp.send_message(message)
+            smtp.send_message(message, to_addrs=recipients)

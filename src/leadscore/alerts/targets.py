@@ -43,7 +43,9 @@ class WebhookTarget:
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
-        self.name = f"webhook {self.url}"
+        # Only the origin: a webhook URL's path often is its secret (it reaches logs).
+        parts = urlsplit(self.url)
+        self.name = f"webhook {parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
 
     def send(self, delivery_id: str, payload: Mapping[str, Any], attempt: int) -> None:
@@ -53,9 +55,10 @@ class WebhookTarget:
                                        ATTEMPT_HEADER: str(attempt),
                                        "User-Agent": f"leadscore/{__version__}"})
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{self.url}: {type(exc).__name__}: {exc}") from None
+            text = str(exc).replace(self.url, "…")
+            raise DeliveryFailed(f"{self.name}: {type(exc).__name__}: {text}") from None
         if not 200 <= response.status_code < 300:
-            raise DeliveryFailed(f"{self.url}: HTTP {response.status_code} "
+            raise DeliveryFailed(f"{self.name}: HTTP {response.status_code} "
                                  f"{response.text[:200]!r}")
 
     def close(self) -> None:
@@ -84,7 +87,10 @@ class EmailTarget:
         mail["Message-ID"] = f"<{delivery_id}@leadscore>"
         mail[DELIVERY_HEADER] = delivery_id
         reasons = payload.get("reasons") or []
-        lines = [summary(payload), "", "Why:"]
+        lines = [summary(payload), *owner_lines(payload), "", "Why:"]
+        owner = payload.get("owner")
+        if isinstance(owner, str) and "@" in owner and owner not in self.recipients:
+            mail["Cc"] = owner          # the owner routing.yaml assigned (leadscore.sales)
         for reason in reasons if isinstance(reasons, list) else []:
             if isinstance(reason, Mapping):
                 lines.append(f"  {reason.get('points', 0):+.1f}  {reason.get('rule')}")
@@ -113,6 +119,22 @@ class EmailTarget:
 
     def close(self) -> None:
         pass
+
+
+def owner_lines(payload: Mapping[str, Any]) -> list[str]:
+    """`Owner: anna@… (team dach, rule 'dach'), accept by …` when the handoff was routed."""
+    owner, team = payload.get("owner"), payload.get("team")
+    if not owner and not team:
+        return []
+    text = f"Owner: {owner or 'nobody free'}"
+    details = [f"team {team}"] if team else []
+    if payload.get("routing_rule"):
+        details.append(f"rule {payload['routing_rule']!r}")
+    if details:
+        text += f" ({', '.join(details)})"
+    if payload.get("accept_by"):
+        text += f", accept by {payload['accept_by']}"
+    return [text]
 
 
 def targets_from(settings: Settings) -> list[WebhookTarget | EmailTarget]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Security
 
 from leadscore.api.auth import admin_scheme, require_admin
-from leadscore.api.errors import ERROR_RESPONSES
+from leadscore.api.errors import ERROR_RESPONSES, MAX_OFFSET
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"], responses=ERROR_RESPONSES,
                    dependencies=[Security(admin_scheme), Depends(require_admin)])
@@ -36,7 +36,7 @@ def list_accounts(
     sort: SORTS = "score",
     descending: bool = True,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     rows, total = request.app.state.service.list_accounts(
         model=model, min_score=min_score, mqa=mqa, q=q, sort=sort, descending=descending,

@@ -11,16 +11,33 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from leadscore import __version__
-from leadscore.api import accounts, errors, handoffs, ingest, leads, lifecycle, models
+from leadscore.api import (
+    accounts,
+    browser,
+    errors,
+    handoffs,
+    ingest,
+    leads,
+    lifecycle,
+    models,
+    sales,
+    security,
+)
+from leadscore.api.cors import Cors, Origins
+from leadscore.api.limits import LOGIN_ATTEMPTS_PER_S, LOGIN_BURST, Limits
+from leadscore.api.security import loggable_path
 from leadscore.config import Settings
 from leadscore.dashboard import install as install_dashboard
+from leadscore.ratelimit import Buckets
 from leadscore.service import Service
 
 access_log = logging.getLogger("leadscore.access")
-ROUTERS = (ingest.router, leads.router, accounts.router, models.router, handoffs.router,
-           lifecycle.router, lifecycle.tracking)
+ROUTERS = (ingest.router, leads.router, leads.privacy, accounts.router, models.router,
+           handoffs.router, lifecycle.router, lifecycle.tracking, sales.sales, sales.admin,
+           browser.router)
 
 
 def open_service(settings: Settings) -> Service:
@@ -45,12 +62,17 @@ def create_app(settings: Settings, service: Service | None = None, *,
                 app.state.service.close()
 
     app = FastAPI(title="leadscore", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,     # own /docs: no script from a CDN
                   description="Segment-compatible ingestion, real-time lead scores, models and "
                               "sales handoffs. Errors: `{ok: false, error, errors, status}`.")
     app.state.settings = settings
     app.state.service = service
     app.state.wake_dispatcher = on_handoff
+    app.state.origins = Origins.of(settings)
+    app.state.limits = Limits.of(settings)
+    app.state.login_attempts = Buckets(LOGIN_ATTEMPTS_PER_S, LOGIN_BURST)
     errors.install(app)
+    security.install(app)
     for router in ROUTERS:
         app.include_router(router)
     install_dashboard(app)      # /dashboard, behind the admin login
@@ -60,8 +82,11 @@ def create_app(settings: Settings, service: Service | None = None, *,
         request.app.state.service.healthy()     # the store answers, or the error shape (500)
         return {"ok": True, "status": "up", "version": __version__}
 
+    app.add_middleware(Cors, origins=app.state.origins)    # pages of cors_origins only
     if settings.log_requests:
         app.add_middleware(AccessLog)
+    if settings.trusted_proxies:     # outermost: the others see the client and scheme it sets
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app
 
 
@@ -89,6 +114,7 @@ class AccessLog:
         finally:
             client = scope.get("client")
             access_log.info("request", extra={
-                "method": scope["method"], "path": scope["path"], "status": status,
+                "method": scope["method"], "path": loggable_path(scope["path"]),
+                "status": status,
                 "ms": round((time.perf_counter() - started) * 1000, 2),
                 "client": client[0] if client else None})

@@ -4,12 +4,12 @@ the admin bearer token may read and administer. A write key on an admin route is
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from fastapi import Request
 from fastapi.security import HTTPBasic, HTTPBearer
 
+from leadscore.api.cors import check_key_origin
 from leadscore.api.errors import ApiError
 from leadscore.config import Settings
 
@@ -36,7 +36,7 @@ def basic_user(header: str) -> str | None:
         return None
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:     # binascii.Error, UnicodeDecodeError, non-ASCII text
         raise ApiError(401, "the Basic credentials are not base64 of 'writekey:'",
                        [{"field": "Authorization", "message": "malformed Basic credentials"}],
                        _WRITE_CHALLENGE) from None
@@ -65,6 +65,7 @@ def check_write_key(request: Request, key: Any) -> str:
         raise ApiError(401, "unknown write key", [{"field": "writeKey",
                                                    "message": "not a configured write key"}],
                        _WRITE_CHALLENGE)
+    check_key_origin(request, key)
     return key
 
 
@@ -79,6 +80,10 @@ def require_admin(request: Request) -> None:
             return
         if settings.is_write_key(credentials):
             raise _write_key_refused()
+        if settings.is_sales_key(credentials):
+            raise ApiError(403, "the sales key can only read leads and give feedback",
+                           [{"field": "Authorization", "message": "sales key on an admin "
+                                                                  "route"}])
         raise ApiError(401, "invalid admin token", [{"field": "Authorization",
                                                      "message": "not the admin token"}],
                        _ADMIN_CHALLENGE)
@@ -95,3 +100,22 @@ def require_admin(request: Request) -> None:
 def _write_key_refused() -> ApiError:
     return ApiError(403, "a write key can only send messages; reading needs the admin token",
                     [{"field": "Authorization", "message": "write key on an admin route"}])
+
+
+sales_scheme = HTTPBearer(scheme_name="salesKey", auto_error=False,
+                          description="The optional sales key (setting `sales_key_sha256`): "
+                                      "read leads and give feedback, nothing else.")
+
+
+def is_sales(request: Request) -> bool:
+    """Whether the request carries the sales key (and not the admin token)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and settings_of(request).is_sales_key(credentials.strip())
+
+
+def require_sales_or_admin(request: Request) -> str:
+    """The admin token or the sales key; returns who: `admin` or `sales`."""
+    if is_sales(request):
+        return "sales"
+    require_admin(request)
+    return "admin"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from itertools import accumulate
 from typing import Any
 
 from starlette.requests import Request
@@ -22,6 +23,12 @@ MODEL_LIMIT = 1024 * KB
 # A gzip stream of incompressible data is a little longer than the data.
 GZIP_SLACK = 1 * KB
 _SURROGATE = re.compile(r"\\u[dD][89abcdefABCDEF][0-9a-fA-F]{2}")
+# Deeper JSON is refused whole (a Segment message is a few levels deep): past ~1,000 levels
+# Python's parser raises RecursionError, and deep values are costly to every later reader.
+MAX_DEPTH = 64
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')     # unrolled: no backtracking
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 def size_text(size: int) -> str:
@@ -91,9 +98,25 @@ def parse_json(data: bytes) -> Any:
     except ValueError as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}",
                        [{"field": "body", "message": str(exc)}]) from None
+    except RecursionError:
+        raise too_deep() from None
+    if text.count("{") + text.count("[") > MAX_DEPTH and json_depth(text) > MAX_DEPTH:
+        raise too_deep()
     if _SURROGATE.search(text):
         _check_surrogates(document, "")
     return document
+
+
+def json_depth(text: str) -> int:
+    """How deeply the arrays and objects of valid JSON text nest (brackets in strings aside)."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def too_deep() -> ApiError:
+    return ApiError(400, f"the body's JSON nests arrays and objects more than {MAX_DEPTH} "
+                    "levels deep", [{"field": "body", "limit": MAX_DEPTH,
+                                     "message": f"nested deeper than {MAX_DEPTH} levels"}])
 
 
 def _no_constant(name: str) -> Any:

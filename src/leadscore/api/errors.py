@@ -6,6 +6,7 @@ where: a field, a message index in a batch, a model file line), `status` the HTT
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -15,14 +16,20 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from leadscore.api.security import loggable_path
 from leadscore.errors import EventError, LeadscoreError, ModelError
 
 log = logging.getLogger("leadscore.api")
 
 REASONS = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found",
            405: "method not allowed", 409: "conflict", 413: "payload too large",
-           415: "unsupported media type", 422: "unprocessable", 500: "internal error",
+           415: "unsupported media type", 422: "unprocessable", 429: "too many requests",
+           500: "internal error",
            503: "unavailable"}
+
+
+# Integers past 64 bits do not fit a database column (SQLite raises OverflowError).
+MAX_OFFSET = 2**62
 
 
 class ApiError(Exception):
@@ -48,9 +55,21 @@ def error_body(status: int, error: str, errors: list[dict[str, Any]] | None = No
     return {"ok": False, "error": error, "errors": errors or [], "status": status}
 
 
+class ErrorResponse(JSONResponse):
+    """JSON that always renders: a lone surrogate quoted from the request (a YAML escape, a
+    path) is written as its `\\udXXX` escape instead of failing to encode (a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                              separators=(",", ":")).encode("ascii")
+
+
 def error_response(status: int, error: str, errors: list[dict[str, Any]] | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, error, errors), status_code=status, headers=headers)
+    return ErrorResponse(error_body(status, error, errors), status_code=status, headers=headers)
 
 
 def problem_dict(problem: Any) -> dict[str, Any]:
@@ -111,7 +130,8 @@ def install(app: FastAPI) -> None:
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
         if is_not_found(exc):
             return error_response(404, not_found_text(exc))
-        log.exception("internal error on %s %s", request.method, request.url.path)
+        log.exception("internal error on %s %s", request.method,
+                      loggable_path(request.url.path))
         return error_response(500, f"internal error ({type(exc).__name__}); it was logged")
 
     app.add_exception_handler(ApiError, api_error)
@@ -130,5 +150,5 @@ def not_found_text(exc: Exception) -> str:
 # For the OpenAPI document: every route may answer these with the error shape.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": REASONS[status]}
-    for status in (400, 401, 403, 404, 413, 422, 500)
+    for status in (400, 401, 403, 404, 413, 422, 429, 500)
 }

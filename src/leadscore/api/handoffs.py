@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Security
 
 from leadscore.api.auth import admin_scheme, require_admin
-from leadscore.api.errors import ERROR_RESPONSES
+from leadscore.api.errors import ERROR_RESPONSES, MAX_OFFSET
 
 router = APIRouter(prefix="/api/handoffs", tags=["handoffs"], responses=ERROR_RESPONSES,
                    dependencies=[Security(admin_scheme), Depends(require_admin)])
@@ -16,9 +16,9 @@ router = APIRouter(prefix="/api/handoffs", tags=["handoffs"], responses=ERROR_RE
 @router.get("", summary="Handoffs with their delivery status, attempts and last error")
 def list_handoffs(
     request: Request,
-    status: Literal["pending", "delivered", "failed"] | None = None,
+    status: Literal["pending", "delivered", "failed", "dead"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     found = request.app.state.service.handoffs(status=status, limit=limit, offset=offset)
     rows, total = found if isinstance(found, tuple) else (found, None)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Security
+from fastapi import APIRouter, Depends, Path, Request, Security
 from starlette.concurrency import run_in_threadpool
 
 from leadscore.api.auth import admin_scheme, require_admin
@@ -49,12 +49,16 @@ async def put_model(request: Request, name: str) -> dict[str, Any]:
         raise ApiError(400, f"the model is not valid UTF-8 (offset {exc.start})") from None
     service = request.app.state.service
     version = await run_in_threadpool(service.put_model, name, text)
+    await run_in_threadpool(service.sales.record, "admin", "model", name,
+                            {"version": version, "chars": len(text)})
     status = await run_in_threadpool(service.model_status, name)
     return {"name": name, "version": version, "status": status}
 
 
 @router.post("/{name}/restore/{version}", summary="Make an older version active again")
-def restore(request: Request, name: str, version: int) -> dict[str, Any]:
+def restore(request: Request, name: str,
+            version: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> dict[str, Any]:
     request.app.state.service.restore_model(name, version)
+    request.app.state.service.sales.record("admin", "model restored", name, {"version": version})
     status: dict[str, Any] = request.app.state.service.model_status(name)
     return {"name": name, "version": version, "status": status}

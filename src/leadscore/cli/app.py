@@ -12,19 +12,35 @@ import typer
 from typer.core import TyperArgument, TyperGroup
 
 from leadscore import __version__
-from leadscore.cli import check, demo, explain, learn, programs, score, segments, service
+from leadscore.cli import (
+    check,
+    demo,
+    explain,
+    learn,
+    privacy,
+    programs,
+    sales,
+    score,
+    segments,
+    service,
+    warehouse,
+)
 from leadscore.cli.console import say
 
-GROUPS = (check, score, explain, demo, learn, service, segments, programs)
+GROUPS = (check, score, warehouse, explain, demo, learn, service, segments, programs, sales,
+          privacy)
 
 # `leadscore --help` lists the commands by task, in this order; a command not named here is
 # listed under "More" (so a new command shows up even before it is placed).
 TASKS = (
     ("Get started", ("demo",)),
     ("Score", ("check", "score", "explain")),
+    ("Warehouse", ("compile", "dbt")),
     ("Serve", ("init", "serve", "import", "rescore")),
     ("Learn", ("evaluate", "learn")),
     ("Lifecycle", ("segments", "programs")),
+    ("Sales", ("routing", "feedback", "adjustments")),
+    ("Privacy", ("forget", "export-lead", "retention")),
 )
 
 

@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from leadscore.errors import LeadscoreError, ModelError, RejectedRowsWarning
+from leadscore.errors import LeadscoreError, ModelError, RejectedRowsWarning, missing_extra
 
 # Tables get room when the output is a file or a pipe (rich would assume 80 columns).
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140
@@ -68,6 +68,9 @@ def clean_errors(command: F) -> F:
             say(f"error: {exc}", "bold red", console=err)
             raise typer.Exit(1) from None
         except Exception as exc:  # a bug: one line unless asked for the traceback
+            if isinstance(exc, ImportError) and (line := missing_extra(exc)):
+                say(f"error: {line}", "bold red", console=err)   # an install step, not a bug
+                raise typer.Exit(1) from None
             if os.environ.get("LEADSCORE_DEBUG"):
                 raise
             say(f"internal error: {type(exc).__name__}: {exc} (set LEADSCORE_DEBUG=1 for the "

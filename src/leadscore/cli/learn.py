@@ -94,8 +94,10 @@ def learn(
     leads: Annotated[str | None, typer.Option("--leads", "-l", metavar="FILE",
                                               help="Leads (traits).")] = None,
     as_of: Annotated[str | None, typer.Option(
-        "--as-of", metavar="TIME", help="Training cut-off (ISO 8601); the test is one window "
-        "later. Default: two windows before the end of the data.")] = None,
+        "--as-of", metavar="TIME", help="Training cut-off (ISO 8601). Dated outcomes: the "
+        "test is one window later (default: two windows before the end of the data). "
+        "Undated: every labelled lead as of it trains, cross-validation tests (default: the "
+        "end of the data).")] = None,
     window_days: Annotated[float, typer.Option("--window-days", metavar="DAYS", help="Conversion "
                                                "window after a cut-off.")] = 30.0,
     name: Annotated[str, typer.Option("--name", metavar="NAME", help="Name of the learned "
@@ -110,6 +112,9 @@ def learn(
                                        "the odds.")] = 20.0,
     min_conversions: Annotated[int, typer.Option("--min-conversions", metavar="N",
                                                  help="Refuse to learn from fewer.")] = 50,
+    max_rules: Annotated[int, typer.Option("--max-rules", metavar="N", help="At most this "
+                                           "many rules (a trait's bands are one rule).")
+                         ] = 25,
     predictive: Annotated[bool, typer.Option(
         "--predictive", help="Also fit a gradient-boosted model (LightGBM) on the same "
         "features and show it next to the points model.")] = False,
@@ -129,7 +134,8 @@ def learn(
     with progress_bar(err) as step:
         learned = run(events, leads, outcomes, as_of=as_of, window_days=window_days,
                       target_volume=volume, target_precision=target_precision, pdo=pdo,
-                      name=name, min_conversions=min_conversions, step=step)
+                      name=name, min_conversions=min_conversions, max_rules=max_rules,
+                      step=step)
         extra = None
         if predictive:
             from leadscore.learn.predictive import fit_predictive
@@ -140,11 +146,12 @@ def learn(
     for warning in learned.warnings:
         say(f"warning: {warning}", "yellow")
     kept = learned.rules[learned.rules["kept"]]
-    say(f"learned {len(kept)} rules ({(kept['kind'] == 'fit').sum()} fit, "
-        f"{(kept['kind'] == 'engagement').sum()} engagement); half-life "
-        f"{learned.half_life_days or 'none'} days", "bold")
+    fit = kept[kept["kind"] == "fit"]
+    say(f"learned {kept['group'].nunique()} rules ({fit['group'].nunique()} fit with "
+        f"{(fit['points'] != 0).sum()} bands, {(kept['kind'] == 'engagement').sum()} "
+        f"engagement); half-life {learned.half_life_days or 'none'} days", "bold")
     t = learned.test
-    say(f"test ({t['split']} split, cut-off {t['cut_off']}, {t['leads']:,} leads, "
+    say(f"test ({t['split']}, cut-off {t['cut_off']}, {t['leads']:,} leads, "
         f"{t['conversions']:,} converted): AUC {t['auc']:.3f}, top 10/20/30 % capture "
         f"{t['capture_10']:.1%} / {t['capture_20']:.1%} / {t['capture_30']:.1%}")
     if extra is not None:

@@ -33,7 +33,9 @@ def score(
                                         ".parquet, .csv or .jsonl (Segment messages).")],
     out_path: Annotated[str, typer.Option("--out", "-o", metavar="FILE", help="Scores file: "
                                           ".csv, .parquet, .json or .jsonl (with Spark also "
-                                          "a URL: s3a://…).")],
+                                          "a URL: s3a://…); or a database table: "
+                                          "postgresql://…/DB/SCHEMA.TABLE, a .duckdb file, "
+                                          "with --engine postgres a table of --db.")],
     leads: Annotated[str | None, typer.Option("--leads", "-l", metavar="FILE", help="Leads "
                                               "(traits): .parquet, .csv or .jsonl.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="Score as of "
@@ -52,7 +54,15 @@ def score(
                                                  "incl. domain (.csv, .parquet, .jsonl).")
     ] = None,
     engine: Annotated[str, typer.Option("--engine", metavar="ENGINE", help="duckdb "
-                                        "(in-process) or spark.")] = "duckdb",
+                                        "(in-process), spark, or postgres (in the database "
+                                        "--db: --events and --leads are its tables).")
+                      ] = "duckdb",
+    db: Annotated[str | None, typer.Option("--db", metavar="URL", help="With --engine "
+                                           "postgres: postgresql://… holding the tables.")
+                  ] = None,
+    mode: Annotated[str, typer.Option("--mode", metavar="MODE", help="Into a database "
+                                      "table: replace its rows, or upsert by (lead_id, "
+                                      "model).")] = "replace",
     master: Annotated[str, typer.Option("--master", metavar="URL", help="Spark master: "
                                         "local[*], spark://…, yarn, k8s://…")] = "local[*]",
     state: Annotated[Path | None, typer.Option("--state", metavar="DIR", help="Keep a "
@@ -71,8 +81,15 @@ def score(
     started = time.monotonic()
     when = as_of_us(as_of)
     models = load_models(list(model))
-    if engine not in ("duckdb", "spark"):
-        fail(f"error: --engine {engine!r}: expected duckdb or spark")
+    if engine not in ("duckdb", "spark", "postgres"):
+        fail(f"error: --engine {engine!r}: expected duckdb, spark or postgres")
+    if mode not in ("replace", "upsert"):
+        fail(f"error: --mode {mode!r}: expected replace or upsert")
+    if engine == "postgres":
+        from leadscore.cli.warehouse import in_postgres
+
+        in_postgres(models, db, events, leads, out_path, when, mode)
+        return
     if state is not None and accounts_out is not None:
         fail("error: --accounts cannot be combined with --state yet")
     if state is not None:
@@ -96,6 +113,7 @@ def score(
         say(f"wrote {scores.num_rows:,} scores to {target} on Spark ({master}) (as of "
             f"{iso(when)}) in {time.monotonic() - started:.1f} s", "green")
         return
+    database_out = _is_database(out_path)
     if engine == "spark":
         if scale.REMOTE_MARK not in out_path:
             _check_output(Path(out_path))
@@ -116,13 +134,14 @@ def score(
             say(f"wrote {account_rows.num_rows:,} account scores to {accounts_out}", "green")
         return
     target = Path(out_path)
-    _check_output(target)
+    if not database_out:
+        _check_output(target)
     con = scale.connect(memory_limit)
     if state is not None:
         with partitions(err) as step:
             scores = scale.score_with_state(models, events, leads, when, state, con,
                                             step=step, scored=_scored_from_state)
-        write_table(scores, target)
+        _write(scores, out_path, mode)
         _summary(scores, con)
         say(f"wrote {scores.num_rows:,} scores to {target} (as of {iso(when)}) in "
             f"{time.monotonic() - started:.1f} s", "green")
@@ -135,7 +154,7 @@ def score(
              f"model{'s' * (len(models) != 1)}")
         scores = score_many(models, found.events, found.leads, as_of=when, con=con)
         step(f"writing {target}")
-        write_table(scores, target)
+        _write(scores, out_path, mode)
         if accounts_out is not None:
             from leadscore.engine.batch.accounts import score_accounts
 
@@ -147,7 +166,8 @@ def score(
     for report, suffix in reports:
         if not report.rejected:
             continue
-        written = _rejected_path(rejected, target, suffix)
+        written = _rejected_path(rejected, Path("scores.csv") if database_out else target,
+                                 suffix)
         report.write_rejected(written)
         say(f"skipped {report.rejected:,} bad row{'s' * (report.rejected != 1)} of "
             f"{report.source} (see {written})", "yellow")
@@ -157,6 +177,25 @@ def score(
     warn_unmatched(models, found.events, con)
     say(f"wrote {scores.num_rows:,} scores to {target} (as of {iso(when)}) in "
         f"{time.monotonic() - started:.1f} s", "green")
+
+
+def _write(scores: Any, out_path: str, mode: str) -> None:
+    """The scores to a file, or to a database table (replaced or upserted)."""
+    if _is_database(out_path):
+        from leadscore.io.databases import write_scores
+
+        write_scores(scores, out_path, mode=mode)
+    else:
+        from leadscore.io import write_table
+
+        write_table(scores, Path(out_path))
+
+
+def _is_database(out_path: str) -> bool:
+    """Whether --out names a database table (PostgreSQL URL or DuckDB file)."""
+    from leadscore.io.databases import is_duckdb_file, is_postgres_url
+
+    return is_postgres_url(out_path) or is_duckdb_file(out_path)
 
 
 def _read_inputs(events: str, leads: str | None, account_traits: str | None, con: Any,

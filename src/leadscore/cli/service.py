@@ -18,16 +18,17 @@ ModelsOption = Annotated[Path | None, typer.Option(
     "--models", metavar="DIR", help="folder of model YAML files [$LEADSCORE_MODELS]")]
 
 
-def _settings(config: Path | None, **flags: Any) -> Settings:
+def settings_of(config: Path | None, **flags: Any) -> Settings:
+    """The settings of a command: the config file, the environment, then its flags."""
     if flags.get("models_dir") is not None:
         flags["models_dir"] = str(flags["models_dir"])
     return load_settings(config, overrides=flags)
 
 
-def _open(settings: Settings) -> Any:
-    from leadscore.api.app import open_service
+def open_service(settings: Settings) -> Any:
+    from leadscore.api.app import open_service as open_app_service
 
-    return open_service(settings)
+    return open_app_service(settings)
 
 
 @commands.command()
@@ -64,7 +65,7 @@ def serve(
     """Run the ingestion and admin API and the handoff dispatcher until SIGTERM / Ctrl-C."""
     from leadscore.server import serve as run
 
-    settings = _settings(config, host=host, port=port, workers=workers, db=db,
+    settings = settings_of(config, host=host, port=port, workers=workers, db=db,
                          models_dir=models)
     if not settings.write_keys:
         say("warning: no write key configured: every /v1 call will be refused "
@@ -115,8 +116,8 @@ def import_(
     config: ConfigOption = None,
 ) -> None:
     """Load events and leads from files into the store, through the same path as the API."""
-    settings = _settings(config, db=db, models_dir=models)
-    service = _open(settings)
+    settings = settings_of(config, db=db, models_dir=models)
+    service = open_service(settings)
     try:
         with counters(err) as start:
             for path in files:
@@ -140,8 +141,8 @@ def rescore(
     config: ConfigOption = None,
 ) -> None:
     """Recompute every lead's scores from the event log."""
-    settings = _settings(config, db=db, models_dir=models)
-    service = _open(settings)
+    settings = settings_of(config, db=db, models_dir=models)
+    service = open_service(settings)
     try:
         result = service.rescore(model) if model else service.rescore()
         say(f"rescored: {_describe(result)}")

@@ -10,7 +10,8 @@ from typing import Any
 from leadscore.dashboard.views import display_name
 from leadscore.programs.definition import Program
 from leadscore.programs.entry import history_count
-from leadscore.programs.scheduler import funnel, journey_rows, outbox_view
+from leadscore.programs.optouts import address_status
+from leadscore.programs.scheduler import dead_actions, funnel, journey_rows, outbox_view
 from leadscore.segments import live as segment_store
 from leadscore.segments.definition import Segment
 from leadscore.service import Service
@@ -19,7 +20,7 @@ from leadscore.store.lifecycle import actions
 from leadscore.timeutil import US_PER_DAY, now_us
 
 SIZE_DAYS = 30
-OUTBOX_STATUSES = ("pending", "claimed", "sending", "sent", "failed", "unknown")
+OUTBOX_STATUSES = ("pending", "claimed", "sending", "sent", "failed", "unknown", "dead")
 
 
 def lead_interests(service: Service, lead_id: str, model: str | None, top: int = 10
@@ -30,6 +31,17 @@ def lead_interests(service: Service, lead_id: str, model: str | None, top: int =
     with service.db.read() as connection:
         facts = segment_store.facts_in(service, connection, lead_id, model, now_us())
     return sorted(facts.interests.items(), key=lambda p: (-p[1], p[0]))[:top]
+
+
+def lead_email(service: Service, lead_id: str, traits: dict[str, Any]) -> dict[str, Any]:
+    """Whether programs can e-mail the lead, and why not."""
+    with service.db.read() as connection:
+        return address_status(connection, lead_id, traits)
+
+
+def dead_program_actions(service: Service) -> list[dict[str, Any]]:
+    with service.db.read() as connection:
+        return dead_actions(connection)
 
 
 def lead_journeys(service: Service, lead_id: str) -> list[dict[str, Any]]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,13 +13,16 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from leadscore import __version__
 from leadscore.dashboard import accounts as account_views
-from leadscore.dashboard import charts, session, views
+from leadscore.dashboard import charts, sales_views, session, views
 from leadscore.dashboard import lifecycle as lifecycle_views
 from leadscore.dashboard.evaluation import Evaluations, available
+from leadscore.ratelimit import Buckets, retry_after
+from leadscore.sales.insights import insights
 from leadscore.store import dashboard as queries
 from leadscore.store.database import NotFound
 from leadscore.timeutil import iso, now_us
@@ -34,6 +37,7 @@ env.filters["pts"] = lambda v: "" if v is None else f"{v:+.1f}"
 env.filters["num"] = lambda v: "" if v is None else f"{v:.1f}"
 env.filters["ago"] = lambda us: _ago(us)
 
+FORM_LIMIT = 16 * 1024        # a login or settings form; more is refused (413) unread
 router = APIRouter(include_in_schema=False)   # mounted at PREFIX by `install`
 
 
@@ -74,9 +78,26 @@ def _model(request: Request, name: str | None) -> tuple[views.ActiveModel | None
     return (next(iter(models.values())) if models else None), models
 
 
-async def _form(request: Request) -> dict[str, str]:
-    body = (await request.body()).decode("utf-8", "replace")
+class FormTooLarge(Exception):
+    pass
+
+
+async def _form(request: Request, limit: int = FORM_LIMIT) -> dict[str, str]:
+    """The fields of a form; FormTooLarge (413) past `limit` bytes, read no further."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise FormTooLarge()
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise FormTooLarge()
+    body = data.decode("utf-8", "replace")
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
 
 
 # ---- login
@@ -91,22 +112,34 @@ def login_page(request: Request, next: str = PREFIX + "/") -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
+    """Sign in with the admin token. Bad attempts are limited per client address (429 with
+    Retry-After once spent); nothing here blocks the event loop."""
+    address = client_address(request)
+    attempts: Buckets = request.app.state.login_attempts
+    wait = attempts.wait(address)
+    if wait:
+        return HTMLResponse("Too many bad sign-ins from your address; try again in "
+                            f"{retry_after(wait)} s.", status_code=429,
+                            headers={"Retry-After": retry_after(wait)})
     form = await _form(request)
     settings = request.app.state.settings
     target = _safe_next(form.get("next", ""))
     if not settings.is_admin_token(form.get("token", "").strip()):
-        time.sleep(0.2)     # slows guessing down a little; the token is long anyway
-        return render(request, "login.html", 401, next=target, configured=True,
-                      error="That is not the admin token.")
+        attempts.take(address)
+        await asyncio.sleep(0.2)     # slows one client's guessing; others are not held up
+        return await run_in_threadpool(render, request, "login.html", 401, next=target,
+                                       configured=True, error="That is not the admin token.")
     response = RedirectResponse(target, status_code=303)
-    session.set_cookie(response, request, session.new_session(settings))
+    session.set_cookie(response, request, await run_in_threadpool(session.new_session, request))
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """End the session in the store (every worker and host), then drop the cookie."""
+    await run_in_threadpool(session.end, request)
     response = RedirectResponse(PREFIX + "/login", status_code=303)
-    session.clear_cookie(response)
+    session.clear_cookie(response, request)
     return response
 
 
@@ -133,7 +166,8 @@ def leads_list(request: Request, model: str | None = None, q: str = "",
         temperatures=tuple(params.getlist("temperature")),
         stages=tuple(params.getlist("stage")),
         disqualified={"yes": True, "no": False}.get(disq), q=q.strip()[:100],
-        sort=sort if sort in queries.SORTS else "score", descending=dir != "asc")
+        sort=sort if sort in queries.SORTS else "score", descending=dir != "asc",
+        owners=tuple(o for o in params.getlist("owner") if o))
     size = size if size in queries.PAGE_SIZES else 50
     segments = [s.name for s in _lifecycle(request).segments]
     segment = segment if segment in segments else ""
@@ -148,6 +182,7 @@ def leads_list(request: Request, model: str | None = None, q: str = "",
                   cap=queries.COUNT_CAP, model=active, models=models, stages=stages,
                   grades=views.GRADES, temperatures=views.TEMPERATURES, disq=disq, size=size,
                   sizes=queries.PAGE_SIZES, segments=segments, segment=segment,
+                  owners=sales_views.owner_choices(_service(request)),
                   next_url=_url("/", keep, cursor=page.next_cursor) if page.next_cursor
                   else None,
                   prev_url=_url("/", keep, cursor=page.prev_cursor) if page.prev_cursor
@@ -192,7 +227,11 @@ def lead_page(request: Request, lead_id: str, model: str | None = None) -> HTMLR
                                                            view.lead["lead_id"],
                                                            view.lead.get("model")),
                   journeys=lifecycle_views.lead_journeys(_service(request),
-                                                         view.lead["lead_id"]))
+                                                         view.lead["lead_id"]),
+                  email=lifecycle_views.lead_email(_service(request), view.lead["lead_id"],
+                                                   view.lead.get("traits") or {}),
+                  sales=sales_views.lead_sales(_service(request), view.lead["lead_id"]),
+                  note=request.query_params.get("note", "")[:300])
 
 
 # ---- accounts
@@ -290,10 +329,12 @@ def outbox_page(request: Request, status: str | None = None, page: int = 1) -> H
     status = status if status in lifecycle_views.OUTBOX_STATUSES else None
     size, number = 50, max(page, 1)
     items, total = lifecycle_views.outbox(_service(request), status, size, (number - 1) * size)
+    settings = request.app.state.settings
     return render(request, "outbox.html", page="outbox", items=items, total=total,
                   state=status, states=lifecycle_views.OUTBOX_STATUSES, number=number,
                   pages=max((total + size - 1) // size, 1),
-                  paused=not request.app.state.settings.smtp_url)
+                  paused=not settings.smtp_url, no_secret=not settings.link_secret,
+                  dead=lifecycle_views.dead_program_actions(_service(request)))
 
 
 # ---- pipeline
@@ -355,7 +396,9 @@ def evaluation_page(request: Request, model: str | None = None) -> HTMLResponse:
     evaluations = _evaluations(request)
     return render(request, "evaluation.html", page="evaluation", model=active, models=models,
                   ev=evaluations, result=evaluations.results.get(active.name) if active
-                  else None, missing=available())
+                  else None, missing=available(),
+                  sales_insight=insights(_service(request).db, active.name) if active
+                  else None)
 
 
 @router.post("/evaluation")
@@ -386,13 +429,16 @@ async def run_evaluation(request: Request) -> Response:
 @router.get("/handoffs")
 def handoffs_page(request: Request, status: str | None = None, page: int = 1) -> HTMLResponse:
     _guard(request)
-    status = status if status in ("pending", "delivered", "failed") else None
+    status = status if status in ("pending", "delivered", "failed", "dead") else None
     page = max(page, 1)
     size = 50
     items, total = _service(request).handoffs(status=status, limit=size,
                                               offset=(page - 1) * size)
+    dead = _service(request).handoffs(status="dead", limit=1)[1]
     return render(request, "handoffs.html", page="handoffs", items=items, total=total,
-                  state=status, number=page, pages=max((total + size - 1) // size, 1))
+                  state=status, number=page, pages=max((total + size - 1) // size, 1),
+                  dead=dead,
+                  max_attempts=request.app.state.settings.delivery_max_attempts)
 
 
 @router.post("/handoffs/{handoff_id}/retry")
@@ -413,13 +459,21 @@ async def retry(request: Request, handoff_id: str) -> Response:
     return RedirectResponse(back, status_code=303)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, extra: tuple[APIRouter, ...] = ()) -> None:
     """Serve the dashboard from `app`: a sub-application mounted at /dashboard (sharing the
-    app's state: settings, service), and `/` redirecting there. Not in the OpenAPI document."""
+    app's state: settings, service), and `/` redirecting there. Not in the OpenAPI document.
+    `extra`: more pages' routers (the sales pages)."""
     dashboard = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     dashboard.state = app.state
     dashboard.include_router(router, prefix="")
+    for more in extra:
+        dashboard.include_router(more, prefix="")
     dashboard.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @dashboard.exception_handler(FormTooLarge)
+    async def _too_large(request: Request, _: FormTooLarge) -> Response:
+        return HTMLResponse(f"The form is over the {FORM_LIMIT // 1024} KB limit of a form.",
+                            status_code=413)
 
     @dashboard.exception_handler(LoginRequired)
     async def _login(request: Request, _: LoginRequired) -> Response:

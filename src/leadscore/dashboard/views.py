@@ -10,7 +10,7 @@ from typing import Any
 from leadscore.dashboard.history import History, history, sparkline
 from leadscore.model.compiled import CompiledModel, compile_model
 from leadscore.model.loader import load_model
-from leadscore.model.schema import Model
+from leadscore.model.schema import STAGES, Model  # STAGES: the model's order, re-exported
 from leadscore.service import Service
 from leadscore.store import dashboard as queries
 from leadscore.store import leads as lead_store
@@ -18,7 +18,6 @@ from leadscore.timeutil import US_PER_DAY, iso, now_us
 
 GRADES = ("A", "B", "C", "D", "F")
 TEMPERATURES = ("hot", "warm", "cold", "dead")
-STAGES = ("visitor", "subscriber", "lead", "mql", "sql", "opportunity", "customer", "advocate")
 MQL_DAYS = 30
 
 

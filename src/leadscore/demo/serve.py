@@ -7,6 +7,7 @@ look live (hot leads are hot now, not four months ago).
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,7 +81,8 @@ def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "1
     settings = Settings(db=f"sqlite:///{db_path.resolve()}", models_dir=str(models_dir),
                         write_keys=(write_key,), admin_token_sha256=hash_token(token),
                         host=host, port=port, log_level="warning", log_requests=False,
-                        enrol_max_age_hours=0)
+                        enrol_max_age_hours=0,
+                        link_secret=secrets.token_urlsafe(32))     # the demo's own, unshared
     service = Service.open(settings.db, models_dir=settings.models_dir, background=False)
     try:
         parts: tuple[tuple[Literal["leads", "events"], pa.Table], ...] = (

@@ -23,6 +23,7 @@ from leadscore.engine.incremental.accounts import handoff_id, score_account
 from leadscore.events import Event
 from leadscore.ingest.as_json import event_json, reason_json
 from leadscore.model.accounts import CompiledAccount, compile_account
+from leadscore.sales.assign import route
 from leadscore.scores import AccountScore
 from leadscore.store import accounts as account_store
 from leadscore.store import outbox
@@ -106,10 +107,15 @@ class AccountWork:
                 if now.mqa and not was:
                     crossings += 1
                     item = handoff_id(account_id, name, crossings, as_of)
-                    if session.write and outbox.add(
-                            db, connection, item, KIND, account_id, name,
-                            self.payload(item, now, compiled, traits[account_id], members,
-                                         _current(session, reader)), session.now):
+                    payload = self.payload(item, now, compiled, traits[account_id], members,
+                                           _current(session, reader))
+                    routed = route(db, connection, account_id, name, payload, session.now,
+                                   kind="account") if session.write else None
+                    if routed is not None and outbox.add(db, connection, item, KIND,
+                                                         account_id, name, payload,
+                                                         session.now):
+                        routed.record(db, connection, item, account_id, name, "account",
+                                      session.now)
                         written.append(item)
                 rows.append(account_store.score_row(now, session.models[name].version,
                                                     crossings, session.now))

@@ -27,6 +27,7 @@ from leadscore.events import Event
 from leadscore.ingest.accounts import AccountWork
 from leadscore.ingest.as_json import event_json, reason_json
 from leadscore.model.schema import Model
+from leadscore.sales.assign import route
 from leadscore.scores import Handoff, Update
 from leadscore.store import leads as lead_store
 from leadscore.store import outbox, scores
@@ -285,8 +286,15 @@ class Session:
         if handoff is None or not self.write:
             return
         payload = self.payload(lead_id, handoff)
+        # Sales' routing: the owner goes into the payload; a lead rejected within the
+        # cool-down is not handed off (leadscore.sales.assign).
+        routed = route(self.db, self.connection, lead_id, handoff.model, payload, self.now)
+        if routed is None:
+            return
         if outbox.add(self.db, self.connection, handoff.id, "handoff", lead_id, handoff.model,
                       payload, self.now):
+            routed.record(self.db, self.connection, handoff.id, lead_id, handoff.model, "lead",
+                          self.now)
             self.handoffs.append(handoff.id)
 
     def payload(self, lead_id: str, handoff: Handoff) -> dict[str, Any]:

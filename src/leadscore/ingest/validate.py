@@ -3,8 +3,11 @@
 A message that fails raises EventError naming the message's index and the field. A timestamp
 before 2000 or more than a day after the message was received is absurd and rejected; one
 slightly in the future (a client's fast clock) is clamped to the time it was received.
-A message without `messageId` gets one derived from its content, so re-sending the same
-message is still counted once.
+A message without `messageId` gets one derived from its content and its time, so a retry of
+one send is counted once while the same event sent again later counts again: the time is the
+message's own (`timestamp`, `originalTimestamp` or `sentAt`, part of its content) when it has
+one, as a retry carries the same; else the minute (UTC) it was received, so retries within
+that minute are one event and a "Logged In" sent each day without a timestamp counts each day.
 
 An identify whose traits hold Segment's reserved `company` object ({name, id, industry,
 employee_count, plan…}), or else an `account` object, names the lead's account as a group
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,9 +83,23 @@ def _object(message: Mapping[str, Any], key: str, index: int) -> Mapping[str, An
     return value
 
 
-def content_id(message: Mapping[str, Any]) -> str:
-    """A messageId for a message that has none: the same content, the same id."""
+def _context_traits(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """RudderStack's browser SDK sends an identify's traits as `context.traits` only."""
+    context = message.get("context")
+    traits = context.get("traits") if isinstance(context, Mapping) else None
+    return traits if isinstance(traits, Mapping) else {}
+
+
+TIME_KEYS = ("timestamp", "originalTimestamp", "sentAt")
+US_PER_MINUTE = 60_000_000
+
+
+def content_id(message: Mapping[str, Any], received_at: int | None = None) -> str:
+    """A messageId for a message that has none: the same content at the same time, the same
+    id. Without a time of its own, the minute it was received (`received_at`) is its time."""
     text = json.dumps(message, sort_keys=True, separators=(",", ":"), default=str)
+    if received_at is not None and all(message.get(k) is None for k in TIME_KEYS):
+        text += f"@{received_at // US_PER_MINUTE}"
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
@@ -93,7 +111,7 @@ def validate(message: Any, index: int, received_at: int) -> Message:
     if kind not in MESSAGE_TYPES:
         raise _error(index, "type", f"unknown message type {kind!r}; expected one of "
                      f"{', '.join(MESSAGE_TYPES)}")
-    message_id = _id(message, "messageId", index) or content_id(message)
+    message_id = _id(message, "messageId", index) or content_id(message, received_at)
     user_id = _id(message, "userId", index)
     anonymous_id = _id(message, "anonymousId", index)
     if kind == "alias":
@@ -105,9 +123,10 @@ def validate(message: Any, index: int, received_at: int) -> Message:
     for key in ("context", "properties", "traits"):
         _object(message, key, index)
     # Encoded here, before the store's write transaction, not under its lock.
+    encoded = _encoded(message, index)
     common: dict[str, Any] = dict(index=index, message_id=message_id, type=kind,
                                   user_id=user_id, anonymous_id=anonymous_id,
-                                  timestamp=timestamp, raw=message, encoded=json_text(message))
+                                  timestamp=timestamp, raw=message, encoded=encoded)
     if kind in ("track", "page", "screen"):
         name_key = "event" if kind == "track" else "name"
         name = message.get(name_key)
@@ -122,7 +141,7 @@ def validate(message: Any, index: int, received_at: int) -> Message:
             raise _error(index, exc.field, str(exc).split(": ", 1)[-1]) from None
         return Message(**common, event=event)
     if kind == "identify":
-        traits = _object(message, "traits", index)
+        traits = _object(message, "traits", index) or _context_traits(message)
         company = company_account(traits)
         if company is None:
             return Message(**common, traits=traits)
@@ -137,6 +156,43 @@ def validate(message: Any, index: int, received_at: int) -> Message:
     if previous_id is None:
         raise _error(index, "previousId", "an alias message needs previousId")
     return Message(**common, previous_id=previous_id)
+
+
+def _encoded(message: Mapping[str, Any], index: int) -> str:
+    """The message as the log's JSON text; refused if it holds a value no store keeps: a
+    number out of range (`1e400` reads as Infinity, which is not JSON) or a NUL character
+    (PostgreSQL's text and jsonb cannot hold one). The text is searched first: the walk to
+    name the field runs only for a message that may hold one."""
+    try:
+        encoded = json_text(message)
+    except RecursionError:
+        raise _error(index, None, "the message nests arrays and objects too deeply") from None
+    if "Infinity" in encoded or "NaN" in encoded or "\\u0000" in encoded:
+        found = unstorable(message, "")
+        if found is not None:
+            raise _error(index, found[0] or None, found[1])
+    return encoded
+
+
+def unstorable(node: Any, path: str) -> tuple[str, str] | None:
+    """(field path, why) of the first value of `node` no store keeps, or None."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return path, "a number out of range (not finite); JSON numbers must be finite"
+    if isinstance(node, str):
+        return (path, "a NUL character (\\u0000) is not allowed in text") if "\x00" in node \
+            else None
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            found = unstorable(str(key), where) or unstorable(value, where)
+            if found:
+                return found
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            found = unstorable(value, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 ACCOUNT_KEYS = ("id", "name", "domain")   # what names an account, in order of preference

@@ -10,6 +10,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from leadscore.errors import missing_extra
+
 _EXPORTS = {
     "evaluate": "leadscore.learn.backtest", "Backtest": "leadscore.learn.backtest",
     "Evaluation": "leadscore.learn.backtest", "learn": "leadscore.learn.scorecard",
@@ -25,5 +27,13 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
+        try:
+            module = import_module(_EXPORTS[name])
+        except ImportError as exc:     # an optional dependency: say which extra installs it
+            line = missing_extra(exc)
+            if line is None:
+                raise
+            raise ModuleNotFoundError(f"leadscore.learn.{name}: {line}", name=exc.name) \
+                from None
+        return getattr(module, name)
     raise AttributeError(f"module 'leadscore.learn' has no attribute {name!r}")

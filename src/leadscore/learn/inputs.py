@@ -112,8 +112,10 @@ def open_inputs(events: Any, leads: Any, outcomes: Any, *,
     part of the caller's run that reading is (for the progress bar)."""
     con = con or connect()
     step("reading events", 0.0)
-    streams = [s for s in (events, leads) if s is not None and is_message_stream(s, con)]
-    if streams:
+    # events as a message stream (leads beside it: a stream too, or the base table); a leads
+    # stream beside an events table is read as leads (identify traits), as before
+    if events is not None and is_message_stream(events, con):
+        streams = [s for s in (events, leads) if s is not None and is_message_stream(s, con)]
         return _open_stream(events, leads, streams, outcomes, con, step, share)
     if events is None:
         empty = pa.table({"lead_id": pa.array([], pa.string()),
@@ -156,9 +158,6 @@ def _open_stream(events: Any, leads: Any, streams: list[Any], outcomes: Any,
         read_leads(leads, con, name=LEADS)
         con.sql(f"CREATE OR REPLACE TEMP TABLE {LEADS}_t AS SELECT * FROM {LEADS}")
         base = f"{LEADS}_t"
-    if events is not None and not any(events is s for s in streams):
-        raise InputError("a leads message stream needs its events as messages too (one "
-                         "history): pass the events as Segment JSON")
     step("resolving identities", share * 0.7)
     found = canonical_inputs(MESSAGES, base, con, END_OF_TIME)
     step("reading outcomes", share * 0.8)

@@ -19,9 +19,11 @@ import pandas as pd
 from leadscore.errors import InputError
 from leadscore.io.sqltext import quote
 from leadscore.learn import features as feats
+from leadscore.learn.design import design_of
 from leadscore.learn.inputs import Inputs
 from leadscore.learn.metrics import Ranked
 from leadscore.learn.scorecard import Learned
+from leadscore.learn.traits import trait_candidates
 from leadscore.timeutil import US_PER_DAY
 
 # Half-lives of the engagement features the booster gets (each source in every variant):
@@ -40,14 +42,26 @@ class Predictive:
 
 
 def fit_predictive(learned: Learned, *, top: int = 3, seed: int = 0) -> Predictive:
-    """Fit LightGBM on the learned model's training features; test it on its test cut-off."""
+    """Fit LightGBM on the learned model's training features; test it on its test cut-off, or
+    (no time split) by the same k-fold cross-validation as the points model."""
     train = learned.train
     design = train["design"]
     columns = [c.name for c in design.columns]
     booster = _booster(seed)
-    booster.fit(design.x, train["y"])
-    x_test, y_test, ids = test_design(learned)
-    probability = np.asarray(booster.predict_proba(x_test))[:, 1]
+    if train["time_split"]:
+        booster.fit(design.x, train["y"])
+        x_test, y_test, ids = test_design(learned)
+        probability = np.asarray(booster.predict_proba(x_test))[:, 1]
+    else:
+        from sklearn.model_selection import StratifiedKFold
+
+        x_test, y_test, ids = design.x, train["y"], train["features"].lead_ids
+        probability = np.zeros(len(y_test))
+        for fit_rows, held in StratifiedKFold(5, shuffle=True, random_state=seed).split(
+                x_test, y_test):
+            booster.fit(x_test[fit_rows], y_test[fit_rows])
+            probability[held] = np.asarray(booster.predict_proba(x_test[held]))[:, 1]
+        booster.fit(x_test, y_test)
     contrib = np.asarray(booster.predict(x_test, pred_contrib=True))[:, :-1]
     order = np.argsort(contrib, axis=1)
     names = np.array(columns, dtype=object)
@@ -64,24 +78,19 @@ def fit_predictive(learned: Learned, *, top: int = 3, seed: int = 0) -> Predicti
 
 
 def test_design(learned: Learned) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The learned model's feature columns for its test leads, their outcomes and ids."""
+    """The learned model's feature columns for its test leads (time split), their outcomes
+    and ids: the training layout (WoE, caps, variants) applied to the test cut-off."""
     train = learned.train
     data = train["inputs"]
     design = train["design"]
     fs: feats.FeatureSet = train["features"]
     events, leads = data.at(train["t_test"])
     test = feats.build(data.con, "ls_test", train["t_test"], leads=leads,
-                       events=events, fit=fs.fit, sources=fs.sources,
+                       events=events, traits=fs.traits, sources=fs.sources,
                        half_lives=(learned.half_life_days,))
-    block = test.engagement_x[learned.half_life_days]
-    parts = [test.fit_x.astype(np.float64)]
-    for k, cand in enumerate(design.columns[len(fs.fit):]):
-        variant = feats.VARIANTS.index(cand.limit or "every")
-        values = block[:, k, variant].astype(np.float64)
-        cap = design.caps[len(fs.fit) + k]
-        parts.append((np.minimum(values, cap) if cap is not None else values)[:, None])
+    x = design_of(test, design.layout).x
     rows = data.con.sql("SELECT converted FROM ls_test ORDER BY lead_id").fetchnumpy()
-    return np.hstack(parts), np.asarray(rows["converted"], dtype=float), test.lead_ids
+    return x, np.asarray(rows["converted"], dtype=float), test.lead_ids
 
 
 def _booster(seed: int) -> Any:
@@ -119,11 +128,13 @@ def backtest_predictive(data: Inputs, cut: int, window_days: float | None,
                          f"the {window:g} days before the cut-off; it needs at least "
                          f"{min_conversions} to train on")
     exclude = (data.outcomes.event,) if data.outcomes.event else ()
-    events, leads = data.at(t_train)
-    fit = feats.trait_candidates(con, leads) if leads is not None else []
+    events, leads = data.at(t_train)     # a stream: as known then
+    traits = (trait_candidates(con, leads, "ls_pred_train").traits
+              if leads is not None else [])
     sources = feats.source_candidates(con, events, t_train, exclude_events=exclude)
+    sources += feats.property_candidates(con, events, t_train, sources)
     train = feats.build(con, "ls_pred_train", t_train, leads=leads, events=events,
-                        fit=fit, sources=sources, half_lives=HALF_LIVES)
+                        traits=traits, sources=sources, half_lives=HALF_LIVES)
     y = np.asarray(con.sql("SELECT converted FROM ls_pred_train ORDER BY lead_id")
                    .fetchnumpy()["converted"], dtype=float)
     booster = _booster(seed)
@@ -134,7 +145,7 @@ def backtest_predictive(data: Inputs, cut: int, window_days: float | None,
     con.unregister("ls_pred_ids")
     events, leads = data.at(cut)
     test = feats.build(con, "ls_pred_test", cut, leads=leads, events=events,
-                       fit=fit, sources=sources, half_lives=HALF_LIVES)
+                       traits=traits, sources=sources, half_lives=HALF_LIVES)
     probability = np.asarray(booster.predict_proba(_matrix(test)))[:, 1]
     by_id = pd.Series(probability, index=test.lead_ids)
     note = (f"predictive (LightGBM): trained on {n_train:,} leads as of "
@@ -145,7 +156,8 @@ def backtest_predictive(data: Inputs, cut: int, window_days: float | None,
 
 
 def _matrix(fs: feats.FeatureSet) -> np.ndarray:
-    blocks = [fs.fit_x.astype(np.float32)]
+    blocks = [(fs.bands[:, j][:, None] == np.arange(len(t.bands))[None, :]).astype(np.float32)
+              for j, t in enumerate(fs.traits)]
     blocks += [fs.engagement_x[h].reshape(len(fs.lead_ids), -1) for h in HALF_LIVES]
     return np.hstack(blocks)
 

@@ -1,17 +1,21 @@
 """Learn a scorecard from leads, events and outcomes, and write it as a model YAML (§3).
 
-1. Split by time: features as of the cut-off `as_of`, labels = converted in the `window_days`
-   after it (train); the test is the same one window later (features as of `as_of + window`,
-   conversions in the window after that). Outcomes without dates allow no time split: 30 % of
-   the leads are held out instead, and a warning says so.
-2. Candidates (`features`): trait bands and levels, event and page-group counts in three
-   variants, for several half-lives. Per source, the variant that ranks best alone is kept.
-3. An L2-regularised logistic regression; the half-life and the strength of the penalty are
-   chosen on a validation part of the training leads; then refit on all of them.
-4. Points: log-odds × pdo / ln 2, rounded ("every `pdo` points double the odds"); the MQL
-   threshold for a target volume or precision; grades and temperature from quantiles; each rule
-   with its evidence as a comment. The model is then scored by the batch engine on the test
-   cut-off: the test AUC is that of the YAML as written.
+1. Labels, using every labelled lead. Outcomes with dates: features as of the cut-off
+   `as_of`, label = converted in the `window_days` after it; the test is one window later
+   (features as of `as_of + window`, conversions in the window after that), scored by the batch
+   engine from the YAML as written. A training window (first data to the cut-off) shorter than
+   twice the horizon is refused. Outcomes without dates: every labelled lead as of `as_of`
+   trains, and k-fold cross-validation is the test (as it is when dated data leaves no window
+   after the cut-off).
+2. Candidates (`traits`, `features`): rules a marketer would write — trait bands by optimal
+   binning or frequent values (never identifiers or dates), events and page groups counted
+   once / daily / every time, thresholds on numeric event properties — for several half-lives.
+3. Selection (`selection`): the L1 path gives sets of at most `max_rules` rules; the set and
+   the half-life with the best cross-validated AUC are refitted on every training lead.
+4. Points: log-odds × pdo / ln 2, rounded ("every `pdo` points double the odds"); a band's
+   log-odds is its trait's coefficient times the band's weight of evidence. The MQL threshold
+   for a target volume or precision; grades and temperature from quantiles; each rule with its
+   evidence as a comment.
 """
 
 from __future__ import annotations
@@ -27,27 +31,21 @@ import pandas as pd
 from leadscore.errors import LeadscoreError
 from leadscore.io.sqltext import quote
 from leadscore.learn import features as feats
+from leadscore.learn.design import Design, design_of, layout_of, points_score, rule_points
 from leadscore.learn.inputs import Inputs, Step, When, as_of_us, open_inputs, quiet
 from leadscore.learn.metrics import Ranked, auc
+from leadscore.learn.selection import Selection, final_fit, select
+from leadscore.learn.traits import Trait, trait_candidates
 from leadscore.model.loader import load_model
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY, iso
 
-C_GRID = (0.003, 0.01, 0.1, 1.0)
 LEAKAGE_AUC = 0.98
+MAX_RULES = 25
 
 
 class LearnError(LeadscoreError):
     """Too little or unsuitable data to learn a model from."""
-
-
-@dataclass
-class Design:
-    """A feature matrix and what each column is."""
-
-    x: np.ndarray
-    columns: list[feats.Candidate]
-    caps: list[float | None]
 
 
 @dataclass
@@ -73,14 +71,17 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
           window_days: float = 30.0, target_volume: float | None = 0.2,
           target_precision: float | None = None, pdo: float = 20.0, name: str = "learned",
           min_conversions: int = 50, max_leads: int = 250_000, seed: int = 0,
-          half_lives: tuple[float | None, ...] = feats.HALF_LIVES,
-          step: Step = quiet, inputs: Inputs | None = None) -> Learned:
+          half_lives: tuple[float | None, ...] = feats.HALF_LIVES, max_rules: int = MAX_RULES,
+          folds: int = 5, step: Step = quiet, inputs: Inputs | None = None) -> Learned:
     """Learn a model (see module doc). `events` may be None when leads have traits only.
 
-    Raises LearnError when there are too few conversions to learn from."""
+    Raises LearnError when there are too few conversions to learn from, or (dated outcomes)
+    the training window is shorter than twice the horizon."""
     if outcomes is None and inputs is None:
         raise LearnError("learning needs outcomes: a file with lead_id and converted / "
                          "converted_at, or event:<name>")
+    if max_rules < 1:
+        raise LearnError(f"--max-rules must be at least 1 (got {max_rules})")
     data = inputs or open_inputs(events, leads, outcomes, step=step, share=0.1)
     con = data.con
     warnings: list[str] = []
@@ -88,24 +89,26 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
     default = data.data_end - int((2 if data.dated else 0) * window * US_PER_DAY)
     t_train = as_of_us(as_of, default)
     t_test = t_train + int(window * US_PER_DAY)
+    if data.dated:
+        _check_training_window(data, t_train, window)
     time_split = data.dated and t_test + window * US_PER_DAY <= data.data_end + US_PER_DAY
-    if not time_split:
-        t_test = t_train
+    if data.dated and not time_split:
         warnings.append(
-            "outcomes have no dates: the test holds out 30 % of the leads (not a later time)"
-            if not data.dated else
             f"the data end ({iso(data.data_end)[:10]}) leaves no second window after the "
-            f"cut-off: the test holds out 30 % of the leads instead of a later time")
+            f"cut-off: the test is {folds}-fold cross-validation on the training leads "
+            "instead of a later time")
 
     step("labelling the training leads", 0.12)
     data.population(t_train, "ls_train_pop")
     data.labels("ls_train_pop", t_train, window if data.dated else None, "ls_train_all")
-    held_out = "hash(lead_id || 'leadscore') % 10 < 3"
-    train_filter = "" if time_split else f"WHERE NOT ({held_out})"
+    [(labelled,)] = con.sql("SELECT count(*) FROM ls_train_all").fetchall()
     con.sql(f"CREATE OR REPLACE TEMP TABLE ls_train AS SELECT * FROM ls_train_all "
-            f"{train_filter} USING SAMPLE reservoir({int(max_leads)} ROWS) REPEATABLE ({seed})")
+            f"USING SAMPLE reservoir({int(max_leads)} ROWS) REPEATABLE ({seed})")
     [(n_train, conversions)] = con.sql(
         "SELECT count(*), coalesce(sum(converted), 0) FROM ls_train").fetchall()
+    if n_train < labelled:
+        warnings.append(f"trained on a sample of {n_train:,} of the {labelled:,} labelled "
+                        f"leads (max_leads)")
     if conversions < min_conversions:
         raise LearnError(
             f"only {conversions} of {n_train:,} leads converted in the window after "
@@ -113,60 +116,83 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
             f"(about 10 per rule it may learn); widen --window-days, move --as-of earlier, "
             f"or add outcomes")
 
-    step("finding candidate features", 0.18)
+    step("finding candidate rules", 0.18)
     exclude = (data.outcomes.event,) if data.outcomes.event else ()
     train_events, train_leads = data.at(t_train)     # a stream: as known then
-    fit_candidates = (feats.trait_candidates(con, train_leads)
-                      if train_leads is not None else [])
+    profile = (trait_candidates(con, train_leads, "ls_train") if train_leads is not None
+               else None)
+    traits = profile.traits if profile is not None else []
+    if profile is not None and profile.skipped:
+        warnings.append(profile.describe_skipped())
     sources = feats.source_candidates(con, train_events, t_train, exclude_events=exclude)
-    if not fit_candidates and not sources:
-        raise LearnError("no candidate features: leads have no usable traits and no event "
+    sources += feats.property_candidates(con, train_events, t_train, sources)
+    if not sources:
+        half_lives = (None,)           # no engagement rule: no decay to choose
+    if not traits and not sources:
+        raise LearnError("no candidate rules: leads have no usable traits and no event "
                          "or page was seen for at least 30 leads before the cut-off")
-    step(f"building {len(fit_candidates) + 3 * len(sources)} features × "
-         f"{len(half_lives)} half-lives for {n_train:,} leads", 0.22)
-    train = feats.build(con, "ls_train", t_train, leads=train_leads, events=train_events,
-                        fit=fit_candidates, sources=sources, half_lives=half_lives)
+    step(f"building {len(traits)} trait and {len(sources)} event candidates × "
+         f"{len(half_lives)} half-lives for {n_train:,} leads", 0.25)
+    fs = feats.build(con, "ls_train", t_train, leads=train_leads, events=train_events,
+                     traits=traits, sources=sources, half_lives=half_lives)
     y = _labels(con, "ls_train")
-    warnings += _leakage(train, y)
+    warnings += _leakage(fs, y)
 
-    step("choosing the half-life and penalty by validation", 0.5)
-    rng = np.random.default_rng(seed)
-    valid = rng.random(len(y)) < 0.25
-    rows: list[dict[str, Any]] = []
-    for h in half_lives:
-        design = _design(train, h, y[~valid], ~valid)
-        for c in C_GRID:
-            coef, intercept = _fit(design.x[~valid], y[~valid], c)
-            score = design.x[valid] @ coef
-            rows.append({"half_life_days": h, "C": c, "validation_auc": auc(score, y[valid])})
-    validation = pd.DataFrame(rows)
-    aucs = [float(r["validation_auc"] or 0.0) for r in rows]
-    best: dict[str, Any] = rows[int(np.argmax(np.nan_to_num(aucs, nan=-1.0)))]
-    h_best = best["half_life_days"]
-    c_best = float(best["C"])
+    step(f"choosing at most {max_rules} rules and the half-life by {folds}-fold "
+         "cross-validation", 0.4)
+    scale = pdo / math.log(2)
+    chosen = select(fs, y, half_lives=half_lives, max_rules=max_rules, folds=folds,
+                    seed=seed, scale=scale)
+    validation = pd.DataFrame(chosen.tried)
 
     step("fitting the scorecard", 0.65)
-    everyone = np.ones(len(y), dtype=bool)
-    design = _design(train, h_best, y, everyone)
-    coef, intercept = _fit(design.x, y, c_best)
-    points = np.round(coef * pdo / math.log(2))
-    rules = _evidence(design, y, coef, points)
-    raw_score = design.x @ np.where(points != 0, points, 0)
-    model_dict, threshold_note = _model(name, design, points, h_best, raw_score, y, train,
-                                        target_volume, target_precision)
+    design = design_of(fs, layout_of(fs, chosen.half_life, y, np.ones(len(y), dtype=bool)))
+    coef, intercept = final_fit(design, y, chosen)
+    points = rule_points(design, coef, scale)
+    raw_score = points_score(fs, design, points)
+    rules = _evidence(fs, design, y, coef, points)
+    model_dict, threshold_note = _model(name, design, fs, points, chosen.half_life, raw_score,
+                                        y, target_volume, target_precision)
     header = _header(n_train, int(conversions), t_train, window, data.dated, pdo, intercept,
-                     validation, h_best, c_best, threshold_note)
+                     chosen, threshold_note, max_rules)
     text = _yaml(model_dict, design, points, rules, header)
     model = load_model(f"{name}.yaml", text=text)
 
-    step("testing the learned model with the batch engine", 0.7)
-    test = _test(data, model, t_test, window if data.dated else None, time_split, held_out)
+    if time_split:
+        step("testing the learned model with the batch engine", 0.7)
+        test = _test(data, model, t_test, window)
+    else:
+        ranked = Ranked.of(chosen.oof_points, y)
+        test = {"cut_off": iso(t_train), "split": f"{chosen.folds}-fold cross-validation",
+                "leads": len(y), "conversions": int(y.sum()), "auc": ranked.auc(),
+                **{f"capture_{d}": ranked.capture(d / 100) for d in (10, 20, 30)}}
     test["unrounded_auc_train"] = auc(design.x @ coef, y)
-    return Learned(model, text, rules, validation, test, warnings, h_best,
+    test["rules"] = int(rules.drop_duplicates("group")["kept"].sum()) if len(rules) else 0
+    return Learned(model, text, rules, validation, test, warnings, chosen.half_life,
                    train={"design": design, "y": y, "coef": coef, "intercept": intercept,
-                          "features": train, "t_train": t_train, "t_test": t_test,
-                          "time_split": time_split, "C": c_best, "held_out": held_out,
-                          "inputs": data, "window": window if data.dated else None})
+                          "features": fs, "t_train": t_train, "t_test": t_test,
+                          "time_split": time_split, "inputs": data, "points": points,
+                          "points_score": raw_score, "profile": profile,
+                          "window": window if data.dated else None})
+
+
+def _check_training_window(data: Inputs, t_train: int, window: float) -> None:
+    """Refuse a training window (first event or conversion to the cut-off) shorter than twice
+    the horizon: features would see less history than the outcome window they predict."""
+    [(first_event,)] = data.con.sql(f"SELECT min(ts) FROM {quote(data.events)}").fetchall()
+    [(first_conversion,)] = data.con.sql(
+        f"SELECT min(converted_at) FROM {quote(data.outcomes.table)}").fetchall()
+    starts = [v for v in (first_event, first_conversion) if v is not None]
+    if not starts:
+        return
+    start = int(min(starts))
+    days = (t_train - start) / US_PER_DAY
+    if days < 2 * window:
+        raise LearnError(
+            f"the training window is too short: {max(days, 0):.0f} days from the first data "
+            f"({iso(start)[:10]}) to the cut-off {iso(t_train)[:10]}, less than twice the "
+            f"{window:g}-day horizon ({2 * window:g} days). Move --as-of later, shorten "
+            f"--window-days, or add older data")
 
 
 def _labels(con: Any, table: str) -> np.ndarray:
@@ -174,61 +200,18 @@ def _labels(con: Any, table: str) -> np.ndarray:
     return np.asarray(rows["converted"], dtype=float)
 
 
-def _design(fs: feats.FeatureSet, h: float | None, y: np.ndarray, rows: np.ndarray
-            ) -> Design:
-    """Fit indicators plus, per source, one variant: the one that carries the most weight
-    (largest standardised coefficient) in a model given every variant of every source."""
-    block = fs.engagement_x[h].astype(np.float64)
-    caps: dict[int, float] = {}
-    every = feats.VARIANTS.index("every")
-    for s in range(len(fs.sources)):
-        nonzero = block[rows, s, every]
-        nonzero = nonzero[nonzero > 0]
-        if len(nonzero):
-            caps[s] = float(np.quantile(nonzero, 0.99))
-            block[:, s, every] = np.minimum(block[:, s, every], caps[s])
-    flat = block.reshape(len(block), -1)
-    chosen = [0] * len(fs.sources)
-    if len(fs.sources) and 0 < y.sum() < len(y):
-        full = np.hstack([fs.fit_x, flat])
-        coef, _ = _fit(full[rows], y, 0.1)
-        weight = np.abs(coef[len(fs.fit):] * flat[rows].std(axis=0)).reshape(
-            len(fs.sources), len(feats.VARIANTS))
-        chosen = [int(np.argmax(w)) for w in weight]
-    columns: list[feats.Candidate] = list(fs.fit)
-    parts = [fs.fit_x.astype(np.float64)]
-    cap_list: list[float | None] = [None] * len(fs.fit)
-    for s, (source_name, match) in enumerate(fs.sources):
-        variant = feats.VARIANTS[chosen[s]]
-        columns.append(feats.Candidate(source_name, "engagement", source_name, match=match,
-                                       limit=None if variant == "every" else variant))
-        parts.append(block[:, s, chosen[s]][:, None])
-        cap_list.append(caps.get(s) if variant == "every" else None)
-    return Design(np.hstack(parts), columns, cap_list)
-
-
-def _fit(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
-    """L2 logistic regression on standardised columns; coefficients per raw unit."""
-    from sklearn.linear_model import LogisticRegression
-
-    sd = x.std(axis=0)
-    sd[sd == 0] = 1.0
-    mean = x.mean(axis=0)
-    fitted = LogisticRegression(C=c, max_iter=500).fit((x - mean) / sd, y)
-    coef = fitted.coef_[0] / sd
-    intercept = float(fitted.intercept_[0] - (coef * mean).sum())
-    return coef, intercept
-
-
 def _leakage(fs: feats.FeatureSet, y: np.ndarray) -> list[str]:
     """A warning for every candidate that alone separates converters almost perfectly."""
     out: list[str] = []
     if y.sum() < 5:
         return out
-    named = [(c.name, fs.fit_x[:, j]) for j, c in enumerate(fs.fit)]
+    named: list[tuple[str, np.ndarray]] = []
+    for j, trait in enumerate(fs.traits):
+        for b, band in enumerate(trait.bands):
+            named.append((f"{trait.name} {band.label}", (fs.bands[:, j] == b).astype(float)))
     block = next(iter(fs.engagement_x.values()))
-    named += [(f"{n} ({v})", block[:, s, i]) for s, (n, _) in enumerate(fs.sources)
-              for i, v in enumerate(feats.VARIANTS)]
+    named += [(f"{s.name} ({v})", block[:, i, k]) for i, s in enumerate(fs.sources)
+              for k, v in enumerate(feats.VARIANTS)]
     for label, values in named:
         a = auc(values, y)
         if not math.isnan(a) and max(a, 1 - a) >= LEAKAGE_AUC:
@@ -238,33 +221,43 @@ def _leakage(fs: feats.FeatureSet, y: np.ndarray) -> list[str]:
     return out
 
 
-def _evidence(design: Design, y: np.ndarray, coef: np.ndarray, points: np.ndarray
-              ) -> pd.DataFrame:
+def _evidence(fs: feats.FeatureSet, design: Design, y: np.ndarray, coef: np.ndarray,
+              points: list[np.ndarray]) -> pd.DataFrame:
+    """One row per band of a trait and per engagement rule: who it fires for, their conversion
+    rate vs the others', the log-odds and the points."""
     rows = []
-    for j, cand in enumerate(design.columns):
-        fired = design.x[:, j] > 0
+
+    def row(name: str, kind: str, group: str, limit: str | None, pts: float, log_odds: float,
+            fired: np.ndarray, kept: bool, how: str) -> None:
         rows.append({
-            "rule": cand.name, "kind": cand.kind, "group": cand.group,
-            "limit": cand.limit, "points": int(points[j]), "coef": float(coef[j]),
-            "leads": int(fired.sum()),
+            "rule": name, "kind": kind, "group": group, "limit": limit, "points": int(pts),
+            "coef": float(log_odds), "leads": int(fired.sum()),
             "conversion_with": float(y[fired].mean()) if fired.any() else float("nan"),
             "conversion_without": float(y[~fired].mean()) if (~fired).any() else float("nan"),
-            "kept": bool(points[j] != 0),
-        })
+            "kept": kept, "how": how})
+
+    for j, column in enumerate(design.columns):
+        kept = bool(np.any(points[j] != 0))
+        if isinstance(column, Trait):
+            for b, band in enumerate(column.bands):
+                row(f"{column.name} {band.label}", "fit", column.name, None, points[j][b],
+                    coef[j] * design.layout.woes[j][b], fs.bands[:, j] == b, kept, column.how)
+        else:
+            row(column.name, "engagement", column.group, column.limit, points[j][0], coef[j],
+                design.x[:, j] > 0, kept, "")
     return pd.DataFrame(rows)
 
 
-def _model(name: str, design: Design, points: np.ndarray, h: float | None,
-           score: np.ndarray, y: np.ndarray, fs: feats.FeatureSet,
-           target_volume: float | None, target_precision: float | None
-           ) -> tuple[dict[str, Any], str]:
-    fit_cols = [j for j, c in enumerate(design.columns) if c.kind == "fit"]
-    eng_cols = [j for j, c in enumerate(design.columns) if c.kind == "engagement"]
-    fit_score = design.x[:, fit_cols] @ points[fit_cols] if fit_cols else np.zeros(len(y))
-    eng_score = design.x[:, eng_cols] @ points[eng_cols] if eng_cols else np.zeros(len(y))
+def _model(name: str, design: Design, fs: feats.FeatureSet, points: list[np.ndarray],
+           h: float | None, score: np.ndarray, y: np.ndarray, target_volume: float | None,
+           target_precision: float | None) -> tuple[dict[str, Any], str]:
+    fit_points = [p if j < design.traits else np.zeros(1) for j, p in enumerate(points)]
+    eng_points = [p if j >= design.traits else np.zeros_like(p) for j, p in enumerate(points)]
+    fit_score = points_score(fs, design, fit_points)
+    eng_score = points_score(fs, design, eng_points)
     model: dict[str, Any] = {"schema_version": 1, "name": name,
                              "description": "Learned from outcomes by leadscore learn"}
-    if fit_cols and np.any(points[fit_cols]):
+    if any(np.any(p != 0) for p in points[:design.traits]):
         q = np.quantile(fit_score, [0.9, 0.7, 0.4, 0.1])
         grades: dict[str, float] = {}
         for letter, value in zip("ABCD", q, strict=True):
@@ -272,7 +265,7 @@ def _model(name: str, design: Design, points: np.ndarray, h: float | None,
             if not grades or value < min(grades.values()):
                 grades[letter] = value
         model["grades"] = grades
-    if eng_cols and np.any(points[eng_cols]):
+    if any(np.any(p != 0) for p in points[design.traits:]):
         positive = eng_score[eng_score > 0]
         if len(positive):
             hot, warm = np.quantile(positive, [0.9, 0.5])
@@ -311,73 +304,86 @@ def _threshold(score: np.ndarray, y: np.ndarray, volume: float | None,
 
 
 def _header(n: int, conversions: int, t_train: int, window: float, dated: bool, pdo: float,
-            intercept: float, validation: pd.DataFrame, h: float | None, c: float,
-            threshold_note: str) -> list[str]:
-    by_h = validation.groupby("half_life_days", dropna=False)["validation_auc"].max()
-    tried = ", ".join(f"{'none' if k != k else f'{k:g} d'} {v:.3f}"  # k != k: NaN, no decay
+            intercept: float, chosen: Selection, threshold_note: str, max_rules: int
+            ) -> list[str]:
+    tried = pd.DataFrame(chosen.tried)
+    by_h = tried.groupby("half_life_days", dropna=False)["cv_auc"].max() if len(tried) else \
+        pd.Series(dtype=float)
+    shown = ", ".join(f"{'none' if k != k else f'{k:g} d'} {v:.3f}"  # k != k: NaN, no decay
                       for k, v in zip(by_h.index.tolist(), by_h.tolist(), strict=True))
     p0 = 1 / (1 + math.exp(-intercept))
-    window_text = f"in the {window:g} days after" if dated else "after"
+    h = chosen.half_life
+    when = (f"in the {window:g} days after the cut-off {iso(t_train)}" if dated else
+            f"(outcomes without dates; traits and events as of {iso(t_train)})" if t_train
+            else "(outcomes without dates)")
     return [
         f"Learned by `leadscore learn` from {n:,} leads, {conversions:,} of which converted "
-        f"{window_text} the cut-off {iso(t_train)}.",
+        f"{when}.",
         f"Points: every {pdo:g} points double the odds of converting (a score of 0 means "
         f"about {p0:.2%}).",
-        f"Half-life {'none' if h is None else f'{h:g} days'} and penalty C={c:g} chosen by "
-        f"validation AUC (best per half-life: {tried}).",
+        f"{len(chosen.support)} rules (at most {max_rules})"
+        + ("" if h is None else f" and half-life {h:g} days")
+        + f" chosen by {chosen.folds}-fold cross-validated AUC"
+        + (f" (best per half-life: {shown})." if len(by_h) > 1
+           else f" ({chosen.cv_auc:.3f})."),
         threshold_note + ".",
-        "Each rule's comment: leads it fires for in training, their conversion rate vs the "
-        "others', and the fitted log-odds.",
+        "Each rule's comment: how it was cut, leads it fires for in training, their "
+        "conversion rate vs the others', and the fitted log-odds.",
     ]
 
 
-def _yaml(model: dict[str, Any], design: Design, points: np.ndarray, rules: pd.DataFrame,
-          header: list[str]) -> str:
+def _yaml(model: dict[str, Any], design: Design, points: list[np.ndarray],
+          rules: pd.DataFrame, header: list[str]) -> str:
     def j(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
 
-    def ev(row: pd.Series) -> str:
-        return (f"{row['leads']:,} leads, {row['conversion_with']:.1%} converted vs "
-                f"{row['conversion_without']:.1%} without; log-odds {row['coef']:+.3f}")
+    def ev(r: pd.Series) -> str:
+        return (f"{r['leads']:,} leads, {r['conversion_with']:.1%} converted vs "
+                f"{r['conversion_without']:.1%} without; log-odds {r['coef']:+.3f}")
 
     lines = [f"# {line}" for line in header]
     lines += [f"schema_version: {model['schema_version']}", f"name: {j(model['name'])}",
               f"description: {j(model['description'])}", "timezone: UTC"]
-    groups: dict[str, list[int]] = {}
-    for k, cand in enumerate(design.columns):
-        if cand.kind == "fit" and points[k] != 0:
-            groups.setdefault(cand.group, []).append(k)
-    if groups:
+    evidence = rules.set_index("rule")
+    fit = [k for k in range(design.traits) if np.any(points[k] != 0)]
+    if fit:
         lines.append("fit:")
-        for group, members in groups.items():
-            lines.append(f"  - name: {j(group)}")
-            lines.append(f"    attribute: {j(group)}")
+        for k in fit:
+            trait = design.columns[k]
+            assert isinstance(trait, Trait)
+            lines.append(f"  # {trait.how}")
+            lines.append(f"  - name: {j(trait.name)}")
+            lines.append(f"    attribute: {j(trait.name)}")
             lines.append("    bands:")
-            for k in members:
-                band = {**design.columns[k].condition, "points": int(points[k])}
-                inner = ", ".join(f"{key}: {j(v)}" for key, v in band.items())
-                lines.append(f"      - {{{inner}}}   # {ev(rules.iloc[k])}")
-    kept = [k for k, c in enumerate(design.columns) if c.kind == "engagement" and points[k] != 0]
+            for b, band in enumerate(trait.bands):
+                if points[k][b] == 0:
+                    continue
+                inner = ", ".join(f"{key}: {j(v)}" for key, v in
+                                  {**band.condition, "points": int(points[k][b])}.items())
+                lines.append(f"      - {{{inner}}}   # {band.label}: "
+                             f"{ev(evidence.loc[f'{trait.name} {band.label}'])}")
+    kept = [k for k in range(design.traits, len(design.columns)) if points[k][0] != 0]
     if kept:
         lines.append("engagement:")
         h = model["_half_life"]
         if h is not None:
             lines.append(f"  decay: {{half_life_days: {h:g}}}")
         lines.append("  rules:")
-        names: set[str] = set(groups)
+        names = {design.columns[k].name for k in fit}
         for k in kept:
             cand = design.columns[k]
+            assert isinstance(cand, feats.Candidate)
             rule_name = cand.name if cand.name not in names else f"{cand.name} (events)"
             names.add(rule_name)
-            lines.append(f"    # {ev(rules.iloc[k])}")
+            lines.append(f"    # {ev(rules.iloc[_row(rules, cand.name)])}")
             parts = [f"name: {j(rule_name)}"]
-            parts += [f"{key}: {j(v)}" for key, v in cand.match.items()]
-            parts.append(f"points: {int(points[k])}")
+            parts += [f"{key}: {_flow(v)}" for key, v in cand.match.items()]
+            parts.append(f"points: {int(points[k][0])}")
             if cand.limit:
                 parts.append(f"limit: {cand.limit}")
-            cap = design.caps[k]
+            cap = design.layout.caps[k - design.traits]
             if cand.limit is None and cap is not None:
-                parts.append(f"cap: {j(round(abs(points[k]) * cap, 2))}")
+                parts.append(f"cap: {j(round(abs(float(points[k][0])) * cap, 2))}")
             lines.append(f"    - {{{', '.join(parts)}}}")
     for key in ("grades", "temperature", "thresholds"):
         if key in model:
@@ -386,16 +392,24 @@ def _yaml(model: dict[str, Any], design: Design, points: np.ndarray, rules: pd.D
     return "\n".join(lines) + "\n"
 
 
-def _test(data: Inputs, model: Model, t_test: int, window: float | None, time_split: bool,
-          held_out: str) -> dict[str, Any]:
-    """AUC and capture of the model as written, scored by the batch engine."""
+def _row(rules: pd.DataFrame, name: str) -> int:
+    return int(np.flatnonzero((rules["rule"] == name).to_numpy()
+                              & (rules["kind"] == "engagement").to_numpy())[0])
+
+
+def _flow(value: Any) -> str:
+    """A value as YAML flow (JSON is valid YAML flow: `{"properties.x": {"gte": 2}}`)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _test(data: Inputs, model: Model, t_test: int, window: float | None) -> dict[str, Any]:
+    """AUC and capture of the model as written, scored by the batch engine at the test
+    cut-off (one window after the training cut-off)."""
     from leadscore.engine.batch import score_many
 
     con = data.con
     data.population(t_test, "ls_test_pop")
-    data.labels("ls_test_pop", t_test, window, "ls_test_all")
-    where = "" if time_split else f"WHERE {held_out}"
-    con.sql(f"CREATE OR REPLACE TEMP TABLE ls_test AS SELECT * FROM ls_test_all {where}")
+    data.labels("ls_test_pop", t_test, window, "ls_test")
     events, leads = data.at(t_test)
     scores = score_many(model, events, leads, as_of=t_test, con=con)
     con.register("ls_test_scores", scores)
@@ -405,6 +419,6 @@ def _test(data: Inputs, model: Model, t_test: int, window: float | None, time_sp
     y = np.asarray(rows["converted"], dtype=float)
     score = np.asarray(rows["score"], dtype=float)
     ranked = Ranked.of(score, y)
-    return {"cut_off": iso(t_test), "split": "time" if time_split else "leads",
+    return {"cut_off": iso(t_test), "split": "time split",
             "leads": len(y), "conversions": int(y.sum()), "auc": ranked.auc(),
             **{f"capture_{d}": ranked.capture(d / 100) for d in (10, 20, 30)}}

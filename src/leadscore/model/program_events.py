@@ -6,6 +6,11 @@
 - `Lifecycle Stage Set` {stage, program}: sets the stage to `properties.stage` (one of STAGES)
   as a `back: true` lifecycle event does, so it can move a lead forward or back.
 
+- Sales' feedback (issue #18), as a CRM sends it: `Lead Accepted` (→ `sal`), `Lead Qualified`
+  (→ `sql`), `Lead Rejected` {reason} (→ `rejected`), `Lead Recycled` (→ `recycled`),
+  `Opportunity Created` (→ `opportunity`), `Opportunity Won` (→ `customer`) and `Opportunity
+  Lost` (→ `recycled`) each set the stage as `Lifecycle Stage Set` does.
+
 Either applies to every model, unless `properties.model` names one: then only to that model.
 Both are track (or screen) events; a page view never is one. See docs/model-format.md,
 "program events".
@@ -19,7 +24,13 @@ from leadscore.model.schema import STAGES
 
 POINTS_EVENT = "Program Points Added"
 STAGE_EVENT = "Lifecycle Stage Set"
-NAMES = frozenset((POINTS_EVENT, STAGE_EVENT))
+# Sales' verdicts and the stage each sets (`leadscore.sales.feedback` names their statuses).
+FEEDBACK_STAGES = {
+    "Lead Accepted": "sal", "Lead Qualified": "sql", "Lead Rejected": "rejected",
+    "Lead Recycled": "recycled", "Opportunity Created": "opportunity",
+    "Opportunity Won": "customer", "Opportunity Lost": "recycled",
+}
+NAMES = frozenset((POINTS_EVENT, STAGE_EVENT, *FEEDBACK_STAGES))
 # Larger magnitudes earn nothing: they are data errors, and the batch engine sums exactly in
 # fixed-point decimals of bounded size.
 MAX_POINTS = 1_000_000.0
@@ -44,7 +55,11 @@ def program_points(event: Event, model: str) -> float | None:
 
 
 def stage_set(event: Event, model: str) -> int | None:
-    """The stage rank a `Lifecycle Stage Set` event sets under `model`, or None."""
+    """The stage rank a `Lifecycle Stage Set` or a feedback event sets under `model`, or
+    None."""
+    feedback = FEEDBACK_STAGES.get(event.event or "")
+    if feedback is not None:
+        return STAGE_RANKS[feedback] if _for(event, str(event.event), model) else None
     if not _for(event, STAGE_EVENT, model):
         return None
     stage = event.get("properties.stage")

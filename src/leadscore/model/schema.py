@@ -12,8 +12,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# In rank order. After `mql`, sales' stages (issue #18): `recycled` (back to nurture) and
+# `rejected` rank above `mql` so a verdict holds while the score stays over the threshold;
+# `sal` (sales accepted) and the rest move on from there.
 STAGES: tuple[str, ...] = (
-    "visitor", "subscriber", "lead", "mql", "sql", "opportunity", "customer", "advocate",
+    "visitor", "subscriber", "lead", "mql", "recycled", "rejected", "sal", "sql",
+    "opportunity", "customer", "advocate",
 )
 GRADE_LETTERS: tuple[str, ...] = ("A", "B", "C", "D", "E")
 Limit = Literal["once", "daily", "weekly"]

@@ -202,6 +202,10 @@ class _Checker:
                 raw["url"]).startswith(("http://", "https://")):
             self.add(at, "webhook takes {url: https://…, secret: …}", raw)
             return {"url": "", "secret": ""}
+        if not str(raw.get("secret") or "").strip():
+            # Unsigned deliveries would let anyone who finds the URL forge them.
+            self.add(at, "webhook needs a secret to sign its deliveries", raw,
+                     "{url: https://…, secret: a long random string}")
         return {"url": raw["url"], "secret": str(raw.get("secret", ""))}
 
 

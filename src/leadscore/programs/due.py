@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import TemplateError
 from sqlalchemy import Connection, bindparam, select, update
 
+from leadscore.addresses import address_hash, check_address
 from leadscore.engine.incremental.interests import handoff_interests
 from leadscore.ingest.as_json import reason_json
 from leadscore.ingest.session import Session
@@ -27,12 +28,13 @@ from leadscore.segments.live import facts_in
 from leadscore.store import outbox, scores
 from leadscore.store.leads import events_of_many
 from leadscore.store.lifecycle import actions, email_sends, enrolments, journeys, unsubscribes
+from leadscore.store.suppressions import optin_state, requested, suppressed
 from leadscore.timeutil import iso
 
 if TYPE_CHECKING:
     from leadscore.programs.scheduler import Scheduler
 
-UNSUBSCRIBED = "Unsubscribed"
+CONFIRM_WAIT_US = 7 * 86_400_000_000     # as long as the confirmation link is valid
 
 # One UPDATE for all the batch's enrolments (executemany); bind names differ from the
 # columns', which SQLAlchemy keeps for SET.
@@ -57,14 +59,18 @@ class DueBatch:
         self.session.load(wanted)
         self.unsubscribed = set(connection.execute(select(unsubscribes.c.lead_id).where(
             unsubscribes.c.lead_id.in_(wanted))).scalars())
-        self.sends: dict[str, list[int]] = {}          # lead → times of its e-mails
+        self.sends: dict[str, dict[str, int]] = {}     # lead → its e-mails' ids and times
         self.received: dict[str, set[str]] = {}        # lead → content ids it was sent
-        for lead_id, at, content_id in connection.execute(select(
-                email_sends.c.lead_id, email_sends.c.at, email_sends.c.content_id).where(
-                email_sends.c.lead_id.in_(wanted))):
-            self.sends.setdefault(lead_id, []).append(at)
+        for key, lead_id, at, content_id in connection.execute(select(
+                email_sends.c.id, email_sends.c.lead_id, email_sends.c.at,
+                email_sends.c.content_id).where(email_sends.c.lead_id.in_(wanted))):
+            self.sends.setdefault(lead_id, {})[key] = at
             if content_id:
                 self.received.setdefault(lead_id, set()).add(content_id)
+        # By address hash, read when a lead's address is first looked at.
+        self.to_address: dict[str, dict[str, int]] = {}
+        self.suppressed: dict[str, bool] = {}
+        self.optins: dict[str, tuple[int | None, int | None]] = {}
         self._journeys: list[dict[str, Any]] = []
         self._actions: list[dict[str, Any]] = []
         self._emails: list[dict[str, Any]] = []
@@ -72,6 +78,39 @@ class DueBatch:
 
     def context(self, program: Program) -> LiveContext:
         return LiveContext(self, program)
+
+    def address_sends(self, sha: str) -> dict[str, int]:
+        """The e-mails sent to an address (whichever lead): id → time."""
+        if sha not in self.to_address:
+            self.to_address[sha] = dict(self.connection.execute(select(
+                email_sends.c.id, email_sends.c.at).where(
+                email_sends.c.address_hash == sha)).all())
+        return self.to_address[sha]
+
+    def optin(self, sha: str) -> tuple[int | None, int | None]:
+        """(requested_at, confirmed_at) of an address (double opt-in)."""
+        if sha not in self.optins:
+            self.optins[sha] = optin_state(self.connection, [sha]).get(sha, (None, None))
+        return self.optins[sha]
+
+    def ask_to_confirm(self, program: Program, facts: LeadFacts, address: str) -> int:
+        """Queue the confirmation e-mail of an address (its signed link says yes); when."""
+        sha = address_hash(address)
+        key = f"optin|{sha[:32]}"
+        payload = self.scheduler.render_confirmation(program, facts, address, key, self.now)
+        self._actions.append({
+            "id": key, "kind": "email", "lead_id": facts.lead_id, "program": program.name,
+            "payload": payload, "status": "pending", "attempts": 0,
+            "next_attempt_at": self.now, "created_at": self.now, "done_at": None,
+            "last_error": None})
+        requested(self.scheduler.service.db, self.connection, sha, self.now)
+        self.optins[sha] = (self.now, None)
+        return self.now
+
+    def is_suppressed(self, sha: str) -> bool:
+        if sha not in self.suppressed:
+            self.suppressed[sha] = bool(suppressed(self.connection, [sha]))
+        return self.suppressed[sha]
 
     # ---- what the steps record
 
@@ -119,19 +158,22 @@ class DueBatch:
         try:
             payload = self.scheduler.render(program, action, effect)
         except TemplateError as exc:   # this lead's e-mail fails; the others go on
-            payload = {"to": effect["facts"].traits.get("email"), "subject": None,
-                       "template": effect["template"]}
+            payload = {"to": check_address(effect["facts"].traits.get("email"))[0],
+                       "subject": None, "template": effect["template"]}
             error = f"template {effect['template']!r}: {type(exc).__name__}: {exc}"
         if error is None and not payload.get("to"):
-            error = "the lead has no e-mail address"
+            error = "the lead has no valid e-mail address"
         self._action(action, program, "email", payload, error)
         content = effect.get("content") or {}
+        sha = address_hash(payload["to"]) if payload.get("to") else None
         self._emails.append({
             "id": action.key, "lead_id": action.lead_id, "at": self.now,
             "content_id": content.get("id"),
-            "topic": ",".join(content.get("topics") or []) or None})
-        # Later enrolments of the batch (other programs, same lead) see this e-mail.
-        self.sends.setdefault(action.lead_id, []).append(self.now)
+            "topic": ",".join(content.get("topics") or []) or None, "address_hash": sha})
+        # Later enrolments of the batch (other programs, same lead or address) see it.
+        self.sends.setdefault(action.lead_id, {})[action.key] = self.now
+        if sha is not None:
+            self.address_sends(sha)[action.key] = self.now
         if content.get("id"):
             self.received.setdefault(action.lead_id, set()).add(content["id"])
 
@@ -168,18 +210,47 @@ class LiveContext:
         active = batch.session.models.get(program.model or "")
         self.timezone = active.model.timezone if active is not None else "UTC"
         self.emails_per_week: int | None = scheduler.emails_per_week
+        self.emails_per_hour: int | None = scheduler.emails_per_hour
 
     def facts(self, lead_id: str, model: str | None, now: int) -> LeadFacts:
         batch = self.batch
         return facts_in(batch.scheduler.service, batch.connection, lead_id, model, now,
                         batch.events.get(lead_id), batch.session if now == batch.now else None)
 
-    def unsubscribed(self, lead_id: str, facts: LeadFacts) -> bool:
-        return lead_id in self.batch.unsubscribed or any(
-            e.event == UNSUBSCRIBED and e.type != "page" for e in facts.events)
+    def paused(self) -> str | None:
+        return self.batch.scheduler.paused()
 
-    def emails_since(self, lead_id: str, since: int) -> list[int]:
-        return [at for at in self.batch.sends.get(lead_id, ()) if at >= since]
+    def unsubscribed(self, lead_id: str, facts: LeadFacts) -> bool:
+        """Unsubscribed by lead id (before schema version 7) or suppressed by address. An
+        `Unsubscribed` event alone does not count: anyone with the public write key can send
+        one (trusted keys' ones are turned into suppressions by the API)."""
+        address = check_address(facts.traits.get("email"))[0]
+        return lead_id in self.batch.unsubscribed or (
+            address is not None and self.batch.is_suppressed(address_hash(address)))
+
+    def address_problem(self, facts: LeadFacts) -> str | None:
+        return check_address(facts.traits.get("email"))[1]
+
+    def unconfirmed(self, facts: LeadFacts, now: int) -> int | None:
+        if not self.batch.scheduler.double_opt_in:
+            return None
+        address = check_address(facts.traits.get("email"))[0]
+        if address is None:
+            return None
+        requested, confirmed = self.batch.optin(address_hash(address))
+        if confirmed is not None:
+            return None
+        if requested is None:       # ask once per address; the answer wakes the enrolment
+            requested = self.batch.ask_to_confirm(self.program, facts, address)
+        return requested + CONFIRM_WAIT_US
+
+    def emails_since(self, facts: LeadFacts, since: int) -> list[int]:
+        """The lead's e-mails and its address's (under any lead id), by id once each."""
+        sent = dict(self.batch.sends.get(facts.lead_id, {}))
+        address = check_address(facts.traits.get("email"))[0]
+        if address is not None:
+            sent.update(self.batch.address_sends(address_hash(address)))
+        return [at for at in sent.values() if at >= since]
 
     def received(self, lead_id: str) -> set[str]:
         return set(self.batch.received.get(lead_id, ()))

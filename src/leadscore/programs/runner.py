@@ -18,7 +18,9 @@ from leadscore.segments.evaluate import LeadFacts, holds
 from leadscore.timeutil import to_datetime, zone
 
 WEEK_US = 7 * 86_400_000_000
+HOUR_US = 3_600_000_000
 UNTIL_RECHECK_US = 3_600_000_000      # a `wait: {until}` looks again at least hourly
+PAUSED_RECHECK_US = 300_000_000       # a paused send (no link secret) looks again in 5 min
 MAX_STEPS_AT_ONCE = 1000
 
 
@@ -50,12 +52,24 @@ class Action:
 class Context(Protocol):
     timezone: str
     emails_per_week: int | None
+    emails_per_hour: int | None         # per address: a send rate that outlasts a restart
 
     def facts(self, lead_id: str, model: str | None, now: int) -> LeadFacts: ...
 
+    def paused(self) -> str | None:
+        """Why no program e-mail can go out now (the send waits, unexecuted), or None."""
+
     def unsubscribed(self, lead_id: str, facts: LeadFacts) -> bool: ...
 
-    def emails_since(self, lead_id: str, since: int) -> list[int]: ...
+    def address_problem(self, facts: LeadFacts) -> str | None:
+        """Why this lead gets no e-mail (no valid address; unconfirmed opt-in), or None."""
+
+    def emails_since(self, facts: LeadFacts, since: int) -> list[int]:
+        """Times of the e-mails sent to the lead's address since `since`."""
+
+    def unconfirmed(self, facts: LeadFacts, now: int) -> int | None:
+        """Double opt-in: None when the address may be e-mailed; else until when the send
+        waits for its confirmation (`now` or before: it waited long enough, not sent)."""
 
     def received(self, lead_id: str) -> set[str]: ...
 
@@ -150,13 +164,26 @@ def advance(program: Program, enrolment: Enrolment, ctx: Context, now: int
             wake = quiet_until(program, ctx.timezone, now)
             if wake is not None:
                 return actions, wake
+            if ctx.paused() is not None:
+                return actions, now + PAUSED_RECHECK_US
             if ctx.unsubscribed(enrolment.lead_id, facts):
                 act(step.id, "send_email", "suppressed: unsubscribed")
+            elif (problem := ctx.address_problem(facts)) is not None:
+                act(step.id, "send_email", f"not sent: {problem}")
+            elif (confirm_by := ctx.unconfirmed(facts, now)) is not None and confirm_by > now:
+                return actions, confirm_by          # the confirmation wakes it sooner
+            elif confirm_by is not None:
+                act(step.id, "send_email", "not sent: the address did not confirm (double "
+                                           "opt-in)")
             else:
                 limit = ctx.emails_per_week
-                sent = ctx.emails_since(enrolment.lead_id, now - WEEK_US + 1)
+                sent = ctx.emails_since(facts, now - WEEK_US + 1)
                 if limit is not None and len(sent) >= limit:
                     return actions, min(sent) + WEEK_US
+                hourly = ctx.emails_per_hour
+                recent = [t for t in sent if t > now - HOUR_US]
+                if hourly and len(recent) >= hourly:
+                    return actions, min(recent) + HOUR_US
                 content = None
                 if step.spec.get("content") == "by_interest":
                     content = ctx.pick_content(facts, ctx.received(enrolment.lead_id))

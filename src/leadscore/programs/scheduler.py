@@ -21,22 +21,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, or_, select, update
 
+from leadscore.addresses import check_address, header_text
 from leadscore.alerts.backoff import Backoff
-from leadscore.alerts.smtp import SmtpServer
 from leadscore.alerts.webhook import post_signed
 from leadscore.events import event_from_message
 from leadscore.ingest.history import is_news
@@ -44,7 +40,9 @@ from leadscore.programs.definition import Program
 from leadscore.programs.due import DueBatch
 from leadscore.programs.entry import Applies, count_history
 from leadscore.programs.links import Links
+from leadscore.programs.mailing import Mailer, TokenBucket, program_email
 from leadscore.programs.runner import Action, Enrolment, advance
+from leadscore.programs.tracking import track_html, track_text
 from leadscore.segments.evaluate import LeadFacts
 from leadscore.segments.live import Change, identity_key, leads_by_identity
 from leadscore.store.leads import EVENT_TYPES, read_after
@@ -78,30 +76,15 @@ MAX_FAILURES = 5              # an enrolment failing this often in a row exits a
 PUT_OFF = Backoff(60.0, 86_400.0)
 
 
-@dataclass
-class Mailer:
-    """Where program e-mails go and how their links are made."""
-
-    smtp_url: str | None
-    sender: str = "leadscore@localhost"
-    public_url: str = "http://127.0.0.1:8000"
-    secret: str = "change me"
-    timeout: float = 10.0
-
-    def send(self, message: EmailMessage) -> None:
-        if not self.smtp_url:
-            raise OSError("no SMTP server configured (LEADSCORE_SMTP_URL)")
-        SmtpServer.from_url(self.smtp_url).send(message, self.timeout)
-
-
 class Scheduler:
     """Programs of one service: enrolment, the step runner, and delivery."""
 
     def __init__(self, service: Service, programs: Sequence[Program], *,
                  content: list[dict[str, Any]] | None = None, mailer: Mailer | None = None,
                  emails_per_week: int | None = 3, batch: int = 200,
-                 lease_seconds: float = LEASE_US / 1_000_000,
-                 enrol_max_age_hours: float | None = 24.0):
+                 lease_seconds: float = LEASE_US / 1_000_000, max_attempts: int = 10,
+                 emails_per_hour: int | None = None, email_rate: float = 0.0,
+                 double_opt_in: bool = False, enrol_max_age_hours: float | None = 24.0):
         # A program written `enabled: false` is listed (funnel, dashboard) but never runs.
         self.service = service
         self.programs = {p.name: p for p in programs if p.enabled}
@@ -113,10 +96,30 @@ class Scheduler:
         self.emails_per_week = emails_per_week
         self.batch = batch
         self.lease_us = int(lease_seconds * 1_000_000)
+        self.max_attempts = max_attempts      # failed this often: a dead letter
+        self.emails_per_hour = emails_per_hour or None
+        self.double_opt_in = double_opt_in
+        self.rate = TokenBucket(email_rate) if email_rate > 0 else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.backoff = Backoff(2.0, 3600.0)
         self._insert_enrolment = service.db.insert(enrolments).on_conflict_do_nothing()
+        self._warned: set[str] = set()
+
+    def paused(self) -> str | None:
+        """Why program e-mail cannot be made now (sends wait, unexecuted; warned once)."""
+        reason = None if self.mailer.secret else (
+            "no link_secret configured (LEADSCORE_LINK_SECRET; `leadscore init` writes one): "
+            "program e-mails wait")
+        if reason is not None:
+            self._warn(reason)
+        return reason
+
+    def _warn(self, reason: str) -> None:
+        """One warning per reason and process, not a line per attempt."""
+        if reason not in self._warned:
+            self._warned.add(reason)
+            log.warning(reason)
 
     # ---- enrolment
 
@@ -353,8 +356,8 @@ class Scheduler:
     def render(self, program: Program, action: Action, effect: dict[str, Any]
                ) -> dict[str, Any]:
         facts: LeadFacts = effect["facts"]
-        links = Links(self.mailer.public_url, self.mailer.secret, action.lead_id, action.key,
-                      program.name)
+        links = Links(self.mailer.public_url, self.mailer.secret or "", action.lead_id,
+                      action.key, program.name, action.at / US_PER_SECOND)
         content = effect.get("content")
         unsubscribe, pixel = links.unsubscribe, links.pixel      # each one signs a token
         context = {"lead": {"id": action.lead_id, "traits": dict(facts.traits)},
@@ -363,14 +366,41 @@ class Scheduler:
                    "link": links.link, "unsubscribe_url": unsubscribe}
         assert program.templates is not None
         subject, text, html = program.templates.render(effect["template"], context)
+        # Every http(s) link tracked (`data-track="no"` opts one out); `link()`'s already are.
+        tracked = f"{links.base}/t/"
+        text = track_text(text, links.link, tracked, content)
+        if html is not None:
+            html = track_html(html, links.link, tracked, content)
         text = text.rstrip("\n") + f"\n\n--\nUnsubscribe: {unsubscribe}\n"
         if html is not None:
             html += (f'<p><a href="{unsubscribe}">Unsubscribe</a></p>'
                      f'<img src="{pixel}" width="1" height="1" alt="">')
-        return {"to": facts.traits.get("email"), "subject": subject, "text": text,
+        # One valid address or none (the runner checked); the subject one line, cut short.
+        return {"to": check_address(facts.traits.get("email"))[0],
+                "subject": header_text(subject), "text": text,
                 "html": html, "template": effect["template"],
                 "content": content.get("id") if content else None,
                 "unsubscribe": unsubscribe, "pixel": pixel}
+
+    def render_confirmation(self, program: Program, facts: LeadFacts, address: str,
+                            key: str, now: int) -> dict[str, Any]:
+        """The double opt-in e-mail: the program's `confirm` template if it has one, else a
+        plain one; its one link confirms (and a signed unsubscribe link, as every e-mail)."""
+        links = Links(self.mailer.public_url, self.mailer.secret or "", facts.lead_id, key,
+                      program.name, now / US_PER_SECOND)
+        confirm, unsubscribe = links.confirm, links.unsubscribe
+        subject, text = "Please confirm your subscription", (
+            f"Please confirm that you want our e-mails:\n\n{confirm}\n\n"
+            "If you did not ask for them, ignore this message: you will get none.\n")
+        assert program.templates is not None
+        if program.templates.check("confirm") is None:
+            subject, text, _ = program.templates.render("confirm", {
+                "traits": dict(facts.traits), "confirm_url": confirm,
+                "lead": {"id": facts.lead_id, "traits": dict(facts.traits)}})
+        return {"to": address, "subject": header_text(subject),
+                "text": text.rstrip("\n") + f"\n\n--\nUnsubscribe: {unsubscribe}\n",
+                "html": None, "template": "confirm", "content": None,
+                "unsubscribe": unsubscribe, "pixel": None}
 
     # ---- delivery
 
@@ -390,7 +420,8 @@ class Scheduler:
                 expired, actions.c.status.in_(("sending", "claimed"))).values(
                 status="pending"))
             query = select(actions).where(actions.c.status == "pending",
-                                          actions.c.next_attempt_at <= when).order_by(
+                                          actions.c.next_attempt_at <= when)
+            query = query.order_by(
                 actions.c.next_attempt_at).limit(limit)
             if not self.mailer.smtp_url:
                 # No SMTP server: e-mails wait, queued (paused), instead of failing and being
@@ -422,6 +453,16 @@ class Scheduler:
                     actions.c.next_attempt_at == lease).values(
                     status="sending", next_attempt_at=now_us() + self.lease_us)).rowcount)
 
+            if row.kind == "email" and self.rate is not None:
+                wait = self.rate.take()
+                if wait is not None and now_us() + wait * US_PER_SECOND > lease - self.lease_us / 2:
+                    # At this rate the rest would outlast the claim: back to pending, due
+                    # when a token is.
+                    self._release(rows[rows.index(row):], lease, wait)
+                    break
+                if wait is not None:
+                    self._stop.wait(wait)
+                    self.rate.take(block=True)
             if not db.write(sending):
                 continue
             error: str | None = None
@@ -436,6 +477,8 @@ class Scheduler:
                 if error is None:
                     values: dict[str, Any] = {"status": "sent", "done_at": finished,
                                               "last_error": None}
+                elif row.attempts + 1 >= self.max_attempts:     # row: as before the claim
+                    values = {"status": "dead", "last_error": error, "next_attempt_at": None}
                 else:
                     delay = self.backoff.delay(row.attempts + 1)
                     values = {"status": "pending", "last_error": error,
@@ -449,6 +492,17 @@ class Scheduler:
                      extra={"action": row.id, "kind": row.kind, "error": error})
         return done
 
+    def _release(self, rows: Sequence[Any], lease: int, wait: float) -> None:
+        """Claimed rows not attempted: pending again at `wait` seconds (the claim did not
+        count as an attempt)."""
+        def work(connection: Connection) -> None:
+            connection.execute(update(actions).where(
+                actions.c.id.in_([r.id for r in rows]), actions.c.status == "claimed",
+                actions.c.next_attempt_at == lease).values(
+                status="pending", attempts=actions.c.attempts - 1,
+                next_attempt_at=now_us() + round(wait * US_PER_SECOND)))
+
+        self.service.db.write(work)
     def _warn_no_smtp(self, connection: Connection) -> None:
         if self.warned_no_smtp:
             return
@@ -463,20 +517,8 @@ class Scheduler:
     def _perform(self, row: Any) -> None:
         payload = row.payload
         if row.kind == "email":
-            message = EmailMessage()
-            message["From"] = self.mailer.sender
-            message["To"] = payload["to"]
-            message["Subject"] = payload["subject"]
-            message["Date"] = formatdate(localtime=False)
-            message["Message-ID"] = f"<{hashlib.sha256(row.id.encode()).hexdigest()[:32]}" \
-                                    "@leadscore>"
-            message["X-Leadscore-Email"] = row.id
-            message["List-Unsubscribe"] = f"<{payload['unsubscribe']}>"
-            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-            message.set_content(payload["text"])
-            if payload.get("html"):
-                message.add_alternative(payload["html"], subtype="html")
-            self.mailer.send(message)
+            message, to = program_email(row.id, payload, self.mailer.sender)
+            self.mailer.send(message, to)
         elif row.kind == "webhook":
             body = json.dumps({"id": row.id, "program": row.program, "lead_id": row.lead_id},
                               sort_keys=True).encode()
@@ -577,6 +619,15 @@ def unsubscribe(service: Service, lead_id: str, source: str, now: int | None = N
     service.db.write(work)
 
 
+def retry_action(service: Service, action_id: str, now: int | None = None) -> bool:
+    """A dead (or failed) program action is due again with its attempts afresh; False if
+    there is no such action in either state."""
+    when = now_us() if now is None else now
+    return service.db.write(lambda c: bool(c.execute(update(actions).where(
+        actions.c.id == action_id, actions.c.status.in_(("dead", "failed"))).values(
+        status="pending", attempts=0, next_attempt_at=when)).rowcount))
+
+
 def journey_rows(connection: Connection, program: str | None = None,
                  lead_id: str | None = None, limit: int = 500, offset: int = 0
                  ) -> list[dict[str, Any]]:
@@ -610,6 +661,16 @@ def funnel(connection: Connection, program: Program) -> dict[str, Any]:
                       for s in program.steps],
             "exited": {str(k): int(v) for k, v in exits.items()},
             "handed_to_sales": int(sales or 0)}
+
+
+def dead_actions(connection: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """Program actions of every kind (e-mail, webhook, ingest) that failed as often as
+    allowed: dead letters, newest first, each waiting for a retry by hand."""
+    return [{"id": r.id, "kind": r.kind, "lead_id": r.lead_id, "program": r.program,
+             "attempts": r.attempts, "last_error": r.last_error,
+             "created_at": iso(r.created_at)}
+            for r in connection.execute(select(actions).where(
+                actions.c.status == "dead").order_by(actions.c.created_at.desc()).limit(limit))]
 
 
 def outbox_view(connection: Connection, status: str | None = None, limit: int = 50,

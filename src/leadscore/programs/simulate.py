@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from leadscore.addresses import check_address
 from leadscore.engine.incremental import Scorer
 from leadscore.events import Event, Lead
 from leadscore.model.schema import Model
@@ -29,6 +30,7 @@ class Replay:
     content: list[dict[str, Any]] = field(default_factory=list)
     segments: Sequence[Segment] = ()
     emails_per_week: int | None = 3
+    emails_per_hour: int | None = None      # a live send rate: history is not sent
 
     def __post_init__(self) -> None:
         self.scorer = Scorer(self.model)
@@ -46,11 +48,21 @@ class Replay:
             members(self.segments, facts)
         return facts
 
+    def paused(self) -> str | None:
+        return None                 # nothing is sent: a missing SMTP server or secret is moot
+
     def unsubscribed(self, lead_id: str, facts: LeadFacts) -> bool:
+        # History is the operator's own: its unsubscribes count (live, only trusted ones do).
         return any(e.event == "Unsubscribed" for e in facts.events)
 
-    def emails_since(self, lead_id: str, since: int) -> list[int]:
-        return [t for t, _ in self.sent.get(lead_id, []) if t >= since]
+    def address_problem(self, facts: LeadFacts) -> str | None:
+        return check_address(facts.traits.get("email"))[1]
+
+    def unconfirmed(self, facts: LeadFacts, now: int) -> int | None:
+        return None                 # who would confirm is not known from history
+
+    def emails_since(self, facts: LeadFacts, since: int) -> list[int]:
+        return [t for t, _ in self.sent.get(facts.lead_id, []) if t >= since]
 
     def received(self, lead_id: str) -> set[str]:
         return {c for _, c in self.sent.get(lead_id, []) if c}

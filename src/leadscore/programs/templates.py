@@ -15,6 +15,8 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from leadscore.addresses import header_text
+
 
 class Templates:
     """A folder of sandboxed templates, compiled once."""
@@ -49,13 +51,29 @@ class Templates:
                     path.read_text(encoding="utf-8"))
         return self._cache[key]
 
+    def _text(self, name: str) -> tuple[Any, Any]:
+        """(subject template or None, body template) of `NAME.txt`: the `Subject:` line is
+        split off the source, not the output, so a trait with a line break in it stays in
+        the subject (and is flattened there) instead of ending the header."""
+        key = f"{name}.txt#split"
+        if key not in self._cache:
+            source = (self.folder / f"{name}.txt").read_text(encoding="utf-8")
+            first, _, rest = source.partition("\n")
+            if first.lower().startswith("subject:"):
+                self._cache[key] = (self.env.from_string(first.split(":", 1)[1]),
+                                    self.env.from_string(rest.lstrip("\n")))
+            else:
+                self._cache[key] = (None, self.env.from_string(source))
+        return self._cache[key]
+
     def render(self, name: str, context: Mapping[str, Any]) -> tuple[str, str, str | None]:
-        """(subject, text, html) of a template rendered with `context`."""
-        text = self._get(name, False).render(**context)
+        """(subject, text, html) of a template rendered with `context`; the subject is one
+        line (`addresses.header_text`)."""
+        subject_template, body = self._text(name)
+        text = body.render(**context)
         subject = name.replace("-", " ").replace("_", " ").capitalize()
-        first, _, rest = text.partition("\n")
-        if first.lower().startswith("subject:"):
-            subject, text = first.split(":", 1)[1].strip(), rest.lstrip("\n")
+        if subject_template is not None:
+            subject = header_text(subject_template.render(**context))
         html_template = self._get(name, True)
         html = html_template.render(**context) if html_template is not None else None
         return subject, text, html

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import Integer as SqlInteger
 
+from leadscore.store.sales import current_owner_subquery, owners_of
 from leadscore.store.schema import events, identities, lead_state, leads, outbox, scores
 from leadscore.store.scores import contains_pattern
 
@@ -52,6 +53,7 @@ class LeadFilter:
     q: str = ""
     sort: str = "score"
     descending: bool = True
+    owners: tuple[str, ...] = ()        # sales' owners (their leads' latest assignment)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ def filter_conditions(f: LeadFilter) -> list[ColumnElement[bool]]:
             out.append(column.in_(list(values)))
     if f.disqualified is not None:
         out.append(scores.c.disqualified.is_(f.disqualified))
+    if f.owners:
+        owners = current_owner_subquery()
+        out.append(scores.c.lead_id.in_(select(owners.c.lead_id).where(
+            owners.c.owner.in_(list(f.owners)))))
     if f.q:
         pattern = contains_pattern(f.q)
         out.append(or_(scores.c.lead_id.ilike(pattern, escape="\\"),
@@ -129,6 +135,9 @@ def list_page(connection: Connection, f: LeadFilter, *, limit: int = 50,
     found = found[:limit]
     if backwards:
         found.reverse()
+    owned = owners_of(connection, [r["lead_id"] for r in found])
+    for row in found:
+        row["owner"] = owned.get(row["lead_id"])
     if f.sort == "score" and found:
         latest = dict(connection.execute(select(lead_state.c.lead_id, lead_state.c.latest).where(
             lead_state.c.model == f.model,

@@ -113,13 +113,14 @@ class Database:
     def _create_engine(self) -> Engine:
         if self.dialect == "postgresql":
             return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=8,
-                                 json_serializer=dumps)
+                                 json_serializer=dumps, hide_parameters=True)
         memory = self.url in ("sqlite://", "sqlite:///:memory:")
         if not memory:
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             self.url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
-            json_serializer=dumps, **({"poolclass": StaticPool} if memory else {}))
+            json_serializer=dumps, hide_parameters=True,    # traits never reach a log
+            **({"poolclass": StaticPool} if memory else {}))
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:

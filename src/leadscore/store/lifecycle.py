@@ -63,7 +63,7 @@ lifecycle_cursor = Table(
 
 enrolments = Table(
     "enrolments", metadata,
-    Column("id", String(200), primary_key=True),          # program|lead|n
+    Column("id", Text, primary_key=True),                 # program|lead|n
     Column("program", Text, nullable=False),
     Column("lead_id", Text, nullable=False),
     Column("number", Integer, nullable=False),            # 1 for the first entry, then 2 …
@@ -81,8 +81,8 @@ enrolments = Table(
 
 journeys = Table(
     "program_journeys", metadata,
-    Column("key", String(240), primary_key=True),         # enrolment id + step number
-    Column("enrolment_id", String(200), nullable=False, index=True),
+    Column("key", Text, primary_key=True),                # enrolment id + step number
+    Column("enrolment_id", Text, nullable=False, index=True),
     Column("program", Text, nullable=False),
     Column("lead_id", Text, nullable=False, index=True),
     Column("step", Text, nullable=False),
@@ -93,12 +93,12 @@ journeys = Table(
 
 actions = Table(
     "program_actions", metadata,
-    Column("id", String(240), primary_key=True),          # the journey key: at most once
+    Column("id", Text, primary_key=True),                 # the journey key: at most once
     Column("kind", String(16), nullable=False),           # email | webhook | ingest
     Column("lead_id", Text, nullable=False, index=True),
     Column("program", Text, nullable=False),
     Column("payload", JSON, nullable=False),
-    Column("status", String(16), nullable=False),   # pending|sending|sent|failed|unknown
+    Column("status", String(16), nullable=False),   # pending|sending|sent|failed|unknown|dead
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", Micros),
     Column("last_error", Text),
@@ -116,12 +116,16 @@ unsubscribes = Table(
 
 email_sends = Table(        # every e-mail handed to a program action, for the weekly limit
     "email_sends", metadata,
-    Column("id", String(240), primary_key=True),
+    Column("id", Text, primary_key=True),
     Column("lead_id", Text, nullable=False),
     Column("at", Micros, nullable=False),
     Column("content_id", Text),
     Column("topic", Text),
+    # `addresses.address_hash` of the recipient: the weekly limit and send rate hold per
+    # address, whichever lead id it arrives under (added at schema version 7).
+    Column("address_hash", String(64)),
     Index("ix_email_sends_lead", "lead_id", "at"),
+    Index("ix_email_sends_address", "address_hash", "at"),
 )
 
 LIFECYCLE_TABLES = (segment_members, segment_history, segment_sizes, segment_recheck,

@@ -7,7 +7,10 @@ write transaction is exclusive.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -46,6 +49,80 @@ def _v5(connection: Connection) -> None:
     connection.exec_driver_sql("DROP INDEX IF EXISTS ix_scores_model_score")
 
 
+def _v6(connection: Connection) -> None:
+    from sqlalchemy import update
+
+    from leadscore.store.audit import AUDIT_TABLES
+    from leadscore.store.sales import SALES_TABLES
+
+    schema.metadata.create_all(connection, tables=[*SALES_TABLES, *AUDIT_TABLES])
+    # Sales' stages entered the rank order after `mql` (3): a saved `Lifecycle Stage Set`
+    # rank of sql (4) and above moves up by the three new stages.
+    rows = connection.execute(select(schema.lead_state.c.lead_id, schema.lead_state.c.model,
+                                     schema.lead_state.c.state)).all()
+    for lead_id, model, state in rows:
+        stage_set = (state or {}).get("stage_set")
+        if stage_set and int(stage_set[1]) >= 4:
+            state = {**state, "stage_set": [stage_set[0], int(stage_set[1]) + 3]}
+            connection.execute(update(schema.lead_state).where(
+                schema.lead_state.c.lead_id == lead_id, schema.lead_state.c.model == model
+            ).values(state=state))
+
+
+def _v7(connection: Connection) -> None:
+    from sqlalchemy import inspect
+
+    from leadscore.store.lifecycle import email_sends
+    from leadscore.store.suppressions import SUPPRESSION_TABLES
+
+    schema.metadata.create_all(connection, tables=list(SUPPRESSION_TABLES))
+    if "address_hash" not in {c["name"] for c in inspect(connection).get_columns(
+            "email_sends")}:      # a store made at version 7 or later has it from step 3
+        connection.exec_driver_sql("ALTER TABLE email_sends ADD COLUMN address_hash "
+                                   "VARCHAR(64)")
+    for index in email_sends.indexes:
+        index.create(connection, checkfirst=True)
+
+
+# Ids may be 512 characters (`ingest.validate.MAX_ID_LENGTH`); keys built from them are longer.
+_WIDENED = (("outbox", "id"), ("enrolments", "id"), ("program_journeys", "key"),
+            ("program_journeys", "enrolment_id"), ("program_actions", "id"),
+            ("email_sends", "id"))
+# JSON columns a store written before non-finite numbers were refused may hold `Infinity` in.
+_REPAIRED = (("leads", "id", "traits"), ("accounts", "id", "traits"))
+
+
+def _v8(connection: Connection) -> None:
+    from leadscore.store.sessions import SESSION_TABLES
+
+    schema.metadata.create_all(connection, tables=list(SESSION_TABLES))
+    if connection.dialect.name == "postgresql":
+        for table, column in _WIDENED:
+            connection.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE text")
+        return
+    for table, key, column in _REPAIRED:     # SQLite's JSON functions refuse `Infinity`
+        rows = connection.exec_driver_sql(
+            f"SELECT {key}, {column} FROM {table} WHERE NOT json_valid({column})").all()
+        for row_key, text in rows:
+            try:
+                value = finite(json.loads(text))
+            except ValueError:
+                continue
+            connection.exec_driver_sql(f"UPDATE {table} SET {column} = ? WHERE {key} = ?",
+                                       (json.dumps(value), row_key))
+
+
+def finite(value: Any) -> Any:
+    """`value` with every non-finite number (Infinity, NaN) replaced by null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "leads, identities, accounts, events, lead_state, scores, models, outbox", _v1),
     (2, "dashboard indexes: scores by model, score, lead; lead_state by model, latest event; "
@@ -53,6 +130,11 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "segments and programs: memberships, history, enrolments, journeys, actions", _v3),
     (4, "accounts: lead links, account domains, account scores", _v4),
     (5, "scores: drop ix_scores_model_score, a prefix of ix_scores_model_score_lead", _v5),
+    (6, "sales: routing, assignments, teams, capacity, adjustments, audit log; stage ranks "
+        "after mql moved up by three (recycled, rejected, sal)", _v6),
+    (7, "e-mail: suppressions and opt-ins by address hash; e-mails sent by address", _v7),
+    (8, "ids as text on PostgreSQL (outbox, enrolments, journeys, actions, e-mail sends); "
+        "store settings and dashboard sessions; Infinity in stored traits as null", _v8),
 ]
 LATEST = MIGRATIONS[-1][0]
 

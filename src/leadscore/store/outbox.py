@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, or_, select, update
 from leadscore.store.database import Database, NotFound
 from leadscore.store.schema import outbox
 
-STATUSES = ("pending", "delivered", "failed")
+STATUSES = ("pending", "delivered", "failed", "dead")     # dead: failed too often
 LEASE_US = 60_000_000
 
 
@@ -99,9 +99,17 @@ def mark_failed(connection: Connection, item_id: str, error: str,
          next_attempt_at=next_attempt_at, lease_until=None)
 
 
+def mark_dead(connection: Connection, item_id: str, error: str) -> None:
+    """A dead letter: failed as often as allowed; no automatic attempt again (`retry`)."""
+    _set(connection, item_id, status="dead", last_error=error[:2000], next_attempt_at=None,
+         lease_until=None)
+
+
 def retry(connection: Connection, item_id: str, now: int) -> None:
-    """Make an item due now (a delivered one is sent again)."""
-    _set(connection, item_id, status="pending", next_attempt_at=now, lease_until=None)
+    """Make an item due now (a delivered one is sent again; a dead letter gets its attempts
+    afresh)."""
+    _set(connection, item_id, status="pending", next_attempt_at=now, lease_until=None,
+         attempts=0)
 
 
 def get(connection: Connection, item_id: str) -> OutboxItem:
@@ -111,5 +119,14 @@ def get(connection: Connection, item_id: str) -> OutboxItem:
     return _item(row)
 
 
-__all__ = ["OutboxItem", "add", "claim_due", "get", "listing", "mark_delivered",
-           "mark_failed", "retry"]
+__all__ = [
+    "OutboxItem",
+    "add",
+    "claim_due",
+    "get",
+    "listing",
+    "mark_dead",
+    "mark_delivered",
+    "mark_failed",
+    "retry",
+]

@@ -120,7 +120,7 @@ models = Table(
 
 outbox = Table(
     "outbox", metadata,
-    Column("id", String(64), primary_key=True),       # the handoff's stable id
+    Column("id", Text, primary_key=True),             # the handoff's stable id
     Column("kind", String(32), nullable=False),       # handoff
     Column("lead_id", Text, nullable=False, index=True),
     Column("model", Text),

@@ -164,9 +164,41 @@ def list_scores(connection: Connection, *, model: str | None = None,
                 temperature: str | Sequence[str] | None = None,
                 stage: str | Sequence[str] | None = None, min_score: float | None = None,
                 disqualified: bool | None = None, q: str | None = None, sort: str = "score",
-                descending: bool = True, limit: int = 50, offset: int = 0
+                descending: bool = True, limit: int | None = 50, offset: int = 0,
+                owner: str | Sequence[str] | None = None, count: bool = True
                 ) -> tuple[list[dict[str, Any]], int]:
-    """Saved scores joined with their leads, filtered and sorted in SQL; and the total."""
+    """Saved scores joined with their leads and current owner (sales' latest assignment),
+    filtered and sorted in SQL; and the total (-1 without `count`)."""
+    from leadscore.store.sales import owners_of
+
+    # The owners' join only to filter by owner: a page reads its rows' owners by key.
+    query, total = listing_query(connection, model=model, grade=grade,
+                                 temperature=temperature, stage=stage, min_score=min_score,
+                                 disqualified=disqualified, q=q, sort=sort,
+                                 descending=descending, owner=owner, count=count,
+                                 with_owner=owner is not None)
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    rows = [score_row(row._mapping) for row in connection.execute(query)]
+    if owner is None:
+        owned = owners_of(connection, sorted({r["lead_id"] for r in rows}))
+        for row in rows:
+            row["owner"] = owned.get(row["lead_id"])
+    return rows, total
+
+
+def listing_query(connection: Connection, *, model: str | None = None,
+                  grade: str | Sequence[str] | None = None,
+                  temperature: str | Sequence[str] | None = None,
+                  stage: str | Sequence[str] | None = None, min_score: float | None = None,
+                  disqualified: bool | None = None, q: str | None = None, sort: str = "score",
+                  descending: bool = True, owner: str | Sequence[str] | None = None,
+                  count: bool = True, with_owner: bool = True) -> tuple[Any, int]:
+    """The listing's SELECT (every matching row, in order; with each lead's current owner
+    unless `with_owner=False`) and its total (-1 unless `count`); `score_row` reads its
+    rows."""
+    from leadscore.store.sales import current_owner_subquery
+
     if sort not in SORTS:
         raise ValueError(f"unknown sort {sort!r}; expected one of {', '.join(SORTS)}")
     conditions: list[Any] = [leads.c.merged_into.is_(None)]
@@ -187,18 +219,25 @@ def list_scores(connection: Connection, *, model: str | None = None,
             scores.c.lead_id.ilike(pattern, escape="\\"),
             *(leads.c.traits[name].as_string().ilike(pattern, escape="\\")
               for name in SEARCHED_TRAITS)))
+    owners = current_owner_subquery()
     joined = scores.join(leads, leads.c.id == scores.c.lead_id)
-    total = connection.execute(select(func.count()).select_from(joined).where(*conditions)
-                               ).scalar() or 0
+    if with_owner or owner is not None:
+        joined = joined.outerjoin(owners, owners.c.lead_id == scores.c.lead_id)
+    wanted_owners = _many(owner)
+    if wanted_owners is not None:
+        conditions.append(owners.c.owner.in_(wanted_owners))
+    total = int(connection.execute(select(func.count()).select_from(joined).where(
+        *conditions)).scalar() or 0) if count else -1
     key = SORTS[sort]
     order = [key.desc() if descending else key.asc()]
     if descending and sort in ("grade", "temperature"):
         order = [key.asc()]   # A before B; cold < hot < warm is no order: keep it simple
-    query = select(scores, leads.c.traits, leads.c.account_id).select_from(joined).where(
-        *conditions).order_by(*order, scores.c.lead_id, scores.c.model).limit(limit
-                                                                             ).offset(offset)
-    rows = [score_row(row._mapping) for row in connection.execute(query)]
-    return rows, int(total)
+    columns: list[Any] = [scores, leads.c.traits, leads.c.account_id]
+    if with_owner or owner is not None:
+        columns.append(owners.c.owner)
+    query = select(*columns).select_from(joined).where(*conditions).order_by(
+        *order, scores.c.lead_id, scores.c.model)
+    return query, total
 
 
 def score_row(row: Any) -> dict[str, Any]:
@@ -209,5 +248,5 @@ def score_row(row: Any) -> dict[str, Any]:
         "temperature": row["temperature"], "stage": row["stage"], "mql": row["mql"],
         "disqualified": row["disqualified"], "disqualify_reason": row["disqualify_reason"],
         "as_of": iso(row["as_of"]), "traits": row.get("traits") or {},
-        "account_id": row.get("account_id"),
+        "account_id": row.get("account_id"), "owner": row.get("owner"),
     }

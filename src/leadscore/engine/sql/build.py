@@ -78,6 +78,12 @@ def number(value: float) -> exp.Expr:
     return exp.cast(exp.Literal.string(repr(float(value))), exp.DataType.Type.DOUBLE)
 
 
+def instant(value: int | exp.Expr) -> exp.Expr:
+    """A moment in µs: an integer literal, or an expression such as the warehouse's current
+    time (`Dialect.now_us`) when a compiled plan is scored "as of now" wherever it runs."""
+    return exp.Literal.number(value) if isinstance(value, int) else value.copy()
+
+
 def text(value: str) -> exp.Expr:
     return exp.Literal.string(value)
 

@@ -4,6 +4,10 @@ way is a class attribute or method of its dialect, never an `if dialect == …` 
 A plan is built for one dialect and rendered with `.sql(dialect=d.NAME)`; everything else it
 needs renders alike (`engine.sql.build`). Spark needs its session time zone in UTC for
 `local_time` (the Spark runner sets it).
+
+DuckDB, PostgreSQL and Spark run plans here (the runners and `leadscore compile`'s tests);
+Snowflake, BigQuery and Redshift are rendered only (`leadscore compile`): their spellings are
+written from each warehouse's documentation and parsed back by sqlglot in tests.
 """
 
 from __future__ import annotations
@@ -11,9 +15,14 @@ from __future__ import annotations
 import difflib
 from typing import ClassVar
 
+import sqlglot
 from sqlglot import exp
 
 from leadscore.engine.sql.build import text
+
+_SLOT = "__value__"
+# A text that TRY_CAST(… AS DOUBLE) reads as a number, for backends without TRY_CAST.
+NUMBER_PATTERN = r"^\s*[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+)?\s*$"
 
 
 class Dialect:
@@ -29,6 +38,42 @@ class Dialect:
 
     def hash64(self, value: exp.Expr) -> exp.Expr:
         return exp.Anonymous(this=self.HASH, expressions=[value])
+
+    # A warehouse's own spellings, as SQL in its dialect with the argument as `__value__`:
+    # a timestamp column's instant in µs, µs as a timestamp with time zone, the current time.
+    EPOCH_US: ClassVar[str]
+    FROM_US: ClassVar[str]
+    NOW_US: ClassVar[str]
+
+    def spelled(self, sql: str, value: exp.Expr | None = None, **texts: str) -> exp.Expr:
+        """`sql` (this dialect's SQL) with `__value__` replaced by `value` and `{name}` by the
+        text literal `texts[name]`."""
+        found = sqlglot.parse_one(f"SELECT {sql}", read=self.NAME).expressions[0]
+        for name, literal in texts.items():
+            for column in list(found.find_all(exp.Column)):
+                if column.name == f"__{name}__":
+                    column.replace(text(literal))
+        if value is not None:
+            for column in list(found.find_all(exp.Column)):
+                if column.name == _SLOT:
+                    column.replace(value.copy())
+        return found
+
+    def epoch_us(self, value: exp.Expr) -> exp.Expr:
+        """The instant of a timestamp column (with a time zone, or without one: UTC) in µs."""
+        return self.spelled(self.EPOCH_US, value)
+
+    def from_us(self, value: exp.Expr) -> exp.Expr:
+        """µs since the epoch as a timestamp with time zone (UTC)."""
+        return self.spelled(self.FROM_US, value)
+
+    def now_us(self) -> exp.Expr:
+        """The current time in µs: the same value in every row of one statement."""
+        return self.spelled(self.NOW_US)
+
+    def finish(self, plan: exp.Expr) -> exp.Expr:
+        """`plan` with what this dialect spells its own way rewritten (in place)."""
+        return plan
 
     @classmethod
     def get_or_raise(cls, name: str | Dialect) -> Dialect:
@@ -48,6 +93,9 @@ class Dialect:
 class DuckDB(Dialect):
     NAME = "duckdb"
     HASH = "hash"
+    EPOCH_US = "epoch_us(__value__)"
+    FROM_US = "timezone('UTC', make_timestamp(__value__))"
+    NOW_US = "epoch_us(now())"
 
     def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
         instant = exp.Anonymous(this="timezone", expressions=[
@@ -59,6 +107,9 @@ class DuckDB(Dialect):
 class Spark(Dialect):
     NAME = "spark"
     HASH = "xxhash64"
+    EPOCH_US = "unix_micros(CAST(__value__ AS TIMESTAMP))"
+    FROM_US = "timestamp_micros(__value__)"
+    NOW_US = "unix_micros(current_timestamp())"
 
     def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
         # Needs the session time zone set to UTC (spark.sql.session.timeZone=UTC).
@@ -67,4 +118,113 @@ class Spark(Dialect):
         return exp.Anonymous(this="unix_micros", expressions=[local])
 
 
-DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (DuckDB(), Spark())}
+def integer_division(plan: exp.Expr) -> exp.Expr:
+    """`a // b` as `a / b`: BIGINT over BIGINT truncates in PostgreSQL and Redshift (sqlglot's
+    spellings go through NUMERIC or DOUBLE: slower, and a DOUBLE cannot hold a µs timestamp
+    plus the day shift exactly). The plan divides only non-negative integers."""
+    # Innermost first: a replaced node's copy must not carry an IntDiv still to replace.
+    for node in reversed(list(plan.find_all(exp.IntDiv, bfs=False))):
+        node.replace(exp.Paren(this=exp.Div(this=node.this.copy(),
+                                            expression=node.expression.copy(), typed=True)))
+    return plan
+
+
+def guarded_casts(plan: exp.Expr) -> exp.Expr:
+    """TRY_CAST(text AS DOUBLE) as a CAST where the text reads as a number (NULL elsewhere),
+    for PostgreSQL and Redshift, which have no TRY_CAST (sqlglot would write a CAST that fails
+    on the first word)."""
+    for node in reversed(list(plan.find_all(exp.TryCast, bfs=False))):
+        value = node.this
+        # Through text, so that a column already numeric passes the same test.
+        guard = exp.RegexpLike(this=exp.cast(value.copy(), exp.DataType.Type.VARCHAR),
+                               expression=text(NUMBER_PATTERN))
+        node.replace(exp.Case().when(guard, exp.cast(value.copy(), node.to.copy())))
+    return plan
+
+
+class Postgres(Dialect):
+    NAME = "postgres"
+    HASH = "hashtextextended"
+    EPOCH_US = "CAST(EXTRACT(EPOCH FROM __value__) * 1000000 AS BIGINT)"
+    FROM_US = "CAST('epoch' AS TIMESTAMPTZ) + __value__ * INTERVAL '1 microsecond'"
+    NOW_US = "CAST(EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) * 1000000 AS BIGINT)"
+
+    def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
+        # timestamptz AT TIME ZONE z is the wall clock in z; its EPOCH counts it as UTC.
+        return self.spelled("CAST(EXTRACT(EPOCH FROM (CAST('epoch' AS TIMESTAMPTZ) + __value__ "
+                            "* INTERVAL '1 microsecond') AT TIME ZONE __zone__) * 1000000 "
+                            "AS BIGINT)", ts, zone=zone)
+
+    def hash64(self, value: exp.Expr) -> exp.Expr:
+        return exp.Anonymous(this=self.HASH, expressions=[value, exp.Literal.number(0)])
+
+    def finish(self, plan: exp.Expr) -> exp.Expr:
+        return guarded_casts(integer_division(plan))
+
+
+class Snowflake(Dialect):
+    NAME = "snowflake"
+    HASH = "HASH"
+    EPOCH_US = "DATE_PART(EPOCH_MICROSECOND, __value__)"
+    FROM_US = "CONVERT_TIMEZONE('UTC', TO_TIMESTAMP_NTZ(__value__, 6))"
+    NOW_US = "DATE_PART(EPOCH_MICROSECOND, CURRENT_TIMESTAMP())"
+
+    def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
+        return self.spelled("DATE_PART(EPOCH_MICROSECOND, CONVERT_TIMEZONE('UTC', __zone__, "
+                            "TO_TIMESTAMP_NTZ(__value__, 6)))", ts, zone=zone)
+
+    def finish(self, plan: exp.Expr) -> exp.Expr:
+        # Snowflake's TRY_CAST takes text only, and sqlglot writes it as a CAST: spell it out.
+        for node in reversed(list(plan.find_all(exp.TryCast, bfs=False))):
+            node.replace(exp.Anonymous(this="TRY_TO_DOUBLE", expressions=[node.this.copy()]))
+        return plan
+
+
+class BigQuery(Dialect):
+    NAME = "bigquery"
+    HASH = "FARM_FINGERPRINT"
+    EPOCH_US = "UNIX_MICROS(TIMESTAMP(__value__))"
+    FROM_US = "TIMESTAMP_MICROS(__value__)"
+    NOW_US = "UNIX_MICROS(CURRENT_TIMESTAMP())"
+
+    def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
+        # DATETIME(ts, zone) is the wall clock in zone; TIMESTAMP() of it counts it as UTC.
+        return self.spelled("UNIX_MICROS(TIMESTAMP(DATETIME(TIMESTAMP_MICROS(__value__), "
+                            "__zone__)))", ts, zone=zone)
+
+    def finish(self, plan: exp.Expr) -> exp.Expr:
+        # A column name holds letters, digits and underscores only: `properties.x` becomes
+        # `properties__x` (inside the statement; the scores' own columns have no dots). LIKE
+        # has no ESCAPE clause: the backslash escapes already.
+        for identifier in plan.find_all(exp.Identifier):
+            if "." in identifier.name:
+                identifier.set("this", identifier.name.replace(".", "__"))
+        for node in reversed(list(plan.find_all(exp.Escape, bfs=False))):
+            node.replace(node.this.copy())
+        return plan
+
+
+class Redshift(Dialect):
+    NAME = "redshift"
+    HASH = "FNV_HASH"
+    EPOCH_US = "DATEDIFF(microsecond, CAST('1970-01-01' AS TIMESTAMP), __value__)"
+    FROM_US = "CAST(DATEADD(second, CAST(FLOOR(__value__ / 1000000.0) AS INT), DATEADD(" \
+        "microsecond, CAST(MOD(__value__, 1000000) AS INT), CAST('1970-01-01' AS TIMESTAMP)))" \
+        " AS TIMESTAMPTZ)"
+    NOW_US = "DATEDIFF(microsecond, CAST('1970-01-01' AS TIMESTAMP), SYSDATE)"
+
+    def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
+        naive = self.spelled("DATEADD(second, CAST(FLOOR(__value__ / 1000000.0) AS INT), "
+                             "DATEADD(microsecond, CAST(MOD(__value__, 1000000) AS INT), "
+                             "CAST('1970-01-01' AS TIMESTAMP)))", ts)
+        return self.spelled("DATEDIFF(microsecond, CAST('1970-01-01' AS TIMESTAMP), "
+                            "CONVERT_TIMEZONE('UTC', __zone__, __value__))", naive, zone=zone)
+
+    def finish(self, plan: exp.Expr) -> exp.Expr:
+        return guarded_casts(integer_division(plan))
+
+
+DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (
+    DuckDB(), Spark(), Postgres(), Snowflake(), BigQuery(), Redshift())}
+# Where a compiled plan is run in this project's tests (the others are rendered only).
+EXECUTED = ("duckdb", "postgres", "spark")

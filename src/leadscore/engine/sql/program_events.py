@@ -10,7 +10,13 @@ from sqlglot import exp
 
 from leadscore.engine.sql.build import and_, col, number, or_, text
 from leadscore.engine.sql.conditions import STRING, column_kind, numeric
-from leadscore.model.program_events import MAX_POINTS, POINTS_EVENT, STAGE_EVENT, STAGE_RANKS
+from leadscore.model.program_events import (
+    FEEDBACK_STAGES,
+    MAX_POINTS,
+    POINTS_EVENT,
+    STAGE_EVENT,
+    STAGE_RANKS,
+)
 
 POINTS_COLUMN = "properties.points"
 STAGE_COLUMN = "properties.stage"
@@ -47,13 +53,19 @@ def points_sql(columns: Mapping[str, str], model: str) -> exp.Expr | None:
 
 
 def stage_sql(columns: Mapping[str, str], model: str) -> exp.Expr | None:
-    """The stage rank a `Lifecycle Stage Set` event sets, else NULL; None where no event of
-    these columns can set one."""
+    """The stage rank a `Lifecycle Stage Set` or a feedback event sets, else NULL; None where
+    no event of these columns can set one."""
     matched = _is_event(STAGE_EVENT, columns, model)
-    if matched is None or STAGE_COLUMN not in columns or column_kind(
-            columns[STAGE_COLUMN]) != STRING:
+    if matched is None:
         return None
-    rank = exp.Case(this=col(STAGE_COLUMN))
-    for stage, value in STAGE_RANKS.items():
-        rank = rank.when(text(stage), exp.Literal.number(value))
-    return exp.Case().when(matched, rank)
+    found = exp.Case()
+    if STAGE_COLUMN in columns and column_kind(columns[STAGE_COLUMN]) == STRING:
+        rank = exp.Case(this=col(STAGE_COLUMN))
+        for stage, value in STAGE_RANKS.items():
+            rank = rank.when(text(stage), exp.Literal.number(value))
+        found = found.when(matched, rank)
+    for name, stage in FEEDBACK_STAGES.items():
+        verdict = _is_event(name, columns, model)
+        assert verdict is not None
+        found = found.when(verdict, exp.Literal.number(STAGE_RANKS[stage]))
+    return found

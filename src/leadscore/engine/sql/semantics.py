@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from leadscore.engine.sql.build import and_, case, coalesce, col, double, number
+from leadscore.engine.sql.build import and_, case, coalesce, col, double, instant, number
 from leadscore.engine.sql.conditions import to_sql
 from leadscore.engine.sql.dialects import Dialect
 from leadscore.engine.sql.signatures import named
@@ -34,7 +34,7 @@ from leadscore.timeutil import ISO_WEEK_SHIFT_DAYS, US_PER_DAY
 # Days added before integer division so that `//` (which truncates in some engines) floors
 # for any instant after year ~100 too; a multiple of 7 so ISO weeks stay aligned.
 DAY_SHIFT = 7 * 100_000
-STAGE_BITS = 8            # stage ranks 0..7 packed under a timestamp: (ts + shift) * 8 + 7 - rank
+STAGE_BITS = 16           # stage ranks 0..15 under a timestamp: (ts + shift) * 16 + 15 - rank
 
 
 def match_column(index: int) -> str:
@@ -55,11 +55,12 @@ def matches(matcher: Matcher, columns: Mapping[str, str]) -> exp.Expr:
     return hit
 
 
-def decay(ts: exp.Expr, as_of: int, half_life_days: float | None) -> exp.Expr | None:
+def decay(ts: exp.Expr, as_of: int | exp.Expr, half_life_days: float | None
+          ) -> exp.Expr | None:
     """2^((ts − as_of) / half-life), or None for no decay."""
     if half_life_days is None:
         return None
-    age = double(exp.Sub(this=ts, expression=exp.Literal.number(as_of)))
+    age = double(exp.Sub(this=ts, expression=instant(as_of)))
     return exp.Pow(this=exp.Literal.number(2),
                    expression=exp.Div(this=exp.Paren(this=age),
                                       expression=number(half_life_days * US_PER_DAY)))

@@ -52,7 +52,8 @@ from leadscore.io import partitions
 from leadscore.model.interests import compile_interests
 from leadscore.model.schema import Model
 
-STATE_VERSION = 3      # 2: program points (pp) and stages (in back_key); 3: last_buy, spend
+STATE_VERSION = 4      # 2: program points (pp) and stages (in back_key); 3: last_buy, spend;
+#                        4: sales' stages (ranks moved, STAGE_BITS 16)
 
 
 def _ts_until(as_of_us: int) -> exp.Expr:

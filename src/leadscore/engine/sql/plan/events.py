@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from leadscore.engine.sql.build import alias, case, col, or_, table
+from leadscore.engine.sql.build import alias, case, col, instant, or_, table
 from leadscore.engine.sql.plan.scope import Scope
 from leadscore.engine.sql.purchases import purchase_value
 from leadscore.engine.sql.semantics import match_column
@@ -37,7 +37,7 @@ def events(scope: Scope) -> exp.Select:
         for c, names in sorted(distinct_of.items())]
     key = scope.lead_key(col("lead_id"))
     events_table = scope.options.events_table
-    until = exp.LTE(this=ts.copy(), expression=exp.Literal.number(scope.as_of_us))
+    until = exp.LTE(this=ts.copy(), expression=instant(scope.as_of_us))
     ev = exp.select(*staged, *([alias(key, "k")] if key else []),
                     *flags).from_(table(events_table))
     if signatures.matchers:

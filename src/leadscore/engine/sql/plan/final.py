@@ -13,6 +13,7 @@ from leadscore.engine.sql.build import (
     col,
     double,
     greatest,
+    instant,
     number,
     table,
     text,
@@ -27,7 +28,7 @@ from leadscore.timeutil import US_PER_DAY
 def final(scope: Scope) -> exp.Select:
     compiled, options = scope.compiled, scope.options
     temperatures = compiled.model.temperature
-    as_of = exp.Literal.number(scope.as_of_us)
+    as_of = instant(scope.as_of_us)
     engagement = col("engagement")
     temperature: exp.Expr = case([(col("disqualified"), text("dead"))],
                                  exp.cast(exp.Null(), "VARCHAR"))

@@ -45,7 +45,8 @@ class Scope:
     events_columns: Mapping[str, str]
     lead_columns: dict[str, str]
     leads_table: str | None
-    as_of_us: int
+    # µs; an expression (the warehouse's current time) in a plan compiled without --as-of
+    as_of_us: int | exp.Expr
     options: PlanOptions
     dialect: Dialect
     kinds: RuleKinds
@@ -59,7 +60,7 @@ class Scope:
 
     @classmethod
     def of(cls, model: Model | CompiledModel, events_columns: Mapping[str, str],
-           leads_columns: Mapping[str, str] | None, as_of_us: int,
+           leads_columns: Mapping[str, str] | None, as_of_us: int | exp.Expr,
            options: PlanOptions | None = None) -> Scope:
         opts = options or PlanOptions()
         compiled = model if isinstance(model, CompiledModel) else compile_model(model)

@@ -59,7 +59,7 @@ def compose(scope: Scope, stages: Sequence[Stage]) -> exp.Select:
 
 
 def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str],
-                 leads_columns: Mapping[str, str] | None, as_of_us: int, *,
+                 leads_columns: Mapping[str, str] | None, as_of_us: int | exp.Expr, *,
                  options: PlanOptions | None = None) -> exp.Select:
     """The SQL plan scoring every lead under `model` at `as_of_us` (µs since the epoch, UTC).
 

@@ -1,0 +1,215 @@
+"""`leadscore compile` (the models as one SQL statement for a warehouse) and `leadscore dbt`
+(a dbt package of them); `leadscore score --engine postgres` runs here too (`in_postgres`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from leadscore.cli.console import clean_errors, fail, out, say
+from leadscore.model.schema import Model
+
+commands = typer.Typer()
+
+DIALECT_HELP = "duckdb, postgres, spark, snowflake, bigquery or redshift."
+
+
+def table_columns(db: str | None, name: str, models: list[Model], kind: str
+                  ) -> dict[str, str]:
+    """The columns of table `name`: read from the database `db` (a PostgreSQL URL or a DuckDB
+    file), else the ones the models read (`declared_columns`)."""
+    from leadscore.engine.sql.warehouse import declared_columns
+    from leadscore.io.databases import (
+        connect_postgres,
+        duckdb_columns,
+        is_postgres_url,
+        postgres_columns,
+    )
+
+    if db is None:
+        events, leads = declared_columns(models)
+        return events if kind == "events" else leads
+    if is_postgres_url(db):
+        with connect_postgres(db) as connection:
+            return postgres_columns(connection, name)
+    return duckdb_columns(db, name)
+
+
+def compiled(models: list[Model], events_table: str, leads_table: str | None,
+             dialect: str, as_of: str | None, db: str | None, create: str | None) -> Any:
+    from leadscore.cli.options import as_of_us
+    from leadscore.engine.sql.warehouse import Source, compile_scores
+
+    try:
+        return compile_scores(
+            models, Source(events_table, table_columns(db, events_table, models, "events")),
+            Source(leads_table, table_columns(db, leads_table, models, "leads"))
+            if leads_table else None,
+            as_of_us=None if as_of is None else as_of_us(as_of), dialect=dialect,
+            create=create)
+    except ValueError as exc:
+        fail(f"error: {exc}")
+
+
+def segment_compiled(models: list[Model], schema: str, dialect: str, as_of: str | None,
+                     db: str | None, create: str | None) -> Any:
+    """The statement over the loader tables of `schema` (read from `db`, else the tables
+    and columns the models need)."""
+    from leadscore.cli.options import as_of_us
+    from leadscore.engine.sql.segment_tables import (
+        SegmentSchema,
+        compile_segment_scores,
+        declared_schema,
+    )
+    from leadscore.engine.sql.warehouse import declared_columns
+    from leadscore.io.databases import schema_tables
+
+    if db is not None:
+        source = SegmentSchema(schema, schema_tables(db, schema))
+    else:
+        events, leads = declared_columns(models)
+        source = declared_schema(schema, models, leads, events)
+    try:
+        return compile_segment_scores(models, source, as_of_us=None if as_of is None
+                                      else as_of_us(as_of), dialect=dialect, create=create)
+    except ValueError as exc:
+        fail(f"error: {exc}")
+
+
+@commands.command("compile")
+@clean_errors
+def compile_command(
+    model: Annotated[list[Path], typer.Option("--model", "-m", metavar="FILE",
+                                              help="A model file (repeat for several).")],
+    dialect: Annotated[str, typer.Option("--dialect", "-d", metavar="DIALECT",
+                                         help=f"The warehouse's SQL: {DIALECT_HELP}")],
+    events_table: Annotated[str | None, typer.Option(
+        "--events-table", metavar="SCHEMA.TABLE", help="The events table: lead_id, "
+        "timestamp, type, event, path, a column per property (--layout tables).")] = None,
+    leads_table: Annotated[str | None, typer.Option(
+        "--leads-table", metavar="SCHEMA.TABLE", help="The leads table: lead_id, a column "
+        "per trait (--layout tables).")] = None,
+    schema: Annotated[str | None, typer.Option(
+        "--schema", metavar="SCHEMA", help="With --layout segment: the schema the loader "
+        "writes tracks, pages, identifies, groups, aliases and a table per event to.")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="Score as of "
+                                              "this time (ISO 8601); default: the "
+                                              "warehouse's current time when it runs.")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write "
+                                                  "the SQL here; default: standard output.")
+                        ] = None,
+    create: Annotated[str | None, typer.Option("--create", metavar="TABLE", help="Wrap it as "
+                                               "CREATE TABLE TABLE AS ….")] = None,
+    db: Annotated[str | None, typer.Option("--db", metavar="URL", help="Read the tables' "
+                                           "columns from this database (postgresql://… or a "
+                                           "DuckDB file); default: the columns the models "
+                                           "read.")] = None,
+    layout: Annotated[str, typer.Option("--layout", metavar="LAYOUT", help="tables (the "
+                                        "layout of the Parquet/CSV input) or segment (the "
+                                        "tables Segment's and RudderStack's loaders write, "
+                                        "with the stream semantics).")] = "tables",
+) -> None:
+    """Compile the models to one SQL statement that scores every lead in the warehouse."""
+    from leadscore.engine.sql.dialects import Dialect
+    from leadscore.engine.sql.warehouse import render
+    from leadscore.model import load_models
+
+    if layout not in ("tables", "segment"):
+        fail(f"error: --layout {layout!r}: expected 'tables' or 'segment'")
+    try:
+        speaking = Dialect.get_or_raise(dialect)
+    except ValueError as exc:
+        fail(f"error: --dialect: {exc}")
+    models = load_models(list(model))
+    if layout == "segment":
+        if schema is None or events_table or leads_table:
+            fail("error: --layout segment reads the loader's tables of --schema SCHEMA "
+                 "(not --events-table / --leads-table)")
+        assert schema is not None
+        statement = segment_compiled(models, schema, speaking.NAME, as_of, db, create)
+    else:
+        if events_table is None:
+            fail("error: --events-table is required (or --layout segment --schema SCHEMA)")
+        assert events_table is not None
+        statement = compiled(models, events_table, leads_table, speaking.NAME, as_of, db,
+                             create)
+    sql = render(statement, speaking)
+    if out_path is None:
+        out.file.write(sql)
+        return
+    out_path.write_text(sql, encoding="utf-8")
+    say(f"wrote the {speaking.NAME} SQL scoring {len(models)} model"
+        f"{'s' * (len(models) != 1)} to {out_path}", "green")
+
+
+@commands.command("dbt")
+@clean_errors
+def dbt_command(
+    model: Annotated[list[Path], typer.Option("--model", "-m", metavar="FILE",
+                                              help="A model file (repeat for several).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Write the dbt "
+                                          "package here.")],
+    dialect: Annotated[str, typer.Option("--dialect", "-d", metavar="DIALECT",
+                                         help=f"The warehouse's SQL: {DIALECT_HELP}")
+                       ] = "postgres",
+    events_table: Annotated[str, typer.Option("--events-table", metavar="SCHEMA.TABLE",
+                                              help="The events table the source names.")
+                            ] = "analytics.events",
+    leads_table: Annotated[str | None, typer.Option(
+        "--leads-table", metavar="SCHEMA.TABLE", help="The leads table the source names.")
+    ] = "analytics.leads",
+    db: Annotated[str | None, typer.Option("--db", metavar="URL", help="Read the tables' "
+                                           "columns from this database (postgresql://… or a "
+                                           "DuckDB file); default: the columns the models "
+                                           "read.")] = None,
+) -> None:
+    """Write a dbt package: a model per scoresheet, the sources, the worked examples as
+    data tests."""
+    from leadscore.dbt import write_package
+    from leadscore.model import load_models
+
+    models = load_models(list(model))
+    columns = {kind: table_columns(db, name, models, kind) for kind, name in
+               (("events", events_table), ("leads", leads_table)) if name}
+    try:
+        written = write_package(models, out_dir, dialect=dialect, events_table=events_table,
+                                leads_table=leads_table, events_columns=columns["events"],
+                                leads_columns=columns.get("leads"))
+    except ValueError as exc:
+        fail(f"error: {exc}")
+    say(f"wrote a dbt package of {len(models)} model{'s' * (len(models) != 1)} to "
+        f"{out_dir} ({len(written)} files); run it with `dbt build`", "green")
+
+
+def in_postgres(models: list[Model], db: str | None, events: str, leads: str | None,
+                out_path: str, as_of: int, mode: str) -> None:
+    """`leadscore score --engine postgres`: the plan run inside the database; the scores into
+    its table `out_path`, or fetched into a file / another database."""
+    from leadscore.engine.batch.postgres import score_into, score_postgres
+    from leadscore.io.databases import is_duckdb_file, is_postgres_url, write_scores
+    from leadscore.io.writers import WRITE_SUFFIXES, write_table
+
+    if db is None or not db.startswith(("postgresql://", "postgres://")):
+        fail("error: --engine postgres needs --db postgresql://… (the database holding the "
+             "--events and --leads tables)")
+    assert db is not None
+    started = time.monotonic()
+    if is_postgres_url(out_path) or is_duckdb_file(out_path):
+        scores = score_postgres(models, db, events, leads, as_of=as_of)
+        where = write_scores(scores, out_path, mode=mode)
+        say(f"wrote {scores.num_rows:,} scores to {where.table} ({mode}) in "
+            f"{time.monotonic() - started:.1f} s", "green")
+        return
+    if Path(out_path).suffix.lower() in WRITE_SUFFIXES:
+        scores = score_postgres(models, db, events, leads, as_of=as_of)
+        write_table(scores, out_path)
+        say(f"wrote {scores.num_rows:,} scores to {out_path} in "
+            f"{time.monotonic() - started:.1f} s", "green")
+        return
+    rows = score_into(models, db, events, leads, out_path, mode=mode, as_of=as_of)
+    say(f"wrote {rows:,} scores to table {out_path} in PostgreSQL ({mode}, no export) in "
+        f"{time.monotonic() - started:.1f} s", "green")

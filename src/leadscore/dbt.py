@@ -1,0 +1,230 @@
+"""A dbt package of the models (`leadscore dbt`): a dbt model per scoresheet (the statement
+`leadscore compile` writes, over the package's sources), the sources for the events and leads
+tables, and each scoresheet's worked examples (`tests:`) as dbt data tests — the example's
+events and traits inline, scored by the same compiled plan, a row returned for each
+expectation that fails.
+
+    dbt_project.yml           var `leadscore_as_of` (ISO 8601; unset: the warehouse's now)
+    macros/leadscore_as_of.sql
+    models/sources.yml        source `leadscore`: tables `events`, `leads`
+    models/schema.yml         per scores model: lead_id unique and not null
+    models/scores_<model>.sql
+    tests/<model>__<example>.sql
+
+A worked example's `interests` expectation is left out (the compiled statement has no
+interests); every other expectation is a condition on the scores row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import yaml
+from sqlglot import exp
+
+from leadscore.checks import TEST_LEAD, event_of, events_table, leads_table
+from leadscore.engine.sql.build import col, number, text
+from leadscore.engine.sql.dialects import Dialect
+from leadscore.engine.sql.warehouse import TIMES, Source, compile_scores, render
+from leadscore.events import Event, Lead
+from leadscore.model.schema import Model, ModelTest
+from leadscore.timeutil import parse_timestamp
+
+PROJECT = "leadscore_scores"
+SOURCE = "leadscore"
+AS_OF_VAR = "leadscore_as_of"
+_EVENTS, _LEADS, _AS_OF = "__leadscore_events__", "__leadscore_leads__", "__leadscore_as_of__"
+_AS_OF_TEXT = "__leadscore_as_of_text__"
+EXACT = 1e-9
+
+
+def slug(name: str) -> str:
+    """A name dbt accepts for a model or test file: lower case, letters, digits, `_`."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "model"
+
+
+def model_sql(model: Model, dialect: Dialect, events_columns: dict[str, str],
+              leads_columns: dict[str, str] | None) -> str:
+    """The dbt model of one scoresheet: the compiled statement over the package's sources,
+    as of the macro `leadscore_as_of()`."""
+    statement = compile_scores(
+        [model], Source(_EVENTS, events_columns),
+        Source(_LEADS, leads_columns) if leads_columns is not None else None,
+        as_of_us=exp.column(_AS_OF), dialect=dialect)
+    sql = render(statement, dialect).rstrip().rstrip(";")
+    sql = sql.replace(_EVENTS, "{{ source('" + SOURCE + "', 'events') }}")
+    sql = sql.replace(_LEADS, "{{ source('" + SOURCE + "', 'leads') }}")
+    sql = sql.replace(_AS_OF, "({{ leadscore_as_of() }})")
+    return f"-- {model.name}: written by `leadscore dbt`; edit the model, not this file.\n" \
+           f"{{{{ config(materialized='table') }}}}\n\n{sql}\n"
+
+
+def as_of_macro(dialect: Dialect) -> str:
+    """The macro giving the µs `as_of` the models score at: the var, else the current time."""
+    given = dialect.epoch_us(exp.cast(text(_AS_OF_TEXT), exp.DataType.build("TIMESTAMPTZ")))
+    given_sql = given.sql(dialect=dialect.NAME).replace(
+        f"'{_AS_OF_TEXT}'", "'{{ var(\"" + AS_OF_VAR + "\") }}'")
+    now_sql = dialect.now_us().sql(dialect=dialect.NAME)
+    return ("{% macro leadscore_as_of() -%}\n"
+            f"{{%- if var('{AS_OF_VAR}', none) is not none -%}}\n{given_sql}\n"
+            f"{{%- else -%}}\n{now_sql}\n{{%- endif -%}}\n{{%- endmacro %}}\n")
+
+
+# ------------------------------------------------------------------- worked examples
+
+def _sql_type(kind: pa.DataType) -> str:
+    if pa.types.is_boolean(kind):
+        return "BOOLEAN"
+    if pa.types.is_integer(kind):
+        return "BIGINT"
+    if pa.types.is_floating(kind):
+        return "DOUBLE"
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMPTZ"
+    return "VARCHAR"
+
+
+def _literal(value: Any, kind: str) -> exp.Expr:
+    if value is None:
+        return exp.cast(exp.Null(), exp.DataType.build(kind))
+    if kind == "TIMESTAMPTZ":
+        stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return exp.cast(text(stamp.isoformat()), exp.DataType.build(kind))
+    if kind == "BOOLEAN":
+        return exp.Boolean(this=bool(value))
+    if kind in ("BIGINT", "DOUBLE"):
+        return exp.cast(number(value), exp.DataType.build(kind))
+    return exp.cast(text(str(value)), exp.DataType.build(kind))
+
+
+def inline_table(table: pa.Table) -> tuple[exp.Query, dict[str, str]]:
+    """A table's rows as a query of literals (UNION ALL; no rows: `WHERE 1 = 0`), and its
+    columns' types."""
+    types = {f.name: _sql_type(f.type) for f in table.schema}
+    rows = table.to_pylist() or [dict.fromkeys(types)]
+    selects = [exp.select(*(exp.alias_(_literal(row[name], kind), name, quoted=True)
+                            for name, kind in types.items())) for row in rows]
+    query: exp.Query = selects[0]
+    for select in selects[1:]:
+        query = exp.union(query, select, distinct=False)
+    if not table.num_rows:
+        query = selects[0].where(exp.EQ(this=exp.Literal.number(1),
+                                        expression=exp.Literal.number(0)))
+    return query, types
+
+
+def _expectation(column: str, expected: Any, dialect: Dialect) -> exp.Expr | None:
+    """SQL: the scores row meets `expect.<column>` (None: not checked in SQL)."""
+    value = col(column)
+    if column == "interests":
+        return None
+    if isinstance(expected, dict) and "approx" in expected:
+        within = float(expected.get("within", EXACT))
+        return exp.LTE(this=exp.Abs(this=exp.Sub(this=value, expression=number(
+            float(expected["approx"])))), expression=number(within))
+    if expected is None:
+        return exp.Is(this=value, expression=exp.Null())
+    if column in TIMES and isinstance(expected, str | int):
+        return exp.EQ(this=value, expression=dialect.from_us(
+            exp.Literal.number(parse_timestamp(expected))))
+    if isinstance(expected, bool):
+        return exp.EQ(this=value, expression=exp.Boolean(this=expected))
+    if isinstance(expected, int | float):
+        tolerance = EXACT * max(1.0, abs(float(expected)))
+        return exp.LTE(this=exp.Abs(this=exp.Sub(this=value, expression=number(expected))),
+                       expression=number(tolerance))
+    return exp.EQ(this=value, expression=text(str(expected)))
+
+
+def example_sql(model: Model, test: ModelTest, dialect: Dialect, events: list[Event],
+                lead: Lead) -> str:
+    """A dbt data test: the example scored by the compiled plan; a row if it fails."""
+    audience_free = model.model_copy(update={"applies_to": None})
+    events_query, events_types = inline_table(events_table(events))
+    leads_query, leads_types = inline_table(leads_table([lead]))
+    statement = compile_scores([audience_free], Source("example_events", events_types),
+                               Source("example_leads", leads_types),
+                               as_of_us=parse_timestamp(test.as_of), dialect=dialect)
+    assert isinstance(statement, exp.Select)
+    ctes = statement.args["with_"].expressions
+    ctes[0:0] = [exp.CTE(this=events_query, alias=exp.TableAlias(
+                     this=exp.to_identifier("example_events"))),
+                 exp.CTE(this=leads_query, alias=exp.TableAlias(
+                     this=exp.to_identifier("example_leads")))]
+    checks = [c for c in (_expectation(k, v, dialect) for k, v in test.expect.items())
+              if c is not None]
+    ok = exp.and_(*(exp.func("COALESCE", c, exp.false()) for c in checks)) if checks \
+        else exp.true()
+    failing = exp.select(exp.Star()).from_(statement.subquery("scored")).where(exp.not_(ok))
+    sql = dialect.finish(failing).sql(dialect=dialect.NAME, pretty=True)
+    skipped = " (`interests` is not compiled)" if "interests" in test.expect else ""
+    return (f"-- {model.name}: worked example {test.name!r}{skipped}; a row if it fails.\n"
+            f"{sql}\n")
+
+
+# ----------------------------------------------------------------------------- package
+
+def _source(events_table_name: str, leads_table_name: str | None) -> dict[str, Any]:
+    """The sources.yml: source `leadscore` with tables `events` and `leads` (one schema)."""
+    def split(name: str) -> tuple[str | None, str]:
+        schema, _, identifier = name.rpartition(".")
+        return schema or None, identifier
+
+    schema, events_identifier = split(events_table_name)
+    tables = [{"name": "events", "identifier": events_identifier,
+               "description": "Events: lead_id, timestamp, type, event, path, a column per "
+                              "property."}]
+    if leads_table_name is not None:
+        leads_schema, leads_identifier = split(leads_table_name)
+        if leads_schema != schema:
+            raise ValueError(f"--leads-table {leads_table_name}: the events and leads tables "
+                             "must be in one schema for the package's source")
+        tables.append({"name": "leads", "identifier": leads_identifier,
+                       "description": "Leads: lead_id, a column per trait."})
+    return {"version": 2, "sources": [{
+        "name": SOURCE, "schema": schema or "{{ target.schema }}", "tables": tables}]}
+
+
+def write_package(models: Sequence[Model], out_dir: Path, *, dialect: str,
+                  events_table: str, leads_table: str | None,
+                  events_columns: dict[str, str], leads_columns: dict[str, str] | None
+                  ) -> list[Path]:
+    """Write the dbt package of `models` into `out_dir`; returns the files written."""
+    speaking = Dialect.get_or_raise(dialect)
+    files: dict[str, str] = {}
+    files["dbt_project.yml"] = yaml.safe_dump({
+        "name": PROJECT, "version": "1.0.0", "config-version": 2, "profile": "leadscore",
+        "model-paths": ["models"], "test-paths": ["tests"], "macro-paths": ["macros"],
+        "vars": {AS_OF_VAR: None},
+        "models": {PROJECT: {"+materialized": "table"}}}, sort_keys=False)
+    files["macros/leadscore_as_of.sql"] = as_of_macro(speaking)
+    files["models/sources.yml"] = yaml.safe_dump(_source(events_table, leads_table),
+                                                 sort_keys=False)
+    schema_models = []
+    for model in models:
+        name = f"scores_{slug(model.name)}"
+        files[f"models/{name}.sql"] = model_sql(model, speaking, events_columns,
+                                                leads_columns if leads_table else None)
+        schema_models.append({
+            "name": name, "description": f"Scores of every lead under {model.name} "
+            "(written by `leadscore dbt`).",
+            "columns": [{"name": "lead_id", "data_tests": ["unique", "not_null"]}]})
+        for test in model.tests:
+            events = [event_of(spec, i) for i, spec in enumerate(test.events)]
+            lead = Lead(TEST_LEAD, dict(test.traits), dict(test.account))
+            files[f"tests/{slug(model.name)}__{slug(test.name)}.sql"] = example_sql(
+                model, test, speaking, events, lead)
+    files["models/schema.yml"] = yaml.safe_dump({"version": 2, "models": schema_models},
+                                                sort_keys=False)
+    written = []
+    for relative, content in files.items():
+        path = out_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        written.append(path)
+    return written

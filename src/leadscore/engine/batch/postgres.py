@@ -1,0 +1,94 @@
+"""The batch engine inside PostgreSQL: the plan compiled for PostgreSQL over the events and
+leads tables already in the database (`engine.sql.warehouse`) and run there — no export. The
+scores come back as the scores table (`score_postgres`) or stay in the database
+(`score_into`: a table replaced or upserted by lead_id and model)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from leadscore.engine.batch.inputs import as_of_us
+from leadscore.engine.batch.schema import SCORE_SCHEMA
+from leadscore.engine.sql.warehouse import Source, compile_scores, render
+from leadscore.errors import EngineError, InputError
+from leadscore.io.databases import (
+    KEY,
+    MODES,
+    connect_postgres,
+    postgres_columns,
+    postgres_type,
+    qualified,
+    upsert_sql,
+)
+from leadscore.io.sqltext import quote
+from leadscore.model.schema import Model
+
+When = datetime | date | str | int | None
+
+
+def compiled_sql(connection: Any, models: Sequence[Model], events: str, leads: str | None,
+                 as_of: When, *, create: str | None = None) -> str:
+    """The scoring statement for the tables `events` / `leads` of this database, their
+    columns read from it."""
+    try:
+        statement = compile_scores(
+            list(models), Source(events, postgres_columns(connection, events)),
+            Source(leads, postgres_columns(connection, leads)) if leads else None,
+            as_of_us=None if as_of is None else as_of_us(as_of), dialect="postgres",
+            create=create)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return render(statement, "postgres", pretty=False)
+
+
+def score_postgres(models: Model | Sequence[Model], url: str, events: str,
+                   leads: str | None = None, *, as_of: When = None) -> pa.Table:
+    """Score every lead of the tables `events` / `leads` in the PostgreSQL database at `url`
+    under every model, in the database; the scores table (`SCORE_SCHEMA`; no interests)."""
+    model_list = [models] if isinstance(models, Model) else list(models)
+    with connect_postgres(url) as connection:
+        sql = compiled_sql(connection, model_list, events, leads, as_of)
+        rows = _run(connection, sql).fetchall()
+    columns: list[list[Any]] = [[row[i] for row in rows] for i in range(len(SCORE_SCHEMA))]
+    return pa.Table.from_arrays([pa.array(values, field.type)
+                                 for values, field in zip(columns, SCORE_SCHEMA, strict=True)],
+                                schema=SCORE_SCHEMA)
+
+
+def score_into(models: Model | Sequence[Model], url: str, events: str, leads: str | None,
+               out: str, *, mode: str = "replace", as_of: When = None) -> int:
+    """Score in the database into its table `out` (created with the scores' columns and the
+    primary key (lead_id, model) if missing): `replace` its rows, or `upsert` by lead_id and
+    model, in one transaction. Returns the number of rows written."""
+    if mode not in MODES:
+        raise InputError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    model_list = [models] if isinstance(models, Model) else list(models)
+    with connect_postgres(url) as connection:
+        sql = compiled_sql(connection, model_list, events, leads, as_of).rstrip().rstrip(";")
+        staging = "leadscore_scores_new"
+        _run(connection, f"CREATE TEMP TABLE {quote(staging)} ON COMMIT DROP AS {sql}")
+        columns = ", ".join(f"{quote(c)} {t}" for c, t in _score_types().items())
+        connection.execute(f"CREATE TABLE IF NOT EXISTS {qualified(out)} ({columns}, "
+                           f"PRIMARY KEY ({', '.join(quote(k) for k in KEY)}))")
+        if mode == "replace":
+            connection.execute(f"DELETE FROM {qualified(out)}")
+        connection.execute(upsert_sql(out, quote(staging), list(SCORE_SCHEMA.names)))
+        [(count,)] = connection.execute(f"SELECT count(*) FROM {quote(staging)}").fetchall()
+    return int(count)
+
+
+def _score_types() -> dict[str, str]:
+    return {f.name: postgres_type(f.type) for f in SCORE_SCHEMA}
+
+
+def _run(connection: Any, sql: str) -> Any:
+    import psycopg
+
+    try:
+        return connection.execute(sql)
+    except psycopg.Error as exc:
+        raise EngineError(f"the plan failed in PostgreSQL: {str(exc).strip()}") from None
