@@ -61,7 +61,6 @@ def test_cli_state_on_spark_scores_as_duckdb_run_after_run(spark: Any, tmp_path:
     leads = str(EXAMPLES / "data" / "leads.csv")
     models = ["-m", str(model)]
     outputs: dict[str, list[pa.Table]] = {"duckdb": [], "spark": []}
-    interests_differ = False
     for run, as_of in enumerate(DAYS):
         if run == 1:        # a new file arrives; the next runs read only it
             (events / "part=1").mkdir()
@@ -78,13 +77,14 @@ def test_cli_state_on_spark_scores_as_duckdb_run_after_run(spark: Any, tmp_path:
         assert outputs["spark"][-1].num_rows == full.num_rows > 0
         for expected in (outputs["duckdb"][-1], full):
             assert_same_rows(rows_of(_scores(expected)), rows_of(_scores(outputs["spark"][-1])))
-        interests_differ |= rows_of(outputs["duckdb"][-1]) != rows_of(outputs["spark"][-1])
+        assert _interests(outputs["duckdb"][-1]) == _interests(outputs["spark"][-1])
     # the scores move between runs: the state folds time and new events forward
     first, last = (rows_of(outputs["spark"][i]) for i in (0, -1))
     assert any(first[k]["engagement"] != last.get(k, {}).get("engagement") for k in first)
-    if interests_differ:    # scores agree (asserted above); the interests do not yet
-        pytest.xfail("interests under --state on Spark differ from DuckDB's on the example "
-                     "data: open (the scores' disagreement was Spark's plan cache, fixed)")
+
+
+def _interests(table: pa.Table) -> dict[str, Any]:
+    return {r["lead_id"]: r["interests"] for r in table.to_pylist()}
 
 
 def _scores(table: pa.Table) -> pa.Table:
