@@ -344,7 +344,10 @@ def run_stream(spark: Any, messages: Messages, as_of: int, *,
     def make(name: str, query: Any, cache: bool = True) -> Any:
         frame = spark.sql(query.sql(dialect=DIALECT))
         if cache:
-            frame = frame.cache()
+            # computed now and cut from its lineage: a cached frame keeps its whole plan, and
+            # the scoring plan over events → ids → labels (every round) → msg grew so large
+            # that analysing it exhausted the driver's heap
+            frame = frame.localCheckpoint(eager=True)
         frame.createOrReplaceTempView(name)
         return frame
 
@@ -360,8 +363,7 @@ def run_stream(spark: Any, messages: Messages, as_of: int, *,
             if not left:
                 break
             again = spark.sql(label_rounds(names.edges, names.labels, rounds=1).sql(
-                dialect=DIALECT)).cache()
-            again.count()
+                dialect=DIALECT)).localCheckpoint(eager=True)
             again.createOrReplaceTempView(names.labels)
             labels.unpersist()
             labels = again
