@@ -28,12 +28,12 @@ from tests.engine.outputs import assert_same_rows, rows_of
 from tests.engine.test_stream import B2B, B2C, EXAMPLES, STORY, msg, write
 from tests.engine.test_stream_reference import AS_OF, a_stream, present
 
-# Not yet run to the end (2026-12-07, 09:18 UTC): reading the example stream into the
-# messages relation and the stream stage ran on Spark (70 leads, 1,265 events), then scoring
-# b2b-software ran out of Java heap in a 1 GB driver under a load average of 20. Expected to
-# pass; xfail (not strict) until a run on a quieter machine says so.
-pytestmark = [pytest.mark.spark, pytest.mark.xfail(strict=False, reason=(
-    "Spark stream scoring not yet verified end to end (heap exhausted in a 1 GB driver)"))]
+pytestmark = pytest.mark.spark
+# The example stream (70 leads, 1,265 events) scores on Spark as on DuckDB since the stream
+# stage's views are checkpointed (2026-12-07 09:42 UTC, 73 s). The tests below were not yet
+# run to the end in that session (time ran out): xfail, not strict, until a run says so.
+UNVERIFIED = pytest.mark.xfail(strict=False, reason="not yet run to the end on Spark since "
+                               "the heap fix (the example stream test passes)")
 
 
 def both(models: Any, events: Any, leads: Any, as_of: str, spark: Any) -> tuple[Any, Any]:
@@ -43,19 +43,18 @@ def both(models: Any, events: Any, leads: Any, as_of: str, spark: Any) -> tuple[
     return duck, on_spark
 
 
-@pytest.mark.parametrize("with_leads", [True, False])
-def test_the_example_stream_scores_on_spark_as_on_duckdb(spark: Any, with_leads: bool) -> None:
+def test_the_example_stream_scores_on_spark_as_on_duckdb(spark: Any) -> None:
+    # with leads.jsonl: its identify calls make the leads (events.jsonl has none, so without
+    # it both engines score no lead — no check at all)
     data = EXAMPLES / "data"
-    leads = data / "leads.jsonl" if with_leads else None
     models = load_models([B2B, B2C])
-    duck, on_spark = both(models, str(data / "events.jsonl"), leads, "2026-06-01T00:00:00Z",
-                          spark)
-    assert duck.num_rows > 0
+    duck, on_spark = both(models, str(data / "events.jsonl"), data / "leads.jsonl",
+                          "2026-06-01T00:00:00Z", spark)
     assert_same_rows(rows_of(duck), rows_of(on_spark))
-    if with_leads:    # the identify calls make the leads: 70 of them, as from the CSV files
-        assert on_spark.num_rows == 70
+    assert on_spark.num_rows == 70      # as from the CSV files
 
 
+@UNVERIFIED
 def test_the_story_scores_on_spark_as_on_duckdb(spark: Any, tmp_path: Path) -> None:
     path = str(write(tmp_path / "story.jsonl", STORY))
     models = load_models([B2C])
@@ -67,6 +66,7 @@ def test_the_story_scores_on_spark_as_on_duckdb(spark: Any, tmp_path: Path) -> N
         assert rows["c-1"]["disqualified"] is (as_of > "2026-04")   # student only later
 
 
+@UNVERIFIED
 def test_accounts_from_a_stream_alone_on_spark(spark: Any, tmp_path: Path) -> None:
     messages = [
         msg("identify", "2026-01-01T00:00:00Z", 1, userId="b-1",
@@ -88,6 +88,7 @@ def test_accounts_from_a_stream_alone_on_spark(spark: Any, tmp_path: Path) -> No
     assert scores["b-1"]["fit"] == 15 + 10 + 15      # size, industry (group traits), vp
 
 
+@UNVERIFIED
 def test_bad_messages_are_left_out_and_counted_on_spark(spark: Any, tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     good = [msg("identify", "2026-01-01T00:00:00Z", 1, userId="c-1", traits={"age": 30}),
@@ -102,6 +103,7 @@ def test_bad_messages_are_left_out_and_counted_on_spark(spark: Any, tmp_path: Pa
     assert [r["lead_id"] for r in rows] == ["c-1"]
 
 
+@UNVERIFIED
 def test_the_cli_scores_a_stream_on_spark(spark: Any, tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
     result = CliRunner().invoke(app, [
@@ -112,6 +114,7 @@ def test_the_cli_scores_a_stream_on_spark(spark: Any, tmp_path: Path) -> None:
     assert "wrote 70 scores" in result.output
 
 
+@UNVERIFIED
 @settings(max_examples=8, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(stream=a_stream(), as_of=st.sampled_from(AS_OF))
