@@ -29,11 +29,12 @@ from tests.engine.test_stream import B2B, B2C, EXAMPLES, STORY, msg, write
 from tests.engine.test_stream_reference import AS_OF, a_stream, present
 
 pytestmark = pytest.mark.spark
-# The example stream (70 leads, 1,265 events) scores on Spark as on DuckDB since the stream
-# stage's views are checkpointed (2026-12-07 09:42 UTC, 73 s). The tests below were not yet
-# run to the end in that session (time ran out): xfail, not strict, until a run says so.
-UNVERIFIED = pytest.mark.xfail(strict=False, reason="not yet run to the end on Spark since "
-                               "the heap fix (the example stream test passes)")
+# Since the stream stage's views are checkpointed (the heap fix), a run of this file on
+# 2026-12-07 09:43–09:50 UTC passed the example stream, the story and accounts tests; the
+# bad-message and CLI tests failed (the run was cut by its time-out before the report: cause
+# not read yet) and the random streams did not finish. xfail, not strict, until looked at.
+UNVERIFIED = pytest.mark.xfail(strict=False, reason="failed (bad messages, CLI) or not run to "
+                               "the end (random streams) on Spark after the heap fix: open")
 
 
 def both(models: Any, events: Any, leads: Any, as_of: str, spark: Any) -> tuple[Any, Any]:
@@ -54,7 +55,6 @@ def test_the_example_stream_scores_on_spark_as_on_duckdb(spark: Any) -> None:
     assert on_spark.num_rows == 70      # as from the CSV files
 
 
-@UNVERIFIED
 def test_the_story_scores_on_spark_as_on_duckdb(spark: Any, tmp_path: Path) -> None:
     path = str(write(tmp_path / "story.jsonl", STORY))
     models = load_models([B2C])
@@ -66,7 +66,6 @@ def test_the_story_scores_on_spark_as_on_duckdb(spark: Any, tmp_path: Path) -> N
         assert rows["c-1"]["disqualified"] is (as_of > "2026-04")   # student only later
 
 
-@UNVERIFIED
 def test_accounts_from_a_stream_alone_on_spark(spark: Any, tmp_path: Path) -> None:
     messages = [
         msg("identify", "2026-01-01T00:00:00Z", 1, userId="b-1",
