@@ -31,8 +31,9 @@ from tests.engine.test_stream_reference import AS_OF, a_stream, present
 pytestmark = pytest.mark.spark
 # Since the stream stage's views are checkpointed (the heap fix), a run of this file on
 # 2026-12-07 09:43–09:50 UTC passed the example stream, the story and accounts tests; the
-# bad-message and CLI tests failed (the run was cut by its time-out before the report: cause
-# not read yet) and the random streams did not finish. xfail, not strict, until looked at.
+# bad-message test failed (4 bad lines warned, but Spark scored no lead where c-1 is
+# expected: found 09:51, not explained), the CLI test failed (cause not read),
+# the random streams did not finish. xfail, not strict, until looked at.
 UNVERIFIED = pytest.mark.xfail(strict=False, reason="failed (bad messages, CLI) or not run to "
                                "the end (random streams) on Spark after the heap fix: open")
 
