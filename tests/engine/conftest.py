@@ -36,7 +36,7 @@ def spark() -> Iterator[Any]:
 
     spark = session("local[2]", "leadscore-tests", **{
         "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
-        "spark.driver.memory": "1g", "spark.sql.execution.arrow.pyspark.enabled": "true"})
+        "spark.driver.memory": "2g", "spark.sql.execution.arrow.pyspark.enabled": "true"})
     spark.sparkContext.setLogLevel("ERROR")
     yield spark
     spark.stop()

@@ -427,14 +427,14 @@ ENGINES = {engine.name: engine for engine in (
            spark=True),
     Engine("state", state_score, state_runs, examples=25,
            no_accounts="`--accounts` cannot be combined with `--state` yet"),
+    Engine("spark-state", state_score, state_runs, examples=6, spark=True,
+           no_accounts="`--accounts` cannot be combined with `--state` yet"),
     Engine("compiled-duckdb", compiled_on_duckdb, stateless=COMPILED_STATELESS,
            no_accounts=COMPILED_NO_ACCOUNTS, examples=20),
     Engine("postgres", in_postgres, stateless=COMPILED_STATELESS,
            no_accounts=COMPILED_NO_ACCOUNTS, examples=10, postgres=True),
     Engine("compiled-spark", compiled_on_spark, stateless=COMPILED_STATELESS,
            no_accounts=COMPILED_NO_ACCOUNTS, examples=3, spark=True),
-    Engine("spark-state", state_score, state_runs, examples=6, spark=True,
-           no_accounts="`--accounts` cannot be combined with `--state` yet"),
 )}
 
 

@@ -133,10 +133,12 @@ def read_messages(spark: Any, sources: Sequence[str]) -> Messages:
                      f"`_good` FROM {_q(raw_view)}")
     kept = _with_content_ids(spark, kept)
     names = [col for col, _, _ in columns]
-    checked = kept.where("`_good`").select(*(_q(c) for c in names))
+    # Checkpointed (computed now, lineage cut): the stage reads the relation many times,
+    # and Spark's analyser would otherwise walk this wide projection at every reference.
+    checked = kept.where("`_good`").select(*(_q(c) for c in names)).localCheckpoint()
     checked.createOrReplaceTempView(name)
     total = frame.count()
-    good_rows = spark.table(_q(name)).count()
+    good_rows = checked.count()
     return Messages(name, {col: typ for col, _, typ in columns}, total - good_rows)
 
 
@@ -342,7 +344,10 @@ def run_stream(spark: Any, messages: Messages, as_of: int, *,
     def make(name: str, query: Any, cache: bool = True) -> Any:
         frame = spark.sql(query.sql(dialect=DIALECT))
         if cache:
-            frame = frame.cache()
+            # computed now and cut from its lineage: a cached frame keeps its whole plan, and
+            # the scoring plan over events → ids → labels (every round) → msg grew so large
+            # that analysing it exhausted the driver's heap
+            frame = frame.localCheckpoint(eager=True)
         frame.createOrReplaceTempView(name)
         return frame
 
@@ -358,8 +363,7 @@ def run_stream(spark: Any, messages: Messages, as_of: int, *,
             if not left:
                 break
             again = spark.sql(label_rounds(names.edges, names.labels, rounds=1).sql(
-                dialect=DIALECT)).cache()
-            again.count()
+                dialect=DIALECT)).localCheckpoint(eager=True)
             again.createOrReplaceTempView(names.labels)
             labels.unpersist()
             labels = again

@@ -165,6 +165,9 @@ class SparkRunner(Runner):
         self._register(target, both, "TABLE")
 
     def load(self, name: str, path: Path, *, kind: str = "TABLE") -> str:
+        # Spark's cache is keyed by plan: a frame an earlier run in this session cached from
+        # the same path (the state before it was rewritten) would be served again as-is.
+        self.spark.catalog.refreshByPath(str(path))
         return self._register(name, self.spark.read.parquet(str(path)), kind)
 
     def save(self, name: str, path: Path) -> None:
