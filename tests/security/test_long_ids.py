@@ -58,3 +58,30 @@ def test_a_512_character_user_id_enrols_and_is_handed_to_sales(db_url: str,
         assert long_id in {item.payload.get("lead_id") for item in items}
     finally:
         service.close()
+
+
+def test_a_store_from_before_version_9_takes_long_program_handoff_ids(db_url: str) -> None:
+    """A PostgreSQL store migrated to version 8 has `sales_assignments.handoff_id`
+    varchar(64): a program's handoff id (its journey key, holding the lead id) did not fit."""
+    from sqlalchemy import delete
+
+    from leadscore.store import Database, migrate
+    from leadscore.store.schema import schema_version
+    from leadscore.store.sales import assignments
+
+    db = Database(db_url)
+    try:
+        migrate(db)
+        with db.begin() as connection:
+            if db.dialect == "postgresql":     # as version 6 made it
+                connection.exec_driver_sql("ALTER TABLE sales_assignments ALTER COLUMN "
+                                           "handoff_id TYPE varchar(64)")
+            connection.execute(delete(schema_version).where(schema_version.c.version >= 9))
+        migrate(db)
+        key = "welcome|" + "u" * 512 + "#0"
+        with db.begin() as connection:
+            connection.execute(assignments.insert().values(
+                handoff_id=key, lead_id="u" * 512, kind="lead", assigned_at=0, status="open"))
+            assert connection.execute(select(assignments.c.handoff_id)).scalar() == key
+    finally:
+        db.close()

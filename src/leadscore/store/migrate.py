@@ -112,6 +112,13 @@ def _v8(connection: Connection) -> None:
                                        (json.dumps(value), row_key))
 
 
+def _v9(connection: Connection) -> None:
+    # A program's handoff id is its journey key, which holds the lead id (up to 512 characters).
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("ALTER TABLE sales_assignments ALTER COLUMN handoff_id "
+                                   "TYPE text")
+
+
 def finite(value: Any) -> Any:
     """`value` with every non-finite number (Infinity, NaN) replaced by null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -135,6 +142,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (7, "e-mail: suppressions and opt-ins by address hash; e-mails sent by address", _v7),
     (8, "ids as text on PostgreSQL (outbox, enrolments, journeys, actions, e-mail sends); "
         "store settings and dashboard sessions; Infinity in stored traits as null", _v8),
+    (9, "sales assignments: handoff ids as text on PostgreSQL (a program's holds the lead id)",
+     _v9),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -42,7 +42,7 @@ sales_config = Table(
 
 assignments = Table(
     "sales_assignments", metadata,
-    Column("handoff_id", String(64), primary_key=True),
+    Column("handoff_id", Text, primary_key=True),      # an outbox id: may hold a lead id
     Column("lead_id", Text, nullable=False, index=True),
     Column("model", Text),
     Column("kind", String(16), nullable=False),        # lead | account
