@@ -42,7 +42,7 @@ ROUTERS = (ingest.router, leads.router, leads.privacy, accounts.router, models.r
 
 def open_service(settings: Settings) -> Service:
     return Service.open(settings.db, models_dir=settings.models_dir,
-                        synchronous=settings.sqlite_synchronous)
+                        synchronous=settings.sqlite_synchronous, filters=settings.filters)
 
 
 def create_app(settings: Settings, service: Service | None = None, *,
