@@ -302,6 +302,15 @@ class Service:
         engine state, a chunk of leads per transaction, until `stop()` or `close`."""
         return self.rescoring.refresh(progress, older_than=older_than, stop=stop)
 
+    # ---- filters
+
+    def filtered_counts(self) -> dict[str, int]:
+        """Events stored but never scored, per filter that caught them (`leadscore.filters`)."""
+        from leadscore.store.dashboard import filtered_counts
+
+        with self.db.read() as connection:
+            return filtered_counts(connection)
+
     # ---- outbox
 
     def handoffs(self, status: str | None = None, limit: int = 50, offset: int = 0

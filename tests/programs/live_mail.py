@@ -19,6 +19,7 @@ import uvicorn
 
 from leadscore.api.app import create_app
 from leadscore.config import Settings, hash_token
+from leadscore.filters import Filters
 from leadscore.programs.live import Lifecycle, open_lifecycle
 from leadscore.programs.scheduler import journey_rows
 from leadscore.service import Service
@@ -97,8 +98,13 @@ def live_mail(root: Path, db_url: str, **changes: Any) -> Iterator[Live]:
         db=db_url, models_dir=str(root / "models"), smtp_url=f"smtp://127.0.0.1:{smtp_port}",
         host="127.0.0.1", port=port, public_url=f"http://127.0.0.1:{port}",
         link_secret="s3cret", log_requests=False, write_keys=(PUBLIC_KEY, SERVER_KEY),
-        trusted_write_keys=(SERVER_KEY,), admin_token_sha256=hash_token(ADMIN)), **changes)
-    service = Service.open(db_url, models_dir=root / "models", background=False)
+        trusted_write_keys=(SERVER_KEY,), admin_token_sha256=hash_token(ADMIN),
+        # These tests follow links with httpx as soon as the mail is in, standing in for a
+        # person: the filters on who follows a link (a crawler, a mail gateway's scanner)
+        # are off unless a test asks for them (tests/filters/test_link_scanners.py does).
+        filters=Filters(bots=False, link_scanners=False)), **changes)
+    service = Service.open(db_url, models_dir=root / "models", background=False,
+                           filters=settings.filters)
     app = create_app(settings, service)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -18,6 +18,7 @@ from leadscore.api import (
     accounts,
     browser,
     errors,
+    filters,
     handoffs,
     ingest,
     leads,
@@ -36,8 +37,8 @@ from leadscore.service import Service
 
 access_log = logging.getLogger("leadscore.access")
 ROUTERS = (ingest.router, leads.router, leads.privacy, accounts.router, models.router,
-           handoffs.router, lifecycle.router, lifecycle.tracking, sales.sales, sales.admin,
-           browser.router)
+           handoffs.router, filters.router, lifecycle.router, lifecycle.tracking, sales.sales,
+           sales.admin, browser.router)
 
 
 def open_service(settings: Settings) -> Service:

@@ -35,19 +35,20 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    bots: bool = Field(default=True, description="the maintained list of crawlers, monitors, "
-                       "headless browsers and HTTP tools (filters/bots.txt) on "
+    bots: bool = Field(default=True, description="the maintained list of crawlers, "
+                       "monitors, headless browsers and HTTP tools (filters/bots.txt) on "
                        "context.userAgent")
-    user_agents: tuple[str, ...] = Field(default=(), description="more user-agent patterns (regular "
-                                         "expressions, case-insensitive)")
-    ips: tuple[str, ...] = Field(default=(), description="address ranges in CIDR (offices, VPNs) "
-                                 "on context.ip")
-    internal_domains: tuple[str, ...] = Field(default=(), description="e-mail domains of our own "
-                                              "people (the lead's traits.email; subdomains "
-                                              "included)")
-    lead_ids: tuple[str, ...] = Field(default=(), description="lead ids whose events never score")
-    link_scanners: bool = Field(default=True, description="a tracked click from a mail gateway's "
-                                "scanner (filters/scanners.txt) or within "
+    user_agents: tuple[str, ...] = Field(default=(), description="more user-agent patterns "
+                                         "(regular expressions, case-insensitive)")
+    ips: tuple[str, ...] = Field(default=(), description="address ranges in CIDR (offices, "
+                                 "VPNs) on context.ip")
+    internal_domains: tuple[str, ...] = Field(default=(), description="e-mail domains of our "
+                                              "own people (the lead's traits.email; "
+                                              "subdomains included)")
+    lead_ids: tuple[str, ...] = Field(default=(), description="lead ids whose events never "
+                                      "score")
+    link_scanners: bool = Field(default=True, description="a tracked click from a mail "
+                                "gateway's scanner (filters/scanners.txt) or within "
                                 "link_scanner_seconds of its e-mail is no click")
     link_scanner_seconds: float = Field(default=10.0, ge=0, allow_inf_nan=False,
                                         description="clicks this soon after the e-mail was "

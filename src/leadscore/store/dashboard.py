@@ -266,3 +266,11 @@ def export_leads(connection: Connection) -> list[dict[str, Any]]:
         leads.c.merged_into.is_(None))
     return [{"lead_id": i, "traits": t or {}, "account": a or {}}
             for i, t, a in connection.execute(query)]
+
+
+def filtered_counts(connection: Connection) -> dict[str, int]:
+    """How many logged events each filter kept out of scoring (`events.filtered`), most
+    first; read from the index of the filtered rows."""
+    rows = connection.execute(select(events.c.filtered, func.count()).where(
+        events.c.filtered.isnot(None)).group_by(events.c.filtered)).all()
+    return {str(name): int(n) for name, n in sorted(rows, key=lambda r: (-r[1], r[0]))}
