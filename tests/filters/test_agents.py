@@ -1,0 +1,55 @@
+"""The maintained user-agent lists (filters/bots.txt, scanners.txt): every pattern compiles,
+the well-known crawlers, monitors and tools match, and no person's browser does."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from leadscore.events import Event
+from leadscore.filters import CLICKED, Filters, event_filter
+from leadscore.filters import agents
+
+BROWSERS = [line for line in (Path(__file__).parent / "browsers.txt").read_text(
+    encoding="utf-8").splitlines() if line and not line.startswith("#")]
+CRAWLERS = [
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+    "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+    "Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)",
+    "Pingdom.com_bot_version_1.4_(http://www.pingdom.com/)",
+    "Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/126.0.0.0 Safari/537.36",
+    "python-requests/2.32.3", "curl/8.5.0", "Wget/1.21.4", "Go-http-client/2.0",
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+    "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; "
+    "+https://openai.com/gptbot)",
+]
+
+
+@pytest.mark.parametrize("name", ["bots.txt", "scanners.txt"])
+def test_every_pattern_compiles_and_no_browser_matches(name: str) -> None:
+    patterns = agents.read_list(name)
+    assert len(patterns) > 10
+    for pattern in patterns:
+        re.compile(pattern)
+    found = agents.matcher(patterns)
+    assert found is not None
+    assert [b for b in BROWSERS if found.search(b)] == []
+
+
+@pytest.mark.parametrize("agent", CRAWLERS)
+def test_the_well_known_crawlers_monitors_and_tools_are_bots(agent: str) -> None:
+    page = Event("a", 0, "page", path="/", context={"userAgent": agent})
+    assert event_filter(page, Filters()) == "bots"
+    assert event_filter(page, Filters(bots=False)) is None
+
+
+@pytest.mark.parametrize("agent", BROWSERS)
+def test_a_persons_browser_is_no_bot_and_no_scanner(agent: str) -> None:
+    click = Event("a", 0, "track", CLICKED, properties={"seconds_since_sent": 3600},
+                  context={"userAgent": agent})
+    assert event_filter(click, Filters()) is None
