@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from leadscore.events import Event
-from leadscore.filters import CLICKED, Filters, event_filter
-from leadscore.filters import agents
+from leadscore.filters import CLICKED, Filters, agents, event_filter
 
 BROWSERS = [line for line in (Path(__file__).parent / "browsers.txt").read_text(
     encoding="utf-8").splitlines() if line and not line.startswith("#")]
