@@ -3,10 +3,11 @@ traffic, link scanners) are left out before any plan reads them, with the same v
 service stores (`leadscore.filters.which_filter`), and counted like bad rows.
 
 Exact and cheap: the verdict is computed in Python once per distinct (user agent, ip,
-seconds since sent of a click) and once per distinct e-mail domain of the leads, then the
-caught ones are joined in SQL. Columns read: `context.userAgent` (or `user_agent`),
-`context.ip` (or `ip`), `properties.seconds_since_sent` on `Email Link Clicked` events, and
-the leads' `traits.email` (or `email`). Without any of them (and no lead filter) the events
+seconds since sent of a click), and once per lead where a filter on leads is set, then the
+caught ones are joined in SQL. Columns read: `context.userAgent` (a flat table's
+`user_agent`, read as `properties.user_agent`), `context.ip` (or `ip`),
+`properties.seconds_since_sent` on `Email Link Clicked` events, and the leads'
+`traits.email`. Without any of them (and no lead filter) the events
 are read as they are, at no cost."""
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from leadscore.io.sqltext import literal, quote
 
 _sequence = itertools.count()
 
-AGENT_COLUMNS = ("context.userAgent", "user_agent")
-IP_COLUMNS = ("context.ip", "ip")
+# A flat events table's `user_agent` / `ip` columns are read as properties (`io.readers`).
+AGENT_COLUMNS = ("context.userAgent", "properties.user_agent")
+IP_COLUMNS = ("context.ip", "properties.ip")
 SINCE_COLUMN = f"properties.{SINCE_SENT}"
 EMAIL_COLUMNS = ("traits.email", "email")
 
