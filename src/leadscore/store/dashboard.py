@@ -241,7 +241,8 @@ def rule_counts(connection: Connection, model: str, sample: int = REASONS_SAMPLE
 
 def export_events(connection: Connection) -> list[dict[str, Any]]:
     """Every track/page/screen message of the log as sent, with its resolved lead and its
-    stored (clamped) time: the input of a backtest over the store."""
+    stored (clamped) time: the input of a backtest over the store (the filtered ones left
+    out, as they were when scored)."""
     user = identities.alias("u")
     anonymous = identities.alias("a")
     lead = leads.alias("l")
@@ -252,7 +253,8 @@ def export_events(connection: Connection) -> list[dict[str, Any]]:
         .outerjoin(anonymous, and_(events.c.user_id.is_(None), anonymous.c.kind == "anonymous",
                                    anonymous.c.id == events.c.anonymous_id))
         .outerjoin(lead, lead.c.id == resolved)).where(
-        events.c.type.in_(("track", "page", "screen"))).order_by(events.c.seq)
+        events.c.type.in_(("track", "page", "screen")), events.c.filtered.is_(None)
+    ).order_by(events.c.seq)
     return [{"message": m, "timestamp": t, "lead_id": lead_id}
             for m, t, lead_id in connection.execute(query) if lead_id is not None]
 
