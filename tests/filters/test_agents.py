@@ -1,5 +1,5 @@
-"""The maintained user-agent lists (filters/bots.txt, scanners.txt): every pattern compiles,
-the well-known crawlers, monitors and tools match, and no person's browser does."""
+"""The maintained user-agent lists (filters/bots.txt, scanners.txt): plain text lines, the
+well-known crawlers, monitors and tools match, and no person's browser does."""
 
 from __future__ import annotations
 
@@ -30,14 +30,21 @@ CRAWLERS = [
 
 
 @pytest.mark.parametrize("name", ["bots.txt", "scanners.txt"])
-def test_every_pattern_compiles_and_no_browser_matches(name: str) -> None:
-    patterns = agents.read_list(name)
-    assert len(patterns) > 10
-    for pattern in patterns:
-        re.compile(pattern)
-    found = agents.matcher(patterns)
-    assert found is not None
-    assert [b for b in BROWSERS if found.search(b)] == []
+def test_lines_are_plain_text_and_no_browser_matches(name: str) -> None:
+    lines = agents.read_list(name)
+    assert len(lines) > 10 and len(set(lines)) == len(lines)
+    for line in lines:       # no regular expression: `^` / `$` anchor, the rest is text
+        assert not re.search(r"[\\\[\]()*+?|{}]", line), line
+    found = agents.TextList.of(lines)
+    assert [b for b in BROWSERS if found.finds(b)] == []
+
+
+def test_anchored_lines() -> None:
+    found = agents.TextList.of(("^curl/", "-client$", "^ruby$", "bingbot"))
+    assert found.finds("curl/8.5") and not found.finds("not curl/8.5")
+    assert found.finds("Some-Client") and not found.finds("some-client 2")
+    assert found.finds("Ruby") and not found.finds("ruby 3")
+    assert found.finds("Mozilla/5.0 (compatible; BingBot/2.0)")
 
 
 @pytest.mark.parametrize("agent", CRAWLERS)

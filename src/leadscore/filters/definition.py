@@ -105,12 +105,12 @@ def event_filter(event: Event, filters: Filters) -> str | None:
     ip = event.context.get("ip")
     if filters.ips and isinstance(ip, str) and _in_ranges(ip, filters.ips):
         return "ips"
-    if agent and _matches(agent, filters.user_agents):
+    if agent and filters.user_agents and agents.matches(agent, filters.user_agents):
         return "user_agents"
-    if agent and filters.bots and _matches(agent, agents.bots()):
+    if agent and filters.bots and agents.is_bot(agent):
         return "bots"
     if filters.link_scanners and event.event == CLICKED and (
-            (agent and _matches(agent, agents.scanners()))
+            (agent and agents.is_scanner(agent))
             or _too_soon(event.properties.get(SINCE_SENT), filters.link_scanner_seconds)):
         return "link_scanners"
     return None
@@ -119,11 +119,6 @@ def event_filter(event: Event, filters: Filters) -> str | None:
 def which_filter(event: Event, lead: Lead | None, filters: Filters) -> str | None:
     """The name of the first filter that keeps `event` of `lead` out of scoring, or None."""
     return event_filter(event, filters) or lead_filter(lead, filters)
-
-
-def _matches(agent: str, patterns: tuple[str, ...]) -> bool:
-    found = agents.matcher(patterns)
-    return found is not None and found.search(agent) is not None
 
 
 def _too_soon(seconds: Any, limit: float) -> bool:
