@@ -36,7 +36,10 @@ class TextList:
 
     @classmethod
     def of(cls, lines: tuple[str, ...]) -> TextList:
-        anywhere, starts, ends, whole = [], [], [], set()
+        anywhere: list[str] = []
+        starts: list[str] = []
+        ends: list[str] = []
+        whole: set[str] = set()
         for line in lines:
             first, last = line.startswith("^"), line.endswith("$")
             text = line.removeprefix("^").removesuffix("$")
