@@ -63,13 +63,25 @@ def scanners() -> TextList:
     return TextList.of(read_list("scanners.txt"))
 
 
-@lru_cache(maxsize=8192)
+# Agents longer than this are judged uncached: the cache must not hold what a client sent.
+CACHED_LENGTH = 512
+
+
 def is_bot(agent: str) -> bool:
+    return _bot(agent) if len(agent) <= CACHED_LENGTH else bots().finds(agent)
+
+
+def is_scanner(agent: str) -> bool:
+    return _scanner(agent) if len(agent) <= CACHED_LENGTH else scanners().finds(agent)
+
+
+@lru_cache(maxsize=8192)
+def _bot(agent: str) -> bool:
     return bots().finds(agent)
 
 
 @lru_cache(maxsize=8192)
-def is_scanner(agent: str) -> bool:
+def _scanner(agent: str) -> bool:
     return scanners().finds(agent)
 
 
@@ -82,7 +94,15 @@ def expression(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
-@lru_cache(maxsize=8192)
 def matches(agent: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a site's own `user_agents` find the agent."""
+    if len(agent) <= CACHED_LENGTH:
+        return _matches(agent, patterns)
+    found = expression(patterns)
+    return found is not None and found.search(agent) is not None
+
+
+@lru_cache(maxsize=8192)
+def _matches(agent: str, patterns: tuple[str, ...]) -> bool:
     found = expression(patterns)
     return found is not None and found.search(agent) is not None
