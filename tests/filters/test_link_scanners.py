@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from leadscore.filters import Filters
-from leadscore.timeutil import iso, now_us
-from tests.programs.live_mail import ADMIN, Live, live_mail
+from tests.programs.live_mail import ADMIN, Live, live_mail, mailed
 from tests.programs.world import write_world
 
 pytest.importorskip("aiosmtpd.controller")
@@ -29,22 +28,6 @@ SECONDS = 2.0
 
 HTML = '<p>Hi {{ traits.first_name }}, <a href="https://shop.example/a" data-topic="paint">' \
        'go</a></p>'
-
-
-def _mailed(live: Live) -> tuple[str, str]:
-    """(click, open) links of ann's welcome e-mail, just delivered."""
-    t = iso(now_us())
-    live.ingest({"type": "identify", "userId": "ann", "messageId": "i1", "timestamp": t,
-                 "traits": {"email": "ann@x.example", "first_name": "Ann"}},
-                {"type": "track", "userId": "ann", "messageId": "s1", "timestamp": t,
-                 "event": "Newsletter Subscribed"})
-    live.run()
-    [mail] = live.inbox.received
-    html = mail.message.get_body(("html",)).get_content()
-    click = re.search(r'href="([^"]+/t/c/[^"]+)"', html)
-    pixel = re.search(r'src="([^"]+/t/o/[^"]+)"', html)
-    assert click and pixel
-    return click.group(1), pixel.group(1)
 
 
 def _filtered(live: Live) -> dict[str, int]:
@@ -63,7 +46,7 @@ def test_a_scanners_clicks_are_stored_not_counted_the_persons_click_is(
     world = write_world(tmp_path)
     (world / "templates" / "hello.html").write_text(HTML)
     with live_mail(world, db_url, filters=Filters(link_scanner_seconds=SECONDS)) as live:
-        click, pixel = _mailed(live)
+        click, pixel, _ = mailed(live)
         sent = time.monotonic()
         # The gateway fetches the link as the mail arrives, with a browser's agent.
         first = httpx.get(click, headers=BROWSER, follow_redirects=False)

@@ -4,6 +4,7 @@ recording each message's envelope and raw bytes: what the e-mail safety tests ru
 from __future__ import annotations
 
 import email.policy
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from leadscore.filters import Filters
 from leadscore.programs.live import Lifecycle, open_lifecycle
 from leadscore.programs.scheduler import journey_rows
 from leadscore.service import Service
+from leadscore.timeutil import iso, now_us
 from tests.alerts.receiver import free_port
 
 PUBLIC_KEY, SERVER_KEY, ADMIN = "wk_public", "wk_server", "adm_secret"
@@ -119,3 +121,20 @@ def live_mail(root: Path, db_url: str, **changes: Any) -> Iterator[Live]:
         thread.join(10)
         service.close()
         controller.stop()
+
+
+def mailed(live: Live) -> tuple[str, str, str]:
+    """(click, open, unsubscribe) links of ann's welcome e-mail (its template `hello.html`
+    links once)."""
+    t = iso(now_us())
+    live.ingest({"type": "identify", "userId": "ann", "messageId": "i1", "timestamp": t,
+                 "traits": {"email": "ann@x.example", "first_name": "Ann"}},
+                {"type": "track", "userId": "ann", "messageId": "s1", "timestamp": t,
+                 "event": "Newsletter Subscribed"})
+    live.run()
+    [mail] = live.inbox.received
+    html = mail.message.get_body(("html",)).get_content()
+    click = re.search(r'href="([^"]+/t/c/[^"]+)"', html)
+    pixel = re.search(r'src="([^"]+/t/o/[^"]+)"', html)
+    assert click and pixel
+    return click.group(1), pixel.group(1), str(mail.message["List-Unsubscribe"]).strip("<>")
