@@ -25,10 +25,15 @@ from leadscore.filters.definition import (
     LEAD_FILTERS,
     SINCE_SENT,
     Filters,
+    agent_filter,
     event_filter,
+    ip_filter,
     lead_filter,
+    scanner_click,
+    too_soon,
     which_filter,
 )
 
 __all__ = ["CLICKED", "EVENT_FILTERS", "FILTERS", "LEAD_FILTERS", "SINCE_SENT", "Filters",
-           "event_filter", "lead_filter", "which_filter"]
+           "agent_filter", "event_filter", "ip_filter", "lead_filter", "scanner_click",
+           "too_soon", "which_filter"]

@@ -99,21 +99,41 @@ def lead_filter(lead: Lead | None, filters: Filters) -> str | None:
 
 
 def event_filter(event: Event, filters: Filters) -> str | None:
-    """The filter that catches `event` by what it carries, or None."""
+    """The filter that catches `event` by what it carries, or None: its address
+    (`ip_filter`), then its agent (`agent_filter`), then, for a click, a scanner's agent or
+    the time since its e-mail (`scanner_click`). Batch asks the same parts once per
+    distinct value (`engine.batch.filters`)."""
     agent = event.context.get("userAgent")
-    agent = agent if isinstance(agent, str) else ""
+    agent = agent if isinstance(agent, str) else None
     ip = event.context.get("ip")
-    if filters.ips and isinstance(ip, str) and _in_ranges(ip, filters.ips):
-        return "ips"
-    if agent and filters.user_agents and agents.matches(agent, filters.user_agents):
+    return ip_filter(ip if isinstance(ip, str) else None, filters) or \
+        agent_filter(agent, filters) or (
+            "link_scanners" if event.event == CLICKED and scanner_click(
+                agent, event.properties.get(SINCE_SENT), filters) else None)
+
+
+def ip_filter(ip: str | None, filters: Filters) -> str | None:
+    """`ips` where the address is in one of the ranges."""
+    return "ips" if ip and filters.ips and _in_ranges(ip, filters.ips) else None
+
+
+def agent_filter(agent: str | None, filters: Filters) -> str | None:
+    """`user_agents` or `bots` where the agent is one of theirs."""
+    if not agent:
+        return None
+    if filters.user_agents and agents.matches(agent, filters.user_agents):
         return "user_agents"
-    if agent and filters.bots and agents.is_bot(agent):
+    if filters.bots and agents.is_bot(agent):
         return "bots"
-    if filters.link_scanners and event.event == CLICKED and (
-            (agent and agents.is_scanner(agent))
-            or _too_soon(event.properties.get(SINCE_SENT), filters.link_scanner_seconds)):
-        return "link_scanners"
     return None
+
+
+def scanner_click(agent: str | None, seconds: Any, filters: Filters) -> bool:
+    """Whether a click is a link scanner's: a scanner's agent, or `seconds` (since its
+    e-mail: a number, not a flag) under `link_scanner_seconds`."""
+    return filters.link_scanners and (
+        bool(agent and agents.is_scanner(agent))
+        or too_soon(seconds, filters.link_scanner_seconds))
 
 
 def which_filter(event: Event, lead: Lead | None, filters: Filters) -> str | None:
@@ -121,7 +141,7 @@ def which_filter(event: Event, lead: Lead | None, filters: Filters) -> str | Non
     return event_filter(event, filters) or lead_filter(lead, filters)
 
 
-def _too_soon(seconds: Any, limit: float) -> bool:
+def too_soon(seconds: Any, limit: float) -> bool:
     return isinstance(seconds, int | float) and not isinstance(seconds, bool) and \
         0 <= seconds < limit
 

@@ -2,9 +2,10 @@
 traffic, link scanners) are left out before any plan reads them, with the same verdict the
 service stores (`leadscore.filters.which_filter`), and counted like bad rows.
 
-Exact and cheap: the verdict is computed in Python once per distinct (user agent, ip,
-seconds since sent of a click), and once per lead where a filter on leads is set, then the
-caught ones are joined in SQL. Columns read: `context.userAgent` (a flat table's
+Exact and cheap: the verdict's parts (`leadscore.filters`: an address's, an agent's, a
+lead's) are computed in Python once per distinct address, agent and lead, only for the
+filters set; the caught ones are joined to the events in SQL, where the time since a click's
+e-mail is compared too. Columns read: `context.userAgent` (a flat table's
 `user_agent`, read as `properties.user_agent`), `context.ip` (or `ip`),
 `properties.seconds_since_sent` on `Email Link Clicked` events, and the leads'
 `traits.email`. Without any of them (and no lead filter) the events
@@ -15,15 +16,25 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from leadscore.errors import FilteredEventsWarning
-from leadscore.events import Event, Lead
-from leadscore.filters import CLICKED, FILTERS, SINCE_SENT, Filters, event_filter, lead_filter
+from leadscore.events import Lead
+from leadscore.filters import (
+    CLICKED,
+    FILTERS,
+    SINCE_SENT,
+    Filters,
+    agent_filter,
+    ip_filter,
+    lead_filter,
+)
+from leadscore.filters import agents as agent_lists
 from leadscore.io.sqltext import literal, quote
 
 _sequence = itertools.count()
@@ -39,6 +50,31 @@ def _first(columns: dict[str, str] | None, names: tuple[str, ...]) -> str | None
     return next((n for n in names if columns and n in columns), None)
 
 
+# Kept views are what `filter_events` made: scoring one again (`score_many` on the canonical
+# tables of `canonical_inputs`) has nothing more to leave out.
+KEPT = "__kept_"
+NUMERIC = ("TINYINT", "SMALLINT", "INT", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+           "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL", "NUMERIC", "LONG",
+           "SHORT", "BYTE")
+
+
+@dataclass(frozen=True)
+class Read:
+    """The events' columns the filters set read (None: not read)."""
+
+    agent: str | None
+    ip: str | None
+    since: str | None
+
+    @classmethod
+    def of(cls, columns: dict[str, str], filters: Filters) -> Read:
+        since = SINCE_COLUMN if filters.link_scanners and SINCE_COLUMN in columns and \
+            columns[SINCE_COLUMN].upper().startswith(NUMERIC) else None   # a number, as ever
+        wants_agent = filters.bots or bool(filters.user_agents) or filters.link_scanners
+        return cls(_first(columns, AGENT_COLUMNS) if wants_agent else None,
+                   _first(columns, IP_COLUMNS) if filters.ips else None, since)
+
+
 def filter_events(con: duckdb.DuckDBPyConnection, events_table: str,
                   columns: dict[str, str], leads_table: str | None,
                   leads_columns: dict[str, str] | None, filters: Filters, *,
@@ -46,91 +82,94 @@ def filter_events(con: duckdb.DuckDBPyConnection, events_table: str,
     """The name of a view of `events_table` without the events a filter catches (the table
     itself where none can be), and how many each filter caught (a `FilteredEventsWarning`
     says so where any was)."""
-    keys = verdict_keys(columns)
-    event_table = lead_table = None
-    if keys:
-        rows = con.sql(distinct_sql(events_table, keys, quote)).fetchall()
-        found = event_verdicts(rows, keys, filters)
-        event_table = _register(con, "__event_verdicts", found) if found["filter"] else None
-    lead_rows = None
+    if events_table.startswith(KEPT):
+        return events_table, {}
+    read = Read.of(columns, filters)
+    tables: dict[str, str | None] = {"agent": None, "ip": None, "lead": None}
+    for kind, column, verdicts in (("agent", read.agent, agent_verdicts),
+                                   ("ip", read.ip, ip_verdicts)):
+        if column is not None:
+            values = [r[0] for r in con.sql(f"SELECT DISTINCT {quote(column)} FROM "
+                                            f"{quote(events_table)} WHERE {quote(column)} "
+                                            "IS NOT NULL").fetchall()]
+            caught = verdicts(values, filters)
+            tables[kind] = _register(con, f"__{kind}_verdicts", caught) \
+                if caught[kind] else None
     if filters.lead_ids or filters.internal_domains:
         email = _first(leads_columns, EMAIL_COLUMNS)
-        lead_rows = [] if leads_table is None else con.sql(
+        rows = [] if leads_table is None else con.sql(
             f"SELECT lead_id, {quote(email) if email else 'NULL'} FROM "
             f"{quote(leads_table)}").fetchall()
-        caught = lead_verdicts(lead_rows, filters)
-        lead_table = _register(con, "__lead_verdicts", caught) if caught["filter"] else None
-    if event_table is None and lead_table is None:
+        caught = lead_verdicts(rows, filters)
+        tables["lead"] = _register(con, "__lead_verdicts", caught) if caught["filter"] \
+            else None
+    found = judged_sql(events_table, read, tables, filters, quote)
+    if found is None:
         return events_table, {}
-    joined, verdict = judged_sql(events_table, keys, event_table, lead_table, quote)
+    joined, verdict = found
     counts = {k: int(n) for k, n in con.sql(
         f"SELECT {verdict}, count(*) {joined} WHERE {verdict} IS NOT NULL GROUP BY 1"
     ).fetchall()}
-    kept = f"__kept_{next(_sequence)}"
+    kept = f"{KEPT}{next(_sequence)}"
     con.sql(f"CREATE TEMP VIEW {quote(kept)} AS SELECT e.* {joined} WHERE {verdict} IS NULL")
     if counts:
         warn_filtered(source, counts)
     return kept, ordered(counts)
 
 
-# ---- shared with Spark (`engine.batch.spark_filters`): the SQL in either quoting, and the
-# verdicts computed in Python over the distinct values.
+# ---- shared with Spark (`engine.batch.spark.filter_view`): the verdict's parts per distinct
+# value, and the SQL that joins them, in either quoting.
 
-def verdict_keys(columns: dict[str, str]) -> list[str]:
-    """The events' columns a verdict depends on, then `clicked`; [] where there is none."""
-    found = [c for c in (_first(columns, AGENT_COLUMNS), _first(columns, IP_COLUMNS),
-                         SINCE_COLUMN if SINCE_COLUMN in columns else None) if c]
-    return [*found, "clicked"] if found else []
-
-
-def _key_sql(key: str, prefix: str, q: Callable[[str], str]) -> str:
-    if key == "clicked":
-        return f"({prefix}event = {literal(CLICKED)})"
-    if key == SINCE_COLUMN:
-        return f"(CASE WHEN {prefix}event = {literal(CLICKED)} THEN {prefix}{q(key)} END)"
-    return f"{prefix}{q(key)}"
-
-
-def distinct_sql(events_table: str, keys: list[str], q: Callable[[str], str]) -> str:
-    return f"SELECT DISTINCT {', '.join(_key_sql(k, '', q) for k in keys)} FROM " \
-        f"{q(events_table)}"
+def agent_verdicts(values: Iterable[str], filters: Filters) -> dict[str, list[Any]]:
+    """The agents a filter on agents catches (`filter`), or that are a link scanner's
+    (`scanner`), as columns."""
+    caught: dict[str, list[Any]] = {"agent": [], "filter": [], "scanner": []}
+    for agent in values:
+        verdict = agent_filter(str(agent), filters)
+        scanner = filters.link_scanners and agent_lists.is_scanner(str(agent))
+        if verdict is not None or scanner:
+            caught["agent"].append(agent)
+            caught["filter"].append(verdict)
+            caught["scanner"].append(scanner)
+    return caught
 
 
-def judged_sql(events_table: str, keys: list[str], event_table: str | None,
-               lead_table: str | None, q: Callable[[str], str]) -> tuple[str, str]:
-    """`FROM … LEFT JOIN …` of the events with the verdict tables, and the verdict term."""
-    joined, terms = f"FROM {q(events_table)} e", []
-    if event_table is not None:
-        on = " AND ".join(f"{_key_sql(k, 'e.', q)} IS NOT DISTINCT FROM v.{q(k)}" for k in keys)
-        joined += f" LEFT JOIN {q(event_table)} v ON {on}"
-        terms.append("v.filter")
-    if lead_table is not None:
-        joined += f" LEFT JOIN {q(lead_table)} l ON l.lead_id = e.lead_id"
-        terms.append("l.filter")
-    return joined, f"COALESCE({', '.join(terms)})" if len(terms) > 1 else terms[0]
-
-
-def event_verdicts(rows: Sequence[Sequence[Any]], keys: list[str], filters: Filters
-                   ) -> dict[str, list[Any]]:
-    """The distinct key values a filter catches, as columns, with the filter's name."""
-    agent = next((k for k in keys if k in AGENT_COLUMNS), None)
-    ip = next((k for k in keys if k in IP_COLUMNS), None)
-    caught: dict[str, list[Any]] = {key: [] for key in [*keys, "filter"]}
-    for row in rows:
-        values = dict(zip(keys, row, strict=True))
-        context = {name: values[column] for name, column in (("userAgent", agent),
-                                                             ("ip", ip))
-                   if column and values[column] is not None}
-        seconds = values.get(SINCE_COLUMN)
-        event = Event("", 0, "track", CLICKED if values["clicked"] else None,
-                      properties={SINCE_SENT: seconds} if seconds is not None else {},
-                      context=context)
-        verdict = event_filter(event, filters)
+def ip_verdicts(values: Iterable[str], filters: Filters) -> dict[str, list[Any]]:
+    """The addresses in the `ips` ranges, as columns."""
+    caught: dict[str, list[Any]] = {"ip": [], "filter": []}
+    for ip in values:
+        verdict = ip_filter(str(ip), filters)
         if verdict is not None:
-            for key in keys:
-                caught[key].append(values[key])
+            caught["ip"].append(ip)
             caught["filter"].append(verdict)
     return caught
+
+
+def judged_sql(events_table: str, read: Read, tables: dict[str, str | None],
+               filters: Filters, q: Callable[[str], str]) -> tuple[str, str] | None:
+    """`FROM … LEFT JOIN …` of the events (`e`) with the verdict tables, and the verdict in
+    the order of `leadscore.filters.which_filter`; None where nothing can be caught."""
+    joined, whens, scanner = f"FROM {q(events_table)} e", [], []
+    if tables["ip"] is not None:
+        joined += f" LEFT JOIN {q(tables['ip'])} i ON i.ip = e.{q(str(read.ip))}"
+        whens.append("WHEN i.filter IS NOT NULL THEN i.filter")
+    if tables["agent"] is not None:
+        joined += f" LEFT JOIN {q(tables['agent'])} a ON a.agent = e.{q(str(read.agent))}"
+        whens.append("WHEN a.filter IS NOT NULL THEN a.filter")
+        scanner.append("COALESCE(a.scanner, FALSE)")
+    if read.since is not None:
+        since = f"e.{q(read.since)}"
+        scanner.append(f"({since} >= 0 AND {since} < "
+                       f"{float(filters.link_scanner_seconds)!r})")   # finite: validated
+    if filters.link_scanners and scanner:
+        whens.append(f"WHEN e.event = {literal(CLICKED)} AND ({' OR '.join(scanner)}) "
+                     "THEN 'link_scanners'")
+    if tables["lead"] is not None:
+        joined += f" LEFT JOIN {q(tables['lead'])} l ON l.lead_id = e.lead_id"
+        whens.append("WHEN l.filter IS NOT NULL THEN l.filter")
+    if not whens:
+        return None
+    return joined, f"(CASE {' '.join(whens)} END)"
 
 
 def lead_verdicts(rows: Sequence[Sequence[Any]], filters: Filters) -> dict[str, list[Any]]:
@@ -151,10 +190,16 @@ def lead_verdicts(rows: Sequence[Sequence[Any]], filters: Filters) -> dict[str, 
 def _register(con: duckdb.DuckDBPyConnection, prefix: str, columns: dict[str, list[Any]]
               ) -> str:
     name = f"{prefix}_{next(_sequence)}"
-    con.register(f"{name}_arrow", pa.table(columns))
+    con.register(f"{name}_arrow", typed_columns(columns))
     con.sql(f"CREATE TEMP TABLE {quote(name)} AS SELECT * FROM {quote(name + '_arrow')}")
     con.unregister(f"{name}_arrow")
     return name
+
+
+def typed_columns(columns: dict[str, list[Any]]) -> pa.Table:
+    """A verdict table as Arrow: text columns, `scanner` a flag (typed even where all null)."""
+    return pa.table({name: pa.array(values, pa.bool_() if name == "scanner" else pa.string())
+                     for name, values in columns.items()})
 
 
 def ordered(counts: dict[str, int]) -> dict[str, int]:

@@ -29,11 +29,12 @@ import pyarrow.compute
 
 from leadscore.engine.batch.filters import (
     EMAIL_COLUMNS,
-    distinct_sql,
-    event_verdicts,
+    Read,
+    agent_verdicts,
+    ip_verdicts,
     judged_sql,
     lead_verdicts,
-    verdict_keys,
+    typed_columns,
     warn_filtered,
 )
 from leadscore.engine.batch.inputs import read_accounts, warn_rejected
@@ -308,26 +309,25 @@ def inputs(spark: Any, events: Any, leads: Any, accounts: Any, as_of_us: int,
     return replace(found, events=kept)
 
 
-_ARROW = {"STRING": pa.string(), "BIGINT": pa.int64(), "INT": pa.int32(),
-          "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
-
-
 def filter_view(spark: Any, found: Inputs, filters: Filters, source: str) -> str:
     """The name of a view of the events without those a filter catches (the events' own
-    view where none can be); a `FilteredEventsWarning` counts them per filter."""
+    view where none can be); a `FilteredEventsWarning` counts them per filter. The verdict
+    tables and the SQL are DuckDB's (`engine.batch.filters`)."""
     def q(name: str) -> str:
         return quote(name, DIALECT)
 
-    keys = verdict_keys(found.events_columns)
-    event_view = lead_view = None
-    if keys:
-        rows = [tuple(r) for r in spark.sql(distinct_sql(found.events, keys, q)).collect()]
-        caught = event_verdicts(rows, keys, filters)
-        if caught["filter"]:
-            types = {k: "BOOLEAN" if k == "clicked" else found.events_columns[k].upper()
-                     for k in keys} | {"filter": "STRING"}
-            event_view = _frame(spark, _typed(caught, types), types,
-                                f"leadscore_event_verdicts_{next(_sequence)}")
+    read = Read.of(found.events_columns, filters)
+    tables: dict[str, str | None] = {"agent": None, "ip": None, "lead": None}
+    for kind, column, verdicts in (("agent", read.agent, agent_verdicts),
+                                   ("ip", read.ip, ip_verdicts)):
+        if column is not None:
+            values = [r[0] for r in spark.sql(
+                f"SELECT DISTINCT {q(column)} FROM {q(found.events)} WHERE {q(column)} IS NOT "
+                "NULL").collect()]
+            caught = verdicts(values, filters)
+            if caught[kind]:
+                tables[kind] = _frame(spark, typed_columns(caught), {},
+                                      f"leadscore_{kind}_verdicts_{next(_sequence)}")
     if filters.lead_ids or filters.internal_domains:
         email = next((c for c in EMAIL_COLUMNS if c in (found.leads_columns or {})), None)
         rows = [] if found.leads is None else [tuple(r) for r in spark.sql(
@@ -335,12 +335,12 @@ def filter_view(spark: Any, found: Inputs, filters: Filters, source: str) -> str
         ).collect()]
         caught = lead_verdicts(rows, filters)
         if caught["filter"]:
-            types = {"lead_id": "STRING", "filter": "STRING"}
-            lead_view = _frame(spark, _typed(caught, types), types,
-                               f"leadscore_lead_verdicts_{next(_sequence)}")
-    if event_view is None and lead_view is None:
+            tables["lead"] = _frame(spark, typed_columns(caught), {},
+                                    f"leadscore_lead_verdicts_{next(_sequence)}")
+    judged = judged_sql(found.events, read, tables, filters, q)
+    if judged is None:
         return found.events
-    joined, verdict = judged_sql(found.events, keys, event_view, lead_view, q)
+    joined, verdict = judged
     counts = {str(r[0]): int(r[1]) for r in spark.sql(
         f"SELECT {verdict}, count(*) {joined} WHERE {verdict} IS NOT NULL GROUP BY 1"
     ).collect()}
@@ -349,11 +349,6 @@ def filter_view(spark: Any, found: Inputs, filters: Filters, source: str) -> str
     if counts:
         warn_filtered(source, counts, stacklevel=6)
     return kept
-
-
-def _typed(columns: dict[str, list[Any]], types: dict[str, str]) -> pa.Table:
-    return pa.table({n: pa.array(columns[n], _ARROW.get(t, pa.string()))
-                     for n, t in types.items()})
 
 
 def found_inputs(spark: Any, events: Any, leads: Any, accounts: Any, as_of_us: int
