@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 MAX_ERRORS_KEPT = 1000
 MAX_NOTES_KEPT = 10
 MESSAGE_BATCH = 500          # messages per transaction, message by message
-BULK_BATCH = 20_000          # per transaction in bulk (measured: benchmarks/RESULTS.md)
+BULK_BATCH = 100_000         # per transaction in bulk (measured: benchmarks/RESULTS.md)
 
 
 @dataclass
