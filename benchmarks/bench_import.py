@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from leadscore import load_model
 from leadscore.demo.serve import subset
@@ -31,9 +31,10 @@ from leadscore.demo.world import generate_world
 from leadscore.service import Service
 
 POSTGRES = os.environ.get("LEADSCORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-WAYS = {"message path (500 a transaction)": dict(bulk=False, batch_size=500),
-        "message path (5,000, the demo before)": dict(bulk=False, batch_size=5_000),
-        "bulk path": dict(bulk=True)}
+WAYS: dict[str, dict[str, Any]] = {
+    "message path (500 a transaction)": dict(bulk=False, batch_size=500),
+    "message path (5,000, the demo before)": dict(bulk=False, batch_size=5_000),
+    "bulk path": dict(bulk=True)}
 
 
 @contextmanager
@@ -59,7 +60,9 @@ def run(kind: str, tables: Any, options: dict[str, Any]) -> dict[str, float]:
     models = [load_model(MODELS_DIR / name) for name in MODEL_FILES]
     with store(kind) as url, Service.open(url, models=models, background=False) as service:
         out = {}
-        for name, table in (("leads", leads), ("events", events)):
+        parts: tuple[tuple[Literal["leads", "events"], Any], ...] = (
+            ("leads", leads), ("events", events))
+        for name, table in parts:
             wall, cpu = time.perf_counter(), time.process_time()
             result = service.import_events(table, kind=name, history=False, **options)
             out[f"{name} cpu"] = time.process_time() - cpu

@@ -9,7 +9,7 @@ import math
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pytest
@@ -96,7 +96,9 @@ def test_the_demo_world_imports_the_same_both_ways(stores: tuple[Service, Servic
                                                    world: tuple[pa.Table, pa.Table]) -> None:
     bulk, by_message = stores
     leads, events = world
-    for kind, table in (("leads", leads), ("events", events)):
+    parts: tuple[tuple[Literal["leads", "events"], pa.Table], ...] = (
+        ("leads", leads), ("events", events))
+    for kind, table in parts:
         done = bulk.import_events(table, kind=kind)
         assert (done.by_message, done.notes, done.rejected) == (0, [], 0)
         reference = by_message.import_events(table, kind=kind, bulk=False)
