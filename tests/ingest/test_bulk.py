@@ -67,9 +67,10 @@ def snapshot(service: Service, as_of: int) -> dict[str, Any]:
         "identities": rows(service, "SELECT kind, id, lead_id FROM identities "
                                     "ORDER BY kind, id"),
         # A message without a time of its own is timed when received.
-        "log": [(*row[:6], row[6] if "timestamp" in row[7] else None, row[7])
+        "log": [(*row[:6], row[6] if "timestamp" in row[7] else None, *row[7:])
                 for row in rows(service, "SELECT message_id, type, user_id, anonymous_id, "
-                                         "event, path, timestamp, message FROM events "
+                                         "event, path, timestamp, message, filtered "
+                                         "FROM events "
                                          "ORDER BY message_id")],
         "accounts": rows(service, "SELECT id, traits FROM accounts ORDER BY id"),
         "saved": rows(service, "SELECT lead_id, model, model_version, fit, grade, stage, "
@@ -146,6 +147,10 @@ MESSAGES: list[dict[str, Any]] = [
      "timestamp": "2026-05-04T10:00:00Z"},
     {"type": "page", "anonymousId": "visitor-9", "properties": {"path": "/pricing"},
      "timestamp": "2026-05-04T11:00:00Z"},
+    {"type": "page", "userId": "bob", "properties": {"path": "/pricing"},
+     "context": {"userAgent": "Mozilla/5.0 (compatible; Googlebot/2.1; "
+                              "+http://www.google.com/bot.html)"},
+     "timestamp": "2026-05-04T12:00:00Z"},            # a crawler's: logged, filtered
     {"type": "track", "event": "Demo Requested"},     # rejected: no userId
 ]
 
@@ -162,11 +167,14 @@ def test_segment_json_with_identities_and_accounts(stores: tuple[Service, Servic
     done = bulk.import_events(path)
     reference = by_message.import_events(path, bulk=False)
     assert done.by_message == 0
-    assert (done.accepted, done.duplicates, done.rejected) == (8, 1, 1)
+    assert (done.accepted, done.duplicates, done.rejected) == (9, 1, 1)
     assert (done.accepted, done.duplicates, done.errors) == (
         reference.accepted, reference.duplicates, reference.errors)
     assert bulk.get_lead("a-1")["lead_id"] == "ann"           # the anonymousId is hers
     assert bulk.get_lead("cy")["account_id"] == "Acme"
+    crawled = rows(bulk, "SELECT filtered FROM events WHERE path = '/pricing' AND "
+                         "user_id = 'bob'")
+    assert len(crawled) == 1 and crawled[0][0] is not None       # logged, not scored
     assert_same(bulk, by_message)
 
 
@@ -178,8 +186,8 @@ def test_a_batch_that_merges_leads_goes_message_by_message(stores: tuple[Service
     path = write_lines(tmp_path / "messages.jsonl", merging)
     done = bulk.import_events(path)
     by_message.import_events(path, bulk=False)
-    assert done.by_message == 11
-    assert done.notes == ["rows 1-11 imported message by message (row 11: an alias merges "
+    assert done.by_message == 12
+    assert done.notes == ["rows 1-12 imported message by message (row 12: an alias merges "
                           "leads)"]
     assert bulk.get_lead("visitor-9")["lead_id"] == "ann"
     assert_same(bulk, by_message)

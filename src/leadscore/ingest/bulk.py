@@ -30,6 +30,7 @@ from sqlalchemy import Connection
 
 from leadscore.errors import EventError
 from leadscore.events import Event
+from leadscore.filters import Filters
 from leadscore.ingest import profile
 from leadscore.ingest.apply import log_row
 from leadscore.ingest.session import ActiveModel, Session
@@ -53,10 +54,12 @@ class NotBulk(Exception):
 
 
 def ingest_bulk(db: Database, active: Callable[[Connection], list[ActiveModel]],
-                messages: Sequence[Any], now: int) -> IngestResult:
+                messages: Sequence[Any], now: int, filters: Filters | None = None
+                ) -> IngestResult:
     """Validate the messages at `now` (µs) and store and score the valid ones in one
-    transaction (see the module doc); raises NotBulk, having written nothing, for a batch
-    that may merge leads."""
+    transaction (see the module doc; `filters` judge each event as `apply` does: a filtered
+    one is logged with its filter's name, not scored); raises NotBulk, having written
+    nothing, for a batch that may merge leads."""
     results: list[MessageResult | None] = [None] * len(messages)
     valid: list[Message] = []
     for index, message in enumerate(messages):
@@ -70,8 +73,9 @@ def ingest_bulk(db: Database, active: Callable[[Connection], list[ActiveModel]],
         raise NotBulk("an alias merges leads", merging.index)
     handoffs: list[str] = []
     if valid:
-        done, handoffs = db.write(lambda connection: _write(db, connection, active(connection),
-                                                            valid, now))
+        done, handoffs = db.write(lambda connection: _write(
+            db, connection, Session(db, connection, active(connection), now, filters=filters),
+            valid, now))
         for result in done:
             results[result.index] = result
     return IngestResult([r for r in results if r is not None], handoffs)
@@ -85,8 +89,8 @@ def own_key(message: Message) -> Key:
     return (ANONYMOUS, message.anonymous_id)
 
 
-def _write(db: Database, connection: Connection, models: list[ActiveModel],
-           messages: list[Message], now: int) -> tuple[list[MessageResult], list[str]]:
+def _write(db: Database, connection: Connection, session: Session, messages: list[Message],
+           now: int) -> tuple[list[MessageResult], list[str]]:
     stored = lead_store.stored(connection, (m.message_id for m in messages))
     fresh, done, met = [], [], set(stored)
     for m in messages:
@@ -99,18 +103,24 @@ def _write(db: Database, connection: Connection, models: list[ActiveModel],
     linked = _anonymous_links(connection, fresh, set(keys))
     found, created = lead_store.ensure_many(db, connection, keys, now)
     lead_of = [found[key] for key in keys]
-    session = Session(db, connection, models, now)
     session.load(set(lead_of), created)             # before the log holds their events
-    lead_store.append(connection, [log_row(m, now) for m in fresh])
+    rows: list[dict[str, object]] = []
+    events: dict[str, list[Event]] = {lead: [] for lead in lead_of}
+    for m, lead_id in zip(fresh, lead_of, strict=True):
+        # Filters (bots, internal traffic, link scanners): the verdict is kept in the log.
+        filtered = session.verdict(lead_id, m.event) if m.event is not None else None
+        rows.append(log_row(m, now, filtered))
+        if m.event is not None and filtered is None:
+            events[lead_id].append(m.event)
+        done.append(MessageResult(m.index, "accepted", m.message_id, lead_id))
+    lead_store.append(connection, rows)
     bulk.link_identities(db, connection, [(ANONYMOUS, anonymous_id, found[key])
                                           for anonymous_id, key in linked], now)
     profiles = _profiles(db, connection, session, fresh, lead_of, created, now)
-    events: dict[str, list[Event]] = {lead: [] for lead in lead_of}
-    for m, lead_id in zip(fresh, lead_of, strict=True):
-        if m.event is not None:
-            events[lead_id].append(m.event)
-        done.append(MessageResult(m.index, "accepted", m.message_id, lead_id))
     session.fold_many(events, lead_store.load_many(connection, profiles), created)
+    for lead_id in sorted({lead for m, lead in zip(fresh, lead_of, strict=True)
+                           if m.type == "identify"}):
+        session.refilter(lead_id)       # one of ours now (or no more): its history follows
     session.flush()
     return done, session.handoffs
 

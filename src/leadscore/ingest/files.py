@@ -155,7 +155,8 @@ def _ingest_bulk(service: Service, result: ImportResult, items: list[Item], *,
         return
     messages = [message for _, message in batch]
     try:
-        outcome = ingest_bulk(service.db, service.active_models, messages, now_us())
+        outcome = ingest_bulk(service.db, service.active_models, messages, now_us(),
+                              service.filters)
     except NotBulk as exc:
         if len(result.notes) < MAX_NOTES_KEPT:
             row = f"row {batch[exc.index][0]}: " if exc.index is not None else ""
