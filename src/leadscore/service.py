@@ -134,15 +134,16 @@ class Service:
         return replay_merged(self.db, self.active_models, wanted, now)
 
     def import_events(self, source: Any, *, kind: Literal["auto", "events", "leads"] = "auto",
-                      progress: Progress | None = None, batch_size: int = 500,
-                      history: bool = True) -> Any:
+                      progress: Progress | None = None, batch_size: int | None = None,
+                      history: bool = True, bulk: bool = True) -> Any:
         """Load Segment JSON lines, or events / leads tables (CSV, Parquet, Arrow, pandas),
-        through `ingest`; see `leadscore.ingest.files`. `history`: the messages score but
-        enrol no one in a program (see `programs.entry`)."""
+        through the bulk import path (`bulk=False`: message by message through `ingest`); see
+        `leadscore.ingest.files`. `history`: the messages score but enrol no one in a program
+        (see `programs.entry`)."""
         from leadscore.ingest.files import import_source
 
         return import_source(self, source, kind=kind, progress=progress,
-                             batch_size=batch_size, history=history)
+                             batch_size=batch_size, history=history, bulk=bulk)
 
     # ---- leads
 
