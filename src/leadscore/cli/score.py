@@ -92,13 +92,6 @@ def score(
         return
     if state is not None and accounts_out is not None:
         fail("error: --accounts cannot be combined with --state yet")
-    if state is not None:
-        from leadscore.io.readers import is_message_stream
-
-        if any(is_message_stream(s) for s in (events, leads) if s is not None):
-            fail("error: --state folds event tables (Parquet, CSV); a Segment message stream "
-                 "is scored without it for now: a later identify or alias can move earlier "
-                 "events to another lead, which a saved per-lead state cannot follow")
     if engine == "spark" and state is not None:
         from leadscore.engine.batch.spark import session
 

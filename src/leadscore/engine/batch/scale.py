@@ -84,8 +84,14 @@ def score_with_state(models: list[Model], events: str, leads: str | None, as_of_
     """Every model scored from its state in `state` plus the files not read before, one model
     after the other (by name); `step` follows each across partitions when its state is
     (re)built, `scored` hears how each went. `con`: a DuckDB connection or a SparkSession."""
-    from leadscore.engine.batch.state import score_with_state as one
+    from leadscore.engine.batch.state import score_stream_with_state, score_with_state
+    from leadscore.io.readers import is_message_stream
 
+    one = score_stream_with_state if is_message_stream(events) else score_with_state
+    if leads is not None and is_message_stream(leads):
+        raise InputError(f"--state reads a message stream as --events; got one as --leads "
+                         f"({leads}): give the messages as --events (and a leads table, if "
+                         f"any, as --leads)")
     if REMOTE_MARK in events:
         raise InputError(f"--state reads local files (it lists them and keeps their sizes "
                          f"and times); got {events}")

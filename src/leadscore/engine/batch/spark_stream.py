@@ -322,6 +322,7 @@ class StreamViews:
     events_columns: dict[str, str]
     leads_columns: dict[str, str]
     accounts_columns: dict[str, str]
+    ids: str = ""               # ident (`u:<userId>` / `a:<anonymousId>`) → lead_id
 
 
 def run_stream(spark: Any, messages: Messages, as_of: int, *,
@@ -381,7 +382,7 @@ def run_stream(spark: Any, messages: Messages, as_of: int, *,
                           f"{str(exc).strip().splitlines()[0]}") from None
     return StreamViews(names.events, names.leads, names.accounts,
                        *(_types(spark, v) for v in (names.events, names.leads,
-                                                    names.accounts)))
+                                                    names.accounts)), ids=names.ids)
 
 
 def _types(spark: Any, view: str) -> dict[str, str]:
