@@ -230,9 +230,39 @@ def test_a_changed_file_without_the_others_is_an_error_naming_it(tmp_path: Path)
                                                 cut(3), tmp_path / "state", con)
     finally:
         con.close()
-    assert report.reason == "a file read before changed"
+    assert report.reason == "the kept messages were read anew (a file read before changed)"
     assert_same_rows(rows_of(score_many(MODEL, str(tmp_path / "*.jsonl"), as_of=cut(3))),
                      rows_of(table))
+
+
+def test_a_model_added_later_folds_the_whole_kept_history(tmp_path: Path) -> None:
+    """The messages are kept once for the state folder: a model first run on day 2, given
+    only day 2's file, still sees day 1 (its anonymous visit, merged on day 2)."""
+    other = load_model("other.yaml", text=MODEL_TEXT.replace("name: stream-state",
+                                                             "name: other"))
+    a1 = {"anonymousId": "a1"}
+    day1 = write([page(a1, "/pricing", at(1), "p1"), track(a1, "Demo Requested", at(2), "t1")],
+                 tmp_path / "day1.jsonl")
+    day2 = write([identify({"userId": "u1", **a1}, {"email": "e@example.org"}, at(6), "i1")],
+                 tmp_path / "day2.jsonl")
+    whole = write([*map(json.loads, day1.read_text().splitlines()),
+                   *map(json.loads, day2.read_text().splitlines())], tmp_path / "whole.jsonl")
+    con = connect()
+    try:
+        score_stream_with_state(MODEL, str(day1), None, cut(3), tmp_path / "state", con)
+        got = {}
+        for model in (MODEL, other):
+            table, report = score_stream_with_state(model, str(day2), None, cut(8),
+                                                    tmp_path / "state", con)
+            got[model.name] = (rows_of(table), report)
+    finally:
+        con.close()
+    assert got["stream-state"][1].mode == "incremental"
+    assert got["other"][1].mode == "rebuild" and got["other"][1].reason == "no state yet"
+    for model in (MODEL, other):
+        assert_same_rows(rows_of(score_many(model, str(whole), as_of=cut(8))),
+                         got[model.name][0])
+    assert got["other"][0][("other", "u1")]["engagement"] > 0     # day 1's demo
 
 
 # ---------------------------------------------------------------- the command

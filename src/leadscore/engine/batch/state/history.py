@@ -2,8 +2,9 @@
 read so far, so that a later identify, alias or group can be followed back — the events an
 anonymous id sent before it was claimed move to the person, and traits are point in time.
 
-On disk, beside the model's state folder (`<model>.messages/`), one pair of Parquet parts per
-run, never rewritten:
+On disk, in the state folder's `_messages/` (shared by its models: a model added later folds
+the whole history), one pair of Parquet parts per run that brought new files, never
+rewritten:
 
     part-<n>.parquet     the messages the run's new files held (the `messages` relation of
                          `engine.sql.stream`, plus the order key `k` and own identity
@@ -14,15 +15,19 @@ run, never rewritten:
                          messages plus one message per identity — a small input, whatever
                          the number of events
 
-The state's `meta.json` lists the parts it has folded (a part a crashed run wrote is not
-listed, and is written again). The SQL is sqlglot (the stream stage's templates, in Spark's
-dialect), run by the state's runner on DuckDB or Spark.
+`_messages/meta.json` lists the files read and the parts (a part a crashed run wrote is not
+listed, and is written again); each model's `meta.json` the parts it has folded. The SQL is
+sqlglot (the stream stage's templates, in Spark's dialect), run by the state's runner on
+DuckDB or Spark.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlglot import exp
 
@@ -30,6 +35,8 @@ from leadscore.engine.batch.state.fold import union_by_name
 from leadscore.engine.batch.state.runner import Resolved, Runner
 from leadscore.engine.sql.build import col
 from leadscore.engine.sql.stream import EVENT_KINDS, FIXED, NEVER, parse, q, s
+from leadscore.errors import InputError
+from leadscore.io import partitions
 
 KINDS = ", ".join(s(k) for k in EVENT_KINDS)
 SYNTHETIC = "\x00ident:"        # message ids of the stand-ins for identities: no real one
@@ -131,89 +138,112 @@ def moved(old_ids: str, ids: str) -> exp.Query:
 
 @dataclass
 class Read:
-    """What the history holds after a run's new files were added."""
+    """The kept messages as one model's state reads them."""
 
-    messages: str               # every message kept (with `fresh`: 1 where read this run)
+    messages: str               # every message kept, `fresh` 1 in the parts it has not folded
     columns: dict[str, str]
     idents: str                 # ident, k: every identity of an event and its first time
-    new: str | None             # this run's messages (a table), None: no new file
-    new_idents: str | None      # their events' identities (ident, k)
-    earlier: int                # messages that came again earlier than the copy kept
-    rejected: int               # bad messages left out of the new files
+    earlier: int                # messages of those parts that came again earlier than a copy
 
 
 class History:
-    """The kept messages of one model's state, in a runner."""
+    """The kept messages of a state folder, shared by its models (`meta.json` there: the
+    files read, the parts, per part how many of its messages came again earlier than the
+    copy kept before), in a runner."""
 
-    def __init__(self, con: Runner, folder: Path, parts: list[int], prefix: str,
-                 repeats: bool):
-        self.con, self.folder, self.parts, self.prefix = con, folder, parts, prefix
-        self.repeats = repeats      # a message kept twice (an earlier copy came later)
+    def __init__(self, con: Runner, folder: Path, prefix: str):
+        self.con, self.folder, self.prefix = con, folder, prefix
+        path = folder / "meta.json"
+        self.meta: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {
+            "files": {}, "parts": [], "next": 0, "earlier": {}, "repeats": False}
+
+    @property
+    def parts(self) -> list[int]:
+        return list(self.meta["parts"])
 
     def path(self, kind: str, part: int) -> Path:
         return self.folder / f"{kind}-{part:05d}.parquet"
 
-    def read(self, files: list[str]) -> Read:
-        """The history with the messages of `files` added (not yet saved)."""
+    def add(self, files: list[str]) -> int:
+        """The messages of the `files` not read before kept as a new part; how many bad
+        messages were left out. A file read before that changed: every file is read anew if
+        all those read before are among `files` (else an InputError)."""
+        signatures = {f: partitions.signature(f) for f in files}
+        seen: dict[str, list[int]] = self.meta["files"]
+        changed = sorted(f for f in files if f in seen and seen[f] != signatures[f])
+        if changed:
+            missing = sorted(f for f in seen if f not in signatures)
+            if missing:
+                raise InputError(
+                    f"{changed[0]}: read by an earlier --state run and changed since; the "
+                    f"state keeps its messages as they were then. Give every file the state "
+                    f"was built from ({missing[0]} is missing) to read them anew, or start a "
+                    f"new --state folder")
+            self.meta.update(files={}, parts=[], earlier={}, repeats=False)
+            seen = {}
+        new_files = [f for f in files if f not in seen]
+        if not new_files:
+            return 0
         con, p = self.con, self.prefix
-        old = con.load_parts(p + "_h_old", [self.path("part", n) for n in self.parts]) \
-            if self.parts else None
-        new, new_idents, earlier, rejected = None, None, 0, 0
-        if files:
-            raw, rejected = con.message_files(files, p + "_h_raw")
-            new = con.create(p + "_h_keyed", keyed(raw))
-            cols = list(con.columns(new))
-            new = con.create(p + "_h_first", first_copies(new, cols))
-            if old is not None:
-                new = con.create(p + "_h_new", unseen(new, old))
-                earlier = int(con.scalar(earlier_copies(new, old)))
-            new_idents = con.create(p + "_h_new_idents", identities(new))
-        parts: list[exp.Select] = []
-        for name, fresh in ((old, 0), (new, 1)):
-            if name is not None:
-                parts.append(exp.select(*(col(c) for c in con.columns(name)),
-                                        exp.alias_(exp.Literal.number(fresh), "fresh"))
-                             .from_(name))
-        everything = con.create(p + "_h_all", union_by_name(parts), kind="VIEW")
+        raw, rejected = con.message_files(new_files, p + "_h_raw")
+        new = con.create(p + "_h_keyed", keyed(raw))
+        new = con.create(p + "_h_first", first_copies(new, list(con.columns(new))))
+        earlier = 0
+        if self.parts:
+            old = con.load_parts(p + "_h_kept", [self.path("part", n) for n in self.parts])
+            new = con.create(p + "_h_new", unseen(new, old))
+            earlier = int(con.scalar(earlier_copies(new, old)))
+        part = int(self.meta["next"])
+        self.folder.mkdir(parents=True, exist_ok=True)
+        con.save(new, self.path("part", part))
+        con.save(con.create(p + "_h_new_idents", identities(new)), self.path("idents", part))
+        self.meta["files"] = {**seen, **{f: signatures[f] for f in new_files}}
+        self.meta["parts"] = [*self.parts, part]
+        self.meta["next"] = part + 1
+        self.meta["earlier"][str(part)] = earlier
+        self.meta["repeats"] = bool(self.meta["repeats"] or earlier)
+        staging = self.folder / "meta.json.new"
+        staging.write_text(json.dumps(self.meta))
+        os.replace(staging, self.folder / "meta.json")     # the part is there: now listed
+        return rejected
+
+    def read(self, folded: list[int]) -> Read:
+        """Every kept message, `fresh` where its part is not among `folded`."""
+        con, p = self.con, self.prefix
+        selects: list[exp.Select] = []
+        for fresh, group in ((0, [n for n in self.parts if n in folded]),
+                             (1, [n for n in self.parts if n not in folded])):
+            if group:
+                name = con.load_parts(f"{p}_h_parts{fresh}",
+                                      [self.path("part", n) for n in group])
+                selects.append(exp.select(*(col(c) for c in con.columns(name)),
+                                          exp.alias_(exp.Literal.number(fresh), "fresh"))
+                               .from_(name))
+        everything = con.create(p + "_h_all", union_by_name(selects), kind="VIEW")
         columns = con.columns(everything)
-        if self.repeats or earlier:
-            self.repeats = True
+        if self.meta["repeats"]:
             everything = con.create(p + "_h_once", first_copies(everything, list(columns)),
                                     kind="VIEW")
             idents = con.create(p + "_h_idents", identities(everything))
         else:
-            sources = [self.path("idents", n) for n in self.parts]
-            ident_parts = []
-            if sources:
-                ident_parts.append(exp.select(col("ident"), col("k")).from_(
-                    con.load_parts(p + "_h_old_idents", sources)))
-            if new_idents is not None:
-                ident_parts.append(exp.select(col("ident"), col("k")).from_(new_idents))
-            union = union_by_name(ident_parts)
-            idents = con.create(p + "_h_idents", first_times_of(union))
-        return Read(everything, columns, idents, new, new_idents, earlier, rejected)
+            kept = con.load_parts(p + "_h_idents_parts",
+                                  [self.path("idents", n) for n in self.parts])
+            idents = con.create(p + "_h_idents", first_times_of(
+                exp.select(col("ident"), col("k")).from_(kept)))
+        earlier = sum(int(self.meta["earlier"].get(str(n), 0)) for n in self.parts
+                      if n not in folded)
+        return Read(everything, columns, idents, earlier)
 
     def resolve(self, read: Read, as_of: int,
                 base_leads: tuple[str, dict[str, str]] | None) -> Resolved:
         """The stream stage as of `as_of` over the kept messages' identities and links."""
         con = self.con
         stage_in = con.create(self.prefix + "_h_stage", stream_input(
-            read.messages, read.columns, read.idents,
-            con.dialect.from_us(col("k"))))
+            read.messages, read.columns, read.idents, con.dialect.from_us(col("k"))))
         return con.stream(stage_in, as_of, base_leads)
-
-    def save(self, read: Read) -> list[int]:
-        """This run's part written; the parts the state now holds."""
-        if read.new is None or read.new_idents is None:
-            return self.parts
-        part = max(self.parts, default=-1) + 1
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.con.save(read.new, self.path("part", part))
-        self.con.save(read.new_idents, self.path("idents", part))
-        return [*self.parts, part]
 
 
 def first_times_of(union: exp.Query) -> exp.Query:
-    """`first_times` over a query."""
+    """Per identity, its first time."""
     return exp.select(col("ident"), exp.alias_(exp.Min(this=col("k")), "k")).from_(
         union.subquery()).group_by(col("ident"))

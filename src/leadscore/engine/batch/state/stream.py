@@ -4,7 +4,9 @@ then `--events day2.jsonl --state DIR` scores exactly as one run over both days.
 A stream is a history: a later identify or alias moves events already folded under an
 anonymous id to the person, and traits hold point in time. So the state keeps, beside the
 per-lead fold of event tables (`state.store`), the messages themselves (`state.history`) and
-the identities as of its watermark (`ids.parquet`: ident → lead_id). A run:
+the identities as of its watermark (`ids.parquet`: ident → lead_id). The messages are kept
+once per state folder, for every model (`_messages/`: a model added later folds the whole
+history). A run:
 
 1. adds the new files' messages to the history (a file read before is skipped; a repeat of a
    kept messageId at or after the kept copy's time is dropped: the earliest counts);
@@ -15,9 +17,10 @@ the identities as of its watermark (`ids.parquet`: ident → lead_id). A run:
    anew from the history; every other lead folds in the events it has not folded (those of
    the new files, and kept ones after the watermark) exactly as `state.store` does.
 
-Everything else rebuilds the fold from the history (no state yet, a changed model, T before
-the watermark, a message that came again earlier than its kept copy): the history, not the
-files, is the source — each run may name only its own day's file. A file read before that
+Everything else rebuilds the fold from the history (no state yet — a model added later
+too —, a changed model, T before the watermark, a message that came again earlier than its
+kept copy): the history, not the files, is the source — each run may name only its own day's
+file. A file read before that
 changed is read anew with every other file the history came from, if they are all given; else
 it is an error (the state cannot take back what it read).
 """
@@ -35,7 +38,7 @@ from sqlglot import exp
 from leadscore.engine.batch.schema import with_profiles
 from leadscore.engine.batch.state import fold
 from leadscore.engine.batch.state.fold import Layout, State
-from leadscore.engine.batch.state.history import History, Read, events, moved
+from leadscore.engine.batch.state.history import History, events, moved
 from leadscore.engine.batch.state.interests import InterestFold
 from leadscore.engine.batch.state.runner import Runner, runner_for
 from leadscore.engine.batch.state.store import (
@@ -47,13 +50,12 @@ from leadscore.engine.batch.state.store import (
     scores_from_state,
 )
 from leadscore.engine.sql.build import col, table
-from leadscore.errors import InputError
-from leadscore.io import partitions
 from leadscore.io.readers import source_files
 from leadscore.model.interests import compile_interests
 from leadscore.model.schema import Model
 
 IDS_FILE = "ids.parquet"
+MESSAGES = "_messages"        # the kept messages' folder in the state folder
 
 
 def _until(as_of_us: int) -> exp.Expr:
@@ -77,35 +79,26 @@ def score_stream_with_state(model: Model, events_source: str, leads: str | None,
     folder = Path(state_dir) / model.name
     meta_path = folder / "meta.json"
     meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    prefix = f"__sstate_{abs(hash(model.name)) % 10**8}"
+    history = History(con, Path(state_dir) / MESSAGES, prefix)
     _, files = source_files(events_source)
-    signatures = {f: partitions.signature(f) for f in files}
-    if meta and not meta.get("stream"):
-        meta = {}                   # a state of event tables: start this one afresh
-    seen: dict[str, list[int]] = meta.get("files", {})
-    changed = sorted(f for f in files if f in seen and seen[f] != signatures[f])
+    before = set(history.meta["files"])
+    if step:
+        step("reading the new messages", 0, 2)
+    history.add(files)      # a no-op for the second model of a run: its files are kept
+    folded: list[int] = list(meta.get("parts", [])) if meta.get("stream") else []
     reason = ""
-    if changed:
-        missing = sorted(f for f in seen if f not in signatures)
-        if missing:
-            raise InputError(
-                f"{changed[0]}: read by an earlier --state run and changed since; the state "
-                f"keeps its messages as they were then. Give every file the state was built "
-                f"from ({missing[0]} is missing) to read them anew, or start a new --state "
-                f"folder")
-        reason, meta, seen = "a file read before changed", {}, {}
-    elif not meta:
+    if not meta.get("stream"):
         reason = "no state yet"
+    elif not set(folded) <= set(history.parts):
+        reason = "the kept messages were read anew (a file read before changed)"
     elif meta.get("version") != STATE_VERSION or meta.get("model") != fingerprint(model):
         reason = "the model changed"
     elif as_of_us < meta["ref"]:
         reason = "--as-of is before the state's watermark"
-    new_files = [f for f in files if f not in seen]
-    prefix = f"__sstate_{abs(hash(model.name)) % 10**8}"
-    history = History(con, Path(state_dir) / f"{model.name}.messages",
-                      list(meta.get("parts", [])), prefix, bool(meta.get("repeats")))
-    if step:
-        step(f"{len(new_files)} new files", 0, 2)
-    read = history.read(new_files)
+    if reason:
+        folded = []
+    read = history.read(folded)
     if read.earlier and not reason:
         reason = f"{read.earlier} messages came again earlier than the copy kept"
     base = con.leads(leads, f"{prefix}_base_leads") if leads is not None else None
@@ -116,24 +109,23 @@ def score_stream_with_state(model: Model, events_source: str, leads: str | None,
                     kind="VIEW")
     columns = con.columns(ev)
     interests = InterestFold(con, model, prefix) if compile_interests(model) else None
+    new_files = len(set(history.meta["files"]) - before)
     if reason:
         state = fold_in(con, layout, None, fold.events(layout, ev, columns, _until(as_of_us)),
                         columns, as_of_us, prefix + "_s")
         if interests is not None:
             interests.fold(ev, columns, _until(as_of_us), as_of_us)
-        report = RunReport("rebuild", reason, len(new_files))
+        report = RunReport("rebuild", reason, new_files)
     else:
         state, report = _advance(con, layout, meta, folder, ev, columns, resolved.ids,
                                  as_of_us, prefix, interests)
-        report.files_read = len(new_files)
+        report.files_read = new_files
     scores = scores_from_state(con, model, layout, state, columns, resolved.leads,
                                resolved.leads_columns)
     scores = with_profiles(scores, interests.profiles() if interests is not None else {})
-    parts = history.save(read)
     save_state(con, state, folder, {
         "version": STATE_VERSION, "model": fingerprint(model), "ref": as_of_us,
-        "stream": True, "files": {**seen, **{f: signatures[f] for f in new_files}},
-        "parts": parts, "repeats": history.repeats}, interests, {IDS_FILE: resolved.ids})
+        "stream": True, "parts": history.parts}, interests, {IDS_FILE: resolved.ids})
     return scores, report
 
 
@@ -194,4 +186,4 @@ def _advance(con: Runner, layout: Layout, meta: dict[str, Any], folder: Path, ev
     return state, report
 
 
-__all__ = ["Read", "score_stream_with_state"]
+__all__ = ["score_stream_with_state"]
