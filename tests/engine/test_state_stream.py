@@ -20,7 +20,12 @@ from typer.testing import CliRunner
 
 from leadscore.cli import app
 from leadscore.engine.batch import connect, score_many
-from leadscore.engine.batch.state import RunReport, score_stream_with_state
+from leadscore.engine.batch.accounts import score_accounts
+from leadscore.engine.batch.state import (
+    RunReport,
+    accounts_with_state,
+    score_stream_with_state,
+)
 from leadscore.errors import InputError
 from leadscore.model.loader import load_model
 from leadscore.model.schema import Model
@@ -35,6 +40,7 @@ fit:
   - {name: gave an e-mail, when: {email: {exists: true}}, points: 5}
   - {name: decides, when: {job_level: {eq: decision maker}}, points: 10}
   - {name: student, when: {occupation: {eq: student}}, disqualify: student}
+  - {name: software company, when: {account.industry: {eq: software}}, points: 15}
 engagement:
   decay: {half_life_days: 20}
   rules:
@@ -51,6 +57,13 @@ lifecycle:
 grades: {A: 15, B: 5, C: 0}
 temperature: {hot: 30, warm: 5}
 thresholds: {mql: 40}
+account:
+  fit:
+    - {name: target industry, when: {industry: {eq: software}}, points: 20}
+    - {name: retail, when: {industry: {eq: retail}}, disqualify: retail}
+  engagement: {rollup: sum}
+  roles: {attribute: job_level, want: [decision maker, user]}
+  thresholds: {mqa: 50}
 """
 MODEL = load_model("stream-state.yaml", text=MODEL_TEXT)
 HOUR = US_PER_DAY // 24
@@ -140,6 +153,32 @@ def test_chained_state_runs_equal_one_run_over_the_whole_stream(
     folder = tmp_path_factory.mktemp("chain")
     for whole, state, _ in chained(MODEL, list(zip(parts, times, strict=True)), folder):
         assert_same_rows(whole, state)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(split=split_streams())
+def test_accounts_from_chained_state_runs_equal_one_run(
+        split: tuple[list[list[dict[str, Any]]], list[int]], tmp_path_factory: Any) -> None:
+    """Group calls and company objects across the files: the accounts after each chained
+    run (`accounts_with_state`) equal `score_accounts` over every file so far."""
+    parts, times = split
+    folder = tmp_path_factory.mktemp("accounts")
+    con = connect()
+    try:
+        so_far: list[dict[str, Any]] = []
+        for n, (messages, as_of) in enumerate(zip(parts, times, strict=True)):
+            so_far += messages
+            day = write(messages, folder / f"day{n}.jsonl")
+            whole = write(so_far, folder / f"whole{n}.jsonl")
+            scores, _ = score_stream_with_state(MODEL, str(day), None, as_of,
+                                                folder / "state", con)
+            got = accounts_with_state([MODEL], scores, None, as_of,
+                                      folder / "state", con)
+            want = score_accounts(MODEL, str(whole), as_of=as_of)
+            assert_same_rows(rows_of(want, "account_id"), rows_of(got, "account_id"))
+    finally:
+        con.close()
 
 
 # ---------------------------------------------------------------- named cases
@@ -275,6 +314,8 @@ def test_the_cli_chains_state_runs_over_day_files(tmp_path: Path) -> None:
     a = {"anonymousId": "a9"}
     messages = [page(a, "/pricing", at(d), f"p{d}") for d in range(1, 6)]
     messages += [identify({"userId": "u9", **a}, {"email": "x@example.org"}, at(7), "i1"),
+                 {"type": "group", "userId": "u9", "groupId": "acme", "messageId": "g1",
+                  "timestamp": at(7, 11), "traits": {"industry": "software"}},
                  track({"userId": "u9"}, "Vehicle Interest Submitted", at(8), "t1",
                        model="van")]
     rng.shuffle(messages)
@@ -290,10 +331,13 @@ def test_the_cli_chains_state_runs_over_day_files(tmp_path: Path) -> None:
         return result.output
 
     score(day1, tmp_path / "s1.csv", "--state", str(tmp_path / "state"))
-    said = score(day2, tmp_path / "s2.csv", "--state", str(tmp_path / "state"))
+    said = score(day2, tmp_path / "s2.csv", "--state", str(tmp_path / "state"),
+                 "--accounts", str(tmp_path / "a2.csv"))
     assert "incremental" in said
-    score(whole, tmp_path / "one.csv")
+    score(whole, tmp_path / "one.csv", "--accounts", str(tmp_path / "a-one.csv"))
     assert _csv(tmp_path / "s2.csv") == _csv(tmp_path / "one.csv")
+    assert _csv(tmp_path / "a2.csv", "account_id") == _csv(tmp_path / "a-one.csv", "account_id")
+    assert [r["account_id"] for r in _csv(tmp_path / "a2.csv", "account_id")] == ["acme"]
     assert [r["lead_id"] for r in _csv(tmp_path / "s2.csv")] == ["u9"]
     refused = runner.invoke(app, ["score", "--model", str(model), "--events", str(day2),
                                   "--leads", str(day1), "--out", str(tmp_path / "x.csv"),
@@ -301,11 +345,11 @@ def test_the_cli_chains_state_runs_over_day_files(tmp_path: Path) -> None:
     assert refused.exit_code != 0 and "--leads" in refused.output
 
 
-def _csv(path: Path) -> list[dict[str, str]]:
+def _csv(path: Path, key: str = "lead_id") -> list[dict[str, str]]:
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:     # the sums' last digits differ by the order they were added in
-        for key in ("engagement", "score"):
-            row[key] = f"{float(row[key]):.9f}"
-    return sorted(rows, key=lambda r: r["lead_id"])
+        for name in ("engagement", "score"):
+            row[name] = f"{float(row[name]):.9f}"
+    return sorted(rows, key=lambda r: r[key])
 

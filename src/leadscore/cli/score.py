@@ -91,7 +91,16 @@ def score(
         in_postgres(models, db, events, leads, out_path, when, mode)
         return
     if state is not None and accounts_out is not None:
-        fail("error: --accounts cannot be combined with --state yet")
+        from leadscore.io.readers import is_message_stream
+
+        if not is_message_stream(events):
+            fail("error: --accounts with --state needs a Segment message stream as --events "
+                 "(the account links of its group and identify calls); an events table "
+                 "has none: score accounts without --state")
+        if account_traits is not None:
+            fail("error: --account-traits cannot be combined with --state yet: give the "
+                 "accounts' traits as group calls in the stream, or score without --state")
+        _check_output(accounts_out)
     if engine == "spark" and state is not None:
         from leadscore.engine.batch.spark import session
 
@@ -103,6 +112,8 @@ def score(
             scores = scale.score_with_state(models, events, leads, when, state, spark,
                                             step=step, scored=_scored_from_state)
         write_table(scores, target)
+        if accounts_out is not None:
+            _accounts_from_state(models, scores, leads, when, state, spark, accounts_out)
         say(f"wrote {scores.num_rows:,} scores to {target} on Spark ({master}) (as of "
             f"{iso(when)}) in {time.monotonic() - started:.1f} s", "green")
         return
@@ -135,6 +146,8 @@ def score(
             scores = scale.score_with_state(models, events, leads, when, state, con,
                                             step=step, scored=_scored_from_state)
         _write(scores, out_path, mode)
+        if accounts_out is not None:
+            _accounts_from_state(models, scores, leads, when, state, con, accounts_out)
         _summary(scores, con)
         say(f"wrote {scores.num_rows:,} scores to {target} (as of {iso(when)}) in "
             f"{time.monotonic() - started:.1f} s", "green")
@@ -170,6 +183,17 @@ def score(
     warn_unmatched(models, found.events, con)
     say(f"wrote {scores.num_rows:,} scores to {target} (as of {iso(when)}) in "
         f"{time.monotonic() - started:.1f} s", "green")
+
+
+def _accounts_from_state(models: list[Model], scores: Any, leads: str | None, when: int,
+                         state: Path, con: Any, out: Path) -> None:
+    """The accounts of the stream kept in `state`, written to `out`."""
+    from leadscore.engine.batch import scale
+    from leadscore.io import write_table
+
+    rows = scale.accounts_with_state(models, scores, leads, when, state, con)
+    write_table(rows, out)
+    say(f"wrote {rows.num_rows:,} account scores to {out}", "green")
 
 
 def _write(scores: Any, out_path: str, mode: str) -> None:

@@ -110,6 +110,16 @@ def score_with_state(models: list[Model], events: str, leads: str | None, as_of_
     return pa.concat_tables(tables)
 
 
+def accounts_with_state(models: list[Model], scores: pa.Table, leads: str | None,
+                        as_of_us: int, state: Path, con: Any) -> pa.Table:
+    """The accounts of the message stream kept in `state` (`score_with_state` over a stream
+    just gave `scores` at `as_of_us`); `con`: a DuckDB connection or a SparkSession."""
+    from leadscore.engine.batch.state import accounts_with_state as from_state
+
+    with _spark_settings(con):
+        return from_state(models, scores, leads, as_of_us, state, con)
+
+
 def _spark_settings(con: Any) -> AbstractContextManager[None]:
     """The Spark settings the plan needs while `con` (a SparkSession) runs it."""
     if not hasattr(con, "sparkContext"):

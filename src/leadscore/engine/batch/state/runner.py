@@ -75,6 +75,10 @@ class Runner:
         """The leads table `source` as the canonical table `name`, and its column types."""
         raise NotImplementedError
 
+    def register(self, name: str, rows: pa.Table) -> str:
+        """The Arrow table `rows` as table `name`."""
+        raise NotImplementedError
+
     def load_parts(self, name: str, paths: list[Path]) -> str:
         """The Parquet files or folders `paths` as one view `name`, columns matched by name
         (NULL where a part lacks one)."""
@@ -142,6 +146,13 @@ class DuckDBRunner(Runner):
     def leads(self, source: str, name: str) -> tuple[str, dict[str, str]]:
         read_leads(source, self.con, name=name)
         return name, table_columns(self.con, name)
+
+    def register(self, name: str, rows: pa.Table) -> str:
+        self.con.register(name + "__arrow", rows)
+        self.con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS SELECT * FROM "
+                     f"{quote(name + '__arrow')}")
+        self.con.unregister(name + "__arrow")
+        return name
 
     def load_parts(self, name: str, paths: list[Path]) -> str:
         listed = ", ".join(literal(str(p / "*.parquet") if p.is_dir() else str(p))
@@ -227,6 +238,9 @@ class SparkRunner(Runner):
 
         view, columns, _ = register(self.spark, source, "leads")
         return view, columns
+
+    def register(self, name: str, rows: pa.Table) -> str:
+        return self._register(name, self.spark.createDataFrame(rows), "TABLE")
 
     def load_parts(self, name: str, paths: list[Path]) -> str:
         for path in paths:        # see `load`: a part rewritten under the same path

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute
 from sqlglot import exp
 
-from leadscore.engine.batch.schema import with_profiles
+from leadscore.engine.batch.schema import ACCOUNT_SCHEMA, account_table, with_profiles
 from leadscore.engine.batch.state import fold
 from leadscore.engine.batch.state.fold import Layout, State
 from leadscore.engine.batch.state.history import History, events, moved
@@ -49,8 +50,10 @@ from leadscore.engine.batch.state.store import (
     save_state,
     scores_from_state,
 )
+from leadscore.engine.sql.account_plan import compile_account_plan
 from leadscore.engine.sql.build import col, table
 from leadscore.io.readers import source_files
+from leadscore.model.accounts import compile_account
 from leadscore.model.interests import compile_interests
 from leadscore.model.schema import Model
 
@@ -129,6 +132,35 @@ def score_stream_with_state(model: Model, events_source: str, leads: str | None,
     return scores, report
 
 
+def accounts_with_state(models: list[Model], scores: pa.Table, leads: str | None,
+                        as_of_us: int, state_dir: str | Path, con: Any) -> pa.Table:
+    """The accounts of the stream kept in `state_dir` as of `as_of_us` (ACCOUNT_SCHEMA), from
+    `scores`: the leads' scores its runs just gave at that time (`score_stream_with_state`).
+    The account plan needs per lead only its score and account link, so no fold: the stream
+    stage over the kept links (small) gives the links and the accounts' traits as of then."""
+    con = runner_for(con)
+    wanted = sorted((m for m in models if compile_account(m) is not None),
+                    key=lambda m: m.name)
+    if not wanted:
+        return ACCOUNT_SCHEMA.empty_table()
+    history = History(con, Path(state_dir) / MESSAGES, "__sstate_accounts")
+    read = history.read(history.parts)
+    base = con.leads(leads, "__sstate_accounts_base") if leads is not None else None
+    resolved = history.resolve(read, as_of_us, base)
+    tables = []
+    for n, model in enumerate(wanted):
+        mine = scores.filter(pa.compute.equal(scores.column("model"), model.name)).select(
+            ["lead_id", "engagement", "disqualified"])
+        name = con.register(f"__sstate_account_scores_{n}", mine)
+        plan = compile_account_plan(model, name, resolved.leads, resolved.leads_columns,
+                                    resolved.accounts, con.columns(resolved.accounts),
+                                    as_of_us)
+        account = compile_account(model)
+        assert account is not None
+        tables.append(account_table(account, con.arrow(plan)))
+    return pa.concat_tables(tables)
+
+
 def _advance(con: Runner, layout: Layout, meta: dict[str, Any], folder: Path, ev: str,
              columns: dict[str, str], ids: str, as_of_us: int, prefix: str,
              interests: InterestFold | None) -> tuple[State, RunReport]:
@@ -186,4 +218,4 @@ def _advance(con: Runner, layout: Layout, meta: dict[str, Any], folder: Path, ev
     return state, report
 
 
-__all__ = ["score_stream_with_state"]
+__all__ = ["accounts_with_state", "score_stream_with_state"]
