@@ -26,7 +26,7 @@ from leadscore.engine.batch.state import (
     accounts_with_state,
     score_stream_with_state,
 )
-from leadscore.errors import InputError
+from leadscore.errors import InputError, RejectedRowsWarning
 from leadscore.model.loader import load_model
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY, iso
@@ -302,6 +302,20 @@ def test_a_model_added_later_folds_the_whole_kept_history(tmp_path: Path) -> Non
         assert_same_rows(rows_of(score_many(model, str(whole), as_of=cut(8))),
                          got[model.name][0])
     assert got["other"][0][("other", "u1")]["engagement"] > 0     # day 1's demo
+
+
+def test_a_bad_message_in_a_day_file_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    day = write([page({"userId": "u1"}, "/pricing", at(1), "p1"),
+                 {"type": "track", "userId": "u2", "messageId": "t1", "timestamp": at(1)}],
+                tmp_path / "day.jsonl")       # a track without its event name
+    con = connect()
+    try:
+        with pytest.warns(RejectedRowsWarning, match=r"day\.jsonl: 1 bad message row"):
+            table, _ = score_stream_with_state(MODEL, str(day), None, cut(3),
+                                               tmp_path / "state", con)
+    finally:
+        con.close()
+    assert table.column("lead_id").to_pylist() == ["u1"]
 
 
 # ---------------------------------------------------------------- the command

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute
 from sqlglot import exp
 
+from leadscore.engine.batch.inputs import warn_rejected
 from leadscore.engine.batch.schema import ACCOUNT_SCHEMA, account_table, with_profiles
 from leadscore.engine.batch.state import fold
 from leadscore.engine.batch.state.fold import Layout, State
@@ -88,7 +89,9 @@ def score_stream_with_state(model: Model, events_source: str, leads: str | None,
     before = set(history.meta["files"])
     if step:
         step("reading the new messages", 0, 2)
-    history.add(files)      # a no-op for the second model of a run: its files are kept
+    rejected = history.add(files)   # a no-op for a run's second model: the files are kept
+    if rejected:            # left out, never silently
+        warn_rejected(str(events_source), rejected, "messages")
     folded: list[int] = list(meta.get("parts", [])) if meta.get("stream") else []
     reason = ""
     if not meta.get("stream"):
