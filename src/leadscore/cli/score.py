@@ -98,14 +98,16 @@ def score(
         in_postgres(models, db, events, leads, out_path, when, mode)
         return
     if state is not None and accounts_out is not None:
-        fail("error: --accounts cannot be combined with --state yet")
-    if state is not None:
         from leadscore.io.readers import is_message_stream
 
-        if any(is_message_stream(s) for s in (events, leads) if s is not None):
-            fail("error: --state folds event tables (Parquet, CSV); a Segment message stream "
-                 "is scored without it for now: a later identify or alias can move earlier "
-                 "events to another lead, which a saved per-lead state cannot follow")
+        if not is_message_stream(events):
+            fail("error: --accounts with --state needs a Segment message stream as --events "
+                 "(the account links of its group and identify calls); an events table "
+                 "has none: score accounts without --state")
+        if account_traits is not None:
+            fail("error: --account-traits cannot be combined with --state yet: give the "
+                 "accounts' traits as group calls in the stream, or score without --state")
+        _check_output(accounts_out)
     if engine == "spark" and state is not None:
         from leadscore.engine.batch.spark import session
 
@@ -117,6 +119,8 @@ def score(
             scores = scale.score_with_state(models, events, leads, when, state, spark,
                                             step=step, scored=_scored_from_state)
         write_table(scores, target)
+        if accounts_out is not None:
+            _accounts_from_state(models, scores, leads, when, state, spark, accounts_out)
         say(f"wrote {scores.num_rows:,} scores to {target} on Spark ({master}) (as of "
             f"{iso(when)}) in {time.monotonic() - started:.1f} s", "green")
         return
@@ -150,6 +154,8 @@ def score(
             scores = scale.score_with_state(models, events, leads, when, state, con,
                                             step=step, scored=_scored_from_state)
         _write(scores, out_path, mode)
+        if accounts_out is not None:
+            _accounts_from_state(models, scores, leads, when, state, con, accounts_out)
         _summary(scores, con)
         say(f"wrote {scores.num_rows:,} scores to {target} (as of {iso(when)}) in "
             f"{time.monotonic() - started:.1f} s", "green")
@@ -187,6 +193,17 @@ def score(
     warn_unmatched(models, found.events, con)
     say(f"wrote {scores.num_rows:,} scores to {target} (as of {iso(when)}) in "
         f"{time.monotonic() - started:.1f} s", "green")
+
+
+def _accounts_from_state(models: list[Model], scores: Any, leads: str | None, when: int,
+                         state: Path, con: Any, out: Path) -> None:
+    """The accounts of the stream kept in `state`, written to `out`."""
+    from leadscore.engine.batch import scale
+    from leadscore.io import write_table
+
+    rows = scale.accounts_with_state(models, scores, leads, when, state, con)
+    write_table(rows, out)
+    say(f"wrote {rows.num_rows:,} account scores to {out}", "green")
 
 
 def _write(scores: Any, out_path: str, mode: str) -> None:
