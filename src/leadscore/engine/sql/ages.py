@@ -16,9 +16,6 @@ from leadscore.engine.sql.dialects import Dialect
 from leadscore.model.ages import DATE_TEXT, EPOCH_DAYS
 from leadscore.timeutil import US_PER_DAY, US_PER_SECOND
 
-_INSTANT_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMPTZ", "DATETIME", "TIMESTAMP_NTZ",
-                  "TIMESTAMP_LTZ", "TIMESTAMP_TZ")
-
 
 def _int(value: int) -> exp.Expr:
     return exp.Literal.number(value)
@@ -90,7 +87,8 @@ def instant_us(column: exp.Expr, sql_type: str, dialect: Dialect) -> exp.Expr | 
         looks = exp.RegexpLike(this=column.copy(), expression=text(DATE_TEXT))
         return case([(looks, exp.Mul(this=exp.Paren(this=text_seconds(column)),
                                      expression=_int(US_PER_SECOND)))], bigint(exp.Null()))
-    if sql_type.upper().split("(")[0].strip() in _INSTANT_TYPES:
+    base = sql_type.upper().split("(")[0].strip()
+    if base == "DATE" or base.startswith(("TIMESTAMP", "DATETIME")):
         return dialect.epoch_us(column)
     return None
 
