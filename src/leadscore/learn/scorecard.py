@@ -73,10 +73,10 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
           min_conversions: int = 50, max_leads: int = 250_000, seed: int = 0,
           half_lives: tuple[float | None, ...] = feats.HALF_LIVES, max_rules: int = MAX_RULES,
           folds: int = 5, step: Step = quiet, inputs: Inputs | None = None,
-          free_bands: bool = True) -> Learned:
+          free_bands: bool = False) -> Learned:
     """Learn a model (see module doc). `events` may be None when leads have traits only.
-    `free_bands=False`: a trait's bands always one coefficient times their WoE (see
-    `selection`).
+    `free_bands=True`: the kept traits' bands may each get their own coefficient where
+    cross-validation prefers it (see `selection`; off by default: it lost on a benchmark).
 
     Raises LearnError when there are too few conversions to learn from, or (dated outcomes)
     the training window is shorter than twice the horizon."""

@@ -5,12 +5,13 @@ scored by the mean held-out AUC of a stratified k-fold split — the WoE of the 
 and the variants learned again from each fold's training part, so the held-out part is never
 seen. Then, for that half-life, the L1 (lasso) path gives nested sets of rules with at most
 `max_rules` each; each set is refitted with an L2 penalty (three strengths) in the same folds,
-and the set with the best mean held-out AUC wins. Last, the same folds decide the form of
-the kept traits' points: one coefficient per trait times its bands' WoE (the binning's trend
-kept), or each band its own coefficient (`free_form`: more freedom, more variance) — the free
-form only where its mean held-out AUC is higher and every monotonic trait stays monotonic.
-The winner's held-out scores in integer points are kept: with undated outcomes they are the
-model's validation.
+and the set with the best mean held-out AUC wins. With `free_bands` (off by default: on the
+benchmark of issue #17 it lost 0.015 AUC on Default, see benchmarks/RESULTS.md), the same
+folds then decide the form of the kept traits' points: one coefficient per trait times its
+bands' WoE (the binning's trend kept), or each band its own coefficient (`free_form`) — the
+free form only where its mean held-out AUC is higher and every monotonic trait stays
+monotonic. The winner's held-out scores in integer points are kept: with undated outcomes
+they are the model's validation.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Selection:
 
 
 def select(fs: FeatureSet, y: np.ndarray, *, half_lives: tuple[float | None, ...],
-           max_rules: int, folds: int, seed: int, scale: float, free_bands: bool = True
+           max_rules: int, folds: int, seed: int, scale: float, free_bands: bool = False
            ) -> Selection:
     from sklearn.model_selection import StratifiedKFold
 
