@@ -295,12 +295,13 @@ class Service:
 
     def refresh(self, progress: Progress | None = None, *, older_than: float = 0.0,
                 stop: Callable[[], bool] | None = None) -> int:
-        """Save again, as of now, the scores that decay has moved since they were saved, so
+        """Save again, as of now, the scores that time has moved since they were saved, so
         the listing's filters and sort see current values; return how many leads.
 
-        Only leads with engagement (decay moves nothing else: fit, grade and the time-free
-        parts stay) whose score was saved more than `older_than` seconds ago; from their saved
-        engine state, a chunk of leads per transaction, until `stop()` or `close`."""
+        Only leads with engagement (decay) and every lead of a model with `age_of` fit rules
+        (a date's age moves fit and grade), whose score was saved more than `older_than`
+        seconds ago; from their saved engine state, a chunk of leads per transaction, until
+        `stop()` or `close`."""
         return self.rescoring.refresh(progress, older_than=older_than, stop=stop)
 
     # ---- filters
