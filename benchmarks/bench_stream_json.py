@@ -169,7 +169,9 @@ def main() -> None:
     def run(mode: str) -> dict:
         text = subprocess.run([sys.executable, __file__, "--worker", mode, args.size],
                               check=True, capture_output=True, text=True).stdout
-        return json.loads(text.strip().splitlines()[-1])
+        found = json.loads(text.strip().splitlines()[-1])
+        print(mode, json.dumps(found), file=sys.stderr, flush=True)    # progress of long runs
+        return found
 
     parse = run("parse")
     python_parse = run("parse-python") if args.python_parse else None
