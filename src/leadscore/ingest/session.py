@@ -13,7 +13,7 @@ with one statement per table at `flush`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,8 @@ from leadscore.engine.incremental import Scorer
 from leadscore.engine.incremental.interests import handoff_interests
 from leadscore.engine.incremental.lead_state import ModelState
 from leadscore.errors import EngineError
-from leadscore.events import Event
+from leadscore.events import Event, Lead
+from leadscore.filters import LEAD_FILTERS, Filters, lead_filter, which_filter
 from leadscore.ingest import profile
 from leadscore.ingest.accounts import AccountWork
 from leadscore.ingest.as_json import event_json, reason_json
@@ -57,8 +58,12 @@ class Session:
     all their leads)."""
 
     def __init__(self, db: Database, connection: Connection, models: Sequence[ActiveModel],
-                 now: int, *, write: bool = True, score_accounts: bool = True):
+                 now: int, *, write: bool = True, score_accounts: bool = True,
+                 filters: Filters | None = None):
         self.db, self.connection, self.now, self.write = db, connection, now, write
+        # Set where messages come in (`ingest.transaction`): a new event is judged by them
+        # (`verdict`); everywhere else the verdicts stored in the log are what counts.
+        self.filters = filters
         self.score_accounts = score_accounts
         self.accounts = AccountWork(self)
         self.models = {m.name: m for m in models}
@@ -228,12 +233,52 @@ class Session:
         lead_id, scorer = replayed.lead_id, replayed.scorer
         self._scorers[lead_id] = scorer
         self._latest[lead_id] = replayed.latest
+        self._settle(lead_id, scorer, replayed.crossings, prior)
+        return scorer
+
+    def _settle(self, lead_id: str, scorer: Scorer, crossings: Mapping[str, Handoff],
+                prior: set[str]) -> None:
+        """A lead scored from history, as of now: a handoff under each model it is an MQL
+        under now and was not before (`prior`), with its latest crossing in that history."""
         self._dirty.add(lead_id)
         for update in scorer.identify(lead_id, as_of=self.as_of(lead_id)):
             if update.score.mql and update.score.model not in prior:
-                self._handoff(lead_id, replayed.crossings.get(update.score.model)
-                              or update.handoff)
-        return scorer
+                self._handoff(lead_id, crossings.get(update.score.model) or update.handoff)
+
+    def fold_many(self, events: Mapping[str, Sequence[Event]], profiles: Mapping[str, LeadRow],
+                  new: Collection[str] = ()) -> None:
+        """Many loaded leads changed at once (`ingest.bulk`): `profiles` their traits and
+        account as stored now, `events` theirs to fold in (loaded before they were logged;
+        any order). The events are folded by `Scorer.update_many` at their own times, and
+        each lead is scored as of now as a replay is (`adopt`). `new`: leads created in this
+        transaction (an MQL under no model before)."""
+        self.accounts.relink |= set(profiles)
+        if self._main is None:
+            return
+        leads = sorted(set(events) | set(profiles))
+        prior = {lead: set() if lead in new else self._prior(lead) for lead in leads}
+        groups: dict[int, tuple[Scorer, list[Event]]] = {}
+        for lead_id in leads:
+            scorer = self.scorer(lead_id)
+            assert scorer is not None
+            row = profiles.get(lead_id)
+            if row is not None:
+                lead = scorer.lead(lead_id)
+                lead.traits, lead.account = row.traits, row.account
+            mine = [e if e.lead_id == lead_id else dataclasses.replace(e, lead_id=lead_id)
+                    for e in events.get(lead_id, ())]
+            if mine:
+                newest, latest = max(e.timestamp for e in mine), self._latest.get(lead_id)
+                self._latest[lead_id] = newest if latest is None else max(latest, newest)
+                self.accounts.events[lead_id] = mine[-1]
+                groups.setdefault(id(scorer), (scorer, []))[1].extend(mine)
+        crossings: dict[str, dict[str, Handoff]] = {}
+        for scorer, batch in groups.values():        # a rebuilt lead has its own scorer
+            for handoff in scorer.update_many(batch):
+                crossings.setdefault(handoff.lead_id, {})[handoff.model] = handoff
+        for lead_id in leads:
+            self._settle(lead_id, self._scorers[lead_id], crossings.get(lead_id, {}),
+                         prior[lead_id])
 
     def _prior(self, lead_id: str) -> set[str]:
         """Models under which the lead is an MQL now, before a change."""
@@ -271,6 +316,39 @@ class Session:
         self._dirty.add(lead_id)
         self.accounts.events[lead_id] = event
         self._handoffs(lead_id, scorer.update_one(event, as_of=self.as_of(lead_id)))
+
+    # ---- filters
+
+    def verdict(self, lead_id: str, event: Event) -> str | None:
+        """The filter that keeps a new event of the lead out of scoring, or None."""
+        if self.filters is None:
+            return None
+        return which_filter(event, self._profile(lead_id), self.filters)
+
+    def _profile(self, lead_id: str) -> Lead:
+        scorer = self.scorer(lead_id)
+        if scorer is not None:
+            return scorer.lead(lead_id)
+        row = lead_store.load(self.connection, lead_id)
+        return Lead(lead_id, row.traits if row is not None else {})
+
+    def refilter(self, lead_id: str) -> None:
+        """After the lead's profile changed: `reflag`, and where that changed any event, the
+        lead scored afresh from its log."""
+        if self.reflag(lead_id) and self._main is not None and lead_id not in self.replays:
+            self.rebuild(lead_id)
+
+    def reflag(self, lead_id: str) -> bool:
+        """The lead's logged events flagged by the filters on leads as it is now: flagged
+        where it is one of ours, those flags lifted where it is not (a lead's history counts
+        as the lead is now, as in batch). Whether any event changed."""
+        if self.filters is None or not (self.filters.lead_ids or
+                                        self.filters.internal_domains):
+            return False
+        row = lead_store.load(self.connection, lead_id)      # its traits as stored now
+        verdict = lead_filter(Lead(lead_id, row.traits if row else {}), self.filters)
+        self.write_log()
+        return lead_store.refilter(self.connection, lead_id, verdict, LEAD_FILTERS) > 0
 
     def profile_changed(self, lead_id: str) -> None:
         """The lead's traits or account traits changed in the store: re-score its fit."""
@@ -310,6 +388,7 @@ class Session:
             self._latest.pop(source, None)
             self._dirty.discard(source)
         profile.recompute(self.connection, target, self.now)
+        self.reflag(target)             # before it is replayed: as the merged lead is now
         self.accounts.relink |= {*sources, target}
         self._identities.clear()
         if self._main is None:
