@@ -251,20 +251,21 @@ def ids_query(names: Names) -> exp.Query:
     component's smallest own userId; an anonymous id claimed by a user joins that user's lead,
     an unclaimed one is a lead of its own (`<id>#2` where a user lead has its id)."""
     m, labels = q(names.msg), q(names.labels)
-    # user nodes: own userIds and alias previousIds (which link, never name a lead)
-    nodes = f"""SELECT user_id AS u, 1 AS own FROM {m} WHERE user_id IS NOT NULL
+    # user nodes: own userIds (each once: one pass over the messages) and alias previousIds
+    # (which link, never name a lead)
+    nodes = f"""SELECT u, 1 AS own FROM own
                 UNION ALL SELECT previous_id, 0 FROM {m} WHERE type = 'alias'"""
     users = f"""
-        SELECT u.u, r.lead_id FROM (SELECT DISTINCT user_id AS u FROM {m}
-                                    WHERE user_id IS NOT NULL) AS u
-        LEFT JOIN {labels} AS l ON l.node = u.u
+        SELECT o.u, r.lead_id FROM own AS o
+        LEFT JOIN {labels} AS l ON l.node = o.u
         JOIN (SELECT COALESCE(l.label, c.u) AS root,
                      MIN(CASE WHEN c.own = 1 THEN c.u END) AS lead_id
               FROM ({nodes}) AS c LEFT JOIN {labels} AS l ON l.node = c.u
               GROUP BY COALESCE(l.label, c.u)) AS r
-        ON r.root = COALESCE(l.label, u.u)"""
+        ON r.root = COALESCE(l.label, o.u)"""
     return parse(f"""
-        WITH users AS ({users}),
+        WITH own AS (SELECT DISTINCT user_id AS u FROM {m} WHERE user_id IS NOT NULL),
+        users AS ({users}),
         claims AS ({claims_sql(names)}),
         anons AS (SELECT DISTINCT anonymous_id AS a FROM {m} WHERE user_id IS NULL)
         SELECT 'u:' || u AS ident, lead_id FROM users
@@ -278,12 +279,23 @@ def ids_query(names: Names) -> exp.Query:
 
 
 def events_query(names: Names, value_cols: list[str]) -> exp.Query:
-    """The canonical events: track, page and screen messages with their lead's id."""
+    """The canonical events: track, page and screen messages with their lead's id. Most
+    identities are their own lead (the userId, else the anonymousId): only the few that are
+    not (`moved`: merged, claimed, renamed) are looked up, by the message's raw id."""
     values = "".join(f", m.{q(c)}" for c in value_cols)
     kinds = ", ".join(s(k) for k in EVENT_KINDS)
+    ids = q(names.ids)
+    moved = f"""SELECT SUBSTRING(ident, 1, 1) AS kind, SUBSTRING(ident, 3) AS id, lead_id
+                FROM {ids} WHERE lead_id <> SUBSTRING(ident, 3)"""
     return parse(f"""
-        SELECT i.lead_id, m.k AS ts, m.type, m.event, m.path{values}
-        FROM {q(names.msg)} AS m JOIN {q(names.ids)} AS i ON i.ident = m.ident
+        WITH moved AS ({moved}),
+        mu AS (SELECT id, lead_id FROM moved WHERE kind = 'u'),
+        ma AS (SELECT id, lead_id FROM moved WHERE kind = 'a')
+        SELECT COALESCE(mu.lead_id, ma.lead_id, m.user_id, m.anonymous_id) AS lead_id,
+               m.k AS ts, m.type, m.event, m.path{values}
+        FROM {q(names.msg)} AS m
+        LEFT JOIN mu ON mu.id = m.user_id
+        LEFT JOIN ma ON ma.id = CASE WHEN m.user_id IS NULL THEN m.anonymous_id END
         WHERE m.type IN ({kinds})""")
 
 
@@ -407,13 +419,16 @@ def leads_query(names: Names, columns: Mapping[str, str], accounts: Mapping[str,
     identifies = f"""(SELECT i.lead_id, m.* FROM {m} AS m JOIN {ids} AS i
                       ON i.ident = m.ident WHERE m.type = 'identify')"""
     traits = pivot(identifies, trait_cols, "lead_id", arg_max)
+    naming = f"""FROM {m} AS m JOIN {ids} AS i ON i.ident = m.ident
+          WHERE m.account_id IS NOT NULL AND m.type IN ('group', 'identify')"""
     account = f"""
+        SELECT i.lead_id, ARG_MAX(m.account_id, STRUCT(m.k, m.message_id)) AS account_id
+        {naming} GROUP BY i.lead_id""" if arg_max else f"""
         SELECT lead_id, account_id FROM (
           SELECT i.lead_id, m.account_id,
                  ROW_NUMBER() OVER (PARTITION BY i.lead_id ORDER BY m.k DESC,
                                     m.message_id DESC) AS rn
-          FROM {m} AS m JOIN {ids} AS i ON i.ident = m.ident
-          WHERE m.account_id IS NOT NULL AND m.type IN ('group', 'identify')) AS r
+          {naming}) AS r
         WHERE rn = 1"""
     account_cols = [c for c in accounts if c.startswith("account.")]
     flags = sorted({top_key(c) for c in trait_cols})
