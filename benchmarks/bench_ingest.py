@@ -130,6 +130,7 @@ def start_leadscore(db: str, workers: int, env: dict[str, str], src: str | None 
     environment = {**os.environ, "LEADSCORE_WRITE_KEYS": WRITE_KEY,
                    "LEADSCORE_ADMIN_TOKEN": ADMIN, "LEADSCORE_LOG_REQUESTS": "false",
                    "LEADSCORE_LOG_LEVEL": "warning",
+                   "LEADSCORE_WEBHOOK_SECRET": "whsec_bench",  # every webhook is signed
                    # throughput from one client: the rate limits would measure themselves
                    "LEADSCORE_RATE_LIMIT_PER_KEY": "0", "LEADSCORE_RATE_LIMIT_PER_IP": "0",
                    **env}
