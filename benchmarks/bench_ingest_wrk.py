@@ -98,6 +98,18 @@ def stored(db: str, tag: str) -> int:
         return int(row[0]) if row else 0
 
 
+def settle(db: str, tag: str, quiet: float = 1.0, limit: float = 120.0) -> None:
+    """Wait until the requests wrk left in flight are written (the log stops growing for
+    `quiet` seconds): checked before that, a lead's score could lag its log."""
+    deadline, last = time.time() + limit, -1
+    while time.time() < deadline:
+        count = stored(db, tag)
+        if count == last:
+            return
+        last = count
+        time.sleep(quiet)
+
+
 def clicks_in_log(db: str, leads: list[str]) -> dict[str, int]:
     query = ("SELECT user_id, count(*) FROM events WHERE event = 'Clicked' AND user_id IN "
              f"({', '.join('?' for _ in leads)}) GROUP BY user_id")
@@ -156,7 +168,7 @@ def one_round(store: str, workers: int, args: argparse.Namespace, tmp: Path,
                 drive(url, 2, f"{tag}warm", args.threads, args.connections)
                 run = out[label] = drive(url, args.duration, tag, args.threads,
                                          args.connections, server)
-                time.sleep(1.0)
+                settle(db, tag)
                 run["check"] = check_leadscore(url, db, tag, run)
                 time.sleep(args.settle)     # light load: once the service has caught up
                 run["track_light"] = light_track(url, args.tracks)

@@ -23,12 +23,14 @@ from sqlalchemy import Connection
 
 from leadscore.errors import ModelError, Problem
 from leadscore.ingest.as_json import lead_json
+from leadscore.ingest.decoded import DecodedStates
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.transaction import (
     IngestResult,
     Messages,
     apply_group,
     ingest_messages,
+    prepare_messages,
     replay_merged,
 )
 from leadscore.model.loader import load_models
@@ -58,8 +60,11 @@ class Service:
         self.db = db
         self.versions = ModelVersions(db)
         self.rescoring = Rescoring(db, self.versions)
-        self.group_commit: Messages = GroupCommit(db, lambda connection, group: apply_group(
-            db, connection, self.active_models(connection), group))
+        self.decoded = DecodedStates()      # engine states kept decoded between writes
+        self.group_commit: Messages = GroupCommit(
+            db, lambda connection, group: apply_group(
+                db, connection, self.active_models(connection), group, self.decoded),
+            lambda messages: prepare_messages(db, self.active_models, self.decoded, messages))
         self.sales = SalesDesk(db, self.ingest, self._half_lives, self.get_lead)
 
     # ---- opening and closing

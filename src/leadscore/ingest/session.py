@@ -13,6 +13,7 @@ with one statement per table at `flush`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,9 @@ from leadscore.events import Event
 from leadscore.ingest import profile
 from leadscore.ingest.accounts import AccountWork
 from leadscore.ingest.as_json import event_json, reason_json
+from leadscore.ingest.decoded import DecodedStates
 from leadscore.ingest.replay import Replayed, replay
+from leadscore.jsontext import dumps
 from leadscore.model.schema import Model
 from leadscore.sales.assign import route
 from leadscore.scores import Handoff, Update
@@ -57,8 +60,14 @@ class Session:
     all their leads)."""
 
     def __init__(self, db: Database, connection: Connection, models: Sequence[ActiveModel],
-                 now: int, *, write: bool = True, score_accounts: bool = True):
+                 now: int, *, write: bool = True, score_accounts: bool = True,
+                 decoded: DecodedStates | None = None):
         self.db, self.connection, self.now, self.write = db, connection, now, write
+        # States decoded before (kept by an earlier transaction, or outside the write lock):
+        # used where the store holds the same text; this session's saves go back with
+        # `release` (see `ingest.decoded`).
+        self.decoded = decoded
+        self._saved: list[tuple[str, str, int, str, ModelState]] = []
         self.score_accounts = score_accounts
         self.accounts = AccountWork(self)
         self.models = {m.name: m for m in models}
@@ -120,7 +129,8 @@ class Session:
         if self._main is None or not wanted:
             return
         rows = lead_store.load_many(self.connection, wanted, lock=self.write)
-        saved = scores.states_many(self.connection, set(rows) - created)
+        saved = scores.states_many(self.connection, set(rows) - created,
+                                   text=self.decoded is not None)
         for lead_id in sorted(rows):
             self._install(lead_id, rows[lead_id], saved.get(lead_id, {}), lead_id in created)
 
@@ -177,6 +187,10 @@ class Session:
                 not saved and not new and self._has_events(lead_id))):
             return self.rebuild(lead_id)
         try:
+            if self.decoded is not None:      # states read as text: decoded, or kept
+                usable = {name: self.decoded.take(lead_id, name, self.models[name].version,
+                                                  text) or json.loads(text)
+                          for name, text in usable.items()}
             self._main.load_state({"lead_id": lead_id, "traits": row.traits,
                                    "account": row.account, "latest": latest,
                                    "models": usable})
@@ -400,16 +414,28 @@ class Session:
         self.accounts.flush(self._dirty, score=self.score_accounts)
         self.write_log()
         saving = scores.Saving()
+        self._saved = []
         for lead_id in sorted(self._dirty):
             scorer = self._scorers[lead_id]
             as_of, lead = self.as_of(lead_id), scorer.lead(lead_id)
             found = {name: scorer.score(lead_id, name, as_of=as_of)
                      if scorer.models[name].applies(lead) else None for name in self.models}
-            state = scorer.state(lead_id)["models"]
+            live = scorer.model_states(lead_id)
             for name, active in self.models.items():
-                saved = state.get(name) or ModelState(scorer.models[name]).to_dict()
-                saving.add(lead_id, name, active.version, self._latest.get(lead_id), saved,
+                state = live.get(name)
+                text = dumps((state or ModelState(scorer.models[name])).to_dict())
+                saving.add(lead_id, name, active.version, self._latest.get(lead_id), text,
                            found[name], self.now)
+                if state is not None and self.decoded is not None:
+                    self._saved.append((lead_id, name, active.version, text, state))
         saving.write(self.db, self.connection)
         self._dirty.clear()
+
+    def release(self) -> None:
+        """After the last `flush`, with nothing scored since: keep the states just saved
+        decoded for the next transaction (`decoded`); the session must not be used after."""
+        if self.decoded is not None:
+            for lead_id, name, version, text, state in self._saved:
+                self.decoded.keep(lead_id, name, version, text, state)
+        self._saved = []
 
