@@ -100,7 +100,8 @@ def stored(db: str, tag: str) -> int:
 
 def settle(db: str, tag: str, quiet: float = 1.0, limit: float = 120.0) -> None:
     """Wait until the requests wrk left in flight are written (the log stops growing for
-    `quiet` seconds): checked before that, a lead's score could lag its log."""
+    `quiet` seconds, longer than a transaction takes): checked before that, a lead's score
+    could lag its log."""
     deadline, last = time.time() + limit, -1
     while time.time() < deadline:
         count = stored(db, tag)
@@ -168,7 +169,8 @@ def one_round(store: str, workers: int, args: argparse.Namespace, tmp: Path,
                 drive(url, 2, f"{tag}warm", args.threads, args.connections)
                 run = out[label] = drive(url, args.duration, tag, args.threads,
                                          args.connections, server)
-                settle(db, tag)
+                # quiet for longer than a request takes: a group commit holds many
+                settle(db, tag, quiet=max(2.0, 2 * run["p99_ms"] / 1000))
                 run["check"] = check_leadscore(url, db, tag, run)
                 time.sleep(args.settle)     # light load: once the service has caught up
                 run["track_light"] = light_track(url, args.tracks)

@@ -55,10 +55,10 @@ PREPARING = 2
 class GroupCommit(Generic[T, R]):
     """Calls' items written by `apply(connection, group)`, a group of calls per transaction;
     `apply` returns one result (never None) per call and must be safe to repeat.
-    `prepare(items)`, where given, runs in the calling thread before its items are queued,
-    outside any write transaction (on SQLite, beside the writer): work that makes `apply`
-    shorter but that `apply` must not rely on (it checks what `prepare` read); its failure
-    is logged and the items written all the same."""
+    `prepare(items)`, where given, runs in the thread of a call that has to wait for a
+    writer (its items queued), outside any write transaction (on SQLite, beside the
+    writer): work that makes `apply` shorter but that `apply` must not rely on (it checks
+    what `prepare` read); its failure is logged and the items written all the same."""
 
     def __init__(self, db: Database, apply: Apply[T, R], prepare: Prepare[T] | None = None):
         self.db, self.apply, self.prepare = db, apply, prepare
@@ -71,16 +71,13 @@ class GroupCommit(Generic[T, R]):
     def write(self, items: list[T], now: int) -> R:
         """Queue the items and return their result once the transaction holding them is
         committed (or raise what stopped it)."""
-        if self.prepare is not None and self._preparing.acquire(blocking=False):
-            try:
-                self.prepare(items)
-            except Exception:
-                log.warning("preparing a write failed; it is written without", exc_info=True)
-            finally:
-                self._preparing.release()
         pending: Pending[T, R] = Pending(items, now)
         with self._queued:
-            self.queue.append(pending)
+            self.queue.append(pending)      # calls queue in the order they came
+            waiting = self._writing >= self.writers
+        if waiting:
+            self._prepare(items)
+        with self._queued:
             while pending.result is None and pending.error is None:
                 if self._writing >= self.writers or not self.queue:
                     self._queued.wait()
@@ -103,6 +100,18 @@ class GroupCommit(Generic[T, R]):
             raise pending.error
         assert pending.result is not None
         return pending.result
+
+    def _prepare(self, items: list[T]) -> None:
+        """`prepare` the items of a call that waits for a writer anyway (while it works,
+        this call's items may be taken into a transaction: `apply` does not rely on it)."""
+        if self.prepare is None or not self._preparing.acquire(blocking=False):
+            return
+        try:
+            self.prepare(items)
+        except Exception:
+            log.warning("preparing a write failed; it is written without", exc_info=True)
+        finally:
+            self._preparing.release()
 
     def _write_group(self, group: list[Pending[T, R]]) -> None:
         try:
