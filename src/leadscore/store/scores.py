@@ -143,16 +143,16 @@ class Saving:
             "as_of": score.as_of, "reasons": [reason_dict(r) for r in score.reasons]})
 
     def write(self, db: Database, connection: Connection) -> None:
-        """Through the driver (see `store.driver`): one executemany per table."""
+        """Through the driver (see `store.driver`): one statement per table
+        (`driver.insert_many`)."""
         dumps = driver.dumps
-        driver.execute_many(connection, driver.upsert_sql(
-            connection, "lead_state", STATE_COLUMNS, KEYS), [
+        driver.insert_many(connection, lead_state, STATE_COLUMNS, [
             (r["lead_id"], r["model"], r["model_version"], r["latest"], r["state"]
              if isinstance(r["state"], str) else dumps(r["state"]), r["updated_at"])
-            for r in self.states])
-        driver.execute_many(connection, driver.upsert_sql(
-            connection, "scores", SCORE_COLUMNS, KEYS), [
-            (*(r[c] for c in SCORE_COLUMNS[:-1]), dumps(r["reasons"])) for r in self.scores])
+            for r in self.states], KEYS)
+        driver.insert_many(connection, scores, SCORE_COLUMNS, [
+            (*(r[c] for c in SCORE_COLUMNS[:-1]), dumps(r["reasons"])) for r in self.scores],
+            KEYS)
         if self.dropped:
             connection.execute(self._DROP, self.dropped)
         self.states, self.scores, self.dropped = [], [], []
