@@ -97,3 +97,30 @@ def test_a_state_decoded_before_a_change_is_not_used_after_it(db_url: str) -> No
     finally:
         first.close()
         second.close()
+
+
+def test_a_lead_loaded_alone_uses_its_saved_state(db_url: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lead loaded one at a time (an id an identify links, a merge) reads its state
+    decoded already: it is installed as saved, not replayed from the log."""
+    from leadscore.ingest.session import Session
+
+    service = open_service(db_url)
+    try:
+        service.ingest(clicks("ann", "a", 3))
+
+        def replayed(*_: object, **__: object) -> None:
+            raise AssertionError("replayed from the log")
+
+        monkeypatch.setattr(Session, "rebuild", replayed)
+
+        def load(connection: Any) -> float:
+            session = Session(service.db, connection, service.active_models(connection),
+                              now_us(), decoded=service.decoded)
+            scorer = session.scorer("ann")
+            assert scorer is not None
+            return scorer.score("ann", "web", as_of=session.as_of("ann")).engagement
+
+        assert service.db.write(load) > 0
+    finally:
+        service.close()

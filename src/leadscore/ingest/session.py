@@ -187,10 +187,9 @@ class Session:
                 not saved and not new and self._has_events(lead_id))):
             return self.rebuild(lead_id)
         try:
-            if self.decoded is not None:      # states read as text: decoded, or kept
-                usable = {name: self.decoded.take(lead_id, name, self.models[name].version,
-                                                  text) or json.loads(text)
-                          for name, text in usable.items()}
+            if self.decoded is not None:      # states read as text (`load`): kept, or decoded
+                usable = {name: self._decode(lead_id, name, state)
+                          for name, state in usable.items()}
             self._main.load_state({"lead_id": lead_id, "traits": row.traits,
                                    "account": row.account, "latest": latest,
                                    "models": usable})
@@ -199,6 +198,15 @@ class Session:
         self._scorers[lead_id] = self._main
         self._latest[lead_id] = latest
         return self._main
+
+    def _decode(self, lead_id: str, name: str, state: Any) -> Any:
+        """A saved state as `load_state` takes it: the one kept decoded for this very text,
+        else the text decoded (a state read one lead at a time comes decoded already)."""
+        if not isinstance(state, str):
+            return state
+        assert self.decoded is not None
+        kept = self.decoded.take(lead_id, name, self.models[name].version, state)
+        return kept if kept is not None else json.loads(state)
 
     def _has_events(self, lead_id: str) -> bool:
         self.write_log()
