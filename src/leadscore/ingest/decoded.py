@@ -26,9 +26,9 @@ from leadscore.engine.incremental.lead_state import ModelState
 from leadscore.errors import EngineError
 from leadscore.model.compiled import CompiledModel
 
-# Leads × models held (a few KB each at most): the leads being written to now, not a copy
-# of the store.
-CAPACITY = 50_000
+# Leads × models held per process: the leads being written to now, not a copy of the store
+# (a 20-event state and its text are ~2.4 KB: ~24 MB at most).
+CAPACITY = 10_000
 
 
 class DecodedStates:
