@@ -64,6 +64,7 @@ class Service:
         self.group_commit: Messages = GroupCommit(
             db, lambda connection, group: apply_group(
                 db, connection, self.active_models(connection), group, self.decoded),
+            None if db.in_memory else    # its one connection: no read beside the writer
             lambda messages: prepare_messages(db, self.active_models, self.decoded, messages))
         self.sales = SalesDesk(db, self.ingest, self._half_lives, self.get_lead)
 
