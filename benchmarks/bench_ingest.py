@@ -125,7 +125,7 @@ def free_port() -> int:
 
 
 def wait_up(url: str, process: subprocess.Popen[bytes], probe: str) -> None:
-    deadline = time.time() + 60
+    deadline = time.time() + 180        # 4 workers took over a minute to start at load 30
     while time.time() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited {process.returncode}")
