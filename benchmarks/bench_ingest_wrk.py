@@ -220,6 +220,8 @@ def main() -> None:
                                       f"{entry[label]['ratio']:.1%}, check "
                                       f"{entry[label]['check']}", file=sys.stderr)
                     results["runs"][f"{store}/{workers}w"] = summarize(rounds)
+                    if args.out:        # after each configuration: a later one may fail
+                        args.out.write_text(json.dumps(results, indent=2) + "\n")
         finally:
             receiver.server.shutdown()
     text = json.dumps(results, indent=2)
