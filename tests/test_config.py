@@ -17,6 +17,7 @@ from leadscore.config import (
     load_settings,
     write_config,
 )
+from leadscore.filters import Filters
 
 
 def test_every_setting_is_declared_once_with_help_and_an_environment_variable() -> None:
@@ -86,3 +87,33 @@ def test_settings_travel_to_worker_processes_as_json() -> None:
     settings = Settings(write_keys=("a",), webhooks=(Webhook("http://x/h", "s"),),
                         admin_token_sha256=hash_token("t"), smtp_url="smtp://h:25")
     assert Settings.from_json(settings.to_json()) == settings
+
+
+def test_filters_are_a_table_in_the_file_and_json_in_the_environment(tmp_path: Path) -> None:
+    path, _, _ = write_config(tmp_path)
+    assert load_settings(path, env={}).filters == Filters()     # init writes the defaults
+    text = path.read_text().replace("ips = []", 'ips = ["10.0.0.0/8"]').replace(
+        "internal_domains = []", 'internal_domains = ["shop.example"]')
+    path.write_text(text)
+    settings = load_settings(path, env={})
+    assert settings.filters.ips == ("10.0.0.0/8",)
+    assert settings.filters.internal_domains == ("shop.example",) and settings.filters.bots
+    assert Settings.from_json(settings.to_json()) == settings
+    moved = load_settings(path, env={"LEADSCORE_FILTERS": '{"bots": false}'})
+    assert moved.filters == Filters(bots=False)               # the environment: all of it
+    with pytest.raises(ConfigError, match="LEADSCORE_FILTERS: not a JSON object"):
+        load_settings(path, env={"LEADSCORE_FILTERS": "bots=false"})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[filters]\nipz = []', r"unknown setting 'filters.ipz'; did you mean 'ips'\?"),
+    ('[filters]\nips = ["10.0.0.0/33"]', r"filters.ips = \['10.0.0.0/33'\]: '10.0.0.0/33' is "
+                                         "not an address range"),
+    ('[filters]\nuser_agents = ["("]', r"filters.user_agents = .*not a regular expression"),
+    ('filters = "bots"', r"filters = 'bots': expected a table of filters"),
+])
+def test_a_wrong_filter_names_its_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "leadscore.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, env={})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import math
 import os
 import secrets
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+from pydantic import ValidationError
 
 from leadscore.errors import LeadscoreError
+from leadscore.filters import Filters
 from leadscore.yamlfile import suggest
 
 CONFIG_FILE = "leadscore.toml"
@@ -148,6 +151,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("event_retention_days", "LEADSCORE_EVENT_RETENTION_DAYS", int,
             "delete logged events older than this many days (scores keep what they earned); "
             "0: keep every event"),
+    Setting("filters", "LEADSCORE_FILTERS", dict,
+            "what keeps events out of scoring (stored, counted, never scored): a [filters] "
+            "table of bots, user_agents, ips, internal_domains, lead_ids, link_scanners, "
+            "link_scanner_seconds (docs/filters.md); a JSON object in the environment"),
 )
 
 
@@ -193,6 +200,7 @@ class Settings:
     rate_limit_per_ip: float = 500.0
     trusted_proxies: tuple[str, ...] = ()
     event_retention_days: int = 0
+    filters: Filters = field(default_factory=Filters)
     config_file: str | None = field(default=None, compare=False)
 
     def is_admin_token(self, token: str) -> bool:
@@ -222,6 +230,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "webhooks":
                 value = [{"url": w.url, "secret": w.secret} for w in value]
+            elif isinstance(value, Filters):
+                value = value.to_json()
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -300,6 +310,12 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
             secret = env.get("LEADSCORE_WEBHOOK_SECRET", "")
             out[setting.key] = [{"url": u.strip(), "secret": secret}
                                 for u in raw.split(",") if u.strip()]
+        elif setting.kind is dict:
+            try:
+                out[setting.key] = json.loads(raw) if raw.strip() else {}
+            except ValueError as exc:
+                raise ConfigError(f"environment: {setting.env}: not a JSON object: {exc}") \
+                    from None
         elif setting.kind is list:
             out[setting.key] = [part.strip() for part in raw.split(",") if part.strip()]
         elif setting.kind is bool:
@@ -351,6 +367,8 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
                                   "LEADSCORE_WEBHOOK_SECRET) to sign its deliveries")
             hooks.append(Webhook(item["url"], item.get("secret", "")))
         return tuple(hooks)
+    if kind is dict:
+        return _filters(key, value, source)
     if kind is list:
         if isinstance(value, str):
             value = [value]
@@ -383,6 +401,26 @@ def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
     if key == "smtp_url":
         return value or None
     return value.lower() if key in ("log_level", "sqlite_synchronous") else value
+
+
+def _filters(key: str, value: Any, source: str) -> Filters:
+    """The `filters` table, each problem named by its key (with a suggestion for a typo)."""
+    if isinstance(value, Filters):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{source}: {key} = {value!r}: expected a table of filters "
+                          f"({', '.join(Filters.model_fields)})")
+    try:
+        return Filters.model_validate(dict(value))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in (key, *error["loc"]))
+        if error["type"] == "extra_forbidden":
+            close = suggest(str(error["loc"][0]), sorted(Filters.model_fields))
+            hint = f"; did you mean {close!r}?" if close else ""
+            raise ConfigError(f"{source}: unknown setting {where!r}{hint}") from None
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{source}: {where} = {error.get('input')!r}: {message}") from None
 
 
 def _relative_to(config: Path, path: str) -> str:
@@ -422,6 +460,16 @@ def _write_lifecycle_examples(directory: Path) -> None:
             if name.startswith("programs/"):
                 text = PROGRAM_SWITCHED_OFF + text
             target.write_text(text, encoding="utf-8")
+
+
+def filters_table(setting: Setting) -> list[str]:
+    """The `[filters]` table as `init` writes it: every key at its default, each with its
+    help (a table comes after the plain settings in TOML)."""
+    lines = [f"# {setting.help} [${setting.env}]", "[filters]"]
+    for name, info in Filters.model_fields.items():
+        lines.append(f"# {info.description}")
+        lines.append(tomli_w.dumps({name: Filters().to_json()[name]}).strip())
+    return [*lines, ""]
 
 
 def write_config(directory: Path, *, db: str | None = None, models_dir: str = "models",
@@ -475,13 +523,14 @@ def write_config(directory: Path, *, db: str | None = None, models_dir: str = "m
     lines = ["# leadscore service settings (`leadscore serve --config` reads this file).",
              "# Each can be overridden by the environment variable named beside it.", ""]
     for setting in SETTINGS:
-        if setting.key == "webhooks":
+        if setting.key in ("webhooks", "filters"):
             continue
         lines.append(f"# {setting.help} [${setting.env}]")
         lines.append(tomli_w.dumps({setting.key: values[setting.key]}).strip())
     hooks = next(s for s in SETTINGS if s.key == "webhooks")
     lines += ["", f"# {hooks.help} [${hooks.env}]", "# [[webhooks]]",
               '# url = "https://crm.example/hooks/leadscore"', '# secret = "change me"', ""]
+    lines += filters_table(next(s for s in SETTINGS if s.key == "filters"))
     directory.mkdir(parents=True, exist_ok=True)
     models = directory / models_dir
     models.mkdir(parents=True, exist_ok=True)

@@ -70,6 +70,11 @@ class RejectedRowsWarning(UserWarning):
     rejected-rows file; `read_events` / `read_leads` report every one, `strict=True` fails)."""
 
 
+class FilteredEventsWarning(UserWarning):
+    """Events of a batch input were kept out of scoring by the filters (bots, internal
+    traffic, link scanners: `leadscore.filters`); how many each filter caught."""
+
+
 # Optional dependencies → the extra of pyproject.toml that installs them.
 EXTRAS: dict[str, str] = {
     "pandas": "learn", "sklearn": "learn", "lightgbm": "learn", "optbinning": "learn",

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection
 
 from leadscore.errors import ModelError, Problem
+from leadscore.filters import Filters
 from leadscore.ingest.as_json import lead_json
 from leadscore.ingest.decoded import DecodedStates
 from leadscore.ingest.session import ActiveModel, Session
@@ -56,14 +57,17 @@ __all__ = ["IngestResult", "NotFound", "OutboxItem", "Service", "StoreError"]
 class Service:
     """The store, the active models and the work on them. Thread-safe; open one per process."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, filters: Filters | None = None):
         self.db = db
+        # What keeps new events out of scoring (`leadscore.filters`; the `filters` setting).
+        self.filters = Filters() if filters is None else filters
         self.versions = ModelVersions(db)
         self.rescoring = Rescoring(db, self.versions)
         self.decoded = DecodedStates()      # engine states kept decoded between writes
         self.group_commit: Messages = GroupCommit(
             db, lambda connection, group: apply_group(
-                db, connection, self.active_models(connection), group, self.decoded),
+                db, connection, self.active_models(connection), group, self.filters,
+                self.decoded),
             None if db.in_memory else    # its one connection: no read beside the writer
             lambda messages: prepare_messages(db, self.active_models, self.decoded, messages))
         self.sales = SalesDesk(db, self.ingest, self._half_lives, self.get_lead)
@@ -73,14 +77,15 @@ class Service:
     @classmethod
     def open(cls, db_url: str | Path | None = None, *, models: Sequence[Model] | None = None,
              models_dir: str | Path | None = None, background: bool = True,
-             synchronous: str = "full") -> Service:
+             synchronous: str = "full", filters: Filters | None = None) -> Service:
         """Open (and migrate) the store; install the given models, each as a new active
         version where its text differs from the active one (then rescored: in a background
         thread, or before returning without `background`). `synchronous`: SQLite's durability
-        of a commit, "full" or "normal" (see `leadscore.store.database`)."""
+        of a commit, "full" or "normal" (see `leadscore.store.database`). `filters`: what
+        keeps new events out of scoring (default: the maintained bot and scanner lists)."""
         db = Database(db_url, synchronous=synchronous)
         migrate(db)
-        service = cls(db)
+        service = cls(db, filters)
         given: list[tuple[Model, str]] = []
         if models_dir is not None:
             files = sorted(p for p in Path(models_dir).iterdir()
@@ -303,6 +308,15 @@ class Service:
         parts stay) whose score was saved more than `older_than` seconds ago; from their saved
         engine state, a chunk of leads per transaction, until `stop()` or `close`."""
         return self.rescoring.refresh(progress, older_than=older_than, stop=stop)
+
+    # ---- filters
+
+    def filtered_counts(self) -> dict[str, int]:
+        """Events stored but never scored, per filter that caught them (`leadscore.filters`)."""
+        from leadscore.store.dashboard import filtered_counts
+
+        with self.db.read() as connection:
+            return filtered_counts(connection)
 
     # ---- outbox
 

@@ -23,7 +23,7 @@ def test_openapi_lists_every_route_with_its_security_scheme(client: TestClient) 
     routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
     routes += [r for r in client.app.routes  # type: ignore[attr-defined]
                if isinstance(r, APIRoute) and r.include_in_schema]
-    assert len(routes) == 60
+    assert len(routes) == 61
     assert {r.path for r in routes} == set(document["paths"])
     for route in routes:
         for method in route.methods:
@@ -44,7 +44,8 @@ def test_openapi_lists_every_route_with_its_security_scheme(client: TestClient) 
     for path in ("/v1/track", "/v1/batch", "/v1/import", "/api/leads/{lead_id}",
                  "/api/accounts", "/api/accounts/{account_id}",
                  "/api/models/{name}/restore/{version}", "/api/handoffs/{handoff_id}/retry",
-                 "/api/emails/suppressions", "/api/emails/resubscribe", "/healthz"):
+                 "/api/emails/suppressions", "/api/emails/resubscribe", "/api/filters",
+                 "/healthz"):
         assert path in document["paths"]
     error = document["components"]["schemas"]["ErrorBody"]
     assert set(error["properties"]) == {"ok", "error", "errors", "status"}

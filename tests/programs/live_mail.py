@@ -4,6 +4,7 @@ recording each message's envelope and raw bytes: what the e-mail safety tests ru
 from __future__ import annotations
 
 import email.policy
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +20,11 @@ import uvicorn
 
 from leadscore.api.app import create_app
 from leadscore.config import Settings, hash_token
+from leadscore.filters import Filters
 from leadscore.programs.live import Lifecycle, open_lifecycle
 from leadscore.programs.scheduler import journey_rows
 from leadscore.service import Service
+from leadscore.timeutil import iso, now_us
 from tests.alerts.receiver import free_port
 
 PUBLIC_KEY, SERVER_KEY, ADMIN = "wk_public", "wk_server", "adm_secret"
@@ -97,8 +100,13 @@ def live_mail(root: Path, db_url: str, **changes: Any) -> Iterator[Live]:
         db=db_url, models_dir=str(root / "models"), smtp_url=f"smtp://127.0.0.1:{smtp_port}",
         host="127.0.0.1", port=port, public_url=f"http://127.0.0.1:{port}",
         link_secret="s3cret", log_requests=False, write_keys=(PUBLIC_KEY, SERVER_KEY),
-        trusted_write_keys=(SERVER_KEY,), admin_token_sha256=hash_token(ADMIN)), **changes)
-    service = Service.open(db_url, models_dir=root / "models", background=False)
+        trusted_write_keys=(SERVER_KEY,), admin_token_sha256=hash_token(ADMIN),
+        # These tests follow links with httpx as soon as the mail is in, standing in for a
+        # person: the filters on who follows a link (a crawler, a mail gateway's scanner)
+        # are off unless a test asks for them (tests/filters/test_link_scanners.py does).
+        filters=Filters(bots=False, link_scanners=False)), **changes)
+    service = Service.open(db_url, models_dir=root / "models", background=False,
+                           filters=settings.filters)
     app = create_app(settings, service)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -113,3 +121,20 @@ def live_mail(root: Path, db_url: str, **changes: Any) -> Iterator[Live]:
         thread.join(10)
         service.close()
         controller.stop()
+
+
+def mailed(live: Live) -> tuple[str, str, str]:
+    """(click, open, unsubscribe) links of ann's welcome e-mail (its template `hello.html`
+    links once)."""
+    t = iso(now_us())
+    live.ingest({"type": "identify", "userId": "ann", "messageId": "i1", "timestamp": t,
+                 "traits": {"email": "ann@x.example", "first_name": "Ann"}},
+                {"type": "track", "userId": "ann", "messageId": "s1", "timestamp": t,
+                 "event": "Newsletter Subscribed"})
+    live.run()
+    [mail] = live.inbox.received
+    html = mail.message.get_body(("html",)).get_content()
+    click = re.search(r'href="([^"]+/t/c/[^"]+)"', html)
+    pixel = re.search(r'src="([^"]+/t/o/[^"]+)"', html)
+    assert click and pixel
+    return click.group(1), pixel.group(1), str(mail.message["List-Unsubscribe"]).strip("<>")

@@ -14,30 +14,14 @@ import httpx
 import pytest
 
 from leadscore.programs.links import Links
-from leadscore.timeutil import US_PER_DAY, iso, now_us
-from tests.programs.live_mail import Live, live_mail
+from leadscore.timeutil import US_PER_DAY, now_us
+from tests.programs.live_mail import live_mail, mailed
 from tests.programs.world import write_world
 
 pytest.importorskip("aiosmtpd.controller")
 
 HTML = '<p>Hi {{ traits.first_name }}, <a href="{{ link("https://shop.example/a", "paint") }}">' \
        'go</a></p>'
-
-
-def _mailed(live: Live) -> tuple[str, str, str]:
-    """(click, open, unsubscribe) links of ann's welcome e-mail."""
-    t = iso(now_us())
-    live.ingest({"type": "identify", "userId": "ann", "messageId": "i1", "timestamp": t,
-                 "traits": {"email": "ann@x.example", "first_name": "Ann"}},
-                {"type": "track", "userId": "ann", "messageId": "s1", "timestamp": t,
-                 "event": "Newsletter Subscribed"})
-    live.run()
-    [mail] = live.inbox.received
-    html = mail.message.get_body(("html",)).get_content()
-    click = re.search(r'href="([^"]+/t/c/[^"]+)"', html)
-    pixel = re.search(r'src="([^"]+/t/o/[^"]+)"', html)
-    assert click and pixel
-    return click.group(1), pixel.group(1), str(mail.message["List-Unsubscribe"]).strip("<>")
 
 
 @pytest.fixture
@@ -51,7 +35,7 @@ def test_each_token_works_for_its_own_purpose_only(world: Path, db_url: str) -> 
     """Before: a click token worked as an unsubscribe token; the unsubscribe token was the
     open pixel's."""
     with live_mail(world, db_url) as live:
-        click, pixel, unsubscribe = _mailed(live)
+        click, pixel, unsubscribe = mailed(live)
         token = {name: url.rsplit("/", 1)[1].removesuffix(".gif")
                  for name, url in (("c", click), ("o", pixel), ("u", unsubscribe))}
         assert len(set(token.values())) == 3
@@ -67,7 +51,7 @@ def test_a_get_shows_a_button_the_post_unsubscribes_once(world: Path, db_url: st
     """Before: a plain GET unsubscribed (link scanners do GETs), and a GET then the one-click
     POST counted the unsubscribe rule twice."""
     with live_mail(world, db_url) as live:
-        _, _, unsubscribe = _mailed(live)
+        _, _, unsubscribe = mailed(live)
         page = httpx.get(unsubscribe)
         assert page.status_code == 200 and "<form method=post" in page.text
         assert "<button" in page.text and live.count("Unsubscribed") == 0
@@ -85,7 +69,7 @@ def test_replays_of_a_click_or_an_open_count_once_per_token_and_day(world: Path,
                                                                     db_url: str) -> None:
     """Before: 20 replays of one click stored 21 clicks."""
     with live_mail(world, db_url) as live:
-        click, pixel, _ = _mailed(live)
+        click, pixel, _ = mailed(live)
         for _ in range(20):
             response = httpx.get(click, follow_redirects=False)
             assert response.status_code == 302
@@ -110,7 +94,7 @@ def test_list_unsubscribe_is_plain_ascii_with_one_click_post(world: Path, db_url
     """Before: `List-Unsubscribe: =?utf-8?q?=3Chttp…` (RFC 2047), which mail clients cannot
     use."""
     with live_mail(world, db_url) as live:
-        _, _, unsubscribe = _mailed(live)
+        _, _, unsubscribe = mailed(live)
         raw = live.inbox.received[0].raw
         header = re.search(rb"\r\nList-Unsubscribe: ([^\r\n]*)\r\n", raw)
         assert header is not None

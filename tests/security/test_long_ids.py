@@ -66,8 +66,8 @@ def test_a_store_from_before_version_9_takes_long_program_handoff_ids(db_url: st
     from sqlalchemy import delete
 
     from leadscore.store import Database, migrate
-    from leadscore.store.schema import schema_version
     from leadscore.store.sales import assignments
+    from leadscore.store.schema import schema_version
 
     db = Database(db_url)
     try:

@@ -18,6 +18,7 @@ from leadscore.api import (
     accounts,
     browser,
     errors,
+    filters,
     handoffs,
     ingest,
     leads,
@@ -36,13 +37,13 @@ from leadscore.service import Service
 
 access_log = logging.getLogger("leadscore.access")
 ROUTERS = (ingest.router, leads.router, leads.privacy, accounts.router, models.router,
-           handoffs.router, lifecycle.router, lifecycle.tracking, sales.sales, sales.admin,
-           browser.router)
+           handoffs.router, filters.router, lifecycle.router, lifecycle.tracking, sales.sales,
+           sales.admin, browser.router)
 
 
 def open_service(settings: Settings) -> Service:
     return Service.open(settings.db, models_dir=settings.models_dir,
-                        synchronous=settings.sqlite_synchronous)
+                        synchronous=settings.sqlite_synchronous, filters=settings.filters)
 
 
 def create_app(settings: Settings, service: Service | None = None, *,

@@ -17,13 +17,17 @@ from pydantic import BaseModel, Field
 
 from leadscore.addresses import check_address
 from leadscore.api.auth import admin_scheme, require_admin
+from leadscore.api.clients import client_address
 from leadscore.api.errors import ERROR_RESPONSES, MAX_OFFSET
 from leadscore.csvtext import csv_text
+from leadscore.events import event_from_message
+from leadscore.filters import SINCE_SENT, event_filter
 from leadscore.programs.entry import history_count
 from leadscore.programs.links import (
     BadToken,
     ExpiredToken,
     Purpose,
+    made_at,
     read_token,
     token_digest,
 )
@@ -228,13 +232,38 @@ def _read(request: Request, token: str, purpose: Purpose) -> dict[str, Any]:
         raise HTTPException(404, "unknown link") from None
 
 
-def _track(request: Request, data: dict[str, Any], event: str, message_id: str,
-           **properties: Any) -> None:
+def _track(request: Request, data: dict[str, Any], event: str, message_id: str, *,
+           followed: bool = False, **properties: Any) -> None:
     """The event a link raises. Its messageId names the token (and the day, for clicks and
-    opens): replays of one link are stored once — a link scanner or a reload counts once."""
-    request.app.state.service.ingest([{
+    opens): replays of one link are stored once — a reload counts once.
+
+    `followed`: a GET anyone may make (an open, a click), so it carries who made it
+    (`context.userAgent`, `context.ip`); one a filter catches (a crawler, a mail gateway's
+    link scanner: `leadscore.filters`) is stored, not scored, under a messageId of its own,
+    so the person's own click that day still counts. An unsubscribe or a confirmation is a
+    POST from the page's button, or from the mail client (RFC 8058): never filtered."""
+    message: dict[str, Any] = {
         "type": "track", "userId": data["l"], "event": event, "messageId": message_id,
-        "properties": {"email_id": data["e"], "program": data.get("p"), **properties}}])
+        "properties": {"email_id": data["e"], "program": data.get("p"), **properties}}
+    service = request.app.state.service
+    if followed:
+        context = {"userAgent": request.headers.get("user-agent"),
+                   "ip": client_address(request)}
+        message["context"] = {k: v for k, v in context.items() if v and v != "unknown"}
+        if event_filter(event_from_message({**message, "timestamp": now_us()}),
+                        service.filters) is not None:
+            message["messageId"] = f"{message_id}:filtered"
+    service.ingest([message])
+
+
+def _click(request: Request, token: str, data: dict[str, Any], url: str) -> None:
+    """`Email Link Clicked`, with how long after its e-mail was made it came: a click
+    within `link_scanner_seconds` is a scanner's (`filters.link_scanners`)."""
+    made = made_at(data)
+    since = {} if made is None else {
+        SINCE_SENT: round(max(0.0, now_us() / US_PER_SECOND - made), 3)}
+    _track(request, data, "Email Link Clicked", f"click:{token_digest(token)}:{_today()}",
+           followed=True, topic=data.get("t"), url=url, **since)
 
 
 def _today() -> int:
@@ -246,7 +275,8 @@ def _today() -> int:
 def opened(request: Request, token: str) -> Response:
     try:
         data = _read(request, token, "open")
-        _track(request, data, "Email Opened", f"open:{token_digest(token)}:{_today()}")
+        _track(request, data, "Email Opened", f"open:{token_digest(token)}:{_today()}",
+               followed=True)
     except ExpiredToken:
         pass                        # an old e-mail opened again: the pixel, nothing counted
     return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
@@ -263,8 +293,7 @@ def clicked(request: Request, token: str) -> RedirectResponse:
     if not url.startswith(("http://", "https://")):
         raise HTTPException(404, "unknown link")
     if not expired:
-        _track(request, data, "Email Link Clicked", f"click:{token_digest(token)}:{_today()}",
-               topic=data.get("t"), url=url)
+        _click(request, token, data, url)
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
 

@@ -16,7 +16,13 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from leadscore.errors import LeadscoreError, ModelError, RejectedRowsWarning, missing_extra
+from leadscore.errors import (
+    FilteredEventsWarning,
+    LeadscoreError,
+    ModelError,
+    RejectedRowsWarning,
+    missing_extra,
+)
 
 # Tables get room when the output is a file or a pipe (rich would assume 80 columns).
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140
@@ -51,7 +57,8 @@ def clean_errors(command: F) -> F:
                 shown = warnings.showwarning
 
                 def show(message: Any, category: Any, *rest: Any, **more: Any) -> None:
-                    if issubclass(category, RejectedRowsWarning):  # a line, not a location
+                    if issubclass(category, RejectedRowsWarning | FilteredEventsWarning):
+                        # a line, not a location
                         say(f"warning: {message}", "yellow", console=err)
                     else:
                         shown(message, category, *rest, **more)

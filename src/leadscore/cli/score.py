@@ -71,8 +71,14 @@ def score(
     memory_limit: Annotated[str | None, typer.Option("--memory-limit", metavar="SIZE",
                                                      help="DuckDB memory limit (e.g. 4GB); "
                                                      "spills beyond.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", metavar="FILE", help="Settings whose [filters] (bots, internal "
+        "traffic, link scanners) leave events out, as the service does (default: "
+        "$LEADSCORE_CONFIG, else ./leadscore.toml if there, else the maintained bot and "
+        "scanner lists).")] = None,
 ) -> None:
     """Score every lead in an events file (and leads file) under one or more models."""
+    from leadscore.config import load_settings
     from leadscore.engine.batch import scale
     from leadscore.engine.batch.duckdb import score_many
     from leadscore.io import write_table
@@ -81,6 +87,7 @@ def score(
     started = time.monotonic()
     when = as_of_us(as_of)
     models = load_models(list(model))
+    filters = load_settings(config).filters
     if engine not in ("duckdb", "spark", "postgres"):
         fail(f"error: --engine {engine!r}: expected duckdb, spark or postgres")
     if mode not in ("replace", "upsert"):
@@ -120,7 +127,8 @@ def score(
         if accounts_out is not None:
             _check_output(accounts_out)
         rows, kept = scale.score_on_spark(models, events, leads, out_path, when, master,
-                                          keep=accounts_out is not None, skipped=_skipped)
+                                          keep=accounts_out is not None, skipped=_skipped,
+                                          filters=filters)
         say(f"wrote {rows:,} scores to {out_path} on Spark ({master}) (as of {iso(when)}) in "
             f"{time.monotonic() - started:.1f} s", "green")
         if accounts_out is not None:
@@ -149,10 +157,12 @@ def score(
     if accounts_out is not None:
         _check_output(accounts_out)
     with spinner(err) as step:
-        found, reports = _read_inputs(events, leads, account_traits, con, when, strict, step)
+        found, reports = _read_inputs(events, leads, account_traits, con, when, strict, step,
+                                      filters)
         step(f"scoring {_count(con, found.events):,} events under {len(models)} "
              f"model{'s' * (len(models) != 1)}")
-        scores = score_many(models, found.events, found.leads, as_of=when, con=con)
+        scores = score_many(models, found.events, found.leads, as_of=when, con=con,
+                            filters=filters)
         step(f"writing {target}")
         _write(scores, out_path, mode)
         if accounts_out is not None:
@@ -199,7 +209,8 @@ def _is_database(out_path: str) -> bool:
 
 
 def _read_inputs(events: str, leads: str | None, account_traits: str | None, con: Any,
-                 when: int, strict: bool, step: Any) -> tuple[Canonical, list[Any]]:
+                 when: int, strict: bool, step: Any, filters: Any = None
+                 ) -> tuple[Canonical, list[Any]]:
     """The canonical tables as of `when` and the readers' reports (with the suffix of their
     rejected-rows file): a Segment stream (events and/or leads JSON) is read once as the
     `messages` table, then the stream stage makes events, leads and accounts from it."""
@@ -225,7 +236,8 @@ def _read_inputs(events: str, leads: str | None, account_traits: str | None, con
         reports.append((read_leads(leads, con, name="leads", strict=strict), "-leads"))
     if streams:
         step("resolving identities and traits as of --as-of")
-    return canonical_inputs(events_arg, leads_arg, con, when, account_traits), reports
+    return canonical_inputs(events_arg, leads_arg, con, when, account_traits, filters), \
+        reports
 
 
 def _count(con: Any, table: str) -> int:

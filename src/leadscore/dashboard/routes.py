@@ -183,6 +183,7 @@ def leads_list(request: Request, model: str | None = None, q: str = "",
                   grades=views.GRADES, temperatures=views.TEMPERATURES, disq=disq, size=size,
                   sizes=queries.PAGE_SIZES, segments=segments, segment=segment,
                   owners=sales_views.owner_choices(_service(request)),
+                  filtered=_service(request).filtered_counts(),
                   next_url=_url("/", keep, cursor=page.next_cursor) if page.next_cursor
                   else None,
                   prev_url=_url("/", keep, cursor=page.prev_cursor) if page.prev_cursor

@@ -19,12 +19,15 @@ def apply(session: Session, message: Message) -> str | None:
         return DUPLICATE
     now = session.now
     lead_id: str | None = None
+    filtered = None
     if message.event is not None:
         # Load the lead before its event is in the log: a lead scored afresh from the log
         # (new, or its state stale) must not see this event and then get it again.
         lead_id = _lead_of(session, message)
         session.scorer(lead_id)
-    session.append(log_row(message, now))
+        # Filters (bots, internal traffic, link scanners): the verdict is kept in the log.
+        filtered = session.verdict(lead_id, message.event)
+    session.append(log_row(message, now, filtered))
     if message.type == "alias":
         return _alias(session, message)
     if lead_id is None:
@@ -37,23 +40,26 @@ def apply(session: Session, message: Message) -> str | None:
         if message.group_id is not None:        # traits.company: the lead's account
             _join(session, lead_id, message)
         session.profile_changed(lead_id)
+        session.refilter(lead_id)       # one of ours now (or no more): its history follows
     elif message.type == "group":
         _join(session, lead_id, message)
         session.touch(lead_id)
-    else:
+    elif filtered is None:
         assert message.event is not None
         session.event(lead_id, message.event)
     return lead_id
 
 
-def log_row(message: Message, received_at: int) -> dict[str, object]:
+def log_row(message: Message, received_at: int, filtered: str | None = None
+            ) -> dict[str, object]:
     """The message as a row of the log (the store's JSON serializer writes datetimes and the
-    like as text; `validate` encoded it already)."""
+    like as text; `validate` encoded it already); `filtered`: the filter that keeps it out of
+    scoring."""
     event = message.event
     return {"message_id": message.message_id, "type": message.type,
             "user_id": message.user_id, "anonymous_id": message.anonymous_id,
             "event": event.event if event else None, "path": event.path if event else None,
-            "timestamp": message.timestamp, "received_at": received_at,
+            "timestamp": message.timestamp, "received_at": received_at, "filtered": filtered,
             "message": message.encoded if message.encoded is not None else message.raw}
 
 

@@ -24,7 +24,8 @@ from leadscore.engine.incremental import Scorer
 from leadscore.engine.incremental.interests import handoff_interests
 from leadscore.engine.incremental.lead_state import ModelState
 from leadscore.errors import EngineError
-from leadscore.events import Event
+from leadscore.events import Event, Lead
+from leadscore.filters import LEAD_FILTERS, Filters, lead_filter, which_filter
 from leadscore.ingest import profile
 from leadscore.ingest.accounts import AccountWork
 from leadscore.ingest.as_json import event_json, reason_json
@@ -61,8 +62,11 @@ class Session:
 
     def __init__(self, db: Database, connection: Connection, models: Sequence[ActiveModel],
                  now: int, *, write: bool = True, score_accounts: bool = True,
-                 decoded: DecodedStates | None = None):
+                 filters: Filters | None = None, decoded: DecodedStates | None = None):
         self.db, self.connection, self.now, self.write = db, connection, now, write
+        # Set where messages come in (`ingest.transaction`): a new event is judged by them
+        # (`verdict`); everywhere else the verdicts stored in the log are what counts.
+        self.filters = filters
         # States decoded before (kept by an earlier transaction, or outside the write lock):
         # used where the store holds the same text; this session's saves go back with
         # `release` (see `ingest.decoded`).
@@ -294,6 +298,39 @@ class Session:
         self.accounts.events[lead_id] = event
         self._handoffs(lead_id, scorer.update_one(event, as_of=self.as_of(lead_id)))
 
+    # ---- filters
+
+    def verdict(self, lead_id: str, event: Event) -> str | None:
+        """The filter that keeps a new event of the lead out of scoring, or None."""
+        if self.filters is None:
+            return None
+        return which_filter(event, self._profile(lead_id), self.filters)
+
+    def _profile(self, lead_id: str) -> Lead:
+        scorer = self.scorer(lead_id)
+        if scorer is not None:
+            return scorer.lead(lead_id)
+        row = lead_store.load(self.connection, lead_id)
+        return Lead(lead_id, row.traits if row is not None else {})
+
+    def refilter(self, lead_id: str) -> None:
+        """After the lead's profile changed: `reflag`, and where that changed any event, the
+        lead scored afresh from its log."""
+        if self.reflag(lead_id) and self._main is not None and lead_id not in self.replays:
+            self.rebuild(lead_id)
+
+    def reflag(self, lead_id: str) -> bool:
+        """The lead's logged events flagged by the filters on leads as it is now: flagged
+        where it is one of ours, those flags lifted where it is not (a lead's history counts
+        as the lead is now, as in batch). Whether any event changed."""
+        if self.filters is None or not (self.filters.lead_ids or
+                                        self.filters.internal_domains):
+            return False
+        row = lead_store.load(self.connection, lead_id)      # its traits as stored now
+        verdict = lead_filter(Lead(lead_id, row.traits if row else {}), self.filters)
+        self.write_log()
+        return lead_store.refilter(self.connection, lead_id, verdict, LEAD_FILTERS) > 0
+
     def profile_changed(self, lead_id: str) -> None:
         """The lead's traits or account traits changed in the store: re-score its fit."""
         self.accounts.relink.add(lead_id)
@@ -332,6 +369,7 @@ class Session:
             self._latest.pop(source, None)
             self._dirty.discard(source)
         profile.recompute(self.connection, target, self.now)
+        self.reflag(target)             # before it is replayed: as the merged lead is now
         self.accounts.relink |= {*sources, target}
         self._identities.clear()
         if self._main is None:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection
 
 from leadscore.errors import EventError
+from leadscore.filters import Filters
 from leadscore.ingest.apply import apply
 from leadscore.ingest.decoded import DecodedStates
 from leadscore.ingest.replay import Replayed, replay
@@ -90,14 +91,15 @@ def ingest_messages(writes: Messages, messages: Sequence[Any], now: int,
 
 
 def apply_group(db: Database, connection: Connection, models: Sequence[ActiveModel],
-                group: list[Pending[Message, Written]], decoded: DecodedStates | None = None
-                ) -> list[Written]:
+                group: list[Pending[Message, Written]], filters: Filters | None = None,
+                decoded: DecodedStates | None = None) -> list[Written]:
     """Store and score the messages of `group` in one transaction: each call's messages
-    at its own time, the scores saved as of the latest. A merge's replay of the merged
+    at its own time, the scores saved as of the latest; `filters` judge each event (a
+    filtered one is logged with its filter's name, not scored). A merge's replay of the merged
     history is left to each call that merged, after the commit (`replay_merged`).
     `decoded`: states kept decoded between transactions (`ingest.decoded`)."""
     latest = max(pending.now for pending in group)
-    session = Session(db, connection, models, latest, decoded=decoded)
+    session = Session(db, connection, models, latest, filters=filters, decoded=decoded)
     session.defer_replays = True
     session.prefetch([m for pending in group for m in pending.items])
     out = []

@@ -72,6 +72,15 @@ def read_token(token: str, secret: str, purpose: Purpose, now_s: float) -> dict[
     return data
 
 
+def made_at(data: dict[str, Any]) -> float | None:
+    """When a link's e-mail was made (seconds; a moment before it went to SMTP): its expiry
+    less its purpose's lifetime. None where the token does not say."""
+    expires, purpose = data.get("x"), data.get("k")
+    if not isinstance(expires, int) or purpose not in LIFETIME_S:
+        return None
+    return float(expires - LIFETIME_S[purpose])
+
+
 def token_digest(token: str) -> str:
     """A short, stable name for a token (replays of one link are one event per day); the
     token itself is never logged or stored."""

@@ -211,7 +211,7 @@ class Scheduler:
         # The messages are decoded only where a program enters on an event.
         columns = [events_table.c.user_id, events_table.c.anonymous_id, events_table.c.type,
                    events_table.c.timestamp, events_table.c.received_at,
-                   *([events_table.c.message] if entering else [])]
+                   events_table.c.filtered, *([events_table.c.message] if entering else [])]
         with db.read() as connection:
             chunk = read_after(db, connection, CURSOR, columns, limit)
         position, rows, full, last = chunk.position, chunk.rows, chunk.full, chunk.last
@@ -239,8 +239,8 @@ class Scheduler:
         history = 0
         for row in rows:
             lead = owners.get(identity_key(row))
-            if not entering or lead is None or row.type not in EVENT_TYPES:
-                continue
+            if not entering or lead is None or row.type not in EVENT_TYPES or row.filtered:
+                continue            # a filtered event (a bot, our own staff) enrols no one
             if not is_news(row.message, row.timestamp, row.received_at,
                            self.enrol_max_age_hours):
                 history += 1      # scored, but enrols no one (see programs.entry)

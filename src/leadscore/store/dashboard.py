@@ -241,7 +241,8 @@ def rule_counts(connection: Connection, model: str, sample: int = REASONS_SAMPLE
 
 def export_events(connection: Connection) -> list[dict[str, Any]]:
     """Every track/page/screen message of the log as sent, with its resolved lead and its
-    stored (clamped) time: the input of a backtest over the store."""
+    stored (clamped) time: the input of a backtest over the store (the filtered ones left
+    out, as they were when scored)."""
     user = identities.alias("u")
     anonymous = identities.alias("a")
     lead = leads.alias("l")
@@ -252,7 +253,8 @@ def export_events(connection: Connection) -> list[dict[str, Any]]:
         .outerjoin(anonymous, and_(events.c.user_id.is_(None), anonymous.c.kind == "anonymous",
                                    anonymous.c.id == events.c.anonymous_id))
         .outerjoin(lead, lead.c.id == resolved)).where(
-        events.c.type.in_(("track", "page", "screen"))).order_by(events.c.seq)
+        events.c.type.in_(("track", "page", "screen")), events.c.filtered.is_(None)
+    ).order_by(events.c.seq)
     return [{"message": m, "timestamp": t, "lead_id": lead_id}
             for m, t, lead_id in connection.execute(query) if lead_id is not None]
 
@@ -266,3 +268,11 @@ def export_leads(connection: Connection) -> list[dict[str, Any]]:
         leads.c.merged_into.is_(None))
     return [{"lead_id": i, "traits": t or {}, "account": a or {}}
             for i, t, a in connection.execute(query)]
+
+
+def filtered_counts(connection: Connection) -> dict[str, int]:
+    """How many logged events each filter kept out of scoring (`events.filtered`), most
+    first; read from the index of the filtered rows."""
+    rows = connection.execute(select(events.c.filtered, func.count()).where(
+        events.c.filtered.isnot(None)).group_by(events.c.filtered)).all()
+    return {str(name): int(n) for name, n in sorted(rows, key=lambda r: (-r[1], r[0]))}

@@ -321,7 +321,7 @@ def events_of_many(connection: Connection, lead_ids: Iterable[str], *,
     anonymous = [i for kind, i in owner if kind == ANONYMOUS]
     query = select(events.c.message, events.c.timestamp, events.c.user_id,
                    events.c.anonymous_id).where(
-        events.c.type.in_(EVENT_TYPES),
+        events.c.type.in_(EVENT_TYPES), events.c.filtered.is_(None),
         or_(events.c.user_id.in_(users),
             and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous)))
     ).order_by(events.c.timestamp, events.c.seq)
@@ -349,7 +349,7 @@ def count_events(connection: Connection, lead_id: str) -> int:
     users = [i for kind, i in owner if kind == USER]
     anonymous = [i for kind, i in owner if kind == ANONYMOUS]
     return int(connection.execute(select(func.count()).select_from(events).where(
-        events.c.type.in_(EVENT_TYPES),
+        events.c.type.in_(EVENT_TYPES), events.c.filtered.is_(None),
         or_(events.c.user_id.in_(users),
             and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous))))
     ).scalar() or 0)
@@ -419,16 +419,17 @@ def stored(connection: Connection, message_ids: Iterable[str]) -> set[str]:
 
 
 LOG_COLUMNS = ("message_id", "type", "user_id", "anonymous_id", "event", "path", "timestamp",
-               "received_at", "message")
+               "received_at", "filtered", "message")
 
 
 def append(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Add messages to the log in one statement (a row's `message`: the message, or its
-    JSON text encoded already). A messageId stored already (by another worker since `stored`
+    JSON text encoded already; `filtered`, where given: the filter that keeps it out of
+    scoring). A messageId stored already (by another worker since `stored`
     said it was not) is a unique violation: the transaction is retried (see
     `Database.write`), and the retry counts it as a duplicate."""
     driver.insert_many(connection, events, LOG_COLUMNS, [
-        (*(row[c] for c in LOG_COLUMNS[:-1]), message if isinstance(
+        (*(row.get(c) for c in LOG_COLUMNS[:-1]), message if isinstance(
             message := row["message"], str) else driver.dumps(message)) for row in rows])
 
 
@@ -478,10 +479,29 @@ def has_events(connection: Connection, lead_id: str) -> bool:
     users = [i for kind, i in ids if kind == USER]
     anonymous = [i for kind, i in ids if kind == ANONYMOUS]
     return connection.execute(select(exists().where(
-        events.c.type.in_(EVENT_TYPES),
+        events.c.type.in_(EVENT_TYPES), events.c.filtered.is_(None),
         or_(events.c.user_id.in_(users),
             and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous)))
     ))).scalar() is True
+
+
+def refilter(connection: Connection, lead_id: str, verdict: str | None,
+             lead_filters: Sequence[str]) -> int:
+    """The lead's events flagged anew by a filter on the lead (`lead_filters`: their names):
+    `verdict` on each not filtered yet, or, with None, the flag of such a filter lifted
+    (flags of the filters on events stay as they were decided). Returns the rows changed."""
+    owned = connection.execute(select(identities.c.kind, identities.c.id).where(
+        identities.c.lead_id == lead_id)).all()
+    users = [i for kind, i in owned if kind == USER]
+    anonymous = [i for kind, i in owned if kind == ANONYMOUS]
+    flagged = events.c.filtered.is_(None) if verdict is not None else \
+        events.c.filtered.in_(list(lead_filters))
+    result = connection.execute(update(events).where(
+        events.c.type.in_(EVENT_TYPES), flagged,
+        or_(events.c.user_id.in_(users),
+            and_(events.c.user_id.is_(None), events.c.anonymous_id.in_(anonymous)))
+    ).values(filtered=verdict))
+    return int(result.rowcount or 0)
 
 
 def stored_event(message: Mapping[str, Any], timestamp: int, lead_id: str) -> Event:

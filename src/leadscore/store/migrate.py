@@ -119,6 +119,15 @@ def _v9(connection: Connection) -> None:
                                    "TYPE text")
 
 
+def _v10(connection: Connection) -> None:
+    from sqlalchemy import inspect
+
+    # A store made at version 10 or later has the column from step 1.
+    if "filtered" not in {c["name"] for c in inspect(connection).get_columns("events")}:
+        connection.exec_driver_sql("ALTER TABLE events ADD COLUMN filtered TEXT")
+    schema.EVENTS_FILTERED.create(connection, checkfirst=True)
+
+
 def finite(value: Any) -> Any:
     """`value` with every non-finite number (Infinity, NaN) replaced by null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -144,6 +153,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
         "store settings and dashboard sessions; Infinity in stored traits as null", _v8),
     (9, "sales assignments: handoff ids as text on PostgreSQL (a program's holds the lead id)",
      _v9),
+    (10, "events: the filter that kept an event out of scoring (bots, internal traffic, link "
+         "scanners), with an index of the filtered ones", _v10),
 ]
 LATEST = MIGRATIONS[-1][0]
 

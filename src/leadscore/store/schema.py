@@ -74,6 +74,9 @@ events = Table(
     Column("timestamp", Micros, nullable=False),      # as scored (future times clamped)
     Column("received_at", Micros, nullable=False),
     Column("message", JSON, nullable=False),          # the message as sent
+    # The filter that kept the event out of scoring (`leadscore.filters`), decided when it
+    # arrived; NULL: scored. Added at schema version 10.
+    Column("filtered", Text),
 )
 
 lead_state = Table(
@@ -134,6 +137,11 @@ outbox = Table(
     Column("delivered_at", Micros),
     Index("ix_outbox_due", "status", "next_attempt_at"),
 )
+
+# Filtered events by filter (the dashboard's counts): only the filtered rows are indexed.
+EVENTS_FILTERED = Index("ix_events_filtered", events.c.filtered,
+                        sqlite_where=events.c.filtered.isnot(None),
+                        postgresql_where=events.c.filtered.isnot(None))
 
 V1_TABLES = (schema_version, leads, identities, accounts, events, lead_state, scores, models,
              outbox)

@@ -13,6 +13,7 @@ from leadscore.engine.batch import duckdb as on_duckdb
 from leadscore.engine.batch.inputs import as_of_us, canonical_inputs
 from leadscore.engine.batch.schema import ACCOUNT_SCHEMA, account_table
 from leadscore.engine.sql.account_plan import compile_account_plan
+from leadscore.filters import Filters
 from leadscore.model.accounts import compile_account
 from leadscore.model.schema import Model
 
@@ -42,7 +43,7 @@ def run_accounts(con: Any, model: Model, scores: pa.Table, leads_table: str | No
 def score_accounts(models: Model | list[Model], events: Any, leads: Any = None,
                    accounts: Any = None, *, as_of: Any = None, con: Any = None,
                    scores: pa.Table | None = None, engine: str = "duckdb",
-                   spark: Any = None) -> pa.Table:
+                   spark: Any = None, filters: Filters | None = None) -> pa.Table:
     """Every account under every model with an `account:` section, at `as_of` (default now).
 
     `accounts`: a table with `account_id` and trait columns (incl. `domain`). Accounts are
@@ -51,7 +52,7 @@ def score_accounts(models: Model | list[Model], events: Any, leads: Any = None,
     `scores`: the leads' scores of `score_many` at the same `as_of`, where already computed.
     One row per account and model (ACCOUNT_SCHEMA), sorted by model then account_id.
     `engine="spark"` runs the same plan on Spark (`engine.batch.spark.score_accounts`;
-    `spark`: a SparkSession).
+    `spark`: a SparkSession). `filters`: as `score_many`'s.
     """
     model_list = [models] if isinstance(models, Model) else list(models)
     when = as_of_us(as_of)
@@ -60,17 +61,18 @@ def score_accounts(models: Model | list[Model], events: Any, leads: Any = None,
 
         return on_spark.score_accounts(
             model_list, events, leads, accounts, as_of_us=when,
-            spark=spark if spark is not None else on_spark.session(), scores=scores)
+            spark=spark if spark is not None else on_spark.session(), scores=scores,
+            filters=filters)
     own = con is None
     connection = on_duckdb.connect() if con is None else con
     try:
-        found = canonical_inputs(events, leads, connection, when, accounts)
+        found = canonical_inputs(events, leads, connection, when, accounts, filters)
         events_name, leads_name = found.events, found.leads
         lead_columns = found.leads_columns or {}
         accounts_name, account_columns = found.accounts, found.accounts_columns
         if scores is None:
             scores = on_duckdb.score_many(model_list, events_name, leads_name, as_of=when,
-                                          con=connection)
+                                          con=connection, filters=filters)
         tables = []
         for model in sorted(model_list, key=lambda m: m.name):
             if compile_account(model) is None:

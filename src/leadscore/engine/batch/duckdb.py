@@ -25,6 +25,7 @@ from leadscore.engine.batch.schema import (
 from leadscore.engine.sql.interest_plan import compile_interest_plan
 from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.errors import EngineError, InputError
+from leadscore.filters import Filters
 from leadscore.io.sqltext import literal, quote
 from leadscore.model.schema import Model
 
@@ -46,7 +47,7 @@ def connect(memory_limit: str | None = None, threads: int | None = None
 def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
                as_of: datetime | date | str | int | None = None, accounts: Any = None,
                con: duckdb.DuckDBPyConnection | None = None, engine: str = "duckdb",
-               spark: Any = None) -> pa.Table:
+               spark: Any = None, filters: Filters | None = None) -> pa.Table:
     """Score every lead under every model at `as_of` (default: now).
 
     `events` / `leads`: anything `leadscore.io.read_events` / `read_leads` accept, or the name
@@ -58,6 +59,8 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
     `account_match` (`engine.batch.accounts.score_accounts` scores the accounts).
     `engine="spark"` runs the same plan on Spark (`spark`: a SparkSession; events/leads may
     also be Spark DataFrames or any path Spark reads), see `leadscore.engine.batch.spark`.
+    `filters`: the events they catch are left out, counted in a `FilteredEventsWarning`
+    (default `Filters()`: the maintained bot and link-scanner lists; `leadscore.filters`).
     """
     model_list = [models] if isinstance(models, Model) else list(models)
     when = as_of_us(as_of)
@@ -65,7 +68,8 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
         from leadscore.engine.batch import spark as on_spark
 
         session = spark if spark is not None else on_spark.session()
-        scored = on_spark.score_many(model_list, events, leads, as_of_us=when, spark=session)
+        scored = on_spark.score_many(model_list, events, leads, as_of_us=when, spark=session,
+                                     filters=filters)
         if accounts is not None:   # each lead's account_id and account_match
             scored = on_spark.with_account_links(session, scored, leads, accounts, events,
                                                  when)
@@ -75,7 +79,7 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
     own = con is None
     connection = connect() if con is None else con
     try:
-        found = canonical_inputs(events, leads, connection, when)
+        found = canonical_inputs(events, leads, connection, when, filters=filters)
         events_name, events_columns = found.events, found.events_columns
         leads_name, leads_columns = found.leads, found.leads_columns
         tables = []
@@ -101,7 +105,8 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
 
 def score_rules(model: Model, events: Any, leads: Any = None, *,
                 as_of: datetime | date | str | int | None = None,
-                con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+                con: duckdb.DuckDBPyConnection | None = None,
+                filters: Filters | None = None) -> pa.Table:
     """`score_many`'s columns for one model (no interests) plus each rule's contribution per
     lead, named by `engine.sql.plan.rule_column`, from the same single run of the plan: which
     leads every rule fired for, without scoring the model once per rule."""
@@ -109,7 +114,7 @@ def score_rules(model: Model, events: Any, leads: Any = None, *,
     connection = connect() if con is None else con
     try:
         when = as_of_us(as_of)
-        found = canonical_inputs(events, leads, connection, when)
+        found = canonical_inputs(events, leads, connection, when, filters=filters)
         try:
             result = score_one(connection, model, found.events, found.events_columns,
                                found.leads, found.leads_columns, when, rule_columns=True)

@@ -9,15 +9,17 @@ from __future__ import annotations
 import itertools
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from leadscore.engine.batch.filters import filter_events
 from leadscore.errors import EventError, InputError, RejectedRowsWarning
 from leadscore.events import Event, Lead
+from leadscore.filters import Filters
 from leadscore.io.readers import (
     events_of,
     is_message_stream,
@@ -130,15 +132,30 @@ class Canonical:
     accounts_columns: dict[str, str] = field(default_factory=dict)
     stream: bool = False        # did a message stream make them?
     ids: str | None = None      # a stream's identities: ident (`u:…` / `a:…`) → lead_id
+    filtered: dict[str, int] = field(default_factory=dict)   # events left out, per filter
 
 
 def canonical_inputs(events: Any, leads: Any, con: duckdb.DuckDBPyConnection, as_of: int,
-                     accounts: Any = None) -> Canonical:
+                     accounts: Any = None, filters: Filters | None = None) -> Canonical:
     """Events, leads (optional) and accounts (optional) as canonical tables in `con` at
-    `as_of` (µs). Where events or leads are a message stream (`io.is_message_stream`; both
-    streams: one history), the stream stage makes the canonical tables: the leads of a table
-    given beside it are the base its identify calls update per key, an accounts table
-    likewise; the stream's accounts are those it names."""
+    `as_of` (µs), the events `filters` catch left out (default: `Filters()`, the maintained
+    bot and scanner lists; `engine.batch.filters`). Where events or leads are a message
+    stream (`io.is_message_stream`; both streams: one history), the stream stage makes the
+    canonical tables: the leads of a table given beside it are the base its identify calls
+    update per key, an accounts table likewise; the stream's accounts are those it names."""
+    found = _canonical(events, leads, con, as_of, accounts)
+    kept, counts = filter_events(con, found.events, found.events_columns, found.leads,
+                                 found.leads_columns, Filters() if filters is None else filters,
+                                 source=_source_name(events))
+    return replace(found, events=kept, filtered=counts) if counts else found
+
+
+def _source_name(source: Any) -> str:
+    return str(source) if isinstance(source, str | os.PathLike) else "events"
+
+
+def _canonical(events: Any, leads: Any, con: duckdb.DuckDBPyConnection, as_of: int,
+               accounts: Any) -> Canonical:
     accounts_name, accounts_columns = None, {}
     if accounts is not None:
         accounts_name = f"__accounts_{next(_sequence)}"

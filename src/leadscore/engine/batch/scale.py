@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from leadscore.errors import InputError
+from leadscore.filters import Filters
 from leadscore.model.schema import Model
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
 
 def score_on_spark(models: list[Model], events: str, leads: str | None, out: str,
                    as_of_us: int, master: str, *, keep: bool = False,
-                   skipped: Skipped | None = None) -> tuple[int, pa.Table | None]:
+                   skipped: Skipped | None = None, filters: Filters | None = None
+                   ) -> tuple[int, pa.Table | None]:
     """Score on Spark and write `out`: a URL (`hdfs://`, `s3a://`, `file://`…) is written by
     Spark (a folder of part files); a plain path gets one file, as from DuckDB. Returns the
     number of scores and, with `keep`, the scores themselves (for the account plan, which
@@ -61,7 +63,8 @@ def score_on_spark(models: list[Model], events: str, leads: str | None, out: str
     session.sparkContext.setLogLevel("ERROR")
     with on_spark.settings(session):
         frame, bad_events, bad_leads = on_spark.score_frame(models, events, leads,
-                                                            as_of_us=as_of_us, spark=session)
+                                                            as_of_us=as_of_us, spark=session,
+                                                            filters=filters)
         for bad, what in ((bad_events, events), (bad_leads, leads)):
             if bad and skipped is not None:
                 skipped(bad, str(what))

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import Any
 
@@ -27,6 +27,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute
 
+from leadscore.engine.batch.filters import (
+    EMAIL_COLUMNS,
+    Read,
+    agent_verdicts,
+    ip_verdicts,
+    judged_sql,
+    lead_verdicts,
+    typed_columns,
+    warn_filtered,
+)
 from leadscore.engine.batch.inputs import read_accounts, warn_rejected
 from leadscore.engine.batch.schema import (
     ACCOUNT_SCHEMA,
@@ -44,6 +54,7 @@ from leadscore.engine.sql.interest_plan import compile_interest_plan
 from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.errors import EngineError, InputError
 from leadscore.events import EVENT_TYPES
+from leadscore.filters import Filters
 from leadscore.io.sqltext import literal, quote
 from leadscore.model.accounts import compile_account
 from leadscore.model.schema import Model
@@ -260,13 +271,14 @@ _NO_INTERESTS = "CAST(array() AS ARRAY<STRUCT<topic: STRING, weight: DOUBLE>>)"
 
 
 def score_frame(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
-                as_of_us: int, spark: Any) -> tuple[Any, int | None, int | None]:
+                as_of_us: int, spark: Any, filters: Filters | None = None
+                ) -> tuple[Any, int | None, int | None]:
     """The scores as a Spark DataFrame (timestamps as µs integers; the columns of
     OUTPUT_COLUMNS and `interests`), and the rows of events and leads that were rejected
     (of a message stream: its messages, counted as events). The session's SESSION_CONF must
     be in force while it runs."""
     model_list = [models] if isinstance(models, Model) else list(models)
-    found = inputs(spark, events, leads, None, as_of_us)
+    found = inputs(spark, events, leads, None, as_of_us, filters)
     return score_views(model_list, found.events, found.events_columns, found.leads,
                        found.leads_columns, as_of_us=as_of_us, spark=spark), \
         found.bad_events, found.bad_leads
@@ -287,7 +299,60 @@ class Inputs:
     stream: bool = False
 
 
-def inputs(spark: Any, events: Any, leads: Any, accounts: Any, as_of_us: int) -> Inputs:
+def inputs(spark: Any, events: Any, leads: Any, accounts: Any, as_of_us: int,
+           filters: Filters | None = None) -> Inputs:
+    """`found_inputs`, the events `filters` catch left out (default `Filters()`; as on
+    DuckDB: `engine.batch.filters`)."""
+    found = found_inputs(spark, events, leads, accounts, as_of_us)
+    kept = filter_view(spark, found, Filters() if filters is None else filters,
+                       events if isinstance(events, str) else "events")
+    return replace(found, events=kept)
+
+
+def filter_view(spark: Any, found: Inputs, filters: Filters, source: str) -> str:
+    """The name of a view of the events without those a filter catches (the events' own
+    view where none can be); a `FilteredEventsWarning` counts them per filter. The verdict
+    tables and the SQL are DuckDB's (`engine.batch.filters`)."""
+    def q(name: str) -> str:
+        return quote(name, DIALECT)
+
+    read = Read.of(found.events_columns, filters)
+    tables: dict[str, str | None] = {"agent": None, "ip": None, "lead": None}
+    for kind, column, verdicts in (("agent", read.agent, agent_verdicts),
+                                   ("ip", read.ip, ip_verdicts)):
+        if column is not None:
+            values = [r[0] for r in spark.sql(
+                f"SELECT DISTINCT {q(column)} FROM {q(found.events)} WHERE {q(column)} IS NOT "
+                "NULL").collect()]
+            caught = verdicts(values, filters)
+            if caught[kind]:
+                tables[kind] = _frame(spark, typed_columns(caught), {},
+                                      f"leadscore_{kind}_verdicts_{next(_sequence)}")
+    if filters.lead_ids or filters.internal_domains:
+        email = next((c for c in EMAIL_COLUMNS if c in (found.leads_columns or {})), None)
+        rows = [] if found.leads is None else [tuple(r) for r in spark.sql(
+            f"SELECT lead_id, {q(email) if email else 'NULL'} FROM {q(found.leads)}"
+        ).collect()]
+        caught = lead_verdicts(rows, filters)
+        if caught["filter"]:
+            tables["lead"] = _frame(spark, typed_columns(caught), {},
+                                    f"leadscore_lead_verdicts_{next(_sequence)}")
+    judged = judged_sql(found.events, read, tables, filters, q)
+    if judged is None:
+        return found.events
+    joined, verdict = judged
+    counts = {str(r[0]): int(r[1]) for r in spark.sql(
+        f"SELECT {verdict}, count(*) {joined} WHERE {verdict} IS NOT NULL GROUP BY 1"
+    ).collect()}
+    kept = f"leadscore_kept_{next(_sequence)}"
+    spark.sql(f"SELECT e.* {joined} WHERE {verdict} IS NULL").createOrReplaceTempView(kept)
+    if counts:
+        warn_filtered(source, counts, stacklevel=6)
+    return kept
+
+
+def found_inputs(spark: Any, events: Any, leads: Any, accounts: Any, as_of_us: int
+                 ) -> Inputs:
     """Events, leads and accounts (each optional but events) as canonical Spark views at
     `as_of_us`. A Segment JSON path as events or leads is a message stream (both: one
     history), read by Spark and turned into the canonical views by the stream stage
@@ -382,14 +447,15 @@ def release() -> None:
 
 
 def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, *,
-               as_of_us: int, spark: Any) -> pa.Table:
+               as_of_us: int, spark: Any, filters: Filters | None = None) -> pa.Table:
     """`leadscore.score_many` on Spark: the scores collected to an Arrow table."""
     model_list = [models] if isinstance(models, Model) else list(models)
     if not model_list:
         return output_schema(SCORE_SCHEMA).empty_table()
     with settings(spark):
         frame, bad_events, bad_leads = score_frame(model_list, events, leads,
-                                                   as_of_us=as_of_us, spark=spark)
+                                                   as_of_us=as_of_us, spark=spark,
+                                                   filters=filters)
         try:
             scored = to_arrow(frame)
         finally:
@@ -496,7 +562,8 @@ def with_account_links(spark: Any, scores: pa.Table, leads: Any, accounts: Any,
 
 
 def score_accounts(models: Model | Sequence[Model], events: Any, leads: Any, accounts: Any, *,
-                   as_of_us: int, spark: Any, scores: pa.Table | None = None) -> pa.Table:
+                   as_of_us: int, spark: Any, scores: pa.Table | None = None,
+                   filters: Filters | None = None) -> pa.Table:
     """`engine.batch.accounts.score_accounts` on Spark: every account under every model with an
     `account:` section (ACCOUNT_SCHEMA), sorted by model then account_id. From a message
     stream, the accounts are those it names (and the accounts table's, the base)."""
@@ -509,7 +576,8 @@ def score_accounts(models: Model | Sequence[Model], events: Any, leads: Any, acc
     if not wanted or (leads is None and accounts is None and not stream):
         return ACCOUNT_SCHEMA.empty_table()
     if scores is None:
-        scores = score_many(wanted, events, leads, as_of_us=as_of_us, spark=spark)
+        scores = score_many(wanted, events, leads, as_of_us=as_of_us, spark=spark,
+                            filters=filters)
     tables = []
     with settings(spark):
         if stream:
