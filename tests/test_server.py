@@ -225,6 +225,24 @@ def test_import_and_rescore_go_through_the_service(tmp_path: Path) -> None:
     assert ann["fit"] == 10 and 29.9 < ann["engagement"] <= 30
 
 
+def test_import_says_which_rows_went_message_by_message_and_why(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    stamp = iso(now_us() - 60 * US_PER_SECOND)
+    events.write_text("\n".join(json.dumps(m) for m in [
+        {"type": "track", "anonymousId": "v-1", "event": "Demo Requested", "timestamp": stamp},
+        {"type": "track", "userId": "ann", "event": "Demo Requested", "timestamp": stamp},
+        {"type": "alias", "userId": "ann", "previousId": "v-1", "timestamp": stamp}]) + "\n")
+    app = typer.Typer()
+    app.add_typer(commands)
+    db = f"sqlite:///{tmp_path / 'import.db'}"
+    imported = CliRunner().invoke(app, ["import", str(events), "--db", db, "--models",
+                                        str(MODELS)])
+    assert imported.exit_code == 0, imported.output
+    assert "by_message 3" in imported.output
+    assert "rows 1-3 imported message by message (row 3: an alias merges leads)" in \
+        imported.output.replace("\n", " ")
+
+
 @pytest.mark.slow
 def test_the_server_refreshes_the_listing_as_scores_decay(tmp_path: Path) -> None:
     """A lead hot when its last event was scored, months ago, is cold in `GET /api/leads`

@@ -141,15 +141,16 @@ class Service:
         return replay_merged(self.db, self.active_models, wanted, now)
 
     def import_events(self, source: Any, *, kind: Literal["auto", "events", "leads"] = "auto",
-                      progress: Progress | None = None, batch_size: int = 500,
-                      history: bool = True) -> Any:
+                      progress: Progress | None = None, batch_size: int | None = None,
+                      history: bool = True, bulk: bool = True) -> Any:
         """Load Segment JSON lines, or events / leads tables (CSV, Parquet, Arrow, pandas),
-        through `ingest`; see `leadscore.ingest.files`. `history`: the messages score but
-        enrol no one in a program (see `programs.entry`)."""
+        through the bulk import path (`bulk=False`: message by message through `ingest`); see
+        `leadscore.ingest.files`. `history`: the messages score but enrol no one in a program
+        (see `programs.entry`)."""
         from leadscore.ingest.files import import_source
 
         return import_source(self, source, kind=kind, progress=progress,
-                             batch_size=batch_size, history=history)
+                             batch_size=batch_size, history=history, bulk=bulk)
 
     # ---- leads
 
@@ -301,12 +302,13 @@ class Service:
 
     def refresh(self, progress: Progress | None = None, *, older_than: float = 0.0,
                 stop: Callable[[], bool] | None = None) -> int:
-        """Save again, as of now, the scores that decay has moved since they were saved, so
+        """Save again, as of now, the scores that time has moved since they were saved, so
         the listing's filters and sort see current values; return how many leads.
 
-        Only leads with engagement (decay moves nothing else: fit, grade and the time-free
-        parts stay) whose score was saved more than `older_than` seconds ago; from their saved
-        engine state, a chunk of leads per transaction, until `stop()` or `close`."""
+        Only leads with engagement (decay) and every lead of a model with `age_of` fit rules
+        (a date's age moves fit and grade), whose score was saved more than `older_than`
+        seconds ago; from their saved engine state, a chunk of leads per transaction, until
+        `stop()` or `close`."""
         return self.rescoring.refresh(progress, older_than=older_than, stop=stop)
 
     # ---- filters

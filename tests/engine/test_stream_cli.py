@@ -89,14 +89,6 @@ def test_explain_a_lead_of_a_stream(tmp_path: Path) -> None:
     assert "store" in result.output or "product" in result.output
 
 
-def test_state_refuses_a_stream_with_the_reason(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["score", "--model", B2C, "--events", str(export(tmp_path)),
-                                 "--out", str(tmp_path / "s.csv"), "--state",
-                                 str(tmp_path / "state")])
-    assert result.exit_code != 0
-    assert "--state" in result.output and "stream" in result.output
-
-
 def test_programs_simulate_reads_the_example_stream_as_the_tables(tmp_path: Path) -> None:
     journeys = {}
     for kind in ("csv", "jsonl"):

@@ -29,13 +29,15 @@ commands = typer.Typer()
 def score(
     model: Annotated[list[Path], typer.Option("--model", "-m", metavar="FILE",
                                               help="A model file (repeat for several).")],
-    events: Annotated[str, typer.Option("--events", "-e", metavar="FILE", help="Events: "
-                                        ".parquet, .csv or .jsonl (Segment messages).")],
     out_path: Annotated[str, typer.Option("--out", "-o", metavar="FILE", help="Scores file: "
                                           ".csv, .parquet, .json or .jsonl (with Spark also "
                                           "a URL: s3a://…); or a database table: "
                                           "postgresql://…/DB/SCHEMA.TABLE, a .duckdb file, "
                                           "with --engine postgres a table of --db.")],
+    events: Annotated[str | None, typer.Option("--events", "-e", metavar="FILE", help="Events: "
+                                               ".parquet, .csv or .jsonl (Segment messages); "
+                                               "with --engine postgres a table of --db.")
+                      ] = None,
     leads: Annotated[str | None, typer.Option("--leads", "-l", metavar="FILE", help="Leads "
                                               "(traits): .parquet, .csv or .jsonl.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="Score as of "
@@ -71,6 +73,12 @@ def score(
     memory_limit: Annotated[str | None, typer.Option("--memory-limit", metavar="SIZE",
                                                      help="DuckDB memory limit (e.g. 4GB); "
                                                      "spills beyond.")] = None,
+    layout: Annotated[str, typer.Option("--layout", metavar="LAYOUT", help="With --engine "
+                                        "postgres: tables (--events, --leads) or segment "
+                                        "(the loader tables of --schema).")] = "tables",
+    schema: Annotated[str | None, typer.Option(
+        "--schema", metavar="SCHEMA", help="With --layout segment: the schema Segment's or "
+        "RudderStack's loader writes tracks, pages, identifies, groups, aliases to.")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", metavar="FILE", help="Settings whose [filters] (bots, internal "
         "traffic, link scanners) leave events out, as the service does (default: "
@@ -93,19 +101,28 @@ def score(
     if mode not in ("replace", "upsert"):
         fail(f"error: --mode {mode!r}: expected replace or upsert")
     if engine == "postgres":
-        from leadscore.cli.warehouse import in_postgres
+        from leadscore.cli.warehouse import in_postgres, sources
 
-        in_postgres(models, db, events, leads, out_path, when, mode)
+        given, segment = sources(layout, schema, events, leads, "--events / --leads")
+        in_postgres(models, db, given, leads, out_path, when, mode, segment)
         return
+    if layout != "tables" or schema is not None:
+        fail("error: --layout segment --schema reads a loader's tables in a database: with "
+             "--engine postgres (a Segment message file is read as --events FILE.jsonl)")
+    if events is None:
+        fail("error: --events FILE is required")
+    assert events is not None
     if state is not None and accounts_out is not None:
-        fail("error: --accounts cannot be combined with --state yet")
-    if state is not None:
         from leadscore.io.readers import is_message_stream
 
-        if any(is_message_stream(s) for s in (events, leads) if s is not None):
-            fail("error: --state folds event tables (Parquet, CSV); a Segment message stream "
-                 "is scored without it for now: a later identify or alias can move earlier "
-                 "events to another lead, which a saved per-lead state cannot follow")
+        if not is_message_stream(events):
+            fail("error: --accounts with --state needs a Segment message stream as --events "
+                 "(the account links of its group and identify calls); an events table "
+                 "has none: score accounts without --state")
+        if account_traits is not None:
+            fail("error: --account-traits cannot be combined with --state yet: give the "
+                 "accounts' traits as group calls in the stream, or score without --state")
+        _check_output(accounts_out)
     if engine == "spark" and state is not None:
         from leadscore.engine.batch.spark import session
 
@@ -117,6 +134,8 @@ def score(
             scores = scale.score_with_state(models, events, leads, when, state, spark,
                                             step=step, scored=_scored_from_state)
         write_table(scores, target)
+        if accounts_out is not None:
+            _accounts_from_state(models, scores, leads, when, state, spark, accounts_out)
         say(f"wrote {scores.num_rows:,} scores to {target} on Spark ({master}) (as of "
             f"{iso(when)}) in {time.monotonic() - started:.1f} s", "green")
         return
@@ -150,6 +169,8 @@ def score(
             scores = scale.score_with_state(models, events, leads, when, state, con,
                                             step=step, scored=_scored_from_state)
         _write(scores, out_path, mode)
+        if accounts_out is not None:
+            _accounts_from_state(models, scores, leads, when, state, con, accounts_out)
         _summary(scores, con)
         say(f"wrote {scores.num_rows:,} scores to {target} (as of {iso(when)}) in "
             f"{time.monotonic() - started:.1f} s", "green")
@@ -187,6 +208,17 @@ def score(
     warn_unmatched(models, found.events, con)
     say(f"wrote {scores.num_rows:,} scores to {target} (as of {iso(when)}) in "
         f"{time.monotonic() - started:.1f} s", "green")
+
+
+def _accounts_from_state(models: list[Model], scores: Any, leads: str | None, when: int,
+                         state: Path, con: Any, out: Path) -> None:
+    """The accounts of the stream kept in `state`, written to `out`."""
+    from leadscore.engine.batch import scale
+    from leadscore.io import write_table
+
+    rows = scale.accounts_with_state(models, scores, leads, when, state, con)
+    write_table(rows, out)
+    say(f"wrote {rows.num_rows:,} account scores to {out}", "green")
 
 
 def _write(scores: Any, out_path: str, mode: str) -> None:

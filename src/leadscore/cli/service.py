@@ -125,6 +125,8 @@ def import_(
                 result = service.import_events(path, progress=progress)
                 progress.finish()
                 say(f"{path}: {_describe(result)}")
+                for note in result.notes:       # batches not imported in bulk, and why
+                    say(f"  {note}", "dim")
             say("imported as history: scores are up to date; no program enrols anyone on "
                 "these events, and nothing is e-mailed", "dim")
     finally:

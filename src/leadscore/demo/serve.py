@@ -1,5 +1,5 @@
-"""`leadscore demo --serve`: the demo world loaded into a SQLite store through the service,
-then the service and its dashboard served on one port.
+"""`leadscore demo --serve`: the demo world loaded into a SQLite store through the service's
+bulk import path (`ingest.bulk`), then the service and its dashboard served on one port.
 
 The world is moved in time so that its last day is today: the dashboard shows it as it would
 look live (hot leads are hot now, not four months ago).
@@ -11,6 +11,7 @@ import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +26,6 @@ from leadscore.service import Service
 from leadscore.timeutil import now_us
 
 US_PER_MINUTE = 60_000_000
-IMPORT_BATCH = 5_000
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -63,7 +63,14 @@ def subset(world: World, leads: int | None) -> tuple[pa.Table, pa.Table]:
 def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "127.0.0.1",
                 leads: int | None = None, progress: Progress | None = None) -> DemoStore:
     """Write `folder/dashboard.db` with the demo world (or its first `leads` leads) and the
-    example models; return settings to serve it with a fresh admin token and write key."""
+    example models; return settings to serve it with a fresh admin token and write key.
+    `progress(step, done, total)` is told of each step: world, models, leads, events,
+    segments and programs."""
+
+    def step(name: str, done: int, total: int | None) -> None:
+        if progress is not None:
+            progress(name, done, total)
+
     folder.mkdir(parents=True, exist_ok=True)
     models_dir = folder / "models"
     models_dir.mkdir(exist_ok=True)
@@ -73,6 +80,7 @@ def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "1
     db_path = folder / "dashboard.db"
     for stale in folder.glob("dashboard.db*"):
         stale.unlink()
+    step("world", 0, 1)
     world = generate_world(seed)
     world = World(shifted(world, now_us()), world.leads, world.personas,
                   now_us() - US_PER_MINUTE, world.seed)
@@ -83,25 +91,21 @@ def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "1
                         host=host, port=port, log_level="warning", log_requests=False,
                         enrol_max_age_hours=0,
                         link_secret=secrets.token_urlsafe(32))     # the demo's own, unshared
+    step("world", 1, 1)
+    step("models", 0, 1)
     service = Service.open(settings.db, models_dir=settings.models_dir, background=False)
+    step("models", 1, 1)
     try:
         parts: tuple[tuple[Literal["leads", "events"], pa.Table], ...] = (
             ("leads", lead_table), ("events", event_table))
         for kind, table in parts:
-            def step(done: int, total: int, kind: str = kind) -> None:
-                if progress is not None:
-                    progress(kind, done, total)
-
-            # Big transactions: nobody else writes yet, and each lead's state is loaded and
-            # saved once per batch (5,000 messages load the world ~1.5x faster than 500).
-            # The world plays its history as if it were happening: it enrols in programs.
-            service.import_events(table, kind=kind, progress=step, batch_size=IMPORT_BATCH,
+            # Through the bulk import path: nobody else writes yet. The world plays its
+            # history as if it were happening: it enrols in programs.
+            service.import_events(table, kind=kind, progress=partial(step, kind),
                                   history=False)
-        if progress is not None:
-            progress("segments and programs", 0, None)
+        step("segments and programs", 0, None)
         lifecycle = programs.run(service, settings, folder)
-        if progress is not None:
-            progress("segments and programs", 1, 1)
+        step("segments and programs", 1, 1)
     finally:
         service.close()
     return DemoStore(settings, token, write_key, lead_table.num_rows, event_table.num_rows,
@@ -111,7 +115,13 @@ def build_store(folder: Path, seed: int = 7, *, port: int = 8000, host: str = "1
 def serve_demo(folder: Path, seed: int, port: int, host: str = "127.0.0.1") -> None:
     """Build the demo store, print where to go and the admin token, serve until Ctrl-C."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from leadscore.server import serve
 
@@ -119,7 +129,7 @@ def serve_demo(folder: Path, seed: int, port: int, host: str = "127.0.0.1") -> N
     console.print(f"[bold]leadscore demo[/] — loading the demo world (seed {seed}) into "
                   f"{folder / 'dashboard.db'} through the service …")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=True) as bar:
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(kind: str, done: int, total: int | None) -> None:

@@ -6,6 +6,10 @@ an events row a `track`/`page`/`screen` message, a leads row an `identify` messa
 `group` message where it has `account.*` columns; the account's id is `account.id`, else
 `account.name`, else `account.domain`, else one account per lead). Rows get a messageId
 derived from their content, so importing a file twice stores it once.
+
+Messages go in batches through the bulk import path (`ingest.bulk`: a batch stored and scored
+at once); a batch that may merge leads (an alias, say) goes message by message through
+`Service.ingest`, and the result says why (`by_message`, `notes`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,15 +26,20 @@ import duckdb
 
 from leadscore.errors import EventError, InputError
 from leadscore.events import event_from_row, event_to_row, nested_columns
+from leadscore.ingest.bulk import NotBulk, ingest_bulk
 from leadscore.ingest.history import mark_history
 from leadscore.io import read_events, read_leads
 from leadscore.io.segment import JSON_SUFFIXES, Rejected, messages
-from leadscore.timeutil import iso
+from leadscore.timeutil import iso, now_us
 
 if TYPE_CHECKING:
+    from leadscore.ingest.transaction import IngestResult
     from leadscore.service import Service
 
 MAX_ERRORS_KEPT = 1000
+MAX_NOTES_KEPT = 10
+MESSAGE_BATCH = 500          # messages per transaction, message by message
+BULK_BATCH = 100_000         # per transaction in bulk (measured: benchmarks/RESULTS.md)
 
 
 @dataclass
@@ -43,6 +53,8 @@ class ImportResult:
     rejected: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)   # {row, field, message}
     handoffs: int = 0
+    by_message: int = 0          # messages imported message by message (see `notes`)
+    notes: list[str] = field(default_factory=list)   # why a batch was not imported in bulk
 
     def reject(self, row: int | None, field_name: str | None, message: str) -> None:
         self.rejected += 1
@@ -98,11 +110,14 @@ def lead_messages(row: Mapping[str, Any]) -> list[dict[str, Any]]:
 def import_source(service: Service, source: Any, *,
                   kind: Literal["auto", "events", "leads"] = "auto",
                   progress: Callable[[int, int], None] | None = None,
-                  batch_size: int = 500, history: bool = True) -> ImportResult:
+                  batch_size: int | None = None, history: bool = True,
+                  bulk: bool = True) -> ImportResult:
     """Import a file or table into the service's store (see the module doc). `history`: its
     messages are marked as history (`programs.entry.mark_history`): they score, and enrol
-    no one in a program."""
-    ingest = _ingest if not history else _ingest_history
+    no one in a program. `bulk=False`: every message through `Service.ingest` (the
+    reference the bulk path is tested against). `batch_size`: messages per transaction."""
+    ingest = partial(_ingest_bulk if bulk else _ingest, history=history)
+    batch_size = batch_size or (BULK_BATCH if bulk else MESSAGE_BATCH)
     if isinstance(source, str | Path) and Path(source).suffix.lower() in JSON_SUFFIXES \
             and Path(source).is_file():
         return _import_json(service, Path(source), kind, progress, batch_size, ingest)
@@ -112,16 +127,48 @@ def import_source(service: Service, source: Any, *,
 Item = tuple[int, dict[str, Any] | EventError]
 
 
-def _ingest(service: Service, result: ImportResult, items: list[Item]) -> None:
+def _messages(result: ImportResult, items: list[Item], history: bool
+              ) -> list[tuple[int, dict[str, Any]]]:
+    """The messages of `items` (marked as history where asked); the rows that made none
+    rejected."""
     batch: list[tuple[int, dict[str, Any]]] = []
     for number, message in items:
         if isinstance(message, EventError):
             result.reject(number, message.field, str(message).split(": ", 1)[-1])
         else:
-            batch.append((number, message))
+            batch.append((number, mark_history(message) if history else message))
+    return batch
+
+
+def _ingest(service: Service, result: ImportResult, items: list[Item], *,
+            history: bool) -> None:
+    batch = _messages(result, items, history)
+    if batch:
+        _record(result, batch, service.ingest([message for _, message in batch]))
+        result.by_message += len(batch)
+
+
+def _ingest_bulk(service: Service, result: ImportResult, items: list[Item], *,
+                 history: bool) -> None:
+    batch = _messages(result, items, history)
     if not batch:
         return
-    outcome = service.ingest([message for _, message in batch])
+    messages = [message for _, message in batch]
+    try:
+        outcome = ingest_bulk(service.db, service.active_models, messages, now_us(),
+                              service.filters)
+    except NotBulk as exc:
+        if len(result.notes) < MAX_NOTES_KEPT:
+            row = f"row {batch[exc.index][0]}: " if exc.index is not None else ""
+            result.notes.append(f"rows {batch[0][0]}-{batch[-1][0]} imported message by "
+                                f"message ({row}{exc})")
+        outcome = service.ingest(messages)
+        result.by_message += len(batch)
+    _record(result, batch, outcome)
+
+
+def _record(result: ImportResult, batch: list[tuple[int, dict[str, Any]]],
+            outcome: IngestResult) -> None:
     result.accepted += outcome.accepted
     result.duplicates += outcome.duplicates
     result.handoffs += len(outcome.handoffs)
@@ -130,17 +177,12 @@ def _ingest(service: Service, result: ImportResult, items: list[Item]) -> None:
         result.reject(batch[rejected.index][0], rejected.field, reason)
 
 
-def _ingest_history(service: Service, result: ImportResult, items: list[Item]) -> None:
-    _ingest(service, result, [(n, m if isinstance(m, EventError) else mark_history(m))
-                              for n, m in items])
-
-
 Ingest = Callable[["Service", ImportResult, list[Item]], None]
 
 
 def _run(service: Service, result: ImportResult, items: Iterator[Item], total: int,
          progress: Callable[[int, int], None] | None, batch_size: int,
-         ingest: Ingest = _ingest) -> None:
+         ingest: Ingest) -> None:
     batch: list[Item] = []
     done = 0
     if progress is not None:

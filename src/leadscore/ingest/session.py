@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -254,12 +254,52 @@ class Session:
         lead_id, scorer = replayed.lead_id, replayed.scorer
         self._scorers[lead_id] = scorer
         self._latest[lead_id] = replayed.latest
+        self._settle(lead_id, scorer, replayed.crossings, prior)
+        return scorer
+
+    def _settle(self, lead_id: str, scorer: Scorer, crossings: Mapping[str, Handoff],
+                prior: set[str]) -> None:
+        """A lead scored from history, as of now: a handoff under each model it is an MQL
+        under now and was not before (`prior`), with its latest crossing in that history."""
         self._dirty.add(lead_id)
         for update in scorer.identify(lead_id, as_of=self.as_of(lead_id)):
             if update.score.mql and update.score.model not in prior:
-                self._handoff(lead_id, replayed.crossings.get(update.score.model)
-                              or update.handoff)
-        return scorer
+                self._handoff(lead_id, crossings.get(update.score.model) or update.handoff)
+
+    def fold_many(self, events: Mapping[str, Sequence[Event]], profiles: Mapping[str, LeadRow],
+                  new: Collection[str] = ()) -> None:
+        """Many loaded leads changed at once (`ingest.bulk`): `profiles` their traits and
+        account as stored now, `events` theirs to fold in (loaded before they were logged;
+        any order). The events are folded by `Scorer.update_many` at their own times, and
+        each lead is scored as of now as a replay is (`adopt`). `new`: leads created in this
+        transaction (an MQL under no model before)."""
+        self.accounts.relink |= set(profiles)
+        if self._main is None:
+            return
+        leads = sorted(set(events) | set(profiles))
+        prior = {lead: set() if lead in new else self._prior(lead) for lead in leads}
+        groups: dict[int, tuple[Scorer, list[Event]]] = {}
+        for lead_id in leads:
+            scorer = self.scorer(lead_id)
+            assert scorer is not None
+            row = profiles.get(lead_id)
+            if row is not None:
+                lead = scorer.lead(lead_id)
+                lead.traits, lead.account = row.traits, row.account
+            mine = [e if e.lead_id == lead_id else dataclasses.replace(e, lead_id=lead_id)
+                    for e in events.get(lead_id, ())]
+            if mine:
+                newest, latest = max(e.timestamp for e in mine), self._latest.get(lead_id)
+                self._latest[lead_id] = newest if latest is None else max(latest, newest)
+                self.accounts.events[lead_id] = mine[-1]
+                groups.setdefault(id(scorer), (scorer, []))[1].extend(mine)
+        crossings: dict[str, dict[str, Handoff]] = {}
+        for scorer, batch in groups.values():        # a rebuilt lead has its own scorer
+            for handoff in scorer.update_many(batch):
+                crossings.setdefault(handoff.lead_id, {})[handoff.model] = handoff
+        for lead_id in leads:
+            self._settle(lead_id, self._scorers[lead_id], crossings.get(lead_id, {}),
+                         prior[lead_id])
 
     def _prior(self, lead_id: str) -> set[str]:
         """Models under which the lead is an MQL now, before a change."""

@@ -75,9 +75,13 @@ def facts_in(service: Service, connection: Connection, lead_id: str, model: str 
 
 
 def memberships(service: Service, connection: Connection, segments: Sequence[Segment],
-                lead_id: str, now: int) -> tuple[set[str], int | None, int | None]:
-    """The segments a lead is in now, when time alone may change that, its latest event."""
-    events = lead_store.events_of(connection, lead_id)
+                lead_id: str, now: int, events: Sequence[Event] | None = None,
+                session: Session | None = None) -> tuple[set[str], int | None, int | None]:
+    """The segments a lead is in now, when time alone may change that, its latest event
+    (`events`, `session`: the lead's events and a read-only session of this transaction and
+    `now`, read for many leads at once)."""
+    if events is None:
+        events = lead_store.events_of(connection, lead_id)
     cache: dict[str | None, LeadFacts] = {}
     inside: set[str] = set()
     recheck: int | None = None
@@ -85,7 +89,7 @@ def memberships(service: Service, connection: Connection, segments: Sequence[Seg
         facts = cache.get(segment.model)
         if facts is None:
             facts = cache[segment.model] = facts_in(service, connection, lead_id,
-                                                    segment.model, now, events)
+                                                    segment.model, now, events, session)
         facts.segments = inside
         if holds(segment.when, facts):
             inside.add(segment.name)
@@ -162,11 +166,15 @@ class SegmentKeeper:
                                                     segment_members.c.segment.in_(names))):
             current.setdefault(lead_id, {})[segment] = entered
         changes: list[Change] = []
-        for lead_id in lead_ids:
-            if lead_store.resolve(connection, lead_id) != lead_id:
-                continue
+        live = [i for i in lead_ids if lead_store.resolve(connection, i) == i]
+        # The chunk's leads and events read at once, not lead by lead.
+        session = Session(db, connection, self.service.active_models(connection), now,
+                          write=False)
+        session.load(live)
+        history = lead_store.events_of_many(connection, live)
+        for lead_id in live:
             inside, recheck, latest = memberships(self.service, connection, self.segments,
-                                                  lead_id, now)
+                                                  lead_id, now, history[lead_id], session)
             at = latest if lead_id in by_event and latest is not None and latest <= now \
                 else now
             was = current.get(lead_id, {})

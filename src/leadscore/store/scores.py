@@ -78,12 +78,16 @@ def mql_models(connection: Connection, lead_id: str) -> set[str]:
 SETTLED = 1e-6
 
 
-def decaying(connection: Connection, saved_before: int) -> list[str]:
-    """Live leads whose saved score decay may have moved since: engagement not yet settled
-    at 0 under some model, saved as of before `saved_before` (µs)."""
+def decaying(connection: Connection, saved_before: int, moving: Sequence[str] = ()
+             ) -> list[str]:
+    """Live leads whose saved score time may have moved since, saved as of before
+    `saved_before` (µs): engagement not yet settled at 0 under some model (decay), or any
+    score under one of the models `moving` (whose fit moves with time: `age_of` rules)."""
+    moved = or_(scores.c.engagement > SETTLED, scores.c.engagement < -SETTLED)
+    if moving:
+        moved = or_(moved, scores.c.model.in_(list(moving)))
     query = select(scores.c.lead_id).join(leads, leads.c.id == scores.c.lead_id).where(
-        leads.c.merged_into.is_(None), scores.c.as_of < saved_before,
-        or_(scores.c.engagement > SETTLED, scores.c.engagement < -SETTLED),
+        leads.c.merged_into.is_(None), scores.c.as_of < saved_before, moved,
     ).distinct().order_by(scores.c.lead_id)
     return list(connection.execute(query).scalars())
 

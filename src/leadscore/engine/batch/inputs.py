@@ -184,7 +184,8 @@ def _canonical(events: Any, leads: Any, con: duckdb.DuckDBPyConnection, as_of: i
 def message_input(sources: list[Any], con: duckdb.DuckDBPyConnection) -> str:
     """The name of a `messages` table in `con` holding `sources` (one history)."""
     if len(sources) == 1 and isinstance(sources[0], str) and _has_table(con, sources[0]) \
-            and not os.path.exists(sources[0]):
+            and not os.path.exists(sources[0]) and not any(m in sources[0] for m in "*?["):
+        # (a glob of JSON files is files: DuckDB would read it as one raw JSON table)
         return sources[0]
     name = f"__messages_{next(_sequence)}"
     report = read_messages(list(sources), con, name=name)

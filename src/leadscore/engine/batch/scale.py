@@ -87,8 +87,14 @@ def score_with_state(models: list[Model], events: str, leads: str | None, as_of_
     """Every model scored from its state in `state` plus the files not read before, one model
     after the other (by name); `step` follows each across partitions when its state is
     (re)built, `scored` hears how each went. `con`: a DuckDB connection or a SparkSession."""
-    from leadscore.engine.batch.state import score_with_state as one
+    from leadscore.engine.batch.state import score_stream_with_state, score_with_state
+    from leadscore.io.readers import is_message_stream
 
+    one = score_stream_with_state if is_message_stream(events) else score_with_state
+    if leads is not None and is_message_stream(leads):
+        raise InputError(f"--state reads a message stream as --events; got one as --leads "
+                         f"({leads}): give the messages as --events (and a leads table, if "
+                         f"any, as --leads)")
     if REMOTE_MARK in events:
         raise InputError(f"--state reads local files (it lists them and keeps their sizes "
                          f"and times); got {events}")
@@ -105,6 +111,16 @@ def score_with_state(models: list[Model], events: str, leads: str | None, as_of_
                 scored(model.name, report)
             tables.append(table)
     return pa.concat_tables(tables)
+
+
+def accounts_with_state(models: list[Model], scores: pa.Table, leads: str | None,
+                        as_of_us: int, state: Path, con: Any) -> pa.Table:
+    """The accounts of the message stream kept in `state` (`score_with_state` over a stream
+    just gave `scores` at `as_of_us`); `con`: a DuckDB connection or a SparkSession."""
+    from leadscore.engine.batch.state import accounts_with_state as from_state
+
+    with _spark_settings(con):
+        return from_state(models, scores, leads, as_of_us, state, con)
 
 
 def _spark_settings(con: Any) -> AbstractContextManager[None]:

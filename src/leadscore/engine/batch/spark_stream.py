@@ -322,6 +322,7 @@ class StreamViews:
     events_columns: dict[str, str]
     leads_columns: dict[str, str]
     accounts_columns: dict[str, str]
+    ids: str = ""               # ident (`u:<userId>` / `a:<anonymousId>`) → lead_id
 
 
 def run_stream(spark: Any, messages: Messages, as_of: int, *,
@@ -379,9 +380,8 @@ def run_stream(spark: Any, messages: Messages, as_of: int, *,
     except Exception as exc:   # Spark's AnalysisException / ParseException
         raise EngineError(f"the stream stage failed on Spark: "
                           f"{str(exc).strip().splitlines()[0]}") from None
-    return StreamViews(names.events, names.leads, names.accounts,
-                       *(_types(spark, v) for v in (names.events, names.leads,
-                                                    names.accounts)))
+    return StreamViews(names.events, names.leads, names.accounts, _types(spark, names.events),
+                       _types(spark, names.leads), _types(spark, names.accounts), names.ids)
 
 
 def _types(spark: Any, view: str) -> dict[str, str]:

@@ -137,11 +137,11 @@ class Scorer:
         state = lead.models.get(compiled.name)
         if state is None:
             state = lead.models[compiled.name] = ModelState(compiled)
-        if not (state.fit or self.book.fit(compiled, lead.lead, state)).applies:
+        when = read_time(lead, as_of, default_now=True)
+        if not self.book.fit(compiled, lead.lead, state, when).applies:
             raise EngineError(f"model {compiled.name!r} does not apply to lead {lead_id!r} "
                               "(its applies_to does not hold)")
-        return score_of(self.book, compiled, lead, state,
-                        read_time(lead, as_of, default_now=True))
+        return score_of(self.book, compiled, lead, state, when)
 
     def scores(self, *, as_of: object = None) -> Iterator[Score]:
         """Every lead's score under every model that applies to it."""
@@ -166,7 +166,7 @@ class Scorer:
         state = lead.models.get(model)
         if state is None:
             state = lead.models[model] = ModelState(compiled)
-        fit = state.fit or self.book.fit(compiled, lead.lead, state)
+        fit = self.book.fit(compiled, lead.lead, state, as_of)
         if not fit.applies:
             return None
         return engagement_at(compiled, state, as_of)[0], fit.disqualify_reason is not None

@@ -82,6 +82,16 @@ class InterestFold:
                 setattr(self, attr, self.con.load(f"{self.prefix}_i_old_{attr}", folder / file))
         self.ref = ref
 
+    def forget(self, leads: exp.Query) -> None:
+        """Drop the state of the leads `leads` (a query of lead_id) — to fold them anew."""
+        gone = exp.not_(col("lead_id").isin(query=leads.copy()))
+        self._n += 1
+        for attr in ("sums", "buckets"):
+            name = getattr(self, attr)
+            if name is not None:
+                setattr(self, attr, self._table(attr, exp.select(exp.Star()).from_(
+                    table(name)).where(gone.copy())))
+
     def fold(self, view: str | None, columns: dict[str, str], where: exp.Expr, ref: int
              ) -> None:
         """Fold in the events of `view` (those `where` keeps; None: none) relative to `ref`."""

@@ -11,6 +11,7 @@ folder, so a state moves between the engines.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ import pyarrow as pa
 from sqlglot import exp
 
 from leadscore.engine.batch.inputs import table_columns
+from leadscore.engine.batch.stream import run_stream
 from leadscore.engine.sql.dialects import Dialect, DuckDB, Spark
 from leadscore.io import partitions
-from leadscore.io.readers import read_leads
+from leadscore.io.readers import read_leads, read_messages
 from leadscore.io.sqltext import literal, quote
 
 
@@ -73,6 +75,36 @@ class Runner:
         """The leads table `source` as the canonical table `name`, and its column types."""
         raise NotImplementedError
 
+    def register(self, name: str, rows: pa.Table) -> str:
+        """The Arrow table `rows` as table `name`."""
+        raise NotImplementedError
+
+    def load_parts(self, name: str, paths: list[Path]) -> str:
+        """The Parquet files or folders `paths` as one view `name`, columns matched by name
+        (NULL where a part lacks one)."""
+        raise NotImplementedError
+
+    def message_files(self, files: list[str], name: str) -> tuple[str, int]:
+        """Segment JSON `files` as the `messages` relation (`engine.sql.stream`), a table;
+        its name and how many bad messages were left out."""
+        raise NotImplementedError
+
+    def stream(self, messages: str, as_of: int, base_leads: tuple[str, dict[str, str]] | None
+               ) -> Resolved:
+        """The stream stage over table `messages` as of `as_of`: its identities, leads and
+        accounts (`base_leads`: a leads table beside the stream, its base)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What the stream stage made: tables of identities (ident → lead_id), leads, accounts."""
+
+    ids: str
+    leads: str
+    leads_columns: dict[str, str]
+    accounts: str
+
 
 class DuckDBRunner(Runner):
     dialect = DuckDB()
@@ -114,6 +146,29 @@ class DuckDBRunner(Runner):
     def leads(self, source: str, name: str) -> tuple[str, dict[str, str]]:
         read_leads(source, self.con, name=name)
         return name, table_columns(self.con, name)
+
+    def register(self, name: str, rows: pa.Table) -> str:
+        self.con.register(name + "__arrow", rows)
+        self.con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS SELECT * FROM "
+                     f"{quote(name + '__arrow')}")
+        self.con.unregister(name + "__arrow")
+        return name
+
+    def load_parts(self, name: str, paths: list[Path]) -> str:
+        listed = ", ".join(literal(str(p / "*.parquet") if p.is_dir() else str(p))
+                           for p in paths)
+        self.con.sql(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT * FROM "
+                     f"read_parquet([{listed}], union_by_name = true)")
+        return name
+
+    def message_files(self, files: list[str], name: str) -> tuple[str, int]:
+        return name, read_messages(files, self.con, name=name).rejected
+
+    def stream(self, messages: str, as_of: int, base_leads: tuple[str, dict[str, str]] | None
+               ) -> Resolved:
+        made = run_stream(self.con, messages, as_of,
+                          base_leads=base_leads[0] if base_leads else None)
+        return Resolved(made.ids, made.leads, made.leads_columns, made.accounts)
 
 
 class SparkRunner(Runner):
@@ -183,6 +238,31 @@ class SparkRunner(Runner):
 
         view, columns, _ = register(self.spark, source, "leads")
         return view, columns
+
+    def register(self, name: str, rows: pa.Table) -> str:
+        return self._register(name, self.spark.createDataFrame(rows), "TABLE")
+
+    def load_parts(self, name: str, paths: list[Path]) -> str:
+        for path in paths:        # see `load`: a part rewritten under the same path
+            self.spark.catalog.refreshByPath(str(path))
+        frame = self.spark.read.option("mergeSchema", "true").parquet(*map(str, paths))
+        return self._register(name, frame, "VIEW")
+
+    def message_files(self, files: list[str], name: str) -> tuple[str, int]:
+        from leadscore.engine.batch.spark_stream import read_messages as read_on_spark
+
+        found = read_on_spark(self.spark, files)
+        return self._register(name, self.spark.table(quote(found.view, "spark")), "TABLE"), \
+            found.rejected
+
+    def stream(self, messages: str, as_of: int, base_leads: tuple[str, dict[str, str]] | None
+               ) -> Resolved:
+        from leadscore.engine.batch.spark_stream import Messages
+        from leadscore.engine.batch.spark_stream import run_stream as on_spark
+
+        made = on_spark(self.spark, Messages(messages, self.columns(messages), 0), as_of,
+                        base_leads=base_leads)
+        return Resolved(made.ids, made.leads, made.leads_columns, made.accounts)
 
 
 def runner_for(con: Any) -> Runner:

@@ -174,7 +174,7 @@ def score_with_state(model: Model, events: str, leads: str | None, as_of_us: int
     scores = with_profiles(scores, interests.profiles() if interests is not None else {})
     pending = _pending(con, files if reason else [*_new_files(seen, files), *meta.get(
         "pending", [])], as_of_us)
-    _save(con, state, folder, {"version": STATE_VERSION, "model": fingerprint(model),
+    save_state(con, state, folder, {"version": STATE_VERSION, "model": fingerprint(model),
                                "ref": as_of_us, "files": signatures, "pending": pending,
                                "columns": columns}, interests)
     return scores, report
@@ -296,13 +296,17 @@ def _pending(con: Runner, read: list[str], as_of_us: int) -> list[str]:
     return sorted(read) if later else []
 
 
-def _save(con: Runner, state: State, folder: Path,
-          meta: dict[str, Any], interests: InterestFold | None = None) -> None:
-    """Write the state next to the old one, then swap it in (a crash leaves the old one)."""
+def save_state(con: Runner, state: State, folder: Path, meta: dict[str, Any],
+               interests: InterestFold | None = None,
+               tables: dict[str, str] | None = None) -> None:
+    """Write the state next to the old one, then swap it in (a crash leaves the old one);
+    `tables`: more tables of `con` to keep in it (file name → table)."""
     staging = folder.with_name(folder.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     con.save(state.leads, staging / "leads.parquet")
+    for file, name in (tables or {}).items():
+        con.save(name, staging / file)
     if state.buckets is not None:
         con.save(state.buckets, staging / "buckets.parquet")
     if interests is not None:
