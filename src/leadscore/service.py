@@ -24,12 +24,14 @@ from sqlalchemy import Connection
 from leadscore.errors import ModelError, Problem
 from leadscore.filters import Filters
 from leadscore.ingest.as_json import lead_json
+from leadscore.ingest.decoded import DecodedStates
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.transaction import (
     IngestResult,
     Messages,
     apply_group,
     ingest_messages,
+    prepare_messages,
     replay_merged,
 )
 from leadscore.model.loader import load_models
@@ -61,8 +63,13 @@ class Service:
         self.filters = Filters() if filters is None else filters
         self.versions = ModelVersions(db)
         self.rescoring = Rescoring(db, self.versions)
-        self.group_commit: Messages = GroupCommit(db, lambda connection, group: apply_group(
-            db, connection, self.active_models(connection), group, self.filters))
+        self.decoded = DecodedStates()      # engine states kept decoded between writes
+        self.group_commit: Messages = GroupCommit(
+            db, lambda connection, group: apply_group(
+                db, connection, self.active_models(connection), group, self.filters,
+                self.decoded),
+            None if db.in_memory else    # its one connection: no read beside the writer
+            lambda messages: prepare_messages(db, self.active_models, self.decoded, messages))
         self.sales = SalesDesk(db, self.ingest, self._half_lives, self.get_lead)
 
     # ---- opening and closing

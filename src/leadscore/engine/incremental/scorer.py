@@ -188,11 +188,18 @@ class Scorer:
                 "models": {name: s.to_dict() for name, s in lead.models.items()}}
 
     def load_state(self, data: Mapping[str, Any]) -> None:
+        """Load a lead's state (as `state` gives it); a model's state may also be a
+        `ModelState` already decoded (it is used as is, not copied)."""
         lead = self.book.lead(str(data["lead_id"]))
         lead.lead.traits, lead.lead.account = dict(data["traits"]), dict(data["account"])
         lead.latest = data["latest"]
-        lead.models = {name: ModelState.from_dict(self.models[name], s)
+        lead.models = {name: s if isinstance(s, ModelState) else
+                       ModelState.from_dict(self.models[name], s)
                        for name, s in data["models"].items() if name in self.models}
+
+    def model_states(self, lead_id: str) -> dict[str, ModelState]:
+        """The lead's live state under each model (not a copy)."""
+        return self.book.leads[lead_id].models
 
     # ---- internals
 
