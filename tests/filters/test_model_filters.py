@@ -144,3 +144,16 @@ def test_combined_catches_what_either_catches() -> None:
     assert both.ips == ("192.0.2.0/24", "10.0.0.0/8")
     assert both.bots and both.link_scanners and both.link_scanner_seconds == 30
     assert not ModelFilters(ips=("10.0.0.0/8",)).own().bots
+
+
+def test_a_plan_alone_refuses_a_model_with_filters() -> None:
+    """Paths that compile a plan over events they read themselves (the warehouse statement,
+    `--state`) cannot give the model its own view: they say so rather than score the events
+    its filters catch."""
+    from leadscore.engine.sql.plan import compile_plan
+    from leadscore.errors import EngineError
+
+    with pytest.raises(EngineError, match="'office' has filters of its own"):
+        compile_plan(OFFICE, {"lead_id": "VARCHAR"}, None, NOW)
+    compile_plan(PLAIN, {"lead_id": "VARCHAR", "type": "VARCHAR", "event": "VARCHAR",
+                         "path": "VARCHAR", "timestamp": "BIGINT"}, None, NOW)
