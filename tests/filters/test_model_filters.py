@@ -157,3 +157,16 @@ def test_a_plan_alone_refuses_a_model_with_filters() -> None:
         compile_plan(OFFICE, {"lead_id": "VARCHAR"}, None, NOW)
     compile_plan(PLAIN, {"lead_id": "VARCHAR", "type": "VARCHAR", "event": "VARCHAR",
                          "path": "VARCHAR", "timestamp": "BIGINT"}, None, NOW)
+
+
+def test_the_dashboards_timeline_follows_the_models_filters() -> None:
+    from leadscore.dashboard.history import timeline
+    from leadscore.events import Event
+    from leadscore.model.compiled import compile_model
+
+    events = [Event("ann", NOW - 2, "page", path="/pricing", context=INSIDE),
+              Event("ann", NOW - 1, "page", path="/pricing", context=OUTSIDE)]
+    for model, earned in ((OFFICE, {"10.1.2.3": 0, "192.0.2.7": 1}),
+                          (PLAIN, {"10.1.2.3": 1, "192.0.2.7": 1})):
+        entries, _ = timeline(compile_model(model), events, NOW)
+        assert {e.event.context["ip"]: len(e.earned) for e in entries} == earned
