@@ -383,6 +383,17 @@ def sent_from(message: dict[str, Any], **context: str) -> dict[str, Any]:
 
 def test_chained_runs_filter_bots_offices_and_a_lead_made_internal_late(
         tmp_path: Path) -> None:
+    con = connect()
+    try:
+        filtered_chain(tmp_path, con)
+    finally:
+        con.close()
+
+
+def filtered_chain(tmp_path: Path, con: Any) -> None:
+    """Chained runs on `con` (DuckDB or Spark) over a stream with a bot, an office address
+    and a lead made internal late, and back: each as one DuckDB run over the stream so far,
+    its filtered-events warning too."""
     a1, u1, u2, u3 = ({"anonymousId": "a1"}, {"userId": "u1"}, {"userId": "u2"},
                       {"userId": "u3"})
     day1 = [page(u1, "/pricing", at(1), "p1"),
@@ -401,25 +412,21 @@ def test_chained_runs_filter_bots_offices_and_a_lead_made_internal_late(
             track(u2, "Email Opened", at(32), "t6")]
     so_far: list[dict[str, Any]] = []
     reports = []
-    con = connect()
-    try:
-        for n, (messages, as_of) in enumerate([(day1, cut(5)), (day2, cut(15)),
-                                               (day3, cut(25)), (day4, cut(35))]):
-            so_far += messages
-            day = write(messages, tmp_path / f"day{n}.jsonl")
-            whole = write(so_far, tmp_path / f"whole{n}.jsonl")
-            (table, report), said = filtered_said(
-                score_stream_with_state, MODEL, str(day), None, as_of, tmp_path / "state",
-                con, filters=FILTERS)
-            expected, whole_said = filtered_said(score_many, MODEL, str(whole), as_of=as_of,
-                                                 filters=FILTERS)
-            assert_same_rows(rows_of(expected), rows_of(table))
-            # the counts of every kept message, as one run over the whole stream says them
-            assert [s.split(": ", 1)[1] for s in said] == \
-                [s.split(": ", 1)[1] for s in whole_said] and len(said) == 1
-            reports.append((report, rows_of(table), said[0]))
-    finally:
-        con.close()
+    for n, (messages, as_of) in enumerate([(day1, cut(5)), (day2, cut(15)),
+                                           (day3, cut(25)), (day4, cut(35))]):
+        so_far += messages
+        day = write(messages, tmp_path / f"day{n}.jsonl")
+        whole = write(so_far, tmp_path / f"whole{n}.jsonl")
+        (table, report), said = filtered_said(
+            score_stream_with_state, MODEL, str(day), None, as_of, tmp_path / "state", con,
+            filters=FILTERS)
+        expected, whole_said = filtered_said(score_many, MODEL, str(whole), as_of=as_of,
+                                             filters=FILTERS)
+        assert_same_rows(rows_of(expected), rows_of(table))
+        # the counts of every kept message, as one run over the whole stream says them
+        assert [s.split(": ", 1)[1] for s in said] == \
+            [s.split(": ", 1)[1] for s in whole_said] and len(said) == 1
+        reports.append((report, rows_of(table), said[0]))
     (_, first, _), _, (third, at_three, said3), (fourth, at_four, said4) = reports
     assert first[("stream-state", "u2")]["engagement"] < 30     # the office's demo: none
     assert ("stream-state", "u3") not in at_three or \
