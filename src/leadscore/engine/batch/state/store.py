@@ -41,7 +41,12 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from leadscore.engine.batch.filters import lead_verdicts, ordered, warn_filtered
+from leadscore.engine.batch.filters import (
+    EMAIL_COLUMNS,
+    lead_verdicts,
+    ordered,
+    warn_filtered,
+)
 from leadscore.engine.batch.schema import typed, with_profiles
 from leadscore.engine.batch.state import fold
 from leadscore.engine.batch.state.fold import Layout, State
@@ -133,7 +138,7 @@ def caught_leads(con: Runner, leads: tuple[str, dict[str, str]] | None, filters:
         return {}
     rows: list[tuple[Any, Any]] = []
     if leads is not None:
-        email = next((c for c in ("traits.email", "email") if c in leads[1]), None)
+        email = next((c for c in EMAIL_COLUMNS if c in leads[1]), None)
         found = con.arrow(exp.select(col("lead_id"), col(email) if email else exp.null())
                           .from_(table(leads[0])))
         rows = [tuple(r.values()) for r in found.to_pylist()]
