@@ -53,8 +53,25 @@ AUTH = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def drive(url: str, seconds: float, tag: str, threads: int, connections: int) -> dict[str, Any]:
-    """One wrk run: its JSON line (ok, other, seconds, errors, p50_ms, p99_ms) + events/s."""
+def cpu_seconds(group: int) -> float:
+    """CPU seconds (user + system) so far of the live processes of a process group: a server
+    and its workers (the machine is shared: CPU seconds per event say what wall time cannot)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:          # the process ended meanwhile
+            continue
+        if int(fields[2]) == group:      # pgrp; utime, stime are fields 14, 15 of stat
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def drive(url: str, seconds: float, tag: str, threads: int, connections: int,
+          server: Any = None) -> dict[str, Any]:
+    """One wrk run: its JSON line (ok, other, seconds, errors, p50_ms, p99_ms) + events/s, and
+    the server's CPU µs per event acknowledged (where `server` is given)."""
+    before = cpu_seconds(server.pid) if server is not None else 0.0
     done = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(int(seconds), 1)}s", "--timeout",
          "30s", "-s", str(SCRIPT), url, "--", tag, AUTH], capture_output=True, text=True,
@@ -62,6 +79,9 @@ def drive(url: str, seconds: float, tag: str, threads: int, connections: int) ->
     line = next(x for x in done.stdout.splitlines() if x.startswith('{"ok"'))
     out: dict[str, Any] = json.loads(line)
     out["events_per_s"] = out["ok"] * 100 / out["seconds"]
+    if server is not None:
+        out["server_cpu_s"] = round(cpu_seconds(server.pid) - before, 2)
+        out["cpu_us_per_event"] = round(1e6 * out["server_cpu_s"] / max(out["ok"] * 100, 1), 1)
     return out
 
 
@@ -76,6 +96,19 @@ def stored(db: str, tag: str) -> int:
     with psycopg.connect(db, autocommit=True) as connection:
         row = connection.execute(query.replace("?", "%s"), (f"{tag}-%",)).fetchone()
         return int(row[0]) if row else 0
+
+
+def settle(db: str, tag: str, quiet: float = 1.0, limit: float = 120.0) -> None:
+    """Wait until the requests wrk left in flight are written (the log stops growing for
+    `quiet` seconds, longer than a transaction takes): checked before that, a lead's score
+    could lag its log."""
+    deadline, last = time.time() + limit, -1
+    while time.time() < deadline:
+        count = stored(db, tag)
+        if count == last:
+            return
+        last = count
+        time.sleep(quiet)
 
 
 def clicks_in_log(db: str, leads: list[str]) -> dict[str, int]:
@@ -122,24 +155,29 @@ def one_round(store: str, workers: int, args: argparse.Namespace, tmp: Path,
         url, server = start_bare(target.removeprefix("sqlite:///"), workers, synchronous)
         try:
             drive(url, 2, f"{tag}warm", args.threads, args.connections)
-            out["bare"] = drive(url, args.duration, tag, args.threads, args.connections)
+            out["bare"] = drive(url, args.duration, tag, args.threads, args.connections, server)
             out["bare"]["stored"] = stored(target, tag)
         finally:
             stop(server)
-    with empty_store(base, tmp, "leadscore") as db:
-        url, server = start_leadscore(db, workers, {
-            "LEADSCORE_WEBHOOK_URLS": receiver.url, "LEADSCORE_DELIVERY_POLL_SECONDS": "0.1",
-            "LEADSCORE_SQLITE_SYNCHRONOUS": synchronous})
-        try:
-            drive(url, 2, f"{tag}warm", args.threads, args.connections)
-            out["leadscore"] = drive(url, args.duration, tag, args.threads, args.connections)
-            time.sleep(1.0)
-            out["check"] = check_leadscore(url, db, tag, out["leadscore"])
-            out["track_light"] = light_track(url, args.tracks)
-            out["crossing_to_webhook"] = crossing_latency(url, receiver, args.crossings)
-        finally:
-            stop(server)
-    out["ratio"] = out["leadscore"]["events_per_s"] / out["bare"]["events_per_s"]
+    for label, src in [("leadscore", None)] + ([("baseline", args.baseline_src)]
+                                                 if args.baseline_src else []):
+        with empty_store(base, tmp, label) as db:
+            url, server = start_leadscore(db, workers, {
+                "LEADSCORE_WEBHOOK_URLS": receiver.url, "LEADSCORE_DELIVERY_POLL_SECONDS": "0.1",
+                "LEADSCORE_SQLITE_SYNCHRONOUS": synchronous}, src)
+            try:
+                drive(url, 2, f"{tag}warm", args.threads, args.connections)
+                run = out[label] = drive(url, args.duration, tag, args.threads,
+                                         args.connections, server)
+                # quiet for longer than a request takes: a group commit holds many
+                settle(db, tag, quiet=max(2.0, 2 * run["p99_ms"] / 1000))
+                run["check"] = check_leadscore(url, db, tag, run)
+                time.sleep(args.settle)     # light load: once the service has caught up
+                run["track_light"] = light_track(url, args.tracks)
+                run["crossing_to_webhook"] = crossing_latency(url, receiver, args.crossings)
+            finally:
+                stop(server)
+        run["ratio"] = run["events_per_s"] / out["bare"]["events_per_s"]
     out["load_after"] = os.getloadavg()[0]
     return out
 
@@ -155,6 +193,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--tracks", type=int, default=200)
     parser.add_argument("--crossings", type=int, default=50)
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds after the load before the single tracks (light load)")
+    parser.add_argument("--baseline-src", default=None,
+                        help="also run leadscore from this source folder (e.g. main exported "
+                             "with git archive) in the same rounds, right after this tree's")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     results: dict[str, Any] = {"cores": os.cpu_count(), "duration_s": args.duration,
@@ -168,11 +211,17 @@ def main() -> None:
                     for number in range(args.rounds):
                         entry = one_round(store, workers, args, Path(tmp), receiver)
                         rounds.append(entry)
-                        print(f"{store} {workers}w round {number + 1}: leadscore "
-                              f"{entry['leadscore']['events_per_s']:,.0f} ev/s, bare "
-                              f"{entry['bare']['events_per_s']:,.0f} ev/s, ratio "
-                              f"{entry['ratio']:.1%}, check {entry['check']}", file=sys.stderr)
+                        for label in ("leadscore", "baseline"):
+                            if label in entry:
+                                print(f"{store} {workers}w round {number + 1}: {label} "
+                                      f"{entry[label]['events_per_s']:,.0f} ev/s "
+                                      f"({entry[label]['cpu_us_per_event']} CPU µs/event), bare "
+                                      f"{entry['bare']['events_per_s']:,.0f} ev/s, ratio "
+                                      f"{entry[label]['ratio']:.1%}, check "
+                                      f"{entry[label]['check']}", file=sys.stderr)
                     results["runs"][f"{store}/{workers}w"] = summarize(rounds)
+                    if args.out:        # after each configuration: a later one may fail
+                        args.out.write_text(json.dumps(results, indent=2) + "\n")
         finally:
             receiver.server.shutdown()
     text = json.dumps(results, indent=2)
@@ -190,15 +239,23 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             values.append(float(entry))  # type: ignore[arg-type]
         return round(statistics.median(values), 3)
 
-    return {"leadscore_events_per_s": med("leadscore", "events_per_s"),
-            "bare_events_per_s": med("bare", "events_per_s"), "ratio": med("ratio"),
-            "batch_p50_ms": med("leadscore", "p50_ms"), "batch_p99_ms": med("leadscore", "p99_ms"),
-            "track_p50_ms": med("track_light", "p50_ms"),
-            "track_p99_ms": med("track_light", "p99_ms"),
-            "crossing_p99_ms": med("crossing_to_webhook", "p99_ms"),
-            "checks_ok": all(r["check"]["ok"] for r in rounds),
-            "load": [min(r["load_before"] for r in rounds), max(r["load_after"] for r in rounds)],
-            "rounds": rounds}
+    out: dict[str, Any] = {
+        "bare_events_per_s": med("bare", "events_per_s"),
+        "bare_cpu_us_per_event": med("bare", "cpu_us_per_event"),
+        "load": [min(r["load_before"] for r in rounds), max(r["load_after"] for r in rounds)],
+        "rounds": rounds}
+    for label in ("leadscore", "baseline"):
+        if label in rounds[0]:
+            out[label] = {
+                "events_per_s": med(label, "events_per_s"), "ratio": med(label, "ratio"),
+                "cpu_us_per_event": med(label, "cpu_us_per_event"),
+                "batch_p50_ms": med(label, "p50_ms"), "batch_p99_ms": med(label, "p99_ms"),
+                "track_p50_ms": med(label, "track_light", "p50_ms"),
+                "track_p99_ms": med(label, "track_light", "p99_ms"),
+                "crossing_p50_ms": med(label, "crossing_to_webhook", "p50_ms"),
+                "crossing_p99_ms": med(label, "crossing_to_webhook", "p99_ms"),
+                "checks_ok": all(r[label]["check"]["ok"] for r in rounds)}
+    return out
 
 
 if __name__ == "__main__":

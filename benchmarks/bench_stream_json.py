@@ -12,9 +12,11 @@ alias) later links to the person. Scored as of the generator's AS_OF, both paths
 the same scores (fit equal, engagement within 1e-6) before anything is reported.
 
 Timed, each in a fresh subprocess: `table` = `score_many` on the Parquet events and leads;
-`parse` = the JSON read into the `messages` relation (`io.read_messages`, written to
-Parquet once); `stream` = the messages loaded from that Parquet file and scored (the stream
-stage — dedupe, identity resolution, point-in-time traits and accounts — then the same plan).
+`parse` = the JSON read into the `messages` relation (`io.read_messages`: DuckDB, Python for
+the lines it cannot read; timed before the copy to Parquet made once for the stream runs;
+`--python-parse` also times the Python reader alone); `stream` = the messages loaded from
+that Parquet file and scored (the stream stage — dedupe, identity resolution, point-in-time
+traits and accounts — then the same plan).
 The cost of the stream semantics is `stream / table`. JSON in benchmarks/data/.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -96,6 +99,11 @@ def write_stream(size: str) -> Path:
     return out
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def worker(mode: str, size: str) -> dict:
     import duckdb
 
@@ -112,7 +120,15 @@ def worker(mode: str, size: str) -> dict:
         con = duckdb.connect()
         report = read_messages(str(DATA / f"stream-{size}.jsonl"), con, name="messages")
         out["messages"] = report.rows
+        out["seconds"] = time.perf_counter() - started      # the parse alone, not the copy
+        out["cpu"] = _cpu()
         con.sql(f"COPY messages TO '{DATA / f'messages-{size}.parquet'}' (FORMAT parquet)")
+        table = None
+    elif mode == "parse-python":     # the Python reader alone, for comparison (1M: ~30 CPU s)
+        from leadscore.io.segment import message_table
+
+        parsed, _ = message_table(DATA / f"stream-{size}.jsonl", strict=False)
+        out["messages"] = parsed.num_rows
         table = None
     else:
         from leadscore.engine.batch import connect
@@ -122,10 +138,10 @@ def worker(mode: str, size: str) -> dict:
                 f"read_parquet('{DATA / f'messages-{size}.parquet'}')")
         out["load"] = time.perf_counter() - started
         table = leadscore.score_many([model], "messages", as_of=AS_OF, con=con)
-    out["seconds"] = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    out["cpu"] = usage.ru_utime + usage.ru_stime
-    out["peak_mb"] = usage.ru_maxrss / 1024
+    out.setdefault("seconds", time.perf_counter() - started)
+    out.setdefault("cpu", _cpu())
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["loadavg"] = os.getloadavg()[0]
     if table is not None:
         out["rows"] = table.num_rows
         table.select(["lead_id", "fit", "engagement"]).to_pandas().to_parquet(
@@ -138,6 +154,8 @@ def main() -> None:
     parser.add_argument("--size", default="1m")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--worker", nargs=2)
+    parser.add_argument("--python-parse", action="store_true",
+                        help="also time the Python reader (slow: ~30 CPU s per 1M messages)")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(*args.worker)))
@@ -151,9 +169,12 @@ def main() -> None:
     def run(mode: str) -> dict:
         text = subprocess.run([sys.executable, __file__, "--worker", mode, args.size],
                               check=True, capture_output=True, text=True).stdout
-        return json.loads(text.strip().splitlines()[-1])
+        found = json.loads(text.strip().splitlines()[-1])
+        print(mode, json.dumps(found), file=sys.stderr, flush=True)    # progress of long runs
+        return found
 
     parse = run("parse")
+    python_parse = run("parse-python") if args.python_parse else None
     runs: dict[str, list[dict]] = {"table": [], "stream": []}
     for _ in range(args.runs):
         for mode in runs:    # interleaved: both see the same machine load
@@ -164,7 +185,7 @@ def main() -> None:
         read_parquet('{a}')), (SELECT count(*) FROM read_parquet('{b}'))
         FROM read_parquet('{a}') a JOIN read_parquet('{b}') b USING (lead_id)""").fetchall()
     assert rows_a == rows_b and worst < 1e-6 and fits == 0, (rows_a, rows_b, worst, fits)
-    result = {"size": args.size, "parse": parse,
+    result = {"size": args.size, "parse": parse, "parse_python": python_parse,
               **{m: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                  for m, rs in runs.items()}}
     result["ratio_seconds"] = result["stream"]["seconds"] / result["table"]["seconds"]

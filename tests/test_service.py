@@ -587,6 +587,59 @@ def test_refresh_hands_off_a_lead_that_fading_negative_points_lift_over_mql(
         assert service.handoffs()[1] == 1
 
 
+AGING = """\
+name: aging
+fit:
+  - name: signed up lately
+    age_of: signed_up
+    bands:
+      - {lt: 30, points: 20}
+      - {gte: 30, points: 5}
+grades: {A: 20, B: 5}
+thresholds: {mql: 15}
+"""
+
+
+def test_refresh_moves_a_fit_that_reads_a_dates_age_as_batch_does(
+        db_url: str, tmp_path: Any) -> None:
+    """An `age_of` rule's points change with time alone: the refresh saves them again (no
+    engagement to decay here), and the service's score as of T is the batch plan's on the
+    same messages as of T."""
+    import json
+
+    from leadscore.engine.batch import score_many
+    from leadscore.timeutil import now_us
+
+    then = now_us() - 20 * US_PER_DAY                # signed up 15 days before then: 35 now
+    model = load_model("aging.yaml", text=AGING)
+    messages = [{"type": "identify", "userId": "ann", "messageId": "m1",
+                 "traits": {"signed_up": iso(then - 15 * US_PER_DAY)}, "timestamp": iso(then)},
+                {"type": "identify", "userId": "bob", "messageId": "m2",
+                 "traits": {"signed_up": "not a date"}, "timestamp": iso(then)}]
+    with Service.open(db_url, models=[model], background=False) as service:
+        service.ingest(messages, received_at=then)
+        saved = {r["lead_id"]: r for r in service.list_leads()[0]}
+        assert (saved["ann"]["fit"], saved["ann"]["grade"], saved["ann"]["mql"]) == (
+            20, "A", True)
+        assert service.handoffs()[1] == 1
+        assert service.refresh(older_than=3600) == 2    # both: their model's fit moves
+        saved = {r["lead_id"]: r for r in service.list_leads()[0]}
+        assert (saved["ann"]["fit"], saved["ann"]["grade"], saved["ann"]["mql"]) == (
+            5, "B", False)
+        assert saved["bob"]["fit"] == 0
+        assert service.refresh(older_than=3600) == 0    # saved just now
+        as_of = saved["ann"]["as_of"]
+        read = service.get_lead("ann", as_of=then + 14 * US_PER_DAY)
+        assert read["fit"] == 20                          # 29 days old then
+    path = tmp_path / "messages.jsonl"
+    path.write_text("".join(json.dumps(m) + "\n" for m in messages))
+    for when, lead in ((as_of, saved["ann"]), (then + 14 * US_PER_DAY, read)):
+        batch = {r["lead_id"]: r for r in score_many(model, str(path), as_of=when).to_pylist()}
+        assert (batch["ann"]["fit"], batch["ann"]["grade"], batch["ann"]["mql"]) == (
+            lead["fit"], lead["grade"], lead["mql"])
+    assert batch["bob"]["fit"] == 0
+
+
 # ---------------------------------------------------------------- models
 
 

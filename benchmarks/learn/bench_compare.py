@@ -84,10 +84,10 @@ def numeric(leads: pd.DataFrame) -> pd.DataFrame:
     return pd.get_dummies(x, dtype=float)
 
 
-def run_learn(train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame) -> tuple[np.ndarray,
-                                                                                int, Any]:
+def run_learn(train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, **options: Any
+              ) -> tuple[np.ndarray, int, Any]:
     outcomes = pd.DataFrame({"lead_id": train["lead_id"], "converted": y})
-    learned = learn(None, train, outcomes, min_conversions=20)
+    learned = learn(None, train, outcomes, min_conversions=20, **options)
     scores = score_many(learned.model, EMPTY_EVENTS, test).to_pandas().set_index("lead_id")
     return scores.loc[test["lead_id"], "score"].to_numpy(dtype=float), learned.test["rules"], \
         learned
@@ -171,13 +171,21 @@ def run_fasterrisk(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, k: int = 10
     return binary_test @ coef + intercepts[0], int(np.count_nonzero(coef))
 
 
-def compare(name: str, folds: int, replicates: int) -> dict[str, Any]:
+METHODS = ["leadscore learn (points, YAML)", "leadscore learn, free bands",
+           "L1 logistic regression, same candidates", "LightGBM", "optbinning scorecard",
+           "FasterRisk (k = 10)"]
+
+
+def compare(name: str, folds: int, replicates: int, only: list[str] | None = None
+            ) -> dict[str, Any]:
     from sklearn.model_selection import StratifiedKFold
 
     leads, y = dataset(name)
     x_all = numeric(leads)
-    methods = ["leadscore learn (points, YAML)", "L1 logistic regression, same candidates",
-               "LightGBM", "optbinning scorecard", "FasterRisk (k = 10)"]
+    # The learned model first (the others' Δ is against it); `only`: names containing one of
+    # these words (the learned model always).
+    methods = [m for i, m in enumerate(METHODS)
+               if i == 0 or only is None or any(w.lower() in m.lower() for w in only)]
     scores = {m: np.zeros(len(y)) for m in methods}
     rules: dict[str, list[int]] = {m: [] for m in methods}
     seconds = {m: 0.0 for m in methods}
@@ -190,8 +198,10 @@ def compare(name: str, folds: int, replicates: int) -> dict[str, Any]:
         learned = None
         for method in methods:
             started, started_cpu = time.perf_counter(), time.process_time()
-            if method.startswith("leadscore"):
+            if method == METHODS[0]:
                 score, count, learned = run_learn(tr, y[train], te)
+            elif method == METHODS[1]:      # issue #17's attempt, not kept by default
+                score, count, _ = run_learn(tr, y[train], te, free_bands=True)
             elif method.startswith("L1"):
                 score, count = run_l1_same_candidates(learned, y[train], te)
             elif method == "LightGBM":
@@ -228,6 +238,10 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["caravan", "oj", "default"])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--only", nargs="+", help="Only the methods whose name contains one "
+                        "of these words, beside the learned model (e.g. `free LightGBM`)")
+    parser.add_argument("--out", default="compare.json", help="The JSON file (in "
+                        "benchmarks/learn/) the results are merged into.")
     parser.add_argument("--write-models", action="store_true", help="Only learn each data "
                         "set's model on every lead and write it to <name>-learned.yaml.")
     args = parser.parse_args()
@@ -242,7 +256,7 @@ def main() -> None:
         return
     results = []
     for name in args.datasets:
-        result = compare(name, args.folds, args.bootstrap)
+        result = compare(name, args.folds, args.bootstrap, args.only)
         results.append(result)
         print(f"\n{name}: {result['leads']:,} leads, {result['conversions']:,} converted")
         print(f"{'method':42} {'AUC [95 %]':>22} {'Δ vs learned':>22} {'top 20 %':>22} "
@@ -256,7 +270,7 @@ def main() -> None:
                   f"{r['cpu_seconds']:7.1f}")
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "load_average": os.getloadavg()}
-    out = HERE / "compare.json"
+    out = HERE / args.out
     previous = json.loads(out.read_text()) if out.exists() else {}
     previous.update({r["dataset"]: {**r, "machine": machine} for r in results})
     out.write_text(json.dumps(previous, indent=1))

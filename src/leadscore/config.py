@@ -130,8 +130,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retry_max_seconds", "LEADSCORE_RETRY_MAX_SECONDS", float,
             "longest delay between two delivery attempts"),
     Setting("refresh_seconds", "LEADSCORE_REFRESH_SECONDS", float,
-            "how often the server saves again the scores decay has moved, for the lead "
-            "listing's filters and sort (0: never)"),
+            "how often the server saves again the scores time has moved (decay, a date's "
+            "age), for the lead listing's filters and sort (0: never)"),
     Setting("sales_sweep_seconds", "LEADSCORE_SALES_SWEEP_SECONDS", float,
             "how often the server checks sales' SLAs (routing.yaml accept_within_hours) and "
             "expires manual adjustments"),

@@ -6,7 +6,9 @@ expectation that fails.
 
     dbt_project.yml           var `leadscore_as_of` (ISO 8601; unset: the warehouse's now)
     macros/leadscore_as_of.sql
-    models/sources.yml        source `leadscore`: tables `events`, `leads`
+    models/sources.yml        source `leadscore`: tables `events`, `leads` (with a loader
+                              schema, `segment=`: its tracks, pages, identifies, groups,
+                              aliases and the per-event tables the models read)
     models/schema.yml         per scores model: lead_id unique and not null
     models/scores_<model>.sql
     tests/<model>__<example>.sql
@@ -30,6 +32,7 @@ from sqlglot import exp
 from leadscore.checks import TEST_LEAD, event_of, events_table, leads_table
 from leadscore.engine.sql.build import col, number, text
 from leadscore.engine.sql.dialects import Dialect
+from leadscore.engine.sql.segment_tables import SegmentSchema, compile_segment_scores
 from leadscore.engine.sql.warehouse import TIMES, Source, compile_scores, render
 from leadscore.events import Event, Lead
 from leadscore.model.schema import Model, ModelTest
@@ -40,6 +43,7 @@ SOURCE = "leadscore"
 AS_OF_VAR = "leadscore_as_of"
 _EVENTS, _LEADS, _AS_OF = "__leadscore_events__", "__leadscore_leads__", "__leadscore_as_of__"
 _AS_OF_TEXT = "__leadscore_as_of_text__"
+_LOADER = "__leadscore_loader_{}__"
 EXACT = 1e-9
 
 
@@ -62,6 +66,33 @@ def model_sql(model: Model, dialect: Dialect, events_columns: dict[str, str],
     sql = sql.replace(_AS_OF, "({{ leadscore_as_of() }})")
     return f"-- {model.name}: written by `leadscore dbt`; edit the model, not this file.\n" \
            f"{{{{ config(materialized='table') }}}}\n\n{sql}\n"
+
+
+class _LoaderSources(SegmentSchema):
+    """A loader schema whose tables are named by placeholders, made dbt sources afterwards."""
+
+    def name(self, table: str) -> str:
+        return _LOADER.format(table)
+
+
+def segment_model_sql(model: Model, dialect: Dialect, segment: SegmentSchema) -> str:
+    """The dbt model of one scoresheet over the loader tables of `segment` (the package's
+    sources), as of the macro `leadscore_as_of()`."""
+    statement = compile_segment_scores(
+        [model], _LoaderSources(segment.schema, segment.tables), as_of_us=exp.column(_AS_OF),
+        dialect=dialect)
+    sql = render(statement, dialect).rstrip().rstrip(";")
+    for table in segment.tables:
+        sql = sql.replace(_LOADER.format(table),
+                          "{{ source('" + SOURCE + "', '" + table + "') }}")
+    sql = sql.replace(_AS_OF, "({{ leadscore_as_of() }})")
+    return f"-- {model.name}: written by `leadscore dbt --layout segment`; edit the model, " \
+           f"not this file.\n{{{{ config(materialized='table') }}}}\n\n{sql}\n"
+
+
+def read_tables(sql: str, segment: SegmentSchema) -> list[str]:
+    """The loader tables a model's SQL reads (its sources)."""
+    return [t for t in segment.tables if "'" + t + "') }}" in sql]
 
 
 def as_of_macro(dialect: Dialect) -> str:
@@ -190,11 +221,20 @@ def _source(events_table_name: str, leads_table_name: str | None) -> dict[str, A
         "name": SOURCE, "schema": schema or "{{ target.schema }}", "tables": tables}]}
 
 
+def _loader_source(segment: SegmentSchema, tables: Sequence[str]) -> dict[str, Any]:
+    """The sources.yml over a loader schema: source `leadscore`, a table per one read."""
+    return {"version": 2, "sources": [{
+        "name": SOURCE, "schema": segment.schema or "{{ target.schema }}",
+        "tables": [{"name": t, "description": "Written by Segment's or RudderStack's "
+                    "warehouse loader."} for t in tables]}]}
+
+
 def write_package(models: Sequence[Model], out_dir: Path, *, dialect: str,
-                  events_table: str, leads_table: str | None,
-                  events_columns: dict[str, str], leads_columns: dict[str, str] | None
-                  ) -> list[Path]:
-    """Write the dbt package of `models` into `out_dir`; returns the files written."""
+                  events_table: str | None, leads_table: str | None,
+                  events_columns: dict[str, str] | None, leads_columns: dict[str, str] | None,
+                  segment: SegmentSchema | None = None) -> list[Path]:
+    """Write the dbt package of `models` into `out_dir` (over the events and leads tables,
+    or `segment`: the loader tables of that schema); returns the files written."""
     speaking = Dialect.get_or_raise(dialect)
     files: dict[str, str] = {}
     files["dbt_project.yml"] = yaml.safe_dump({
@@ -203,13 +243,22 @@ def write_package(models: Sequence[Model], out_dir: Path, *, dialect: str,
         "vars": {AS_OF_VAR: None},
         "models": {PROJECT: {"+materialized": "table"}}}, sort_keys=False)
     files["macros/leadscore_as_of.sql"] = as_of_macro(speaking)
-    files["models/sources.yml"] = yaml.safe_dump(_source(events_table, leads_table),
-                                                 sort_keys=False)
+    if segment is None:
+        assert events_table is not None and events_columns is not None
+        files["models/sources.yml"] = yaml.safe_dump(_source(events_table, leads_table),
+                                                     sort_keys=False)
+    read: list[str] = []
     schema_models = []
     for model in models:
         name = f"scores_{slug(model.name)}"
-        files[f"models/{name}.sql"] = model_sql(model, speaking, events_columns,
-                                                leads_columns if leads_table else None)
+        if segment is not None:
+            sql = segment_model_sql(model, speaking, segment)
+            read += [t for t in read_tables(sql, segment) if t not in read]
+        else:
+            assert events_columns is not None
+            sql = model_sql(model, speaking, events_columns,
+                            leads_columns if leads_table else None)
+        files[f"models/{name}.sql"] = sql
         schema_models.append({
             "name": name, "description": f"Scores of every lead under {model.name} "
             "(written by `leadscore dbt`).",
@@ -219,6 +268,9 @@ def write_package(models: Sequence[Model], out_dir: Path, *, dialect: str,
             lead = Lead(TEST_LEAD, dict(test.traits), dict(test.account))
             files[f"tests/{slug(model.name)}__{slug(test.name)}.sql"] = example_sql(
                 model, test, speaking, events, lead)
+    if segment is not None:
+        files["models/sources.yml"] = yaml.safe_dump(_loader_source(segment, read),
+                                                     sort_keys=False)
     files["models/schema.yml"] = yaml.safe_dump({"version": 2, "models": schema_models},
                                                 sort_keys=False)
     written = []

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, select
 
 from leadscore.ingest.session import Session
+from leadscore.model.compiled import compile_model
 from leadscore.model_versions import ModelVersions
 from leadscore.store import accounts as account_store
 from leadscore.store import leads as lead_store
@@ -53,7 +54,11 @@ class Rescoring:
         """Save again, as of now, the scores of the leads with engagement saved more than
         `older_than` seconds ago (see `Service.refresh`), until `stop()` or `close`."""
         with self.db.read() as connection:
-            lead_ids = score_store.decaying(connection, now_us() - round(older_than * 1e6))
+            # A model with `age_of` fit rules: its fit moves with time, every lead it scores.
+            moving = [m.name for m in self.versions.active(connection)
+                      if compile_model(m.model).fit_moves]
+            lead_ids = score_store.decaying(connection, now_us() - round(older_than * 1e6),
+                                            moving)
 
         def stopping() -> bool:
             return self.closing.is_set() or (stop is not None and stop())

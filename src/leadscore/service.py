@@ -24,12 +24,14 @@ from sqlalchemy import Connection
 from leadscore.errors import ModelError, Problem
 from leadscore.filters import Filters
 from leadscore.ingest.as_json import lead_json
+from leadscore.ingest.decoded import DecodedStates
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.transaction import (
     IngestResult,
     Messages,
     apply_group,
     ingest_messages,
+    prepare_messages,
     replay_merged,
 )
 from leadscore.model.loader import load_models
@@ -61,8 +63,13 @@ class Service:
         self.filters = Filters() if filters is None else filters
         self.versions = ModelVersions(db)
         self.rescoring = Rescoring(db, self.versions)
-        self.group_commit: Messages = GroupCommit(db, lambda connection, group: apply_group(
-            db, connection, self.active_models(connection), group, self.filters))
+        self.decoded = DecodedStates()      # engine states kept decoded between writes
+        self.group_commit: Messages = GroupCommit(
+            db, lambda connection, group: apply_group(
+                db, connection, self.active_models(connection), group, self.filters,
+                self.decoded),
+            None if db.in_memory else    # its one connection: no read beside the writer
+            lambda messages: prepare_messages(db, self.active_models, self.decoded, messages))
         self.sales = SalesDesk(db, self.ingest, self._half_lives, self.get_lead)
 
     # ---- opening and closing
@@ -295,12 +302,13 @@ class Service:
 
     def refresh(self, progress: Progress | None = None, *, older_than: float = 0.0,
                 stop: Callable[[], bool] | None = None) -> int:
-        """Save again, as of now, the scores that decay has moved since they were saved, so
+        """Save again, as of now, the scores that time has moved since they were saved, so
         the listing's filters and sort see current values; return how many leads.
 
-        Only leads with engagement (decay moves nothing else: fit, grade and the time-free
-        parts stay) whose score was saved more than `older_than` seconds ago; from their saved
-        engine state, a chunk of leads per transaction, until `stop()` or `close`."""
+        Only leads with engagement (decay) and every lead of a model with `age_of` fit rules
+        (a date's age moves fit and grade), whose score was saved more than `older_than`
+        seconds ago; from their saved engine state, a chunk of leads per transaction, until
+        `stop()` or `close`."""
         return self.rescoring.refresh(progress, older_than=older_than, stop=stop)
 
     # ---- filters

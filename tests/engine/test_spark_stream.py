@@ -5,6 +5,7 @@ plain-Python reference of the rules (`leadscore.stream`). Marked `spark`."""
 
 from __future__ import annotations
 
+import csv
 import json
 import warnings
 from pathlib import Path
@@ -29,13 +30,6 @@ from tests.engine.test_stream import B2B, B2C, EXAMPLES, STORY, msg, write
 from tests.engine.test_stream_reference import AS_OF, a_stream, present
 
 pytestmark = pytest.mark.spark
-# Since the stream stage's views are checkpointed (the heap fix), a run of this file on
-# 2026-12-07 09:43–09:50 UTC passed the example stream, the story and accounts tests; the
-# bad-message test failed (4 bad lines warned, but Spark scored no lead where c-1 is
-# expected: found 09:51, not explained), the CLI test failed (cause not read),
-# the random streams did not finish. xfail, not strict, until looked at.
-UNVERIFIED = pytest.mark.xfail(strict=False, reason="failed (bad messages, CLI) or not run to "
-                               "the end (random streams) on Spark after the heap fix: open")
 
 
 def both(models: Any, events: Any, leads: Any, as_of: str, spark: Any) -> tuple[Any, Any]:
@@ -88,33 +82,67 @@ def test_accounts_from_a_stream_alone_on_spark(spark: Any, tmp_path: Path) -> No
     assert scores["b-1"]["fit"] == 15 + 10 + 15      # size, industry (group traits), vp
 
 
-@UNVERIFIED
+
+def test_a_stream_that_names_no_account_has_no_accounts_on_spark(spark: Any, tmp_path: Path
+                                                                 ) -> None:
+    # Spark 4's optimiser failed on this account plan ("key not found: account_id#…" in the
+    # Union's constraints) until SESSION_CONF turned constraint propagation off
+    path = str(write(tmp_path / "s.jsonl", [
+        msg("identify", "2026-01-01T00:00:00Z", 1, userId="b-1", traits={"segment": "business"}),
+        msg("page", "2026-01-03T00:00:00Z", 2, userId="b-1", properties={"path": "/pricing"})]))
+    models = load_models([B2B])
+    as_of = "2026-02-01T00:00:00Z"
+    duck = score_accounts(models, path, as_of=as_of)
+    on_spark = score_accounts(models, path, as_of=as_of, engine="spark", spark=spark)
+    assert duck.num_rows == 0 and on_spark.num_rows == 0
+    assert on_spark.schema == duck.schema
+
 def test_bad_messages_are_left_out_and_counted_on_spark(spark: Any, tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
-    good = [msg("identify", "2026-01-01T00:00:00Z", 1, userId="c-1", traits={"age": 30}),
+    # `segment: consumer`: the model applies to consumers only (without it neither engine
+    # scores c-1 — the cause of this test's first failure)
+    good = [msg("identify", "2026-01-01T00:00:00Z", 1, userId="c-1",
+                traits={"age": 30, "segment": "consumer"}),
             msg("page", "2026-01-02T00:00:00Z", 2, userId="c-1", properties={"path": "/a"})]
     bad = ['{"type": "track", "userId": "c-1", "timestamp": "2026-01-02T00:00:00Z"}',
            '{"type": "page", "timestamp": "2026-01-02T00:00:00Z"}', "not json",
            '{"type": "shout", "userId": "c-1"}']
     path.write_text("".join(json.dumps(m) + "\n" for m in good) + "\n".join(bad) + "\n")
-    with pytest.warns(RejectedRowsWarning, match="4 bad"):
-        rows = score_many(load_models([B2C]), str(path), as_of="2026-02-01T00:00:00Z",
-                          engine="spark", spark=spark).to_pylist()
-    assert [r["lead_id"] for r in rows] == ["c-1"]
+    models = load_models([B2C])
+    with pytest.warns(RejectedRowsWarning, match="4 bad message rows"):
+        duck = score_many(models, str(path), as_of="2026-02-01T00:00:00Z")
+    with pytest.warns(RejectedRowsWarning, match="4 bad message rows"):
+        on_spark = score_many(models, str(path), as_of="2026-02-01T00:00:00Z",
+                              engine="spark", spark=spark)
+    assert [r["lead_id"] for r in on_spark.to_pylist()] == ["c-1"]
+    assert_same_rows(rows_of(duck), rows_of(on_spark))
 
 
-@UNVERIFIED
 def test_the_cli_scores_a_stream_on_spark(spark: Any, tmp_path: Path) -> None:
+    # both example models: 70 leads (the consumer model alone applies to 40 of them)
     out = tmp_path / "scores.csv"
+    data = EXAMPLES / "data"
     result = CliRunner().invoke(app, [
-        "score", "-m", str(B2C), "-e", str(EXAMPLES / "data" / "events.jsonl"), "-l",
-        str(EXAMPLES / "data" / "leads.jsonl"), "--engine", "spark", "--master", "local[2]",
+        "score", "-m", str(B2B), "-m", str(B2C), "-e", str(data / "events.jsonl"), "-l",
+        str(data / "leads.jsonl"), "--engine", "spark", "--master", "local[2]",
         "--as-of", "2026-06-01T00:00:00Z", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "wrote 70 scores" in result.output
+    duck = score_many(load_models([B2B, B2C]), str(data / "events.jsonl"), data / "leads.jsonl",
+                      as_of="2026-06-01T00:00:00Z")
+    written = {(r["model"], r["lead_id"]): r for r in csv.DictReader(out.open())}
+    assert set(written) == {(r["model"], r["lead_id"]) for r in duck.to_pylist()}
+    for row in duck.to_pylist():
+        assert float(written[row["model"], row["lead_id"]]["score"]) == \
+            pytest.approx(row["score"], abs=1e-6)
 
 
-@UNVERIFIED
+# Failed on 2026-12-07 (no longer a timeout): a trait that is a number in one message and an
+# object in another (`z: 0`, `z: {k: 1}`) — Spark's JSON inference types `traits.z` as text
+# ("0"), DuckDB's reader flattens the object to `traits.z.k` and keeps `traits.z` a number.
+# Not strict: only streams with such a key fail. Open: type the column as DuckDB does.
+@pytest.mark.xfail(strict=False, reason="Spark infers text for a trait that is a scalar in one "
+                   "message and an object in another (DuckDB: a number): open")
 @settings(max_examples=2, deadline=None, database=None,     # Spark: minutes each
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(stream=a_stream(), as_of=st.sampled_from(AS_OF))

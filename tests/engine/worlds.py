@@ -1,15 +1,16 @@
 """Worlds to score: a model, its leads, accounts and events, as of a moment — drawn by
 hypothesis (`worlds()`), or the fixed `long_world()`.
 
-Drawn models use every rule kind: fit conditions, bands and disqualification (incl. `account.*`
-traits), engagement rules on events and page globs with `where`, `limit` once/daily/weekly,
-`distinct`, `cap`, negative points, decay on, off or per rule, lifecycle stages (`on`, `when`,
-`back`), grades, temperature, thresholds (`mql_requires_grade` too), `applies_to`, interests
-(fixed topics and topics from the event) and three time zones (one with a DST change on the
-night before `AS_OF`). Up to 40 drawn events fall up to 40 days before `AS_OF` and a few after
-it, some of them raised by programs (`Program Points Added`, `Lifecycle Stage Set`), in arrival
-order (not time order). With `accounts`, the model has an `account:` section (fit on account
-traits, every roll-up, roles, mqa) and the world an accounts table; leads link to accounts by
+Drawn models use every rule kind: fit conditions, bands, `age_of` bands (on date texts with
+and without a time and a zone) and disqualification (incl. `account.*` traits), engagement
+rules on events and page globs with `where`, `limit` once/daily/weekly, `distinct`, `cap`,
+negative points, decay on, off or per rule, lifecycle stages (`on`, `when`, `back`), grades,
+temperature, thresholds (`mql_requires_grade` too), `applies_to`, interests (fixed topics and
+topics from the event) and three time zones (one with a DST change on the night before
+`AS_OF`). Up to 40 drawn events fall up to 40 days before `AS_OF` and a few after it, some of
+them raised by programs (`Program Points Added`, `Lifecycle Stage Set`), in arrival order (not
+time order). With `accounts`, the model has an `account:` section (fit on account traits,
+every roll-up, roles, mqa) and the world an accounts table; leads link to accounts by
 `account_id` or e-mail domain (free-mail never).
 """
 
@@ -26,7 +27,7 @@ from hypothesis import strategies as st
 from leadscore.model.loader import load_model
 from leadscore.model.program_events import POINTS_EVENT, STAGE_EVENT
 from leadscore.model.schema import STAGES, Model
-from leadscore.timeutil import US_PER_DAY, parse_timestamp
+from leadscore.timeutil import US_PER_DAY, iso, parse_timestamp
 
 AS_OF = parse_timestamp("2026-03-29T12:00:00Z")   # a DST change in Europe that night
 EVENT_NAMES = ["Signed Up", "Clicked", "Order Completed", "Cancelled"]
@@ -44,7 +45,8 @@ EVENT_SCHEMA = pa.schema([("lead_id", pa.string()), ("timestamp", pa.timestamp("
                           ("model", pa.string())])
 LEAD_SCHEMA = pa.schema([("lead_id", pa.string()), ("email", pa.string()), ("age", pa.int64()),
                          ("occupation", pa.string()), ("country", pa.string()),
-                         ("account.employees", pa.int64()), ("account.industry", pa.string()),
+                         ("signed_up", pa.string()), ("account.employees", pa.int64()),
+                         ("account.industry", pa.string()),
                          ("account_id", pa.string()), ("job_level", pa.string())])
 ACCOUNT_SCHEMA = pa.schema([("account_id", pa.string()), ("domain", pa.string()),
                             ("industry", pa.string()), ("employees", pa.int64())])
@@ -170,8 +172,14 @@ def account_sections(draw: st.DrawFn) -> dict[str, Any]:
 def models(draw: st.DrawFn, accounts: bool = False) -> Model:
     fit: list[dict[str, Any]] = []
     for i in range(draw(st.integers(0, 4))):
-        kind = draw(st.sampled_from(["when", "bands", "disqualify"]))
-        if kind == "bands":
+        kind = draw(st.sampled_from(["when", "bands", "disqualify", "age"]))
+        if kind == "age":
+            fit.append({"name": f"fit {i}", "age_of": "signed_up", "bands": [
+                {"lt": 7, "points": draw(points)},
+                {"range": [7, 30.5], "points": draw(points)},
+                {"gte": 30, "points": draw(points)},
+                {"exists": False, "points": draw(points)}]})
+        elif kind == "bands":
             fit.append({"name": f"fit {i}", "attribute": "age", "bands": [
                 {"range": [18, 30], "points": draw(points)},
                 {"gte": 25, "points": draw(points)},
@@ -220,6 +228,23 @@ def models(draw: st.DrawFn, accounts: bool = False) -> Model:
 
 
 @st.composite
+def sign_ups(draw: st.DrawFn) -> str:
+    """A date text up to 60 days before `AS_OF` and a few after: a date alone, with a time,
+    with a zone (an `age_of` rule's trait)."""
+    at = AS_OF - draw(st.integers(-5 * 24 * 60, 60 * 24 * 60)) * 60_000_000
+    stamp = iso(at)       # 2026-05-10T00:00:00Z
+    form = draw(st.sampled_from(["date", "utc", "naive", "zoned"]))
+    if form == "date":
+        return stamp[:10]
+    if form == "naive":
+        return stamp[:10] + " " + stamp[11:16]
+    if form == "zoned":   # the same instant's wall clock at UTC−05:30
+        local = iso(at - (5 * 60 + 30) * 60_000_000)
+        return local[:19] + "-05:30"
+    return stamp
+
+
+@st.composite
 def lead_rows(draw: st.DrawFn, accounts: bool) -> list[dict[str, Any]]:
     """Up to five leads (some known from their events only)."""
     leads = []
@@ -232,6 +257,7 @@ def lead_rows(draw: st.DrawFn, accounts: bool) -> list[dict[str, Any]]:
                 [f"p{i}@{d}" for d in DOMAINS]))),
             "age": draw(st.one_of(st.none(), st.integers(10, 70))),
             "occupation": draw(st.sampled_from([None, "student", "engineer", "teacher"])),
+            "signed_up": draw(st.one_of(st.none(), st.just("soon"), sign_ups())),
             "country": draw(st.sampled_from([None, "DE", "FR", "US"])),
             "account.employees": draw(st.one_of(st.none(), st.integers(1, 500))),
             "account.industry": draw(st.sampled_from([None, "software", "retail"])),

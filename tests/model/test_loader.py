@@ -114,3 +114,32 @@ def test_unreadable_files(tmp_path: Path) -> None:
     assert info.value.problems[0].line is not None
     with pytest.raises(ModelError, match="must be a YAML mapping"):
         load_model(write(tmp_path, "- a\n- b\n"))
+
+
+AGES = """\
+name: ages
+fit:
+  - name: signed up lately
+    age_of: signed_up
+    bands:
+      - {lt: 30, points: 10}
+      - {eq: "2024-01-24", points: 5}
+account:
+  fit:
+    - {name: young company, age_of: founded, bands: [{lt: 365, points: 5}]}
+"""
+
+
+def test_an_age_band_never_compares_a_date_for_equality(tmp_path: Path) -> None:
+    with pytest.raises(ModelError) as caught:
+        load_model(write(tmp_path, AGES))
+    found = {p.key: p for p in caught.value.problems}
+    assert "never equality on a date" in found["fit[0].bands[1].eq"].message
+    assert found["fit[0].bands[1].eq"].line == 7
+    assert "account fit" in found["account.fit[0].age_of"].message
+    both = "name: m\nfit:\n  - {name: b, age_of: x, attribute: x, bands: [{lt: 1, points: 1}]}\n"
+    with pytest.raises(ModelError, match="not both"):
+        load_model(write(tmp_path, both, "both.yaml"))
+    good = AGES.split("account:")[0].replace('      - {eq: "2024-01-24", points: 5}\n', "")
+    rule = load_model(write(tmp_path, good, "good.yaml")).fit[0]
+    assert rule.age_of == "signed_up" and rule.attribute is None

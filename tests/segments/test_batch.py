@@ -158,3 +158,26 @@ def test_the_segments_command_says_how_many_bad_rows_it_skipped(
             in result.output
         assert "field 'timestamp': not a timestamp)" in result.output
     assert "RejectedRowsWarning" not in result.output      # a line, not a Python warning
+
+
+@pytest.mark.spark
+def test_the_segments_command_on_spark_reads_a_message_stream(spark: Any, tmp_path: Path
+                                                              ) -> None:
+    """`--engine spark` with Segment JSON lines (the example export): the stream stage on
+    Spark, the same members as DuckDB (Spark's `register` had read `.jsonl` as Parquet)."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    outputs = {}
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / f"members-{engine}.csv"
+        result = CliRunner().invoke(app, [
+            "segments", *(a for s in ("engaged-painters", "loyal-customers", "lapsed-customers")
+                          for a in ("--segment", str(examples / "segments" / f"{s}.yaml"))),
+            "--model", str(examples / "b2c-art-supplies.yaml"),
+            "--events", str(examples / "data" / "events.jsonl"),
+            "--leads", str(examples / "data" / "leads.jsonl"), "--as-of",
+            "2026-06-01T00:00:00Z", "--out", str(out), "--engine", engine,
+            "--master", "local[2]"])
+        assert result.exit_code == 0, result.output
+        outputs[engine] = out.read_text()
+    assert outputs["spark"] == outputs["duckdb"]
+    assert len(outputs["duckdb"].splitlines()) > 1       # someone is in a segment

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 import yaml
 
+from leadscore import load_model
 from tests.conftest import postgres_url, require_postgres
 from tests.warehouse.test_compile import (
     EXAMPLE_AS_OF,
@@ -34,6 +35,12 @@ from tests.warehouse.test_compile import (
     leadscore,
 )
 from tests.warehouse.test_postgres import plain
+from tests.warehouse.test_segment_layout import (
+    STREAM,
+    expected,
+    loader_schema_in_postgres,
+    loader_tables,
+)
 
 VENV = Path.home() / ".cache" / "leadscore" / "dbt-venv"
 
@@ -94,14 +101,21 @@ def wrong_example(tmp_path: Path) -> Path:
     return path
 
 
-def assert_build_and_examples(project: Path, profiles: dict[str, Any], wrong: Path,
-                              scores: Callable[[], dict[Any, Any]]) -> None:
-    """`dbt build` passes (both models, the 8 worked examples, 2 generic tests a model), the
-    scores it wrote equal score_many's, and an example that does not hold fails."""
+def assert_build(project: Path, profiles: dict[str, Any], want: dict[Any, Any],
+                 scores: Callable[[], dict[Any, Any]]) -> None:
+    """`dbt build` passes (both models, the 8 worked examples, 2 generic tests a model) and
+    the scores it wrote equal `want` (score_many's)."""
     built = dbt(project, profiles, "build")
     assert built.returncode == 0, built.stdout[-3000:]
     assert "PASS=14 " in built.stdout and "ERROR=0" in built.stdout, built.stdout[-3000:]
-    assert_rows_equal(example_scores(), scores())
+    assert_rows_equal(want, scores())
+
+
+def assert_build_and_examples(project: Path, profiles: dict[str, Any], wrong: Path,
+                              scores: Callable[[], dict[Any, Any]]) -> None:
+    """`assert_build` against score_many on the example tables, and an example that does
+    not hold fails."""
+    assert_build(project, profiles, example_scores(), scores)
     # An example that does not hold fails its data test.
     failing = [p for p in (wrong / "tests").iterdir() if "newsletter_reader" in p.name]
     [test] = failing
@@ -119,6 +133,43 @@ def duckdb_file(tmp_path: Path) -> Path:
     return path
 
 
+def duckdb_scores(path: Path) -> dict[Any, Any]:
+    """The rows of both examples' scores tables dbt built in the DuckDB file."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = {}
+        for table in ("scores_b2c_art_supplies", "scores_b2b_software"):
+            rows.update(plain({(r["model"], r["lead_id"]): r for r in con.sql(
+                f"SELECT * FROM scores.{table}").to_arrow_table().to_pylist()}))
+        return rows
+    finally:
+        con.close()
+
+
+def postgres_scores(schema: str) -> dict[Any, Any]:
+    """The rows of both examples' scores tables dbt built in PostgreSQL's `schema`."""
+    rows = {}
+    with psycopg.connect(postgres_url()) as connection:
+        for table in ("scores_b2c_art_supplies", "scores_b2b_software"):
+            cursor = connection.execute(f"SELECT * FROM {schema}.{table}")
+            names = [d.name for d in cursor.description]
+            for values in cursor.fetchall():
+                row = dict(zip(names, values, strict=True))
+                rows[(row["model"], row["lead_id"])] = row
+    return plain(rows)
+
+
+def postgres_profile(schema: str) -> dict[str, Any]:
+    """dbt-postgres's profile for the test database, models built into `schema`."""
+    address = postgres_url().split("://", 1)[1]
+    user, _, rest = address.partition("@")
+    host_port, _, database = rest.partition("/")
+    host, _, port = host_port.partition(":")
+    return {"type": "postgres", "host": host, "port": int(port or 5432), "user": user,
+            "password": os.environ.get("PGPASSWORD", ""), "dbname": database.split("?")[0],
+            "schema": schema, "threads": 1}
+
+
 def test_dbt_build_on_duckdb(tmp_path: Path, duckdb_file: Path) -> None:
     dbt_executable()
     project = package(tmp_path / "package", "duckdb", str(duckdb_file), *EXAMPLES)
@@ -126,19 +177,7 @@ def test_dbt_build_on_duckdb(tmp_path: Path, duckdb_file: Path) -> None:
                     wrong_example(tmp_path))
     profiles = {"type": "duckdb", "path": str(duckdb_file), "schema": "scores",
                 "threads": 1}
-
-    def scores() -> dict[Any, Any]:
-        con = duckdb.connect(str(duckdb_file), read_only=True)
-        try:
-            rows = {}
-            for table in ("scores_b2c_art_supplies", "scores_b2b_software"):
-                rows.update(plain({(r["model"], r["lead_id"]): r for r in con.sql(
-                    f"SELECT * FROM scores.{table}").to_arrow_table().to_pylist()}))
-            return rows
-        finally:
-            con.close()
-
-    assert_build_and_examples(project, profiles, wrong, scores)
+    assert_build_and_examples(project, profiles, wrong, lambda: duckdb_scores(duckdb_file))
 
 
 @pytest.fixture
@@ -173,23 +212,47 @@ def test_dbt_build_on_postgres(tmp_path: Path, postgres_schema: str) -> None:
     leadscore("dbt", "-m", str(EXAMPLES[0]), "-m", str(EXAMPLES[1]), *args, "--out",
               str(project))
     leadscore("dbt", "-m", str(wrong_example(tmp_path)), *args, "--out", str(wrong))
-    address = url.split("://", 1)[1]
-    user, _, rest = address.partition("@")
-    host_port, _, database = rest.partition("/")
-    host, _, port = host_port.partition(":")
-    profiles = {"type": "postgres", "host": host, "port": int(port or 5432), "user": user,
-                "password": os.environ.get("PGPASSWORD", ""), "dbname": database.split("?")[0],
-                "schema": f"{postgres_schema}_scores", "threads": 1}
+    assert_build_and_examples(project, postgres_profile(f"{postgres_schema}_scores"), wrong,
+                              lambda: postgres_scores(f"{postgres_schema}_scores"))
 
-    def scores() -> dict[Any, Any]:
-        rows = {}
-        with psycopg.connect(url) as connection:
-            for table in ("scores_b2c_art_supplies", "scores_b2b_software"):
-                cursor = connection.execute(f"SELECT * FROM {postgres_schema}_scores.{table}")
-                names = [d.name for d in cursor.description]
-                for values in cursor.fetchall():
-                    row = dict(zip(names, values, strict=True))
-                    rows[(row["model"], row["lead_id"])] = row
-        return plain(rows)
 
-    assert_build_and_examples(project, profiles, wrong, scores)
+def segment_package(out: Path, dialect: str, db: str, schema: str) -> Path:
+    leadscore("dbt", *(a for m in EXAMPLES for a in ("-m", str(m))), "--dialect", dialect,
+              "--layout", "segment", "--schema", schema, "--db", db, "--out", str(out))
+    sources = yaml.safe_load((out / "models" / "sources.yml").read_text())
+    [source] = sources["sources"]
+    assert source["schema"] == schema
+    assert {"tracks", "pages", "identifies", "groups", "aliases"} <= \
+        {t["name"] for t in source["tables"]}
+    return out
+
+
+def test_dbt_build_layout_segment_on_duckdb(tmp_path: Path) -> None:
+    """`leadscore dbt --layout segment --schema S`: the models read the loader's tables;
+    dbt-duckdb builds them, the scores equal score_many on the same messages."""
+    dbt_executable()
+    path = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    loader_tables(con, STREAM, "segment")
+    con.close()
+    project = segment_package(tmp_path / "package", "duckdb", str(path), "segment")
+    profiles = {"type": "duckdb", "path": str(path), "schema": "scores", "threads": 1}
+    models = [load_model(p) for p in EXAMPLES]
+    assert_build(project, profiles, expected(STREAM, models, EXAMPLE_AS_OF),
+                 lambda: duckdb_scores(path))
+
+
+@pytest.mark.postgres
+def test_dbt_build_layout_segment_on_postgres(tmp_path: Path) -> None:
+    """The same with dbt-postgres against the real PostgreSQL."""
+    dbt_executable()
+    models = [load_model(p) for p in EXAMPLES]
+    with loader_schema_in_postgres(STREAM) as (schema, _):
+        project = segment_package(tmp_path / "package", "postgres", postgres_url(), schema)
+        try:
+            assert_build(project, postgres_profile(f"{schema}_scores"),
+                         expected(STREAM, models, EXAMPLE_AS_OF),
+                         lambda: postgres_scores(f"{schema}_scores"))
+        finally:
+            with psycopg.connect(postgres_url(), autocommit=True) as connection:
+                connection.execute(f"DROP SCHEMA IF EXISTS {schema}_scores CASCADE")

@@ -29,13 +29,15 @@ commands = typer.Typer()
 def score(
     model: Annotated[list[Path], typer.Option("--model", "-m", metavar="FILE",
                                               help="A model file (repeat for several).")],
-    events: Annotated[str, typer.Option("--events", "-e", metavar="FILE", help="Events: "
-                                        ".parquet, .csv or .jsonl (Segment messages).")],
     out_path: Annotated[str, typer.Option("--out", "-o", metavar="FILE", help="Scores file: "
                                           ".csv, .parquet, .json or .jsonl (with Spark also "
                                           "a URL: s3a://…); or a database table: "
                                           "postgresql://…/DB/SCHEMA.TABLE, a .duckdb file, "
                                           "with --engine postgres a table of --db.")],
+    events: Annotated[str | None, typer.Option("--events", "-e", metavar="FILE", help="Events: "
+                                               ".parquet, .csv or .jsonl (Segment messages); "
+                                               "with --engine postgres a table of --db.")
+                      ] = None,
     leads: Annotated[str | None, typer.Option("--leads", "-l", metavar="FILE", help="Leads "
                                               "(traits): .parquet, .csv or .jsonl.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", metavar="TIME", help="Score as of "
@@ -71,6 +73,12 @@ def score(
     memory_limit: Annotated[str | None, typer.Option("--memory-limit", metavar="SIZE",
                                                      help="DuckDB memory limit (e.g. 4GB); "
                                                      "spills beyond.")] = None,
+    layout: Annotated[str, typer.Option("--layout", metavar="LAYOUT", help="With --engine "
+                                        "postgres: tables (--events, --leads) or segment "
+                                        "(the loader tables of --schema).")] = "tables",
+    schema: Annotated[str | None, typer.Option(
+        "--schema", metavar="SCHEMA", help="With --layout segment: the schema Segment's or "
+        "RudderStack's loader writes tracks, pages, identifies, groups, aliases to.")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", metavar="FILE", help="Settings whose [filters] (bots, internal "
         "traffic, link scanners) leave events out, as the service does (default: "
@@ -93,10 +101,17 @@ def score(
     if mode not in ("replace", "upsert"):
         fail(f"error: --mode {mode!r}: expected replace or upsert")
     if engine == "postgres":
-        from leadscore.cli.warehouse import in_postgres
+        from leadscore.cli.warehouse import in_postgres, sources
 
-        in_postgres(models, db, events, leads, out_path, when, mode)
+        given, segment = sources(layout, schema, events, leads, "--events / --leads")
+        in_postgres(models, db, given, leads, out_path, when, mode, segment)
         return
+    if layout != "tables" or schema is not None:
+        fail("error: --layout segment --schema reads a loader's tables in a database: with "
+             "--engine postgres (a Segment message file is read as --events FILE.jsonl)")
+    if events is None:
+        fail("error: --events FILE is required")
+    assert events is not None
     if state is not None and accounts_out is not None:
         from leadscore.io.readers import is_message_stream
 

@@ -24,7 +24,7 @@ def segments(
                                               help="model YAML file(s)")],
     # str, not Path: with Spark these may be URLs (s3a://…), which Path would mangle
     events: Annotated[str, typer.Option(metavar="FILE", help="events: Parquet, CSV or JSON "
-                                        "lines (with Spark: Parquet or CSV, also a URL)")],
+                                        "lines (with Spark too; also a URL)")],
     out_path: Annotated[Path, typer.Option("--out", "-o", metavar="FILE",
                                            help="CSV, Parquet or JSON")],
     leads: Annotated[str | None, typer.Option(metavar="FILE", help="leads table")] = None,

@@ -55,29 +55,52 @@ def compiled(models: list[Model], events_table: str, leads_table: str | None,
         fail(f"error: {exc}")
 
 
+def loader_schema(models: list[Model], schema: str, db: str | None) -> Any:
+    """The loader tables of `schema`: read from `db`, else the tables and columns the
+    models need."""
+    from leadscore.engine.sql.segment_tables import SegmentSchema, declared_schema
+    from leadscore.engine.sql.warehouse import declared_columns
+    from leadscore.io.databases import schema_tables
+
+    if db is not None:
+        return SegmentSchema(schema, schema_tables(db, schema))
+    events, leads = declared_columns(models)
+    return declared_schema(schema, models, leads, events)
+
+
 def segment_compiled(models: list[Model], schema: str, dialect: str, as_of: str | None,
                      db: str | None, create: str | None) -> Any:
     """The statement over the loader tables of `schema` (read from `db`, else the tables
     and columns the models need)."""
     from leadscore.cli.options import as_of_us
-    from leadscore.engine.sql.segment_tables import (
-        SegmentSchema,
-        compile_segment_scores,
-        declared_schema,
-    )
-    from leadscore.engine.sql.warehouse import declared_columns
-    from leadscore.io.databases import schema_tables
+    from leadscore.engine.sql.segment_tables import compile_segment_scores
 
-    if db is not None:
-        source = SegmentSchema(schema, schema_tables(db, schema))
-    else:
-        events, leads = declared_columns(models)
-        source = declared_schema(schema, models, leads, events)
+    source = loader_schema(models, schema, db)
     try:
         return compile_segment_scores(models, source, as_of_us=None if as_of is None
                                       else as_of_us(as_of), dialect=dialect, create=create)
     except ValueError as exc:
         fail(f"error: {exc}")
+
+
+def sources(layout: str, schema: str | None, events: str | None, leads: str | None,
+            tables_flags: str) -> tuple[str | None, str | None]:
+    """(the events table, the loader schema) the flags name: `--layout segment` needs
+    `--schema` and no table flags (`tables_flags`, as this command spells them); `tables`
+    needs the events table."""
+    if layout not in ("tables", "segment"):
+        fail(f"error: --layout {layout!r}: expected 'tables' or 'segment'")
+    if layout == "segment":
+        if schema is None or events or leads:
+            fail("error: --layout segment reads the loader's tables of --schema SCHEMA "
+                 f"(not {tables_flags})")
+        return None, schema
+    if schema is not None:
+        fail("error: --schema goes with --layout segment")
+    if events is None:
+        fail(f"error: {tables_flags.split(' ')[0]} is required (or --layout segment "
+             "--schema SCHEMA)")
+    return events, None
 
 
 @commands.command("compile")
@@ -119,22 +142,16 @@ def compile_command(
     from leadscore.engine.sql.warehouse import render
     from leadscore.model import load_models
 
-    if layout not in ("tables", "segment"):
-        fail(f"error: --layout {layout!r}: expected 'tables' or 'segment'")
     try:
         speaking = Dialect.get_or_raise(dialect)
     except ValueError as exc:
         fail(f"error: --dialect: {exc}")
+    events_table, segment = sources(layout, schema, events_table, leads_table,
+                                    "--events-table / --leads-table")
     models = load_models(list(model))
-    if layout == "segment":
-        if schema is None or events_table or leads_table:
-            fail("error: --layout segment reads the loader's tables of --schema SCHEMA "
-                 "(not --events-table / --leads-table)")
-        assert schema is not None
-        statement = segment_compiled(models, schema, speaking.NAME, as_of, db, create)
+    if segment is not None:
+        statement = segment_compiled(models, segment, speaking.NAME, as_of, db, create)
     else:
-        if events_table is None:
-            fail("error: --events-table is required (or --layout segment --schema SCHEMA)")
         assert events_table is not None
         statement = compiled(models, events_table, leads_table, speaking.NAME, as_of, db,
                              create)
@@ -158,38 +175,58 @@ def dbt_command(
     dialect: Annotated[str, typer.Option("--dialect", "-d", metavar="DIALECT",
                                          help=f"The warehouse's SQL: {DIALECT_HELP}")
                        ] = "postgres",
-    events_table: Annotated[str, typer.Option("--events-table", metavar="SCHEMA.TABLE",
-                                              help="The events table the source names.")
-                            ] = "analytics.events",
+    events_table: Annotated[str | None, typer.Option(
+        "--events-table", metavar="SCHEMA.TABLE", help="The events table the source names "
+        "(default analytics.events).")] = None,
     leads_table: Annotated[str | None, typer.Option(
-        "--leads-table", metavar="SCHEMA.TABLE", help="The leads table the source names.")
-    ] = "analytics.leads",
+        "--leads-table", metavar="SCHEMA.TABLE", help="The leads table the source names "
+        "(default analytics.leads).")] = None,
     db: Annotated[str | None, typer.Option("--db", metavar="URL", help="Read the tables' "
                                            "columns from this database (postgresql://… or a "
                                            "DuckDB file); default: the columns the models "
                                            "read.")] = None,
+    layout: Annotated[str, typer.Option("--layout", metavar="LAYOUT", help="tables (the "
+                                        "events and leads tables) or segment (the tables "
+                                        "Segment's and RudderStack's loaders write to "
+                                        "--schema).")] = "tables",
+    schema: Annotated[str | None, typer.Option(
+        "--schema", metavar="SCHEMA", help="With --layout segment: the loader's schema.")
+    ] = None,
 ) -> None:
     """Write a dbt package: a model per scoresheet, the sources, the worked examples as
     data tests."""
     from leadscore.dbt import write_package
     from leadscore.model import load_models
 
+    if layout == "tables":
+        events_table = events_table or "analytics.events"
+        leads_table = leads_table or "analytics.leads"
+    events_table, segment = sources(layout, schema, events_table, leads_table,
+                                    "--events-table / --leads-table")
     models = load_models(list(model))
-    columns = {kind: table_columns(db, name, models, kind) for kind, name in
-               (("events", events_table), ("leads", leads_table)) if name}
     try:
-        written = write_package(models, out_dir, dialect=dialect, events_table=events_table,
-                                leads_table=leads_table, events_columns=columns["events"],
-                                leads_columns=columns.get("leads"))
+        if segment is not None:
+            written = write_package(models, out_dir, dialect=dialect, events_table=None,
+                                    leads_table=None, events_columns=None, leads_columns=None,
+                                    segment=loader_schema(models, segment, db))
+        else:
+            assert events_table is not None
+            columns = {kind: table_columns(db, name, models, kind) for kind, name in
+                       (("events", events_table), ("leads", leads_table)) if name}
+            written = write_package(models, out_dir, dialect=dialect,
+                                    events_table=events_table, leads_table=leads_table,
+                                    events_columns=columns["events"],
+                                    leads_columns=columns.get("leads"))
     except ValueError as exc:
         fail(f"error: {exc}")
     say(f"wrote a dbt package of {len(models)} model{'s' * (len(models) != 1)} to "
         f"{out_dir} ({len(written)} files); run it with `dbt build`", "green")
 
 
-def in_postgres(models: list[Model], db: str | None, events: str, leads: str | None,
-                out_path: str, as_of: int, mode: str) -> None:
-    """`leadscore score --engine postgres`: the plan run inside the database; the scores into
+def in_postgres(models: list[Model], db: str | None, events: str | None, leads: str | None,
+                out_path: str, as_of: int, mode: str, segment: str | None = None) -> None:
+    """`leadscore score --engine postgres`: the plan run inside the database (over the
+    tables `events` / `leads`, or the loader tables of schema `segment`); the scores into
     its table `out_path`, or fetched into a file / another database."""
     from leadscore.engine.batch.postgres import score_into, score_postgres
     from leadscore.io.databases import is_duckdb_file, is_postgres_url, write_scores
@@ -201,17 +238,18 @@ def in_postgres(models: list[Model], db: str | None, events: str, leads: str | N
     assert db is not None
     started = time.monotonic()
     if is_postgres_url(out_path) or is_duckdb_file(out_path):
-        scores = score_postgres(models, db, events, leads, as_of=as_of)
+        scores = score_postgres(models, db, events, leads, as_of=as_of, segment=segment)
         where = write_scores(scores, out_path, mode=mode)
         say(f"wrote {scores.num_rows:,} scores to {where.table} ({mode}) in "
             f"{time.monotonic() - started:.1f} s", "green")
         return
     if Path(out_path).suffix.lower() in WRITE_SUFFIXES:
-        scores = score_postgres(models, db, events, leads, as_of=as_of)
+        scores = score_postgres(models, db, events, leads, as_of=as_of, segment=segment)
         write_table(scores, out_path)
         say(f"wrote {scores.num_rows:,} scores to {out_path} in "
             f"{time.monotonic() - started:.1f} s", "green")
         return
-    rows = score_into(models, db, events, leads, out_path, mode=mode, as_of=as_of)
+    rows = score_into(models, db, events, leads, out_path, mode=mode, as_of=as_of,
+                      segment=segment)
     say(f"wrote {rows:,} scores to table {out_path} in PostgreSQL ({mode}, no export) in "
         f"{time.monotonic() - started:.1f} s", "green")

@@ -189,7 +189,8 @@ def rules_table(model: Model, counts: dict[str, dict[str, float]]) -> list[dict[
     rows: list[dict[str, Any]] = []
     for rule in model.fit:
         if rule.bands:
-            what = f"{rule.attribute} in bands"
+            what = (f"{rule.attribute} in bands" if rule.age_of is None
+                    else f"age of {rule.age_of} in days, in bands")
             points = "; ".join(f"{_condition(b.condition)} → {b.points:+g}" for b in rule.bands)
         else:
             what, points = _condition(rule.when), f"{rule.points:+g}"

@@ -13,6 +13,7 @@ with one statement per table at `flush`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,9 @@ from leadscore.filters import LEAD_FILTERS, Filters, lead_filter, which_filter
 from leadscore.ingest import profile
 from leadscore.ingest.accounts import AccountWork
 from leadscore.ingest.as_json import event_json, reason_json
+from leadscore.ingest.decoded import DecodedStates
 from leadscore.ingest.replay import Replayed, replay
+from leadscore.jsontext import dumps
 from leadscore.model.schema import Model
 from leadscore.sales.assign import route
 from leadscore.scores import Handoff, Update
@@ -59,11 +62,16 @@ class Session:
 
     def __init__(self, db: Database, connection: Connection, models: Sequence[ActiveModel],
                  now: int, *, write: bool = True, score_accounts: bool = True,
-                 filters: Filters | None = None):
+                 filters: Filters | None = None, decoded: DecodedStates | None = None):
         self.db, self.connection, self.now, self.write = db, connection, now, write
         # Set where messages come in (`ingest.transaction`): a new event is judged by them
         # (`verdict`); everywhere else the verdicts stored in the log are what counts.
         self.filters = filters
+        # States decoded before (kept by an earlier transaction, or outside the write lock):
+        # used where the store holds the same text; this session's saves go back with
+        # `release` (see `ingest.decoded`).
+        self.decoded = decoded
+        self._saved: list[tuple[str, str, int, str, ModelState]] = []
         self.score_accounts = score_accounts
         self.accounts = AccountWork(self)
         self.models = {m.name: m for m in models}
@@ -125,7 +133,8 @@ class Session:
         if self._main is None or not wanted:
             return
         rows = lead_store.load_many(self.connection, wanted, lock=self.write)
-        saved = scores.states_many(self.connection, set(rows) - created)
+        saved = scores.states_many(self.connection, set(rows) - created,
+                                   text=self.decoded is not None)
         for lead_id in sorted(rows):
             self._install(lead_id, rows[lead_id], saved.get(lead_id, {}), lead_id in created)
 
@@ -182,6 +191,9 @@ class Session:
                 not saved and not new and self._has_events(lead_id))):
             return self.rebuild(lead_id)
         try:
+            if self.decoded is not None:      # states read as text (`load`): kept, or decoded
+                usable = {name: self._decode(lead_id, name, state)
+                          for name, state in usable.items()}
             self._main.load_state({"lead_id": lead_id, "traits": row.traits,
                                    "account": row.account, "latest": latest,
                                    "models": usable})
@@ -190,6 +202,15 @@ class Session:
         self._scorers[lead_id] = self._main
         self._latest[lead_id] = latest
         return self._main
+
+    def _decode(self, lead_id: str, name: str, state: Any) -> Any:
+        """A saved state as `load_state` takes it: the one kept decoded for this very text,
+        else the text decoded (a state read one lead at a time comes decoded already)."""
+        if not isinstance(state, str):
+            return state
+        assert self.decoded is not None
+        kept = self.decoded.take(lead_id, name, self.models[name].version, state)
+        return kept if kept is not None else json.loads(state)
 
     def _has_events(self, lead_id: str) -> bool:
         self.write_log()
@@ -479,16 +500,28 @@ class Session:
         self.accounts.flush(self._dirty, score=self.score_accounts)
         self.write_log()
         saving = scores.Saving()
+        self._saved = []
         for lead_id in sorted(self._dirty):
             scorer = self._scorers[lead_id]
             as_of, lead = self.as_of(lead_id), scorer.lead(lead_id)
             found = {name: scorer.score(lead_id, name, as_of=as_of)
                      if scorer.models[name].applies(lead) else None for name in self.models}
-            state = scorer.state(lead_id)["models"]
+            live = scorer.model_states(lead_id)
             for name, active in self.models.items():
-                saved = state.get(name) or ModelState(scorer.models[name]).to_dict()
-                saving.add(lead_id, name, active.version, self._latest.get(lead_id), saved,
+                state = live.get(name)
+                text = dumps((state or ModelState(scorer.models[name])).to_dict())
+                saving.add(lead_id, name, active.version, self._latest.get(lead_id), text,
                            found[name], self.now)
+                if state is not None and self.decoded is not None:
+                    self._saved.append((lead_id, name, active.version, text, state))
         saving.write(self.db, self.connection)
         self._dirty.clear()
+
+    def release(self) -> None:
+        """After the last `flush`, with nothing scored since: keep the states just saved
+        decoded for the next transaction (`decoded`); the session must not be used after."""
+        if self.decoded is not None:
+            for lead_id, name, version, text, state in self._saved:
+                self.decoded.keep(lead_id, name, version, text, state)
+        self._saved = []
 

@@ -15,12 +15,15 @@ from sqlalchemy import Connection
 from leadscore.errors import EventError
 from leadscore.filters import Filters
 from leadscore.ingest.apply import apply
+from leadscore.ingest.decoded import DecodedStates
 from leadscore.ingest.replay import Replayed, replay
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.validate import Message, validate
+from leadscore.model.compiled import compile_model
 from leadscore.store.database import Database
 from leadscore.store.group_commit import GroupCommit, Pending
-from leadscore.store.scores import forget_states
+from leadscore.store.leads import ANONYMOUS, USER, find_many
+from leadscore.store.scores import forget_states, states_many
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,15 @@ def ingest_messages(writes: Messages, messages: Sequence[Any], now: int,
 
 
 def apply_group(db: Database, connection: Connection, models: Sequence[ActiveModel],
-                group: list[Pending[Message, Written]], filters: Filters | None = None
-                ) -> list[Written]:
+                group: list[Pending[Message, Written]], filters: Filters | None = None,
+                decoded: DecodedStates | None = None) -> list[Written]:
     """Store and score the messages of `group` in one transaction: each call's messages
     at its own time, the scores saved as of the latest; `filters` judge each event (a
     filtered one is logged with its filter's name, not scored). A merge's replay of the merged
-    history is left to each call that merged, after the commit (`replay_merged`)."""
+    history is left to each call that merged, after the commit (`replay_merged`).
+    `decoded`: states kept decoded between transactions (`ingest.decoded`)."""
     latest = max(pending.now for pending in group)
-    session = Session(db, connection, models, latest, filters=filters)
+    session = Session(db, connection, models, latest, filters=filters, decoded=decoded)
     session.defer_replays = True
     session.prefetch([m for pending in group for m in pending.items])
     out = []
@@ -112,6 +116,7 @@ def apply_group(db: Database, connection: Connection, models: Sequence[ActiveMod
     session.now = latest
     before = len(session.handoffs)
     session.flush()
+    session.release()
     saved = session.handoffs[before:]        # account handoffs: of the group as a whole
     return [(done, [*handoffs, *saved], {lead: session.replays[lead] for lead in mine
                                          if lead in session.replays})
@@ -157,3 +162,22 @@ def _replay_one(db: Database, active: Callable[[Connection], list[ActiveModel]],
         return session.handoffs
 
     return db.write(adopt)
+
+
+def prepare_messages(db: Database, active: Callable[[Connection], list[ActiveModel]],
+                     decoded: DecodedStates, messages: Sequence[Message]) -> None:
+    """Before the write transaction (no write lock): read the saved states of the leads the
+    messages name and decode them into `decoded`, so that the transaction, finding the same
+    text stored under its lock, uses them as they are (a lead written meanwhile is decoded
+    there anew)."""
+    keys = {(USER, m.user_id) if m.user_id is not None else (ANONYMOUS, str(m.anonymous_id))
+            for m in messages}
+    with db.read() as connection:
+        models = active(connection)
+        found = find_many(connection, keys) if models else {}
+        saved = states_many(connection, set(found.values()), text=True) if found else {}
+    if not saved:
+        return
+    compiled = {m.name: (m.version, compile_model(m.model)) for m in models}
+    decoded.decode(((row.lead_id, row.model, row.model_version, row.state)
+                    for rows in saved.values() for row in rows.values()), compiled)

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from leadscore.errors import EventError, InputError
 from leadscore.events import EVENT_TYPES, Event, Lead, lead_from_row, nested_columns
-from leadscore.io import segment
+from leadscore.io import segment, segment_lines
 from leadscore.io.sqltext import literal, quote
 from leadscore.io.writers import write_table
 
@@ -408,7 +408,8 @@ def read_messages(sources: Any, con: duckdb.DuckDBPyConnection, *, name: str = "
     one row per message of any type, before dedupe. Bad messages are counted and kept in
     the report's rejected rows (by line number), never silently dropped."""
     items = sources if isinstance(sources, list | tuple) else [sources]
-    tables, labels = [], []
+    tables: list[pa.Table] = []           # read by Python (Arrow)
+    labels, parts = [], []                 # parts: tables DuckDB read
     rejected_parts: list[pa.Table] = []
     bad = 0
     for source in items:
@@ -417,8 +418,9 @@ def read_messages(sources: Any, con: duckdb.DuckDBPyConnection, *, name: str = "
             label, files = source_files(source)
             labels.append(label)
             for file in files:
-                table, rejected = segment.message_table(Path(file), strict=strict)
-                tables.append(table)
+                rejected, part = _json_messages(Path(file), con, name, strict, tables)
+                if part is not None:
+                    parts.append(part)
                 bad += len(rejected)
                 if len(rejected):
                     rejected_parts.append(pa.table({
@@ -433,22 +435,51 @@ def read_messages(sources: Any, con: duckdb.DuckDBPyConnection, *, name: str = "
             labels.append(f"<{type(source).__module__.split('.')[0]} "
                           f"{type(source).__name__}>")
             tables.append(as_arrow(source))
-    table = tables[0] if len(tables) == 1 else pa.concat_tables(
+    table = None if not tables else tables[0] if len(tables) == 1 else pa.concat_tables(
         tables, promote_options="permissive")
-    missing = [c for c in segment.MESSAGE_COLUMNS if c not in table.column_names]
-    if missing:
-        raise InputError(f"{', '.join(labels)}: not a messages table: no column "
-                         f"{', '.join(repr(c) for c in missing)}")
+    if table is not None:
+        missing = [c for c in segment.MESSAGE_COLUMNS if c not in table.column_names]
+        if missing:
+            raise InputError(f"{', '.join(labels)}: not a messages table: no column "
+                             f"{', '.join(repr(c) for c in missing)}")
     view = f"{name}__arrow_{next(_sequence)}"
-    con.register(view, table)
+    if table is not None:
+        con.register(view, table)
     try:
-        con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS SELECT * FROM {quote(view)}")
+        if len(parts) == 1 and table is None:     # one JSON-lines file: its table, no copy
+            con.sql(f"DROP TABLE IF EXISTS {quote(name)}")
+            con.sql(f"ALTER TABLE {quote(parts[0])} RENAME TO {quote(name)}")
+        else:
+            selects = [f"SELECT * FROM {quote(t)}" for t in
+                       [*parts, *([view] if table is not None else [])]]
+            con.sql(f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS "
+                    + " UNION ALL BY NAME ".join(selects))
     finally:
-        con.unregister(view)
+        if table is not None:
+            con.unregister(view)
+        for part in parts:
+            con.sql(f"DROP TABLE IF EXISTS {quote(part)}")
+    [(rows,)] = con.sql(f"SELECT count(*) FROM {quote(name)}").fetchall()
     rejected_rows = pa.concat_tables(rejected_parts) if rejected_parts \
         else REJECTED_SCHEMA.empty_table()
-    return ReadReport(", ".join(labels), name, table.num_rows, bad,
+    return ReadReport(", ".join(labels), name, rows, bad,
                       rejected_rows.slice(0, MAX_REJECTED_KEPT), column_types_of(con, name))
+
+
+def _json_messages(path: Path, con: duckdb.DuckDBPyConnection, name: str, strict: bool,
+                   tables: list[pa.Table]) -> tuple[segment.Rejected, str | None]:
+    """The messages of one JSON file: JSON lines read by DuckDB into a table (its name
+    returned), anything else by Python (its Arrow table appended to `tables`)."""
+    if path.suffix.lower() in segment_lines.LINES_SUFFIXES:
+        part = f"{name}__lines_{next(_sequence)}"
+        try:
+            _, rejected = segment_lines.read_message_lines(path, con, part, strict=strict)
+            return rejected, part
+        except segment_lines.Unreadable:
+            pass
+    table, rejected = segment.message_table(path, strict=strict)
+    tables.append(table)
+    return rejected, None
 
 
 def column_types_of(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,18 +67,25 @@ def messages(path: Path, rejected: Rejected) -> Iterator[tuple[int, Mapping[str,
                         rejected.add(number, None, "not a JSON object", item)
                 return
             handle.seek(0)
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                rejected.add(number, None, f"not JSON: {exc.msg}", line.strip())
-                continue
-            if isinstance(item, Mapping):
-                yield number, item
-            else:
-                rejected.add(number, None, "not a JSON object", line.strip())
+        yield from json_lines(enumerate(handle, 1), rejected)
+
+
+def json_lines(lines: Iterable[tuple[int, str]], rejected: Rejected
+               ) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """(line number, message) for every line holding a JSON object; blank lines are skipped,
+    the rest rejected."""
+    for number, line in lines:
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rejected.add(number, None, f"not JSON: {exc.msg}", line.strip())
+            continue
+        if isinstance(item, Mapping):
+            yield number, item
+        else:
+            rejected.add(number, None, "not a JSON object", line.strip())
 
 
 def event_table(path: Path, *, strict: bool) -> tuple[pa.Table, Rejected, Counter[str]]:
@@ -164,11 +171,20 @@ def columns_table(rows: list[dict[str, Any]], fixed: dict[str, pa.DataType]) -> 
 
 
 def _typed_array(values: list[Any]) -> pa.Array:
-    """One Arrow type for a property's values: bool, int64, float64, else text.
+    return typed_array(values, kinds_of(values))
+
+
+def kinds_of(values: Iterable[Any]) -> set[str]:
+    """The kinds of a column's values: bool, int (64-bit), float, str, other."""
+    return {_kind(v) for v in values if v is not None}
+
+
+def typed_array(values: list[Any], kinds: set[str]) -> pa.Array:
+    """One Arrow type for a property's values of `kinds` (theirs, or more where the column
+    has other values elsewhere): bool, int64, float64, else text.
 
     A property holding numbers in some events and text in others becomes text (JSON for lists
     and objects): a column has one type."""
-    kinds = {_kind(v) for v in values if v is not None}
     if kinds == {"bool"}:
         return pa.array(values, type=pa.bool_())
     if kinds == {"int"}:
@@ -208,19 +224,27 @@ def message_table(path: Path, *, strict: bool) -> tuple[pa.Table, Rejected]:
     """The `messages` relation of a Segment JSON file: one row per message of any type
     (before dedupe), see `engine.sql.stream` for its columns; bad messages are rejected."""
     rejected = Rejected()
+    rows = message_rows(messages(path, rejected), rejected, source=str(path), strict=strict)
+    if strict and rejected:
+        raise EventError(rejected.reasons[0], source=str(path), row=rejected.rows[0],
+                         field=rejected.fields[0])
+    return columns_table(rows, MESSAGE_COLUMNS), rejected
+
+
+def message_rows(numbered: Iterable[tuple[int, Mapping[str, Any]]], rejected: Rejected, *,
+                 source: str, strict: bool) -> list[dict[str, Any]]:
+    """Rows of the `messages` relation for (number, message) pairs; a bad message is
+    rejected (raised where `strict`)."""
     rows: list[dict[str, Any]] = []
-    for number, message in messages(path, rejected):
+    for number, message in numbered:
         try:
-            rows.append(message_row(message, source=str(path), row=number))
+            rows.append(message_row(message, source=source, row=number))
         except EventError as exc:
             if strict:
                 raise
             rejected.add(number, exc.field, str(exc).split(": ", 1)[-1],
                          message.get(exc.field or "") if exc.field else None)
-    if strict and rejected:
-        raise EventError(rejected.reasons[0], source=str(path), row=rejected.rows[0],
-                         field=rejected.fields[0])
-    return columns_table(rows, MESSAGE_COLUMNS), rejected
+    return rows
 
 
 def message_row(message: Mapping[str, Any], *, source: str | None = None,

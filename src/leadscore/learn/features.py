@@ -190,7 +190,7 @@ def build(con: duckdb.DuckDBPyConnection, population: str, as_of_us: int, *,
     """The features of the leads in `population` (a table with `lead_id`) as of the cut-off."""
     ids = np.array([r[0] for r in con.sql(
         f"SELECT lead_id FROM {quote(population)} ORDER BY lead_id").fetchall()], dtype=object)
-    bands = (band_index(con, population, leads, traits) if traits and leads is not None
+    bands = (band_index(con, population, leads, traits, as_of_us) if traits and leads is not None
              else np.full((len(ids), 0), -1, dtype=np.int16))
     engagement = {h: np.zeros((len(ids), len(sources), len(VARIANTS)), dtype=np.float32)
                   for h in half_lives}

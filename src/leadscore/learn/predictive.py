@@ -129,7 +129,7 @@ def backtest_predictive(data: Inputs, cut: int, window_days: float | None,
                          f"{min_conversions} to train on")
     exclude = (data.outcomes.event,) if data.outcomes.event else ()
     events, leads = data.at(t_train)     # a stream: as known then
-    traits = (trait_candidates(con, leads, "ls_pred_train").traits
+    traits = (trait_candidates(con, leads, "ls_pred_train", as_of_us=t_train).traits
               if leads is not None else [])
     sources = feats.source_candidates(con, events, t_train, exclude_events=exclude)
     sources += feats.property_candidates(con, events, t_train, sources)

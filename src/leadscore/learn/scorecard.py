@@ -72,8 +72,11 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
           target_precision: float | None = None, pdo: float = 20.0, name: str = "learned",
           min_conversions: int = 50, max_leads: int = 250_000, seed: int = 0,
           half_lives: tuple[float | None, ...] = feats.HALF_LIVES, max_rules: int = MAX_RULES,
-          folds: int = 5, step: Step = quiet, inputs: Inputs | None = None) -> Learned:
+          folds: int = 5, step: Step = quiet, inputs: Inputs | None = None,
+          free_bands: bool = False) -> Learned:
     """Learn a model (see module doc). `events` may be None when leads have traits only.
+    `free_bands=True`: the kept traits' bands may each get their own coefficient where
+    cross-validation prefers it (see `selection`; off by default: it lost on a benchmark).
 
     Raises LearnError when there are too few conversions to learn from, or (dated outcomes)
     the training window is shorter than twice the horizon."""
@@ -119,8 +122,8 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
     step("finding candidate rules", 0.18)
     exclude = (data.outcomes.event,) if data.outcomes.event else ()
     train_events, train_leads = data.at(t_train)     # a stream: as known then
-    profile = (trait_candidates(con, train_leads, "ls_train") if train_leads is not None
-               else None)
+    profile = (trait_candidates(con, train_leads, "ls_train", as_of_us=t_train)
+               if train_leads is not None else None)
     traits = profile.traits if profile is not None else []
     if profile is not None and profile.skipped:
         warnings.append(profile.describe_skipped())
@@ -142,12 +145,12 @@ def learn(events: Any, leads: Any = None, outcomes: Any = None, *, as_of: When =
          "cross-validation", 0.4)
     scale = pdo / math.log(2)
     chosen = select(fs, y, half_lives=half_lives, max_rules=max_rules, folds=folds,
-                    seed=seed, scale=scale)
+                    seed=seed, scale=scale, free_bands=free_bands)
     validation = pd.DataFrame(chosen.tried)
 
     step("fitting the scorecard", 0.65)
     design = design_of(fs, layout_of(fs, chosen.half_life, y, np.ones(len(y), dtype=bool)))
-    coef, intercept = final_fit(design, y, chosen)
+    design, coef, intercept = final_fit(fs, design, y, chosen)
     points = rule_points(design, coef, scale)
     raw_score = points_score(fs, design, points)
     rules = _evidence(fs, design, y, coef, points)
@@ -326,6 +329,11 @@ def _header(n: int, conversions: int, t_train: int, window: float, dated: bool, 
         + f" chosen by {chosen.folds}-fold cross-validated AUC"
         + (f" (best per half-life: {shown})." if len(by_h) > 1
            else f" ({chosen.cv_auc:.3f})."),
+        ("Each band's points fitted on their own (cross-validated AUC "
+         f"{chosen.cv_auc:.3f} vs {chosen.cv_auc_woe:.3f} with one coefficient per trait "
+         "times its bands' weight of evidence)." if chosen.free else
+         "A trait's bands: one coefficient times their weight of evidence (the binning's "
+         "trend kept)."),
         threshold_note + ".",
         "Each rule's comment: how it was cut, leads it fires for in training, their "
         "conversion rate vs the others', and the fitted log-odds.",
@@ -353,7 +361,7 @@ def _yaml(model: dict[str, Any], design: Design, points: list[np.ndarray],
             assert isinstance(trait, Trait)
             lines.append(f"  # {trait.how}")
             lines.append(f"  - name: {j(trait.name)}")
-            lines.append(f"    attribute: {j(trait.name)}")
+            lines.append(f"    {'age_of' if trait.age else 'attribute'}: {j(trait.name)}")
             lines.append("    bands:")
             for b, band in enumerate(trait.bands):
                 if points[k][b] == 0:

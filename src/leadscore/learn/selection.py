@@ -5,8 +5,13 @@ scored by the mean held-out AUC of a stratified k-fold split — the WoE of the 
 and the variants learned again from each fold's training part, so the held-out part is never
 seen. Then, for that half-life, the L1 (lasso) path gives nested sets of rules with at most
 `max_rules` each; each set is refitted with an L2 penalty (three strengths) in the same folds,
-and the set with the best mean held-out AUC wins. The winner's held-out scores in
-integer points are kept: with undated outcomes they are the model's validation.
+and the set with the best mean held-out AUC wins. With `free_bands` (off by default: on the
+benchmark of issue #17 it lost 0.015 AUC on Default, see benchmarks/RESULTS.md), the same
+folds then decide the form of the kept traits' points: one coefficient per trait times its
+bands' WoE (the binning's trend kept), or each band its own coefficient (`free_form`) — the
+free form only where its mean held-out AUC is higher and every monotonic trait stays
+monotonic. The winner's held-out scores in integer points are kept: with undated outcomes
+they are the model's validation.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 
 from leadscore.learn.design import (
     Design,
+    Layout,
     design_of,
     layout_of,
     logistic,
@@ -44,10 +50,13 @@ class Selection:
     oof_points: np.ndarray                 # held-out score of each lead, integer points
     folds: int
     tried: list[dict[str, Any]]            # half_life_days, rules, cv_auc
+    free: bool = False                     # each kept trait's band its own coefficient
+    cv_auc_woe: float = float("nan")       # the mean held-out AUC of the one-per-trait form
 
 
 def select(fs: FeatureSet, y: np.ndarray, *, half_lives: tuple[float | None, ...],
-           max_rules: int, folds: int, seed: int, scale: float) -> Selection:
+           max_rules: int, folds: int, seed: int, scale: float, free_bands: bool = False
+           ) -> Selection:
     from sklearn.model_selection import StratifiedKFold
 
     n = len(y)
@@ -85,12 +94,70 @@ def select(fs: FeatureSet, y: np.ndarray, *, half_lives: tuple[float | None, ...
     best = max(ties, key=lambda s: (len(s[2]), s[0])) if ties else None
     assert best is not None
     cv_auc, h_best, support, c_best = best
+    free, c_free, free_auc = False, c_best, float("nan")
+    if free_bands and any(j < design.traits for j in support):
+        by_c = [(float(np.nanmean([
+            auc(d.x[test] @ coef, y[test]) for (train, test), mask, fold in zip(
+                splits, masks, layouts[h_best], strict=True)
+            for d, coef, _ in [free_form(fs, fold, y, mask, support, c)]])), c)
+            for c in REFIT_C]
+        free_auc, c_free = max(by_c)
+        tried += [{"half_life_days": h_best, "rules": len(support), "C": c, "cv_auc": m,
+                   "form": "free bands"} for m, c in by_c]
+        free = free_auc > cv_auc and keeps_trends(
+            fs, free_form(fs, design, y, everyone, support, c_free)[0], support)
     oof = np.zeros(n)
-    for (train, test), fold in zip(splits, layouts[h_best], strict=True):
-        coef = np.zeros(len(fold.columns))
-        coef[support], _ = logistic(fold.x[train][:, support], y[train], c_best)
+    for (train, test), mask, fold in zip(splits, masks, layouts[h_best], strict=True):
+        if free:
+            fold, coef, _ = free_form(fs, fold, y, mask, support, c_free)
+        else:
+            coef = np.zeros(len(fold.columns))
+            coef[support], _ = logistic(fold.x[train][:, support], y[train], c_best)
         oof[test] = points_score(fs, fold, rule_points(fold, coef, scale))[test]
-    return Selection(h_best, support, c_best, cv_auc, oof, k, tried)
+    if free:
+        return Selection(h_best, support, c_free, free_auc, oof, k, tried, True, cv_auc)
+    return Selection(h_best, support, c_best, cv_auc, oof, k, tried, False, cv_auc)
+
+
+def keeps_trends(fs: FeatureSet, design: Design, support: list[int]) -> bool:
+    """True when every kept trait binned with a rising (falling) conversion rate has rising
+    (falling) log-odds over its bands in `design`: a free fit must not make a marketer's
+    ordered bands zigzag."""
+    for j in support:
+        if j >= design.traits:
+            continue
+        trait = fs.traits[j]
+        ordered = [b for b, band in enumerate(trait.bands) if "exists" not in band.condition]
+        steps = np.diff(design.layout.woes[j][ordered])
+        if "conversion rising" in trait.how and np.any(steps < 0):
+            return False
+        if "conversion falling" in trait.how and np.any(steps > 0):
+            return False
+    return True
+
+
+def free_form(fs: FeatureSet, design: Design, y: np.ndarray, rows: np.ndarray,
+              support: list[int], c: float) -> tuple[Design, np.ndarray, float]:
+    """The kept columns refitted on `rows` with each kept trait's band its own coefficient
+    (L2): a design whose WoE per band is that band's fitted log-odds (coefficient 1), the
+    kept sources' coefficients as fitted, and the intercept."""
+    traits = [j for j in support if j < design.traits]
+    sources = [j for j in support if j >= design.traits]
+    woes = list(design.layout.woes)
+    blocks = [(fs.bands[:, j][:, None] == np.arange(len(woes[j]))[None, :]).astype(float)
+              for j in traits]
+    x = np.hstack([*blocks, design.x[:, sources]])
+    fitted, intercept = logistic(x[rows], y[rows], c)
+    coef = np.zeros(len(design.columns))
+    at = 0
+    for j in traits:
+        woes[j] = fitted[at:at + len(woes[j])]
+        coef[j] = 1.0
+        at += len(woes[j])
+    coef[sources] = fitted[at:]
+    layout = design.layout
+    return (design_of(fs, Layout(layout.half_life, layout.variants, woes, layout.caps)),
+            coef, intercept)
 
 
 def _cv_auc(folds: list[Design], splits: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray,
@@ -121,8 +188,12 @@ def supports(design: Design, y: np.ndarray, max_rules: int) -> list[list[int]]:
     return seen
 
 
-def final_fit(design: Design, y: np.ndarray, chosen: Selection) -> tuple[np.ndarray, float]:
-    """Coefficients of the kept columns on every training lead (0 for the others)."""
+def final_fit(fs: FeatureSet, design: Design, y: np.ndarray, chosen: Selection
+              ) -> tuple[Design, np.ndarray, float]:
+    """The design (in the free form: the bands' own log-odds as their WoE) and coefficients
+    of the kept columns on every training lead (0 for the others), and the intercept."""
+    if chosen.free:
+        return free_form(fs, design, y, np.ones(len(y), dtype=bool), chosen.support, chosen.c)
     coef = np.zeros(len(design.columns))
     coef[chosen.support], intercept = logistic(design.x[:, chosen.support], y, chosen.c)
-    return coef, intercept
+    return design, coef, intercept

@@ -6,9 +6,10 @@
   unique per lead, or a high-cardinality text column whose frequent values cover less than half
   of the leads (no value is a segment: company names, cities).
 - **Dates and timestamps are never equality candidates**: a column typed date / timestamp, or
-  text that reads as ISO dates. The model format has no trait condition relative to `as_of`, so
-  a date cannot be a recency band of a fit rule; it is left out and `learn` says so (recency
-  comes from events: `limit: once` with decay).
+  text that reads as ISO dates, becomes an `age_of` rule — its age in days as of the cut-off
+  (`model.ages`), cut by optimal binning like a number ("signed up in the last 30 days":
+  `{lt: 30}`), so the rule moves with time as the engines score it. Without a cut-off
+  (`as_of_us`) a date is left out; epoch numbers named like dates always are.
 - **Numbers** are cut by optimal binning (`optbinning`, monotonic where the event rate says so)
   into `{gte, lt}` bands with readable edges; missing values get an `{exists: false}` band when
   enough leads have none.
@@ -39,6 +40,8 @@ DATE_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}.*)?$")
 DATE_NAME = re.compile(r"(_at|_date|_time|_ts|date|time|timestamp)$")
 DATE_TYPES = ("date", "timestamp", "timestamp with time zone", "timestamp_s", "timestamp_ms",
               "timestamp_ns", "time")
+# The reason `_identifies` gives a date: an age band candidate, never an equality one.
+DATED = "a date: its age in days, never equality"
 # Optimal binning: the event rate rises or falls over the bins (whichever fits the data).
 TREND = "auto_asc_desc"
 MIN_BIN_SHARE = 0.02           # a bin holds at least this share of the leads (and 30 of them)
@@ -62,6 +65,7 @@ class Trait:
     column: str
     bands: tuple[Band, ...]
     how: str
+    age: bool = False        # the bands compare the trait's age in days (`age_of`)
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,6 @@ class Profile:
     traits: list[Trait]
     skipped: dict[str, str]
 
-    def dates(self) -> list[str]:
-        return [name for name, why in self.skipped.items() if why.startswith("a date")]
-
     def describe_skipped(self) -> str:
         """One line: the columns left out, grouped by why."""
         groups: dict[str, list[str]] = {}
@@ -81,16 +82,15 @@ class Profile:
             reason = why.split(" (")[0].split(":")[0]
             groups.setdefault(reason, []).append(name)
         return "not fit candidates — " + "; ".join(
-            f"{reason}: {', '.join(names)}" for reason, names in groups.items()) + (
-            " (a date becomes no fit rule: the model format has no trait condition relative "
-            "to as_of; recency comes from events)" if self.dates() else "")
+            f"{reason}: {', '.join(names)}" for reason, names in groups.items())
 
 
 def trait_candidates(con: duckdb.DuckDBPyConnection, leads: str, labelled: str, *,
-                     min_support: int = 30, max_levels: int = 12, max_bins: int = 6,
-                     exclude: tuple[str, ...] = ()) -> Profile:
-    """Fit candidates from the canonical leads table `leads`; numbers are binned against the
-    outcomes of `labelled` (a table of `lead_id, converted`)."""
+                     as_of_us: int | None = None, min_support: int = 30, max_levels: int = 12,
+                     max_bins: int = 6, exclude: tuple[str, ...] = ()) -> Profile:
+    """Fit candidates from the canonical leads table `leads`; numbers (and dates' ages in days
+    as of `as_of_us`) are binned against the outcomes of `labelled` (a table of
+    `lead_id, converted`)."""
     rel = con.sql(f"SELECT * FROM {quote(leads)} LIMIT 0")
     [(n,)] = con.sql(f"SELECT count(*) FROM {quote(labelled)}").fetchall()
     traits: list[Trait] = []
@@ -103,6 +103,18 @@ def trait_candidates(con: duckdb.DuckDBPyConnection, leads: str, labelled: str, 
             continue
         kind = dtype.id
         why = _identifies(con, leads, labelled, column, name, kind, min_support, max_levels)
+        dated = why is not None and why.startswith(DATED)
+        if dated:
+            if as_of_us is None:
+                skipped[name] = "a date (no cut-off to read its age at)"
+                continue
+            trait = _age(con, leads, labelled, name, column, str(dtype), as_of_us, n,
+                         min_support, max_bins)
+            if trait is None:
+                skipped[name] = "a date whose age makes one band only"
+            else:
+                traits.append(trait)
+            continue
         if why:
             skipped[name] = why
             continue
@@ -148,7 +160,7 @@ def _identifies(con: duckdb.DuckDBPyConnection, leads: str, labelled: str, colum
     if ID_NAME.search(leaf.lower()) or leaf.endswith(("Id", "ID")) or leaf.lower() == "id":
         return "an identifier (its name)"
     if kind in DATE_TYPES or kind.startswith("timestamp"):
-        return "a date: no fit rule can say 'within N days of as_of'"
+        return DATED + " (its type)"
     q = quote(column)
     [(present, distinct, low, high)] = con.sql(
         f"SELECT count(l.{q}), count(DISTINCT l.{q}), "
@@ -158,7 +170,7 @@ def _identifies(con: duckdb.DuckDBPyConnection, leads: str, labelled: str, colum
         return None
     if kind in NUMERIC_TYPES:
         if DATE_NAME.search(leaf.lower()) and low is not None and float(low) > 1e8:
-            return "a date: no fit rule can say 'within N days of as_of' (epoch numbers)"
+            return "a date as epoch numbers (seconds or milliseconds: no age is read from them)"
         dense = high is not None and float(high) - float(low) + 1 <= 1.5 * present
         if distinct == present and present > 100 and dense and float(low).is_integer():
             return "an identifier (unique, sequential integers)"
@@ -170,7 +182,7 @@ def _identifies(con: duckdb.DuckDBPyConnection, leads: str, labelled: str, colum
         f"{quote(leads)} AS l USING (lead_id) WHERE l.{q} IS NOT NULL AND l.{q} <> '' "
         f"LIMIT 500").fetchall()]
     if sample and sum(bool(DATE_VALUE.match(v)) for v in sample) >= 0.9 * len(sample):
-        return "a date: no fit rule can say 'within N days of as_of'"
+        return DATED + " (ISO text)"
     if distinct > max_levels and sample and \
             sum(bool(ID_VALUE.match(v)) for v in sample) >= 0.8 * len(sample):
         return "an identifier (values such as " + repr(sample[0]) + ")"
@@ -187,12 +199,45 @@ def _identifies(con: duckdb.DuckDBPyConnection, leads: str, labelled: str, colum
     return None
 
 
+def age_sql(column: str, sql_type: str, as_of_us: int) -> str:
+    """DuckDB SQL of a date column's age in days at `as_of_us` (`l.` the leads table), as
+    every engine reads an `age_of` trait; NULL where it holds no date."""
+    from sqlglot import exp
+
+    from leadscore.engine.sql.ages import age_days
+    from leadscore.engine.sql.dialects import DuckDB
+
+    found = age_days(exp.column(column, table="l", quoted=True), sql_type, as_of_us, DuckDB())
+    return "NULL" if found is None else found.sql(dialect="duckdb")
+
+
+def _age(con: duckdb.DuckDBPyConnection, leads: str, labelled: str, name: str, column: str,
+         sql_type: str, as_of_us: int, n: int, min_support: int, max_bins: int
+         ) -> Trait | None:
+    """A date as an `age_of` candidate: its age in days at the cut-off, optimally binned."""
+    rows = con.sql(f"SELECT {age_sql(column, sql_type, as_of_us)} AS v, p.converted AS y "
+                   f"FROM {quote(labelled)} AS p LEFT JOIN {quote(leads)} AS l "
+                   f"USING (lead_id)").fetchnumpy()
+    ages = np.asarray(np.ma.filled(np.ma.asarray(rows["v"], dtype=float), np.nan), dtype=float)
+    if (~np.isnan(ages)).sum() < min_support:
+        return None
+    y = np.asarray(rows["y"], dtype=float)
+    # Whole days: "signed up in the last 30 days", not 29.73.
+    trait = _numeric(name, column, ages, y, n, min_support, max_bins, unit=" days old",
+                     whole=True)
+    if trait is None:
+        return None
+    return Trait(name, column, trait.bands, f"age in days at the cut-off: {trait.how}",
+                 age=True)
+
+
 def _numeric(name: str, column: str, x: np.ndarray, y: np.ndarray, n: int,
-             min_support: int, max_bins: int) -> Trait | None:
+             min_support: int, max_bins: int, *, unit: str = "", whole: bool = False
+             ) -> Trait | None:
     from optbinning import OptimalBinning
 
     given = ~np.isnan(x)
-    integer = bool(np.all(np.equal(np.mod(x[given], 1), 0)))
+    integer = whole or bool(np.all(np.equal(np.mod(x[given], 1), 0)))
     cuts: list[float] = []
     trend = "one band"
     if 0 < y[given].sum() < given.sum():
@@ -211,9 +256,9 @@ def _numeric(name: str, column: str, x: np.ndarray, y: np.ndarray, n: int,
             cond["lt"] = _number(hi)
         if not cond:
             cond = {"exists": True}
-        label = (f"{_fmt(lo)}–{_fmt(hi)}" if lo is not None and hi is not None
-                 else f"≥ {_fmt(lo)}" if lo is not None else
-                 f"< {_fmt(hi)}" if hi is not None else "given")
+        label = (f"{_fmt(lo)}–{_fmt(hi)}{unit}" if lo is not None and hi is not None
+                 else f"≥ {_fmt(lo)}{unit}" if lo is not None else
+                 f"< {_fmt(hi)}{unit}" if hi is not None else "given")
         bands.append(Band(cond, label))
     if (~given).sum() >= min_support:
         bands.append(Band({"exists": False}, "not given"))
@@ -316,12 +361,18 @@ def _literal(value: Any) -> str:
 
 
 def band_index(con: duckdb.DuckDBPyConnection, population: str, leads: str,
-               traits: list[Trait]) -> np.ndarray:
+               traits: list[Trait], as_of_us: int | None = None) -> np.ndarray:
     """(leads of `population` ordered by lead_id, traits): the first band each lead falls in,
-    or -1 for none — as the engine picks a band."""
+    or -1 for none — as the engine picks a band (an `age_of` trait's at `as_of_us`)."""
     cases = []
+    shape = con.sql(f"SELECT * FROM {quote(leads)} LIMIT 0")
+    types = {c: str(t) for c, t in zip(shape.columns, shape.types, strict=True)}
     for trait in traits:
         column = f"l.{quote(trait.column)}"
+        if trait.age:
+            if as_of_us is None:
+                raise ValueError(f"trait {trait.name!r} is an age: band_index needs as_of_us")
+            column = f"({age_sql(trait.column, types[trait.column], as_of_us)})"
         whens = " ".join(f"WHEN {band_sql(column, b.condition)} THEN {i}"
                          for i, b in enumerate(trait.bands))
         cases.append(f"CASE {whens} ELSE -1 END")

@@ -13,6 +13,7 @@ from typing import Any
 from leadscore.events import Event, Lead
 from leadscore.globs import glob_to_regex
 from leadscore.model import conditions as cond
+from leadscore.model.ages import age_days
 from leadscore.model.schema import STAGES, EventMatch, Model
 
 STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
@@ -57,12 +58,23 @@ class FitRule:
     points: float
     bands: tuple[tuple[cond.Condition, float], ...]
     disqualify: str | None
+    # `age_of`: the canonical path of the date trait whose age in days the bands compare
+    age_of: str | None = None
 
-    def points_for(self, lead: Lead) -> float | None:
-        """The points this rule gives the lead, or None where it does not match."""
+    def points_for(self, lead: Lead, as_of: int | None = None) -> float | None:
+        """The points this rule gives the lead (at `as_of`, µs, for an `age_of` rule), or
+        None where it does not match."""
         if self.bands:
+            resolve: cond.Resolver = lead.get
+            if self.age_of is not None:
+                if as_of is None:
+                    raise ValueError(f"fit rule {self.name!r} reads an age: it needs as_of")
+                age = age_days(lead.get(self.age_of), as_of)
+
+                def resolve(_path: str) -> float | None:   # the bands read the age alone
+                    return age
             for band, points in self.bands:
-                if cond.evaluate(band, lead.get):
+                if cond.evaluate(band, resolve):
                     return points
             return None
         assert self.when is not None
@@ -119,6 +131,12 @@ class CompiledModel:
         decay = self.model.engagement.decay
         return decay.half_life_days if decay is not None else None
 
+    @property
+    def fit_moves(self) -> bool:
+        """True when fit changes with time alone (an `age_of` rule): it is computed per
+        `as_of`, not once per change of traits."""
+        return any(rule.age_of is not None for rule in self.fit)
+
     def applies(self, lead: Lead) -> bool:
         return self.applies_to is None or cond.evaluate(self.applies_to, lead.get)
 
@@ -171,10 +189,11 @@ def grade_at_least(grade: str | None, required: str) -> bool:
 def _fit_rule(index: int, rule: Any) -> FitRule:
     bands: tuple[tuple[cond.Condition, float], ...] = ()
     if rule.bands is not None:
-        bands = tuple((cond.parse({rule.attribute: band.condition}, scope="lead",
+        bands = tuple((cond.parse({rule.banded: band.condition}, scope="lead",
                                   bare="traits"), band.points) for band in rule.bands)
     when = cond.parse(rule.when, scope="lead", bare="traits") if rule.when else None
-    return FitRule(index, rule.name, when, rule.points, bands, rule.disqualify)
+    age_of = cond.canonical_path(rule.age_of, "lead", "traits") if rule.age_of else None
+    return FitRule(index, rule.name, when, rule.points, bands, rule.disqualify, age_of)
 
 
 _COMPILED: dict[int, CompiledModel] = {}

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from leadscore.errors import ModelError, Problem
 from leadscore.model import conditions
+from leadscore.model.ages import AGE_OPERATORS
 from leadscore.model.interests import parse_topic
 from leadscore.model.schema import GRADE_LETTERS, STAGES, Model
 from leadscore.yamlfile import KeyPath, Lines, key_path, problem, read_yaml, suggest
@@ -102,7 +103,7 @@ def _condition_problems(raw: Mapping[str, Any], file: str, lines: Lines) -> list
     for i, rule in enumerate(_items(raw.get("fit"))):
         if "when" in rule:
             found.append((("fit", i, "when"), rule["when"], "lead", "traits"))
-        attribute = rule.get("attribute")
+        attribute = rule.get("attribute", rule.get("age_of"))
         for j, band in enumerate(_items(rule.get("bands"))):
             ops = {k: v for k, v in band.items() if k != "points"}
             if isinstance(attribute, str):
@@ -173,6 +174,18 @@ def _semantic_problems(model: Model, file: str, lines: Lines) -> list[Problem]:
                 rule.distinct, "event", None) is None:
             add(("engagement", "rules", i, "distinct"), "cannot group by this path",
                 rule.distinct, "properties.<x>, context.<x>, event or path")
+    for i, fit in enumerate(model.fit):
+        age_bands = (fit.bands or []) if fit.age_of is not None else []
+        for j, band in enumerate(age_bands):
+            for op in band.condition:
+                if op not in AGE_OPERATORS:
+                    add(("fit", i, "bands", j, op), "an `age_of` band compares the age in "
+                        "days: never equality on a date", op, ", ".join(AGE_OPERATORS))
+    for i, fit in enumerate(model.account.fit if model.account else []):
+        if fit.age_of is not None:
+            add(("account", "fit", i, "age_of"), "`age_of` is for lead fit rules; account "
+                "fit rules read account traits without a time", fit.age_of,
+                "`attribute` with `bands`, or `when`")
     wanted = model.thresholds.mql_requires_grade
     if wanted is not None and model.grades and wanted not in {*model.grades, "F"}:
         letters = sorted(model.grades)

@@ -46,15 +46,25 @@ class FitRule(Strict):
     name: str
     when: dict[str, Any] | None = None
     attribute: str | None = None
+    # A date trait whose age in days, as of the score's time, the bands compare (model.ages).
+    age_of: str | None = None
     bands: list[Band] | None = None
     points: float = 0.0
     disqualify: str | None = None
 
+    @property
+    def banded(self) -> str | None:
+        """The trait the bands read: `attribute`, or `age_of` (its age in days)."""
+        return self.attribute if self.attribute is not None else self.age_of
+
     @model_validator(mode="after")
     def _one_form(self) -> FitRule:
-        if self.attribute is not None or self.bands is not None:
-            if self.attribute is None or self.bands is None:
-                raise ValueError("`attribute` and `bands` go together")
+        if self.attribute is not None and self.age_of is not None:
+            raise ValueError("a rule has either `attribute` (its value) or `age_of` (its age "
+                             "in days) with its `bands`, not both")
+        if self.banded is not None or self.bands is not None:
+            if self.banded is None or self.bands is None:
+                raise ValueError("`attribute` (or `age_of`) and `bands` go together")
             if self.when is not None:
                 raise ValueError("a rule has either `when` or `attribute` + `bands`, not both")
         elif self.when is None:

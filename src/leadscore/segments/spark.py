@@ -1,6 +1,7 @@
 """Segments on Spark: the segment plan of `segments.plan` (sqlglot expressions) rendered for
 Spark SQL — no second implementation. Inputs are registered as for scoring
-(`engine.batch.spark.register`), once, and the scoring plan reads the same views."""
+(`engine.batch.spark.inputs`: tables, or a Segment message stream through the stream stage),
+once, and the scoring plan reads the same views."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from leadscore.engine.batch.spark import register, score_views, settings, warn_bad
+from leadscore.engine.batch.spark import inputs as canonical_views
+from leadscore.engine.batch.spark import rejected_kind, score_views, settings, warn_bad
 from leadscore.errors import EngineError
 from leadscore.model.schema import Model
 from leadscore.segments.definition import Segment
@@ -65,11 +67,12 @@ def segment_many(segments: Sequence[Segment], models: Mapping[str, Model], event
     if not segments:
         return MEMBERS_SCHEMA.empty_table()
     with settings(spark):
-        events_view, events_columns, bad_events = register(spark, events, "events")
-        leads_view, leads_columns, bad_leads = (None, {}, None) if leads is None else \
-            register(spark, leads, "leads")
-        warn_bad([(events, bad_events, "events"), (leads, bad_leads, "leads")])
-        inputs = Inputs(events_view, events_columns, leads_view, leads_columns)
+        found = canonical_views(spark, events, leads, None, as_of_us)
+        events_view, leads_view = found.events, found.leads
+        warn_bad([(events, found.bad_events, rejected_kind(events, "events")),
+                  (leads, found.bad_leads, rejected_kind(leads, "leads"))])
+        inputs = Inputs(events_view, found.events_columns, leads_view,
+                        found.leads_columns or {})
         stages = _SparkStages(spark, inputs, as_of_us)
         try:
             query = evaluate(stages, segments, models, inputs, as_of_us)

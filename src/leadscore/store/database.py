@@ -114,7 +114,7 @@ class Database:
         if self.dialect == "postgresql":
             return create_engine(self.url, pool_pre_ping=True, pool_size=8, max_overflow=8,
                                  json_serializer=dumps, hide_parameters=True)
-        memory = self.url in ("sqlite://", "sqlite:///:memory:")
+        memory = self.in_memory
         if not memory:
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
@@ -143,6 +143,12 @@ class Database:
                 connection.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
+
+    @property
+    def in_memory(self) -> bool:
+        """An in-memory SQLite database: one connection, shared by every thread (a read
+        beside a write transaction would run inside it)."""
+        return self.url in ("sqlite://", "sqlite:///:memory:")
 
     # ---- transactions
 

@@ -12,6 +12,7 @@ never another's.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from sqlalchemy import Connection
 
 from leadscore.store.database import Database
 
+log = logging.getLogger("leadscore.store")
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -44,16 +46,25 @@ class Pending(Generic[T, R]):
 
 
 Apply = Callable[[Connection, list[Pending[T, R]]], Sequence[R]]
+Prepare = Callable[[list[T]], None]
+# At most this many calls of one process prepare at once (each holds a connection of the
+# pool); a call finding them all busy is queued unprepared.
+PREPARING = 2
 
 
 class GroupCommit(Generic[T, R]):
     """Calls' items written by `apply(connection, group)`, a group of calls per transaction;
-    `apply` returns one result (never None) per call and must be safe to repeat."""
+    `apply` returns one result (never None) per call and must be safe to repeat.
+    `prepare(items)`, where given, runs in the thread of a call that has to wait for a
+    writer (its items queued), outside any write transaction (on SQLite, beside the
+    writer): work that makes `apply` shorter but that `apply` must not rely on (it checks
+    what `prepare` read); its failure is logged and the items written all the same."""
 
-    def __init__(self, db: Database, apply: Apply[T, R]):
-        self.db, self.apply = db, apply
+    def __init__(self, db: Database, apply: Apply[T, R], prepare: Prepare[T] | None = None):
+        self.db, self.apply, self.prepare = db, apply, prepare
         self.writers = GROUP_WRITERS[db.dialect]
         self.queue: deque[Pending[T, R]] = deque()
+        self._preparing = threading.BoundedSemaphore(PREPARING)
         self._queued = threading.Condition()
         self._writing = 0
 
@@ -62,7 +73,11 @@ class GroupCommit(Generic[T, R]):
         committed (or raise what stopped it)."""
         pending: Pending[T, R] = Pending(items, now)
         with self._queued:
-            self.queue.append(pending)
+            self.queue.append(pending)      # calls queue in the order they came
+            waiting = self._writing >= self.writers
+        if waiting:
+            self._prepare(items)
+        with self._queued:
             while pending.result is None and pending.error is None:
                 if self._writing >= self.writers or not self.queue:
                     self._queued.wait()
@@ -85,6 +100,18 @@ class GroupCommit(Generic[T, R]):
             raise pending.error
         assert pending.result is not None
         return pending.result
+
+    def _prepare(self, items: list[T]) -> None:
+        """`prepare` the items of a call that waits for a writer anyway (while it works,
+        this call's items may be taken into a transaction: `apply` does not rely on it)."""
+        if self.prepare is None or not self._preparing.acquire(blocking=False):
+            return
+        try:
+            self.prepare(items)
+        except Exception:
+            log.warning("preparing a write failed; it is written without", exc_info=True)
+        finally:
+            self._preparing.release()
 
     def _write_group(self, group: list[Pending[T, R]]) -> None:
         try:

@@ -423,15 +423,13 @@ LOG_COLUMNS = ("message_id", "type", "user_id", "anonymous_id", "event", "path",
 
 
 def append(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Add messages to the log in one executemany (a row's `message`: the message, or its
+    """Add messages to the log in one statement (a row's `message`: the message, or its
     JSON text encoded already; `filtered`, where given: the filter that keeps it out of
     scoring). A messageId stored already (by another worker since `stored`
     said it was not) is a unique violation: the transaction is retried (see
     `Database.write`), and the retry counts it as a duplicate."""
-    marks = ", ".join([driver.mark(connection)] * len(LOG_COLUMNS))
-    driver.execute_many(
-        connection, f"INSERT INTO events ({', '.join(LOG_COLUMNS)}) VALUES ({marks})",
-        [(*(row.get(c) for c in LOG_COLUMNS[:-1]), message if isinstance(
+    driver.insert_many(connection, events, LOG_COLUMNS, [
+        (*(row.get(c) for c in LOG_COLUMNS[:-1]), message if isinstance(
             message := row["message"], str) else driver.dumps(message)) for row in rows])
 
 

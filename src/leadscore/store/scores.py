@@ -40,21 +40,26 @@ class SavedState(NamedTuple):
     model: str
     model_version: int
     latest: int | None
-    state: dict[str, Any]
+    state: Any          # the decoded JSON, or its text (`states_many(text=True)`)
 
 
-def states_many(connection: Connection, lead_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+def states_many(connection: Connection, lead_ids: Iterable[str], *, text: bool = False
+                ) -> dict[str, dict[str, Any]]:
     """The saved engine state rows of many leads (lead id → model name → row), in one
-    statement; a lead without any is left out."""
+    statement; a lead without any is left out. `text`: each state as the JSON text stored
+    (not decoded; the same text `Saving` wrote it as, on both dialects)."""
     wanted = set(lead_ids)
     found: dict[str, dict[str, Any]] = {}
     if wanted:
         where, params = driver.matching(connection, "lead_id", wanted)
+        # A JSON (not JSONB) column gives back the text written, byte for byte.
+        column = "state::text" if text and driver.postgres(connection) else "state"
+        decode = str if text else driver.loads
         for lead_id, model, version, latest, state in driver.select_rows(
-                connection, "SELECT lead_id, model, model_version, latest, state "
+                connection, f"SELECT lead_id, model, model_version, latest, {column} "
                 f"FROM lead_state WHERE {where}", params):
             found.setdefault(lead_id, {})[model] = SavedState(
-                lead_id, model, version, latest, driver.loads(state))
+                lead_id, model, version, latest, decode(state))
     return found
 
 
@@ -73,12 +78,16 @@ def mql_models(connection: Connection, lead_id: str) -> set[str]:
 SETTLED = 1e-6
 
 
-def decaying(connection: Connection, saved_before: int) -> list[str]:
-    """Live leads whose saved score decay may have moved since: engagement not yet settled
-    at 0 under some model, saved as of before `saved_before` (µs)."""
+def decaying(connection: Connection, saved_before: int, moving: Sequence[str] = ()
+             ) -> list[str]:
+    """Live leads whose saved score time may have moved since, saved as of before
+    `saved_before` (µs): engagement not yet settled at 0 under some model (decay), or any
+    score under one of the models `moving` (whose fit moves with time: `age_of` rules)."""
+    moved = or_(scores.c.engagement > SETTLED, scores.c.engagement < -SETTLED)
+    if moving:
+        moved = or_(moved, scores.c.model.in_(list(moving)))
     query = select(scores.c.lead_id).join(leads, leads.c.id == scores.c.lead_id).where(
-        leads.c.merged_into.is_(None), scores.c.as_of < saved_before,
-        or_(scores.c.engagement > SETTLED, scores.c.engagement < -SETTLED),
+        leads.c.merged_into.is_(None), scores.c.as_of < saved_before, moved,
     ).distinct().order_by(scores.c.lead_id)
     return list(connection.execute(query).scalars())
 
@@ -122,7 +131,8 @@ class Saving:
         self.dropped: list[dict[str, Any]] = []
 
     def add(self, lead_id: str, model: str, version: int, latest: int | None,
-            state: dict[str, Any], score: Score | None, now: int) -> None:
+            state: dict[str, Any] | str, score: Score | None, now: int) -> None:
+        """`state`: the engine state, or its JSON text already encoded."""
         self.states.append({"lead_id": lead_id, "model": model, "model_version": version,
                             "latest": latest, "state": state, "updated_at": now})
         if score is None:
@@ -137,15 +147,16 @@ class Saving:
             "as_of": score.as_of, "reasons": [reason_dict(r) for r in score.reasons]})
 
     def write(self, db: Database, connection: Connection) -> None:
-        """Through the driver (see `store.driver`): one executemany per table."""
+        """Through the driver (see `store.driver`): one statement per table
+        (`driver.insert_many`)."""
         dumps = driver.dumps
-        driver.execute_many(connection, driver.upsert_sql(
-            connection, "lead_state", STATE_COLUMNS, KEYS), [
-            (r["lead_id"], r["model"], r["model_version"], r["latest"], dumps(r["state"]),
-             r["updated_at"]) for r in self.states])
-        driver.execute_many(connection, driver.upsert_sql(
-            connection, "scores", SCORE_COLUMNS, KEYS), [
-            (*(r[c] for c in SCORE_COLUMNS[:-1]), dumps(r["reasons"])) for r in self.scores])
+        driver.insert_many(connection, lead_state, STATE_COLUMNS, [
+            (r["lead_id"], r["model"], r["model_version"], r["latest"], r["state"]
+             if isinstance(r["state"], str) else dumps(r["state"]), r["updated_at"])
+            for r in self.states], KEYS)
+        driver.insert_many(connection, scores, SCORE_COLUMNS, [
+            (*(r[c] for c in SCORE_COLUMNS[:-1]), dumps(r["reasons"])) for r in self.scores],
+            KEYS)
         if self.dropped:
             connection.execute(self._DROP, self.dropped)
         self.states, self.scores, self.dropped = [], [], []

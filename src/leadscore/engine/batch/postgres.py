@@ -1,7 +1,8 @@
 """The batch engine inside PostgreSQL: the plan compiled for PostgreSQL over the events and
-leads tables already in the database (`engine.sql.warehouse`) and run there — no export. The
-scores come back as the scores table (`score_postgres`) or stay in the database
-(`score_into`: a table replaced or upserted by lead_id and model)."""
+leads tables already in the database (`engine.sql.warehouse`), or over the tables Segment's
+and RudderStack's loaders write into a schema (`segment=`: `engine.sql.segment_tables`), and
+run there — no export. The scores come back as the scores table (`score_postgres`) or stay
+in the database (`score_into`: a table replaced or upserted by lead_id and model)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pyarrow as pa
 
 from leadscore.engine.batch.inputs import as_of_us
 from leadscore.engine.batch.schema import SCORE_SCHEMA
+from leadscore.engine.sql.segment_tables import SegmentSchema, compile_segment_scores
 from leadscore.engine.sql.warehouse import Source, compile_scores, render
 from leadscore.errors import EngineError, InputError
 from leadscore.io.databases import (
@@ -22,6 +24,7 @@ from leadscore.io.databases import (
     postgres_columns,
     postgres_type,
     qualified,
+    schema_tables,
     upsert_sql,
 )
 from leadscore.io.sqltext import quote
@@ -45,13 +48,41 @@ def compiled_sql(connection: Any, models: Sequence[Model], events: str, leads: s
     return render(statement, "postgres", pretty=False)
 
 
-def score_postgres(models: Model | Sequence[Model], url: str, events: str,
-                   leads: str | None = None, *, as_of: When = None) -> pa.Table:
-    """Score every lead of the tables `events` / `leads` in the PostgreSQL database at `url`
-    under every model, in the database; the scores table (`SCORE_SCHEMA`; no interests)."""
+def segment_sql(url: str, models: Sequence[Model], schema: str, as_of: When) -> str:
+    """The scoring statement over the loader tables of `schema` in the database at `url`,
+    their columns read from it."""
+    source = SegmentSchema(schema, schema_tables(url, schema))
+    try:
+        statement = compile_segment_scores(
+            list(models), source, as_of_us=None if as_of is None else as_of_us(as_of),
+            dialect="postgres")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return render(statement, "postgres", pretty=False)
+
+
+def _sql(connection: Any, url: str, models: Sequence[Model], events: str | None,
+         leads: str | None, segment: str | None, as_of: When) -> str:
+    """The statement over the events / leads tables, or (`segment`) the loader schema."""
+    if segment is not None:
+        if events is not None or leads is not None:
+            raise InputError("the loader tables of a schema (--layout segment --schema) or "
+                             "an events and leads table (--events, --leads): not both")
+        return segment_sql(url, models, segment, as_of)
+    if events is None:
+        raise InputError("no events table (or --layout segment --schema SCHEMA)")
+    return compiled_sql(connection, models, events, leads, as_of)
+
+
+def score_postgres(models: Model | Sequence[Model], url: str, events: str | None,
+                   leads: str | None = None, *, as_of: When = None,
+                   segment: str | None = None) -> pa.Table:
+    """Score every lead of the tables `events` / `leads` (or, `segment`: of the loader tables
+    of that schema, events None) in the PostgreSQL database at `url` under every model, in
+    the database; the scores table (`SCORE_SCHEMA`; no interests)."""
     model_list = [models] if isinstance(models, Model) else list(models)
     with connect_postgres(url) as connection:
-        sql = compiled_sql(connection, model_list, events, leads, as_of)
+        sql = _sql(connection, url, model_list, events, leads, segment, as_of)
         rows = _run(connection, sql).fetchall()
     columns: list[list[Any]] = [[row[i] for row in rows] for i in range(len(SCORE_SCHEMA))]
     return pa.Table.from_arrays([pa.array(values, field.type)
@@ -59,16 +90,19 @@ def score_postgres(models: Model | Sequence[Model], url: str, events: str,
                                 schema=SCORE_SCHEMA)
 
 
-def score_into(models: Model | Sequence[Model], url: str, events: str, leads: str | None,
-               out: str, *, mode: str = "replace", as_of: When = None) -> int:
+def score_into(models: Model | Sequence[Model], url: str, events: str | None,
+               leads: str | None, out: str, *, mode: str = "replace", as_of: When = None,
+               segment: str | None = None) -> int:
     """Score in the database into its table `out` (created with the scores' columns and the
     primary key (lead_id, model) if missing): `replace` its rows, or `upsert` by lead_id and
-    model, in one transaction. Returns the number of rows written."""
+    model, in one transaction; `segment`: from the loader tables of that schema. Returns the
+    number of rows written."""
     if mode not in MODES:
         raise InputError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
     model_list = [models] if isinstance(models, Model) else list(models)
     with connect_postgres(url) as connection:
-        sql = compiled_sql(connection, model_list, events, leads, as_of).rstrip().rstrip(";")
+        sql = _sql(connection, url, model_list, events, leads, segment, as_of
+                   ).rstrip().rstrip(";")
         staging = "leadscore_scores_new"
         _run(connection, f"CREATE TEMP TABLE {quote(staging)} ON COMMIT DROP AS {sql}")
         columns = ", ".join(f"{quote(c)} {t}" for c, t in _score_types().items())

@@ -10,7 +10,9 @@ DataFrames are canonicalised here, in Spark, to the columns of `leadscore.io.rea
 Spark settings the plan needs, set for the duration of a run and restored afterwards:
 `spark.sql.session.timeZone=UTC` (days and epochs are computed in the session time zone) and
 `spark.sql.ansi.enabled=false` — sqlglot renders `TRY_CAST` as a plain `CAST` for Spark, which
-ANSI mode turns into an error on text such as "n/a" where the model format says non-match.
+ANSI mode turns into an error on text such as "n/a" where the model format says non-match —
+and `spark.sql.constraintPropagation.enabled=false`, which works around an optimiser failure
+(see SESSION_CONF).
 """
 
 from __future__ import annotations
@@ -62,8 +64,11 @@ from leadscore.model.schema import Model
 from leadscore.scores import OUTPUT_COLUMNS
 
 DEFAULT_MASTER = "local[*]"
-# Session settings the plan relies on (see the module docstring).
-SESSION_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"}
+# Session settings the plan relies on (see the module docstring). Constraint propagation off:
+# Spark 4.x's optimiser failed on the account plan of a stream that names no account
+# ("key not found: account_id#…" in Union's constraints), and it only adds inferred filters.
+SESSION_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false",
+                "spark.sql.constraintPropagation.enabled": "false"}
 _sequence = count()
 
 
@@ -386,7 +391,9 @@ def found_inputs(spark: Any, events: Any, leads: Any, accounts: Any, as_of_us: i
     events_view, events_columns, bad_events = made.events, made.events_columns, \
         messages.rejected
     if events is not None and not is_stream(events):
+        # the stream is the leads: its bad messages are counted there
         events_view, events_columns, bad_events = register(spark, events, "events")
+        bad_leads = messages.rejected
     return Inputs(events_view, events_columns, made.leads, made.leads_columns, made.accounts,
                   made.accounts_columns, bad_events, bad_leads, stream=True)
 
@@ -467,8 +474,16 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
             scored = to_arrow(frame)
         finally:
             release()
-    warn_bad([(events, bad_events, "events"), (leads, bad_leads, "leads")])
+    warn_bad([(events, bad_events, rejected_kind(events, "events")),
+              (leads, bad_leads, rejected_kind(leads, "leads"))])
     return scored
+
+
+def rejected_kind(source: Any, kind: str) -> str:
+    """What a source's bad rows are: "messages" of a stream (as on DuckDB), else `kind`."""
+    from leadscore.engine.batch.spark_stream import is_stream
+
+    return "messages" if source is not None and is_stream(source) else kind
 
 
 def warn_bad(inputs: Sequence[tuple[Any, int | None, str]], stacklevel: int = 5) -> None:
@@ -582,20 +597,30 @@ def score_accounts(models: Model | Sequence[Model], events: Any, leads: Any, acc
     stream = any(s is not None and is_stream(s) for s in (events, leads))
     if not wanted or (leads is None and accounts is None and not stream):
         return ACCOUNT_SCHEMA.empty_table()
-    if scores is None:
+    if scores is None and not stream:
         scores = score_many(wanted, events, leads, as_of_us=as_of_us, spark=spark,
                             filters=filters)
     tables = []
     with settings(spark):
         if stream:
-            given = inputs(spark, events, leads, accounts, as_of_us)
+            given = inputs(spark, events, leads, accounts, as_of_us, filters)
             leads_view, lead_columns = given.leads, given.leads_columns or {}
             accounts_view, account_columns = given.accounts, given.accounts_columns
             assert leads_view is not None
+            if scores is None:   # the leads' scores from the same views: the stream read once
+                try:
+                    scores = to_arrow(score_views(wanted, given.events, given.events_columns,
+                                                  leads_view, given.leads_columns,
+                                                  as_of_us=as_of_us, spark=spark))
+                finally:
+                    release()
+                warn_bad([(events, given.bad_events, rejected_kind(events, "events")),
+                          (leads, given.bad_leads, rejected_kind(leads, "leads"))])
         else:
             accounts_view, account_columns = (None, {}) if accounts is None else \
                 register_accounts(spark, accounts)
             leads_view, lead_columns = _leads(spark, leads)
+        assert scores is not None
         for model in wanted:
             mine = scores.filter(pa.compute.equal(scores.column("model"), model.name)) \
                 .select(["lead_id", "engagement", "disqualified"])

@@ -30,15 +30,17 @@ class Book:
             lead = self.leads[lead_id] = LeadState(lead_id)
         return lead
 
-    def fit(self, model: CompiledModel, lead: Lead, state: ModelState) -> Fit:
-        """The lead's fit under `model`, kept in its state until its traits change."""
-        if state.fit is not None:
+    def fit(self, model: CompiledModel, lead: Lead, state: ModelState, as_of: int) -> Fit:
+        """The lead's fit under `model` at `as_of`, kept in its state until its traits change
+        (or, with `age_of` rules, until it is asked at another time)."""
+        if state.fit is not None and state.fit.holds_at(as_of):
             return state.fit
         empty = not lead.traits and not lead.account
         if empty and model.name in self.empty_fit:
+            # Without traits no `age_of` rule matches: the same fit at every time.
             state.fit = self.empty_fit[model.name]
             return state.fit
-        state.fit = fit_of(model, lead)
-        if empty:
+        state.fit = fit_of(model, lead, as_of)
+        if empty and not model.fit_moves:
             self.empty_fit[model.name] = state.fit
         return state.fit

@@ -31,7 +31,7 @@ def mql_before(book: Book, lead: LeadState, as_of: int) -> set[str]:
     for name, state in lead.models.items():
         if state.mql:
             model = book.models[name]
-            fit = state.fit or book.fit(model, lead.lead, state)
+            fit = book.fit(model, lead.lead, state, as_of)
             total = fit.points + engagement_at(model, state, as_of)[0]
             disqualified = fit.disqualify_reason is not None
             if model.is_mql(total, model.grade(fit.points), disqualified):
@@ -48,7 +48,7 @@ def evaluate(book: Book, lead: LeadState, as_of: int, event: Event | None,
         state = lead.models.get(name)
         if state is None:
             state = lead.models[name] = ModelState(model)
-        fit = state.fit or book.fit(model, lead.lead, state)
+        fit = book.fit(model, lead.lead, state, as_of)
         if not fit.applies:
             continue
         if not scores and (fit.disqualify_reason is not None or model.mql_threshold is None
@@ -85,7 +85,7 @@ def evaluate(book: Book, lead: LeadState, as_of: int, event: Event | None,
 def score_of(book: Book, model: CompiledModel, lead: LeadState, state: ModelState,
              as_of: int) -> Score:
     """The lead's score with its reasons, rule by rule."""
-    fit = state.fit or book.fit(model, lead.lead, state)
+    fit = book.fit(model, lead.lead, state, as_of)
     parts = []
     explained = list(fit.reasons)
     for index in sorted(state.rules):

@@ -137,11 +137,11 @@ class Scorer:
         state = lead.models.get(compiled.name)
         if state is None:
             state = lead.models[compiled.name] = ModelState(compiled)
-        if not (state.fit or self.book.fit(compiled, lead.lead, state)).applies:
+        when = read_time(lead, as_of, default_now=True)
+        if not self.book.fit(compiled, lead.lead, state, when).applies:
             raise EngineError(f"model {compiled.name!r} does not apply to lead {lead_id!r} "
                               "(its applies_to does not hold)")
-        return score_of(self.book, compiled, lead, state,
-                        read_time(lead, as_of, default_now=True))
+        return score_of(self.book, compiled, lead, state, when)
 
     def scores(self, *, as_of: object = None) -> Iterator[Score]:
         """Every lead's score under every model that applies to it."""
@@ -166,7 +166,7 @@ class Scorer:
         state = lead.models.get(model)
         if state is None:
             state = lead.models[model] = ModelState(compiled)
-        fit = state.fit or self.book.fit(compiled, lead.lead, state)
+        fit = self.book.fit(compiled, lead.lead, state, as_of)
         if not fit.applies:
             return None
         return engagement_at(compiled, state, as_of)[0], fit.disqualify_reason is not None
@@ -188,11 +188,18 @@ class Scorer:
                 "models": {name: s.to_dict() for name, s in lead.models.items()}}
 
     def load_state(self, data: Mapping[str, Any]) -> None:
+        """Load a lead's state (as `state` gives it); a model's state may also be a
+        `ModelState` already decoded (it is used as is, not copied)."""
         lead = self.book.lead(str(data["lead_id"]))
         lead.lead.traits, lead.lead.account = dict(data["traits"]), dict(data["account"])
         lead.latest = data["latest"]
-        lead.models = {name: ModelState.from_dict(self.models[name], s)
+        lead.models = {name: s if isinstance(s, ModelState) else
+                       ModelState.from_dict(self.models[name], s)
                        for name, s in data["models"].items() if name in self.models}
+
+    def model_states(self, lead_id: str) -> dict[str, ModelState]:
+        """The lead's live state under each model (not a copy)."""
+        return self.book.leads[lead_id].models
 
     # ---- internals
 

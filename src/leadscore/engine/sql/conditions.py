@@ -166,20 +166,29 @@ def _like_escape(value: str) -> str:
 
 
 def to_sql(condition: cond.Condition, columns: Mapping[str, str], *,
-           table: str | None = None) -> exp.Expr:
+           table: str | None = None,
+           values: Mapping[str, tuple[exp.Expr | None, str]] | None = None) -> exp.Expr:
     """SQL for `conditions.evaluate(condition, …)` over a table whose columns are named by
-    canonical path (`traits.age`, `properties.topic`, `event`) with their SQL types."""
+    canonical path (`traits.age`, `properties.topic`, `event`) with their SQL types; a path
+    in `values` reads an expression of a kind instead (None: no value), such as a date's age
+    (`engine.sql.ages`)."""
+    def each(item: cond.Condition) -> exp.Expr:
+        return to_sql(item, columns, table=table, values=values)
+
     if isinstance(condition, cond.Predicate):
+        if values and condition.path in values:
+            value, kind = values[condition.path]
+            return predicate(condition, value.copy() if value is not None else None, kind)
         sql_type = columns.get(condition.path)
         if sql_type is None:
             return predicate(condition, None, OTHER)
         column = exp.column(condition.path, table=table, quoted=True)
         return predicate(condition, column, column_kind(sql_type))
     if isinstance(condition, cond.All):
-        return and_(*(to_sql(c, columns, table=table) for c in condition.items))
+        return and_(*(each(c) for c in condition.items))
     if isinstance(condition, cond.Any_):
-        return or_(*(to_sql(c, columns, table=table) for c in condition.items))
-    return not_(to_sql(condition.item, columns, table=table))
+        return or_(*(each(c) for c in condition.items))
+    return not_(each(condition.item))
 
 
 def _never(item: exp.Expr) -> bool:

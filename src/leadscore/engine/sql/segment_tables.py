@@ -241,16 +241,17 @@ _NOW = 4_102_444_800_000_123
 
 
 def compile_segment_scores(models: Sequence[Model], source: SegmentSchema, *,
-                           as_of_us: int | None, dialect: str | Dialect = "duckdb",
+                           as_of_us: int | exp.Expr | None, dialect: str | Dialect = "duckdb",
                            create: str | None = None) -> exp.Expr:
     """One statement scoring every lead of the loader tables of `source` under `models`:
     the messages, the stream stage (identity resolution with its label rounds unrolled:
     alias chains up to 2^ROUNDS long), each model's plan. `as_of_us` None: the warehouse's
-    current time."""
+    current time; an expression: that value (dbt's macro)."""
     speaking = Dialect.get_or_raise(dialect)
     messages, types = messages_query(source, models)
     names = Names(messages="messages")
-    stage = compile_stream(types, _NOW if as_of_us is None else as_of_us, names=names)
+    given = as_of_us if isinstance(as_of_us, int) else None
+    stage = compile_stream(types, _NOW if given is None else given, names=names)
     ctes: list[tuple[str, exp.Expr]] = [
         ("messages", messages), (names.msg, stage.msg), (names.edges, stage.edges),
         (names.labels, stage.labels), (names.ids, stage.ids), (names.events, stage.events),
@@ -259,12 +260,13 @@ def compile_segment_scores(models: Sequence[Model], source: SegmentSchema, *,
         # The stage is written with Spark's UNIX_MICROS: this dialect's spelling of it.
         for node in reversed(list(query.find_all(exp.UnixMicros, bfs=False))):
             node.replace(speaking.epoch_us(node.this.copy()))
-    if as_of_us is None:
+    if given is None:
+        now = speaking.now_us() if as_of_us is None else as_of_us
+        assert isinstance(now, exp.Expr)
         for _, query in ctes:
             for literal in list(query.find_all(exp.Literal)):
                 if literal.is_number and literal.this == str(_NOW):
-                    literal.replace(speaking.now_us())
+                    literal.replace(now.copy())
     return scores_statement(list(models), ctes, names.events, stage.columns["events"],
-                            names.leads, stage.columns["leads"],
-                            as_of_us=None if as_of_us is None else as_of_us,
+                            names.leads, stage.columns["leads"], as_of_us=as_of_us,
                             dialect=speaking, create=create)

@@ -160,39 +160,44 @@ def msg_query(names: Names, as_of_us: int, columns: Mapping[str, str], dedupe: b
         ) AS d WHERE rn = 1""")
 
 
+# Two rows, k = 0 and k = 1: a relation read once and crossed with them yields each of its
+# rows twice — how a step below uses a relation two ways with one reference to it.
+TWICE = "(SELECT 0 AS k UNION ALL SELECT 1 AS k)"
+
+
 def claims_sql(names: Names) -> str:
     """Each anonymous id's first claimant: the userId of the earliest identify carrying it
-    with a userId, or alias naming it as previousId."""
+    with a userId, or alias naming it as previousId (one read of the messages)."""
+    anon = "CASE WHEN type = 'alias' THEN previous_id ELSE anonymous_id END"
     return f"""
         SELECT anon, claimant FROM (
-          SELECT anon, claimant,
-                 ROW_NUMBER() OVER (PARTITION BY anon ORDER BY k, message_id) AS rn
-          FROM (SELECT anonymous_id AS anon, user_id AS claimant, k, message_id
-                FROM {q(names.msg)} WHERE type = 'identify' AND user_id IS NOT NULL
-                  AND anonymous_id IS NOT NULL
-                UNION ALL
-                SELECT previous_id, user_id, k, message_id FROM {q(names.msg)}
-                WHERE type = 'alias') AS c
-        ) AS f WHERE rn = 1"""
+          SELECT {anon} AS anon, user_id AS claimant,
+                 ROW_NUMBER() OVER (PARTITION BY {anon} ORDER BY k, message_id) AS rn
+          FROM {q(names.msg)}
+          WHERE type = 'alias' OR (type = 'identify' AND user_id IS NOT NULL
+                                   AND anonymous_id IS NOT NULL)) AS f WHERE rn = 1"""
 
 
 def edges_query(names: Names) -> exp.Query:
-    """Edges between users (both directions): alias U→P gives U–P and U–(P's first
-    claimant); anonymous ids are then folded onto their claimants."""
+    """Edges between users (both directions, from one read of the pairs crossed with
+    TWICE): alias U→P gives U–P and U–(P's first claimant); anonymous ids are then folded
+    onto their claimants."""
     return parse(f"""
-        SELECT DISTINCT src, dst FROM (
-          SELECT a AS src, b AS dst FROM ({_edge_pairs(names)}) AS e1
-          UNION ALL
-          SELECT b AS src, a AS dst FROM ({_edge_pairs(names)}) AS e2) AS e""")
+        SELECT DISTINCT CASE WHEN t.k = 0 THEN a ELSE b END AS src,
+                        CASE WHEN t.k = 0 THEN b ELSE a END AS dst
+        FROM ({_edge_pairs(names)}) AS p CROSS JOIN {TWICE} AS t""")
 
 
 def _edge_pairs(names: Names) -> str:
+    """Per alias U→P: U–P (k = 0) and U–(P's first claimant) (k = 1, none without one: its
+    NULL fails `a <> b`), from one read of the alias messages."""
     return f"""
         SELECT a, b FROM (
-          SELECT user_id AS a, previous_id AS b FROM {q(names.msg)} WHERE type = 'alias'
-          UNION ALL
-          SELECT m.user_id, f.claimant FROM {q(names.msg)} AS m
-          JOIN ({claims_sql(names)}) AS f ON f.anon = m.previous_id
+          SELECT m.user_id AS a,
+                 CASE WHEN t.k = 0 THEN m.previous_id ELSE f.claimant END AS b
+          FROM {q(names.msg)} AS m
+          LEFT JOIN ({claims_sql(names)}) AS f ON f.anon = m.previous_id
+          CROSS JOIN {TWICE} AS t
           WHERE m.type = 'alias') AS p
         WHERE a <> b"""
 
@@ -204,21 +209,32 @@ def start_labels(edges: str) -> exp.Query:
 
 def label_rounds(edges: str, labels: exp.Query | str, rounds: int = ROUNDS) -> exp.Query:
     """`rounds` rounds of min-label propagation, each followed by a pointer jump (a node
-    takes its label's label), over the symmetric `edges` (with a self loop per node, so a
-    round reads the labels before it once), from `labels` (a query or a table of node,
-    label): one statement, a CTE per step. Each round refers to the one before at most
-    twice (the jump), so engines that inline CTEs (Spark) see 2^rounds copies, not 4^rounds."""
+    takes its label's label), over the symmetric `edges` (with a self loop per node), from
+    `labels` (a query or a table of node, label): one statement, a CTE per step.
+
+    Every step refers to the step before exactly once, so engines that inline CTEs (Spark
+    inlines each reference) see a plan that grows linearly with the rounds: the self loops
+    come from one read of the edges crossed with TWICE, and the jump, a self-join, is a
+    window instead: each row of the round once as its node's label (k = 0) and once asking
+    for its label's label (k = 1, partitioned by the label, where that label's own k = 0
+    row gives the value). Every label is itself a node of the round (a component's member),
+    so the window always finds it, as the self-join's inner join did."""
     start = labels.sql(READ) if isinstance(labels, exp.Query) else \
         f"SELECT node, label FROM {q(labels)}"
     ctes = [f"l0 AS ({start})",
-            f"""e AS (SELECT src, dst FROM {q(edges)}
-                      UNION ALL SELECT DISTINCT src, src AS dst FROM {q(edges)})"""]
+            f"""e AS (SELECT DISTINCT src, CASE WHEN t.k = 0 THEN dst ELSE src END AS dst
+                      FROM {q(edges)} CROSS JOIN {TWICE} AS t)"""]
     for r in range(1, rounds + 1):
         ctes.append(f"""c{r} AS (
             SELECT e.src AS node, MIN(l.label) AS label
             FROM e JOIN l{r - 1} AS l ON l.node = e.dst GROUP BY e.src)""")
         ctes.append(f"""l{r} AS (
-            SELECT c.node, p.label FROM c{r} AS c JOIN c{r} AS p ON p.node = c.label)""")
+            SELECT node, label FROM (
+              SELECT t.k, c.node,
+                     MIN(CASE WHEN t.k = 0 THEN c.label END) OVER (
+                       PARTITION BY CASE WHEN t.k = 0 THEN c.node ELSE c.label END) AS label
+              FROM c{r} AS c CROSS JOIN {TWICE} AS t) AS j
+            WHERE j.k = 1)""")
     return parse(f"WITH {', '.join(ctes)} SELECT node, label FROM l{rounds}")
 
 
@@ -235,20 +251,21 @@ def ids_query(names: Names) -> exp.Query:
     component's smallest own userId; an anonymous id claimed by a user joins that user's lead,
     an unclaimed one is a lead of its own (`<id>#2` where a user lead has its id)."""
     m, labels = q(names.msg), q(names.labels)
-    # user nodes: own userIds and alias previousIds (which link, never name a lead)
-    nodes = f"""SELECT user_id AS u, 1 AS own FROM {m} WHERE user_id IS NOT NULL
+    # user nodes: own userIds (each once: one pass over the messages) and alias previousIds
+    # (which link, never name a lead)
+    nodes = f"""SELECT u, 1 AS own FROM own
                 UNION ALL SELECT previous_id, 0 FROM {m} WHERE type = 'alias'"""
     users = f"""
-        SELECT u.u, r.lead_id FROM (SELECT DISTINCT user_id AS u FROM {m}
-                                    WHERE user_id IS NOT NULL) AS u
-        LEFT JOIN {labels} AS l ON l.node = u.u
+        SELECT o.u, r.lead_id FROM own AS o
+        LEFT JOIN {labels} AS l ON l.node = o.u
         JOIN (SELECT COALESCE(l.label, c.u) AS root,
                      MIN(CASE WHEN c.own = 1 THEN c.u END) AS lead_id
               FROM ({nodes}) AS c LEFT JOIN {labels} AS l ON l.node = c.u
               GROUP BY COALESCE(l.label, c.u)) AS r
-        ON r.root = COALESCE(l.label, u.u)"""
+        ON r.root = COALESCE(l.label, o.u)"""
     return parse(f"""
-        WITH users AS ({users}),
+        WITH own AS (SELECT DISTINCT user_id AS u FROM {m} WHERE user_id IS NOT NULL),
+        users AS ({users}),
         claims AS ({claims_sql(names)}),
         anons AS (SELECT DISTINCT anonymous_id AS a FROM {m} WHERE user_id IS NULL)
         SELECT 'u:' || u AS ident, lead_id FROM users
@@ -262,12 +279,23 @@ def ids_query(names: Names) -> exp.Query:
 
 
 def events_query(names: Names, value_cols: list[str]) -> exp.Query:
-    """The canonical events: track, page and screen messages with their lead's id."""
+    """The canonical events: track, page and screen messages with their lead's id. Most
+    identities are their own lead (the userId, else the anonymousId): only the few that are
+    not (`moved`: merged, claimed, renamed) are looked up, by the message's raw id."""
     values = "".join(f", m.{q(c)}" for c in value_cols)
     kinds = ", ".join(s(k) for k in EVENT_KINDS)
+    ids = q(names.ids)
+    moved = f"""SELECT SUBSTRING(ident, 1, 1) AS kind, SUBSTRING(ident, 3) AS id, lead_id
+                FROM {ids} WHERE lead_id <> SUBSTRING(ident, 3)"""
     return parse(f"""
-        SELECT i.lead_id, m.k AS ts, m.type, m.event, m.path{values}
-        FROM {q(names.msg)} AS m JOIN {q(names.ids)} AS i ON i.ident = m.ident
+        WITH moved AS ({moved}),
+        mu AS (SELECT id, lead_id FROM moved WHERE kind = 'u'),
+        ma AS (SELECT id, lead_id FROM moved WHERE kind = 'a')
+        SELECT COALESCE(mu.lead_id, ma.lead_id, m.user_id, m.anonymous_id) AS lead_id,
+               m.k AS ts, m.type, m.event, m.path{values}
+        FROM {q(names.msg)} AS m
+        LEFT JOIN mu ON mu.id = m.user_id
+        LEFT JOIN ma ON ma.id = CASE WHEN m.user_id IS NULL THEN m.anonymous_id END
         WHERE m.type IN ({kinds})""")
 
 
@@ -391,13 +419,16 @@ def leads_query(names: Names, columns: Mapping[str, str], accounts: Mapping[str,
     identifies = f"""(SELECT i.lead_id, m.* FROM {m} AS m JOIN {ids} AS i
                       ON i.ident = m.ident WHERE m.type = 'identify')"""
     traits = pivot(identifies, trait_cols, "lead_id", arg_max)
+    naming = f"""FROM {m} AS m JOIN {ids} AS i ON i.ident = m.ident
+          WHERE m.account_id IS NOT NULL AND m.type IN ('group', 'identify')"""
     account = f"""
+        SELECT i.lead_id, ARG_MAX(m.account_id, STRUCT(m.k, m.message_id)) AS account_id
+        {naming} GROUP BY i.lead_id""" if arg_max else f"""
         SELECT lead_id, account_id FROM (
           SELECT i.lead_id, m.account_id,
                  ROW_NUMBER() OVER (PARTITION BY i.lead_id ORDER BY m.k DESC,
                                     m.message_id DESC) AS rn
-          FROM {m} AS m JOIN {ids} AS i ON i.ident = m.ident
-          WHERE m.account_id IS NOT NULL AND m.type IN ('group', 'identify')) AS r
+          {naming}) AS r
         WHERE rn = 1"""
     account_cols = [c for c in accounts if c.startswith("account.")]
     flags = sorted({top_key(c) for c in trait_cols})

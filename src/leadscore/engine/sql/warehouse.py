@@ -262,7 +262,8 @@ def _kind_of_predicate(predicate: cond.Predicate) -> str:
 def declared_columns(models: Sequence[Model]) -> tuple[dict[str, str], dict[str, str]]:
     """The events and leads tables' columns the models read (as the warehouse tables name
     them: `email_id` for `properties.email_id`, `age` for `traits.age`), each typed by how it
-    is compared (numbers: DOUBLE, true/false: BOOLEAN, else VARCHAR) — for `compile` without a
+    is compared (numbers: DOUBLE, true/false: BOOLEAN, an `age_of` date: TIMESTAMP, else
+    VARCHAR) — for `compile` without a
     database to ask. Program events' `points`/`stage` and a purchase's `total`/`value` are
     read only where the table has them: ask the database (`--db`) for those."""
     events: dict[str, set[str]] = {}
@@ -279,8 +280,12 @@ def declared_columns(models: Sequence[Model]) -> tuple[dict[str, str], dict[str,
     for model in models:
         compiled: CompiledModel = compile_model(model)
         lead_conditions = [compiled.applies_to, *(f.when for f in compiled.fit),
-                           *(band for f in compiled.fit for band, _ in f.bands),
+                           *(band for f in compiled.fit if f.age_of is None
+                             for band, _ in f.bands),
                            *(s.when for s in compiled.stages)]
+        for fit in compiled.fit:
+            if fit.age_of is not None:    # a date: the warehouse's own type for one
+                note(fit.age_of, TIMESTAMP)
         event_conditions = [*(r.matcher.where for r in compiled.rules),
                             *(s.matcher.where for s in compiled.stages if s.matcher)]
         for condition in [*lead_conditions, *event_conditions]:

@@ -8,7 +8,7 @@ lead and rule: the state's objects), one module each:
 1. `pairs` (*match*): each model's (event, rule) pairs, with their buckets.
 2. `decide`: per lead, in arrival order, which events raise a handoff; leads where that is not
    certain (a score within rounding of the threshold, program events, events spanning more
-   than ~900 half-lives) are left to the per-event path.
+   than ~900 half-lives, a date an `age_of` fit rule reads) are left to the per-event path.
 3. `fold`: the pairs applied to the rule states and sums at once, in segments that end with a
    handoff's event (whose score and reasons are those of the moment it crossed); stages and
    interests per event.
@@ -59,6 +59,13 @@ def _fold_many(scorer: Scorer, events: Sequence[Event]) -> list[Handoff]:
     for s, (_, name, _) in enumerate(batch.signatures):
         if name in PROGRAM_EVENTS:
             slow[batch.lead[batch.sig == s]] = True
+    # Leads with a date an `age_of` fit rule reads: their fit moves with each event's time.
+    dated = {rule.age_of for model in book.models.values() for rule in model.fit
+             if rule.age_of is not None}
+    if dated:
+        for i, lead in enumerate(batch.lead_states):
+            if any(lead.lead.get(path) is not None for path in dated):
+                slow[i] = True
     decisions = [Decision(book, Pairs(batch, dispatch)) for dispatch in book.dispatch.values()]
     handoff_at = np.zeros(batch.n, bool)
     for decision in decisions:

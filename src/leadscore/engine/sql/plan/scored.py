@@ -5,8 +5,11 @@ purchases; with `PlanOptions.rule_columns`, each rule's contribution (`rule_colu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 
+from leadscore.engine.sql.ages import age_days
 from leadscore.engine.sql.build import (
     alias,
     and_,
@@ -22,7 +25,7 @@ from leadscore.engine.sql.build import (
     table,
     text,
 )
-from leadscore.engine.sql.conditions import to_sql
+from leadscore.engine.sql.conditions import DOUBLE, to_sql
 from leadscore.engine.sql.plan.scope import Scope
 from leadscore.engine.sql.semantics import DAY_SHIFT, STAGE_BITS, clamp, decay, weighted
 from leadscore.model import conditions as cond
@@ -45,6 +48,18 @@ def rule_columns(scope: Scope) -> list[str]:
     return [*fit, *(rule_column("engagement", r.index) for r in engaged)]
 
 
+def age_condition(scope: Scope, path: str) -> Callable[[cond.Condition], exp.Expr]:
+    """SQL for an `age_of` rule's bands: they read the age in days of the trait at `path`
+    as of the plan's `as_of` (`engine.sql.ages`)."""
+    sql_type = scope.lead_columns.get(path)
+    age = None if sql_type is None else age_days(
+        col(path), sql_type, scope.as_of_us, scope.dialect)
+
+    def band(condition: cond.Condition) -> exp.Expr:
+        return to_sql(condition, scope.lead_columns, values={path: (age, DOUBLE)})
+    return band
+
+
 def scored(scope: Scope) -> exp.Select:
     compiled, kinds = scope.compiled, scope.kinds
 
@@ -56,7 +71,9 @@ def scored(scope: Scope) -> exp.Select:
     per_rule: list[exp.Expr] = []     # with `rule_columns`, in `rule_columns(scope)`'s order
     for fit_rule in compiled.fit:
         if fit_rule.bands:
-            whens = [(lead_condition(band), double(number(points)))
+            band_sql = lead_condition if fit_rule.age_of is None else age_condition(
+                scope, fit_rule.age_of)
+            whens = [(band_sql(band), double(number(points)))
                      for band, points in fit_rule.bands]
             matched = or_(*(w for w, _ in whens))
             fit_terms.append(case(whens, double(exp.Literal.number(0))))
