@@ -170,3 +170,15 @@ def test_the_dashboards_timeline_follows_the_models_filters() -> None:
                           (PLAIN, {"10.1.2.3": 1, "192.0.2.7": 1})):
         entries, _ = timeline(compile_model(model), events, NOW)
         assert {e.event.context["ip"]: len(e.earned) for e in entries} == earned
+
+
+def test_state_refuses_a_model_with_filters(tmp_path: Path) -> None:
+    import duckdb
+
+    from leadscore.engine.batch.state.store import score_with_state
+    from leadscore.errors import EngineError
+
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(m) + "\n" for m in stream()))
+    with pytest.raises(EngineError, match=r"'office' has filters of its own.*--state"):
+        score_with_state(OFFICE, str(path), None, NOW, tmp_path / "state", duckdb.connect())

@@ -71,9 +71,14 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     only `score_many` gives each model its own filtered view (nothing scores such a model
     silently over events its filters would catch).
     """
-    own = (model.model if isinstance(model, CompiledModel) else model).filters
-    if own is not None:
+    refuse_own_filters(model.model if isinstance(model, CompiledModel) else model)
+    return compose(Scope.of(model, events_columns, leads_columns, as_of_us, options), STAGES)
+
+
+def refuse_own_filters(model: Model, path: str = "this path") -> None:
+    """An error for a model with filters of its own (`filters:`) on a path that cannot give
+    it its own view of the events: scoring it over all of them would disagree silently."""
+    if model.filters is not None:
         raise EngineError(f"model {model.name!r} has filters of its own (`filters:`): "
                           "scored by the service and `leadscore score` / score_many only, "
-                          "not yet by this path")
-    return compose(Scope.of(model, events_columns, leads_columns, as_of_us, options), STAGES)
+                          f"not yet by {path}")
