@@ -76,6 +76,8 @@ def timeline(compiled: CompiledModel, events: Sequence[Event], as_of: int
     by_rule: dict[int, list[Earned]] = {}
     for entry in entries:
         event = entry.event
+        if dispatch.caught(event):          # the model's own filters: shown, earns nothing
+            continue
         for rule in dispatch.rules_for(event):
             worth = rule.points * decay_factor(as_of - event.timestamp, rule.half_life_days)
             earned = Earned(rule.name, rule.points, worth, True)

@@ -25,7 +25,9 @@ from leadscore.filters.definition import (
     LEAD_FILTERS,
     SINCE_SENT,
     Filters,
+    ModelFilters,
     agent_filter,
+    combined,
     event_filter,
     ip_filter,
     lead_filter,
@@ -34,6 +36,20 @@ from leadscore.filters.definition import (
     which_filter,
 )
 
-__all__ = ["CLICKED", "EVENT_FILTERS", "FILTERS", "LEAD_FILTERS", "SINCE_SENT", "Filters",
-           "agent_filter", "event_filter", "ip_filter", "lead_filter", "scanner_click",
-           "too_soon", "which_filter"]
+__all__ = [
+    "CLICKED",
+    "EVENT_FILTERS",
+    "FILTERS",
+    "LEAD_FILTERS",
+    "SINCE_SENT",
+    "Filters",
+    "ModelFilters",
+    "agent_filter",
+    "combined",
+    "event_filter",
+    "ip_filter",
+    "lead_filter",
+    "scanner_click",
+    "too_soon",
+    "which_filter",
+]

@@ -12,7 +12,7 @@ import re
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from leadscore.events import Event, Lead
 from leadscore.filters import agents
@@ -82,6 +82,58 @@ class Filters(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class ModelFilters(BaseModel):
+    """A model's own `filters:` (docs/model-format.md): filters on events that ADD to the
+    settings' for that model only — an event either catches is not scored by the model, and
+    a model cannot switch a filter of the settings off. Only what it names counts (`bots`
+    and `link_scanners` are off unless named). Filters on leads stay in the settings: a
+    lead's profile changes, and its history is re-judged by the settings' filters only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bots: bool | None = None
+    user_agents: tuple[str, ...] | None = None
+    ips: tuple[str, ...] | None = None
+    link_scanners: bool | None = None
+    link_scanner_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    lead_ids: None = Field(default=None, description="not in a model: see the settings")
+    internal_domains: None = Field(default=None, description="not in a model")
+
+    @field_validator("lead_ids", "internal_domains", mode="before")
+    @classmethod
+    def _lead_filters(cls, value: Any) -> None:
+        raise ValueError("filters on leads belong in the settings' [filters], not a model's "
+                         "(a lead's history is re-judged when it becomes one of ours)")
+
+    def own(self) -> Filters:
+        """The model's own filters as `Filters`, everything it does not name off (naming
+        `link_scanner_seconds` alone turns `link_scanners` on)."""
+        seconds = self.link_scanner_seconds
+        scanners = self.link_scanners if self.link_scanners is not None else seconds is not None
+        return Filters(bots=bool(self.bots), user_agents=self.user_agents or (),
+                       ips=self.ips or (), link_scanners=scanners,
+                       link_scanner_seconds=10.0 if seconds is None else seconds)
+
+    @model_validator(mode="after")
+    def _valid(self) -> ModelFilters:
+        self.own()          # the patterns and ranges checked as the settings' are
+        return self
+
+
+def combined(settings: Filters, own: Filters) -> Filters:
+    """One `Filters` catching what either catches (a model's effective filters in batch):
+    lists joined, a filter on where either has it, the longer scanner window."""
+    windows = [f.link_scanner_seconds for f in (settings, own) if f.link_scanners]
+    return settings.model_copy(update={
+        "bots": settings.bots or own.bots,
+        "user_agents": settings.user_agents + own.user_agents,
+        "ips": settings.ips + own.ips,
+        "internal_domains": settings.internal_domains + own.internal_domains,
+        "lead_ids": settings.lead_ids + own.lead_ids,
+        "link_scanners": bool(windows),
+        "link_scanner_seconds": max(windows, default=settings.link_scanner_seconds)})
 
 
 def lead_filter(lead: Lead | None, filters: Filters) -> str | None:

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from leadscore.filters import ModelFilters
+
 # In rank order. After `mql`, sales' stages (issue #18): `recycled` (back to nurture) and
 # `rejected` rank above `mql` so a verdict holds while the score stays over the threshold;
 # `sal` (sales accepted) and the rest move on from there.
@@ -222,6 +224,8 @@ class Model(Strict):
     lifecycle: list[LifecycleRule] = Field(default_factory=list)
     interests: list[InterestRule] = Field(default_factory=list)
     account: AccountModel | None = None
+    # Filters of this model's own, added to the settings' (`leadscore.filters.ModelFilters`).
+    filters: ModelFilters | None = None
     tests: list[ModelTest] = Field(default_factory=list)
     # Where the model was loaded from (not part of the format).
     source: str | None = Field(default=None, exclude=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from leadscore.engine.batch.schema import (
 from leadscore.engine.sql.interest_plan import compile_interest_plan
 from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.errors import EngineError, InputError
-from leadscore.filters import Filters
+from leadscore.filters import Filters, combined
 from leadscore.io.sqltext import literal, quote
 from leadscore.model.schema import Model
 
@@ -63,6 +63,11 @@ def score_many(models: Model | Sequence[Model], events: Any, leads: Any = None, 
     (default `Filters()`: the maintained bot and link-scanner lists; `leadscore.filters`).
     """
     model_list = [models] if isinstance(models, Model) else list(models)
+    if any(m.filters is not None for m in model_list):
+        return _by_filters(model_list, filters if filters is not None else Filters(),
+                           lambda group, effective: score_many(
+                               group, events, leads, as_of=as_of, accounts=accounts, con=con,
+                               engine=engine, spark=spark, filters=effective))
     when = as_of_us(as_of)
     if engine == "spark":
         from leadscore.engine.batch import spark as on_spark
@@ -185,3 +190,19 @@ def with_interests(con: duckdb.DuckDBPyConnection, model: Model, events_table: s
     if plan is not None and scores.num_rows:
         found = profiles(stage_cte(con, plan, "iv"))
     return with_profiles(scores, found)
+
+
+def _by_filters(models: list[Model], settings: Filters,
+                score: Callable[[list[Model], Filters], pa.Table]) -> pa.Table:
+    """Models with filters of their own (`filters:`) scored over their own view of the
+    events: grouped by their effective filters (the settings' with the model's added), one
+    `score` per group, the rows sorted by model then lead as one run gives them."""
+    groups: dict[Filters, list[Model]] = {}
+    for model in models:
+        own = model.filters
+        effective = settings if own is None else combined(settings, own.own())
+        # Scored over the events `effective` lets through: its own filters are in them.
+        groups.setdefault(effective, []).append(model.model_copy(update={"filters": None}))
+    tables = [score(group, effective) for effective, group in groups.items()]
+    return pa.concat_tables(tables, promote_options="default").sort_by(
+        [("model", "ascending"), ("lead_id", "ascending")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from leadscore.engine.incremental.interests import InterestDispatch
 from leadscore.events import Event
+from leadscore.filters import Filters, event_filter
 from leadscore.model.compiled import CompiledModel, EngagementRule
 from leadscore.model.conditions import evaluate
 from leadscore.model.interests import compile_interests
@@ -28,6 +29,14 @@ class Dispatch:
         self.stage_rules = any(r.matcher is not None for r in model.stages)
         interests = compile_interests(model.model)
         self.interests = InterestDispatch(interests) if interests else None
+        # The model's own filters (`filters:`): events the settings' filters let through
+        # that this model alone does not score (the service judged those at ingest).
+        own = model.model.filters
+        self.filters: Filters | None = own.own() if own is not None else None
+
+    def caught(self, event: Event) -> bool:
+        """Whether the model's own filters keep `event` out of its scoring."""
+        return self.filters is not None and event_filter(event, self.filters) is not None
 
     def rules_for(self, event: Event) -> list[EngagementRule]:
         candidates = self.rules_of(event.type, event.event, event.path)

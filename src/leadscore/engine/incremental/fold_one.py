@@ -32,6 +32,8 @@ def fold_one(book: Book, event: Event, as_of: object) -> tuple[LeadState, int, s
         state = lead.models.get(name)
         if state is None:
             state = lead.models[name] = ModelState(model)
+        if dispatch.filters is not None and dispatch.caught(event):
+            continue
         for rule in dispatch.rules_for(event):
             rule_state = state.rules.get(rule.index)
             if rule_state is None:

@@ -92,7 +92,8 @@ class Scorer:
             batch = cast(list[Event], given)
         else:
             batch = [e if isinstance(e, Event) else event_from_message(e) for e in given]
-        if len(batch) >= MANY:
+        # A model with filters of its own folds event by event (`fold_one` asks them).
+        if len(batch) >= MANY and all(d.filters is None for d in self.book.dispatch.values()):
             # numpy and pyarrow: imported when needed
             from leadscore.engine.incremental.fold_many import fold_many
 

@@ -38,6 +38,7 @@ from leadscore.engine.sql.build import (
     table,
 )
 from leadscore.engine.sql.dialects import Dialect, DuckDB
+from leadscore.engine.sql.plan.stages import refuse_own_filters
 from leadscore.engine.sql.program_events import points_sql, stage_sql
 from leadscore.engine.sql.purchases import purchase_value
 from leadscore.engine.sql.semantics import (
@@ -68,6 +69,7 @@ class Layout:
 
     @classmethod
     def of(cls, model: Model, dialect: Dialect | None = None) -> Layout:
+        refuse_own_filters(model, "--state")
         compiled = compile_model(model)
         return cls(compiled, RuleKinds.of(compiled), dialect or DuckDB())
 

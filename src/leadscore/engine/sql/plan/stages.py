@@ -27,6 +27,7 @@ from leadscore.engine.sql.plan.graded import graded
 from leadscore.engine.sql.plan.people import people
 from leadscore.engine.sql.plan.scope import PlanOptions, Scope
 from leadscore.engine.sql.plan.scored import scored
+from leadscore.errors import EngineError
 from leadscore.model.compiled import CompiledModel
 from leadscore.model.schema import Model
 
@@ -66,5 +67,18 @@ def compile_plan(model: Model | CompiledModel, events_columns: Mapping[str, str]
     `events_columns` / `leads_columns` map the canonical columns of the events and leads
     tables (see `leadscore.io`) to their SQL types; `leads_columns` None means no leads table.
     Render with `.sql(dialect=options.dialect)` ("duckdb", the default, or "spark").
+    A model with filters of its own is refused: a plan reads the events it is given, and
+    only `score_many` gives each model its own filtered view (nothing scores such a model
+    silently over events its filters would catch).
     """
+    refuse_own_filters(model.model if isinstance(model, CompiledModel) else model)
     return compose(Scope.of(model, events_columns, leads_columns, as_of_us, options), STAGES)
+
+
+def refuse_own_filters(model: Model, path: str = "this path") -> None:
+    """An error for a model with filters of its own (`filters:`) on a path that cannot give
+    it its own view of the events: scoring it over all of them would disagree silently."""
+    if model.filters is not None:
+        raise EngineError(f"model {model.name!r} has filters of its own (`filters:`): "
+                          "scored by the service and `leadscore score` / score_many only, "
+                          f"not yet by {path}")
