@@ -180,12 +180,8 @@ def test_mixed_kinds_of_a_field_are_typed_on_spark_as_on_duckdb(spark: Any, tmp_
     assert_same_rows(rows_of(duck_scores), rows_of(spark_scores))
 
 
-# Failed on 2026-12-07 (no longer a timeout): a trait that is a number in one message and an
-# object in another (`z: 0`, `z: {k: 1}`) — Spark's JSON inference types `traits.z` as text
-# ("0"), DuckDB's reader flattens the object to `traits.z.k` and keeps `traits.z` a number.
-# Not strict: only streams with such a key fail. Open: type the column as DuckDB does.
-@pytest.mark.xfail(strict=False, reason="Spark infers text for a trait that is a scalar in one "
-                   "message and an object in another (DuckDB: a number): open")
+# Was xfail until 2026-12-07: a trait that is a number in one message and an object in
+# another (`z: 0`, `z: {k: 1}`) was text on Spark (issue #15; see the mixed-kinds test above).
 @settings(max_examples=2, deadline=None, database=None,     # Spark: minutes each
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(stream=a_stream(), as_of=st.sampled_from(AS_OF))
