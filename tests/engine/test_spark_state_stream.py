@@ -17,6 +17,7 @@ from tests.engine.test_state_stream import (
     at,
     chained,
     cut,
+    filtered_chain,
     identify,
     page,
     split_streams,
@@ -92,3 +93,9 @@ def test_accounts_from_chained_state_runs_on_spark(spark: Any, tmp_path: Path) -
         con.close()
     assert [r["disqualified"] for r in got[0].to_pylist()] == [True]      # retail, then
     assert [r["disqualified"] for r in got[1].to_pylist()] == [False]     # software
+
+
+def test_chained_spark_state_runs_apply_the_filters_as_one_run(spark: Any, tmp_path: Path
+                                                               ) -> None:
+    with spark_settings(spark):
+        filtered_chain(tmp_path, spark)

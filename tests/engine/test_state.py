@@ -5,6 +5,7 @@ differently by a later file."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pyarrow.parquet as pq
 
 from leadscore.engine.batch import connect, score_many
 from leadscore.engine.batch.state import score_with_state
+from leadscore.errors import FilteredEventsWarning
+from leadscore.filters import Filters
 from leadscore.model.schema import Model
 from tests.engine.outputs import Rows, assert_same_rows, rows_of
 from tests.engine.worlds import AS_OF, EVENT_SCHEMA
@@ -122,3 +125,67 @@ def test_a_distinct_value_typed_differently_by_a_later_file_counts_once(tmp_path
     finally:
         con.close()
     assert full(model, folder, tmp_path / "leads.parquet", AS_OF)[("m", "l1")]["engagement"] == 6
+
+
+# ---------------------------------------------------------------- filters (#15/#19)
+
+FILTERS = Filters(ips=("203.0.113.0/24",), internal_domains=("shop.example",))
+BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+
+
+def filtered_said(call: Any, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
+    """`call(*args, **kwargs)`'s result and the FilteredEventsWarnings it gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call(*args, **kwargs)
+    return result, [str(w.message) for w in caught
+                    if issubclass(w.category, FilteredEventsWarning)]
+
+
+def test_chained_runs_leave_out_bots_offices_and_internal_leads_as_one_run(
+        tmp_path: Path) -> None:
+    model = Model.model_validate({"name": "m", "engagement": {
+        "decay": {"half_life_days": 7}, "rules": [
+            {"name": "pricing", "page": "/pricing*", "points": 5, "limit": "daily"},
+            {"name": "clicks", "event": "Clicked", "points": 2, "cap": 10}]}})
+    schema = pa.schema([("lead_id", pa.string()), ("timestamp", pa.timestamp("us", "UTC")),
+                        ("type", pa.string()), ("event", pa.string()), ("path", pa.string()),
+                        ("user_agent", pa.string()), ("ip", pa.string())])
+
+    def rows(first: int, last: int, end: int) -> list[dict[str, Any]]:
+        return [{"lead_id": f"l{i % 5}", "timestamp": end - (last - i) * DAY // 10,
+                 "type": "page" if i % 2 else "track", "path": "/pricing" if i % 2 else None,
+                 "event": None if i % 2 else "Clicked",
+                 "user_agent": BOT if i % 7 == 0 else BROWSER,
+                 "ip": "203.0.113.9" if i % 11 == 0 else "198.51.100.4"}
+                for i in range(first, last)]
+
+    events = tmp_path / "ev"
+    leads = tmp_path / "leads.parquet"
+    days = [(rows(0, 60, AS_OF - 2 * DAY), ["a@example.org", "b@example.org"]),
+            (rows(60, 80, AS_OF - DAY), ["a@example.org", "b@example.org"]),
+            (rows(80, 90, AS_OF), ["a@example.org", "b@shop.example"]),  # l1 turns internal
+            (rows(90, 95, AS_OF + DAY), ["a@shop.example", "b@example.org"])]
+    modes = []
+    con = connect()
+    try:
+        for n, (day, emails) in enumerate(days):
+            events.joinpath(f"day={n}").mkdir(parents=True)
+            pq.write_table(pa.Table.from_pylist(day, schema),
+                           events / f"day={n}" / "part-0.parquet")
+            pq.write_table(pa.table({"lead_id": ["l0", "l1"], "email": emails}), leads)
+            as_of = AS_OF + (n - 2) * DAY
+            (table, report), said = filtered_said(
+                score_with_state, model, str(events), str(leads), as_of, tmp_path / "state",
+                con, filters=FILTERS)
+            whole, whole_said = filtered_said(score_many, model, str(events), str(leads),
+                                              as_of=as_of, filters=FILTERS)
+            assert_same_rows(rows_of(whole), rows_of(table))
+            assert said == whole_said and len(said) == 1
+            modes.append(report.mode)
+    finally:
+        con.close()
+    # the leads table caught other leads on days 2 and 3: rebuilt
+    assert modes == ["rebuild", "incremental", "rebuild", "rebuild"]
+    assert "bots" in said[0] and "ips" in said[0] and "internal_domains" in said[0]

@@ -27,10 +27,12 @@ from leadscore.engine.batch.state import (
     score_stream_with_state,
 )
 from leadscore.errors import InputError, RejectedRowsWarning
+from leadscore.filters import Filters
 from leadscore.model.loader import load_model
 from leadscore.model.schema import Model
 from leadscore.timeutil import US_PER_DAY, iso
 from tests.engine.outputs import Rows, assert_same_rows, rows_of
+from tests.engine.test_state import filtered_said
 from tests.test_stream_agreement import NOW, START, streams
 
 # the stream test's model, with interests and lifecycle stages: every output column moves
@@ -367,3 +369,69 @@ def _csv(path: Path, key: str = "lead_id") -> list[dict[str, str]]:
             row[name] = f"{float(row[name]):.9f}"
     return sorted(rows, key=lambda r: r[key])
 
+
+
+# ---------------------------------------------------------------- filters (#15/#19)
+
+FILTERS = Filters(ips=("203.0.113.0/24",), internal_domains=("shop.example",))
+BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def sent_from(message: dict[str, Any], **context: str) -> dict[str, Any]:
+    return {**message, "context": context}
+
+
+def test_chained_runs_filter_bots_offices_and_a_lead_made_internal_late(
+        tmp_path: Path) -> None:
+    con = connect()
+    try:
+        filtered_chain(tmp_path, con)
+    finally:
+        con.close()
+
+
+def filtered_chain(tmp_path: Path, con: Any) -> None:
+    """Chained runs on `con` (DuckDB or Spark) over a stream with a bot, an office address
+    and a lead made internal late, and back: each as one DuckDB run over the stream so far,
+    its filtered-events warning too."""
+    a1, u1, u2, u3 = ({"anonymousId": "a1"}, {"userId": "u1"}, {"userId": "u2"},
+                      {"userId": "u3"})
+    day1 = [page(u1, "/pricing", at(1), "p1"),
+            sent_from(page(u1, "/pricing/team", at(1, 12), "p2"), userAgent=BOT),
+            sent_from(track(u2, "Demo Requested", at(2), "t1"), ip="203.0.113.7"),
+            track(u2, "Email Opened", at(2, 11), "t2"),
+            identify(u3, {"email": "cy@example.org"}, at(2), "i1"),
+            track(u3, "Demo Requested", at(3), "t3"),
+            page(a1, "/pricing", at(3), "p3")]
+    day2 = [page(u3, "/pricing", at(11), "p4"),
+            identify({**u1, **a1}, {"email": "ann@example.org"}, at(11), "i2"),
+            sent_from(track(u1, "Email Opened", at(12), "t4"), userAgent="curl/8.4.0")]
+    day3 = [identify(u3, {"email": "cy@shop.example"}, at(21), "i3"),   # u3 is one of ours
+            track(u1, "Email Opened", at(22), "t5")]
+    day4 = [identify(u3, {"email": "cy@example.org"}, at(31), "i4"),    # and is no longer
+            track(u2, "Email Opened", at(32), "t6")]
+    so_far: list[dict[str, Any]] = []
+    reports = []
+    for n, (messages, as_of) in enumerate([(day1, cut(5)), (day2, cut(15)),
+                                           (day3, cut(25)), (day4, cut(35))]):
+        so_far += messages
+        day = write(messages, tmp_path / f"day{n}.jsonl")
+        whole = write(so_far, tmp_path / f"whole{n}.jsonl")
+        (table, report), said = filtered_said(
+            score_stream_with_state, MODEL, str(day), None, as_of, tmp_path / "state", con,
+            filters=FILTERS)
+        expected, whole_said = filtered_said(score_many, MODEL, str(whole), as_of=as_of,
+                                             filters=FILTERS)
+        assert_same_rows(rows_of(expected), rows_of(table))
+        # the counts of every kept message, as one run over the whole stream says them
+        assert [s.split(": ", 1)[1] for s in said] == \
+            [s.split(": ", 1)[1] for s in whole_said] and len(said) == 1
+        reports.append((report, rows_of(table), said[0]))
+    (_, first, _), _, (third, at_three, said3), (fourth, at_four, said4) = reports
+    assert first[("stream-state", "u2")]["engagement"] < 30     # the office's demo: none
+    assert ("stream-state", "u3") not in at_three or \
+        at_three[("stream-state", "u3")]["engagement"] == 0
+    assert at_four[("stream-state", "u3")]["engagement"] > 0
+    assert third.mode == fourth.mode == "incremental"
+    assert third.late_leads >= 1 and fourth.late_leads >= 1     # u3 folded anew
+    assert "internal_domains" in said3 and "internal_domains" not in said4

@@ -132,7 +132,8 @@ def score(
         spark.sparkContext.setLogLevel("ERROR")
         with partitions(err) as step:
             scores = scale.score_with_state(models, events, leads, when, state, spark,
-                                            step=step, scored=_scored_from_state)
+                                            step=step, scored=_scored_from_state,
+                                            filters=filters)
         write_table(scores, target)
         if accounts_out is not None:
             _accounts_from_state(models, scores, leads, when, state, spark, accounts_out)
@@ -167,7 +168,8 @@ def score(
     if state is not None:
         with partitions(err) as step:
             scores = scale.score_with_state(models, events, leads, when, state, con,
-                                            step=step, scored=_scored_from_state)
+                                            step=step, scored=_scored_from_state,
+                                            filters=filters)
         _write(scores, out_path, mode)
         if accounts_out is not None:
             _accounts_from_state(models, scores, leads, when, state, con, accounts_out)

@@ -78,10 +78,10 @@ class Read:
 def filter_events(con: duckdb.DuckDBPyConnection, events_table: str,
                   columns: dict[str, str], leads_table: str | None,
                   leads_columns: dict[str, str] | None, filters: Filters, *,
-                  source: str = "events") -> tuple[str, dict[str, int]]:
+                  source: str = "events", warn: bool = True) -> tuple[str, dict[str, int]]:
     """The name of a view of `events_table` without the events a filter catches (the table
-    itself where none can be), and how many each filter caught (a `FilteredEventsWarning`
-    says so where any was)."""
+    itself where none can be), and how many each filter caught (with `warn`, a
+    `FilteredEventsWarning` says so where any was)."""
     if events_table.startswith(KEPT):
         return events_table, {}
     read = Read.of(columns, filters)
@@ -112,7 +112,7 @@ def filter_events(con: duckdb.DuckDBPyConnection, events_table: str,
     ).fetchall()}
     kept = f"{KEPT}{next(_sequence)}"
     con.sql(f"CREATE TEMP VIEW {quote(kept)} AS SELECT e.* {joined} WHERE {verdict} IS NULL")
-    if counts:
+    if counts and warn:
         warn_filtered(source, counts)
     return kept, ordered(counts)
 

@@ -82,11 +82,12 @@ def score_on_spark(models: list[Model], events: str, leads: str | None, out: str
 
 def score_with_state(models: list[Model], events: str, leads: str | None, as_of_us: int,
                      state: Path, con: Any, *,
-                     step: PartitionStep | None = None, scored: Scored | None = None
-                     ) -> pa.Table:
+                     step: PartitionStep | None = None, scored: Scored | None = None,
+                     filters: Filters | None = None) -> pa.Table:
     """Every model scored from its state in `state` plus the files not read before, one model
     after the other (by name); `step` follows each across partitions when its state is
-    (re)built, `scored` hears how each went. `con`: a DuckDB connection or a SparkSession."""
+    (re)built, `scored` hears how each went. `con`: a DuckDB connection or a SparkSession.
+    `filters` (default `Filters()`) leave events out as in `score_many`."""
     from leadscore.engine.batch.state import score_stream_with_state, score_with_state
     from leadscore.io.readers import is_message_stream
 
@@ -106,7 +107,7 @@ def score_with_state(models: list[Model], events: str, leads: str | None, as_of_
                 step(model.name, "reading", 0, None)
                 partition_step = functools.partial(step, model.name)
             table, report = one(model, events, leads, as_of_us, state, con,
-                                step=partition_step)
+                                step=partition_step, filters=filters)
             if scored is not None:
                 scored(model.name, report)
             tables.append(table)

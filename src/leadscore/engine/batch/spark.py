@@ -36,6 +36,7 @@ from leadscore.engine.batch.filters import (
     ip_verdicts,
     judged_sql,
     lead_verdicts,
+    ordered,
     typed_columns,
     warn_filtered,
 )
@@ -318,6 +319,14 @@ def filter_view(spark: Any, found: Inputs, filters: Filters, source: str) -> str
     """The name of a view of the events without those a filter catches (the events' own
     view where none can be); a `FilteredEventsWarning` counts them per filter. The verdict
     tables and the SQL are DuckDB's (`engine.batch.filters`)."""
+    kept, counts = filtered_view(spark, found, filters)
+    if counts:
+        warn_filtered(source, counts, stacklevel=6)
+    return kept
+
+
+def filtered_view(spark: Any, found: Inputs, filters: Filters) -> tuple[str, dict[str, int]]:
+    """`filter_view` without the warning: the view, and how many each filter caught."""
     def q(name: str) -> str:
         return quote(name, DIALECT)
 
@@ -344,16 +353,14 @@ def filter_view(spark: Any, found: Inputs, filters: Filters, source: str) -> str
                                     f"leadscore_lead_verdicts_{next(_sequence)}")
     judged = judged_sql(found.events, read, tables, filters, q)
     if judged is None:
-        return found.events
+        return found.events, {}
     joined, verdict = judged
     counts = {str(r[0]): int(r[1]) for r in spark.sql(
         f"SELECT {verdict}, count(*) {joined} WHERE {verdict} IS NOT NULL GROUP BY 1"
     ).collect()}
     kept = f"leadscore_kept_{next(_sequence)}"
     spark.sql(f"SELECT e.* {joined} WHERE {verdict} IS NULL").createOrReplaceTempView(kept)
-    if counts:
-        warn_filtered(source, counts, stacklevel=6)
-    return kept
+    return kept, ordered(counts)
 
 
 def found_inputs(spark: Any, events: Any, leads: Any, accounts: Any, as_of_us: int

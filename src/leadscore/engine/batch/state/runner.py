@@ -19,9 +19,11 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from leadscore.engine.batch.filters import filter_events
 from leadscore.engine.batch.inputs import table_columns
 from leadscore.engine.batch.stream import run_stream
 from leadscore.engine.sql.dialects import Dialect, DuckDB, Spark
+from leadscore.filters import Filters
 from leadscore.io import partitions
 from leadscore.io.readers import read_leads, read_messages
 from leadscore.io.sqltext import literal, quote
@@ -87,6 +89,13 @@ class Runner:
     def message_files(self, files: list[str], name: str) -> tuple[str, int]:
         """Segment JSON `files` as the `messages` relation (`engine.sql.stream`), a table;
         its name and how many bad messages were left out."""
+        raise NotImplementedError
+
+    def kept(self, events: str, leads: tuple[str, dict[str, str]] | None, filters: Filters
+             ) -> tuple[str, dict[str, int]]:
+        """A view of the canonical events `events` without those the `filters` catch (`leads`:
+        the leads table and its columns, for the filters on leads), and how many each caught;
+        no warning (the state counts across runs)."""
         raise NotImplementedError
 
     def stream(self, messages: str, as_of: int, base_leads: tuple[str, dict[str, str]] | None
@@ -163,6 +172,12 @@ class DuckDBRunner(Runner):
 
     def message_files(self, files: list[str], name: str) -> tuple[str, int]:
         return name, read_messages(files, self.con, name=name).rejected
+
+    def kept(self, events: str, leads: tuple[str, dict[str, str]] | None, filters: Filters
+             ) -> tuple[str, dict[str, int]]:
+        return filter_events(self.con, events, self.columns(events),
+                             leads[0] if leads else None, leads[1] if leads else None,
+                             filters, warn=False)
 
     def stream(self, messages: str, as_of: int, base_leads: tuple[str, dict[str, str]] | None
                ) -> Resolved:
@@ -254,6 +269,14 @@ class SparkRunner(Runner):
         found = read_on_spark(self.spark, files)
         return self._register(name, self.spark.table(quote(found.view, "spark")), "TABLE"), \
             found.rejected
+
+    def kept(self, events: str, leads: tuple[str, dict[str, str]] | None, filters: Filters
+             ) -> tuple[str, dict[str, int]]:
+        from leadscore.engine.batch.spark import Inputs, filtered_view
+
+        return filtered_view(self.spark, Inputs(events, self.columns(events),
+                                                leads[0] if leads else None,
+                                                leads[1] if leads else None), filters)
 
     def stream(self, messages: str, as_of: int, base_leads: tuple[str, dict[str, str]] | None
                ) -> Resolved:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,12 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from leadscore.engine.batch.filters import (
+    EMAIL_COLUMNS,
+    lead_verdicts,
+    ordered,
+    warn_filtered,
+)
 from leadscore.engine.batch.schema import typed, with_profiles
 from leadscore.engine.batch.state import fold
 from leadscore.engine.batch.state.fold import Layout, State
@@ -48,6 +55,7 @@ from leadscore.engine.batch.state.runner import Runner, runner_for
 from leadscore.engine.sql.build import col, table
 from leadscore.engine.sql.plan import STAGES, PlanOptions, Scope, Stage, compose
 from leadscore.engine.sql.plan import aggregate as plan_aggregate
+from leadscore.filters import Filters
 from leadscore.io import partitions
 from leadscore.model.interests import compile_interests
 from leadscore.model.schema import Model
@@ -115,6 +123,36 @@ def scores_from_state(con: Runner, model: Model, layout: Layout,
     return typed(con.arrow(plan))
 
 
+# ----------------------------------------------------------------------------- filters
+
+def filters_key(filters: Filters) -> str:
+    """What a state remembers of the filters it was folded with: other filters, a rebuild."""
+    return filters.model_dump_json()
+
+
+def caught_leads(con: Runner, leads: tuple[str, dict[str, str]] | None, filters: Filters
+                 ) -> dict[str, str]:
+    """The leads the filters on leads catch now (lead_id → filter): `leads` is the leads
+    table and its columns (its `traits.email` or `email`), None for none."""
+    if not (filters.lead_ids or filters.internal_domains):
+        return {}
+    rows: list[tuple[Any, Any]] = []
+    if leads is not None:
+        email = next((c for c in EMAIL_COLUMNS if c in leads[1]), None)
+        found = con.arrow(exp.select(col("lead_id"), col(email) if email else exp.null())
+                          .from_(table(leads[0])))
+        rows = [tuple(r.values()) for r in found.to_pylist()]
+    caught = lead_verdicts(rows, filters)
+    return dict(zip(caught["lead_id"], caught["filter"], strict=True))
+
+
+def report_filtered(source: str, counts: dict[str, int]) -> None:
+    """The `FilteredEventsWarning` of a `--state` run: every event of the state's input a
+    filter caught, as one run over all of it would count them."""
+    if counts:
+        warn_filtered(source, ordered(counts), stacklevel=4)
+
+
 # ----------------------------------------------------------------------------- on disk
 
 def fingerprint(model: Model) -> str:
@@ -135,13 +173,16 @@ class RunReport:
 
 def score_with_state(model: Model, events: str, leads: str | None, as_of_us: int,
                      state_dir: str | Path, con: Any,
-                     step: Callable[[str, int, int], None] | None = None
-                     ) -> tuple[pa.Table, RunReport]:
+                     step: Callable[[str, int, int], None] | None = None,
+                     filters: Filters | None = None) -> tuple[pa.Table, RunReport]:
     """Score `model` at `as_of_us` from the state in `state_dir` plus the events files it has
     not read; the state is then saved for the next run. `events` is a file, folder or glob;
     `con` a DuckDB connection or a SparkSession (with `engine.batch.spark.settings` in force):
-    the same state, the same scores."""
+    the same state, the same scores. The events `filters` catch (default `Filters()`) are left
+    out as by `score_many`; the leads table is given each run, so when the leads its filters
+    catch change, the state is rebuilt."""
     con = runner_for(con)
+    filters = filters if filters is not None else Filters()
     layout = Layout.of(model, con.dialect)
     folder = Path(state_dir) / model.name
     meta_path = folder / "meta.json"
@@ -162,21 +203,40 @@ def score_with_state(model: Model, events: str, leads: str | None, as_of_us: int
     leads_columns = None
     if leads is not None:
         leads_name, leads_columns = con.leads(leads, f"__state_leads_{model.name}")
+    with_leads = (leads_name, leads_columns or {}) if leads_name is not None else None
+    caught = caught_leads(con, with_leads, filters)
+    if not reason and meta.get("filters") != filters_key(filters):
+        reason = "the filters changed"
+    elif not reason and meta.get("caught", {}) != caught:
+        reason = "the leads the filters catch changed"
+    counts: Counter[str] = Counter()
+
+    def kept_events(group: list[str], name: str, count: bool = True) -> str:
+        """The canonical events of `group`, those the filters catch left out (counted)."""
+        view, found = con.kept(con.event_files(group, name), with_leads, filters)
+        if count:
+            counts.update(found)
+        return view
+
     prefix = f"__state_{abs(hash(model.name)) % 10**8}"
     interests = InterestFold(con, model, prefix) if compile_interests(model) else None
     if reason:
-        state, columns = _rebuild(con, layout, files, as_of_us, prefix, step, interests)
+        state, columns = _rebuild(con, layout, files, as_of_us, prefix, step, interests,
+                                  kept_events)
         report = RunReport("rebuild", reason, len(files))
     else:
+        counts.update(meta.get("filtered", {}))
         state, columns, report = _advance(con, layout, meta, folder, files, as_of_us, prefix,
-                                          step, interests)
+                                          step, interests, kept_events)
     scores = scores_from_state(con, model, layout, state, columns, leads_name, leads_columns)
     scores = with_profiles(scores, interests.profiles() if interests is not None else {})
     pending = _pending(con, files if reason else [*_new_files(seen, files), *meta.get(
         "pending", [])], as_of_us)
     save_state(con, state, folder, {"version": STATE_VERSION, "model": fingerprint(model),
                                "ref": as_of_us, "files": signatures, "pending": pending,
-                               "columns": columns}, interests)
+                               "columns": columns, "filters": filters_key(filters),
+                               "caught": caught, "filtered": dict(counts)}, interests)
+    report_filtered(str(events), dict(counts))
     return scores, report
 
 
@@ -184,15 +244,19 @@ def _new_files(seen: dict[str, list[int]], files: list[str]) -> list[str]:
     return [f for f in files if f not in seen]
 
 
+Kept = Callable[..., str]    # (files, view name, count=True) → their kept canonical events
+
+
 def _rebuild(con: Runner, layout: Layout, files: list[str], as_of_us: int,
              prefix: str, step: Callable[[str, int, int], None] | None,
-             interests: InterestFold | None) -> tuple[State, dict[str, str]]:
+             interests: InterestFold | None, kept_events: Kept
+             ) -> tuple[State, dict[str, str]]:
     """The state from every file, one partition at a time. After each partition the buckets
     that no event of the partitions still to come can fall in are closed (summed up): with
     partitions in time order (month=…) the open buckets stay a few days' worth instead of
     the whole history, which a billion events would otherwise spill to disk on every fold."""
     groups = sorted(partitions.partitions(files).items())
-    views = [con.event_files(group, f"{prefix}_ev{done}")
+    views = [kept_events(group, f"{prefix}_ev{done}")
              for done, (_, group) in enumerate(groups)]
     earliest = [con.scalar(exp.select(exp.Min(this=col("ts"))).from_(table(view)))
                 for view in views]
@@ -217,8 +281,8 @@ def _rebuild(con: Runner, layout: Layout, files: list[str], as_of_us: int,
 
 def _advance(con: Runner, layout: Layout, meta: dict[str, Any], folder: Path,
              files: list[str], as_of_us: int, prefix: str,
-             step: Callable[[str, int, int], None] | None, interests: InterestFold | None
-             ) -> tuple[State, dict[str, str], RunReport]:
+             step: Callable[[str, int, int], None] | None, interests: InterestFold | None,
+             kept_events: Kept) -> tuple[State, dict[str, str], RunReport]:
     old_ref = int(meta["ref"])
     if interests is not None:
         interests.load(folder, old_ref)
@@ -239,7 +303,8 @@ def _advance(con: Runner, layout: Layout, meta: dict[str, Any], folder: Path,
                                ("pending", pending, exp.and_(after_ref,
                                                              _ts_until(as_of_us)))):
         if group:
-            view = con.event_files(group, f"{prefix}_{kind}")
+            # a pending file's events were counted when it was new
+            view = kept_events(group, f"{prefix}_{kind}", kind == "new")
             part_columns = con.columns(view)
             columns.update(part_columns)
             parts.append(fold.events(layout, view, part_columns, where))
@@ -273,7 +338,7 @@ def _advance(con: Runner, layout: Layout, meta: dict[str, Any], folder: Path,
                                   _all(old.buckets).where(not_late.copy()))
     others = fold_in(con, layout, kept, _all(folded).where(not_late.copy()), columns, as_of_us,
                      prefix + "_s")
-    everything = con.event_files(files, f"{prefix}_all")
+    everything = kept_events(files, f"{prefix}_all", False)
     all_columns = con.columns(everything)
     redo = fold_in(con, layout, None, fold.events(layout, everything, all_columns, exp.and_(
         _ts_until(as_of_us), col("lead_id").isin(query=late_ids.copy()))), all_columns,

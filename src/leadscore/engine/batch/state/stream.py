@@ -46,13 +46,17 @@ from leadscore.engine.batch.state.runner import Runner, runner_for
 from leadscore.engine.batch.state.store import (
     STATE_VERSION,
     RunReport,
+    caught_leads,
+    filters_key,
     fingerprint,
     fold_in,
+    report_filtered,
     save_state,
     scores_from_state,
 )
 from leadscore.engine.sql.account_plan import compile_account_plan
 from leadscore.engine.sql.build import col, table
+from leadscore.filters import Filters
 from leadscore.io.readers import source_files
 from leadscore.model.accounts import compile_account
 from leadscore.model.interests import compile_interests
@@ -72,13 +76,17 @@ def _of(name: str) -> exp.Select:
 
 def score_stream_with_state(model: Model, events_source: str, leads: str | None,
                             as_of_us: int, state_dir: str | Path, con: Any,
-                            step: Callable[[str, int, int], None] | None = None
-                            ) -> tuple[pa.Table, RunReport]:
+                            step: Callable[[str, int, int], None] | None = None,
+                            filters: Filters | None = None) -> tuple[pa.Table, RunReport]:
     """Score `model` at `as_of_us` from the state in `state_dir` plus the messages of the
     stream files `events_source` (a file or glob) it has not read; the state is then saved.
     `leads`: a leads table beside the stream (its base: no history). `con`: a DuckDB
-    connection or a SparkSession (with `engine.batch.spark.settings` in force)."""
+    connection or a SparkSession (with `engine.batch.spark.settings` in force). The events
+    `filters` catch (default `Filters()`) are left out as by `score_many`; a lead the filters
+    on leads catch or let go since the last run is folded anew, like one whose identities
+    moved."""
     con = runner_for(con)
+    filters = filters if filters is not None else Filters()
     layout = Layout.of(model, con.dialect)
     folder = Path(state_dir) / model.name
     meta_path = folder / "meta.json"
@@ -102,6 +110,8 @@ def score_stream_with_state(model: Model, events_source: str, leads: str | None,
         reason = "the model changed"
     elif as_of_us < meta["ref"]:
         reason = "--as-of is before the state's watermark"
+    elif meta.get("filters") != filters_key(filters):
+        reason = "the filters changed"
     if reason:
         folded = []
     read = history.read(folded)
@@ -113,6 +123,9 @@ def score_stream_with_state(model: Model, events_source: str, leads: str | None,
         step("folding", 1, 2)
     ev = con.create(prefix + "_events", events(read.messages, read.columns, resolved.ids),
                     kind="VIEW")
+    with_leads = (resolved.leads, resolved.leads_columns)
+    ev, counts = con.kept(ev, with_leads, filters)     # every kept message's: as one run's
+    caught = caught_leads(con, with_leads, filters)
     columns = con.columns(ev)
     interests = InterestFold(con, model, prefix) if compile_interests(model) else None
     new_files = len(set(history.meta["files"]) - before)
@@ -123,15 +136,19 @@ def score_stream_with_state(model: Model, events_source: str, leads: str | None,
             interests.fold(ev, columns, _until(as_of_us), as_of_us)
         report = RunReport("rebuild", reason, new_files)
     else:
+        changed = sorted(lead for lead in {*caught, *meta.get("caught", {})}
+                         if caught.get(lead) != meta.get("caught", {}).get(lead))
         state, report = _advance(con, layout, meta, folder, ev, columns, resolved.ids,
-                                 as_of_us, prefix, interests)
+                                 as_of_us, prefix, interests, changed)
         report.files_read = new_files
     scores = scores_from_state(con, model, layout, state, columns, resolved.leads,
                                resolved.leads_columns)
     scores = with_profiles(scores, interests.profiles() if interests is not None else {})
     save_state(con, state, folder, {
         "version": STATE_VERSION, "model": fingerprint(model), "ref": as_of_us,
-        "stream": True, "parts": history.parts}, interests, {IDS_FILE: resolved.ids})
+        "stream": True, "parts": history.parts, "filters": filters_key(filters),
+        "caught": caught}, interests, {IDS_FILE: resolved.ids})
+    report_filtered(str(events_source), counts)
     return scores, report
 
 
@@ -166,10 +183,10 @@ def accounts_with_state(models: list[Model], scores: pa.Table, leads: str | None
 
 def _advance(con: Runner, layout: Layout, meta: dict[str, Any], folder: Path, ev: str,
              columns: dict[str, str], ids: str, as_of_us: int, prefix: str,
-             interests: InterestFold | None) -> tuple[State, RunReport]:
-    """The saved fold moved to `as_of_us`: the leads whose identities moved or that have a
-    late event in a closed bucket folded anew from every kept event, the others
-    incrementally."""
+             interests: InterestFold | None, changed: list[str]) -> tuple[State, RunReport]:
+    """The saved fold moved to `as_of_us`: the leads whose identities moved, that have a
+    late event in a closed bucket or whose verdict of a filter on leads `changed`, folded
+    anew from every kept event, the others incrementally."""
     old_ref = int(meta["ref"])
     old = State(con.load(prefix + "_old_leads", folder / "leads.parquet"), None, old_ref,
                 meta.get("boundary", old_ref))
@@ -187,6 +204,10 @@ def _advance(con: Runner, layout: Layout, meta: dict[str, Any], folder: Path, ev
     late = fold.late_leads(layout, _of(news), old)
     if late is not None:
         redo_parts.append(late)
+    if changed:
+        listed = con.register(prefix + "_refiltered", pa.table(
+            {"lead_id": pa.array(changed, pa.string())}))
+        redo_parts.append(exp.select(col("lead_id")).from_(table(listed)))
     redo_query = redo_parts[0]
     for part in redo_parts[1:]:
         redo_query = exp.union(redo_query, part, distinct=True)
@@ -217,7 +238,7 @@ def _advance(con: Runner, layout: Layout, meta: dict[str, Any], folder: Path, ev
         interests.fold(ev, columns, exp.and_(unfolded, keep.copy()), as_of_us)
         interests.fold(ev, columns, exp.and_(_until(as_of_us), again.copy()), as_of_us)
     report.late_leads = count
-    report.reason = f"{count} leads folded anew (identities moved or late events)"
+    report.reason = f"{count} leads folded anew (identities moved, late events or filters)"
     return state, report
 
 
