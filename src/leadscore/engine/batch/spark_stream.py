@@ -127,10 +127,13 @@ def read_messages(spark: Any, sources: Sequence[str]) -> Messages:
     raw_view = f"{name}_raw"
     frame.createOrReplaceTempView(raw_view)
     struct = frame.schema["_m"].dataType
-    columns, good = _message_columns(struct)
+    mixed = _mixed_fields(spark, raw_view, struct) if lines and not documents else {}
+    columns, good = _message_columns(struct, mixed)
     select = ", ".join(f"{sql} AS {_q(col)}" for col, sql, _ in columns)
+    source = f"(SELECT *, try_parse_json(`_line`) AS `_v` FROM {_q(raw_view)})" if mixed \
+        else _q(raw_view)
     kept = spark.sql(f"SELECT {select}, `_line`, `_m`, `_m` IS NOT NULL AND ({good}) AS "
-                     f"`_good` FROM {_q(raw_view)}")
+                     f"`_good` FROM {source}")
     kept = _with_content_ids(spark, kept)
     names = [col for col, _, _ in columns]
     # Checkpointed (computed now, lineage cut): the stage reads the relation many times,
@@ -194,9 +197,138 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def _message_columns(struct: Any) -> tuple[list[tuple[str, str, str]], str]:
-    """The `messages` relation's columns (name, Spark SQL over `_m`, type) and the SQL of a
-    message that keeps to the rules (`io.segment.message_row`)."""
+Column = tuple[str, str, str]      # (name, Spark SQL, type)
+_VALUES = ("properties", "context", "traits")
+
+
+def _string_paths(dtype: Any, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The paths of the string-typed fields under a struct (where inference may have met
+    values of several JSON kinds)."""
+    out = []
+    for name, inner in _fields(dtype).items():
+        if not name or "'" in name or "\\" in name:
+            continue       # not addressable by a JSON path: left as Spark typed it
+        if _kind(inner) == "string":
+            out.append((*path, name))
+        out += _string_paths(inner, (*path, name))
+    return out
+
+
+def _json_path(path: Sequence[str]) -> str:
+    return "$" + "".join(f"['{key}']" for key in path)
+
+
+def _row_kind(path: Sequence[str]) -> str:
+    """SQL: the JSON kind of the value at `path` in this row, as `io.segment.kinds_of` names
+    them, or 'obj' for an object (NULL when absent). Spark's string field keeps only the
+    value's text (a number 0 and a string "0" alike), so the kind comes from the line parsed
+    as a variant; int or float from the number's text (the variant makes 1.0 a decimal 1)."""
+    jp = literal(_json_path(path), DIALECT)
+    schema = f"schema_of_variant(try_variant_get(`_v`, {jp}))"
+    return (f"CASE WHEN {schema} LIKE 'OBJECT%' THEN 'obj' WHEN {schema} = 'STRING' THEN "
+            f"'str' WHEN {schema} = 'BOOLEAN' THEN 'bool' WHEN {schema} LIKE 'ARRAY%' THEN "
+            f"'other' WHEN {schema} LIKE 'DECIMAL%' OR {schema} IN ('BIGINT', 'DOUBLE', "
+            f"'FLOAT', 'INT', 'SMALLINT', 'TINYINT') THEN CASE WHEN get_json_object(`_line`, "
+            f"{jp}) RLIKE '^-?[0-9]+$' THEN 'int' ELSE 'float' END END")
+
+
+def _mixed_fields(spark: Any, view: str, struct: Any) -> dict[tuple[str, ...], list[Column]]:
+    """The columns of the fields that hold an object in some messages and a scalar in others
+    (Spark infers text; DuckDB's reader flattens the objects to dotted sub-columns and types
+    the scalars as `io.segment.typed_array` does), by their path in the message."""
+    top = _fields(struct)
+    paths = [p for key in _VALUES if key in top for p in _string_paths(top[key], (key,))]
+    if not paths:
+        return {}
+    parsed = f"(SELECT *, try_parse_json(`_line`) AS `_v` FROM {_q(view)})"
+    kinds = [f"collect_set({_row_kind(p)})" for p in paths]
+    objects = [f"schema_of_variant_agg(CASE WHEN {_row_kind(p)} = 'obj' THEN try_variant_get("
+               f"`_v`, {literal(_json_path(p), DIALECT)}) END)" for p in paths]
+    [row] = spark.sql(f"SELECT {', '.join(kinds + objects)} FROM {parsed}").collect()
+    spark.udf.register(JSON_TEXT, _json_text)
+    out: dict[tuple[str, ...], list[Column]] = {}
+    for i, path in enumerate(paths):
+        found = set(row[i])
+        if not found & {"obj", "other"}:
+            continue      # scalars only: Spark's text is DuckDB's (json.dumps of non-text)
+        out[path] = _scalar_column(path, found - {"obj"}) + _object_columns(
+            path, str(row[len(paths) + i]))
+    return out
+
+
+JSON_TEXT = "leadscore_json_text"      # the Spark SQL function of `_json_text`
+
+
+def _json_text(text: str | None) -> str | None:
+    """A JSON value's text as `io.segment.typed_array` writes a list (`json.dumps`)."""
+    return None if text is None else json.dumps(json.loads(text))
+
+
+def _scalar_column(path: Sequence[str], kinds: set[str]) -> list[Column]:
+    if not kinds:
+        return []
+    kind = _row_kind(path)
+    text = f"get_json_object(`_line`, {literal(_json_path(path), DIALECT)})"
+    if kinds == {"bool"}:
+        return [("", f"CASE WHEN {kind} = 'bool' THEN CAST({text} AS BOOLEAN) END", "BOOLEAN")]
+    if kinds == {"int"}:
+        return [("", f"CASE WHEN {kind} = 'int' THEN CAST({text} AS BIGINT) END", "BIGINT")]
+    if kinds <= {"int", "float"}:
+        return [("", f"CASE WHEN {kind} IN ('int', 'float') THEN CAST({text} AS DOUBLE) END",
+                 "DOUBLE")]
+    # Spark's text of the value, but a list as Python's json.dumps writes it ("[1, 2]")
+    field = "`_m`." + ".".join(_q(k) for k in path)
+    return [("", f"CASE WHEN {kind} = 'other' THEN {JSON_TEXT}({field}) "
+             f"WHEN {kind} <> 'obj' THEN {field} END", _STRING)]
+
+
+def _object_columns(path: Sequence[str], schema: str) -> list[Column]:
+    """The dotted sub-columns of the object values at `path`, from the variant schema of all
+    of them (`OBJECT<k: BIGINT, …>`)."""
+    from pyspark.sql import types as T
+
+    if not schema.startswith("OBJECT<"):
+        return []
+    dtype = T._parse_datatype_string(schema.replace("OBJECT<", "STRUCT<"))
+    return _variant_leaves(path, (), dtype)
+
+
+def _variant_leaves(path: Sequence[str], sub: tuple[str, ...], dtype: Any) -> list[Column]:
+    from pyspark.sql import types as T
+
+    if isinstance(dtype, T.StructType):
+        return [c for f in dtype.fields for c in _variant_leaves(path, (*sub, f.name),
+                                                                  f.dataType)]
+    jp = literal(_json_path((*path, *sub)), DIALECT)
+    name = "".join(f".{k}" for k in sub)
+    kind = _kind(dtype)
+    if kind == "boolean":
+        return [(name, f"try_variant_get(`_v`, {jp}, 'boolean')", "BOOLEAN")]
+    if kind in INTEGER:
+        return [(name, f"try_variant_get(`_v`, {jp}, 'bigint')", "BIGINT")]
+    if kind in ("decimal", "double", "float"):
+        return [(name, f"try_variant_get(`_v`, {jp}, 'double')", "DOUBLE")]
+    if kind == "string":
+        return [(name, f"try_variant_get(`_v`, {jp}, 'string')", _STRING)]
+    return [(name, f"to_json(try_variant_get(`_v`, {jp}))", _STRING)]
+
+
+def _value_columns(expr: str, path: tuple[str, ...], name: str, dtype: Any,
+                   mixed: dict[tuple[str, ...], list[Column]]) -> list[Column]:
+    """`value_columns`, with the mixed fields' columns in place of Spark's text."""
+    if path in mixed:
+        return [(name + suffix, sql, typ) for suffix, sql, typ in mixed[path]]
+    if any(p[:len(path)] == path for p in mixed) and _fields(dtype):
+        return [c for n, d in _fields(dtype).items() for c in _value_columns(
+            f"{expr}.{_q(n)}", (*path, n), f"{name}.{n}", d, mixed)]
+    return value_columns(expr, name, dtype)
+
+
+def _message_columns(struct: Any, mixed: dict[tuple[str, ...], list[Column]] | None = None
+                     ) -> tuple[list[tuple[str, str, str]], str]:
+    """The `messages` relation's columns (name, Spark SQL over `_m`, `_v` and `_line`, type)
+    and the SQL of a message that keeps to the rules (`io.segment.message_row`)."""
+    mixed = mixed or {}
     top = _fields(struct)
 
     def field(name: str) -> str:
@@ -255,7 +387,7 @@ def _message_columns(struct: Any) -> tuple[list[tuple[str, str, str]], str]:
                  if k in inner]
         if named:
             names_sql.append(f"coalesce({', '.join(named)})")
-            objects.append((base, inner))
+            objects.append((base, ("traits", key), inner))
     company = f"coalesce({', '.join(names_sql)})" if names_sql else "CAST(NULL AS STRING)"
     account_id = (f"CASE WHEN {kind} = 'group' THEN {ids['groupId']} "
                   f"WHEN {kind} = 'identify' THEN {company} END")
@@ -268,29 +400,31 @@ def _message_columns(struct: Any) -> tuple[list[tuple[str, str, str]], str]:
         ("account_id", account_id, _STRING)]
     for prefix, source in (("properties", properties), ("context", context)):
         for name, dtype in source.items():
-            for col, sql, typ in value_columns(f"{field(prefix)}.{_q(name)}",
-                                               f"{prefix}.{name}", dtype):
+            for col, sql, typ in _value_columns(f"{field(prefix)}.{_q(name)}",
+                                                (prefix, name), f"{prefix}.{name}", dtype,
+                                                mixed):
                 out.append((col, f"CASE WHEN {is_event} THEN {sql} END", typ))
     for name, dtype in traits.items():
-        for col, sql, typ in value_columns(f"{field('traits')}.{_q(name)}", f"traits.{name}",
-                                           dtype):
+        for col, sql, typ in _value_columns(f"{field('traits')}.{_q(name)}",
+                                            ("traits", name), f"traits.{name}", dtype, mixed):
             out.append((col, f"CASE WHEN {kind} = 'identify' THEN {sql} END", typ))
     # account.<x>: a group's traits, or the identify's naming object, minus its `id`
     account_cols: dict[str, list[tuple[str, str, str]]] = {}
     for name, dtype in traits.items():
         if name == "id":
             continue
-        for col, sql, typ in value_columns(f"{field('traits')}.{_q(name)}",
-                                           f"account.{name}", dtype):
+        for col, sql, typ in _value_columns(f"{field('traits')}.{_q(name)}",
+                                            ("traits", name), f"account.{name}", dtype, mixed):
             account_cols.setdefault(col, []).append((f"{kind} = 'group'", sql, typ))
-    for i, (base, inner) in enumerate(objects):
+    for i, (base, base_path, inner) in enumerate(objects):
         earlier = [f"({n}) IS NULL" for n in names_sql[:i]]
         chosen_here = " AND ".join([f"{kind} = 'identify'", *earlier,
                                     f"({names_sql[i]}) IS NOT NULL"])
         for name, dtype in inner.items():
             if name == "id":
                 continue
-            for col, sql, typ in value_columns(f"{base}.{_q(name)}", f"account.{name}", dtype):
+            for col, sql, typ in _value_columns(f"{base}.{_q(name)}", (*base_path, name),
+                                                f"account.{name}", dtype, mixed):
                 account_cols.setdefault(col, []).append((chosen_here, sql, typ))
     for col, cases in account_cols.items():
         types = {t for _, _, t in cases}
