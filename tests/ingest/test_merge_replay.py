@@ -18,7 +18,7 @@ from leadscore import load_model
 from leadscore.service import Service
 from tests.test_service import MODEL, NOW, track
 
-HISTORY = 8000
+HISTORY = 20000   # a merge long enough to tell (faster since decoded states are kept)
 
 
 def test_other_writes_are_not_held_behind_a_big_merge(tmp_path: Path) -> None:
