@@ -170,6 +170,15 @@ def guarded_casts(plan: exp.Expr) -> exp.Expr:
     return plan
 
 
+def first_groups(plan: exp.Expr, dialect: Dialect, spelling: str) -> exp.Expr:
+    """REGEXP_EXTRACT(text, pattern, 1) (the first group) as `spelling` (`__value__` the text,
+    `__more__` the pattern): PostgreSQL has no such function, Redshift's REGEXP_SUBSTR gives
+    the whole match unless told `'e'`. The plans extract only their pattern's first group."""
+    for node in reversed(list(plan.find_all(exp.RegexpExtract, bfs=False))):
+        node.replace(dialect.spelled(spelling, node.this.copy(), node.expression.copy()))
+    return plan
+
+
 class Postgres(Dialect):
     NAME = "postgres"
     HASH = "hashtextextended"
@@ -190,7 +199,8 @@ class Postgres(Dialect):
         return exp.Anonymous(this=self.HASH, expressions=[value, exp.Literal.number(0)])
 
     def finish(self, plan: exp.Expr) -> exp.Expr:
-        return guarded_casts(integer_division(plan))
+        return first_groups(guarded_casts(integer_division(plan)), self,
+                            "SUBSTRING(__value__ FROM __more__)")
 
 
 class Snowflake(Dialect):
@@ -261,7 +271,8 @@ class Redshift(Dialect):
                             "CONVERT_TIMEZONE('UTC', __zone__, __value__))", naive, zone=zone)
 
     def finish(self, plan: exp.Expr) -> exp.Expr:
-        return guarded_casts(integer_division(plan))
+        return first_groups(guarded_casts(integer_division(plan)), self,
+                            "REGEXP_SUBSTR(__value__, __more__, 1, 1, 'e')")
 
 
 DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (
