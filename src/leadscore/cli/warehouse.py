@@ -273,18 +273,26 @@ def dbt_command(
     schema: Annotated[str | None, typer.Option(
         "--schema", metavar="SCHEMA", help="With --layout segment: the loader's schema.")
     ] = None,
+    accounts_table: Annotated[str | None, typer.Option(
+        "--accounts-table", metavar="SCHEMA.TABLE", help="The accounts table the source "
+        "names, for the account scores of the models with `account:` (default "
+        "analytics.accounts; --layout tables).")] = None,
 ) -> None:
-    """Write a dbt package: a model per scoresheet, the sources, the worked examples as
-    data tests."""
+    """Write a dbt package: a model per scoresheet (and one of its account scores where it
+    has `account:`), the sources, the worked examples as data tests."""
     from leadscore.dbt import write_package
     from leadscore.model import load_models
+    from leadscore.model.accounts import compile_account
 
+    check_accounts_flags(layout, accounts_table, True, None)
     if layout == "tables":
         events_table = events_table or "analytics.events"
         leads_table = leads_table or "analytics.leads"
     events_table, segment = sources(layout, schema, events_table, leads_table,
                                     "--events-table / --leads-table")
     models = load_models(list(model))
+    if segment is None and any(compile_account(m) for m in models):
+        accounts_table = accounts_table or "analytics.accounts"
     try:
         if segment is not None:
             written = write_package(models, out_dir, dialect=dialect, events_table=None,
@@ -294,10 +302,15 @@ def dbt_command(
             assert events_table is not None
             columns = {kind: table_columns(db, name, models, kind) for kind, name in
                        (("events", events_table), ("leads", leads_table)) if name}
+            leads_extra, accounts_columns = account_columns(db, accounts_table, models)
+            if "leads" in columns and accounts_table is not None:
+                columns["leads"] = {**columns["leads"], **leads_extra}
             written = write_package(models, out_dir, dialect=dialect,
                                     events_table=events_table, leads_table=leads_table,
                                     events_columns=columns["events"],
-                                    leads_columns=columns.get("leads"))
+                                    leads_columns=columns.get("leads"),
+                                    accounts_table=accounts_table,
+                                    accounts_columns=accounts_columns)
     except ValueError as exc:
         fail(f"error: {exc}")
     say(f"wrote a dbt package of {len(models)} model{'s' * (len(models) != 1)} to "
