@@ -13,6 +13,7 @@ written from each warehouse's documentation and parsed back by sqlglot in tests.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from typing import ClassVar
 
 import sqlglot
@@ -68,12 +69,13 @@ class Dialect:
                         column.replace(given.copy())
         return found
 
-    def texts_where(self, items: list[tuple[exp.Expr, str]]) -> exp.Expr:
+    def texts_where(self, items: Sequence[tuple[exp.Expr, str]]) -> exp.Expr:
         """The texts of `items` whose condition holds, in their order, as this warehouse's
         array of text (empty: none holds). One array per item joined, not an array with NULLs
         removed: BigQuery refuses NULL elements, Redshift has no function to drop them."""
-        arrays = [exp.Case().when(condition.copy(), self.spelled(self.TEXTS_ONE, text(value)))
-                  .else_(self.spelled(self.TEXTS_NONE)) for condition, value in items]
+        arrays: list[exp.Expr] = [
+            exp.Case().when(condition.copy(), self.spelled(self.TEXTS_ONE, text(value)))
+            .else_(self.spelled(self.TEXTS_NONE)) for condition, value in items]
         if not arrays:
             return self.spelled(self.TEXTS_NONE)
         joined = arrays[0]

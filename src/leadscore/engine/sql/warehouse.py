@@ -363,8 +363,8 @@ def declared_account_columns(models: Sequence[Model]) -> tuple[dict[str, str], d
             for predicate in _predicates(condition):
                 leads.setdefault(predicate.path.removeprefix("traits."), set()).add(VARCHAR)
         for rule in account.fit:
-            for condition in [rule.when, *(band for band, _ in rule.bands)]:
-                for predicate in _predicates(condition):
+            for given in [rule.when, *(band for band, _ in rule.bands)]:
+                for predicate in _predicates(given):
                     name = predicate.path.removeprefix("account.")
                     accounts.setdefault(name, set()).add(_kind_of_predicate(predicate))
     return ({name: kinds.pop() if len(kinds) == 1 else VARCHAR for name, kinds in
