@@ -372,6 +372,25 @@ def test_score_engine_postgres_accounts_into_a_table_and_a_file(pg_schema: str,
     assert_accounts(want, rows_of(pq.read_table(into_file), "account_id"))
 
 
+@pytest.mark.postgres
+def test_score_engine_postgres_layout_segment_accounts(tmp_path: Path) -> None:
+    """`score --engine postgres --layout segment --accounts TABLE`: the accounts the loader's
+    groups name, scored in the database; an accounts table beside the stream is refused."""
+    models = [load_model(p) for p in EXAMPLES]
+    args = ["score", "--engine", "postgres", "--db", postgres_url(),
+            *(a for m in EXAMPLES for a in ("-m", str(m)))]
+    with loader_schema_in_postgres(STREAM) as (schema, _):
+        leadscore(*args, "--layout", "segment", "--schema", schema, "--as-of", EXAMPLE_AS_OF,
+                  "--out", f"{schema}.scores", "--accounts", f"{schema}.account_scores")
+        got = account_rows(schema, "account_scores")
+        refused = leadscore(*args, "--layout", "segment", "--schema", schema, "--out",
+                            f"{schema}.scores", "--accounts", f"{schema}.a",
+                            "--account-traits", f"{schema}.groups", check=False)
+    assert_accounts(want_accounts(models, str(STREAM[0]), str(STREAM[1]), None), got)
+    assert refused.returncode != 0
+    assert "--account-traits goes with --layout tables" in refused.stderr
+
+
 # ---------------------------------------------------------------------------------- Spark
 
 @pytest.mark.spark
