@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
+import yaml
 from sqlglot import exp
 
 from leadscore import load_model
@@ -278,6 +279,36 @@ def test_compile_cli_account_errors(tmp_path: Path) -> None:
     b2c = leadscore(*base, "--accounts-out", str(tmp_path / "a.sql"), check=False)
     assert b2c.returncode != 0 and "no model has an `account:` section" in b2c.stderr
     assert not (tmp_path / "a.sql").exists()
+
+
+def test_dbt_package_has_an_account_model_and_source_per_account_model(tmp_path: Path) -> None:
+    """`leadscore dbt`: `account_scores_<model>` for the B2B model only, the `accounts`
+    source in the events table's schema unless named (dbt builds it: tests/warehouse/
+    test_dbt.py); with --layout segment an accounts table is refused."""
+    out = tmp_path / "package"
+    leadscore("dbt", "-m", str(EXAMPLES[0]), "-m", str(EXAMPLES[1]), "--dialect", "postgres",
+              "--events-table", "crm.events", "--leads-table", "crm.leads", "--out", str(out))
+    models = {p.name for p in (out / "models").glob("*.sql")}
+    assert models == {"scores_b2c_art_supplies.sql", "scores_b2b_software.sql",
+                      "account_scores_b2b_software.sql"}
+    [source] = yaml.safe_load((out / "models" / "sources.yml").read_text())["sources"]
+    assert source["schema"] == "crm"
+    assert [(t["name"], t["identifier"]) for t in source["tables"]] == [
+        ("events", "events"), ("leads", "leads"), ("accounts", "accounts")]
+    sql = (out / "models" / "account_scores_b2b_software.sql").read_text()
+    assert "{{ source('leadscore', 'accounts') }}" in sql and "leadscore_as_of()" in sql
+    schema = yaml.safe_load((out / "models" / "schema.yml").read_text())["models"]
+    assert {"name": "account_id", "data_tests": ["unique", "not_null"]} in \
+        [c for m in schema if m["name"] == "account_scores_b2b_software" for c in m["columns"]]
+    other = leadscore("dbt", "-m", str(EXAMPLES[1]), "--events-table", "crm.events",
+                      "--accounts-table", "sales.companies", "--out", str(tmp_path / "o"),
+                      check=False)
+    assert other.returncode != 0 and "must be in one schema" in other.stderr
+    segment = leadscore("dbt", "-m", str(EXAMPLES[1]), "--layout", "segment", "--schema", "s",
+                        "--accounts-table", "s.accounts", "--out", str(tmp_path / "s"),
+                        check=False)
+    assert segment.returncode != 0
+    assert "--accounts-table goes with --layout tables" in segment.stderr
 
 
 # ------------------------------------------------------------------------------ PostgreSQL

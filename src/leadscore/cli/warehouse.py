@@ -275,8 +275,8 @@ def dbt_command(
     ] = None,
     accounts_table: Annotated[str | None, typer.Option(
         "--accounts-table", metavar="SCHEMA.TABLE", help="The accounts table the source "
-        "names, for the account scores of the models with `account:` (default "
-        "analytics.accounts; --layout tables).")] = None,
+        "names, for the account scores of the models with `account:` (default: `accounts` "
+        "in the events table's schema; --layout tables).")] = None,
 ) -> None:
     """Write a dbt package: a model per scoresheet (and one of its account scores where it
     has `account:`), the sources, the worked examples as data tests."""
@@ -291,8 +291,11 @@ def dbt_command(
     events_table, segment = sources(layout, schema, events_table, leads_table,
                                     "--events-table / --leads-table")
     models = load_models(list(model))
-    if segment is None and any(compile_account(m) for m in models):
-        accounts_table = accounts_table or "analytics.accounts"
+    if segment is None and events_table is not None and any(compile_account(m)
+                                                            for m in models):
+        # Beside the events table: the package's one source is one schema.
+        schema_name = events_table.rpartition(".")[0]
+        accounts_table = accounts_table or ".".join(filter(None, (schema_name, "accounts")))
     try:
         if segment is not None:
             written = write_package(models, out_dir, dialect=dialect, events_table=None,
