@@ -9,8 +9,12 @@ expectation that fails.
     models/sources.yml        source `leadscore`: tables `events`, `leads` (with a loader
                               schema, `segment=`: its tracks, pages, identifies, groups,
                               aliases and the per-event tables the models read)
-    models/schema.yml         per scores model: lead_id unique and not null
+    models/schema.yml         per scores model: lead_id unique and not null; per account
+                              scores model: account_id unique and not null
     models/scores_<model>.sql
+    models/account_scores_<model>.sql   a model with an `account:` section: its account
+                              scores (`engine.sql.warehouse_accounts`) over the events,
+                              leads and `accounts` tables (`segment=`: the stream's accounts)
     tests/<model>__<example>.sql
 
 A worked example's `interests` expectation is left out (the compiled statement has no
@@ -34,7 +38,12 @@ from leadscore.engine.sql.build import col, number, text
 from leadscore.engine.sql.dialects import Dialect
 from leadscore.engine.sql.segment_tables import SegmentSchema, compile_segment_scores
 from leadscore.engine.sql.warehouse import TIMES, Source, compile_scores, render
+from leadscore.engine.sql.warehouse_accounts import (
+    compile_account_scores,
+    compile_segment_account_scores,
+)
 from leadscore.events import Event, Lead
+from leadscore.model.accounts import compile_account
 from leadscore.model.schema import Model, ModelTest
 from leadscore.timeutil import parse_timestamp
 
@@ -42,6 +51,7 @@ PROJECT = "leadscore_scores"
 SOURCE = "leadscore"
 AS_OF_VAR = "leadscore_as_of"
 _EVENTS, _LEADS, _AS_OF = "__leadscore_events__", "__leadscore_leads__", "__leadscore_as_of__"
+_ACCOUNTS = "__leadscore_accounts__"
 _AS_OF_TEXT = "__leadscore_as_of_text__"
 _LOADER = "__leadscore_loader_{}__"
 EXACT = 1e-9
@@ -52,6 +62,15 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "model"
 
 
+def _sourced(statement: exp.Expr, dialect: Dialect) -> str:
+    """The statement's SQL with the placeholder tables as the package's sources and the
+    placeholder as_of as the macro `leadscore_as_of()`."""
+    sql = render(statement, dialect).rstrip().rstrip(";")
+    for placeholder, name in ((_EVENTS, "events"), (_LEADS, "leads"), (_ACCOUNTS, "accounts")):
+        sql = sql.replace(placeholder, "{{ source('" + SOURCE + "', '" + name + "') }}")
+    return sql.replace(_AS_OF, "({{ leadscore_as_of() }})")
+
+
 def model_sql(model: Model, dialect: Dialect, events_columns: dict[str, str],
               leads_columns: dict[str, str] | None) -> str:
     """The dbt model of one scoresheet: the compiled statement over the package's sources,
@@ -60,12 +79,24 @@ def model_sql(model: Model, dialect: Dialect, events_columns: dict[str, str],
         [model], Source(_EVENTS, events_columns),
         Source(_LEADS, leads_columns) if leads_columns is not None else None,
         as_of_us=exp.column(_AS_OF), dialect=dialect)
-    sql = render(statement, dialect).rstrip().rstrip(";")
-    sql = sql.replace(_EVENTS, "{{ source('" + SOURCE + "', 'events') }}")
-    sql = sql.replace(_LEADS, "{{ source('" + SOURCE + "', 'leads') }}")
-    sql = sql.replace(_AS_OF, "({{ leadscore_as_of() }})")
+    sql = _sourced(statement, dialect)
     return f"-- {model.name}: written by `leadscore dbt`; edit the model, not this file.\n" \
            f"{{{{ config(materialized='table') }}}}\n\n{sql}\n"
+
+
+def account_model_sql(model: Model, dialect: Dialect, events_columns: dict[str, str],
+                      leads_columns: dict[str, str] | None,
+                      accounts_columns: dict[str, str] | None) -> str:
+    """The dbt model of one scoresheet's account scores over the package's sources (the
+    leads' scores computed inline by the same plan), as of `leadscore_as_of()`."""
+    statement = compile_account_scores(
+        [model], Source(_EVENTS, events_columns),
+        Source(_LEADS, leads_columns) if leads_columns is not None else None,
+        Source(_ACCOUNTS, accounts_columns) if accounts_columns is not None else None,
+        as_of_us=exp.column(_AS_OF), dialect=dialect)
+    sql = _sourced(statement, dialect)
+    return f"-- {model.name}: its accounts, written by `leadscore dbt`; edit the model, not " \
+           f"this file.\n{{{{ config(materialized='table') }}}}\n\n{sql}\n"
 
 
 class _LoaderSources(SegmentSchema):
@@ -75,10 +106,13 @@ class _LoaderSources(SegmentSchema):
         return _LOADER.format(table)
 
 
-def segment_model_sql(model: Model, dialect: Dialect, segment: SegmentSchema) -> str:
+def segment_model_sql(model: Model, dialect: Dialect, segment: SegmentSchema,
+                      accounts: bool = False) -> str:
     """The dbt model of one scoresheet over the loader tables of `segment` (the package's
-    sources), as of the macro `leadscore_as_of()`."""
-    statement = compile_segment_scores(
+    sources), as of the macro `leadscore_as_of()`; `accounts`: of its account scores (the
+    accounts the stream names)."""
+    compile_statement = compile_segment_account_scores if accounts else compile_segment_scores
+    statement = compile_statement(
         [model], _LoaderSources(segment.schema, segment.tables), as_of_us=exp.column(_AS_OF),
         dialect=dialect)
     sql = render(statement, dialect).rstrip().rstrip(";")
@@ -86,8 +120,9 @@ def segment_model_sql(model: Model, dialect: Dialect, segment: SegmentSchema) ->
         sql = sql.replace(_LOADER.format(table),
                           "{{ source('" + SOURCE + "', '" + table + "') }}")
     sql = sql.replace(_AS_OF, "({{ leadscore_as_of() }})")
-    return f"-- {model.name}: written by `leadscore dbt --layout segment`; edit the model, " \
-           f"not this file.\n{{{{ config(materialized='table') }}}}\n\n{sql}\n"
+    what = "its accounts, " if accounts else ""
+    return f"-- {model.name}: {what}written by `leadscore dbt --layout segment`; edit the " \
+           f"model, not this file.\n{{{{ config(materialized='table') }}}}\n\n{sql}\n"
 
 
 def read_tables(sql: str, segment: SegmentSchema) -> list[str]:
@@ -200,8 +235,10 @@ def example_sql(model: Model, test: ModelTest, dialect: Dialect, events: list[Ev
 
 # ----------------------------------------------------------------------------- package
 
-def _source(events_table_name: str, leads_table_name: str | None) -> dict[str, Any]:
-    """The sources.yml: source `leadscore` with tables `events` and `leads` (one schema)."""
+def _source(events_table_name: str, leads_table_name: str | None,
+            accounts_table_name: str | None = None) -> dict[str, Any]:
+    """The sources.yml: source `leadscore` with tables `events`, `leads` and `accounts`
+    (one schema)."""
     def split(name: str) -> tuple[str | None, str]:
         schema, _, identifier = name.rpartition(".")
         return schema or None, identifier
@@ -217,6 +254,14 @@ def _source(events_table_name: str, leads_table_name: str | None) -> dict[str, A
                              "must be in one schema for the package's source")
         tables.append({"name": "leads", "identifier": leads_identifier,
                        "description": "Leads: lead_id, a column per trait."})
+    if accounts_table_name is not None:
+        accounts_schema, accounts_identifier = split(accounts_table_name)
+        if accounts_schema != schema:
+            raise ValueError(f"--accounts-table {accounts_table_name}: the events and accounts "
+                             "tables must be in one schema for the package's source")
+        tables.append({"name": "accounts", "identifier": accounts_identifier,
+                       "description": "Accounts: account_id, a column per trait (domain: "
+                                      "leads link by their e-mail's domain)."})
     return {"version": 2, "sources": [{
         "name": SOURCE, "schema": schema or "{{ target.schema }}", "tables": tables}]}
 
@@ -232,9 +277,12 @@ def _loader_source(segment: SegmentSchema, tables: Sequence[str]) -> dict[str, A
 def write_package(models: Sequence[Model], out_dir: Path, *, dialect: str,
                   events_table: str | None, leads_table: str | None,
                   events_columns: dict[str, str] | None, leads_columns: dict[str, str] | None,
-                  segment: SegmentSchema | None = None) -> list[Path]:
-    """Write the dbt package of `models` into `out_dir` (over the events and leads tables,
-    or `segment`: the loader tables of that schema); returns the files written."""
+                  segment: SegmentSchema | None = None, accounts_table: str | None = None,
+                  accounts_columns: dict[str, str] | None = None) -> list[Path]:
+    """Write the dbt package of `models` into `out_dir` (over the events and leads tables
+    and, for the account scores of the models with an `account:` section, the accounts
+    table (None: the accounts the leads' account_id names); or `segment`: the loader tables
+    of that schema); returns the files written."""
     speaking = Dialect.get_or_raise(dialect)
     files: dict[str, str] = {}
     files["dbt_project.yml"] = yaml.safe_dump({
@@ -245,8 +293,9 @@ def write_package(models: Sequence[Model], out_dir: Path, *, dialect: str,
     files["macros/leadscore_as_of.sql"] = as_of_macro(speaking)
     if segment is None:
         assert events_table is not None and events_columns is not None
-        files["models/sources.yml"] = yaml.safe_dump(_source(events_table, leads_table),
-                                                     sort_keys=False)
+        with_accounts = accounts_table if any(compile_account(m) for m in models) else None
+        files["models/sources.yml"] = yaml.safe_dump(
+            _source(events_table, leads_table, with_accounts), sort_keys=False)
     read: list[str] = []
     schema_models = []
     for model in models:
@@ -263,6 +312,21 @@ def write_package(models: Sequence[Model], out_dir: Path, *, dialect: str,
             "name": name, "description": f"Scores of every lead under {model.name} "
             "(written by `leadscore dbt`).",
             "columns": [{"name": "lead_id", "data_tests": ["unique", "not_null"]}]})
+        if compile_account(model) is not None:
+            name = f"account_scores_{slug(model.name)}"
+            if segment is not None:
+                sql = segment_model_sql(model, speaking, segment, accounts=True)
+                read += [t for t in read_tables(sql, segment) if t not in read]
+            else:
+                assert events_columns is not None
+                sql = account_model_sql(model, speaking, events_columns,
+                                        leads_columns if leads_table else None,
+                                        accounts_columns if accounts_table else None)
+            files[f"models/{name}.sql"] = sql
+            schema_models.append({
+                "name": name, "description": f"Scores of every account under {model.name} "
+                "(written by `leadscore dbt`).",
+                "columns": [{"name": "account_id", "data_tests": ["unique", "not_null"]}]})
         for test in model.tests:
             events = [event_of(spec, i) for i, spec in enumerate(test.events)]
             lead = Lead(TEST_LEAD, dict(test.traits), dict(test.account))

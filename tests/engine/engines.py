@@ -50,13 +50,14 @@ from leadscore import Scorer, score_many
 from leadscore.engine.batch import connect
 from leadscore.engine.batch.accounts import score_accounts
 from leadscore.engine.batch.inputs import table_columns
-from leadscore.engine.batch.postgres import score_postgres
+from leadscore.engine.batch.postgres import score_accounts_postgres, score_postgres
 from leadscore.engine.batch.spark import settings as spark_settings
 from leadscore.engine.batch.state import score_with_state
 from leadscore.engine.incremental.accounts import AccountScorer
 from leadscore.engine.incremental.fold_many import fold_many
 from leadscore.engine.incremental.scorer import MANY
 from leadscore.engine.sql.warehouse import Source, compile_scores, render
+from leadscore.engine.sql.warehouse_accounts import compile_account_scores
 from leadscore.events import Event, event_from_row, lead_from_row
 from leadscore.io.databases import load_postgres
 from leadscore.scores import Handoff
@@ -67,7 +68,6 @@ from tests.engine.worlds import World
 
 T = TypeVar("T")
 COMPILED_STATELESS = "the compiled statement scores every run from all the events"
-COMPILED_NO_ACCOUNTS = "`leadscore compile` gives the leads' scores; accounts are not compiled"
 SCALE = float(os.environ.get("LEADSCORE_CHECK_EXAMPLES", "1"))
 
 Step = tuple[Sequence[dict[str, Any]], int]     # the event rows that arrived, and as_of
@@ -266,28 +266,41 @@ NO_INTERESTS = "the compiled statement gives the scores' columns, not the intere
 
 def compiled_on_duckdb(world: World, run: Run) -> Output:
     """`leadscore compile --dialect duckdb` over the world's tables in DuckDB (the timestamp
-    a TIMESTAMPTZ column, as a warehouse loader writes it), run as one statement."""
+    a TIMESTAMPTZ column, as a warehouse loader writes it), run as one statement; with
+    accounts, the account scores' statement (`--accounts-table`, `--accounts-out`) too."""
     con = duckdb.connect()
     try:
         con.sql("SET TimeZone = 'UTC'")
         leads = world.leads_table()
-        for name, frame in (("events", world.events_table()), ("leads", leads)):
+        tables = [("events", world.events_table()), ("leads", leads)]
+        if world.accounts is not None:
+            tables.append(("accounts", world.accounts_table()))
+        for name, frame in tables:
             con.register("__arrow", run.given(frame))
             con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM "__arrow"')
             con.unregister("__arrow")
-        statement = compile_scores(
-            list(run.given(world.models)), Source("events", table_columns(con, "events")),
-            Source("leads", table_columns(con, "leads")) if leads.num_rows else None,
-            as_of_us=world.as_of, dialect="duckdb")
+        models = list(run.given(world.models))
+        events = Source("events", table_columns(con, "events"))
+        lead_source = Source("leads", table_columns(con, "leads")) if leads.num_rows else None
+        statement = compile_scores(models, events, lead_source, as_of_us=world.as_of,
+                                   dialect="duckdb")
         result = con.sql(render(statement, "duckdb")).to_arrow_table()
+        accounts = None
+        if world.accounts is not None:
+            statement = compile_account_scores(
+                models, events, lead_source, Source("accounts", table_columns(con, "accounts")),
+                as_of_us=world.as_of, dialect="duckdb")
+            accounts = rows_of(con.sql(render(statement, "duckdb")).to_arrow_table(),
+                               "account_id")
     finally:
         con.close()
-    return Output(rows_of(result), missing=COMPILED_MISSING)
+    return Output(rows_of(result), accounts, missing=COMPILED_MISSING)
 
 
 def in_postgres(world: World, run: Run) -> Output:
     """`leadscore score --engine postgres`: the world's tables loaded into a fresh schema of
-    the real PostgreSQL, scored there (`score_postgres`)."""
+    the real PostgreSQL, scored there (`score_postgres`; the accounts: `score_accounts_postgres`
+    with the accounts table)."""
     url = postgres_url()
     schema = f"w_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(url, autocommit=True) as connection:
@@ -297,13 +310,19 @@ def in_postgres(world: World, run: Run) -> Output:
         load_postgres(url, f"{schema}.events", run.given(world.events_table()))
         if leads.num_rows:
             load_postgres(url, f"{schema}.leads", run.given(leads))
-        scores = score_postgres(list(run.given(world.models)), url, f"{schema}.events",
-                                f"{schema}.leads" if leads.num_rows else None,
-                                as_of=world.as_of)
+        models = list(run.given(world.models))
+        lead_table = f"{schema}.leads" if leads.num_rows else None
+        scores = score_postgres(models, url, f"{schema}.events", lead_table, as_of=world.as_of)
+        accounts = None
+        if world.accounts is not None:
+            load_postgres(url, f"{schema}.accounts", run.given(world.accounts_table()))
+            accounts = rows_of(score_accounts_postgres(
+                models, url, f"{schema}.events", lead_table, f"{schema}.accounts",
+                as_of=world.as_of), "account_id")
     finally:
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA {schema} CASCADE")
-    return Output(rows_of(scores), missing=COMPILED_MISSING)
+    return Output(rows_of(scores), accounts, missing=COMPILED_MISSING)
 
 
 SPARK_TYPES = {"string": "string", "timestamp[us, tz=UTC]": "timestamp", "int64": "bigint",
@@ -312,10 +331,14 @@ SPARK_TYPES = {"string": "string", "timestamp[us, tz=UTC]": "timestamp", "int64"
 
 def compiled_on_spark(world: World, run: Run) -> Output:
     """`leadscore compile --dialect spark` run by `spark.sql` over temp views of the world's
-    tables (the session in UTC, as the Spark runner sets it)."""
+    tables (the session in UTC, as the Spark runner sets it); with accounts, the account
+    scores' statement too."""
     spark = run.spark
     sources: dict[str, Source] = {}
-    for name, frame in (("events", world.events_table()), ("leads", world.leads_table())):
+    tables = [("events", world.events_table()), ("leads", world.leads_table())]
+    if world.accounts is not None:
+        tables.append(("accounts", world.accounts_table()))
+    for name, frame in tables:
         if name == "leads" and not frame.num_rows:
             continue
         view = f"{name}_{uuid.uuid4().hex[:8]}"
@@ -326,16 +349,23 @@ def compiled_on_spark(world: World, run: Run) -> Output:
         data.createOrReplaceTempView(view)
         sources[name] = Source(view, {f.name: f.dataType.simpleString()
                                       for f in spark.table(view).schema.fields})
+    accounts = None
     try:
         with spark_settings(spark):
-            statement = compile_scores(list(run.given(world.models)), sources["events"],
-                                       sources.get("leads"), as_of_us=world.as_of,
-                                       dialect="spark")
+            models = list(run.given(world.models))
+            statement = compile_scores(models, sources["events"], sources.get("leads"),
+                                       as_of_us=world.as_of, dialect="spark")
             result = spark.sql(render(statement, "spark").rstrip().rstrip(";")).toArrow()
+            if "accounts" in sources:
+                statement = compile_account_scores(
+                    models, sources["events"], sources.get("leads"), sources["accounts"],
+                    as_of_us=world.as_of, dialect="spark")
+                accounts = rows_of(spark.sql(render(statement, "spark").rstrip().rstrip(";"))
+                                   .toArrow(), "account_id")
     finally:
         for source in sources.values():
             spark.catalog.dropTempView(source.name)
-    return Output(rows_of(result), missing=COMPILED_MISSING)
+    return Output(rows_of(result), accounts, missing=COMPILED_MISSING)
 
 
 # -------------------------------------------------------------------------------- --state
@@ -430,11 +460,11 @@ ENGINES = {engine.name: engine for engine in (
     Engine("spark-state", state_score, state_runs, examples=6, spark=True,
            no_accounts="`--accounts` cannot be combined with `--state` yet"),
     Engine("compiled-duckdb", compiled_on_duckdb, stateless=COMPILED_STATELESS,
-           no_accounts=COMPILED_NO_ACCOUNTS, examples=20),
+           examples=20),
     Engine("postgres", in_postgres, stateless=COMPILED_STATELESS,
-           no_accounts=COMPILED_NO_ACCOUNTS, examples=10, postgres=True),
+           examples=10, postgres=True),
     Engine("compiled-spark", compiled_on_spark, stateless=COMPILED_STATELESS,
-           no_accounts=COMPILED_NO_ACCOUNTS, examples=3, spark=True),
+           examples=3, spark=True),
 )}
 
 

@@ -1,7 +1,7 @@
 """`leadscore dbt`: the package it writes is built by dbt itself (`dbt build`) with
 dbt-duckdb and with dbt-postgres against the real PostgreSQL; the scores tables equal
-`score_many`'s, and the models' worked examples run as dbt data tests — one that does not
-hold fails the build.
+`score_many`'s, the B2B model's account scores table `score_accounts`', and the models' worked
+examples run as dbt data tests — one that does not hold fails the build.
 
 dbt runs from its own virtual environment (its pins clash with the test extra's, see
 requirements/dbt.txt): LEADSCORE_DBT names a dbt executable, else the test creates one under
@@ -25,13 +25,19 @@ import yaml
 
 from leadscore import load_model
 from tests.conftest import postgres_url, require_postgres
+from tests.engine.outputs import rows_of
+from tests.warehouse.test_accounts import (
+    assert_accounts,
+    example_accounts,
+    example_want,
+    want_accounts,
+)
 from tests.warehouse.test_compile import (
     EXAMPLE_AS_OF,
     EXAMPLES,
     ROOT,
     assert_rows_equal,
     example_scores,
-    example_tables,
     leadscore,
 )
 from tests.warehouse.test_postgres import plain
@@ -86,7 +92,7 @@ def dbt(project: Path, profiles: dict[str, Any], *args: str) -> subprocess.Compl
 def package(out: Path, dialect: str, db: str, *models: Path) -> Path:
     leadscore("dbt", *(a for m in models for a in ("-m", str(m))), "--dialect", dialect,
               "--events-table", "analytics.events", "--leads-table", "analytics.leads",
-              "--db", db, "--out", str(out))
+              "--accounts-table", "analytics.accounts", "--db", db, "--out", str(out))
     return out
 
 
@@ -102,20 +108,23 @@ def wrong_example(tmp_path: Path) -> Path:
 
 
 def assert_build(project: Path, profiles: dict[str, Any], want: dict[Any, Any],
-                 scores: Callable[[], dict[Any, Any]]) -> None:
-    """`dbt build` passes (both models, the 8 worked examples, 2 generic tests a model) and
-    the scores it wrote equal `want` (score_many's)."""
+                 scores: Callable[[str], dict[Any, Any]], want_accounts: dict[Any, Any]
+                 ) -> None:
+    """`dbt build` passes (both scores models and the B2B account scores model, the 8 worked
+    examples, 2 generic tests a model) and the scores it wrote equal `want` (score_many's),
+    the account scores `want_accounts` (score_accounts')."""
     built = dbt(project, profiles, "build")
     assert built.returncode == 0, built.stdout[-3000:]
-    assert "PASS=14 " in built.stdout and "ERROR=0" in built.stdout, built.stdout[-3000:]
-    assert_rows_equal(want, scores())
+    assert "PASS=17 " in built.stdout and "ERROR=0" in built.stdout, built.stdout[-3000:]
+    assert_rows_equal(want, scores("lead_id"))
+    assert_accounts(want_accounts, scores("account_id"))
 
 
 def assert_build_and_examples(project: Path, profiles: dict[str, Any], wrong: Path,
-                              scores: Callable[[], dict[Any, Any]]) -> None:
-    """`assert_build` against score_many on the example tables, and an example that does
-    not hold fails."""
-    assert_build(project, profiles, example_scores(), scores)
+                              scores: Callable[[str], dict[Any, Any]]) -> None:
+    """`assert_build` against score_many and score_accounts on the example tables, and an
+    example that does not hold fails."""
+    assert_build(project, profiles, example_scores(), scores, example_want())
     # An example that does not hold fails its data test.
     failing = [p for p in (wrong / "tests").iterdir() if "newsletter_reader" in p.name]
     [test] = failing
@@ -128,34 +137,40 @@ def assert_build_and_examples(project: Path, profiles: dict[str, Any], wrong: Pa
 def duckdb_file(tmp_path: Path) -> Path:
     path = tmp_path / "warehouse.duckdb"
     con = duckdb.connect(str(path))
-    example_tables(con)
+    example_accounts(con)
     con.close()
     return path
 
 
-def duckdb_scores(path: Path) -> dict[Any, Any]:
-    """The rows of both examples' scores tables dbt built in the DuckDB file."""
+TABLES = {"lead_id": ("scores_b2c_art_supplies", "scores_b2b_software"),
+          "account_id": ("account_scores_b2b_software",)}
+
+
+def duckdb_scores(path: Path, key: str = "lead_id") -> dict[Any, Any]:
+    """The rows of both examples' scores tables (`key` "account_id": the B2B account scores
+    table) dbt built in the DuckDB file."""
     con = duckdb.connect(str(path), read_only=True)
     try:
         rows = {}
-        for table in ("scores_b2c_art_supplies", "scores_b2b_software"):
-            rows.update(plain({(r["model"], r["lead_id"]): r for r in con.sql(
-                f"SELECT * FROM scores.{table}").to_arrow_table().to_pylist()}))
+        for table in TABLES[key]:
+            rows.update(rows_of(con.sql(f"SELECT * FROM scores.{table}").to_arrow_table(),
+                                key))
         return rows
     finally:
         con.close()
 
 
-def postgres_scores(schema: str) -> dict[Any, Any]:
-    """The rows of both examples' scores tables dbt built in PostgreSQL's `schema`."""
+def postgres_scores(schema: str, key: str = "lead_id") -> dict[Any, Any]:
+    """The rows of both examples' scores tables (`key` "account_id": the B2B account scores
+    table) dbt built in PostgreSQL's `schema`."""
     rows = {}
     with psycopg.connect(postgres_url()) as connection:
-        for table in ("scores_b2c_art_supplies", "scores_b2b_software"):
+        for table in TABLES[key]:
             cursor = connection.execute(f"SELECT * FROM {schema}.{table}")
             names = [d.name for d in cursor.description]
             for values in cursor.fetchall():
                 row = dict(zip(names, values, strict=True))
-                rows[(row["model"], row["lead_id"])] = row
+                rows[(row["model"], row[key])] = row
     return plain(rows)
 
 
@@ -177,7 +192,8 @@ def test_dbt_build_on_duckdb(tmp_path: Path, duckdb_file: Path) -> None:
                     wrong_example(tmp_path))
     profiles = {"type": "duckdb", "path": str(duckdb_file), "schema": "scores",
                 "threads": 1}
-    assert_build_and_examples(project, profiles, wrong, lambda: duckdb_scores(duckdb_file))
+    assert_build_and_examples(project, profiles, wrong,
+                              lambda key: duckdb_scores(duckdb_file, key))
 
 
 @pytest.fixture
@@ -190,7 +206,7 @@ def postgres_schema(tmp_path: Path, duckdb_file: Path) -> Iterator[str]:
     with psycopg.connect(postgres_url(), autocommit=True) as connection:
         connection.execute(f"CREATE SCHEMA {name}")
     con = duckdb.connect(str(duckdb_file), read_only=True)
-    for table in ("events", "leads"):
+    for table in ("events", "leads", "accounts"):
         load_postgres(postgres_url(), f"{name}.{table}",
                       con.sql(f"SELECT * FROM analytics.{table}").to_arrow_table())
     con.close()
@@ -207,13 +223,14 @@ def test_dbt_build_on_postgres(tmp_path: Path, postgres_schema: str) -> None:
     dbt_executable()
     url = postgres_url()
     args = ["--dialect", "postgres", "--events-table", f"{postgres_schema}.events",
-            "--leads-table", f"{postgres_schema}.leads", "--db", url]
+            "--leads-table", f"{postgres_schema}.leads", "--accounts-table",
+            f"{postgres_schema}.accounts", "--db", url]
     project, wrong = tmp_path / "package", tmp_path / "wrong-package"
     leadscore("dbt", "-m", str(EXAMPLES[0]), "-m", str(EXAMPLES[1]), *args, "--out",
               str(project))
     leadscore("dbt", "-m", str(wrong_example(tmp_path)), *args, "--out", str(wrong))
     assert_build_and_examples(project, postgres_profile(f"{postgres_schema}_scores"), wrong,
-                              lambda: postgres_scores(f"{postgres_schema}_scores"))
+                              lambda key: postgres_scores(f"{postgres_schema}_scores", key))
 
 
 def segment_package(out: Path, dialect: str, db: str, schema: str) -> Path:
@@ -225,6 +242,11 @@ def segment_package(out: Path, dialect: str, db: str, schema: str) -> Path:
     assert {"tracks", "pages", "identifies", "groups", "aliases"} <= \
         {t["name"] for t in source["tables"]}
     return out
+
+
+def stream_accounts(models: list[Any]) -> dict[Any, Any]:
+    """score_accounts on the example messages: the accounts their group calls name."""
+    return want_accounts(models, str(STREAM[0]), str(STREAM[1]), None)
 
 
 def test_dbt_build_layout_segment_on_duckdb(tmp_path: Path) -> None:
@@ -239,7 +261,7 @@ def test_dbt_build_layout_segment_on_duckdb(tmp_path: Path) -> None:
     profiles = {"type": "duckdb", "path": str(path), "schema": "scores", "threads": 1}
     models = [load_model(p) for p in EXAMPLES]
     assert_build(project, profiles, expected(STREAM, models, EXAMPLE_AS_OF),
-                 lambda: duckdb_scores(path))
+                 lambda key: duckdb_scores(path, key), stream_accounts(models))
 
 
 @pytest.mark.postgres
@@ -252,7 +274,8 @@ def test_dbt_build_layout_segment_on_postgres(tmp_path: Path) -> None:
         try:
             assert_build(project, postgres_profile(f"{schema}_scores"),
                          expected(STREAM, models, EXAMPLE_AS_OF),
-                         lambda: postgres_scores(f"{schema}_scores"))
+                         lambda key: postgres_scores(f"{schema}_scores", key),
+                         stream_accounts(models))
         finally:
             with psycopg.connect(postgres_url(), autocommit=True) as connection:
                 connection.execute(f"DROP SCHEMA IF EXISTS {schema}_scores CASCADE")

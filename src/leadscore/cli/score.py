@@ -49,11 +49,13 @@ def score(
                                                   "--out.")] = None,
     accounts_out: Annotated[Path | None, typer.Option(
         "--accounts", metavar="FILE", help="Also score accounts (models with `account:`): "
-        "one row per account and model written here (.csv, .parquet, .json, .jsonl).")
-    ] = None,
+        "one row per account and model written here (.csv, .parquet, .json, .jsonl; with "
+        "--engine postgres also a table of --db, replaced or upserted by (account_id, "
+        "model)).")] = None,
     account_traits: Annotated[str | None, typer.Option(
         "--account-traits", metavar="FILE", help="Accounts table: account_id plus traits "
-                                                 "incl. domain (.csv, .parquet, .jsonl).")
+                                                 "incl. domain (.csv, .parquet, .jsonl; with "
+                                                 "--engine postgres a table of --db).")
     ] = None,
     engine: Annotated[str, typer.Option("--engine", metavar="ENGINE", help="duckdb "
                                         "(in-process), spark, or postgres (in the database "
@@ -101,10 +103,17 @@ def score(
     if mode not in ("replace", "upsert"):
         fail(f"error: --mode {mode!r}: expected replace or upsert")
     if engine == "postgres":
-        from leadscore.cli.warehouse import in_postgres, sources
+        from leadscore.cli.warehouse import accounts_in_postgres, in_postgres, sources
 
         given, segment = sources(layout, schema, events, leads, "--events / --leads")
+        if segment is not None and account_traits is not None:
+            fail("error: --layout segment scores the accounts the loader's groups and "
+                 "identifies name, with their traits: --account-traits goes with --layout "
+                 "tables")
         in_postgres(models, db, given, leads, out_path, when, mode, segment)
+        if accounts_out is not None:
+            accounts_in_postgres(models, db, given, leads, account_traits,
+                                 str(accounts_out), when, mode, segment)
         return
     if layout != "tables" or schema is not None:
         fail("error: --layout segment --schema reads a loader's tables in a database: with "

@@ -24,6 +24,7 @@ from leadscore.io.sqltext import quote
 
 MODES = ("replace", "upsert")
 KEY = ("lead_id", "model")
+ACCOUNT_KEY = ("account_id", "model")
 DUCKDB_SUFFIXES = (".duckdb", ".ddb")
 
 
@@ -152,13 +153,13 @@ def load_postgres(url: str, name: str, table: pa.Table) -> None:
         copy_rows(connection, name, table)
 
 
-def upsert_sql(name: str, source: str, columns: list[str]) -> str:
+def upsert_sql(name: str, source: str, columns: list[str], key: tuple[str, ...] = KEY) -> str:
     """INSERT the rows of `source` (a table or a parenthesised query) into `name`, replacing
-    the row of the same (lead_id, model)."""
+    the row of the same `key` (the scores': lead_id, model; the accounts': ACCOUNT_KEY)."""
     listed = ", ".join(quote(c) for c in columns)
-    updates = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in columns if c not in KEY)
+    updates = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in columns if c not in key)
     return (f"INSERT INTO {qualified(name)} ({listed}) SELECT {listed} FROM {source} AS s "
-            f"ON CONFLICT ({', '.join(quote(k) for k in KEY)}) DO UPDATE SET {updates}")
+            f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET {updates}")
 
 
 def write_postgres(table: pa.Table, url: str, name: str, mode: str) -> None:

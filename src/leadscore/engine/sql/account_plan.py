@@ -109,8 +109,10 @@ def links_query(leads_table: str, lead_columns: Mapping[str, str], accounts_tabl
 
 def compile_account_plan(model: Model, scores_table: str, leads_table: str,
                          lead_columns: Mapping[str, str], accounts_table: str | None,
-                         account_columns: Mapping[str, str], as_of_us: int) -> exp.Select:
-    """One row per account under `model`; roles as flags `r0, r1, …` (in `want` order)."""
+                         account_columns: Mapping[str, str], as_of_us: int | exp.Expr
+                         ) -> exp.Select:
+    """One row per account under `model`; roles as flags `r0, r1, …` (in `want` order).
+    `as_of_us`: µs, or an expression giving them (a warehouse's current time, dbt's var)."""
     account = compile_account(model)
     assert account is not None
     links = links_query(leads_table, lead_columns, accounts_table, account_columns)
@@ -178,7 +180,7 @@ def compile_account_plan(model: Model, scores_table: str, leads_table: str,
 
 
 def _final(name: str, account: CompiledAccount, people: exp.Select,
-           account_columns: Mapping[str, str], as_of_us: int) -> exp.Select:
+           account_columns: Mapping[str, str], as_of_us: int | exp.Expr) -> exp.Select:
     fit_terms: list[exp.Expr] = []
     disqualify: list[tuple[exp.Expr, exp.Expr]] = []
     for rule in account.fit:
@@ -219,5 +221,6 @@ def _final(name: str, account: CompiledAccount, people: exp.Select,
         alias(exp.cast(exp.Literal.number(0), exp.DataType.Type.BIGINT), "leads_by_group"),
         alias(col("by_account_id"), "leads_by_account_id"), alias(col("by_domain"),
                                                               "leads_by_domain"),
-        alias(exp.cast(exp.Literal.number(as_of_us), exp.DataType.Type.BIGINT), "as_of"),
+        alias(exp.cast(exp.Literal.number(as_of_us) if isinstance(as_of_us, int)
+                       else as_of_us.copy(), exp.DataType.Type.BIGINT), "as_of"),
     ).from_(scored.subquery("f", copy=False)).order_by(col("account_id"))

@@ -13,6 +13,7 @@ written from each warehouse's documentation and parsed back by sqlglot in tests.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from typing import ClassVar
 
 import sqlglot
@@ -21,6 +22,7 @@ from sqlglot import exp
 from leadscore.engine.sql.build import text
 
 _SLOT = "__value__"
+_MORE = "__more__"
 # A text that TRY_CAST(… AS DOUBLE) reads as a number, for backends without TRY_CAST.
 NUMBER_PATTERN = r"^\s*[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+)?\s*$"
 
@@ -45,19 +47,41 @@ class Dialect:
     FROM_US: ClassVar[str]
     NOW_US: ClassVar[str]
 
-    def spelled(self, sql: str, value: exp.Expr | None = None, **texts: str) -> exp.Expr:
-        """`sql` (this dialect's SQL) with `__value__` replaced by `value` and `{name}` by the
-        text literal `texts[name]`."""
+    # An array of texts (an account's roles): one element `__value__`, none, and two arrays
+    # `__value__` and `__more__` joined.
+    TEXTS_ONE: ClassVar[str]
+    TEXTS_NONE: ClassVar[str]
+    TEXTS_JOIN: ClassVar[str]
+
+    def spelled(self, sql: str, value: exp.Expr | None = None, more: exp.Expr | None = None,
+                **texts: str) -> exp.Expr:
+        """`sql` (this dialect's SQL) with `__value__` replaced by `value`, `__more__` by
+        `more` and `{name}` by the text literal `texts[name]`."""
         found = sqlglot.parse_one(f"SELECT {sql}", read=self.NAME).expressions[0]
         for name, literal in texts.items():
             for column in list(found.find_all(exp.Column)):
                 if column.name == f"__{name}__":
                     column.replace(text(literal))
-        if value is not None:
-            for column in list(found.find_all(exp.Column)):
-                if column.name == _SLOT:
-                    column.replace(value.copy())
+        for slot, given in ((_SLOT, value), (_MORE, more)):
+            if given is not None:
+                for column in list(found.find_all(exp.Column)):
+                    if column.name == slot:
+                        column.replace(given.copy())
         return found
+
+    def texts_where(self, items: Sequence[tuple[exp.Expr, str]]) -> exp.Expr:
+        """The texts of `items` whose condition holds, in their order, as this warehouse's
+        array of text (empty: none holds). One array per item joined, not an array with NULLs
+        removed: BigQuery refuses NULL elements, Redshift has no function to drop them."""
+        arrays: list[exp.Expr] = [
+            exp.Case().when(condition.copy(), self.spelled(self.TEXTS_ONE, text(value)))
+            .else_(self.spelled(self.TEXTS_NONE)) for condition, value in items]
+        if not arrays:
+            return self.spelled(self.TEXTS_NONE)
+        joined = arrays[0]
+        for array in arrays[1:]:
+            joined = self.spelled(self.TEXTS_JOIN, joined, array)
+        return joined
 
     def epoch_us(self, value: exp.Expr) -> exp.Expr:
         """The instant of a timestamp column (with a time zone, or without one: UTC) in µs."""
@@ -96,6 +120,9 @@ class DuckDB(Dialect):
     EPOCH_US = "epoch_us(__value__)"
     FROM_US = "timezone('UTC', make_timestamp(__value__))"
     NOW_US = "epoch_us(now())"
+    TEXTS_ONE = "[__value__]"
+    TEXTS_NONE = "CAST([] AS VARCHAR[])"
+    TEXTS_JOIN = "list_concat(__value__, __more__)"
 
     def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
         instant = exp.Anonymous(this="timezone", expressions=[
@@ -110,6 +137,9 @@ class Spark(Dialect):
     EPOCH_US = "unix_micros(CAST(__value__ AS TIMESTAMP))"
     FROM_US = "timestamp_micros(__value__)"
     NOW_US = "unix_micros(current_timestamp())"
+    TEXTS_ONE = "array(__value__)"
+    TEXTS_NONE = "CAST(array() AS ARRAY<STRING>)"
+    TEXTS_JOIN = "concat(__value__, __more__)"
 
     def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
         # Needs the session time zone set to UTC (spark.sql.session.timeZone=UTC).
@@ -142,12 +172,24 @@ def guarded_casts(plan: exp.Expr) -> exp.Expr:
     return plan
 
 
+def first_groups(plan: exp.Expr, dialect: Dialect, spelling: str) -> exp.Expr:
+    """REGEXP_EXTRACT(text, pattern, 1) (the first group) as `spelling` (`__value__` the text,
+    `__more__` the pattern): PostgreSQL has no such function, Redshift's REGEXP_SUBSTR gives
+    the whole match unless told `'e'`. The plans extract only their pattern's first group."""
+    for node in reversed(list(plan.find_all(exp.RegexpExtract, bfs=False))):
+        node.replace(dialect.spelled(spelling, node.this.copy(), node.expression.copy()))
+    return plan
+
+
 class Postgres(Dialect):
     NAME = "postgres"
     HASH = "hashtextextended"
     EPOCH_US = "CAST(EXTRACT(EPOCH FROM __value__) * 1000000 AS BIGINT)"
     FROM_US = "CAST('epoch' AS TIMESTAMPTZ) + __value__ * INTERVAL '1 microsecond'"
     NOW_US = "CAST(EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) * 1000000 AS BIGINT)"
+    TEXTS_ONE = "ARRAY[__value__]"
+    TEXTS_NONE = "CAST(ARRAY[] AS TEXT[])"
+    TEXTS_JOIN = "array_cat(__value__, __more__)"
 
     def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
         # timestamptz AT TIME ZONE z is the wall clock in z; its EPOCH counts it as UTC.
@@ -159,7 +201,8 @@ class Postgres(Dialect):
         return exp.Anonymous(this=self.HASH, expressions=[value, exp.Literal.number(0)])
 
     def finish(self, plan: exp.Expr) -> exp.Expr:
-        return guarded_casts(integer_division(plan))
+        return first_groups(guarded_casts(integer_division(plan)), self,
+                            "SUBSTRING(__value__ FROM __more__)")
 
 
 class Snowflake(Dialect):
@@ -168,6 +211,9 @@ class Snowflake(Dialect):
     EPOCH_US = "DATE_PART(EPOCH_MICROSECOND, __value__)"
     FROM_US = "CONVERT_TIMEZONE('UTC', TO_TIMESTAMP_NTZ(__value__, 6))"
     NOW_US = "DATE_PART(EPOCH_MICROSECOND, CURRENT_TIMESTAMP())"
+    TEXTS_ONE = "ARRAY_CONSTRUCT(__value__)"
+    TEXTS_NONE = "ARRAY_CONSTRUCT()"
+    TEXTS_JOIN = "ARRAY_CAT(__value__, __more__)"
 
     def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
         return self.spelled("DATE_PART(EPOCH_MICROSECOND, CONVERT_TIMEZONE('UTC', __zone__, "
@@ -186,6 +232,9 @@ class BigQuery(Dialect):
     EPOCH_US = "UNIX_MICROS(TIMESTAMP(__value__))"
     FROM_US = "TIMESTAMP_MICROS(__value__)"
     NOW_US = "UNIX_MICROS(CURRENT_TIMESTAMP())"
+    TEXTS_ONE = "[__value__]"
+    TEXTS_NONE = "CAST([] AS ARRAY<STRING>)"
+    TEXTS_JOIN = "ARRAY_CONCAT(__value__, __more__)"
 
     def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
         # DATETIME(ts, zone) is the wall clock in zone; TIMESTAMP() of it counts it as UTC.
@@ -212,6 +261,9 @@ class Redshift(Dialect):
         "microsecond, CAST(MOD(__value__, 1000000) AS INT), CAST('1970-01-01' AS TIMESTAMP)))" \
         " AS TIMESTAMPTZ)"
     NOW_US = "DATEDIFF(microsecond, CAST('1970-01-01' AS TIMESTAMP), SYSDATE)"
+    TEXTS_ONE = "ARRAY(__value__)"
+    TEXTS_NONE = "ARRAY()"
+    TEXTS_JOIN = "ARRAY_CONCAT(__value__, __more__)"
 
     def local_time(self, ts: exp.Expr, zone: str) -> exp.Expr:
         naive = self.spelled("DATEADD(second, CAST(FLOOR(__value__ / 1000000.0) AS INT), "
@@ -221,7 +273,8 @@ class Redshift(Dialect):
                             "CONVERT_TIMEZONE('UTC', __zone__, __value__))", naive, zone=zone)
 
     def finish(self, plan: exp.Expr) -> exp.Expr:
-        return guarded_casts(integer_division(plan))
+        return first_groups(guarded_casts(integer_division(plan)), self,
+                            "REGEXP_SUBSTR(__value__, __more__, 1, 1, 'e')")
 
 
 DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (

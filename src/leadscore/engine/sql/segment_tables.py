@@ -248,6 +248,18 @@ def compile_segment_scores(models: Sequence[Model], source: SegmentSchema, *,
     alias chains up to 2^ROUNDS long), each model's plan. `as_of_us` None: the warehouse's
     current time; an expression: that value (dbt's macro)."""
     speaking = Dialect.get_or_raise(dialect)
+    ctes, names, columns = stream_relations(models, source, as_of_us, speaking)
+    return scores_statement(list(models), ctes, names.events, columns["events"],
+                            names.leads, columns["leads"], as_of_us=as_of_us,
+                            dialect=speaking, create=create)
+
+
+def stream_relations(models: Sequence[Model], source: SegmentSchema,
+                     as_of_us: int | exp.Expr | None, speaking: Dialect
+                     ) -> tuple[list[tuple[str, exp.Expr]], Names, dict[str, dict[str, str]]]:
+    """The CTEs making the stream's canonical relations from the loader tables of `source`
+    (the messages, then the stream stage), their names and their columns (`events`,
+    `leads`, `accounts`): what each model's plan, and the account plan, read."""
     messages, types = messages_query(source, models)
     names = Names(messages="messages")
     given = as_of_us if isinstance(as_of_us, int) else None
@@ -267,6 +279,4 @@ def compile_segment_scores(models: Sequence[Model], source: SegmentSchema, *,
             for literal in list(query.find_all(exp.Literal)):
                 if literal.is_number and literal.this == str(_NOW):
                     literal.replace(now.copy())
-    return scores_statement(list(models), ctes, names.events, stage.columns["events"],
-                            names.leads, stage.columns["leads"], as_of_us=as_of_us,
-                            dialect=speaking, create=create)
+    return ctes, names, {k: dict(v) for k, v in stage.columns.items()}

@@ -26,6 +26,7 @@ from leadscore.engine.sql.dialects import Dialect
 from leadscore.engine.sql.plan import PlanOptions, compile_plan
 from leadscore.events import EVENT_TYPES
 from leadscore.model import conditions as cond
+from leadscore.model.accounts import compile_account
 from leadscore.model.compiled import CUSTOMER_RANK, CompiledModel, compile_model
 from leadscore.model.purchases import VALUE_PATHS
 from leadscore.model.schema import Model
@@ -162,6 +163,28 @@ def source_leads(leads: Source) -> tuple[exp.Select, dict[str, str]]:
     return exp.select(*selects).from_(exp.to_table(leads.name)).where(good), types
 
 
+def source_accounts(accounts: Source) -> tuple[exp.Select, dict[str, str]]:
+    """The canonical accounts from a warehouse accounts table (`account_id` and a column per
+    trait, `x` or `account.x` / `traits.x` for the trait `account.x`, as
+    `engine.batch.inputs.read_accounts` reads a file), and their columns' types."""
+    if "account_id" not in accounts.columns:
+        raise ValueError(f"{accounts.name}: no column 'account_id'; columns found: "
+                         f"{', '.join(accounts.columns) or '(none)'}")
+    account = exp.cast(col("account_id"), exp.DataType.Type.VARCHAR)
+    selects: list[exp.Expr] = [alias(account, "account_id")]
+    types = {"account_id": VARCHAR}
+    for name, native in accounts.columns.items():
+        if name == "account_id":
+            continue
+        kind_name = kind_of(native)
+        kind_name = VARCHAR if kind_name == TIMESTAMP else kind_name
+        trait = "account." + name.removeprefix("account.").removeprefix("traits.")
+        selects.append(alias(_typed(col(name), kind_name), trait))
+        types[trait] = kind_name
+    good = exp.not_(exp.Is(this=account.copy(), expression=exp.Null()))
+    return exp.select(*selects).from_(exp.to_table(accounts.name)).where(good), types
+
+
 def compile_scores(models: Model | Sequence[Model], events: Source, leads: Source | None,
                    *, as_of_us: int | exp.Expr | None, dialect: str | Dialect = "duckdb",
                    create: str | None = None) -> exp.Expr:
@@ -190,29 +213,46 @@ def scores_statement(models: Model | Sequence[Model], ctes: list[tuple[str, exp.
     model_list = [models] if isinstance(models, Model) else list(models)
     if not model_list:
         raise ValueError("no model to compile")
-    ctes = list(ctes)
     when: int | exp.Expr = dialect.now_us() if as_of_us is None else as_of_us
-    finals = []
-    for number, model in enumerate(sorted(model_list, key=lambda m: m.name)):
-        plan = compile_plan(model, events_types, leads_types, when, options=PlanOptions(
-            events_table=events, leads_table=leads, dialect=dialect.NAME, order=False))
-        prefix = f"m{number}_"
-        ctes += _renamed(plan, prefix)
-        finals.append(f"{prefix}final")
+    plans, named = model_plans(model_list, events, events_types, leads, leads_types, when,
+                               dialect)
+    ctes = [*ctes, *plans]
+    finals = list(named.values())
     union: exp.Query = exp.select(exp.Star()).from_(table(finals[0]))
     for name in finals[1:]:
         union = exp.union(union, exp.select(exp.Star()).from_(table(name)), distinct=False)
     ctes.append(("scores", union))
     outputs = [alias(dialect.from_us(col(c)), c) if c in TIMES else col(c)
                for c in OUTPUT_COLUMNS]
-    query = exp.select(*outputs).from_(table("scores"))
-    for name, cte in ctes:
-        query = query.with_(exp.to_identifier(name, quoted=True), as_=cte, copy=False)
+    query = with_ctes(exp.select(*outputs).from_(table("scores")), ctes)
     query = query.order_by(col("model"), col("lead_id"), copy=False)
     statement: exp.Expr = query
     if create is not None:
         statement = exp.Create(this=exp.to_table(create), kind="TABLE", expression=query)
     return dialect.finish(statement)
+
+
+def model_plans(models: Sequence[Model], events: str, events_types: Mapping[str, str],
+                leads: str, leads_types: Mapping[str, str] | None, when: int | exp.Expr,
+                dialect: Dialect) -> tuple[list[tuple[str, exp.Expr]], dict[str, str]]:
+    """Each model's plan over the canonical relations `events` / `leads` as CTEs (by model
+    name: `m0_…`, `m1_…`), and the name of the CTE holding each model's scores (µs times)."""
+    ctes: list[tuple[str, exp.Expr]] = []
+    finals: dict[str, str] = {}
+    for number, model in enumerate(sorted(models, key=lambda m: m.name)):
+        plan = compile_plan(model, events_types, leads_types, when, options=PlanOptions(
+            events_table=events, leads_table=leads, dialect=dialect.NAME, order=False))
+        prefix = f"m{number}_"
+        ctes += _renamed(plan, prefix)
+        finals[model.name] = f"{prefix}final"
+    return ctes, finals
+
+
+def with_ctes(query: exp.Select, ctes: Sequence[tuple[str, exp.Expr]]) -> exp.Select:
+    """`query` under a WITH of `ctes` (quoted names)."""
+    for name, cte in ctes:
+        query = query.with_(exp.to_identifier(name, quoted=True), as_=cte, copy=False)
+    return query
 
 
 def _renamed(plan: exp.Select, prefix: str) -> list[tuple[str, exp.Expr]]:
@@ -306,3 +346,28 @@ def declared_columns(models: Sequence[Model]) -> tuple[dict[str, str], dict[str,
     lead_columns = {"lead_id": VARCHAR}
     lead_columns.update({name: one(set(kinds)) for name, kinds in sorted(leads.items())})
     return event_columns, lead_columns
+
+
+def declared_account_columns(models: Sequence[Model]) -> tuple[dict[str, str], dict[str, str]]:
+    """For the account scores without a database to ask: the leads table's columns the
+    account plan reads beyond `declared_columns`' (`account_id`, `email`: the links; each
+    roles attribute) and the accounts table's (`account_id`, `domain`, the traits the
+    account fit rules read, typed as `declared_columns` types them)."""
+    leads: dict[str, set[str]] = {"account_id": {VARCHAR}, "email": {VARCHAR}}
+    accounts: dict[str, set[str]] = {"account_id": {VARCHAR}, "domain": {VARCHAR}}
+    for model in models:
+        account = compile_account(model)
+        if account is None:
+            continue
+        for _, condition in account.roles:
+            for predicate in _predicates(condition):
+                leads.setdefault(predicate.path.removeprefix("traits."), set()).add(VARCHAR)
+        for rule in account.fit:
+            for given in [rule.when, *(band for band, _ in rule.bands)]:
+                for predicate in _predicates(given):
+                    name = predicate.path.removeprefix("account.")
+                    accounts.setdefault(name, set()).add(_kind_of_predicate(predicate))
+    return ({name: kinds.pop() if len(kinds) == 1 else VARCHAR for name, kinds in
+             leads.items()},
+            {name: kinds.pop() if len(kinds) == 1 else VARCHAR for name, kinds in
+             accounts.items()})
