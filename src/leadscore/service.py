@@ -31,7 +31,7 @@ from leadscore.ingest.transaction import (
     Messages,
     apply_group,
     ingest_messages,
-    prepare_messages,
+    prepare_call,
     replay_merged,
 )
 from leadscore.model.loader import load_models
@@ -69,7 +69,8 @@ class Service:
                 db, connection, self.active_models(connection), group, self.filters,
                 self.decoded),
             None if db.in_memory else    # its one connection: no read beside the writer
-            lambda messages: prepare_messages(db, self.active_models, self.decoded, messages))
+            lambda pending: prepare_call(db, self.active_models, self.decoded, self.filters,
+                                         pending))
         self.sales = SalesDesk(db, self.ingest, self._half_lives, self.get_lead)
 
     # ---- opening and closing

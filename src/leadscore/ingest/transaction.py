@@ -16,6 +16,8 @@ from leadscore.errors import EventError
 from leadscore.filters import Filters
 from leadscore.ingest.apply import apply
 from leadscore.ingest.decoded import DecodedStates
+from leadscore.ingest.optimistic import plan_call
+from leadscore.ingest.plan import LeadPlan, Plans
 from leadscore.ingest.replay import Replayed, replay
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.validate import Message, validate
@@ -101,14 +103,24 @@ def apply_group(db: Database, connection: Connection, models: Sequence[ActiveMod
     latest = max(pending.now for pending in group)
     session = Session(db, connection, models, latest, filters=filters, decoded=decoded)
     session.defer_replays = True
+    if decoded is not None:     # the plans worked out before the lock (`ingest.optimistic`)
+        session.offered = offered(group, {m.name: m.version for m in models})
     session.prefetch([m for pending in group for m in pending.items])
+    planned = {mid: plan for plan in session.accepted.values() for mid in plan.log}
+    for plan in session.accepted.values():
+        plan.used += 1
     out = []
     for pending in group:
         session.now = pending.now
         done, before = [], len(session.handoffs)
         replaying = set(session.replays)
         for message in pending.items:
-            lead_id = apply(session, message)
+            plan = planned.get(message.message_id)
+            if plan is not None and not session.seen(message.message_id):
+                session.append(plan.log[message.message_id])
+                lead_id: str | None = plan.lead_id
+            else:
+                lead_id = apply(session, message)
             done.append(MessageResult(
                 message.index, "accepted" if lead_id is not None else "duplicate",
                 message.message_id, lead_id))
@@ -121,6 +133,35 @@ def apply_group(db: Database, connection: Connection, models: Sequence[ActiveMod
     return [(done, [*handoffs, *saved], {lead: session.replays[lead] for lead in mine
                                          if lead in session.replays})
             for done, handoffs, mine in out]
+
+
+def offered(group: list[Pending[Message, Written]], versions: dict[str, int]
+            ) -> dict[str, LeadPlan]:
+    """The plans of the group's calls worked out under the same model versions; none for a
+    lead two calls planned (each was folded without the other's events)."""
+    found: dict[str, LeadPlan] = {}
+    twice: set[str] = set()
+    for pending in group:
+        plans = pending.prepared
+        if not isinstance(plans, Plans) or plans.versions != versions:
+            continue
+        for lead_id, plan in plans.leads.items():
+            if lead_id in found:
+                twice.add(lead_id)
+            found[lead_id] = plan
+    return {lead: plan for lead, plan in found.items() if lead not in twice}
+
+
+def prepare_call(db: Database, active: Callable[[Connection], list[ActiveModel]],
+                 decoded: DecodedStates, filters: Filters | None,
+                 pending: Pending[Message, Written]) -> None:
+    """`GroupCommit`'s prepare: a waiting call's leads scored outside the write lock where
+    the optimistic path covers them (`ingest.optimistic`), else their states decoded."""
+    plans = plan_call(db, active, decoded, filters, pending.items, pending.now)
+    if plans is None:
+        prepare_messages(db, active, decoded, pending.items)
+    else:
+        pending.prepared = plans
 
 
 def replay_merged(db: Database, active: Callable[[Connection], list[ActiveModel]],

@@ -1,0 +1,98 @@
+"""A lead's write worked out before the write lock (optimistic scoring, `ingest.optimistic`),
+and the checks under the lock that decide whether it is written as it is.
+
+A plan holds what the call's events of one existing lead make of it — the log rows, the
+states' JSON text, the scores rows — computed from the lead row and saved states read in a
+read transaction. Under the lock it stands only where the store holds *exactly* what was
+read (the lead row and every state's version, latest and text), its messageIds are still
+unseen, its identities still name that lead, and no other message of the transaction touches
+the lead: then today's path, folding the same events into the same state at the same time,
+would write the same rows. Otherwise the lead takes today's path in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from leadscore.engine.incremental.lead_state import ModelState
+from leadscore.scores import Score
+from leadscore.store.leads import ANONYMOUS, EVENT_TYPES, USER, LeadRow
+
+if TYPE_CHECKING:
+    from leadscore.ingest.validate import Message
+
+Key = tuple[str, str]
+# A model's state as read before the lock: version, latest event time, JSON text.
+Read = tuple[int, int | None, str]
+
+
+@dataclass(frozen=True)
+class Written:
+    """A lead's row under one model, as the flush writes it."""
+
+    model: str
+    version: int
+    latest: int | None
+    text: str
+    score: Score | None         # None: the model does not apply to the lead
+    state: ModelState | None    # the live state (None: the lead has none under the model)
+
+
+@dataclass
+class LeadPlan:
+    lead_id: str
+    now: int                    # the call's time: its rows are saved as of it
+    row: LeadRow                # the lead as read
+    read: dict[str, Read]       # model → its saved state as read
+    log: dict[str, dict[str, Any]]      # messageId → its log row, in the call's order
+    written: list[Written]
+    used: int = 0               # transactions that wrote it as planned (tests, benchmarks)
+
+    def holds(self, row: LeadRow, saved: Mapping[str, Any]) -> bool:
+        """Whether the store holds now what the plan was computed from (`saved`: the lead's
+        `SavedState`s, read as text)."""
+        return row == self.row and {
+            name: (r.model_version, r.latest, r.state) for name, r in saved.items()
+        } == self.read
+
+
+@dataclass
+class Plans:
+    """One call's plans (lead id → plan), under the model versions they were computed with."""
+
+    versions: dict[str, int]
+    leads: dict[str, LeadPlan]
+
+
+def key_of(message: Message) -> Key:
+    return (USER, message.user_id) if message.user_id is not None else (
+        ANONYMOUS, str(message.anonymous_id))
+
+
+def plain(message: Message) -> bool:
+    """An event of a lead's own identity: it links, merges, renames nothing."""
+    return message.type in EVENT_TYPES and message.event is not None
+
+
+def vet(offered: dict[str, LeadPlan], messages: Sequence[Message],
+        found: Mapping[Key, str], seen: set[str]) -> dict[str, LeadPlan]:
+    """The plans that may stand in a transaction writing `messages` (`found`: their
+    identities' leads under the lock; `seen`: the messageIds stored): none where a message
+    may link or merge leads; none for a lead another message of the transaction touches,
+    whose identity names another lead now, or whose messageId is stored or repeated."""
+    if not offered or not all(plain(m) for m in messages):
+        return {}
+    owner = {mid: lead for lead, plan in offered.items() for mid in plan.log}
+    counts = Counter(m.message_id for m in messages)
+    dropped: set[str] = set()
+    for m in messages:
+        lead, planned = found.get(key_of(m)), owner.get(m.message_id)
+        if planned is None:
+            if lead is not None:
+                dropped.add(lead)
+        elif lead != planned or m.message_id in seen or counts[m.message_id] > 1:
+            dropped.add(planned)
+    return {lead: plan for lead, plan in offered.items() if lead not in dropped}
