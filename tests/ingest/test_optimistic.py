@@ -149,15 +149,39 @@ def test_a_message_stored_meanwhile_is_a_duplicate_counted_once(db_url: str) -> 
 
 def test_two_calls_planning_one_lead_are_both_counted(db_url: str) -> None:
     """Two waiting calls prepared the same lead, each without the other's events: in one
-    transaction neither plan stands; the lead gets both."""
+    transaction the first's plan is where the lead starts from, the second's events are
+    folded into it; the lead ends as its twin fed call by call."""
     service = open_service(db_url)
     try:
-        service.ingest(track("ann", "a", 3), received_at=T0)
-        first = prepared(service, track("ann", "b", 1), T0 + 1_000)
-        second = prepared(service, track("ann", "c", 2), T0 + 2_000)
+        setup, b, c = track("ann", "a", 3), track("ann", "b", 1), track("ann", "c", 2)
+        service.ingest(setup, received_at=T0)
+        first = prepared(service, b, T0 + 1_000)
+        second = prepared(service, c, T0 + 2_000)
         commit(service, first, second)
-        assert (used(first, "ann"), used(second, "ann")) == (0, 0)
+        assert (used(first, "ann"), used(second, "ann")) == (1, 0)
         assert clicked(service, "ann") == 6
+        twin(service, "ann", [(setup, T0), (b, T0 + 1_000), (c, T0 + 2_000)])
+        assert stored(service, "ann") == stored(service, "twin-ann")
+    finally:
+        service.close()
+
+
+def test_a_plan_after_another_change_of_its_lead_in_the_transaction_is_not_used(
+        db_url: str) -> None:
+    """An earlier call of the same transaction, not prepared, changes the lead first: the
+    later call's plan (folded without that change) does not stand."""
+    service = open_service(db_url)
+    try:
+        setup, b, c = track("ann", "a", 3), track("ann", "b", 2), track("ann", "c", 1)
+        service.ingest(setup, received_at=T0)
+        plain: Pending[Message, Written] = Pending(
+            [validate(m, i, T0 + 1_000) for i, m in enumerate(b)], T0 + 1_000)
+        later = prepared(service, c, T0 + 2_000)
+        commit(service, plain, later)
+        assert used(later, "ann") == 0
+        assert clicked(service, "ann") == 6
+        twin(service, "ann", [(setup, T0), (b + c, T0 + 2_000)])
+        assert stored(service, "ann") == stored(service, "twin-ann")
     finally:
         service.close()
 

@@ -78,21 +78,29 @@ def plain(message: Message) -> bool:
 
 
 def vet(offered: dict[str, LeadPlan], messages: Sequence[Message],
-        found: Mapping[Key, str], seen: set[str]) -> dict[str, LeadPlan]:
-    """The plans that may stand in a transaction writing `messages` (`found`: their
-    identities' leads under the lock; `seen`: the messageIds stored): none where a message
-    may link or merge leads; none for a lead another message of the transaction touches,
-    whose identity names another lead now, or whose messageId is stored or repeated."""
+        found: Mapping[Key, str], seen: set[str]) -> tuple[dict[str, LeadPlan], set[str]]:
+    """The plans that may stand in a transaction writing `messages` in this order (`found`:
+    their identities' leads under the lock; `seen`: the messageIds stored), and those of
+    them whose lead later messages of the transaction touch (they are the starting point
+    of that lead's ordinary path). None where a message may link or merge leads; none for a
+    lead whose identity names another lead now, whose messageId is stored or repeated, or
+    that a message before the plan's touches."""
     if not offered or not all(plain(m) for m in messages):
-        return {}
-    owner = {mid: lead for lead, plan in offered.items() for mid in plan.log}
+        return {}, set()
     counts = Counter(m.message_id for m in messages)
-    dropped: set[str] = set()
+    dropped = {lead for lead, plan in offered.items() if any(
+        counts[mid] > 1 or mid in seen for mid in plan.log)}
+    owner = {mid: lead for lead, plan in offered.items() if lead not in dropped
+             for mid in plan.log}
+    left = {lead: len(plan.log) for lead, plan in offered.items()}
+    followed: set[str] = set()
     for m in messages:
         lead, planned = found.get(key_of(m)), owner.get(m.message_id)
-        if planned is None:
-            if lead is not None:
-                dropped.add(lead)
-        elif lead != planned or m.message_id in seen or counts[m.message_id] > 1:
-            dropped.add(planned)
-    return {lead: plan for lead, plan in offered.items() if lead not in dropped}
+        if planned is not None:
+            left[planned] -= 1
+            if lead != planned:
+                dropped.add(planned)
+        elif lead in left:
+            (followed if left[lead] == 0 else dropped).add(lead)
+    kept = {lead: plan for lead, plan in offered.items() if lead not in dropped}
+    return kept, followed & set(kept)

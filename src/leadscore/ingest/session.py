@@ -93,9 +93,12 @@ class Session:
         self.replays: dict[str, set[str]] = {}
         # Leads worked out before the write lock (`ingest.optimistic`): `offered` before
         # `prefetch`, which keeps in `accepted` those the store still holds as they were
-        # read; those are not loaded, their rows are written as planned at `flush`.
+        # read. Their rows are written as planned at `flush`; a lead later messages touch
+        # (`adopted`) starts from its plan's states instead, and is saved as any other.
         self.offered: dict[str, LeadPlan] = {}
         self.accepted: dict[str, LeadPlan] = {}
+        self.adopted: dict[str, LeadPlan] = {}
+        self._followed: set[str] = set()
 
     # ---- loading
 
@@ -124,7 +127,7 @@ class Session:
                 keys.append(key)
         found, created = lead_store.ensure_many(self.db, self.connection, keys, self.now)
         self._identities.update(found)
-        self.offered = vet(self.offered, messages, found, self._seen)
+        self.offered, self._followed = vet(self.offered, messages, found, self._seen)
         if self._main is not None:
             self.load(found.values(), created)
         self.offered = {}           # those not accepted take the path of the others
@@ -146,8 +149,15 @@ class Session:
             plan = self.offered.pop(lead_id, None)
             if plan is not None and lead_id not in created and plan.holds(
                     rows[lead_id], saved.get(lead_id, {})):
-                self.accepted[lead_id] = plan
-                continue
+                if lead_id not in self._followed:
+                    self.accepted[lead_id] = plan
+                    continue
+                # Decoded afresh: the plan's own states stay as planned (a retry uses it).
+                self.adopted[lead_id] = plan
+                self._dirty.add(lead_id)
+                saved[lead_id] = {w.model: scores.SavedState(
+                    lead_id, w.model, w.version, w.latest, json.loads(w.text))
+                    for w in plan.written}
             self.install(lead_id, rows[lead_id], saved.get(lead_id, {}), lead_id in created)
 
     def seen(self, message_id: str) -> bool:

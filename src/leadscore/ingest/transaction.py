@@ -106,9 +106,10 @@ def apply_group(db: Database, connection: Connection, models: Sequence[ActiveMod
     if decoded is not None:     # the plans worked out before the lock (`ingest.optimistic`)
         session.offered = offered(group, {m.name: m.version for m in models})
     session.prefetch([m for pending in group for m in pending.items])
-    planned = {mid: plan for plan in session.accepted.values() for mid in plan.log}
-    for plan in session.accepted.values():
-        plan.used += 1
+    planned = {}
+    for lead_plan in [*session.accepted.values(), *session.adopted.values()]:
+        lead_plan.used += 1
+        planned.update(dict.fromkeys(lead_plan.log, lead_plan))
     out = []
     for pending in group:
         session.now = pending.now
@@ -137,19 +138,16 @@ def apply_group(db: Database, connection: Connection, models: Sequence[ActiveMod
 
 def offered(group: list[Pending[Message, Written]], versions: dict[str, int]
             ) -> dict[str, LeadPlan]:
-    """The plans of the group's calls worked out under the same model versions; none for a
-    lead two calls planned (each was folded without the other's events)."""
+    """The plans of the group's calls worked out under the same model versions; of a lead
+    two calls planned, the first's (the second was folded without its events: the lead's
+    messages in later calls take the ordinary path from the first's plan)."""
     found: dict[str, LeadPlan] = {}
-    twice: set[str] = set()
     for pending in group:
         plans = pending.prepared
-        if not isinstance(plans, Plans) or plans.versions != versions:
-            continue
-        for lead_id, plan in plans.leads.items():
-            if lead_id in found:
-                twice.add(lead_id)
-            found[lead_id] = plan
-    return {lead: plan for lead, plan in found.items() if lead not in twice}
+        if isinstance(plans, Plans) and plans.versions == versions:
+            for lead_id, plan in plans.leads.items():
+                found.setdefault(lead_id, plan)
+    return found
 
 
 def prepare_call(db: Database, active: Callable[[Connection], list[ActiveModel]],
