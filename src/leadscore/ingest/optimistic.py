@@ -80,6 +80,11 @@ def plan_call(db: Database, active: Active, decoded: DecodedStates, filters: Fil
             if log is not None:
                 plans[lead_id] = LeadPlan(lead_id, now, row, read, log,
                                           session.written(lead_id))
+    # The leads left to the ordinary path: their states decoded for it, as without plans.
+    compiled = {name: (version, session.compiled(name)) for name, version in versions.items()}
+    decoded.decode(((r.lead_id, r.model, r.model_version, r.state)
+                    for lead_id, states in saved.items() if lead_id not in plans
+                    for r in states.values()), compiled)
     return Plans(versions, plans) if plans else None
 
 

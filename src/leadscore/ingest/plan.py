@@ -50,6 +50,7 @@ class LeadPlan:
     log: dict[str, dict[str, Any]]      # messageId → its log row, in the call's order
     written: list[Written]
     used: int = 0               # transactions that wrote it as planned (tests, benchmarks)
+    spent: bool = False         # its states were changed further (`Session.load`)
 
     def holds(self, row: LeadRow, saved: Mapping[str, Any]) -> bool:
         """Whether the store holds now what the plan was computed from (`saved`: the lead's

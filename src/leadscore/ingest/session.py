@@ -33,6 +33,7 @@ from leadscore.ingest.decoded import DecodedStates
 from leadscore.ingest.plan import LeadPlan, Written, key_of, vet
 from leadscore.ingest.replay import Replayed, replay
 from leadscore.jsontext import dumps
+from leadscore.model.compiled import CompiledModel
 from leadscore.model.schema import Model
 from leadscore.sales.assign import route
 from leadscore.scores import Handoff, Update
@@ -152,11 +153,14 @@ class Session:
                 if lead_id not in self._followed:
                     self.accepted[lead_id] = plan
                     continue
-                # Decoded afresh: the plan's own states stay as planned (a retry uses it).
+                # The plan's states go on changing here: it is spent (a retry of this
+                # transaction takes the ordinary path for the lead).
                 self.adopted[lead_id] = plan
+                plan.spent = True
                 self._dirty.add(lead_id)
                 saved[lead_id] = {w.model: scores.SavedState(
-                    lead_id, w.model, w.version, w.latest, json.loads(w.text))
+                    lead_id, w.model, w.version, w.latest,
+                    w.state if w.state is not None else json.loads(w.text))
                     for w in plan.written}
             self.install(lead_id, rows[lead_id], saved.get(lead_id, {}), lead_id in created)
 
@@ -189,6 +193,11 @@ class Session:
     def loaded(self, lead_id: str) -> Scorer | None:
         """The scorer holding the lead where it is loaded already (nothing is read)."""
         return self._scorers.get(lead_id)
+
+    def compiled(self, name: str) -> CompiledModel:
+        """The session's compiled model of that name."""
+        assert self._main is not None
+        return self._main.models[name]
 
     def replayed(self, lead_id: str) -> bool:
         """Whether the lead, loaded, was scored afresh from its log (not from its state)."""

@@ -146,7 +146,8 @@ def offered(group: list[Pending[Message, Written]], versions: dict[str, int]
         plans = pending.prepared
         if isinstance(plans, Plans) and plans.versions == versions:
             for lead_id, plan in plans.leads.items():
-                found.setdefault(lead_id, plan)
+                if not plan.spent:
+                    found.setdefault(lead_id, plan)
     return found
 
 
