@@ -18,6 +18,7 @@ would save them (the ordinary path saves a group's leads as of the group's lates
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -62,8 +63,9 @@ def plan_call(db: Database, active: Active, decoded: DecodedStates, filters: Fil
             mine.setdefault(lead, []).append(m)
         rows = lead_store.load_many(connection, set(mine) - skipped)
         saved = states_many(connection, set(rows), text=True)
-        session = Session(db, connection, models, now, write=False, filters=filters,
-                          decoded=decoded)
+        # Folded on states decoded here, not on those kept in `decoded`: those stay for the
+        # ordinary path of a lead whose plan does not stand (decoded for it below).
+        session = Session(db, connection, models, now, write=False, filters=filters)
         accounts = bool(session.accounts.models)
         plans: dict[str, LeadPlan] = {}
         for lead_id, row in sorted(rows.items()):
@@ -73,18 +75,19 @@ def plan_call(db: Database, active: Active, decoded: DecodedStates, filters: Fil
                     for name, version in versions.items()):
                 continue
             read = {name: (r.model_version, r.latest, r.state) for name, r in states.items()}
-            session.install(lead_id, row, states, False)
+            session.install(lead_id, row, {name: r._replace(state=json.loads(r.state))
+                                           for name, r in states.items()}, False)
             if session.replayed(lead_id):
                 continue
             log = _fold(session, lead_id, mine[lead_id], now)
             if log is not None:
                 plans[lead_id] = LeadPlan(lead_id, now, row, read, log,
                                           session.written(lead_id))
-    # The leads left to the ordinary path: their states decoded for it, as without plans.
+    # For the ordinary path (a plan that does not stand, a lead not planned): the states
+    # decoded, as without plans.
     compiled = {name: (version, session.compiled(name)) for name, version in versions.items()}
     decoded.decode(((r.lead_id, r.model, r.model_version, r.state)
-                    for lead_id, states in saved.items() if lead_id not in plans
-                    for r in states.values()), compiled)
+                    for states in saved.values() for r in states.values()), compiled)
     return Plans(versions, plans) if plans else None
 
 
