@@ -25,6 +25,7 @@ from leadscore.errors import ModelError, Problem
 from leadscore.filters import Filters
 from leadscore.ingest.as_json import lead_json
 from leadscore.ingest.decoded import DecodedStates
+from leadscore.ingest.plan import Outlook
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.transaction import (
     IngestResult,
@@ -64,13 +65,14 @@ class Service:
         self.versions = ModelVersions(db)
         self.rescoring = Rescoring(db, self.versions)
         self.decoded = DecodedStates()      # engine states kept decoded between writes
+        self.outlook = Outlook()            # whether scoring before the write lock pays
         self.group_commit: Messages = GroupCommit(
             db, lambda connection, group: apply_group(
                 db, connection, self.active_models(connection), group, self.filters,
                 self.decoded),
             None if db.in_memory else    # its one connection: no read beside the writer
             lambda pending: prepare_call(db, self.active_models, self.decoded, self.filters,
-                                         pending))
+                                         pending, self.outlook))
         self.sales = SalesDesk(db, self.ingest, self._half_lives, self.get_lead)
 
     # ---- opening and closing

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 
 from leadscore import load_model
-from leadscore.ingest.plan import Plans
+from leadscore.ingest.plan import PROBE, Outlook, Plans
 from leadscore.ingest.transaction import Written, apply_group, prepare_call
 from leadscore.ingest.validate import Message, validate
 from leadscore.service import Service
@@ -241,3 +241,17 @@ def test_concurrent_writers_on_one_store_count_every_event_once(db_url: str) -> 
     finally:
         for service in services:
             service.close()
+
+
+def test_planning_pauses_where_plans_seldom_stand() -> None:
+    """Where most plans are found stale under the lock (writers on the same few leads), a
+    call is planned only now and then; once they stand again, every call is."""
+    outlook = Outlook()
+    assert outlook.worth()                      # nothing known yet
+    for _ in range(20):
+        outlook.report(100, 10)
+    asked = [outlook.worth() for _ in range(4 * PROBE)]
+    assert sum(asked) == 4                      # one probe in PROBE calls
+    for _ in range(40):
+        outlook.report(100, 90)
+    assert all(outlook.worth() for _ in range(PROBE))

@@ -12,6 +12,7 @@ would write the same rows. Otherwise the lead takes today's path in the same tra
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -62,10 +63,44 @@ class LeadPlan:
 
 @dataclass
 class Plans:
-    """One call's plans (lead id → plan), under the model versions they were computed with."""
+    """One call's plans (lead id → plan), under the model versions they were computed with;
+    `outlook`: where the transaction reports how many stood."""
 
     versions: dict[str, int]
     leads: dict[str, LeadPlan]
+    outlook: Outlook | None = None
+
+
+# How often plans stood lately, each call's share weighing this much less at the next call's.
+DECAY = 0.95
+# Below this share of plans standing, a call is planned only now and then (a probe): a plan
+# that does not stand is work done twice, where many writers touch the same few leads.
+WORTH = 0.5
+PROBE = 8
+SEEN_ENOUGH = 5.0       # calls' worth of reports before the share is trusted
+
+
+class Outlook:
+    """Whether planning pays lately: the share of plans that stood under the lock, decaying.
+    Thread-safe; one per `Service`."""
+
+    def __init__(self) -> None:
+        self.planned = self.stood = self.reports = 0.0
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def worth(self) -> bool:
+        """Whether to plan the next call."""
+        with self._lock:
+            self.calls += 1
+            return (self.reports < SEEN_ENOUGH or self.stood >= WORTH * self.planned
+                    or self.calls % PROBE == 0)
+
+    def report(self, planned: int, stood: int) -> None:
+        with self._lock:
+            self.planned = self.planned * DECAY + planned
+            self.stood = self.stood * DECAY + stood
+            self.reports = self.reports * DECAY + 1
 
 
 def key_of(message: Message) -> Key:

@@ -17,7 +17,7 @@ from leadscore.filters import Filters
 from leadscore.ingest.apply import apply
 from leadscore.ingest.decoded import DecodedStates
 from leadscore.ingest.optimistic import plan_call
-from leadscore.ingest.plan import LeadPlan, Plans
+from leadscore.ingest.plan import LeadPlan, Outlook, Plans
 from leadscore.ingest.replay import Replayed, replay
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.validate import Message, validate
@@ -106,10 +106,15 @@ def apply_group(db: Database, connection: Connection, models: Sequence[ActiveMod
     if decoded is not None:     # the plans worked out before the lock (`ingest.optimistic`)
         session.offered = offered(group, {m.name: m.version for m in models})
     session.prefetch([m for pending in group for m in pending.items])
-    planned = {}
-    for lead_plan in [*session.accepted.values(), *session.adopted.values()]:
+    planned, stood = {}, {**session.accepted, **session.adopted}
+    for lead_plan in stood.values():
         lead_plan.used += 1
         planned.update(dict.fromkeys(lead_plan.log, lead_plan))
+    for pending in group:
+        plans = pending.prepared
+        if isinstance(plans, Plans) and plans.outlook is not None:
+            plans.outlook.report(len(plans.leads), sum(
+                stood.get(lead) is plan for lead, plan in plans.leads.items()))
     out = []
     for pending in group:
         session.now = pending.now
@@ -153,13 +158,17 @@ def offered(group: list[Pending[Message, Written]], versions: dict[str, int]
 
 def prepare_call(db: Database, active: Callable[[Connection], list[ActiveModel]],
                  decoded: DecodedStates, filters: Filters | None,
-                 pending: Pending[Message, Written]) -> None:
+                 pending: Pending[Message, Written], outlook: Outlook | None = None) -> None:
     """`GroupCommit`'s prepare: a waiting call's leads scored outside the write lock where
-    the optimistic path covers them (`ingest.optimistic`), else their states decoded."""
-    plans = plan_call(db, active, decoded, filters, pending.items, pending.now)
+    the optimistic path covers them (`ingest.optimistic`) and it pays lately (`outlook`),
+    else their states decoded."""
+    plans = None
+    if outlook is None or outlook.worth():
+        plans = plan_call(db, active, decoded, filters, pending.items, pending.now)
     if plans is None:
         prepare_messages(db, active, decoded, pending.items)
     else:
+        plans.outlook = outlook
         pending.prepared = plans
 
 
