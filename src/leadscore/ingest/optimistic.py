@@ -14,6 +14,8 @@ state under an active model (a replay), leads of an account where a model scores
 and a lead whose events cross a threshold (a handoff is routed and written under the lock).
 A planned lead's rows are saved as of its call's time, as a transaction of that call alone
 would save them (the ordinary path saves a group's leads as of the group's latest call).
+Where plans seldom stand — writers on the same few leads, each plan stale by the time its
+transaction runs — the work is done twice; `plan.Outlook` then plans only now and then.
 """
 
 from __future__ import annotations
