@@ -65,7 +65,10 @@ class Service:
         self.versions = ModelVersions(db)
         self.rescoring = Rescoring(db, self.versions)
         self.decoded = DecodedStates()      # engine states kept decoded between writes
-        self.outlook = Outlook()            # whether scoring before the write lock pays
+        # Whether scoring before the write lock pays (`ingest.optimistic`). SQLite only: its
+        # one write lock is what a writer waits for; PostgreSQL's writers run side by side,
+        # and planning there measured as extra work (benchmarks/RESULTS.md, #22).
+        self.outlook = Outlook() if db.dialect == "sqlite" else None
         self.group_commit: Messages = GroupCommit(
             db, lambda connection, group: apply_group(
                 db, connection, self.active_models(connection), group, self.filters,

@@ -43,7 +43,7 @@ def prepared(service: Service, batch: list[dict[str, Any]], now: int
     pending: Pending[Message, Written] = Pending(
         [validate(m, i, now) for i, m in enumerate(batch)], now)
     prepare_call(service.db, service.active_models, service.decoded, service.filters,
-                 pending)
+                 pending, Outlook())    # PostgreSQL's service does not plan: the mechanism
     return pending
 
 

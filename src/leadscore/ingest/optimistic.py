@@ -15,7 +15,9 @@ and a lead whose events cross a threshold (a handoff is routed and written under
 A planned lead's rows are saved as of its call's time, as a transaction of that call alone
 would save them (the ordinary path saves a group's leads as of the group's latest call).
 Where plans seldom stand — writers on the same few leads, each plan stale by the time its
-transaction runs — the work is done twice; `plan.Outlook` then plans only now and then.
+transaction runs — the work is done twice; `plan.Outlook` then plans only now and then. The
+service plans on SQLite only, whose single write lock is the serial part: on PostgreSQL
+writers run side by side and planning measured as extra work only (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

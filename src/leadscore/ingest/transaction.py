@@ -160,10 +160,10 @@ def prepare_call(db: Database, active: Callable[[Connection], list[ActiveModel]]
                  decoded: DecodedStates, filters: Filters | None,
                  pending: Pending[Message, Written], outlook: Outlook | None = None) -> None:
     """`GroupCommit`'s prepare: a waiting call's leads scored outside the write lock where
-    the optimistic path covers them (`ingest.optimistic`) and it pays lately (`outlook`),
-    else their states decoded."""
+    the optimistic path covers them (`ingest.optimistic`) and it pays lately (`outlook`;
+    None: never), else their states decoded."""
     plans = None
-    if outlook is None or outlook.worth():
+    if outlook is not None and outlook.worth():
         plans = plan_call(db, active, decoded, filters, pending.items, pending.now)
     if plans is None:
         prepare_messages(db, active, decoded, pending.items)
