@@ -9,8 +9,8 @@ events/s; wrk at 77–88k).
 
 Per store (SQLite `synchronous=full`, `normal`; PostgreSQL) and number of workers, every round
 starts each contender on an empty store and runs `wrk -t2 -c64 -d<duration>s` with
-`benchmarks/wrk/batch.lua` (100 track/page messages a request over 1,000 leads, unique
-messageIds). After each leadscore run it checks that every acknowledged message is stored
+`benchmarks/wrk/batch.lua` (100 track/page messages a request over 1,000 leads, or `--leads`;
+unique messageIds). After each leadscore run it checks that every acknowledged message is stored
 exactly once and scored once (the `clicked` rule has matched as many events as the log holds,
 for a sample of leads); then it measures single-`track` latency at light load and the time
 from a crossing's 2xx to the webhook (the Python client is fine at light load). Medians over
@@ -68,13 +68,14 @@ def cpu_seconds(group: int) -> float:
 
 
 def drive(url: str, seconds: float, tag: str, threads: int, connections: int,
-          server: Any = None) -> dict[str, Any]:
+          server: Any = None, leads: int = 1000) -> dict[str, Any]:
     """One wrk run: its JSON line (ok, other, seconds, errors, p50_ms, p99_ms) + events/s, and
     the server's CPU µs per event acknowledged (where `server` is given)."""
     before = cpu_seconds(server.pid) if server is not None else 0.0
     done = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(int(seconds), 1)}s", "--timeout",
-         "30s", "-s", str(SCRIPT), url, "--", tag, AUTH], capture_output=True, text=True,
+         "30s", "-s", str(SCRIPT), url, "--", tag, AUTH, str(leads)], capture_output=True,
+        text=True,
         check=True)
     line = next(x for x in done.stdout.splitlines() if x.startswith('{"ok"'))
     out: dict[str, Any] = json.loads(line)
@@ -128,7 +129,8 @@ def check_leadscore(url: str, db: str, tag: str, run: dict[str, Any]) -> dict[st
     unacknowledged); the sampled leads' `clicked` counts equal their log (scored once)."""
     count = stored(db, tag)
     acked = run["ok"] * 100
-    sample = [f"lead-{n}" for n in range(0, 1000, 40)]
+    leads = run.get("leads", 1000)
+    sample = [f"lead-{n}" for n in range(0, leads, max(leads // 25, 1))]
     logged = clicks_in_log(db, sample)
     scored: dict[str, int] = {}
     with httpx.Client(base_url=url, timeout=60,
@@ -154,8 +156,9 @@ def one_round(store: str, workers: int, args: argparse.Namespace, tmp: Path,
     with empty_store(base, tmp, "bare") as target:
         url, server = start_bare(target.removeprefix("sqlite:///"), workers, synchronous)
         try:
-            drive(url, 2, f"{tag}warm", args.threads, args.connections)
-            out["bare"] = drive(url, args.duration, tag, args.threads, args.connections, server)
+            drive(url, 2, f"{tag}warm", args.threads, args.connections, leads=args.leads)
+            out["bare"] = drive(url, args.duration, tag, args.threads, args.connections, server,
+                                args.leads)
             out["bare"]["stored"] = stored(target, tag)
         finally:
             stop(server)
@@ -166,9 +169,10 @@ def one_round(store: str, workers: int, args: argparse.Namespace, tmp: Path,
                 "LEADSCORE_WEBHOOK_URLS": receiver.url, "LEADSCORE_DELIVERY_POLL_SECONDS": "0.1",
                 "LEADSCORE_SQLITE_SYNCHRONOUS": synchronous}, src)
             try:
-                drive(url, 2, f"{tag}warm", args.threads, args.connections)
+                drive(url, 2, f"{tag}warm", args.threads, args.connections, leads=args.leads)
                 run = out[label] = drive(url, args.duration, tag, args.threads,
-                                         args.connections, server)
+                                         args.connections, server, args.leads)
+                run["leads"] = args.leads
                 # quiet for longer than a request takes: a group commit holds many
                 settle(db, tag, quiet=max(2.0, 2 * run["p99_ms"] / 1000))
                 run["check"] = check_leadscore(url, db, tag, run)
@@ -198,10 +202,14 @@ def main() -> None:
     parser.add_argument("--baseline-src", default=None,
                         help="also run leadscore from this source folder (e.g. main exported "
                              "with git archive) in the same rounds, right after this tree's")
+    parser.add_argument("--leads", type=int, default=1000,
+                        help="the leads the messages are spread over (fewer: more writers "
+                             "touch the same lead at once)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     results: dict[str, Any] = {"cores": os.cpu_count(), "duration_s": args.duration,
-                               "wrk": f"-t{args.threads} -c{args.connections}", "runs": {}}
+                               "wrk": f"-t{args.threads} -c{args.connections}",
+                               "leads": args.leads, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         receiver = Receiver()
         try:

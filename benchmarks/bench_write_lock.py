@@ -44,6 +44,7 @@ def run(db: str, calls: int, threads: int) -> dict[str, float]:
     services = [Service.open(db, models=[model], background=False, synchronous="normal")
                 for _ in range(2)]
     inside = [0.0]
+    plans = [0, 0]          # leads planned outside the lock (a tree with optimistic scoring), used
     lock = threading.Lock()
     for service in services:
         apply = service.group_commit.apply
@@ -55,11 +56,16 @@ def run(db: str, calls: int, threads: int) -> dict[str, float]:
             finally:
                 with lock:
                     inside[0] += time.thread_time() - started
+                    for pending in group:
+                        leads = getattr(getattr(pending, "prepared", None), "leads", {})
+                        plans[0] += len(leads)
+                        plans[1] += sum(plan.used > 0 for plan in leads.values())
 
         service.group_commit.apply = timed  # type: ignore[method-assign]
     for n in range(20):                     # warm: every lead has a saved state
         services[n % 2].ingest(call(n, "warm"))
     inside[0] = 0.0
+    plans[:] = [0, 0]
     bodies = [call(n, "load") for n in range(calls)]
 
     def worker(offset: int) -> None:
@@ -80,6 +86,7 @@ def run(db: str, calls: int, threads: int) -> dict[str, float]:
     return {"events": events, "wall_s": round(wall, 2),
             "kept_states_used": sum(d.hits for d in decoded if d is not None),
             "decoded_under_the_lock": sum(d.misses for d in decoded if d is not None),
+            "leads_planned": plans[0], "plans_used": plans[1],
             "cpu_us_per_event": round(1e6 * cpu / events, 1),
             "inside_write_cpu_us_per_event": round(1e6 * inside[0] / events, 1),
             "load": os.getloadavg()[0]}

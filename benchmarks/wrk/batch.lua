@@ -1,5 +1,6 @@
 -- wrk script: POST /v1/batch with 100 track/page messages over 1,000 leads, every messageId
--- unique (run tag, thread, request, message). Arguments after `--`: run tag, Authorization.
+-- unique (run tag, thread, request, message). Arguments after `--`: run tag, Authorization,
+-- number of leads (default 1,000).
 -- `done` prints one JSON line: 2xx and other answers, and the latency percentiles (ms).
 
 local threads = {}
@@ -14,6 +15,7 @@ end
 function init(args)
   tag = args[1] or "run"
   auth = args[2] or ""
+  leads = tonumber(args[3] or "1000")
   ok, other, sent = 0, 0, 0
   stamp = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 60)
 end
@@ -23,7 +25,7 @@ function request()
   local parts = {}
   for i = 1, 100 do
     local k = sent * 100 + i
-    local lead = (k * 7919 + id * 104729) % 1000
+    local lead = (k * 7919 + id * 104729) % leads
     local mid = string.format("%s-%d-%d-%d", tag, id, sent, i)
     if i % 4 == 2 then
       parts[i] = string.format('{"type":"page","userId":"lead-%d","messageId":"%s",' ..

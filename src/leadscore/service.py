@@ -25,13 +25,14 @@ from leadscore.errors import ModelError, Problem
 from leadscore.filters import Filters
 from leadscore.ingest.as_json import lead_json
 from leadscore.ingest.decoded import DecodedStates
+from leadscore.ingest.plan import Outlook
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.transaction import (
     IngestResult,
     Messages,
     apply_group,
     ingest_messages,
-    prepare_messages,
+    prepare_call,
     replay_merged,
 )
 from leadscore.model.loader import load_models
@@ -64,12 +65,17 @@ class Service:
         self.versions = ModelVersions(db)
         self.rescoring = Rescoring(db, self.versions)
         self.decoded = DecodedStates()      # engine states kept decoded between writes
+        # Whether scoring before the write lock pays (`ingest.optimistic`). SQLite only: its
+        # one write lock is what a writer waits for; PostgreSQL's writers run side by side,
+        # and planning there measured as extra work (benchmarks/RESULTS.md, #22).
+        self.outlook = Outlook() if db.dialect == "sqlite" else None
         self.group_commit: Messages = GroupCommit(
             db, lambda connection, group: apply_group(
                 db, connection, self.active_models(connection), group, self.filters,
                 self.decoded),
             None if db.in_memory else    # its one connection: no read beside the writer
-            lambda messages: prepare_messages(db, self.active_models, self.decoded, messages))
+            lambda pending: prepare_call(db, self.active_models, self.decoded, self.filters,
+                                         pending, self.outlook))
         self.sales = SalesDesk(db, self.ingest, self._half_lives, self.get_lead)
 
     # ---- opening and closing

@@ -10,9 +10,12 @@ when used (the session then mutates it), and put back after a flush with the tex
 written: a transaction that then fails to commit leaves an entry whose text the store does
 not hold, never used.
 
-Two ways in: `keep` after a save (this process wrote it last), and `decode` outside the
-write lock (`ingest.transaction.prepare_group`: the states a group will load, read and
-decoded before its transaction, checked under the lock by the same text comparison).
+Two ways in: `keep` after a save (this process wrote it last — a plan's states too, where
+the transaction wrote them as planned), and `decode` outside the write lock
+(`ingest.transaction.prepare_messages`: the states a call will load, read and decoded before
+its transaction, checked under the lock by the same text comparison). Optimistic scoring
+(`ingest.optimistic`) `take`s the states it folds outside the lock: they are the plan's
+then, and a lead whose plan does not stand is decoded from the store under the lock.
 """
 
 from __future__ import annotations

@@ -30,8 +30,10 @@ from leadscore.ingest import profile
 from leadscore.ingest.accounts import AccountWork
 from leadscore.ingest.as_json import event_json, reason_json
 from leadscore.ingest.decoded import DecodedStates
+from leadscore.ingest.plan import LeadPlan, Written, key_of, vet
 from leadscore.ingest.replay import Replayed, replay
 from leadscore.jsontext import dumps
+from leadscore.model.compiled import CompiledModel
 from leadscore.model.schema import Model
 from leadscore.sales.assign import route
 from leadscore.scores import Handoff, Update
@@ -90,6 +92,14 @@ class Session:
         # the merged leads were MQLs before.
         self.defer_replays = False
         self.replays: dict[str, set[str]] = {}
+        # Leads worked out before the write lock (`ingest.optimistic`): `offered` before
+        # `prefetch`, which keeps in `accepted` those the store still holds as they were
+        # read. Their rows are written as planned at `flush`; a lead later messages touch
+        # (`adopted`) starts from its plan's states instead, and is saved as any other.
+        self.offered: dict[str, LeadPlan] = {}
+        self.accepted: dict[str, LeadPlan] = {}
+        self.adopted: dict[str, LeadPlan] = {}
+        self._followed: set[str] = set()
 
     # ---- loading
 
@@ -113,14 +123,15 @@ class Session:
             if m.message_id in met:
                 continue            # a duplicate makes no lead
             met.add(m.message_id)
-            key = (USER, m.user_id) if m.user_id is not None else (ANONYMOUS,
-                                                                    str(m.anonymous_id))
+            key = key_of(m)
             if key not in later:
                 keys.append(key)
         found, created = lead_store.ensure_many(self.db, self.connection, keys, self.now)
         self._identities.update(found)
+        self.offered, self._followed = vet(self.offered, messages, found, self._seen)
         if self._main is not None:
             self.load(found.values(), created)
+        self.offered = {}           # those not accepted take the path of the others
         # A lead merged away by another worker since its identity was read: resolve again.
         self._identities = {k: v for k, v in self._identities.items()
                             if self._main is None or v in self._scorers}
@@ -129,14 +140,29 @@ class Session:
              ) -> None:
         """Lock and load many leads (`created`: new in this transaction, so without events
         or state) in three statements, where not loaded yet."""
-        wanted = {i for i in lead_ids if i not in self._scorers}
+        wanted = {i for i in lead_ids if i not in self._scorers and i not in self.accepted}
         if self._main is None or not wanted:
             return
         rows = lead_store.load_many(self.connection, wanted, lock=self.write)
         saved = scores.states_many(self.connection, set(rows) - created,
                                    text=self.decoded is not None)
         for lead_id in sorted(rows):
-            self._install(lead_id, rows[lead_id], saved.get(lead_id, {}), lead_id in created)
+            plan = self.offered.pop(lead_id, None)
+            if plan is not None and lead_id not in created and plan.holds(
+                    rows[lead_id], saved.get(lead_id, {})):
+                if lead_id not in self._followed:
+                    self.accepted[lead_id] = plan
+                    continue
+                # The plan's states go on changing here: it is spent (a retry of this
+                # transaction takes the ordinary path for the lead).
+                self.adopted[lead_id] = plan
+                plan.spent = True
+                self._dirty.add(lead_id)
+                saved[lead_id] = {w.model: scores.SavedState(
+                    lead_id, w.model, w.version, w.latest,
+                    w.state if w.state is not None else json.loads(w.text))
+                    for w in plan.written}
+            self.install(lead_id, rows[lead_id], saved.get(lead_id, {}), lead_id in created)
 
     def seen(self, message_id: str) -> bool:
         """Whether the message is a duplicate: its messageId is stored, or was met before in
@@ -168,6 +194,16 @@ class Session:
         """The scorer holding the lead where it is loaded already (nothing is read)."""
         return self._scorers.get(lead_id)
 
+    def compiled(self, name: str) -> CompiledModel:
+        """The session's compiled model of that name."""
+        assert self._main is not None
+        return self._main.models[name]
+
+    def replayed(self, lead_id: str) -> bool:
+        """Whether the lead, loaded, was scored afresh from its log (not from its state)."""
+        found = self._scorers.get(lead_id)
+        return found is not None and found is not self._main
+
     def reader(self) -> Session:
         """A session reading saved states in this transaction, locking and writing nothing."""
         return Session(self.db, self.connection, list(self.models.values()), self.now,
@@ -177,9 +213,9 @@ class Session:
         row = lead_store.load(self.connection, lead_id, lock=self.write)
         if row is None:
             raise EngineError(f"no lead {lead_id!r} in the store")
-        return self._install(lead_id, row, scores.states(self.connection, lead_id), False)
+        return self.install(lead_id, row, scores.states(self.connection, lead_id), False)
 
-    def _install(self, lead_id: str, row: LeadRow, saved: dict[str, Any], new: bool
+    def install(self, lead_id: str, row: LeadRow, saved: dict[str, Any], new: bool
                  ) -> Scorer:
         """Put a loaded lead in the scorer from its saved state, or replay its events where
         the state is missing or stale."""
@@ -325,10 +361,11 @@ class Session:
 
     # ---- changes
 
-    def event(self, lead_id: str, event: Event) -> None:
+    def event(self, lead_id: str, event: Event) -> bool:
+        """Fold in a new event of the lead; whether it raised a handoff."""
         scorer = self.scorer(lead_id)
         if scorer is None:
-            return
+            return False
         if event.lead_id != lead_id:
             event = dataclasses.replace(event, lead_id=lead_id)
         latest = self._latest.get(lead_id)
@@ -336,7 +373,9 @@ class Session:
                                                                             event.timestamp)
         self._dirty.add(lead_id)
         self.accounts.events[lead_id] = event
-        self._handoffs(lead_id, scorer.update_one(event, as_of=self.as_of(lead_id)))
+        updates = scorer.update_one(event, as_of=self.as_of(lead_id))
+        self._handoffs(lead_id, updates)
+        return any(update.handoff is not None for update in updates)
 
     # ---- filters
 
@@ -501,21 +540,33 @@ class Session:
         self.write_log()
         saving = scores.Saving()
         self._saved = []
-        for lead_id in sorted(self._dirty):
-            scorer = self._scorers[lead_id]
-            as_of, lead = self.as_of(lead_id), scorer.lead(lead_id)
-            found = {name: scorer.score(lead_id, name, as_of=as_of)
-                     if scorer.models[name].applies(lead) else None for name in self.models}
-            live = scorer.model_states(lead_id)
-            for name, active in self.models.items():
-                state = live.get(name)
-                text = dumps((state or ModelState(scorer.models[name])).to_dict())
-                saving.add(lead_id, name, active.version, self._latest.get(lead_id), text,
-                           found[name], self.now)
-                if state is not None and self.decoded is not None:
-                    self._saved.append((lead_id, name, active.version, text, state))
+        planned = [(plan.lead_id, plan.now, plan.written) for plan in self.accepted.values()]
+        self.accepted = {}
+        for lead_id, now, written in [*((lead, self.now, self.written(lead))
+                                        for lead in sorted(self._dirty)), *planned]:
+            for row in written:
+                saving.add(lead_id, row.model, row.version, row.latest, row.text, row.score,
+                           now)
+                if row.state is not None and self.decoded is not None:
+                    self._saved.append((lead_id, row.model, row.version, row.text,
+                                        row.state))
         saving.write(self.db, self.connection)
         self._dirty.clear()
+
+    def written(self, lead_id: str) -> list[Written]:
+        """The lead's rows as `flush` saves them now: under each model its state (as JSON
+        text) and its score as of now."""
+        scorer = self._scorers[lead_id]
+        as_of, lead = self.as_of(lead_id), scorer.lead(lead_id)
+        live, out = scorer.model_states(lead_id), []
+        for name, active in self.models.items():
+            model = scorer.models[name]
+            state = live.get(name)
+            out.append(Written(name, active.version, self._latest.get(lead_id),
+                               dumps((state or ModelState(model)).to_dict()),
+                               scorer.score(lead_id, name, as_of=as_of)
+                               if model.applies(lead) else None, state))
+        return out
 
     def release(self) -> None:
         """After the last `flush`, with nothing scored since: keep the states just saved

@@ -16,6 +16,8 @@ from leadscore.errors import EventError
 from leadscore.filters import Filters
 from leadscore.ingest.apply import apply
 from leadscore.ingest.decoded import DecodedStates
+from leadscore.ingest.optimistic import plan_call
+from leadscore.ingest.plan import LeadPlan, Outlook, Plans
 from leadscore.ingest.replay import Replayed, replay
 from leadscore.ingest.session import ActiveModel, Session
 from leadscore.ingest.validate import Message, validate
@@ -101,14 +103,30 @@ def apply_group(db: Database, connection: Connection, models: Sequence[ActiveMod
     latest = max(pending.now for pending in group)
     session = Session(db, connection, models, latest, filters=filters, decoded=decoded)
     session.defer_replays = True
+    if decoded is not None:     # the plans worked out before the lock (`ingest.optimistic`)
+        session.offered = offered(group, {m.name: m.version for m in models})
     session.prefetch([m for pending in group for m in pending.items])
+    planned, stood = {}, {**session.accepted, **session.adopted}
+    for lead_plan in stood.values():
+        lead_plan.used += 1
+        planned.update(dict.fromkeys(lead_plan.log, lead_plan))
+    for pending in group:
+        plans = pending.prepared
+        if isinstance(plans, Plans) and plans.outlook is not None:
+            plans.outlook.report(len(plans.leads), sum(
+                stood.get(lead) is plan for lead, plan in plans.leads.items()))
     out = []
     for pending in group:
         session.now = pending.now
         done, before = [], len(session.handoffs)
         replaying = set(session.replays)
         for message in pending.items:
-            lead_id = apply(session, message)
+            plan = planned.get(message.message_id)
+            if plan is not None and not session.seen(message.message_id):
+                session.append(plan.log[message.message_id])
+                lead_id: str | None = plan.lead_id
+            else:
+                lead_id = apply(session, message)
             done.append(MessageResult(
                 message.index, "accepted" if lead_id is not None else "duplicate",
                 message.message_id, lead_id))
@@ -121,6 +139,37 @@ def apply_group(db: Database, connection: Connection, models: Sequence[ActiveMod
     return [(done, [*handoffs, *saved], {lead: session.replays[lead] for lead in mine
                                          if lead in session.replays})
             for done, handoffs, mine in out]
+
+
+def offered(group: list[Pending[Message, Written]], versions: dict[str, int]
+            ) -> dict[str, LeadPlan]:
+    """The plans of the group's calls worked out under the same model versions; of a lead
+    two calls planned, the first's (the second was folded without its events: the lead's
+    messages in later calls take the ordinary path from the first's plan)."""
+    found: dict[str, LeadPlan] = {}
+    for pending in group:
+        plans = pending.prepared
+        if isinstance(plans, Plans) and plans.versions == versions:
+            for lead_id, plan in plans.leads.items():
+                if not plan.spent:
+                    found.setdefault(lead_id, plan)
+    return found
+
+
+def prepare_call(db: Database, active: Callable[[Connection], list[ActiveModel]],
+                 decoded: DecodedStates, filters: Filters | None,
+                 pending: Pending[Message, Written], outlook: Outlook | None = None) -> None:
+    """`GroupCommit`'s prepare: a waiting call's leads scored outside the write lock where
+    the optimistic path covers them (`ingest.optimistic`) and it pays lately (`outlook`;
+    None: never), else their states decoded."""
+    plans = None
+    if outlook is not None and outlook.worth():
+        plans = plan_call(db, active, decoded, filters, pending.items, pending.now)
+    if plans is None:
+        prepare_messages(db, active, decoded, pending.items)
+    else:
+        plans.outlook = outlook
+        pending.prepared = plans
 
 
 def replay_merged(db: Database, active: Callable[[Connection], list[ActiveModel]],

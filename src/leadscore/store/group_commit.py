@@ -8,6 +8,10 @@ database's only write lock, and its commit (an fsync with `synchronous=full`) an
 statements cost the same for 100 messages as for 1,000: shared by the calls waiting anyway,
 they are paid once. A group that fails is written again call by call, so one call's failure is
 never another's.
+
+A call that has to wait for a writer spends the wait on `prepare`: reading and working out its
+write outside the write lock (`ingest.optimistic`), left on its `Pending` for `apply` to use
+where it still holds (`apply` checks, under the lock, that the store did not change under it).
 """
 
 from __future__ import annotations
@@ -43,10 +47,13 @@ class Pending(Generic[T, R]):
     now: int
     result: R | None = None
     error: BaseException | None = None
+    # What `prepare` worked out, once it is done (`apply` reads it once: a prepare finished
+    # after its transaction began is not used).
+    prepared: object | None = None
 
 
 Apply = Callable[[Connection, list[Pending[T, R]]], Sequence[R]]
-Prepare = Callable[[list[T]], None]
+Prepare = Callable[[Pending[T, R]], None]
 # At most this many calls of one process prepare at once (each holds a connection of the
 # pool); a call finding them all busy is queued unprepared.
 PREPARING = 2
@@ -55,12 +62,14 @@ PREPARING = 2
 class GroupCommit(Generic[T, R]):
     """Calls' items written by `apply(connection, group)`, a group of calls per transaction;
     `apply` returns one result (never None) per call and must be safe to repeat.
-    `prepare(items)`, where given, runs in the thread of a call that has to wait for a
+    `prepare(pending)`, where given, runs in the thread of a call that has to wait for a
     writer (its items queued), outside any write transaction (on SQLite, beside the
     writer): work that makes `apply` shorter but that `apply` must not rely on (it checks
-    what `prepare` read); its failure is logged and the items written all the same."""
+    what `prepare` read; what it worked out goes in `pending.prepared`); its failure is
+    logged and the items written all the same."""
 
-    def __init__(self, db: Database, apply: Apply[T, R], prepare: Prepare[T] | None = None):
+    def __init__(self, db: Database, apply: Apply[T, R],
+                 prepare: Prepare[T, R] | None = None):
         self.db, self.apply, self.prepare = db, apply, prepare
         self.writers = GROUP_WRITERS[db.dialect]
         self.queue: deque[Pending[T, R]] = deque()
@@ -76,7 +85,7 @@ class GroupCommit(Generic[T, R]):
             self.queue.append(pending)      # calls queue in the order they came
             waiting = self._writing >= self.writers
         if waiting:
-            self._prepare(items)
+            self._prepare(pending)
         with self._queued:
             while pending.result is None and pending.error is None:
                 if self._writing >= self.writers or not self.queue:
@@ -101,13 +110,13 @@ class GroupCommit(Generic[T, R]):
         assert pending.result is not None
         return pending.result
 
-    def _prepare(self, items: list[T]) -> None:
+    def _prepare(self, pending: Pending[T, R]) -> None:
         """`prepare` the items of a call that waits for a writer anyway (while it works,
         this call's items may be taken into a transaction: `apply` does not rely on it)."""
         if self.prepare is None or not self._preparing.acquire(blocking=False):
             return
         try:
-            self.prepare(items)
+            self.prepare(pending)
         except Exception:
             log.warning("preparing a write failed; it is written without", exc_info=True)
         finally:
