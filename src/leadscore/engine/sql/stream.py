@@ -249,53 +249,55 @@ def unconverged(edges: str, labels: str) -> exp.Query:
 def ids_query(names: Names) -> exp.Query:
     """`ident, lead_id` for every own identity of a message: a user's lead is its
     component's smallest own userId; an anonymous id claimed by a user joins that user's lead,
-    an unclaimed one is a lead of its own (`<id>#2` where a user lead has its id)."""
-    m, labels = q(names.msg), q(names.labels)
-    # user nodes: own userIds (each once: one pass over the messages) and alias previousIds
-    # (which link, never name a lead)
-    nodes = f"""SELECT u, 1 AS own FROM own
-                UNION ALL SELECT previous_id, 0 FROM {m} WHERE type = 'alias'"""
-    users = f"""
-        SELECT o.u, r.lead_id FROM own AS o
-        LEFT JOIN {labels} AS l ON l.node = o.u
-        JOIN (SELECT COALESCE(l.label, c.u) AS root,
-                     MIN(CASE WHEN c.own = 1 THEN c.u END) AS lead_id
-              FROM ({nodes}) AS c LEFT JOIN {labels} AS l ON l.node = c.u
-              GROUP BY COALESCE(l.label, c.u)) AS r
-        ON r.root = COALESCE(l.label, o.u)"""
-    return parse(f"""
-        WITH own AS (SELECT DISTINCT user_id AS u FROM {m} WHERE user_id IS NOT NULL),
-        users AS ({users}),
-        claims AS ({claims_sql(names)}),
-        anons AS (SELECT DISTINCT anonymous_id AS a FROM {m} WHERE user_id IS NULL)
-        SELECT 'u:' || u AS ident, lead_id FROM users
+    an unclaimed one is a lead of its own (`<id>#2` where a user lead has its id).
+
+    One relation of identities (own userIds, anonymous ids with their first claimant) reads
+    the labels once, and windows do what joins back would (a statement that inlines each CTE
+    reference, as Spark's does, then holds the labels once): the component's smallest userId
+    over the rows of its root, then whether a user lead has an anonymous id's name."""
+    m = q(names.msg)
+    nodes = f"""
+        SELECT 'u' AS kind, u AS id, CAST(NULL AS STRING) AS claimant
+        FROM (SELECT DISTINCT user_id AS u FROM {m} WHERE user_id IS NOT NULL) AS o
         UNION ALL
-        SELECT 'a:' || a.a AS ident,
-               CASE WHEN c.claimant IS NOT NULL THEN cu.lead_id
-                    WHEN taken.lead_id IS NOT NULL THEN a.a || '#2' ELSE a.a END AS lead_id
-        FROM anons AS a LEFT JOIN claims AS c ON c.anon = a.a
-        LEFT JOIN users AS cu ON cu.u = c.claimant
-        LEFT JOIN (SELECT DISTINCT lead_id FROM users) AS taken ON taken.lead_id = a.a""")
+        SELECT 'a', a.a, c.claimant
+        FROM (SELECT DISTINCT anonymous_id AS a FROM {m} WHERE user_id IS NULL) AS a
+        LEFT JOIN ({claims_sql(names)}) AS c ON c.anon = a.a"""
+    # an anonymous id's root is its claimant's (none unclaimed: a NULL partition of no user)
+    user = "CASE WHEN n.kind = 'u' THEN n.id ELSE n.claimant END"
+    rooted = f"""
+        SELECT n.kind, n.id, n.claimant, COALESCE(l.label, {user}) AS root
+        FROM ({nodes}) AS n LEFT JOIN {q(names.labels)} AS l ON l.node = {user}"""
+    led = f"""
+        SELECT kind, id, claimant,
+               MIN(CASE WHEN kind = 'u' THEN id END) OVER (PARTITION BY root) AS lead_id
+        FROM ({rooted}) AS r"""
+    return parse(f"""
+        SELECT CASE WHEN kind = 'u' THEN 'u:' ELSE 'a:' END || id AS ident,
+               CASE WHEN kind = 'u' OR claimant IS NOT NULL THEN lead_id
+                    WHEN taken = 1 THEN id || '#2' ELSE id END AS lead_id
+        FROM (SELECT kind, id, claimant, lead_id,
+                     MAX(CASE WHEN kind = 'u' THEN 1 END) OVER (
+                       PARTITION BY CASE WHEN kind = 'u' THEN lead_id ELSE id END) AS taken
+              FROM ({led}) AS d) AS t""")
 
 
 def events_query(names: Names, value_cols: list[str]) -> exp.Query:
     """The canonical events: track, page and screen messages with their lead's id. Most
     identities are their own lead (the userId, else the anonymousId): only the few that are
-    not (`moved`: merged, claimed, renamed) are looked up, by the message's raw id."""
+    not (`moved`: merged, claimed, renamed) are looked up, by the message's raw id and its
+    kind (one read of the identities)."""
     values = "".join(f", m.{q(c)}" for c in value_cols)
     kinds = ", ".join(s(k) for k in EVENT_KINDS)
-    ids = q(names.ids)
     moved = f"""SELECT SUBSTRING(ident, 1, 1) AS kind, SUBSTRING(ident, 3) AS id, lead_id
-                FROM {ids} WHERE lead_id <> SUBSTRING(ident, 3)"""
+                FROM {q(names.ids)} WHERE lead_id <> SUBSTRING(ident, 3)"""
     return parse(f"""
-        WITH moved AS ({moved}),
-        mu AS (SELECT id, lead_id FROM moved WHERE kind = 'u'),
-        ma AS (SELECT id, lead_id FROM moved WHERE kind = 'a')
-        SELECT COALESCE(mu.lead_id, ma.lead_id, m.user_id, m.anonymous_id) AS lead_id,
+        SELECT COALESCE(mv.lead_id, m.user_id, m.anonymous_id) AS lead_id,
                m.k AS ts, m.type, m.event, m.path{values}
         FROM {q(names.msg)} AS m
-        LEFT JOIN mu ON mu.id = m.user_id
-        LEFT JOIN ma ON ma.id = CASE WHEN m.user_id IS NULL THEN m.anonymous_id END
+        LEFT JOIN ({moved}) AS mv
+          ON mv.id = COALESCE(m.user_id, m.anonymous_id)
+         AND mv.kind = CASE WHEN m.user_id IS NULL THEN 'a' ELSE 'u' END
         WHERE m.type IN ({kinds})""")
 
 
