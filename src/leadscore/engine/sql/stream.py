@@ -416,32 +416,18 @@ def leads_query(names: Names, columns: Mapping[str, str], accounts: Mapping[str,
     """`lead_id, traits.<x>, account.id, account.<x>`: every lead with a message by as_of,
     its traits as of then, its latest account and that account's traits; over the leads
     table when one is given (its account columns hold where the stream names none)."""
-    m, ids = q(names.msg), q(names.ids)
     trait_cols = value_columns(columns, "traits.")
-    identifies = f"""(SELECT i.lead_id, m.* FROM {m} AS m JOIN {ids} AS i
-                      ON i.ident = m.ident WHERE m.type = 'identify')"""
-    traits = pivot(identifies, trait_cols, "lead_id", arg_max)
-    naming = f"""FROM {m} AS m JOIN {ids} AS i ON i.ident = m.ident
-          WHERE m.account_id IS NOT NULL AND m.type IN ('group', 'identify')"""
-    account = f"""
-        SELECT i.lead_id, ARG_MAX(m.account_id, STRUCT(m.k, m.message_id)) AS account_id
-        {naming} GROUP BY i.lead_id""" if arg_max else f"""
-        SELECT lead_id, account_id FROM (
-          SELECT i.lead_id, m.account_id,
-                 ROW_NUMBER() OVER (PARTITION BY i.lead_id ORDER BY m.k DESC,
-                                    m.message_id DESC) AS rn
-          {naming}) AS r
-        WHERE rn = 1"""
     account_cols = [c for c in accounts if c.startswith("account.")]
     flags = sorted({top_key(c) for c in trait_cols})
-    stream = f"""
-        SELECT p.lead_id{''.join(', t.' + q(c) for c in trait_cols)}
-        {''.join(', t.' + q('has.' + k) for k in flags)},
-        la.account_id AS {q('account.id')}{''.join(', a.' + q(c) for c in account_cols)}
-        FROM (SELECT DISTINCT lead_id FROM {ids}) AS p
-        LEFT JOIN ({traits}) AS t ON t.lead_id = p.lead_id
-        LEFT JOIN ({account}) AS la ON la.lead_id = p.lead_id
-        LEFT JOIN {q(names.accounts)} AS a ON a.account_id = la.account_id"""
+    if arg_max:
+        stream = _leads_by_arg_max(names, trait_cols, account_cols, flags)
+    else:
+        stream = f"""
+            SELECT p.lead_id{''.join(', p.' + q(c) for c in trait_cols)}
+            {''.join(', p.' + q('has.' + k) for k in flags)},
+            p.{q('account.id')}{''.join(', a.' + q(c) for c in account_cols)}
+            FROM ({lead_pivot(names, trait_cols)}) AS p
+            LEFT JOIN {q(names.accounts)} AS a ON a.account_id = p.{q('account.id')}"""
     base_cols = dict(base or {})
     picks = merge_base({c: columns[c] for c in trait_cols}, base_cols, "traits.")
     # the account: the stream's where it names one, else the base table's
@@ -453,3 +439,70 @@ def leads_query(names: Names, columns: Mapping[str, str], accounts: Mapping[str,
         picks.append((c, sql, kind))
     sql, out = joined(stream, "lead_id", names.base_leads, picks)
     return parse(sql), out
+
+
+def _leads_by_arg_max(names: Names, trait_cols: list[str], account_cols: list[str],
+                      flags: list[str]) -> str:
+    """The stream's leads on DuckDB (its stages are tables: reading the identities three
+    times costs nothing there): traits by `pivot`, the account by ARG_MAX."""
+    m, ids = q(names.msg), q(names.ids)
+    identifies = f"""(SELECT i.lead_id, m.* FROM {m} AS m JOIN {ids} AS i
+                      ON i.ident = m.ident WHERE m.type = 'identify')"""
+    traits = pivot(identifies, trait_cols, "lead_id", arg_max=True)
+    account = f"""
+        SELECT i.lead_id, ARG_MAX(m.account_id, STRUCT(m.k, m.message_id)) AS account_id
+        FROM {m} AS m JOIN {ids} AS i ON i.ident = m.ident
+        WHERE m.account_id IS NOT NULL AND m.type IN ('group', 'identify')
+        GROUP BY i.lead_id"""
+    return f"""
+        SELECT p.lead_id{''.join(', t.' + q(c) for c in trait_cols)}
+        {''.join(', t.' + q('has.' + k) for k in flags)},
+        la.account_id AS {q('account.id')}{''.join(', a.' + q(c) for c in account_cols)}
+        FROM (SELECT DISTINCT lead_id FROM {ids}) AS p
+        LEFT JOIN ({traits}) AS t ON t.lead_id = p.lead_id
+        LEFT JOIN ({account}) AS la ON la.lead_id = p.lead_id
+        LEFT JOIN {q(names.accounts)} AS a ON a.account_id = la.account_id"""
+
+
+# Pseudo keys of `lead_pivot` beside the traits' top-level keys (which hold no dot): the
+# lead itself (every identity's row sets it) and its account (a group / identify naming one).
+LEAD_KEY, ACCOUNT_KEY = ".", ".account"
+
+
+def lead_pivot(names: Names, trait_cols: list[str]) -> str:
+    """`lead_id`, per trait key its columns and `has.<key>` flag, `account.id`: one row per
+    lead, from ONE read of the identities (a statement that inlines each CTE reference, as
+    Spark's does, holds them once). Each identity with its identify and group messages, the
+    rows repeated per key they set (`pivot`'s way: the latest per lead and key by a window),
+    with two pseudo keys: the lead (so that a lead without such messages has its row) and
+    its account."""
+    keys: dict[str, list[str]] = {}
+    for c in trait_cols:
+        keys.setdefault(top_key(c), []).append(c)
+    sets = " ".join(
+        f"WHEN {s(k)} THEN m.type = 'identify' AND ("
+        + " OR ".join(f"m.{q(c)} IS NOT NULL" for c in found) + ")"
+        for k, found in keys.items())
+    values = ", ".join(f"({s(k)})" for k in [LEAD_KEY, ACCOUNT_KEY, *keys])
+    carried = "".join(f", m.{q(c)}" for c in trait_cols)
+    picks = [f"MAX(CASE WHEN w.key = {s(top_key(c))} THEN w.{q(c)} END) AS {q(c)}"
+             for c in trait_cols]
+    flags = [f"MAX(CASE WHEN w.key = {s(k)} THEN 1 ELSE 0 END) AS {q('has.' + k)}"
+             for k in sorted(keys)]
+    account = f"MAX(CASE WHEN w.key = {s(ACCOUNT_KEY)} THEN w.account_id END) AS " \
+        f"{q('account.id')}"
+    return f"""
+        SELECT w.lead_id{''.join(', ' + p for p in [*picks, *flags, account])}
+        FROM (
+          SELECT x.*, ROW_NUMBER() OVER (PARTITION BY lead_id, key ORDER BY k DESC,
+                                         message_id DESC) AS rn
+          FROM (SELECT i.lead_id, m.message_id, m.k, m.account_id, keys.key{carried}
+                FROM {q(names.ids)} AS i
+                LEFT JOIN {q(names.msg)} AS m
+                  ON m.ident = i.ident AND m.type IN ('identify', 'group')
+                CROSS JOIN (VALUES {values}) AS keys(key)
+                WHERE CASE keys.key WHEN {s(LEAD_KEY)} THEN TRUE
+                                    WHEN {s(ACCOUNT_KEY)} THEN m.account_id IS NOT NULL
+                                    {sets} ELSE FALSE END) AS x
+        ) AS w WHERE w.rn = 1
+        GROUP BY w.lead_id"""
