@@ -289,7 +289,8 @@ def events_query(names: Names, value_cols: list[str]) -> exp.Query:
     kind (one read of the identities)."""
     values = "".join(f", m.{q(c)}" for c in value_cols)
     kinds = ", ".join(s(k) for k in EVENT_KINDS)
-    moved = f"""SELECT SUBSTRING(ident, 1, 1) AS kind, SUBSTRING(ident, 3) AS id, lead_id
+    moved = f"""SELECT SUBSTRING(ident, 1, 1) = 'u' AS is_user, SUBSTRING(ident, 3) AS id,
+                       lead_id
                 FROM {q(names.ids)} WHERE lead_id <> SUBSTRING(ident, 3)"""
     return parse(f"""
         SELECT COALESCE(mv.lead_id, m.user_id, m.anonymous_id) AS lead_id,
@@ -297,7 +298,7 @@ def events_query(names: Names, value_cols: list[str]) -> exp.Query:
         FROM {q(names.msg)} AS m
         LEFT JOIN ({moved}) AS mv
           ON mv.id = COALESCE(m.user_id, m.anonymous_id)
-         AND mv.kind = CASE WHEN m.user_id IS NULL THEN 'a' ELSE 'u' END
+         AND mv.is_user = (m.user_id IS NOT NULL)
         WHERE m.type IN ({kinds})""")
 
 
