@@ -32,6 +32,7 @@ from leadscore.io.readers import read_messages
 from leadscore.timeutil import parse_timestamp
 from tests.conftest import postgres_url, require_postgres
 from tests.engine.outputs import rows_of
+from tests.warehouse.statement_size import examples_statement, inlined_size
 from tests.warehouse.test_compile import (
     EXAMPLE_AS_OF,
     EXAMPLES,
@@ -39,7 +40,6 @@ from tests.warehouse.test_compile import (
     assert_rows_equal,
     leadscore,
 )
-from tests.warehouse.statement_size import examples_statement, inlined_size
 from tests.warehouse.test_postgres import plain, table_rows
 
 STREAM = [ROOT / "examples" / "data" / "events.jsonl", ROOT / "examples" / "data" / "leads.jsonl"]
