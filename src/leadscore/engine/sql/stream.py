@@ -133,7 +133,7 @@ def compile_stream(columns: Mapping[str, str], as_of_us: int, *, names: Names | 
     leads_q, leads_out = leads_query(names, columns, accounts_out, base_leads, arg_max)
     return StreamStage(
         names, msg_query(names, as_of_us, columns, dedupe), edges_query(names),
-        label_rounds(names.edges, start_labels(names.edges), rounds),
+        label_rounds(names.edges, None, rounds),
         ids_query(names), events_query(names, list(events_out)[5:]), accounts_q, leads_q,
         {"events": events_out, "leads": leads_out, "accounts": accounts_out})
 
@@ -207,35 +207,50 @@ def start_labels(edges: str) -> exp.Query:
     return parse(f"SELECT DISTINCT src AS node, src AS label FROM {q(edges)}")
 
 
-def label_rounds(edges: str, labels: exp.Query | str, rounds: int = ROUNDS) -> exp.Query:
+def label_rounds(edges: str, labels: exp.Query | str | None, rounds: int = ROUNDS
+                 ) -> exp.Query:
     """`rounds` rounds of min-label propagation, each followed by a pointer jump (a node
     takes its label's label), over the symmetric `edges` (with a self loop per node), from
-    `labels` (a query or a table of node, label): one statement, a CTE per step.
+    `labels` (a query or a table of node, label; None: every node its own label): one
+    statement, a CTE per step, `node, label` out.
 
-    Every step refers to the step before exactly once, so engines that inline CTEs (Spark
-    inlines each reference) see a plan that grows linearly with the rounds: the self loops
-    come from one read of the edges crossed with TWICE, and the jump, a self-join, is a
-    window instead: each row of the round once as its node's label (k = 0) and once asking
-    for its label's label (k = 1, partitioned by the label, where that label's own k = 0
-    row gives the value). Every label is itself a node of the round (a component's member),
-    so the window always finds it, as the self-join's inner join did."""
-    start = labels.sql(READ) if isinstance(labels, exp.Query) else \
-        f"SELECT node, label FROM {q(labels)}"
-    ctes = [f"l0 AS ({start})",
-            f"""e AS (SELECT DISTINCT src, CASE WHEN t.k = 0 THEN dst ELSE src END AS dst
-                      FROM {q(edges)} CROSS JOIN {TWICE} AS t)"""]
+    Every step reads the one before exactly once, and the edges are read once in all, so
+    engines that inline CTEs (Spark inlines each reference) see a plan that grows linearly
+    with the rounds and holds the edges once. A round works on the edge rows themselves,
+    each carrying its end's label (`ldst`): the smallest over a node's rows is its new label
+    `c` (a window), the jump is a window too — each row once as its node's `c` (k = 0) and
+    once asking for its `c`'s own (k = 1, partitioned by `c`, where that node's k = 0 rows
+    give the value) — and a last window hands each row its end's new label the same way.
+    Every label is itself a node of the round (a component's member, with its self loop),
+    so the windows always find it, as the self-joins' inner joins did."""
+    loops = f"""SELECT DISTINCT src, CASE WHEN t.k = 0 THEN dst ELSE src END AS dst
+                FROM {q(edges)} CROSS JOIN {TWICE} AS t"""
+    if labels is None:
+        start = f"SELECT src, dst, dst AS ldst FROM ({loops}) AS e"
+    else:
+        given = f"({labels.sql(READ)})" if isinstance(labels, exp.Query) else q(labels)
+        start = f"""SELECT e.src, e.dst, l.label AS ldst FROM ({loops}) AS e
+                    JOIN {given} AS l ON l.node = e.dst"""
+    ctes = [f"x0 AS ({start})"]
     for r in range(1, rounds + 1):
-        ctes.append(f"""c{r} AS (
-            SELECT e.src AS node, MIN(l.label) AS label
-            FROM e JOIN l{r - 1} AS l ON l.node = e.dst GROUP BY e.src)""")
-        ctes.append(f"""l{r} AS (
-            SELECT node, label FROM (
-              SELECT t.k, c.node,
-                     MIN(CASE WHEN t.k = 0 THEN c.label END) OVER (
-                       PARTITION BY CASE WHEN t.k = 0 THEN c.node ELSE c.label END) AS label
-              FROM c{r} AS c CROSS JOIN {TWICE} AS t) AS j
+        # c: the node's smallest label over its edges; l: c's own c (the pointer jump)
+        ctes.append(f"""j{r} AS (
+            SELECT src, dst, label FROM (
+              SELECT t.k, a.src, a.dst,
+                     MIN(CASE WHEN t.k = 0 THEN a.c END) OVER (
+                       PARTITION BY CASE WHEN t.k = 0 THEN a.src ELSE a.c END) AS label
+              FROM (SELECT src, dst, MIN(ldst) OVER (PARTITION BY src) AS c
+                    FROM x{r - 1}) AS a CROSS JOIN {TWICE} AS t) AS j
             WHERE j.k = 1)""")
-    return parse(f"WITH {', '.join(ctes)} SELECT node, label FROM l{rounds}")
+        if r < rounds:    # each edge row its end's new label, for the next round
+            ctes.append(f"""x{r} AS (
+                SELECT src, dst, ldst FROM (
+                  SELECT t.k, b.src, b.dst,
+                         MIN(CASE WHEN t.k = 0 THEN b.label END) OVER (
+                           PARTITION BY CASE WHEN t.k = 0 THEN b.src ELSE b.dst END) AS ldst
+                  FROM j{r} AS b CROSS JOIN {TWICE} AS t) AS y
+                WHERE y.k = 1)""")
+    return parse(f"WITH {', '.join(ctes)} SELECT DISTINCT src AS node, label FROM j{rounds}")
 
 
 def unconverged(edges: str, labels: str) -> exp.Query:
