@@ -3,6 +3,7 @@ links, point-in-time traits, accounts — through `score_many` and `score_accoun
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import duckdb
 from leadscore.engine.batch import score_many
 from leadscore.engine.batch.accounts import score_accounts
 from leadscore.engine.batch.inputs import canonical_inputs
+from leadscore.engine.sql.stream import ROUNDS, label_rounds
 from leadscore.io.readers import read_messages
 from leadscore.model import load_models
 from leadscore.timeutil import parse_timestamp
@@ -323,3 +325,31 @@ def test_a_nested_trait_is_replaced_whole_by_the_latest_value_setting_it(tmp_pat
     assert leads["u"]["traits.x.k"] == 1
     assert leads["u"]["traits.x.j"] is None     # x's latest value has no j
     assert leads["u"]["traits.y"] == 1          # a null does not erase
+
+
+def test_one_statement_of_label_rounds_joins_a_chain_of_32_links() -> None:
+    """The compiled statement has no loop: its ROUNDS unrolled rounds (pointer jumping)
+    label every node of a 32-link alias chain whose names rise or fall along it with the
+    chain's smallest; 64 links need more. (Names in other orders along a chain can need more
+    rounds: a 33-node chain with its smallest in the middle and the names rising away from
+    it on both sides is not joined in 5 rounds — as before the rounds moved onto the edge
+    rows, which changed no label.)"""
+    assert 2 ** ROUNDS == 32
+    con = duckdb.connect()
+    for order in ("rising", "falling"):
+        names = [f"n{i:03d}" for i in range(33)]
+        if order == "falling":
+            names.reverse()
+        con.sql("CREATE OR REPLACE TABLE chain_edges (src VARCHAR, dst VARCHAR)")
+        con.executemany("INSERT INTO chain_edges VALUES (?, ?)",
+                        [p for a, b in itertools.pairwise(names) for p in
+                         ((a, b), (b, a))])
+        labels = con.sql(label_rounds("chain_edges", None).sql(dialect="duckdb")).fetchall()
+        assert len(labels) == 33 and {label for _, label in labels} == {"n000"}, order
+    names = [f"n{i:03d}" for i in range(65)][::-1]
+    con.sql("CREATE OR REPLACE TABLE chain_edges (src VARCHAR, dst VARCHAR)")
+    con.executemany("INSERT INTO chain_edges VALUES (?, ?)",
+                    [p for a, b in itertools.pairwise(names) for p in
+                     ((a, b), (b, a))])
+    labels = con.sql(label_rounds("chain_edges", None).sql(dialect="duckdb")).fetchall()
+    assert len({label for _, label in labels}) > 1

@@ -133,7 +133,7 @@ def compile_stream(columns: Mapping[str, str], as_of_us: int, *, names: Names | 
     leads_q, leads_out = leads_query(names, columns, accounts_out, base_leads, arg_max)
     return StreamStage(
         names, msg_query(names, as_of_us, columns, dedupe), edges_query(names),
-        label_rounds(names.edges, start_labels(names.edges), rounds),
+        label_rounds(names.edges, None, rounds),
         ids_query(names), events_query(names, list(events_out)[5:]), accounts_q, leads_q,
         {"events": events_out, "leads": leads_out, "accounts": accounts_out})
 
@@ -207,35 +207,50 @@ def start_labels(edges: str) -> exp.Query:
     return parse(f"SELECT DISTINCT src AS node, src AS label FROM {q(edges)}")
 
 
-def label_rounds(edges: str, labels: exp.Query | str, rounds: int = ROUNDS) -> exp.Query:
+def label_rounds(edges: str, labels: exp.Query | str | None, rounds: int = ROUNDS
+                 ) -> exp.Query:
     """`rounds` rounds of min-label propagation, each followed by a pointer jump (a node
     takes its label's label), over the symmetric `edges` (with a self loop per node), from
-    `labels` (a query or a table of node, label): one statement, a CTE per step.
+    `labels` (a query or a table of node, label; None: every node its own label): one
+    statement, a CTE per step, `node, label` out.
 
-    Every step refers to the step before exactly once, so engines that inline CTEs (Spark
-    inlines each reference) see a plan that grows linearly with the rounds: the self loops
-    come from one read of the edges crossed with TWICE, and the jump, a self-join, is a
-    window instead: each row of the round once as its node's label (k = 0) and once asking
-    for its label's label (k = 1, partitioned by the label, where that label's own k = 0
-    row gives the value). Every label is itself a node of the round (a component's member),
-    so the window always finds it, as the self-join's inner join did."""
-    start = labels.sql(READ) if isinstance(labels, exp.Query) else \
-        f"SELECT node, label FROM {q(labels)}"
-    ctes = [f"l0 AS ({start})",
-            f"""e AS (SELECT DISTINCT src, CASE WHEN t.k = 0 THEN dst ELSE src END AS dst
-                      FROM {q(edges)} CROSS JOIN {TWICE} AS t)"""]
+    Every step reads the one before exactly once, and the edges are read once in all, so
+    engines that inline CTEs (Spark inlines each reference) see a plan that grows linearly
+    with the rounds and holds the edges once. A round works on the edge rows themselves,
+    each carrying its end's label (`ldst`): the smallest over a node's rows is its new label
+    `c` (a window), the jump is a window too — each row once as its node's `c` (k = 0) and
+    once asking for its `c`'s own (k = 1, partitioned by `c`, where that node's k = 0 rows
+    give the value) — and a last window hands each row its end's new label the same way.
+    Every label is itself a node of the round (a component's member, with its self loop),
+    so the windows always find it, as the self-joins' inner joins did."""
+    loops = f"""SELECT DISTINCT src, CASE WHEN t.k = 0 THEN dst ELSE src END AS dst
+                FROM {q(edges)} CROSS JOIN {TWICE} AS t"""
+    if labels is None:
+        start = f"SELECT src, dst, dst AS ldst FROM ({loops}) AS e"
+    else:
+        given = f"({labels.sql(READ)})" if isinstance(labels, exp.Query) else q(labels)
+        start = f"""SELECT e.src, e.dst, l.label AS ldst FROM ({loops}) AS e
+                    JOIN {given} AS l ON l.node = e.dst"""
+    ctes = [f"x0 AS ({start})"]
     for r in range(1, rounds + 1):
-        ctes.append(f"""c{r} AS (
-            SELECT e.src AS node, MIN(l.label) AS label
-            FROM e JOIN l{r - 1} AS l ON l.node = e.dst GROUP BY e.src)""")
-        ctes.append(f"""l{r} AS (
-            SELECT node, label FROM (
-              SELECT t.k, c.node,
-                     MIN(CASE WHEN t.k = 0 THEN c.label END) OVER (
-                       PARTITION BY CASE WHEN t.k = 0 THEN c.node ELSE c.label END) AS label
-              FROM c{r} AS c CROSS JOIN {TWICE} AS t) AS j
+        # c: the node's smallest label over its edges; l: c's own c (the pointer jump)
+        ctes.append(f"""j{r} AS (
+            SELECT src, dst, label FROM (
+              SELECT t.k, a.src, a.dst,
+                     MIN(CASE WHEN t.k = 0 THEN a.c END) OVER (
+                       PARTITION BY CASE WHEN t.k = 0 THEN a.src ELSE a.c END) AS label
+              FROM (SELECT src, dst, MIN(ldst) OVER (PARTITION BY src) AS c
+                    FROM x{r - 1}) AS a CROSS JOIN {TWICE} AS t) AS j
             WHERE j.k = 1)""")
-    return parse(f"WITH {', '.join(ctes)} SELECT node, label FROM l{rounds}")
+        if r < rounds:    # each edge row its end's new label, for the next round
+            ctes.append(f"""x{r} AS (
+                SELECT src, dst, ldst FROM (
+                  SELECT t.k, b.src, b.dst,
+                         MIN(CASE WHEN t.k = 0 THEN b.label END) OVER (
+                           PARTITION BY CASE WHEN t.k = 0 THEN b.src ELSE b.dst END) AS ldst
+                  FROM j{r} AS b CROSS JOIN {TWICE} AS t) AS y
+                WHERE y.k = 1)""")
+    return parse(f"WITH {', '.join(ctes)} SELECT DISTINCT src AS node, label FROM j{rounds}")
 
 
 def unconverged(edges: str, labels: str) -> exp.Query:
@@ -249,53 +264,56 @@ def unconverged(edges: str, labels: str) -> exp.Query:
 def ids_query(names: Names) -> exp.Query:
     """`ident, lead_id` for every own identity of a message: a user's lead is its
     component's smallest own userId; an anonymous id claimed by a user joins that user's lead,
-    an unclaimed one is a lead of its own (`<id>#2` where a user lead has its id)."""
-    m, labels = q(names.msg), q(names.labels)
-    # user nodes: own userIds (each once: one pass over the messages) and alias previousIds
-    # (which link, never name a lead)
-    nodes = f"""SELECT u, 1 AS own FROM own
-                UNION ALL SELECT previous_id, 0 FROM {m} WHERE type = 'alias'"""
-    users = f"""
-        SELECT o.u, r.lead_id FROM own AS o
-        LEFT JOIN {labels} AS l ON l.node = o.u
-        JOIN (SELECT COALESCE(l.label, c.u) AS root,
-                     MIN(CASE WHEN c.own = 1 THEN c.u END) AS lead_id
-              FROM ({nodes}) AS c LEFT JOIN {labels} AS l ON l.node = c.u
-              GROUP BY COALESCE(l.label, c.u)) AS r
-        ON r.root = COALESCE(l.label, o.u)"""
-    return parse(f"""
-        WITH own AS (SELECT DISTINCT user_id AS u FROM {m} WHERE user_id IS NOT NULL),
-        users AS ({users}),
-        claims AS ({claims_sql(names)}),
-        anons AS (SELECT DISTINCT anonymous_id AS a FROM {m} WHERE user_id IS NULL)
-        SELECT 'u:' || u AS ident, lead_id FROM users
+    an unclaimed one is a lead of its own (`<id>#2` where a user lead has its id).
+
+    One relation of identities (own userIds, anonymous ids with their first claimant) reads
+    the labels once, and windows do what joins back would (a statement that inlines each CTE
+    reference, as Spark's does, then holds the labels once): the component's smallest userId
+    over the rows of its root, then whether a user lead has an anonymous id's name."""
+    m = q(names.msg)
+    nodes = f"""
+        SELECT 'u' AS kind, u AS id, CAST(NULL AS STRING) AS claimant
+        FROM (SELECT DISTINCT user_id AS u FROM {m} WHERE user_id IS NOT NULL) AS o
         UNION ALL
-        SELECT 'a:' || a.a AS ident,
-               CASE WHEN c.claimant IS NOT NULL THEN cu.lead_id
-                    WHEN taken.lead_id IS NOT NULL THEN a.a || '#2' ELSE a.a END AS lead_id
-        FROM anons AS a LEFT JOIN claims AS c ON c.anon = a.a
-        LEFT JOIN users AS cu ON cu.u = c.claimant
-        LEFT JOIN (SELECT DISTINCT lead_id FROM users) AS taken ON taken.lead_id = a.a""")
+        SELECT 'a', a.a, c.claimant
+        FROM (SELECT DISTINCT anonymous_id AS a FROM {m} WHERE user_id IS NULL) AS a
+        LEFT JOIN ({claims_sql(names)}) AS c ON c.anon = a.a"""
+    # an anonymous id's root is its claimant's (none unclaimed: a NULL partition of no user)
+    user = "CASE WHEN n.kind = 'u' THEN n.id ELSE n.claimant END"
+    rooted = f"""
+        SELECT n.kind, n.id, n.claimant, COALESCE(l.label, {user}) AS root
+        FROM ({nodes}) AS n LEFT JOIN {q(names.labels)} AS l ON l.node = {user}"""
+    led = f"""
+        SELECT kind, id, claimant,
+               MIN(CASE WHEN kind = 'u' THEN id END) OVER (PARTITION BY root) AS lead_id
+        FROM ({rooted}) AS r"""
+    return parse(f"""
+        SELECT CASE WHEN kind = 'u' THEN 'u:' ELSE 'a:' END || id AS ident,
+               CASE WHEN kind = 'u' OR claimant IS NOT NULL THEN lead_id
+                    WHEN taken = 1 THEN id || '#2' ELSE id END AS lead_id
+        FROM (SELECT kind, id, claimant, lead_id,
+                     MAX(CASE WHEN kind = 'u' THEN 1 END) OVER (
+                       PARTITION BY CASE WHEN kind = 'u' THEN lead_id ELSE id END) AS taken
+              FROM ({led}) AS d) AS t""")
 
 
 def events_query(names: Names, value_cols: list[str]) -> exp.Query:
     """The canonical events: track, page and screen messages with their lead's id. Most
     identities are their own lead (the userId, else the anonymousId): only the few that are
-    not (`moved`: merged, claimed, renamed) are looked up, by the message's raw id."""
+    not (`moved`: merged, claimed, renamed) are looked up, by the message's raw id and its
+    kind (one read of the identities)."""
     values = "".join(f", m.{q(c)}" for c in value_cols)
     kinds = ", ".join(s(k) for k in EVENT_KINDS)
-    ids = q(names.ids)
-    moved = f"""SELECT SUBSTRING(ident, 1, 1) AS kind, SUBSTRING(ident, 3) AS id, lead_id
-                FROM {ids} WHERE lead_id <> SUBSTRING(ident, 3)"""
+    moved = f"""SELECT SUBSTRING(ident, 1, 1) = 'u' AS is_user, SUBSTRING(ident, 3) AS id,
+                       lead_id
+                FROM {q(names.ids)} WHERE lead_id <> SUBSTRING(ident, 3)"""
     return parse(f"""
-        WITH moved AS ({moved}),
-        mu AS (SELECT id, lead_id FROM moved WHERE kind = 'u'),
-        ma AS (SELECT id, lead_id FROM moved WHERE kind = 'a')
-        SELECT COALESCE(mu.lead_id, ma.lead_id, m.user_id, m.anonymous_id) AS lead_id,
+        SELECT COALESCE(mv.lead_id, m.user_id, m.anonymous_id) AS lead_id,
                m.k AS ts, m.type, m.event, m.path{values}
         FROM {q(names.msg)} AS m
-        LEFT JOIN mu ON mu.id = m.user_id
-        LEFT JOIN ma ON ma.id = CASE WHEN m.user_id IS NULL THEN m.anonymous_id END
+        LEFT JOIN ({moved}) AS mv
+          ON mv.id = COALESCE(m.user_id, m.anonymous_id)
+         AND mv.is_user = (m.user_id IS NOT NULL)
         WHERE m.type IN ({kinds})""")
 
 
@@ -414,32 +432,18 @@ def leads_query(names: Names, columns: Mapping[str, str], accounts: Mapping[str,
     """`lead_id, traits.<x>, account.id, account.<x>`: every lead with a message by as_of,
     its traits as of then, its latest account and that account's traits; over the leads
     table when one is given (its account columns hold where the stream names none)."""
-    m, ids = q(names.msg), q(names.ids)
     trait_cols = value_columns(columns, "traits.")
-    identifies = f"""(SELECT i.lead_id, m.* FROM {m} AS m JOIN {ids} AS i
-                      ON i.ident = m.ident WHERE m.type = 'identify')"""
-    traits = pivot(identifies, trait_cols, "lead_id", arg_max)
-    naming = f"""FROM {m} AS m JOIN {ids} AS i ON i.ident = m.ident
-          WHERE m.account_id IS NOT NULL AND m.type IN ('group', 'identify')"""
-    account = f"""
-        SELECT i.lead_id, ARG_MAX(m.account_id, STRUCT(m.k, m.message_id)) AS account_id
-        {naming} GROUP BY i.lead_id""" if arg_max else f"""
-        SELECT lead_id, account_id FROM (
-          SELECT i.lead_id, m.account_id,
-                 ROW_NUMBER() OVER (PARTITION BY i.lead_id ORDER BY m.k DESC,
-                                    m.message_id DESC) AS rn
-          {naming}) AS r
-        WHERE rn = 1"""
     account_cols = [c for c in accounts if c.startswith("account.")]
     flags = sorted({top_key(c) for c in trait_cols})
-    stream = f"""
-        SELECT p.lead_id{''.join(', t.' + q(c) for c in trait_cols)}
-        {''.join(', t.' + q('has.' + k) for k in flags)},
-        la.account_id AS {q('account.id')}{''.join(', a.' + q(c) for c in account_cols)}
-        FROM (SELECT DISTINCT lead_id FROM {ids}) AS p
-        LEFT JOIN ({traits}) AS t ON t.lead_id = p.lead_id
-        LEFT JOIN ({account}) AS la ON la.lead_id = p.lead_id
-        LEFT JOIN {q(names.accounts)} AS a ON a.account_id = la.account_id"""
+    if arg_max:
+        stream = _leads_by_arg_max(names, trait_cols, account_cols, flags)
+    else:
+        stream = f"""
+            SELECT p.lead_id{''.join(', p.' + q(c) for c in trait_cols)}
+            {''.join(', p.' + q('has.' + k) for k in flags)},
+            p.{q('account.id')}{''.join(', a.' + q(c) for c in account_cols)}
+            FROM ({lead_pivot(names, trait_cols)}) AS p
+            LEFT JOIN {q(names.accounts)} AS a ON a.account_id = p.{q('account.id')}"""
     base_cols = dict(base or {})
     picks = merge_base({c: columns[c] for c in trait_cols}, base_cols, "traits.")
     # the account: the stream's where it names one, else the base table's
@@ -451,3 +455,70 @@ def leads_query(names: Names, columns: Mapping[str, str], accounts: Mapping[str,
         picks.append((c, sql, kind))
     sql, out = joined(stream, "lead_id", names.base_leads, picks)
     return parse(sql), out
+
+
+def _leads_by_arg_max(names: Names, trait_cols: list[str], account_cols: list[str],
+                      flags: list[str]) -> str:
+    """The stream's leads on DuckDB (its stages are tables: reading the identities three
+    times costs nothing there): traits by `pivot`, the account by ARG_MAX."""
+    m, ids = q(names.msg), q(names.ids)
+    identifies = f"""(SELECT i.lead_id, m.* FROM {m} AS m JOIN {ids} AS i
+                      ON i.ident = m.ident WHERE m.type = 'identify')"""
+    traits = pivot(identifies, trait_cols, "lead_id", arg_max=True)
+    account = f"""
+        SELECT i.lead_id, ARG_MAX(m.account_id, STRUCT(m.k, m.message_id)) AS account_id
+        FROM {m} AS m JOIN {ids} AS i ON i.ident = m.ident
+        WHERE m.account_id IS NOT NULL AND m.type IN ('group', 'identify')
+        GROUP BY i.lead_id"""
+    return f"""
+        SELECT p.lead_id{''.join(', t.' + q(c) for c in trait_cols)}
+        {''.join(', t.' + q('has.' + k) for k in flags)},
+        la.account_id AS {q('account.id')}{''.join(', a.' + q(c) for c in account_cols)}
+        FROM (SELECT DISTINCT lead_id FROM {ids}) AS p
+        LEFT JOIN ({traits}) AS t ON t.lead_id = p.lead_id
+        LEFT JOIN ({account}) AS la ON la.lead_id = p.lead_id
+        LEFT JOIN {q(names.accounts)} AS a ON a.account_id = la.account_id"""
+
+
+# Pseudo keys of `lead_pivot` beside the traits' top-level keys (which hold no dot): the
+# lead itself (every identity's row sets it) and its account (a group / identify naming one).
+LEAD_KEY, ACCOUNT_KEY = ".", ".account"
+
+
+def lead_pivot(names: Names, trait_cols: list[str]) -> str:
+    """`lead_id`, per trait key its columns and `has.<key>` flag, `account.id`: one row per
+    lead, from ONE read of the identities (a statement that inlines each CTE reference, as
+    Spark's does, holds them once). Each identity with its identify and group messages, the
+    rows repeated per key they set (`pivot`'s way: the latest per lead and key by a window),
+    with two pseudo keys: the lead (so that a lead without such messages has its row) and
+    its account."""
+    keys: dict[str, list[str]] = {}
+    for c in trait_cols:
+        keys.setdefault(top_key(c), []).append(c)
+    sets = " ".join(
+        f"WHEN {s(k)} THEN m.type = 'identify' AND ("
+        + " OR ".join(f"m.{q(c)} IS NOT NULL" for c in found) + ")"
+        for k, found in keys.items())
+    values = ", ".join(f"({s(k)})" for k in [LEAD_KEY, ACCOUNT_KEY, *keys])
+    carried = "".join(f", m.{q(c)}" for c in trait_cols)
+    picks = [f"MAX(CASE WHEN w.key = {s(top_key(c))} THEN w.{q(c)} END) AS {q(c)}"
+             for c in trait_cols]
+    flags = [f"MAX(CASE WHEN w.key = {s(k)} THEN 1 ELSE 0 END) AS {q('has.' + k)}"
+             for k in sorted(keys)]
+    account = f"MAX(CASE WHEN w.key = {s(ACCOUNT_KEY)} THEN w.account_id END) AS " \
+        f"{q('account.id')}"
+    return f"""
+        SELECT w.lead_id{''.join(', ' + p for p in [*picks, *flags, account])}
+        FROM (
+          SELECT x.*, ROW_NUMBER() OVER (PARTITION BY lead_id, key ORDER BY k DESC,
+                                         message_id DESC) AS rn
+          FROM (SELECT i.lead_id, m.message_id, m.k, m.account_id, keys.key{carried}
+                FROM {q(names.ids)} AS i
+                LEFT JOIN {q(names.msg)} AS m
+                  ON m.ident = i.ident AND m.type IN ('identify', 'group')
+                CROSS JOIN (VALUES {values}) AS keys(key)
+                WHERE CASE keys.key WHEN {s(LEAD_KEY)} THEN TRUE
+                                    WHEN {s(ACCOUNT_KEY)} THEN m.account_id IS NOT NULL
+                                    {sets} ELSE FALSE END) AS x
+        ) AS w WHERE w.rn = 1
+        GROUP BY w.lead_id"""
