@@ -105,6 +105,19 @@ def test_rendered_sql_matches_its_fixture_and_parses_back(case: Any, dialect: st
     assert [e.alias_or_name for e in statements[0].expressions][:2] == ["lead_id", "model"]
 
 
+def test_redshift_replaces_a_pattern_without_postgresql_s_flag() -> None:
+    """Redshift's REGEXP_REPLACE takes a position as its fourth argument: PostgreSQL's `'g'`
+    there is refused by Redshift (sqlglot writes it for the dialects it derives from
+    PostgreSQL)."""
+    _, models, events, leads, as_of = CASES[-1]
+    sql = render(compile_scores(models, events, leads, as_of_us=as_of, dialect="redshift"),
+                 "redshift")
+    calls = list(sqlglot.parse_one(sql, read="redshift").find_all(exp.RegexpReplace))
+    assert calls and all(node.args.get("position") is None and node.args.get("modifiers")
+                         is None for node in calls)
+    assert "'g')" not in sql
+
+
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
 def test_every_dialect_gets_one_statement_with_create(dialect: str) -> None:
     _, models, events, leads, _ = CASES[-1]

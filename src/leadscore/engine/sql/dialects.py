@@ -181,6 +181,16 @@ def first_groups(plan: exp.Expr, dialect: Dialect, spelling: str) -> exp.Expr:
     return plan
 
 
+def replacements(plan: exp.Expr) -> exp.Expr:
+    """REGEXP_REPLACE(text, pattern, replacement) as Redshift spells it: sqlglot writes
+    PostgreSQL's `'g'` flag as a fourth argument, which Redshift reads as a position (and
+    refuses); Redshift replaces every match without it."""
+    for node in reversed(list(plan.find_all(exp.RegexpReplace, bfs=False))):
+        node.replace(exp.Anonymous(this="REGEXP_REPLACE", expressions=[
+            node.this.copy(), node.expression.copy(), node.args["replacement"].copy()]))
+    return plan
+
+
 class Postgres(Dialect):
     NAME = "postgres"
     HASH = "hashtextextended"
@@ -273,8 +283,8 @@ class Redshift(Dialect):
                             "CONVERT_TIMEZONE('UTC', __zone__, __value__))", naive, zone=zone)
 
     def finish(self, plan: exp.Expr) -> exp.Expr:
-        return first_groups(guarded_casts(integer_division(plan)), self,
-                            "REGEXP_SUBSTR(__value__, __more__, 1, 1, 'e')")
+        return replacements(first_groups(guarded_casts(integer_division(plan)), self,
+                                         "REGEXP_SUBSTR(__value__, __more__, 1, 1, 'e')"))
 
 
 DIALECTS: dict[str, Dialect] = {d.NAME: d for d in (
