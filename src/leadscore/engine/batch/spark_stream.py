@@ -104,7 +104,9 @@ def read_messages(spark: Any, sources: Sequence[str]) -> Messages:
     try:
         if lines:
             raw = spark.read.text(list(lines))
-            schema = spark.read.json(list(lines)).schema     # Spark infers it
+            # Spark infers it; a field null in every message is left out, as DuckDB reads
+            # it (Spark would make it text, and so an account trait set elsewhere text too)
+            schema = spark.read.option("dropFieldIfAllNull", "true").json(list(lines)).schema
             parsed = raw.selectExpr("value AS `_line`").withColumn(
                 "_m", _from_json("_line", schema))
             frames.append(parsed)
@@ -310,7 +312,11 @@ def _variant_leaves(path: Sequence[str], sub: tuple[str, ...], dtype: Any) -> li
         return [(name, f"try_variant_get(`_v`, {jp}, 'double')", "DOUBLE")]
     if kind == "string":
         return [(name, f"try_variant_get(`_v`, {jp}, 'string')", _STRING)]
-    return [(name, f"to_json(try_variant_get(`_v`, {jp}))", _STRING)]
+    # A list, or a field null in every object (its variant type VOID): JSON text, but a JSON
+    # null is no value (SQL NULL, as DuckDB's reader gives), not the text 'null'.
+    value = f"try_variant_get(`_v`, {jp})"
+    return [(name, f"CASE WHEN NOT is_variant_null({value}) THEN to_json({value}) END",
+             _STRING)]
 
 
 def _value_columns(expr: str, path: tuple[str, ...], name: str, dtype: Any,
