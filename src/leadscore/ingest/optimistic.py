@@ -43,8 +43,10 @@ Active = Callable[[Connection], list[ActiveModel]]
 
 def plan_call(db: Database, active: Active, decoded: DecodedStates, filters: Filters | None,
               messages: list[Message], now: int) -> Plans | None:
-    """The plans of a call's messages at `now` (µs), read and scored outside the write lock;
-    None where the call has a message that may link or merge leads (no plan could stand)."""
+    """The plans of a call's messages at `now` (µs), read and scored outside the write lock
+    (none where no lead could be planned), the saved states read decoded into `decoded` for
+    the ordinary path; None, having read nothing, where the call has a message that may link
+    or merge leads (no plan could stand) or no model is active."""
     if not messages or not all(plain(m) for m in messages):
         return None
     with db.read() as connection:
@@ -66,7 +68,7 @@ def plan_call(db: Database, active: Active, decoded: DecodedStates, filters: Fil
             ids.add(m.message_id)
             mine.setdefault(lead, []).append(m)
         rows = lead_store.load_many(connection, set(mine) - skipped)
-        saved = states_many(connection, set(rows), text=True)
+        saved = states_many(connection, set(mine), text=True)
         # Folded on states decoded here, not on those kept in `decoded`: those stay for the
         # ordinary path of a lead whose plan does not stand (decoded for it below).
         session = Session(db, connection, models, now, write=False, filters=filters)
@@ -92,7 +94,7 @@ def plan_call(db: Database, active: Active, decoded: DecodedStates, filters: Fil
     compiled = {name: (version, session.compiled(name)) for name, version in versions.items()}
     decoded.decode(((r.lead_id, r.model, r.model_version, r.state)
                     for states in saved.values() for r in states.values()), compiled)
-    return Plans(versions, plans) if plans else None
+    return Plans(versions, plans)
 
 
 def renames(message: Message, lead_id: str) -> bool:

@@ -167,7 +167,7 @@ def prepare_call(db: Database, active: Callable[[Connection], list[ActiveModel]]
         plans = plan_call(db, active, decoded, filters, pending.items, pending.now)
     if plans is None:
         prepare_messages(db, active, decoded, pending.items)
-    else:
+    elif plans.leads:       # else: no plan, the states it read are decoded all the same
         plans.outlook = outlook
         pending.prepared = plans
 
